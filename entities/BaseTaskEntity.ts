@@ -1,0 +1,142 @@
+import { AfterInsert, AfterLoad, BaseEntity, Column, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import type { TaskContext } from "../src/worker/context";
+// Lets SQLite create the 64-bit generated id (see the module for why it is needed).
+import "../src/dialect/sqliteIntegerKey";
+import { epochMillis } from "./transformers";
+
+/** The life of a task. A task waiting to retry is `pending` with a later `runAt`. */
+export type TaskStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** The statuses from which a task never moves again on its own. */
+export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "cancelled"];
+
+/** One failed attempt, as kept in a task's `errors` list. */
+export interface TaskErrorRecord {
+  attempt: number;
+  /** Epoch milliseconds (worker clock) when the attempt failed. */
+  at: number;
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+/**
+ * The base of every task. All task classes share one table, `ormq_tasks` (single-table
+ * inheritance); the `type` column holds each class's `@ChildEntity("key")`.
+ *
+ * A task class declares its own columns and `run()`, and its defaults as static properties:
+ *
+ * ```ts
+ * @ChildEntity("send_email")
+ * export class SendEmail extends BaseTaskEntity {
+ *   static queue = "emails";
+ *   static maxAttempts = 5;
+ *   @Column() to!: string;
+ *   async run(ctx: TaskContext) { return { sent: true }; }
+ * }
+ * await SendEmail.create({ to: "a@example.com" }).save(); // enqueues
+ * ```
+ *
+ * State columns (status, attempts, lockedBy, …) belong to the worker: change them through ormq's
+ * functions, never by saving a stale copy of the entity.
+ */
+@Entity("ormq_tasks")
+@TableInheritance({ column: { type: "varchar", name: "type", length: 255 } })
+// The claim scans this index in order: ready tasks, highest priority first, then oldest runAt,
+// then insertion order. ormq's migration creates it with `priority DESC`, which TypeORM's
+// decorators cannot express; synchronize compares only the name and the columns, so the two agree
+// and neither drops the other's index. Partial: only pending rows are ever claimed.
+@Index("ormq_tasks_claim", ["priority", "runAt", "id"], { where: `status = 'pending'` })
+// Named here so TypeORM does not add its own, hash-named index on the discriminator column.
+@Index("ormq_tasks_type", ["type"])
+export abstract class BaseTaskEntity extends BaseEntity {
+  /** Queue a task of this class goes to, unless set on the instance. */
+  static queue = "default";
+  /** Priority of this class's tasks, unless set on the instance. Higher runs first. */
+  static priority = 0;
+  /** Attempts before a task of this class gives up, unless set on the instance. */
+  static maxAttempts = 5;
+
+  /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
+  @PrimaryGeneratedColumn("increment", { type: "bigint" })
+  id!: string;
+
+  /** The discriminator: the key given to `@ChildEntity`. Set by TypeORM. */
+  @Column({ type: "varchar", length: 255 })
+  type!: string;
+
+  @Column({ type: "varchar", length: 255 })
+  queue!: string;
+
+  @Column({ type: "varchar", length: 16, default: "pending" })
+  status!: TaskStatus;
+
+  @Column({ type: "integer" })
+  priority!: number;
+
+  /** When the task becomes ready. Compared with the database's clock by the claim. */
+  @Column({ name: "run_at", type: "bigint", transformer: epochMillis })
+  runAt!: Date;
+
+  /** Attempts started so far; counted at claim, so the first run sees 1. */
+  @Column({ type: "integer", default: 0 })
+  attempts!: number;
+
+  @Column({ name: "max_attempts", type: "integer" })
+  maxAttempts!: number;
+
+  @Column({ name: "last_error", type: "text", nullable: true })
+  lastError!: string | null;
+
+  /** Each failed attempt's error, oldest first, capped to the most recent ones. */
+  @Column({ type: "simple-json", nullable: true })
+  errors!: TaskErrorRecord[] | null;
+
+  /** What `run()` returned, as JSON. */
+  @Column({ type: "simple-json", nullable: true })
+  result!: unknown;
+
+  @Column({ name: "created_at", type: "bigint", transformer: epochMillis })
+  createdAt!: Date;
+
+  @Column({ name: "updated_at", type: "bigint", transformer: epochMillis })
+  updatedAt!: Date;
+
+  @Column({ name: "started_at", type: "bigint", nullable: true, transformer: epochMillis })
+  startedAt!: Date | null;
+
+  @Column({ name: "finished_at", type: "bigint", nullable: true, transformer: epochMillis })
+  finishedAt!: Date | null;
+
+  /** The worker holding the task while it runs. */
+  @Column({ name: "locked_by", type: "varchar", length: 255, nullable: true })
+  lockedBy!: string | null;
+
+  /** End of the running worker's lease, by the database clock. */
+  @Column({ name: "locked_until", type: "bigint", nullable: true, transformer: epochMillis })
+  lockedUntil!: Date | null;
+
+  /** Per-task run time limit in milliseconds; overrides the class's. */
+  @Column({ name: "timeout_ms", type: "integer", nullable: true })
+  timeoutMs!: number | null;
+
+  /** Set when someone asks a running task to stop; the worker running it notices. */
+  @Column({ name: "cancel_requested_at", type: "bigint", nullable: true, transformer: epochMillis })
+  cancelRequestedAt!: Date | null;
+
+  /**
+   * Does the work. The returned value is stored in `result`; a thrown error counts as a failed
+   * attempt and is retried while attempts remain.
+   */
+  abstract run(ctx: TaskContext): Promise<unknown> | unknown;
+
+  /** Called in the worker after each failed attempt. Optional. */
+  error?(err: Error, ctx: TaskContext): Promise<void> | void;
+
+  // node-postgres returns bigint as a string, better-sqlite3 as a number: keep one type.
+  @AfterInsert()
+  @AfterLoad()
+  protected normalizeId(): void {
+    if (this.id !== undefined && this.id !== null && typeof this.id !== "string") this.id = String(this.id);
+  }
+}

@@ -1,0 +1,56 @@
+import { MigrationInterface, QueryRunner, Table } from "typeorm";
+
+/**
+ * Creates `ormq_tasks`, with the columns of BaseTaskEntity, on PostgreSQL and SQLite.
+ *
+ * Columns your own task classes add live in the same table: generate a migration for them with
+ * the TypeORM CLI as for any entity. The claim index is created with `priority DESC` (which the
+ * entity's decorator cannot say); synchronize sees the same name and columns and leaves it alone.
+ */
+export class OrmqInit1763900000000 implements MigrationInterface {
+  name = "OrmqInit1763900000000";
+
+  async up(runner: QueryRunner): Promise<void> {
+    const millis = { type: "bigint" } as const;
+    // SQLite allows AUTOINCREMENT only on INTEGER PRIMARY KEY, which is 64-bit there anyway.
+    const idType = runner.connection.options.type === "postgres" ? "bigint" : "integer";
+    await runner.createTable(
+      new Table({
+        name: "ormq_tasks",
+        columns: [
+          { name: "id", type: idType, isPrimary: true, isGenerated: true, generationStrategy: "increment" },
+          { name: "type", type: "varchar", length: "255" },
+          { name: "queue", type: "varchar", length: "255" },
+          { name: "status", type: "varchar", length: "16", default: "'pending'" },
+          { name: "priority", type: "integer" },
+          { name: "run_at", ...millis },
+          { name: "attempts", type: "integer", default: 0 },
+          { name: "max_attempts", type: "integer" },
+          { name: "last_error", type: "text", isNullable: true },
+          { name: "errors", type: "text", isNullable: true },
+          { name: "result", type: "text", isNullable: true },
+          { name: "created_at", ...millis },
+          { name: "updated_at", ...millis },
+          { name: "started_at", ...millis, isNullable: true },
+          { name: "finished_at", ...millis, isNullable: true },
+          { name: "locked_by", type: "varchar", length: "255", isNullable: true },
+          { name: "locked_until", ...millis, isNullable: true },
+          { name: "timeout_ms", type: "integer", isNullable: true },
+          { name: "cancel_requested_at", ...millis, isNullable: true },
+        ],
+      }),
+    );
+    await runner.query(`CREATE INDEX "ormq_tasks_type" ON "ormq_tasks" ("type")`);
+    // Ready tasks in claim order. The only index ormq's hot path needs; partial, so finished tasks
+    // (most of the table, in time) cost it nothing.
+    await runner.query(
+      `CREATE INDEX "ormq_tasks_claim" ON "ormq_tasks" ("priority" DESC, "run_at", "id") WHERE status = 'pending'`,
+    );
+  }
+
+  async down(runner: QueryRunner): Promise<void> {
+    await runner.query(`DROP INDEX "ormq_tasks_claim"`);
+    await runner.query(`DROP INDEX "ormq_tasks_type"`);
+    await runner.dropTable("ormq_tasks");
+  }
+}

@@ -1,0 +1,23 @@
+import type { DataSourceOptions } from "typeorm";
+import { ormqEntities } from "../entities";
+import { ormqMigrations } from "../migrations";
+import { ormqSubscribers } from "./subscriber";
+
+/** Where ormq looks for its database when none is given: `ORMQ_DATABASE_URL`, else this file. */
+export const DEFAULT_DATABASE = "./ormq.sqlite";
+
+/**
+ * DataSource options for a database URL: a `postgres://` (or `postgresql://`) URL, or a SQLite
+ * file path. ormq's entities, subscribers and migrations are included; add your task classes to
+ * `entities` (spread these options and extend the arrays).
+ */
+export function ormqDataSourceOptions(url: string = process.env.ORMQ_DATABASE_URL ?? DEFAULT_DATABASE): DataSourceOptions {
+  const common = {
+    entities: [...ormqEntities],
+    subscribers: [...ormqSubscribers],
+    migrations: [...ormqMigrations],
+  };
+  if (/^postgres(ql)?:\/\//.test(url)) return { type: "postgres", url, ...common };
+  // WAL lets readers and ormq's worker connection proceed while one connection writes.
+  return { type: "better-sqlite3", database: url.replace(/^sqlite:(\/\/)?/, ""), enableWAL: true, ...common };
+}

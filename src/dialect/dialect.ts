@@ -1,0 +1,60 @@
+/**
+ * The contract between the worker and a database. `postgres.ts` and `sqlite.ts` are the only
+ * modules that know which database is in use; they implement the same statements under the same
+ * names, and real differences are capability flags, not `if (postgres)` in shared code.
+ */
+
+/** A row of `ormq_tasks` as the database returns it (column names, driver value types). */
+export type TaskRow = Record<string, unknown>;
+
+/** What a worker asks for when it claims. */
+export interface ClaimRequest {
+  /** Discriminator keys the worker can run. A row of any other type is left alone. */
+  types: readonly string[];
+  /** Queues to take from; `null` takes from every queue. */
+  queues: readonly string[] | null;
+  /** At most this many tasks. */
+  limit: number;
+  /** Lease length: the task's `locked_until` becomes the database's now plus this. */
+  leaseMs: number;
+}
+
+/**
+ * One finished attempt, written back as one guarded UPDATE: it only takes effect while the task is
+ * still `running`, held by this worker, on the same attempt. Built by the constructors in
+ * `../worker/outcome.ts`.
+ */
+export interface Completion {
+  id: string;
+  /** The task's `attempts` at claim: a later claim of the same task is a different attempt. */
+  attempt: number;
+  status: "succeeded" | "failed" | "pending" | "cancelled";
+  /** JSON text of the result, or null. */
+  result: string | null;
+  /** New `last_error`, or null to keep it. */
+  lastError: string | null;
+  /** JSON text of the new `errors` list, or null to keep it. */
+  errors: string | null;
+  /** For `pending`: the task is due this long after the database's now. */
+  delayMs: number | null;
+  /** Hand back: the attempt did not really run, so it does not count. */
+  refundAttempt: boolean;
+}
+
+/** Called when tasks may have become ready; `queues` narrows it when known. */
+export type WakeHandler = (queues: readonly string[] | null) => void;
+
+/** A database as the worker sees it. */
+export interface Dialect {
+  readonly name: "postgres" | "sqlite";
+  /** This worker's id, stamped on the tasks it holds. */
+  readonly workerId: string;
+  /** Marks up to `limit` ready tasks running for this worker and returns their rows. */
+  claim(request: ClaimRequest): Promise<TaskRow[]>;
+  /** Writes finished attempts; returns the ids whose guarded UPDATE took effect. */
+  complete(completions: readonly Completion[]): Promise<Set<string>>;
+  /** Starts telling `onWake` when new tasks may be ready (LISTEN, or a cheap change check). */
+  listen(onWake: WakeHandler): Promise<void>;
+  /** Stops listening and releases the dialect's own connections. The DataSource stays open. */
+  close(): Promise<void>;
+}

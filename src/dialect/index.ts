@@ -1,0 +1,46 @@
+import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { OrmqConfigurationError } from "../errors";
+import type { Logger } from "../logger";
+import type { Dialect } from "./dialect";
+import { notifyNewTasks, PostgresDialect } from "./postgres";
+import { SqliteDialect, sqliteTransaction } from "./sqlite";
+
+export type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
+
+type DialectName = "postgres" | "sqlite";
+
+/** Which ormq dialect serves a DataSource; any other driver is a clear error. */
+export function dialectOf(dataSource: DataSource): DialectName {
+  const type = dataSource.options.type;
+  if (type === "postgres") return "postgres";
+  if (type === "better-sqlite3") return "sqlite";
+  throw new OrmqConfigurationError(`ormq supports the "postgres" and "better-sqlite3" drivers, not "${type}"`);
+}
+
+/** Opens the worker-side dialect for a DataSource. */
+export function createDialect(dataSource: DataSource, workerId: string, logger: Logger): Dialect {
+  const metadata = dataSource.getMetadata(BaseTaskEntity);
+  const driver = dataSource.driver;
+  const table = [metadata.schema, metadata.tableName]
+    .filter((part): part is string => !!part)
+    .map((part) => driver.escape(part))
+    .join(".");
+  return dialectOf(dataSource) === "postgres"
+    ? new PostgresDialect(dataSource, table, workerId, logger)
+    : new SqliteDialect(dataSource, table, workerId, logger);
+}
+
+/** Announces new tasks from inside the inserting transaction (PostgreSQL NOTIFY; SQLite: nothing). */
+export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner, queues: readonly string[]): Promise<void> {
+  if (dialectOf(dataSource) === "postgres") await notifyNewTasks((sql, params) => runner.query(sql, params), queues);
+}
+
+/**
+ * Runs `fn` in a transaction on the DataSource. On SQLite this is serialized with every other
+ * `transaction()` in the process and begins IMMEDIATE (see `sqliteTransaction`); on PostgreSQL it
+ * is `dataSource.transaction(fn)`.
+ */
+export function transaction<T>(dataSource: DataSource, fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+  return dialectOf(dataSource) === "postgres" ? dataSource.transaction(fn) : sqliteTransaction(dataSource, fn);
+}

@@ -1,0 +1,247 @@
+import Database from "better-sqlite3";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import { OrmqConfigurationError } from "../errors";
+import type { Logger } from "../logger";
+import type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
+
+/** How often an idle worker checks whether another connection committed (`PRAGMA data_version`). */
+const CHANGE_CHECK_MS = 50;
+
+/**
+ * SQLite: the worker's own statements run on a second better-sqlite3 connection to the same file,
+ * never on TypeORM's.
+ *
+ * Why a second connection: TypeORM's better-sqlite3 driver has one connection per DataSource, and
+ * two transactions on it at once fail or nest as savepoints; ormq's claim and completion would
+ * collide with the application's and the tasks' own transactions. Each ormq transaction here runs
+ * synchronously from BEGIN IMMEDIATE to COMMIT, so within this process it can never be seen half
+ * done, and it never waits: the busy timeout is zero and a busy database is retried
+ * asynchronously, because SQLite's busy wait is synchronous and would stall the whole event loop
+ * (and with it the connection that holds the lock, if that is in this process).
+ * WAL lets the connections, and other processes, read while one writes.
+ */
+export class SqliteDialect implements Dialect {
+  readonly name = "sqlite" as const;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private changeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    dataSource: DataSource,
+    private readonly table: string,
+    readonly workerId: string,
+    private readonly logger: Logger,
+  ) {
+    const file = String((dataSource.options as { database?: unknown }).database ?? "");
+    if (file === "" || file === ":memory:") {
+      throw new OrmqConfigurationError(
+        "an ormq worker on SQLite needs a database file, not an in-memory database: set `database` to a path",
+      );
+    }
+    this.db = new Database(file, { timeout: 0 });
+    this.retryBusy(() => this.db.pragma("journal_mode = WAL"));
+    // In WAL mode NORMAL loses no committed transaction on a process crash; on power loss the last
+    // few completions may roll back, and those tasks are then run again (at least once holds).
+    this.db.pragma("synchronous = NORMAL");
+  }
+
+  async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    const typeMarks = request.types.map(() => "?").join(", ");
+    const queueFilter = request.queues ? `AND queue IN (${request.queues.map(() => "?").join(", ")})` : "";
+    const sql = `
+      UPDATE ${this.table}
+      SET status = 'running', attempts = attempts + 1, locked_by = @worker,
+          locked_until = @now + @lease, started_at = @now, updated_at = @now
+      WHERE status = 'pending' AND id IN (
+        SELECT id FROM ${this.table}
+        WHERE status = 'pending' AND run_at <= @now AND type IN (${typeMarks}) ${queueFilter}
+        ORDER BY priority DESC, run_at, id
+        LIMIT @limit
+      )
+      RETURNING *`;
+    const stmt = this.prepare(sql);
+    const rows = await this.write(() =>
+      stmt.all(...request.types, ...(request.queues ?? []), {
+        worker: this.workerId,
+        now: Date.now(),
+        lease: request.leaseMs,
+        limit: request.limit,
+      }),
+    );
+    // RETURNING gives no order; run in claim order.
+    return (rows as TaskRow[]).sort(compareClaimOrder);
+  }
+
+  async complete(completions: readonly Completion[]): Promise<Set<string>> {
+    const stmt = this.prepare(`
+      UPDATE ${this.table}
+      SET status = @status,
+          result = @result,
+          last_error = COALESCE(@lastError, last_error),
+          errors = COALESCE(@errors, errors),
+          attempts = attempts - @refund,
+          run_at = CASE WHEN @delayMs IS NULL THEN run_at ELSE @now + @delayMs END,
+          finished_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
+          updated_at = @now,
+          locked_by = NULL, locked_until = NULL
+      WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt`);
+    return this.write(() => {
+      const applied = new Set<string>();
+      const now = Date.now();
+      for (const c of completions) {
+        const info = stmt.run({
+          id: c.id,
+          attempt: c.attempt,
+          status: c.status,
+          result: c.result,
+          lastError: c.lastError,
+          errors: c.errors,
+          delayMs: c.delayMs,
+          refund: c.refundAttempt ? 1 : 0,
+          now,
+          worker: this.workerId,
+        });
+        if (info.changes === 1) applied.add(c.id);
+      }
+      return applied;
+    });
+  }
+
+  async listen(onWake: WakeHandler): Promise<void> {
+    // data_version changes when another connection (TypeORM's in this process, or another process)
+    // commits: a cheap way to notice enqueues without polling the table.
+    let version = this.db.pragma("data_version", { simple: true });
+    this.changeTimer = setInterval(() => {
+      try {
+        const now = this.db.pragma("data_version", { simple: true });
+        if (now !== version) {
+          version = now;
+          onWake(null);
+        }
+      } catch (err) {
+        this.logger.warn({ err }, "SQLite change check failed");
+      }
+    }, CHANGE_CHECK_MS);
+    this.changeTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.changeTimer) clearInterval(this.changeTimer);
+    this.changeTimer = undefined;
+    if (this.db.open) this.db.close();
+  }
+
+  private prepare(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /**
+   * Runs `fn` in one immediate transaction, synchronously. When the database is busy (another
+   * connection writes), waits a little without blocking the event loop and tries again: a result
+   * is never dropped because the disk was busy.
+   */
+  private async write<T>(fn: () => T): Promise<T> {
+    const tx = this.db.transaction(fn);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return tx.immediate();
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        if (attempt > 0 && attempt % 200 === 0) this.logger.warn({ attempt }, "SQLite database busy; still retrying");
+        await sleep(busyDelay(attempt));
+      }
+    }
+  }
+
+  /** For set-up statements run before the worker starts: same retry, synchronous sleep is fine. */
+  private retryBusy<T>(fn: () => T): T {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || attempt > 500) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, busyDelay(attempt));
+      }
+    }
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/** 1 ms growing to 25 ms, with jitter so competing processes spread out. */
+function busyDelay(attempt: number): number {
+  const cap = Math.min(25, 1 + attempt * 2);
+  return 1 + Math.random() * cap;
+}
+
+function compareClaimOrder(a: TaskRow, b: TaskRow): number {
+  return (
+    Number(b.priority) - Number(a.priority) || Number(a.run_at) - Number(b.run_at) || Number(a.id) - Number(b.id)
+  );
+}
+
+/** Per DataSource: the tail of the chain of transactions waiting their turn. */
+const transactionTails = new WeakMap<DataSource, Promise<void>>();
+/** The manager of the ormq transaction this async call chain is inside, if any. */
+const currentTransaction = new AsyncLocalStorage<{ dataSource: DataSource; manager: EntityManager }>();
+
+/**
+ * A transaction on TypeORM's better-sqlite3 connection, safe to call from many tasks at once.
+ *
+ * That driver has a single connection per DataSource, so two transactions open at once fail or
+ * nest as savepoints of each other: here they wait their turn instead. A call made inside one
+ * joins it rather than waiting for itself. The transaction begins IMMEDIATE: a deferred BEGIN
+ * that reads and later writes fails with SQLITE_BUSY, without waiting, if another connection (a
+ * worker's, another process's) wrote in between.
+ */
+export async function sqliteTransaction<T>(dataSource: DataSource, fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+  const outer = currentTransaction.getStore();
+  if (outer && outer.dataSource === dataSource) return fn(outer.manager);
+
+  const previous = transactionTails.get(dataSource) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => (release = resolve));
+  transactionTails.set(dataSource, previous.then(() => mine));
+  await previous;
+  try {
+    const runner = dataSource.createQueryRunner();
+    await beginImmediate(runner);
+    try {
+      const result = await currentTransaction.run({ dataSource, manager: runner.manager }, () => fn(runner.manager));
+      await runner.commitTransaction();
+      return result;
+    } catch (err) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      throw err;
+    }
+  } finally {
+    release();
+  }
+}
+
+/** TypeORM's startTransaction (events, depth bookkeeping), but with BEGIN IMMEDIATE. */
+async function beginImmediate(runner: QueryRunner): Promise<void> {
+  if (runner.isTransactionActive) return runner.startTransaction(); // a savepoint inside the app's own
+  const query = runner.query;
+  runner.query = ((sql: string, ...rest: unknown[]) =>
+    (query as (...args: unknown[]) => Promise<unknown>).call(
+      runner,
+      sql === "BEGIN TRANSACTION" ? "BEGIN IMMEDIATE TRANSACTION" : sql,
+      ...rest,
+    )) as QueryRunner["query"];
+  try {
+    await runner.startTransaction();
+  } finally {
+    delete (runner as { query?: unknown }).query; // back to the prototype's method
+  }
+}

@@ -1,0 +1,24 @@
+import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSqliteDriver";
+
+/**
+ * ormq_tasks.id is `bigint` so that PostgreSQL stores 64-bit ids. SQLite allows AUTOINCREMENT
+ * only on a column typed exactly INTEGER PRIMARY KEY (which is 64-bit there), and TypeORM writes
+ * `bigint PRIMARY KEY AUTOINCREMENT`, which SQLite rejects, so synchronize and migration:generate
+ * would fail on any SQLite database. This maps a generated increment `bigint` primary key to
+ * `integer` on the SQLite drivers: it only changes DDL that SQLite would refuse, and it makes the
+ * schema TypeORM computes match what ormq's migration creates.
+ */
+const PATCHED = Symbol.for("ormq.sqliteIntegerKey");
+const proto = AbstractSqliteDriver.prototype as unknown as Record<PropertyKey, unknown> & {
+  normalizeType(column: { type?: unknown; isPrimary?: boolean; isGenerated?: boolean; generationStrategy?: string }): string;
+};
+if (!proto[PATCHED]) {
+  const original = proto.normalizeType;
+  proto.normalizeType = function (column) {
+    if (column.type === "bigint" && column.isPrimary && column.isGenerated && column.generationStrategy === "increment") {
+      return "integer";
+    }
+    return original.call(this, column);
+  };
+  proto[PATCHED] = true;
+}

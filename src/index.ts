@@ -1,0 +1,31 @@
+/**
+ * ormq: a task queue in which every kind of task is a TypeORM entity.
+ * This module is the one public entry point.
+ */
+import "reflect-metadata";
+
+export {
+  BaseTaskEntity,
+  FINISHED_STATUSES,
+  ormqEntities,
+  epochMillis,
+  type TaskStatus,
+  type TaskErrorRecord,
+} from "../entities";
+export { ormqMigrations } from "../migrations";
+export { ormqSubscribers, TaskSubscriber } from "./subscriber";
+export { processOne, processN, processForever } from "./worker/process";
+export type { WorkerOptions } from "./worker/options";
+export type { ProcessSummary } from "./worker/worker";
+export type { TaskContext } from "./worker/context";
+export type { TaskClass } from "./registry";
+export type { Logger } from "./logger";
+export { transaction } from "./dialect";
+export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./retry/backoff";
+export {
+  OrmqError,
+  OrmqConfigurationError,
+  TaskDefinitionError,
+  WorkerShutdownError,
+} from "./errors";
+export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";

@@ -1,0 +1,84 @@
+import { DataSource, EntityMetadata, getMetadataArgsStorage } from "typeorm";
+import { BaseTaskEntity } from "../entities/BaseTaskEntity";
+import { OrmqConfigurationError, TaskDefinitionError } from "./errors";
+
+/** A concrete or abstract task class: `BaseTaskEntity` or one of its `@ChildEntity` subclasses. */
+export type TaskClass<T extends BaseTaskEntity = BaseTaskEntity> = (abstract new () => T) & typeof BaseTaskEntity;
+
+/** A runnable task type: its discriminator key, class and TypeORM metadata. */
+export interface TaskType {
+  key: string;
+  cls: TaskClass;
+  metadata: EntityMetadata;
+}
+
+/**
+ * The task classes a DataSource knows, by discriminator key. Built once per DataSource and checked
+ * then, so a badly declared class fails at start-up with a message naming it, not mid-run.
+ */
+export class TaskRegistry {
+  private static readonly cache = new WeakMap<DataSource, TaskRegistry>();
+
+  /** Every registered task type, by key. Abstract classes (no `run()`) are not here. */
+  readonly byKey = new Map<string, TaskType>();
+
+  private constructor(readonly dataSource: DataSource) {
+    if (!dataSource.isInitialized) {
+      throw new OrmqConfigurationError("the DataSource is not initialized: call dataSource.initialize() first");
+    }
+    if (!dataSource.hasMetadata(BaseTaskEntity)) {
+      throw new OrmqConfigurationError(
+        "BaseTaskEntity is not among this DataSource's entities: add ...ormqEntities to its `entities`",
+      );
+    }
+    const explicitKeys = new Map(getMetadataArgsStorage().discriminatorValues.map((d) => [d.target, d.value]));
+    const base = dataSource.getMetadata(BaseTaskEntity);
+    for (const metadata of allChildren(base)) {
+      const cls = metadata.target as TaskClass;
+      if (!explicitKeys.has(cls)) {
+        throw new TaskDefinitionError(
+          `task class ${cls.name} has no discriminator key: declare it as @ChildEntity("some_key"); ` +
+            "the class-name default changes on rename or minification and orphans stored tasks",
+        );
+      }
+      if (typeof cls.prototype.run !== "function") continue; // an abstract intermediate class
+      const key = String(metadata.discriminatorValue);
+      this.byKey.set(key, { key, cls, metadata });
+    }
+  }
+
+  /** The registry of a DataSource, built and checked on first use. */
+  static for(dataSource: DataSource): TaskRegistry {
+    let registry = TaskRegistry.cache.get(dataSource);
+    if (!registry) {
+      registry = new TaskRegistry(dataSource);
+      TaskRegistry.cache.set(dataSource, registry);
+    }
+    return registry;
+  }
+
+  /**
+   * The types a worker for `cls` runs: the class itself and its subclasses; every registered type
+   * for `BaseTaskEntity`.
+   */
+  typesFor(cls: TaskClass): TaskType[] {
+    if (cls !== BaseTaskEntity && !this.dataSource.hasMetadata(cls)) {
+      throw new OrmqConfigurationError(`task class ${cls.name} is not among this DataSource's entities`);
+    }
+    const types = [...this.byKey.values()].filter((t) => t.cls === cls || t.cls.prototype instanceof cls);
+    if (types.length === 0) {
+      throw new TaskDefinitionError(`task class ${cls.name} has no runnable type: it, or a subclass, must define run()`);
+    }
+    return types;
+  }
+}
+
+/** Every descendant of a metadata, once each (TypeORM may list grandchildren at either level). */
+function allChildren(metadata: EntityMetadata, seen = new Set<EntityMetadata>()): EntityMetadata[] {
+  for (const child of metadata.childEntityMetadatas) {
+    if (seen.has(child)) continue;
+    seen.add(child);
+    allChildren(child, seen);
+  }
+  return [...seen];
+}

@@ -1,0 +1,103 @@
+import {
+  EntitySubscriberInterface,
+  EventSubscriber,
+  InsertEvent,
+  ObjectLiteral,
+  QueryRunner,
+  TransactionCommitEvent,
+  TransactionRollbackEvent,
+} from "typeorm";
+import { BaseTaskEntity } from "../entities/BaseTaskEntity";
+import { announceNewTasks } from "./dialect";
+import { TaskDefinitionError } from "./errors";
+import { TaskRegistry } from "./registry";
+import { announceCommitted } from "./wakeup";
+
+/** Queues that got tasks in the transaction open on a query runner, and those already announced. */
+interface PendingAnnouncement {
+  queues: Set<string>;
+  notified: Set<string>;
+}
+const pending = new WeakMap<QueryRunner, PendingAnnouncement>();
+
+/**
+ * Applies a task class's defaults at insert and announces new tasks once per transaction, when it
+ * commits. Register it with `subscribers: [...ormqSubscribers]`.
+ *
+ * Defaults are applied here rather than in an entity listener because a subscriber also sees
+ * `insert()` and plain objects, which entity listeners skip.
+ */
+@EventSubscriber()
+export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity> {
+  listenTo() {
+    return BaseTaskEntity;
+  }
+
+  beforeInsert(event: InsertEvent<BaseTaskEntity>): void {
+    const cls = event.metadata.target;
+    if (cls === BaseTaskEntity) {
+      throw new TaskDefinitionError(
+        "a task must be saved as an instance of its task class (SendEmail.create({...}).save()), " +
+          "not as a plain object through the BaseTaskEntity repository",
+      );
+    }
+    TaskRegistry.for(event.connection); // a badly declared task class fails here, with its name
+    applyDefaults(event.entity as unknown as ObjectLiteral, cls as typeof BaseTaskEntity);
+  }
+
+  async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
+    const queue = (event.entity as { queue?: string }).queue ?? "default";
+    const runner = event.queryRunner;
+    if (!runner.isTransactionActive) {
+      // Autocommitted already: announce now.
+      await announceNewTasks(event.connection, runner, [queue]);
+      announceCommitted(event.connection, [queue]);
+      return;
+    }
+    let state = pending.get(runner);
+    if (!state) pending.set(runner, (state = { queues: new Set(), notified: new Set() }));
+    state.queues.add(queue);
+  }
+
+  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
+    const state = pending.get(event.queryRunner);
+    if (!state) return;
+    const fresh = [...state.queues].filter((q) => !state.notified.has(q));
+    if (fresh.length === 0) return;
+    // Inside the transaction: PostgreSQL delivers the NOTIFY at commit, or drops it on rollback.
+    await announceNewTasks(event.connection, event.queryRunner, fresh);
+    for (const q of fresh) state.notified.add(q);
+  }
+
+  afterTransactionCommit(event: TransactionCommitEvent): void {
+    const state = pending.get(event.queryRunner);
+    // A released savepoint is not a commit: wait for the outermost one.
+    if (!state || event.queryRunner.isTransactionActive) return;
+    pending.delete(event.queryRunner);
+    announceCommitted(event.connection, [...state.queues]);
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    if (!event.queryRunner.isTransactionActive) pending.delete(event.queryRunner);
+  }
+}
+
+/** ormq's subscribers, to spread into a DataSource's `subscribers`. */
+export const ormqSubscribers = [TaskSubscriber];
+
+/**
+ * Precedence: a value set on the instance before save(), then the class's static (a subclass
+ * overrides its parent), then ormq's default (the statics on BaseTaskEntity).
+ */
+function applyDefaults(entity: ObjectLiteral, cls: typeof BaseTaskEntity): void {
+  const now = Date.now();
+  entity.queue ??= cls.queue;
+  entity.priority ??= cls.priority;
+  entity.maxAttempts ??= cls.maxAttempts;
+  entity.status ??= "pending";
+  entity.attempts ??= 0;
+  entity.runAt ??= new Date(now);
+  entity.createdAt ??= new Date(now);
+  entity.updatedAt ??= new Date(now);
+  entity.errors ??= [];
+}

@@ -1,0 +1,88 @@
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { OrmqConfigurationError } from "../errors";
+import { getDefaultLogger, type Logger } from "../logger";
+import type { TaskClass } from "../registry";
+
+/** Options of `processOne`, `processN` and `processForever`. */
+export interface WorkerOptions {
+  /** The DataSource to work on. Default: the one the task class is bound to (BaseEntity). */
+  dataSource?: DataSource;
+  /** Queues to take tasks from. Default: every queue. */
+  queues?: string[];
+  /** Tasks run at once. Default 10. */
+  concurrency?: number;
+  /** Most tasks taken by one claim. Default: the concurrency. */
+  batchSize?: number;
+  /** How often an idle worker looks for tasks when no wake-up came. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** On stop, how long running tasks may finish before their signal aborts. Default 10000 ms. */
+  gracePeriodMs?: number;
+  /** How long a claimed task is held before another worker may rescue it. Default 30000 ms. */
+  leaseMs?: number;
+  /** Stops the worker when aborted (gracefully, as SIGTERM does). */
+  signal?: AbortSignal;
+  /** Where ormq logs. Default: pino at `ORMQ_LOG_LEVEL` or `info`. */
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  dataSource: DataSource;
+  queues: string[] | null;
+  concurrency: number;
+  batchSize: number;
+  pollIntervalMs: number;
+  gracePeriodMs: number;
+  leaseMs: number;
+  signal: AbortSignal | undefined;
+  logger: Logger;
+}
+
+/** Fills in defaults and rejects bad values with a message that names the option. */
+export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): ResolvedOptions {
+  const dataSource = options.dataSource ?? boundDataSource(cls);
+  if (!dataSource) {
+    throw new OrmqConfigurationError(
+      `no DataSource for ${cls.name}: pass { dataSource } or initialize a DataSource whose entities include it`,
+    );
+  }
+  const concurrency = positiveInteger("concurrency", options.concurrency ?? 10);
+  const queues = options.queues ?? null;
+  if (queues !== null) {
+    if (!Array.isArray(queues) || queues.length === 0) throw new OrmqConfigurationError("option `queues` must be a non-empty array of queue names");
+    for (const q of queues) {
+      if (typeof q !== "string" || q.trim() === "") throw new OrmqConfigurationError(`option \`queues\` has an empty or non-string name: ${JSON.stringify(q)}`);
+    }
+  }
+  return {
+    dataSource,
+    queues,
+    concurrency,
+    batchSize: positiveInteger("batchSize", options.batchSize ?? concurrency),
+    pollIntervalMs: positiveInteger("pollIntervalMs", options.pollIntervalMs ?? 1_000),
+    gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000),
+    leaseMs: positiveInteger("leaseMs", options.leaseMs ?? 30_000),
+    signal: options.signal,
+    logger: options.logger ?? getDefaultLogger(),
+  };
+}
+
+function boundDataSource(cls: TaskClass): DataSource | undefined {
+  // BaseEntity keeps the DataSource its class was registered with in a static property.
+  const own = (cls as unknown as { dataSource?: DataSource | null }).dataSource;
+  return own ?? (BaseTaskEntity as unknown as { dataSource?: DataSource | null }).dataSource ?? undefined;
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1) {
+    throw new OrmqConfigurationError(`option \`${name}\` must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value as number;
+}
+
+function nonNegativeInteger(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 0) {
+    throw new OrmqConfigurationError(`option \`${name}\` must be an integer of 0 or more, got ${JSON.stringify(value)}`);
+  }
+  return value as number;
+}

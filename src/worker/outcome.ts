@@ -1,0 +1,54 @@
+import type { BaseTaskEntity, TaskErrorRecord } from "../../entities/BaseTaskEntity";
+import type { Completion } from "../dialect";
+
+/** How many of a task's most recent errors its `errors` list keeps. */
+export const ERRORS_KEPT = 20;
+
+/**
+ * Small constructors for the one write that ends an attempt. Each outcome is exactly one
+ * `Completion`, written by the completer with the same guard.
+ */
+export function succeeded(task: BaseTaskEntity, result: unknown): Completion {
+  return base(task, "succeeded", { result: result === undefined ? null : JSON.stringify(result) });
+}
+
+/** The attempt failed and the task runs again after `delayMs`. */
+export function retryLater(task: BaseTaskEntity, err: Error, delayMs: number): Completion {
+  return base(task, "pending", { ...errorFields(task, err), delayMs });
+}
+
+/** The attempt failed and the task gives up for good. */
+export function failedForGood(task: BaseTaskEntity, err: Error): Completion {
+  return base(task, "failed", errorFields(task, err));
+}
+
+/** The attempt did not really happen (shutdown): back to pending, the attempt not counted. */
+export function handedBack(task: BaseTaskEntity): Completion {
+  return base(task, "pending", { refundAttempt: true });
+}
+
+function base(task: BaseTaskEntity, status: Completion["status"], fields: Partial<Completion>): Completion {
+  return {
+    id: task.id,
+    attempt: task.attempts,
+    status,
+    result: null,
+    lastError: null,
+    errors: null,
+    delayMs: null,
+    refundAttempt: false,
+    ...fields,
+  };
+}
+
+function errorFields(task: BaseTaskEntity, err: Error): Pick<Completion, "lastError" | "errors"> {
+  const record: TaskErrorRecord = {
+    attempt: task.attempts,
+    at: Date.now(),
+    name: err.name,
+    message: err.message,
+    stack: err.stack,
+  };
+  const errors = [...(task.errors ?? []), record].slice(-ERRORS_KEPT);
+  return { lastError: err.stack ?? `${err.name}: ${err.message}`, errors: JSON.stringify(errors) };
+}

@@ -1,0 +1,49 @@
+import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { TaskClass } from "../registry";
+import { resolveOptions, type WorkerOptions } from "./options";
+import { Worker, type ProcessSummary } from "./worker";
+
+/**
+ * Runs at most `n` attempts of `taskClass`'s tasks (and its subclasses'; every type for
+ * BaseTaskEntity), never claiming more than `n` minus those in flight. Resolves when `n` attempts
+ * have finished, or when no task is ready and none is running.
+ */
+export async function processN(taskClass: TaskClass, n: number, options?: WorkerOptions): Promise<ProcessSummary> {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`processN: n must be an integer of 0 or more, got ${n}`);
+  const worker = new Worker(taskClass, resolveOptions(taskClass, options), n);
+  return worker.run();
+}
+
+/** Runs one ready task, if any; resolves with it as it is after the attempt, or null. */
+export async function processOne<T extends BaseTaskEntity>(taskClass: TaskClass<T>, options?: WorkerOptions): Promise<T | null> {
+  const resolved = resolveOptions(taskClass, { ...options, concurrency: 1, batchSize: 1 });
+  const worker = new Worker(taskClass, resolved, 1);
+  await worker.run();
+  if (worker.lastTaskId === undefined) return null;
+  return (await resolved.dataSource.getRepository<T>(taskClass).findOneBy({ id: worker.lastTaskId } as never)) ?? null;
+}
+
+/**
+ * Runs tasks until `options.signal` aborts or the process receives SIGINT or SIGTERM. It then
+ * stops claiming, gives running tasks the grace period, aborts their signal, and hands back what
+ * it could not finish. A second SIGINT/SIGTERM skips the rest of the grace period.
+ */
+export async function processForever(taskClass: TaskClass, options?: WorkerOptions): Promise<ProcessSummary> {
+  const resolved = resolveOptions(taskClass, options);
+  const worker = new Worker(taskClass, resolved, Infinity);
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    signals++;
+    resolved.logger.info({ signal: name }, signals === 1 ? "stopping" : "stopping now");
+    worker.stop();
+    if (signals > 1) worker.skipGrace();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await worker.run();
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

@@ -1,0 +1,251 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { createDialect, transaction, type Dialect, type TaskRow } from "../dialect";
+import { OrmqConfigurationError, WorkerShutdownError } from "../errors";
+import type { Logger } from "../logger";
+import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
+import { TaskSubscriber } from "../subscriber";
+import { onCommitted } from "../wakeup";
+import { Completer } from "./completer";
+import type { TaskContext } from "./context";
+import { executeAttempt } from "./executor";
+import { hydrate } from "./hydrate";
+import type { ResolvedOptions } from "./options";
+import { handedBack } from "./outcome";
+
+/** What a worker did: attempts finished, and how they ended. */
+export interface ProcessSummary {
+  /** Attempts that finished (succeeded, failed or will retry). */
+  processed: number;
+  succeeded: number;
+  /** Tasks that gave up for good. */
+  failed: number;
+  /** Attempts that failed and will run again. */
+  retried: number;
+}
+
+/** After the grace period and the abort, how long run() has to settle before it is abandoned. */
+const ABANDON_AFTER_ABORT_MS = 2_000;
+/** A worker that cannot claim (database down) backs off up to this long between tries. */
+const MAX_CLAIM_BACKOFF_MS = 5_000;
+
+interface RunningTask {
+  task: BaseTaskEntity;
+  controller: AbortController;
+  done: Promise<void>;
+  /** Handed back at shutdown while run() was still going: its late outcome is ignored. */
+  abandoned: boolean;
+}
+
+/**
+ * The claim loop: claims ready tasks while it has free slots, runs each on the event loop, and
+ * hands each outcome to the completer. It sleeps when nothing is ready, until a wake-up (a new
+ * task announced, a slot freed) or the poll interval.
+ */
+export class Worker {
+  readonly id = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  private readonly running = new Map<string, RunningTask>();
+  private readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0 };
+  private readonly logger: Logger;
+  private claimedTotal = 0;
+  private stopRequested = false;
+  private stopNow: (() => void) | undefined;
+  private readonly stopped = new Promise<void>((resolve) => (this.stopNow = resolve));
+  private woken = false;
+  private wakeSleeper: (() => void) | undefined;
+  /** The last task this worker claimed (processOne reports it). */
+  lastTaskId: string | undefined;
+
+  constructor(
+    private readonly taskClass: TaskClass,
+    private readonly options: ResolvedOptions,
+    /** Claim at most this many tasks in all, then finish (processN); Infinity runs until stopped. */
+    private readonly limit: number,
+  ) {
+    this.logger = options.logger.child({ workerId: this.id });
+  }
+
+  private endGrace: (() => void) | undefined;
+  private readonly graceEnded = new Promise<void>((resolve) => (this.endGrace = resolve));
+
+  /** Ends the grace period at once: running tasks' signals abort now. */
+  skipGrace(): void {
+    this.endGrace?.();
+  }
+
+  /** Asks the worker to stop: no more claims, running tasks get the grace period. */
+  stop(): void {
+    if (this.stopRequested) return;
+    this.stopRequested = true;
+    this.stopNow?.();
+    this.wake();
+  }
+
+  /** Runs until the limit is reached and no task is ready, or until stopped. */
+  async run(): Promise<ProcessSummary> {
+    const { dataSource, signal } = this.options;
+    const registry = TaskRegistry.for(dataSource);
+    const types = registry.typesFor(this.taskClass);
+    if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
+      throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");
+    }
+    const typeByKey = new Map(types.map((t) => [t.key, t]));
+    const dialect = createDialect(dataSource, this.id, this.logger);
+    const completer = new Completer(dialect, this.logger);
+    const onAbort = () => this.stop();
+    signal?.addEventListener("abort", onAbort);
+    if (signal?.aborted) this.stop();
+    const unsubscribe = onCommitted(dataSource, (queues) => this.onAnnounced(queues));
+    try {
+      await dialect.listen((queues) => this.onAnnounced(queues));
+      this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
+      await this.claimLoop(dialect, completer, typeByKey);
+      await this.finishRunning(completer);
+    } finally {
+      unsubscribe();
+      signal?.removeEventListener("abort", onAbort);
+      await dialect.close();
+      this.logger.info({ ...this.summary }, "worker stopped");
+    }
+    return { ...this.summary };
+  }
+
+  private async claimLoop(dialect: Dialect, completer: Completer, typeByKey: Map<string, TaskType>): Promise<void> {
+    const { concurrency, batchSize, queues, leaseMs, pollIntervalMs } = this.options;
+    const request = { types: [...typeByKey.keys()], queues, leaseMs };
+    let claimFailures = 0;
+    while (!this.stopRequested) {
+      const remaining = this.limit - this.claimedTotal;
+      if (remaining <= 0) return;
+      const want = Math.min(concurrency - this.running.size, batchSize, remaining);
+      if (want > 0) {
+        this.woken = false; // a wake-up from here on means: look again
+        let rows: TaskRow[];
+        try {
+          rows = await dialect.claim({ ...request, limit: want });
+          claimFailures = 0;
+        } catch (err) {
+          claimFailures++;
+          // A script (processN) should hear that the database is gone; a long-running worker waits.
+          if (this.limit !== Infinity && claimFailures > 5) throw err;
+          const delay = Math.min(MAX_CLAIM_BACKOFF_MS, 100 * 2 ** claimFailures);
+          this.logger.warn({ err, retryInMs: delay }, "claim failed; retrying");
+          await this.sleep(delay);
+          continue;
+        }
+        this.claimedTotal += rows.length;
+        for (const row of rows) this.start(row, typeByKey, completer);
+        if (rows.length === want) continue; // a full batch: more may be ready
+        // Nothing more ready and nothing running that could enqueue more: processN is done.
+        if (this.limit !== Infinity && this.running.size === 0) return;
+      }
+      await this.sleep(pollIntervalMs);
+    }
+  }
+
+  private start(row: TaskRow, typeByKey: Map<string, TaskType>, completer: Completer): void {
+    const { dataSource } = this.options;
+    const type = typeByKey.get(String(row.type));
+    if (!type) throw new Error(`claimed a task of type ${String(row.type)} that this worker does not run`); // the claim filters by type
+    const task = hydrate(type.metadata, dataSource.driver, row);
+    this.lastTaskId = task.id;
+    const controller = new AbortController();
+    const logger = this.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts });
+    const ctx: TaskContext = {
+      attempt: task.attempts,
+      signal: controller.signal,
+      logger,
+      manager: dataSource.manager,
+      dataSource,
+      workerId: this.id,
+      transaction: (fn) => transaction(dataSource, fn),
+    };
+    const entry: RunningTask = { task, controller, abandoned: false, done: Promise.resolve() };
+    entry.done = (async () => {
+      const startedAt = performance.now();
+      const { completion, kind } = await executeAttempt(task, ctx);
+      if (entry.abandoned) return;
+      const applied = await completer.submit(completion);
+      const durationMs = Math.round(performance.now() - startedAt);
+      if (!applied) {
+        logger.warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
+        return;
+      }
+      logger.debug({ durationMs, outcome: kind }, "task attempt finished");
+      if (kind === "handedBack") return;
+      this.summary.processed++;
+      this.summary[kind]++;
+    })()
+      .catch((err) => logger.error({ err }, "internal error while finishing a task"))
+      .finally(() => {
+        this.running.delete(task.id);
+        this.wake();
+      });
+    this.running.set(task.id, entry);
+  }
+
+  /**
+   * Waits for running tasks. When stopping, they get the grace period; then their signal aborts
+   * with a WorkerShutdownError; a run() that ignores it is abandoned and its task handed back.
+   */
+  private async finishRunning(completer: Completer): Promise<void> {
+    const allDone = () => Promise.allSettled([...this.running.values()].map((r) => r.done));
+    if (!this.stopRequested) await Promise.race([allDone(), this.stopped]);
+    if (this.running.size === 0) return;
+    const { gracePeriodMs } = this.options;
+    this.logger.info({ running: this.running.size, gracePeriodMs }, "stopping: waiting for running tasks");
+    if (await settlesWithin(allDone(), gracePeriodMs, this.graceEnded)) return;
+    const reason = new WorkerShutdownError();
+    this.logger.warn({ running: this.running.size }, "grace period over: aborting running tasks");
+    for (const r of this.running.values()) r.controller.abort(reason);
+    if (await settlesWithin(allDone(), ABANDON_AFTER_ABORT_MS)) return;
+    completer.giveUpAfter(gracePeriodMs + ABANDON_AFTER_ABORT_MS);
+    const handBacks = [...this.running.values()].map((r) => {
+      r.abandoned = true;
+      this.logger.warn({ taskId: r.task.id }, "run() ignored its abort signal; the task is handed back while its promise still runs");
+      return completer.submit(handedBack(r.task));
+    });
+    await Promise.all(handBacks);
+  }
+
+  private onAnnounced(queues: readonly string[] | null): void {
+    const mine = this.options.queues;
+    if (queues && queues.length > 0 && mine && !queues.some((q) => mine.includes(q))) return;
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.wakeSleeper) this.wakeSleeper();
+    else this.woken = true;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || this.stopRequested) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeSleeper = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeSleeper = done;
+    });
+  }
+}
+
+/** True if `promise` settles within `ms` (and before `cutShort` resolves, when given). */
+async function settlesWithin(promise: Promise<unknown>, ms: number, cutShort?: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const racers: Promise<boolean>[] = [promise.then(() => true), timeout];
+  if (cutShort) racers.push(cutShort.then(() => false));
+  try {
+    return await Promise.race(racers);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,42 @@
+import { DataSource } from "typeorm";
+import { ormqDataSourceOptions } from "../src";
+import { createTestDb, DIALECTS, type TestDb } from "./support/db";
+
+describe.each(DIALECTS)("schema on %s", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  beforeAll(async () => {
+    db = await createTestDb(dialect);
+    ds = new DataSource({ ...ormqDataSourceOptions(db.url), migrationsRun: true, logging: false });
+    await ds.initialize();
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it("ormq's migrations and the entity agree: synchronize has nothing to change", async () => {
+    const log = await ds.driver.createSchemaBuilder().log();
+    expect(log.upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it("the claim index orders priority descending, and only pending rows", async () => {
+    const sql =
+      dialect === "postgres"
+        ? `SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'ormq_tasks_claim'`
+        : `SELECT sql AS def FROM sqlite_master WHERE name = 'ormq_tasks_claim'`;
+    const [row] = await ds.query(sql);
+    expect(row.def).toMatch(/"?priority"? DESC/);
+    expect(row.def).toMatch(/WHERE.*status.*'pending'/);
+  });
+
+  it("synchronize keeps the migration's index (neither drops the other's)", async () => {
+    await ds.synchronize();
+    const sql =
+      dialect === "postgres"
+        ? `SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'ormq_tasks_claim'`
+        : `SELECT sql AS def FROM sqlite_master WHERE name = 'ormq_tasks_claim'`;
+    const [row] = await ds.query(sql);
+    expect(row.def).toMatch(/"?priority"? DESC/);
+  });
+});

@@ -1,0 +1,81 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "pg";
+import { DataSource, type DataSourceOptions, type EntitySchema } from "typeorm";
+import { ormqDataSourceOptions } from "../../src";
+
+export type DialectName = "sqlite" | "postgres";
+export const DIALECTS: DialectName[] = ["sqlite", "postgres"];
+
+/** A fresh, empty database: a SQLite file in a temp dir, or a new database on the test server. */
+export interface TestDb {
+  dialect: DialectName;
+  /** What ORMQ_DATABASE_URL would be for it (child processes get this). */
+  url: string;
+  drop(): Promise<void>;
+}
+
+export async function createTestDb(dialect: DialectName): Promise<TestDb> {
+  if (dialect === "sqlite") {
+    const dir = join(tmpdir(), `ormq-test-${randomUUID()}`);
+    mkdirSync(dir, { recursive: true });
+    return { dialect, url: join(dir, "test.sqlite"), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const admin = process.env.ORMQ_TEST_PG_URL;
+  if (!admin) throw new Error("ORMQ_TEST_PG_URL is not set: the jest global setup starts PostgreSQL");
+  const name = `ormq_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
+  await withAdmin(admin, (c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    dialect,
+    url: url.toString(),
+    drop: () => withAdmin(admin, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+async function withAdmin<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+type EntityTarget = Function | EntitySchema;
+
+/** Opens a DataSource on a test database with ormq's setup plus `entities`, migrated. */
+export async function openDataSource(db: TestDb, entities: EntityTarget[], extra: Partial<DataSourceOptions> = {}): Promise<DataSource> {
+  const base = ormqDataSourceOptions(db.url);
+  const ds = new DataSource({
+    ...base,
+    entities: [...(base.entities as EntityTarget[]), ...entities],
+    // ormq's migration creates ormq_tasks; synchronize then adds the test tasks' columns and the
+    // test's own tables, the way an application's migration would.
+    migrationsRun: true,
+    synchronize: false,
+    logging: false,
+    ...extra,
+  } as DataSourceOptions);
+  await ds.initialize();
+  await ds.synchronize();
+  return ds;
+}
+
+/** A logger that keeps what it is given, for assertions; and is silent. */
+export function memoryLogger() {
+  const lines: { level: string; obj: object; msg?: string }[] = [];
+  const make = (bindings: Record<string, unknown>): import("../../src").Logger => ({
+    debug: (obj, msg) => lines.push({ level: "debug", obj: { ...bindings, ...obj }, msg }),
+    info: (obj, msg) => lines.push({ level: "info", obj: { ...bindings, ...obj }, msg }),
+    warn: (obj, msg) => lines.push({ level: "warn", obj: { ...bindings, ...obj }, msg }),
+    error: (obj, msg) => lines.push({ level: "error", obj: { ...bindings, ...obj }, msg }),
+    child: (more) => make({ ...bindings, ...more }),
+  });
+  return { logger: make({}), lines };
+}

