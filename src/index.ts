@@ -29,3 +29,4 @@ export {
   WorkerShutdownError,
 } from "./errors";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
+export { getStats, type QueueStats, type TaskCount } from "./admin/stats";

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Pool, PoolClient } from "pg";
+import type { Notification, Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../logger";
 import type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
@@ -18,7 +18,7 @@ const NOW_MS = `(floor(extract(epoch from statement_timestamp()) * 1000))::bigin
  */
 export class PostgresDialect implements Dialect {
   readonly name = "postgres" as const;
-  private listener: PoolClient | undefined;
+  private listener: { client: PoolClient; detach: () => void } | undefined;
   private closed = false;
 
   constructor(
@@ -96,13 +96,20 @@ export class PostgresDialect implements Dialect {
     // say), the worker still finds tasks by polling.
     try {
       const client = await this.pool.connect();
-      client.on("notification", (msg) => {
+      const onNotification = (msg: Notification) => {
         if (msg.channel !== NOTIFY_CHANNEL) return;
         onWake(msg.payload ? msg.payload.split(",") : null);
-      });
-      client.on("error", (err) => this.logger.warn({ err }, "LISTEN connection failed; polling continues"));
+      };
+      const onError = (err: Error) => this.logger.warn({ err }, "LISTEN connection failed; polling continues");
+      client.on("notification", onNotification);
+      client.on("error", onError);
+      // The client goes back to the pool at close: it must not keep this worker's handlers.
+      const detach = () => {
+        client.off("notification", onNotification);
+        client.off("error", onError);
+      };
+      this.listener = { client, detach };
       await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
-      this.listener = client;
       if (this.closed) await this.close();
     } catch (err) {
       this.logger.warn({ err }, "LISTEN unavailable; the worker will poll");
@@ -111,14 +118,17 @@ export class PostgresDialect implements Dialect {
 
   async close(): Promise<void> {
     this.closed = true;
-    const client = this.listener;
+    const listener = this.listener;
     this.listener = undefined;
-    if (!client) return;
+    if (!listener) return;
+    const { client, detach } = listener;
     try {
       await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`);
+      detach();
       client.release();
     } catch (err) {
-      client.release(err as Error);
+      detach();
+      client.release(err as Error); // a broken client is destroyed, not reused
     }
   }
 }

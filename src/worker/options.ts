@@ -40,12 +40,7 @@ export interface ResolvedOptions {
 
 /** Fills in defaults and rejects bad values with a message that names the option. */
 export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): ResolvedOptions {
-  const dataSource = options.dataSource ?? boundDataSource(cls);
-  if (!dataSource) {
-    throw new OrmqConfigurationError(
-      `no DataSource for ${cls.name}: pass { dataSource } or initialize a DataSource whose entities include it`,
-    );
-  }
+  const dataSource = resolveDataSource(cls, options.dataSource);
   const concurrency = positiveInteger("concurrency", options.concurrency ?? 10);
   const queues = options.queues ?? null;
   if (queues !== null) {
@@ -67,10 +62,16 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
   };
 }
 
-function boundDataSource(cls: TaskClass): DataSource | undefined {
-  // BaseEntity keeps the DataSource its class was registered with in a static property.
-  const own = (cls as unknown as { dataSource?: DataSource | null }).dataSource;
-  return own ?? (BaseTaskEntity as unknown as { dataSource?: DataSource | null }).dataSource ?? undefined;
+/** The DataSource given, else the one the class is bound to (BaseEntity keeps it in a static). */
+export function resolveDataSource(cls: TaskClass, given?: DataSource): DataSource {
+  const bound = (c: unknown) => (c as { dataSource?: DataSource | null }).dataSource ?? undefined;
+  const dataSource = given ?? bound(cls) ?? bound(BaseTaskEntity);
+  if (!dataSource) {
+    throw new OrmqConfigurationError(
+      `no DataSource for ${cls.name}: pass { dataSource } or initialize a DataSource whose entities include it`,
+    );
+  }
+  return dataSource;
 }
 
 function positiveInteger(name: string, value: unknown): number {

@@ -1,0 +1,21 @@
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../../src";
+
+/** Reads a task's row fresh from the database, as the base class sees it. */
+export async function reload<T extends BaseTaskEntity>(ds: DataSource, task: { id: string }): Promise<T> {
+  return (await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: task.id })) as T;
+}
+
+/** Makes every pending task due now (in place of waiting out a retry delay). */
+export async function makeAllDue(ds: DataSource): Promise<void> {
+  await ds.query(`UPDATE ormq_tasks SET run_at = 0 WHERE status = 'pending'`);
+}
+
+/** Resolves when `check` returns true; polls quickly; fails with `what` after `ms`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
