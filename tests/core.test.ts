@@ -80,6 +80,31 @@ describe.each(DIALECTS)("core on %s", (dialect) => {
     });
   });
 
+  describe("isolation", () => {
+    it("no worker sees a task before its transaction commits", async () => {
+      const runner = ds.createQueryRunner();
+      await runner.startTransaction();
+      try {
+        await runner.manager.save(SendEmail.create({ to: "uncommitted@example.com" }));
+        if (dialect === "postgres") {
+          expect((await processN(SendEmail, 10, quiet())).processed).toBe(0);
+          await runner.commitTransaction();
+          expect((await processN(SendEmail, 10, quiet())).succeeded).toBe(1);
+        } else {
+          // SQLite: the open transaction holds the write lock; the worker waits (asynchronously,
+          // so this transaction can finish) instead of failing with SQLITE_BUSY, then claims.
+          const working = processN(SendEmail, 10, quiet());
+          await new Promise((r) => setImmediate(r));
+          await runner.commitTransaction();
+          expect((await working).succeeded).toBe(1);
+        }
+      } finally {
+        if (runner.isTransactionActive) await runner.rollbackTransaction();
+        await runner.release();
+      }
+    });
+  });
+
   describe("claim", () => {
     it("a child class's worker runs only its type and subclasses; a base worker runs every type", async () => {
       const email = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "e@example.com" }));

@@ -1,0 +1,44 @@
+import type { DataSource } from "typeorm";
+import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
+import { createTestDb, DIALECTS, openDataSource, type TestDb } from "./support/db";
+import { spawnWorker } from "./support/processes";
+
+const TASKS = 2_000;
+const PROCESSES = 4;
+
+describe.each(DIALECTS)("%s: four worker processes drain one queue", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  beforeAll(async () => {
+    db = await createTestDb(dialect);
+    ds = await openDataSource(db, testEntities);
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it(`runs each of ${TASKS} tasks exactly once`, async () => {
+    const tasks = Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `t${i}` }));
+    await ds.getRepository(RecordRun).save(tasks, { chunk: 250 });
+
+    const workers = Array.from({ length: PROCESSES }, () => spawnWorker({ ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10" }));
+    try {
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.child.stdin!.write("go\n");
+      const results = await Promise.all(workers.map((w) => w.exited));
+      for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+
+      const succeeded = results.reduce((sum, r) => sum + (r.summary as { succeeded: number }).succeeded, 0);
+      expect(succeeded).toBe(TASKS);
+      const runs = await ds.getRepository(RunLog).find();
+      expect(runs).toHaveLength(TASKS);
+      expect(new Set(runs.map((r) => r.taskId)).size).toBe(TASKS);
+      // They really shared the work.
+      expect(new Set(runs.map((r) => r.worker)).size).toBeGreaterThan(1);
+      expect(await ds.getRepository(RecordRun).countBy({ status: "succeeded" })).toBe(TASKS);
+    } finally {
+      for (const w of workers) if (w.child.exitCode === null) w.child.kill("SIGKILL");
+    }
+  }, 120_000);
+});
