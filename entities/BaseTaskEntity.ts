@@ -1,4 +1,5 @@
 import { AfterInsert, AfterLoad, BaseEntity, Column, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 // Lets SQLite create the 64-bit generated id (see the module for why it is needed).
 import "../src/dialect/sqliteIntegerKey";
@@ -56,6 +57,8 @@ export abstract class BaseTaskEntity extends BaseEntity {
   static priority = 0;
   /** Attempts before a task of this class gives up, unless set on the instance. */
   static maxAttempts = 5;
+  /** When a failed task runs again, or null to give up (`maxAttempts` caps it either way). */
+  static retry: RetryPolicy = exponentialBackoff();
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })

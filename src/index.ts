@@ -21,7 +21,16 @@ export type { TaskContext } from "./worker/context";
 export type { TaskClass } from "./registry";
 export type { Logger } from "./logger";
 export { transaction } from "./dialect";
-export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./retry/backoff";
+export {
+  exponentialBackoff,
+  fixedDelay,
+  limitAttempts,
+  retryOn,
+  noRetry,
+  type RetryPolicy,
+  type ExponentialBackoffOptions,
+  type PolicyClock,
+} from "./retry/policies";
 export {
   OrmqError,
   OrmqConfigurationError,

@@ -1,4 +1,5 @@
 import {
+  DataSource,
   EntitySubscriberInterface,
   EventSubscriber,
   InsertEvent,
@@ -49,9 +50,9 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     const queue = (event.entity as { queue?: string }).queue ?? "default";
     const runner = event.queryRunner;
     if (!runner.isTransactionActive) {
-      // Autocommitted already: announce now.
-      await announceNewTasks(event.connection, runner, [queue]);
-      announceCommitted(event.connection, [queue]);
+      // Autocommitted already. An insert() of many rows calls this once per row: gather them and
+      // announce once, after the statement.
+      announceSoon(event.connection, queue);
       return;
     }
     let state = pending.get(runner);
@@ -78,8 +79,32 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
+    const state = pending.get(event.queryRunner);
+    if (!state) return;
     if (!event.queryRunner.isTransactionActive) pending.delete(event.queryRunner);
+    // A rolled-back savepoint took its NOTIFY with it: announce again at the next commit.
+    else state.notified.clear();
   }
+}
+
+/** Queues with autocommitted new tasks not yet announced, per DataSource. */
+const autocommitted = new Map<DataSource, Set<string>>();
+
+function announceSoon(dataSource: DataSource, queue: string): void {
+  let queues = autocommitted.get(dataSource);
+  if (queues) {
+    queues.add(queue);
+    return;
+  }
+  autocommitted.set(dataSource, (queues = new Set([queue])));
+  setImmediate(() => {
+    autocommitted.delete(dataSource);
+    const list = [...queues];
+    announceCommitted(dataSource, list);
+    announceNewTasks(dataSource, null, list).catch(() => {
+      // Only a wake-up was lost: workers still find the tasks by polling.
+    });
+  });
 }
 
 /** ormq's subscribers, to spread into a DataSource's `subscribers`. */

@@ -31,9 +31,14 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
     : new SqliteDialect(dataSource, table, workerId, logger);
 }
 
-/** Announces new tasks from inside the inserting transaction (PostgreSQL NOTIFY; SQLite: nothing). */
-export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner, queues: readonly string[]): Promise<void> {
-  if (dialectOf(dataSource) === "postgres") await notifyNewTasks((sql, params) => runner.query(sql, params), queues);
+/**
+ * Announces new tasks to other processes: a PostgreSQL NOTIFY, inside the inserting transaction
+ * when `runner` has one open (delivered at its commit), else on its own. SQLite needs nothing:
+ * its workers notice commits through `PRAGMA data_version`.
+ */
+export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner | null, queues: readonly string[]): Promise<void> {
+  if (dialectOf(dataSource) !== "postgres") return;
+  await notifyNewTasks((sql, params) => (runner ? runner.query(sql, params) : dataSource.query(sql, params)), queues);
 }
 
 /**

@@ -20,6 +20,7 @@ export class PostgresDialect implements Dialect {
   readonly name = "postgres" as const;
   private listener: { client: PoolClient; detach: () => void } | undefined;
   private closed = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -92,32 +93,73 @@ export class PostgresDialect implements Dialect {
   }
 
   async listen(onWake: WakeHandler): Promise<void> {
-    // A dedicated pool client holds the LISTEN. If it cannot be had (a transaction-mode pooler,
-    // say), the worker still finds tasks by polling.
+    await this.connectListener(onWake, 0);
+  }
+
+  /**
+   * Holds LISTEN on a dedicated pool client. If it cannot be had, or the connection drops (a
+   * database restart), the worker keeps finding tasks by polling and reconnects with backoff.
+   * Behind a transaction-mode pooler LISTEN never works; polling is then all there is.
+   */
+  private async connectListener(onWake: WakeHandler, failures: number): Promise<void> {
+    if (this.closed) return;
+    let client: PoolClient | undefined;
     try {
-      const client = await this.pool.connect();
+      client = await this.pool.connect();
+      const connected = client;
       const onNotification = (msg: Notification) => {
         if (msg.channel !== NOTIFY_CHANNEL) return;
         onWake(msg.payload ? msg.payload.split(",") : null);
       };
-      const onError = (err: Error) => this.logger.warn({ err }, "LISTEN connection failed; polling continues");
-      client.on("notification", onNotification);
-      client.on("error", onError);
+      const onLost = (err?: Error) => {
+        if (this.listener?.client !== connected) return;
+        this.listener = undefined;
+        detach();
+        connected.release(err ?? new Error("LISTEN connection ended"));
+        if (this.closed) return;
+        this.logger.warn({ err }, "LISTEN connection lost; polling meanwhile, reconnecting");
+        // Tasks enqueued while we were deaf get no NOTIFY: look once now.
+        onWake(null);
+        this.scheduleReconnect(onWake, 1);
+      };
+      const onEnd = () => onLost();
       // The client goes back to the pool at close: it must not keep this worker's handlers.
       const detach = () => {
-        client.off("notification", onNotification);
-        client.off("error", onError);
+        connected.off("notification", onNotification);
+        connected.off("error", onLost);
+        connected.off("end", onEnd);
       };
-      this.listener = { client, detach };
-      await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      connected.on("notification", onNotification);
+      connected.on("error", onLost);
+      connected.on("end", onEnd);
+      this.listener = { client: connected, detach };
+      await connected.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      if (failures > 0) {
+        this.logger.info({}, "LISTEN reconnected");
+        onWake(null);
+      }
       if (this.closed) await this.close();
     } catch (err) {
-      this.logger.warn({ err }, "LISTEN unavailable; the worker will poll");
+      if (this.listener?.client === client) {
+        this.listener?.detach();
+        this.listener = undefined;
+      }
+      client?.release(err as Error);
+      if (this.closed) return;
+      this.logger.warn({ err }, "LISTEN unavailable; polling meanwhile");
+      this.scheduleReconnect(onWake, failures + 1);
     }
+  }
+
+  private scheduleReconnect(onWake: WakeHandler, failures: number): void {
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+    this.reconnectTimer = setTimeout(() => void this.connectListener(onWake, failures), delay);
+    this.reconnectTimer.unref();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const listener = this.listener;
     this.listener = undefined;
     if (!listener) return;

@@ -8,6 +8,8 @@ import type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./
 
 /** How often an idle worker checks whether another connection committed (`PRAGMA data_version`). */
 const CHANGE_CHECK_MS = 50;
+/** How long one write keeps retrying a busy database before reporting SQLITE_BUSY to its caller. */
+const MAX_BUSY_WAIT_MS = 10_000;
 
 /**
  * SQLite: the worker's own statements run on a second better-sqlite3 connection to the same file,
@@ -149,11 +151,14 @@ export class SqliteDialect implements Dialect {
    */
   private async write<T>(fn: () => T): Promise<T> {
     const tx = this.db.transaction(fn);
+    const deadline = Date.now() + MAX_BUSY_WAIT_MS;
     for (let attempt = 0; ; attempt++) {
       try {
         return tx.immediate();
       } catch (err) {
-        if (!isBusy(err)) throw err;
+        // Past the deadline the caller hears of it: the completer retries (and gives up at
+        // shutdown), the claim loop backs off. Nothing spins forever on a lock that is not let go.
+        if (!isBusy(err) || Date.now() > deadline) throw err;
         if (attempt > 0 && attempt % 200 === 0) this.logger.warn({ attempt }, "SQLite database busy; still retrying");
         await sleep(busyDelay(attempt));
       }

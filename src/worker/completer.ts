@@ -5,7 +5,12 @@ import type { Logger } from "../logger";
 interface Waiting {
   completion: Completion;
   resolve: (applied: boolean) => void;
+  /** Failed writes of this completion while written alone. */
+  soloFailures: number;
 }
+
+/** A completion that fails this often on its own, while others are written, is given up. */
+const MAX_SOLO_FAILURES = 5;
 
 /**
  * Writes finished attempts. Completions that arrive while a write is in flight are coalesced into
@@ -27,14 +32,14 @@ export class Completer {
   /** Resolves true when written, false when the guard refused it (the lease was lost). */
   submit(completion: Completion): Promise<boolean> {
     return new Promise((resolve) => {
-      this.queue.push({ completion, resolve });
+      this.queue.push({ completion, resolve, soloFailures: 0 });
       this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
     });
   }
 
   /**
-   * Stop retrying failed writes after `ms` (at shutdown). Tasks whose completion could not be
-   * written stay `running` with an expiring lease, and are run again after it expires.
+   * Stop retrying failed writes after `ms` (at shutdown). A task whose outcome could not be
+   * written stays `running` until its lease expires and a rescue returns it to the queue.
    */
   giveUpAfter(ms: number): void {
     this.giveUpAt = Date.now() + ms;
@@ -44,24 +49,51 @@ export class Completer {
     // Let completions that finish in the same tick join this batch.
     await new Promise<void>((resolve) => setImmediate(resolve));
     let failures = 0;
+    // After a failed batch, rows are written one by one until one succeeds, so that a single
+    // completion the database rejects (bad data, say) cannot block every other one.
+    let solo = false;
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      const batch = this.takeBatch(solo ? 1 : this.maxBatch);
       try {
         const applied = await this.dialect.complete(batch.map((w) => w.completion));
         failures = 0;
+        solo = false;
         for (const w of batch) w.resolve(applied.has(w.completion.id));
       } catch (err) {
         failures++;
+        const ids = batch.map((w) => w.completion.id);
         if (Date.now() >= this.giveUpAt) {
-          this.logger.error({ err, taskIds: batch.map((w) => w.completion.id) }, "could not record task outcomes; their leases will expire and they will run again");
+          this.logger.error({ err, taskIds: ids }, "could not record task outcomes before shutdown; the tasks stay running until their lease expires");
           for (const w of batch) w.resolve(false);
           continue;
         }
+        if (solo && ++batch[0].soloFailures >= MAX_SOLO_FAILURES && this.queue.length > 0) {
+          // Others are waiting; this one keeps failing alone: give it up rather than block them.
+          this.logger.error({ err, taskId: ids[0] }, "the database keeps rejecting this task's outcome; giving it up");
+          batch[0].resolve(false);
+          continue;
+        }
         this.queue.unshift(...batch);
+        solo = true;
         const delay = Math.min(5_000, 50 * 2 ** Math.min(failures, 7));
         this.logger.warn({ err, pending: this.queue.length, retryInMs: delay }, "could not record task outcomes; retrying");
         await sleep(delay);
       }
     }
+  }
+
+  /** Up to `max` waiting completions, one per task (a task's first outcome wins). */
+  private takeBatch(max: number): Waiting[] {
+    const batch: Waiting[] = [];
+    const ids = new Set<string>();
+    const rest: Waiting[] = [];
+    for (const w of this.queue) {
+      if (batch.length < max && !ids.has(w.completion.id)) {
+        ids.add(w.completion.id);
+        batch.push(w);
+      } else rest.push(w);
+    }
+    this.queue = rest;
+    return batch;
   }
 }

@@ -1,7 +1,6 @@
-import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { Completion } from "../dialect";
 import { toError, WorkerShutdownError } from "../errors";
-import { backoffDelay } from "../retry/backoff";
 import type { TaskContext } from "./context";
 import { failedForGood, handedBack, retryLater, succeeded } from "./outcome";
 
@@ -50,7 +49,8 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Prom
     }
   }
   if (task.attempts < task.maxAttempts) {
-    return { completion: retryLater(task, err, backoffDelay(task.attempts)), kind: "retried" };
+    const next = (task.constructor as typeof BaseTaskEntity).retry(task.attempts, err);
+    if (next) return { completion: retryLater(task, err, Math.max(0, next.getTime() - Date.now())), kind: "retried" };
   }
   return { completion: failedForGood(task, err), kind: "failed" };
 }

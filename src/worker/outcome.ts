@@ -50,5 +50,7 @@ function errorFields(task: BaseTaskEntity, err: Error): Pick<Completion, "lastEr
     stack: err.stack,
   };
   const errors = [...(task.errors ?? []), record].slice(-ERRORS_KEPT);
-  return { lastError: err.stack ?? `${err.name}: ${err.message}`, errors: JSON.stringify(errors) };
+  // PostgreSQL refuses U+0000 in text; an error message must not make its outcome unwritable.
+  const lastError = (err.stack ?? `${err.name}: ${err.message}`).replace(/\u0000/g, "\\0");
+  return { lastError, errors: JSON.stringify(errors) };
 }

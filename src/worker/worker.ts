@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { createDialect, transaction, type Dialect, type TaskRow } from "../dialect";
-import { OrmqConfigurationError, WorkerShutdownError } from "../errors";
+import { OrmqConfigurationError, toError, WorkerShutdownError } from "../errors";
 import type { Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
@@ -12,7 +12,7 @@ import type { TaskContext } from "./context";
 import { executeAttempt } from "./executor";
 import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
-import { handedBack } from "./outcome";
+import { failedForGood, handedBack } from "./outcome";
 
 /** What a worker did: attempts finished, and how they ended. */
 export interface ProcessSummary {
@@ -34,6 +34,8 @@ interface RunningTask {
   task: BaseTaskEntity;
   controller: AbortController;
   done: Promise<void>;
+  /** run() has returned and the outcome is being written: never hand this one back. */
+  finished: boolean;
   /** Handed back at shutdown while run() was still going: its late outcome is ignored. */
   abandoned: boolean;
 }
@@ -97,10 +99,18 @@ export class Worker {
     signal?.addEventListener("abort", onAbort);
     if (signal?.aborted) this.stop();
     const unsubscribe = onCommitted(dataSource, (queues) => this.onAnnounced(queues));
+    let failure: unknown;
     try {
       await dialect.listen((queues) => this.onAnnounced(queues));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       await this.claimLoop(dialect, completer, typeByKey);
+    } catch (err) {
+      failure = err;
+      this.stop(); // running tasks get the grace period, as on a signal
+    }
+    try {
+      // Running tasks finish (or are handed back) and their outcomes are written before the
+      // dialect's connections close, even when the loop failed.
       await this.finishRunning(completer);
     } finally {
       unsubscribe();
@@ -108,6 +118,7 @@ export class Worker {
       await dialect.close();
       this.logger.info({ ...this.summary }, "worker stopped");
     }
+    if (failure !== undefined) throw failure;
     return { ...this.summary };
   }
 
@@ -146,9 +157,19 @@ export class Worker {
 
   private start(row: TaskRow, typeByKey: Map<string, TaskType>, completer: Completer): void {
     const { dataSource } = this.options;
-    const type = typeByKey.get(String(row.type));
-    if (!type) throw new Error(`claimed a task of type ${String(row.type)} that this worker does not run`); // the claim filters by type
-    const task = hydrate(type.metadata, dataSource.driver, row);
+    let task: BaseTaskEntity;
+    let type: TaskType | undefined;
+    try {
+      type = typeByKey.get(String(row.type));
+      // The claim filters by type, so this is a bug, but it must not strand the row.
+      if (!type) throw new Error(`claimed a task of type ${String(row.type)} that this worker does not run`);
+      task = hydrate(type.metadata, dataSource.driver, row);
+    } catch (err) {
+      // A row that cannot be loaded (bad JSON, a transformer that throws) fails for good, alone;
+      // the rest of the batch runs.
+      this.failUnloadable(row, toError(err), completer);
+      return;
+    }
     this.lastTaskId = task.id;
     const controller = new AbortController();
     const logger = this.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts });
@@ -161,11 +182,12 @@ export class Worker {
       workerId: this.id,
       transaction: (fn) => transaction(dataSource, fn),
     };
-    const entry: RunningTask = { task, controller, abandoned: false, done: Promise.resolve() };
+    const entry: RunningTask = { task, controller, finished: false, abandoned: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
       const { completion, kind } = await executeAttempt(task, ctx);
       if (entry.abandoned) return;
+      entry.finished = true;
       const applied = await completer.submit(completion);
       const durationMs = Math.round(performance.now() - startedAt);
       if (!applied) {
@@ -190,7 +212,8 @@ export class Worker {
    * with a WorkerShutdownError; a run() that ignores it is abandoned and its task handed back.
    */
   private async finishRunning(completer: Completer): Promise<void> {
-    const allDone = () => Promise.allSettled([...this.running.values()].map((r) => r.done));
+    // Abandoned runs may never settle: never wait for them.
+    const allDone = () => Promise.allSettled([...this.running.values()].filter((r) => !r.abandoned).map((r) => r.done));
     if (!this.stopRequested) await Promise.race([allDone(), this.stopped]);
     if (this.running.size === 0) return;
     const { gracePeriodMs } = this.options;
@@ -201,12 +224,29 @@ export class Worker {
     for (const r of this.running.values()) r.controller.abort(reason);
     if (await settlesWithin(allDone(), ABANDON_AFTER_ABORT_MS)) return;
     completer.giveUpAfter(gracePeriodMs + ABANDON_AFTER_ABORT_MS);
-    const handBacks = [...this.running.values()].map((r) => {
+    const stuck = [...this.running.values()].filter((r) => !r.finished);
+    const handBacks = stuck.map((r) => {
       r.abandoned = true;
       this.logger.warn({ taskId: r.task.id }, "run() ignored its abort signal; the task is handed back while its promise still runs");
       return completer.submit(handedBack(r.task));
     });
     await Promise.all(handBacks);
+    // Outcomes already being written (their run() returned) finish on their own.
+    await allDone();
+  }
+
+  private failUnloadable(row: TaskRow, err: Error, completer: Completer): void {
+    const id = String(row.id);
+    this.logger.error({ err, taskId: id, type: row.type }, "could not load a claimed task; it fails without running");
+    const task = { id, attempts: Number(row.attempts), errors: [] } as unknown as BaseTaskEntity;
+    const done = completer
+      .submit(failedForGood(task, err))
+      .then(() => undefined)
+      .finally(() => {
+        this.running.delete(id);
+        this.wake();
+      });
+    this.running.set(id, { task, controller: new AbortController(), done, finished: true, abandoned: false });
   }
 
   private onAnnounced(queues: readonly string[] | null): void {
