@@ -20,7 +20,6 @@ export type { ProcessSummary } from "./worker/worker";
 export type { TaskContext } from "./worker/context";
 export type { TaskClass } from "./registry";
 export type { Logger } from "./logger";
-export { transaction } from "./dialect";
 export {
   exponentialBackoff,
   fixedDelay,

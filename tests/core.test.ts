@@ -1,8 +1,8 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, getStats, processN, processOne } from "../src";
-import { AlwaysFails, Image, RecordRun, RunLog, SendEmail, SpecialRecordRun, testEntities } from "./fixtures/tasks";
+import { AlwaysFails, Image, RecordRun, RunLog, SendEmail, SpecialRecordRun, testEntities, TxTask } from "./fixtures/tasks";
 import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
-import { makeAllDue, reload } from "./support/helpers";
+import { makeAllDue, reload, until } from "./support/helpers";
 
 describe.each(DIALECTS)("core on %s", (dialect) => {
   let db: TestDb;
@@ -243,6 +243,30 @@ describe.each(DIALECTS)("core on %s", (dialect) => {
   });
 
   describe("tasks that open transactions", () => {
+    it("a task's rollback never takes another task's plain saves with it", async () => {
+      TxTask.reset();
+      const repo = ds.getRepository(TxTask);
+      await repo.save(TxTask.create({ mode: "hold", priority: 1 })); // claimed and started first
+      await repo.save(Array.from({ length: 5 }, () => TxTask.create({ mode: "bare" })));
+      const working = processN(TxTask, 10, { ...quiet(), concurrency: 10 });
+      // The bare tasks are running (on SQLite, waiting for the held transaction) before it rolls back.
+      await until("bare tasks started", () => TxTask.bareStarted === 5);
+      TxTask.release!();
+      expect(await working).toEqual({ processed: 6, succeeded: 5, failed: 1, retried: 0 });
+
+      const runs = await ds.getRepository(RunLog).find();
+      expect(runs.map((r) => r.worker).sort()).toEqual(["bare", "bare", "bare", "bare", "bare"]);
+      expect(await ds.getRepository(SendEmail).count()).toBe(5);
+      expect((await repo.findOneByOrFail({ mode: "hold" })).lastError).toContain("rolling back on purpose");
+    });
+
+    it("transactions that read then write succeed while the worker writes outcomes", async () => {
+      await ds.getRepository(TxTask).save(Array.from({ length: 40 }, () => TxTask.create({ mode: "read-write" })), { chunk: 20 });
+      const summary = await processN(TxTask, 1000, { ...quiet(), concurrency: 10 });
+      expect(summary).toEqual({ processed: 40, succeeded: 40, failed: 0, retried: 0 });
+      expect(await ds.getRepository(RunLog).count()).toBe(40);
+    });
+
     it("at concurrency 10, every task's ctx.transaction commits and every task succeeds", async () => {
       await ds.getRepository(RecordRun).save(Array.from({ length: 60 }, (_, i) => RecordRun.create({ label: `tx${i}` })));
       const summary = await processN(RecordRun, 1000, { ...quiet(), concurrency: 10 });

@@ -1,12 +1,14 @@
-import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import type { DataSource, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect } from "./dialect";
 import { notifyNewTasks, PostgresDialect } from "./postgres";
-import { SqliteDialect, sqliteTransaction } from "./sqlite";
+import { SqliteDialect } from "./sqlite";
+import { guardSqliteConnection } from "./sqliteConnectionGuard";
 
 export type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
+export { outsideTransactions } from "./sqliteConnectionGuard";
 
 type DialectName = "postgres" | "sqlite";
 
@@ -42,10 +44,9 @@ export async function announceNewTasks(dataSource: DataSource, runner: QueryRunn
 }
 
 /**
- * Runs `fn` in a transaction on the DataSource. On SQLite this is serialized with every other
- * `transaction()` in the process and begins IMMEDIATE (see `sqliteTransaction`); on PostgreSQL it
- * is `dataSource.transaction(fn)`.
+ * Readies a DataSource for ormq, once: on SQLite, guards TypeORM's single connection so that
+ * concurrent tasks' transactions and saves wait for each other instead of interleaving.
  */
-export function transaction<T>(dataSource: DataSource, fn: (manager: EntityManager) => Promise<T>): Promise<T> {
-  return dialectOf(dataSource) === "postgres" ? dataSource.transaction(fn) : sqliteTransaction(dataSource, fn);
+export function prepareDataSource(dataSource: DataSource): void {
+  if (dialectOf(dataSource) === "sqlite") guardSqliteConnection(dataSource);
 }

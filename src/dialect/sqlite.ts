@@ -1,7 +1,6 @@
 import Database from "better-sqlite3";
-import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
@@ -195,58 +194,3 @@ function compareClaimOrder(a: TaskRow, b: TaskRow): number {
   );
 }
 
-/** Per DataSource: the tail of the chain of transactions waiting their turn. */
-const transactionTails = new WeakMap<DataSource, Promise<void>>();
-/** The manager of the ormq transaction this async call chain is inside, if any. */
-const currentTransaction = new AsyncLocalStorage<{ dataSource: DataSource; manager: EntityManager }>();
-
-/**
- * A transaction on TypeORM's better-sqlite3 connection, safe to call from many tasks at once.
- *
- * That driver has a single connection per DataSource, so two transactions open at once fail or
- * nest as savepoints of each other: here they wait their turn instead. A call made inside one
- * joins it rather than waiting for itself. The transaction begins IMMEDIATE: a deferred BEGIN
- * that reads and later writes fails with SQLITE_BUSY, without waiting, if another connection (a
- * worker's, another process's) wrote in between.
- */
-export async function sqliteTransaction<T>(dataSource: DataSource, fn: (manager: EntityManager) => Promise<T>): Promise<T> {
-  const outer = currentTransaction.getStore();
-  if (outer && outer.dataSource === dataSource) return fn(outer.manager);
-
-  const previous = transactionTails.get(dataSource) ?? Promise.resolve();
-  let release!: () => void;
-  const mine = new Promise<void>((resolve) => (release = resolve));
-  transactionTails.set(dataSource, previous.then(() => mine));
-  await previous;
-  try {
-    const runner = dataSource.createQueryRunner();
-    await beginImmediate(runner);
-    try {
-      const result = await currentTransaction.run({ dataSource, manager: runner.manager }, () => fn(runner.manager));
-      await runner.commitTransaction();
-      return result;
-    } catch (err) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction();
-      throw err;
-    }
-  } finally {
-    release();
-  }
-}
-
-/** TypeORM's startTransaction (events, depth bookkeeping), but with BEGIN IMMEDIATE. */
-async function beginImmediate(runner: QueryRunner): Promise<void> {
-  if (runner.isTransactionActive) return runner.startTransaction(); // a savepoint inside the app's own
-  const query = runner.query;
-  runner.query = ((sql: string, ...rest: unknown[]) =>
-    (query as (...args: unknown[]) => Promise<unknown>).call(
-      runner,
-      sql === "BEGIN TRANSACTION" ? "BEGIN IMMEDIATE TRANSACTION" : sql,
-      ...rest,
-    )) as QueryRunner["query"];
-  try {
-    await runner.startTransaction();
-  } finally {
-    delete (runner as { query?: unknown }).query; // back to the prototype's method
-  }
-}

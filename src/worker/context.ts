@@ -18,8 +18,9 @@ export interface TaskContext {
   /** The id of the worker running this attempt. */
   readonly workerId: string;
   /**
-   * Runs `fn` in a transaction. On SQLite it is serialized with the other tasks' transactions in
-   * this process (the driver has one connection); use it rather than `dataSource.transaction`.
+   * Runs `fn` in a transaction (`dataSource.transaction(fn)`). On SQLite, where TypeORM has one
+   * connection per DataSource, ormq makes concurrent tasks' transactions and saves wait for each
+   * other rather than interleave (see `dialect/sqliteConnectionGuard.ts`).
    */
   transaction<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T>;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { createDialect, transaction, type Dialect, type TaskRow } from "../dialect";
+import { createDialect, outsideTransactions, type Dialect, type TaskRow } from "../dialect";
 import { OrmqConfigurationError, toError, WorkerShutdownError } from "../errors";
 import type { Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
@@ -180,12 +180,13 @@ export class Worker {
       manager: dataSource.manager,
       dataSource,
       workerId: this.id,
-      transaction: (fn) => transaction(dataSource, fn),
+      transaction: (fn) => dataSource.transaction(fn),
     };
     const entry: RunningTask = { task, controller, finished: false, abandoned: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
-      const { completion, kind } = await executeAttempt(task, ctx);
+      // A task never inherits a transaction owner's context from whoever started the worker.
+      const { completion, kind } = await outsideTransactions(() => executeAttempt(task, ctx));
       if (entry.abandoned) return;
       entry.finished = true;
       const applied = await completer.submit(completion);

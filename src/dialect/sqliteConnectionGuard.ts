@@ -1,0 +1,139 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { DataSource, QueryRunner } from "typeorm";
+
+/**
+ * Makes TypeORM's single better-sqlite3 connection safe for concurrent callers.
+ *
+ * That driver gives a DataSource exactly one QueryRunner. Two callers in one process (two tasks,
+ * say) share it: while one has a transaction open, the other's `save()` sees
+ * `isTransactionActive`, skips its own BEGIN and silently joins the first one's transaction (and
+ * is rolled back with it), and two `transaction()` calls at once fail outright.
+ *
+ * Here a top-level transaction belongs to the async context that started it. While it is open:
+ * - the owner's queries run inside it, and its nested transactions become savepoints;
+ * - any other context's query or transaction waits until it commits or rolls back;
+ * - `isTransactionActive` reads true only in the owner's context, so another context's `save()`
+ *   starts (and waits for) a transaction of its own rather than joining this one.
+ * Transactions begin IMMEDIATE: a deferred BEGIN that reads and later writes fails with
+ * SQLITE_BUSY, without waiting, if another connection (ormq's worker connection, another
+ * process) wrote in between.
+ *
+ * Limits: an owner that awaits, inside its transaction, work that needs the connection from
+ * another context deadlocks (as it would with any lock); and two transactions started at once from
+ * one async context cannot be told apart, so the second nests in the first, as in plain TypeORM.
+ */
+
+type Owner = object;
+const context = new AsyncLocalStorage<Owner | undefined>();
+
+interface GuardState {
+  owner: Owner | null;
+  /** TypeORM's own isTransactionActive flag, as it sets it. */
+  active: boolean;
+  /** Queries outside any transaction that are running now. */
+  standalone: number;
+  /** The next BEGIN is the top-level one of a guarded transaction: make it IMMEDIATE. */
+  immediateNext: boolean;
+  waiters: (() => void)[];
+}
+
+const guarded = new WeakSet<QueryRunner>();
+
+/** Installs the guard on a better-sqlite3 DataSource's query runner, once, when it is idle. */
+export function guardSqliteConnection(dataSource: DataSource): void {
+  const runner = dataSource.createQueryRunner(); // the driver's single runner
+  if (guarded.has(runner)) return;
+  // Installed mid-transaction, the guard could not know that transaction's owner; the next call
+  // (every enqueue and worker start makes one) installs it once the connection is idle.
+  if (runner.isTransactionActive) return;
+  guarded.add(runner);
+
+  const state: GuardState = { owner: null, active: runner.isTransactionActive, standalone: 0, immediateNext: false, waiters: [] };
+  const wakeAll = () => {
+    const waiters = state.waiters;
+    state.waiters = [];
+    for (const wake of waiters) wake();
+  };
+  // Callers loop on `while (!condition) await nextChange()` and act in the same synchronous
+  // segment as their last check: an `await` between the check and the act would let another
+  // caller pass the same check.
+  const nextChange = () => new Promise<void>((resolve) => state.waiters.push(resolve));
+  const isOwner = () => state.owner !== null && context.getStore() === state.owner;
+  const release = () => {
+    state.owner = null;
+    wakeAll();
+  };
+
+  Object.defineProperty(runner, "isTransactionActive", {
+    configurable: true,
+    enumerable: true,
+    get: () => state.active && isOwner(),
+    set: (value: boolean) => {
+      state.active = value;
+    },
+  });
+
+  const query = runner.query.bind(runner) as (sql: string, ...rest: unknown[]) => Promise<unknown>;
+  runner.query = (async (sql: string, ...rest: unknown[]) => {
+    if (isOwner()) {
+      if (state.immediateNext && sql === "BEGIN TRANSACTION") {
+        state.immediateNext = false;
+        sql = "BEGIN IMMEDIATE TRANSACTION";
+      }
+      return query(sql, ...rest);
+    }
+    while (state.owner !== null) await nextChange();
+    state.standalone++;
+    try {
+      return await query(sql, ...rest);
+    } finally {
+      if (--state.standalone === 0) wakeAll();
+    }
+  }) as QueryRunner["query"];
+
+  const startTransaction = runner.startTransaction.bind(runner);
+  // Not async on purpose: the caller's context must become the owner before its first await, so
+  // that the code it runs inside the transaction carries the owner token.
+  runner.startTransaction = ((isolationLevel?: Parameters<QueryRunner["startTransaction"]>[0]) => {
+    if (isOwner()) return startTransaction(isolationLevel); // nested: a savepoint
+    const owner: Owner = {};
+    context.enterWith(owner);
+    return (async () => {
+      while (state.owner !== null || state.standalone > 0) await nextChange();
+      state.owner = owner;
+      state.immediateNext = true;
+      try {
+        await startTransaction(isolationLevel);
+      } catch (err) {
+        // BEGIN failed (busy past the timeout, say): TypeORM leaves its flag set; undo it.
+        state.immediateNext = false;
+        state.active = false;
+        (runner as unknown as { transactionDepth: number }).transactionDepth = 0;
+        release();
+        throw err;
+      }
+    })();
+  }) as QueryRunner["startTransaction"];
+
+  for (const name of ["commitTransaction", "rollbackTransaction"] as const) {
+    const end = runner[name].bind(runner);
+    runner[name] = async () => {
+      try {
+        await end();
+      } finally {
+        // The outermost COMMIT or ROLLBACK clears TypeORM's flag: the connection is free again.
+        if (!state.active && isOwner()) release();
+      }
+    };
+  }
+}
+
+/**
+ * Runs `fn` outside any transaction owner's context: a task's run() starts here, so it never
+ * inherits the context of whoever started the worker.
+ */
+export function outsideTransactions<T>(fn: () => T): T {
+  // A fresh store each time: run() with the store already current skips restoring it afterwards,
+  // and an enterWith() inside would then leak into the caller's context.
+  return context.run({ outside: true }, fn);
+}
