@@ -1,4 +1,6 @@
-import { AfterInsert, AfterLoad, BaseEntity, Column, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import { AfterInsert, AfterLoad, BaseEntity, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import { cancelTask, type CancelResult } from "../src/admin/cancel";
+import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 // Lets SQLite create the 64-bit generated id (see the module for why it is needed).
@@ -7,6 +9,9 @@ import { epochMillis } from "./transformers";
 
 /** The life of a task. A task waiting to retry is `pending` with a later `runAt`. */
 export type TaskStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** Where `delay()` keeps its delay until insert, when it becomes `runAt` by the database clock. */
+export const DELAY_MS: unique symbol = Symbol("ormq.delayMs");
 
 /** The statuses from which a task never moves again on its own. */
 export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "cancelled"];
@@ -19,6 +24,8 @@ export interface TaskErrorRecord {
   name: string;
   message: string;
   stack?: string;
+  /** Set when the error came from a hook (error, shouldRetry, failed) rather than from run(). */
+  hook?: string;
 }
 
 /**
@@ -48,6 +55,9 @@ export interface TaskErrorRecord {
 // decorators cannot express; synchronize compares only the name and the columns, so the two agree
 // and neither drops the other's index. Partial: only pending rows are ever claimed.
 @Index("ormq_tasks_claim", ["priority", "runAt", "id"], { where: `status = 'pending'` })
+// The earliest upcoming due time, for an idle worker's sleep: only tasks made ready later than
+// they were created (scheduled, retried, snoozed), so the usual immediate enqueue pays nothing.
+@Index("ormq_tasks_scheduled", ["runAt"], { where: `status = 'pending' AND run_at > created_at` })
 // Named here so TypeORM does not add its own, hash-named index on the discriminator column.
 @Index("ormq_tasks_type", ["type"])
 export abstract class BaseTaskEntity extends BaseEntity {
@@ -59,6 +69,8 @@ export abstract class BaseTaskEntity extends BaseEntity {
   static maxAttempts = 5;
   /** When a failed task runs again, or null to give up (`maxAttempts` caps it either way). */
   static retry: RetryPolicy = exponentialBackoff();
+  /** Run-time limit of this class's tasks in ms, unless set on the instance; undefined: none. */
+  static timeoutMs: number | undefined = undefined;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })
@@ -127,14 +139,72 @@ export abstract class BaseTaskEntity extends BaseEntity {
   @Column({ name: "cancel_requested_at", type: "bigint", nullable: true, transformer: epochMillis })
   cancelRequestedAt!: Date | null;
 
+  /** Not a column: the delay given to `delay()`, turned into `runAt` at insert. */
+  [DELAY_MS]?: number;
+
   /**
    * Does the work. The returned value is stored in `result`; a thrown error counts as a failed
-   * attempt and is retried while attempts remain.
+   * attempt and is retried while attempts remain and the retry policy agrees. Throw `SnoozeTask`
+   * to come back later without using an attempt, or `CancelTask` to stop for good.
    */
   abstract run(ctx: TaskContext): Promise<unknown> | unknown;
 
-  /** Called in the worker after each failed attempt. Optional. */
+  /** Called in the worker after each failed attempt of run() (a thrown error or a timeout). Optional. */
   error?(err: Error, ctx: TaskContext): Promise<void> | void;
+
+  /** Overrides the retry policy for one failure: true retries, false gives up, undefined defers. Optional. */
+  shouldRetry?(err: Error, ctx: TaskContext): Promise<boolean | undefined> | boolean | undefined;
+
+  /** Called once when the task gives up for good. Optional. */
+  failed?(err: Error, ctx: TaskContext): Promise<void> | void;
+
+  /** Sends the task to `queue` (1–100 letters, digits, `_ - . :`). Chainable, before save(). */
+  onQueue(queue: string): this {
+    this.queue = checkQueue(queue, "onQueue(queue)");
+    return this;
+  }
+
+  /** Makes the task ready `ms` from now, by the database's clock at insert. Chainable. */
+  delay(ms: number): this {
+    this[DELAY_MS] = checkDelay(ms, "delay(ms)");
+    (this as { runAt?: Date }).runAt = undefined; // the last of delay() / runAtTime() wins
+    return this;
+  }
+
+  /** Makes the task ready at `date`. Chainable. */
+  runAtTime(date: Date): this {
+    this.runAt = checkRunAt(date, "runAtTime(date)");
+    delete this[DELAY_MS];
+    return this;
+  }
+
+  /** Higher runs first. Chainable. */
+  withPriority(priority: number): this {
+    this.priority = checkPriority(priority, "withPriority(priority)");
+    return this;
+  }
+
+  /** Attempts before giving up. Chainable. */
+  withMaxAttempts(maxAttempts: number): this {
+    this.maxAttempts = checkMaxAttempts(maxAttempts, "withMaxAttempts(n)");
+    return this;
+  }
+
+  /** Run-time limit of this task in ms. Chainable. */
+  withTimeout(ms: number): this {
+    this.timeoutMs = checkTimeout(ms, "withTimeout(ms)");
+    return this;
+  }
+
+  /**
+   * Cancels this task (see `cancelTask`): a pending task at once, a running one through its
+   * worker. Resolves with what happened.
+   */
+  cancel(options: { reason?: string } = {}): Promise<CancelResult> {
+    const dataSource = (this.constructor as unknown as typeof BaseEntity & { getRepository(): { manager: { connection: DataSource } } })
+      .getRepository().manager.connection;
+    return cancelTask(this.id, { dataSource, reason: options.reason });
+  }
 
   // node-postgres returns bigint as a string, better-sqlite3 as a number: keep one type.
   @AfterInsert()

@@ -41,6 +41,11 @@ export class OrmqInit1763900000000 implements MigrationInterface {
       }),
     );
     await runner.query(`CREATE INDEX "ormq_tasks_type" ON "ormq_tasks" ("type")`);
+    // The earliest upcoming due time among tasks made ready later than they were created, for an
+    // idle worker's sleep.
+    await runner.query(
+      `CREATE INDEX "ormq_tasks_scheduled" ON "ormq_tasks" ("run_at") WHERE status = 'pending' AND run_at > created_at`,
+    );
     // Ready tasks in claim order. The only index ormq's hot path needs; partial, so finished tasks
     // (most of the table, in time) cost it nothing.
     await runner.query(
@@ -51,6 +56,7 @@ export class OrmqInit1763900000000 implements MigrationInterface {
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP INDEX "ormq_tasks_claim"`);
     await runner.query(`DROP INDEX "ormq_tasks_type"`);
+    await runner.query(`DROP INDEX "ormq_tasks_scheduled"`);
     await runner.dropTable("ormq_tasks");
   }
 }

@@ -8,10 +8,12 @@ import {
   TransactionCommitEvent,
   TransactionRollbackEvent,
 } from "typeorm";
-import { BaseTaskEntity } from "../entities/BaseTaskEntity";
+import { BaseTaskEntity, DELAY_MS } from "../entities/BaseTaskEntity";
+import { databaseNow } from "./clock";
 import { announceNewTasks } from "./dialect";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
+import { checkTaskFields, validateTask } from "./validation";
 import { announceCommitted } from "./wakeup";
 
 /** Queues that got tasks in the transaction open on a query runner, and those already announced. */
@@ -34,8 +36,8 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     return BaseTaskEntity;
   }
 
-  beforeInsert(event: InsertEvent<BaseTaskEntity>): void {
-    const cls = event.metadata.target;
+  async beforeInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
+    const cls = event.metadata.target as typeof BaseTaskEntity;
     if (cls === BaseTaskEntity) {
       throw new TaskDefinitionError(
         "a task must be saved as an instance of its task class (SendEmail.create({...}).save()), " +
@@ -43,7 +45,11 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
       );
     }
     TaskRegistry.for(event.connection); // a badly declared task class fails here, with its name
-    applyDefaults(event.entity as unknown as ObjectLiteral, cls as typeof BaseTaskEntity);
+    const task = event.entity as unknown as ObjectLiteral;
+    applyDefaults(task, cls, await databaseNow(event.connection, event.queryRunner));
+    // Throwing here writes nothing; the caller's transaction can roll back cleanly.
+    checkTaskFields(task, cls.name);
+    await validateTask(task, cls, String(event.metadata.discriminatorValue));
   }
 
   async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
@@ -114,14 +120,15 @@ export const ormqSubscribers = [TaskSubscriber];
  * Precedence: a value set on the instance before save(), then the class's static (a subclass
  * overrides its parent), then ormq's default (the statics on BaseTaskEntity).
  */
-function applyDefaults(entity: ObjectLiteral, cls: typeof BaseTaskEntity): void {
-  const now = Date.now();
+function applyDefaults(entity: ObjectLiteral, cls: typeof BaseTaskEntity, now: number): void {
   entity.queue ??= cls.queue;
   entity.priority ??= cls.priority;
   entity.maxAttempts ??= cls.maxAttempts;
+  entity.timeoutMs ??= cls.timeoutMs ?? null;
   entity.status ??= "pending";
   entity.attempts ??= 0;
-  entity.runAt ??= new Date(now);
+  const delay = (entity as { [DELAY_MS]?: number })[DELAY_MS];
+  entity.runAt ??= new Date(now + (delay ?? 0));
   entity.createdAt ??= new Date(now);
   entity.updatedAt ??= new Date(now);
   entity.errors ??= [];

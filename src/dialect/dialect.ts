@@ -44,6 +44,12 @@ export interface Completion {
 /** Called when tasks may have become ready; `queues` narrows it when known. */
 export type WakeHandler = (queues: readonly string[] | null) => void;
 
+/** Which tasks a worker can run: the claim's filters without its limit and lease. */
+export type TaskFilter = Pick<ClaimRequest, "types" | "queues">;
+
+/** A task's status after its outcome was written. */
+export type FinalStatus = Completion["status"];
+
 /** A database as the worker sees it. */
 export interface Dialect {
   readonly name: "postgres" | "sqlite";
@@ -51,8 +57,16 @@ export interface Dialect {
   readonly workerId: string;
   /** Marks up to `limit` ready tasks running for this worker and returns their rows. */
   claim(request: ClaimRequest): Promise<TaskRow[]>;
-  /** Writes finished attempts; returns the ids whose guarded UPDATE took effect. */
-  complete(completions: readonly Completion[]): Promise<Set<string>>;
+  /**
+   * Writes finished attempts. Returns, for each task whose guarded UPDATE took effect, its status
+   * now: a cancel request made while it ran turns a retry, a snooze or a hand-back into
+   * `cancelled`. A task missing from the map was no longer this worker's to finish.
+   */
+  complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>>;
+  /** Milliseconds until the earliest upcoming due time among tasks it could claim; null if none. */
+  nextDueInMs(filter: TaskFilter): Promise<number | null>;
+  /** Of these running tasks held by this worker, the ids someone asked to cancel. */
+  cancelRequested(ids: readonly string[]): Promise<string[]>;
   /** Starts telling `onWake` when new tasks may be ready (LISTEN, or a cheap change check). */
   listen(onWake: WakeHandler): Promise<void>;
   /** Stops listening and releases the dialect's own connections. The DataSource stays open. */

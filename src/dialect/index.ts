@@ -7,7 +7,7 @@ import { notifyNewTasks, PostgresDialect } from "./postgres";
 import { SqliteDialect } from "./sqlite";
 import { guardSqliteConnection } from "./sqliteConnectionGuard";
 
-export type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
+export type { ClaimRequest, Completion, Dialect, FinalStatus, TaskFilter, TaskRow, WakeHandler } from "./dialect";
 export { outsideTransactions } from "./sqliteConnectionGuard";
 
 type DialectName = "postgres" | "sqlite";

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Notification, Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../logger";
-import type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
+import type { ClaimRequest, Completion, Dialect, FinalStatus, TaskFilter, TaskRow, WakeHandler } from "./dialect";
 
 /** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
 export const NOTIFY_CHANNEL = "ormq_tasks";
@@ -58,25 +58,26 @@ export class PostgresDialect implements Dialect {
     return rows;
   }
 
-  async complete(completions: readonly Completion[]): Promise<Set<string>> {
-    if (completions.length === 0) return new Set();
+  async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
+    if (completions.length === 0) return new Map();
     // One statement for the whole batch; each row is guarded by status, holder and attempt, and
-    // RETURNING tells which rows the guard let through.
+    // RETURNING tells which rows the guard let through, with their new status. A task someone
+    // asked to cancel while it ran does not go back to pending.
     const text = `
       UPDATE ${this.table} t
-      SET status = v.status,
+      SET status = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE v.status END,
           result = v.result,
           last_error = COALESCE(v.last_error, t.last_error),
           errors = COALESCE(v.errors, t.errors),
           attempts = t.attempts - v.refund,
           run_at = CASE WHEN v.delay_ms IS NULL THEN t.run_at ELSE ${NOW_MS} + v.delay_ms END,
-          finished_at = CASE WHEN v.status = 'pending' THEN NULL ELSE ${NOW_MS} END,
+          finished_at = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NULL THEN NULL ELSE ${NOW_MS} END,
           updated_at = ${NOW_MS},
           locked_by = NULL, locked_until = NULL
       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::int[])
         AS v(id, attempt, status, result, last_error, errors, delay_ms, refund)
       WHERE t.id = v.id AND t.status = 'running' AND t.locked_by = $9 AND t.attempts = v.attempt
-      RETURNING t.id`;
+      RETURNING t.id, t.status`;
     const values = [
       completions.map((c) => c.id),
       completions.map((c) => c.attempt),
@@ -89,7 +90,30 @@ export class PostgresDialect implements Dialect {
       this.workerId,
     ];
     const { rows } = await this.pool.query({ name: statementName("complete", text), text, values });
-    return new Set(rows.map((r: { id: unknown }) => String(r.id)));
+    return new Map(rows.map((r: { id: unknown; status: FinalStatus }) => [String(r.id), r.status]));
+  }
+
+  async nextDueInMs(filter: TaskFilter): Promise<number | null> {
+    const queueFilter = filter.queues ? `AND queue = ANY($2::text[])` : "";
+    // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
+    const text = `
+      SELECT run_at - ${NOW_MS} AS due_in FROM ${this.table}
+      WHERE status = 'pending' AND run_at > created_at AND run_at > ${NOW_MS}
+        AND type = ANY($1::text[]) ${queueFilter}
+      ORDER BY run_at LIMIT 1`;
+    const values: unknown[] = [filter.types];
+    if (filter.queues) values.push(filter.queues);
+    const { rows } = await this.pool.query({ name: statementName("next_due", text), text, values });
+    return rows.length === 0 ? null : Number(rows[0].due_in);
+  }
+
+  async cancelRequested(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const text = `
+      SELECT id FROM ${this.table}
+      WHERE id = ANY($1::bigint[]) AND status = 'running' AND locked_by = $2 AND cancel_requested_at IS NOT NULL`;
+    const { rows } = await this.pool.query({ name: statementName("cancel_requested", text), text, values: [ids, this.workerId] });
+    return rows.map((r: { id: unknown }) => String(r.id));
   }
 
   async listen(onWake: WakeHandler): Promise<void> {

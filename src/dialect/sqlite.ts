@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
-import type { ClaimRequest, Completion, Dialect, TaskRow, WakeHandler } from "./dialect";
+import type { ClaimRequest, Completion, Dialect, FinalStatus, TaskFilter, TaskRow, WakeHandler } from "./dialect";
 
 /** How often an idle worker checks whether another connection committed (`PRAGMA data_version`). */
 const CHANGE_CHECK_MS = 50;
@@ -75,24 +75,27 @@ export class SqliteDialect implements Dialect {
     return (rows as TaskRow[]).sort(compareClaimOrder);
   }
 
-  async complete(completions: readonly Completion[]): Promise<Set<string>> {
+  async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
+    // Guarded by status, holder and attempt; a task someone asked to cancel while it ran does not
+    // go back to pending. (SET expressions see the row as it was before this UPDATE.)
     const stmt = this.prepare(`
       UPDATE ${this.table}
-      SET status = @status,
+      SET status = CASE WHEN @status = 'pending' AND cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE @status END,
           result = @result,
           last_error = COALESCE(@lastError, last_error),
           errors = COALESCE(@errors, errors),
           attempts = attempts - @refund,
           run_at = CASE WHEN @delayMs IS NULL THEN run_at ELSE @now + @delayMs END,
-          finished_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
+          finished_at = CASE WHEN @status = 'pending' AND cancel_requested_at IS NULL THEN NULL ELSE @now END,
           updated_at = @now,
           locked_by = NULL, locked_until = NULL
-      WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt`);
+      WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
+      RETURNING status`);
     return this.write(() => {
-      const applied = new Set<string>();
+      const applied = new Map<string, FinalStatus>();
       const now = Date.now();
       for (const c of completions) {
-        const info = stmt.run({
+        const row = stmt.get({
           id: c.id,
           attempt: c.attempt,
           status: c.status,
@@ -103,11 +106,35 @@ export class SqliteDialect implements Dialect {
           refund: c.refundAttempt ? 1 : 0,
           now,
           worker: this.workerId,
-        });
-        if (info.changes === 1) applied.add(c.id);
+        }) as { status: FinalStatus } | undefined;
+        if (row) applied.set(c.id, row.status);
       }
       return applied;
     });
+  }
+
+  async nextDueInMs(filter: TaskFilter): Promise<number | null> {
+    const queueFilter = filter.queues ? `AND queue IN (SELECT value FROM json_each(@queues))` : "";
+    // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
+    const stmt = this.prepare(`
+      SELECT run_at - @now AS due_in FROM ${this.table}
+      WHERE status = 'pending' AND run_at > created_at AND run_at > @now
+        AND type IN (SELECT value FROM json_each(@types)) ${queueFilter}
+      ORDER BY run_at LIMIT 1`);
+    const params: Record<string, unknown> = { now: Date.now(), types: JSON.stringify(filter.types) };
+    if (filter.queues) params.queues = JSON.stringify(filter.queues);
+    const row = stmt.get(params) as { due_in: number } | undefined;
+    return row ? Number(row.due_in) : null;
+  }
+
+  async cancelRequested(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const stmt = this.prepare(`
+      SELECT id FROM ${this.table}
+      WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'running' AND locked_by = @worker
+        AND cancel_requested_at IS NOT NULL`);
+    const rows = stmt.all({ ids: JSON.stringify(ids.map(Number)), worker: this.workerId }) as { id: number }[];
+    return rows.map((r) => String(r.id));
   }
 
   async listen(onWake: WakeHandler): Promise<void> {

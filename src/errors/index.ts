@@ -14,8 +14,68 @@ export class OrmqError extends Error {
 /** ormq is not set up in this DataSource (entities, subscribers) or an option is invalid. */
 export class OrmqConfigurationError extends OrmqError {}
 
+/** An option given to ormq is invalid; the message names it. */
+export class InvalidOptionError extends OrmqConfigurationError {}
+
 /** A task class is declared in a way ormq cannot run (no discriminator key, no `run()`, …). */
 export class TaskDefinitionError extends OrmqError {}
+
+/** One field of a task that failed validation, and the constraints it broke. */
+export interface TaskValidationIssue {
+  property: string;
+  value: unknown;
+  /** Constraint name → message, as class-validator reports them. */
+  constraints: Record<string, string>;
+}
+
+/** A task failed validation at insert; nothing was written. `issues` lists every failure. */
+export class TaskValidationError extends OrmqError {
+  constructor(
+    readonly taskType: string,
+    readonly issues: TaskValidationIssue[],
+  ) {
+    const detail = issues.map((i) => `${i.property}: ${Object.values(i.constraints).join("; ")}`).join(" | ");
+    super(`invalid ${taskType} task: ${detail}`);
+  }
+}
+
+/**
+ * Throw from run() to come back later without using an attempt:
+ * `throw new SnoozeTask(60_000)`. The error() hook is not called.
+ */
+export class SnoozeTask extends OrmqError {
+  constructor(readonly delayMs: number) {
+    super(`snoozed for ${delayMs} ms`);
+    if (!Number.isFinite(delayMs) || delayMs < 0) throw new InvalidOptionError(`SnoozeTask: delayMs must be 0 or more, got ${delayMs}`);
+  }
+}
+
+/**
+ * Throw from run() to stop the task for good without retrying: it ends `cancelled`.
+ * The error() and failed() hooks are not called.
+ */
+export class CancelTask extends OrmqError {
+  constructor(readonly reason = "cancelled by the task") {
+    super(reason);
+  }
+}
+
+/** The reason a task's signal aborts when it runs past its time limit; the attempt fails with it. */
+export class TaskTimeoutError extends OrmqError {
+  constructor(readonly timeoutMs: number) {
+    super(`the task ran longer than its ${timeoutMs} ms limit`);
+  }
+}
+
+/** The reason a task's signal aborts when someone cancels it while it runs. */
+export class TaskCancelledError extends OrmqError {
+  constructor(readonly reason = "cancelled on request") {
+    super(reason);
+  }
+}
+
+/** The worker stopped claiming because too many timed-out runs never settled; restart it. */
+export class WorkerNeedsRestartError extends OrmqError {}
 
 /** The reason a task's signal aborts when its worker shuts down and the grace period is over. */
 export class WorkerShutdownError extends OrmqError {

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Completion, Dialect } from "../dialect";
+import type { Completion, Dialect, FinalStatus } from "../dialect";
 import type { Logger } from "../logger";
 
 interface Waiting {
   completion: Completion;
-  resolve: (applied: boolean) => void;
+  resolve: (status: FinalStatus | null) => void;
   /** Failed writes of this completion while written alone. */
   soloFailures: number;
 }
@@ -29,8 +29,11 @@ export class Completer {
     private readonly maxBatch = 500,
   ) {}
 
-  /** Resolves true when written, false when the guard refused it (the lease was lost). */
-  submit(completion: Completion): Promise<boolean> {
+  /**
+   * Resolves with the task's status once written, or null when it was not: the guard refused it
+   * (the worker no longer held the task) or it could not be written before shutdown.
+   */
+  submit(completion: Completion): Promise<FinalStatus | null> {
     return new Promise((resolve) => {
       this.queue.push({ completion, resolve, soloFailures: 0 });
       this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
@@ -58,19 +61,19 @@ export class Completer {
         const applied = await this.dialect.complete(batch.map((w) => w.completion));
         failures = 0;
         solo = false;
-        for (const w of batch) w.resolve(applied.has(w.completion.id));
+        for (const w of batch) w.resolve(applied.get(w.completion.id) ?? null);
       } catch (err) {
         failures++;
         const ids = batch.map((w) => w.completion.id);
         if (Date.now() >= this.giveUpAt) {
           this.logger.error({ err, taskIds: ids }, "could not record task outcomes before shutdown; the tasks stay running until their lease expires");
-          for (const w of batch) w.resolve(false);
+          for (const w of batch) w.resolve(null);
           continue;
         }
         if (solo && ++batch[0].soloFailures >= MAX_SOLO_FAILURES && this.queue.length > 0) {
           // Others are waiting; this one keeps failing alone: give it up rather than block them.
           this.logger.error({ err, taskId: ids[0] }, "the database keeps rejecting this task's outcome; giving it up");
-          batch[0].resolve(false);
+          batch[0].resolve(null);
           continue;
         }
         this.queue.unshift(...batch);

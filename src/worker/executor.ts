@@ -1,56 +1,113 @@
-import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BaseTaskEntity, type TaskErrorRecord } from "../../entities/BaseTaskEntity";
 import type { Completion } from "../dialect";
-import { toError, WorkerShutdownError } from "../errors";
+import { CancelTask, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
 import type { TaskContext } from "./context";
-import { failedForGood, handedBack, retryLater, succeeded } from "./outcome";
+import { cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
+
+/** After a timeout or cancel, how long run() may take to settle before it counts as abandoned. */
+const SETTLE_AFTER_ABORT_MS = 50;
 
 /** An attempt's outcome: the write that ends it, and what it means for the summary. */
 export interface AttemptResult {
   completion: Completion;
-  kind: "succeeded" | "retried" | "failed" | "handedBack";
+  kind: "succeeded" | "retried" | "failed" | "handedBack" | "snoozed" | "cancelled";
+  /** run() had not settled when a timeout or a cancel ended the attempt: it still runs. */
+  abandonedRun?: Promise<unknown>;
 }
 
 /**
  * Runs one attempt and turns whatever happened into exactly one outcome:
- * run() → (on error: error() hook → retry or give up) → completion.
+ * start the timeout → run() → normalise (success, snooze, cancel, shutdown, failure) →
+ * on failure: error() → shouldRetry() / the retry policy → retry, or failed() and give up.
  * Never throws: a throwing task or hook becomes an outcome, not a dead worker.
+ *
+ * A timeout or a cancel request aborts `controller` and ends the attempt at once, even when run()
+ * ignores its signal; the worker's shutdown abort does not (the worker gives run() time to settle).
  */
-export async function executeAttempt(task: BaseTaskEntity, ctx: TaskContext): Promise<AttemptResult> {
+export async function executeAttempt(task: BaseTaskEntity, ctx: TaskContext, controller: AbortController): Promise<AttemptResult> {
+  const cls = task.constructor as typeof BaseTaskEntity;
+  const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
+  const timer = timeoutMs ? setTimeout(() => controller.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
+  const ended = attemptEndedBy(controller.signal);
+  let settled = false;
+  const running = (async () => task.run(ctx))().finally(() => (settled = true));
   let value: unknown;
   try {
-    value = await task.run(ctx);
+    value = await Promise.race([running, ended.promise]);
   } catch (thrown) {
-    return failure(task, toError(thrown), ctx);
+    // A run() that honours its signal settles a moment after the abort: give it that moment
+    // before calling it abandoned.
+    if (!settled) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
+    const abandonedRun = settled ? undefined : running.catch(() => undefined);
+    const result = await afterThrow(task, toError(thrown), ctx);
+    return { ...result, abandonedRun };
+  } finally {
+    clearTimeout(timer);
+    ended.dispose();
   }
-  let completion: Completion;
   try {
-    completion = succeeded(task, value);
+    return { completion: succeeded(task, value), kind: "succeeded" };
   } catch (thrown) {
     // JSON.stringify threw (a cycle, a BigInt): the run happened but its result cannot be kept.
-    const err = new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, {
-      cause: thrown,
-    });
+    const err = new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
     return failure(task, err, ctx);
   }
-  return { completion, kind: "succeeded" };
+}
+
+async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext): Promise<AttemptResult> {
+  const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
+  // Whatever run() threw once its signal aborted, the abort's reason is what happened.
+  if (reason instanceof WorkerShutdownError) return { completion: handedBack(task), kind: "handedBack" };
+  if (reason instanceof TaskCancelledError) return { completion: cancelled(task, reason.reason), kind: "cancelled" };
+  if (err instanceof CancelTask) return { completion: cancelled(task, err.reason), kind: "cancelled" };
+  if (err instanceof SnoozeTask) return { completion: snoozed(task, err.delayMs), kind: "snoozed" };
+  return failure(task, reason instanceof TaskTimeoutError ? reason : err, ctx);
 }
 
 async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Promise<AttemptResult> {
-  // Interrupted by shutdown: the task did nothing wrong, so the attempt is handed back uncounted.
-  if (ctx.signal.aborted && ctx.signal.reason instanceof WorkerShutdownError) {
-    return { completion: handedBack(task), kind: "handedBack" };
-  }
-  ctx.logger.warn({ err }, "task attempt failed");
-  if (typeof task.error === "function") {
+  const cls = task.constructor as typeof BaseTaskEntity;
+  const hookErrors: TaskErrorRecord[] = [];
+  const hook = async <T>(name: string, call: () => T | Promise<T>): Promise<T | undefined> => {
     try {
-      await task.error(err, ctx);
-    } catch (hookThrown) {
-      ctx.logger.error({ err: toError(hookThrown) }, "error() hook threw; the attempt's outcome stands");
+      return await call();
+    } catch (thrown) {
+      const hookErr = toError(thrown);
+      ctx.logger.error({ err: hookErr, hook: name }, `${name}() hook threw; the task's outcome stands`);
+      hookErrors.push(hookErrorRecord(task, name, hookErr));
+      return undefined;
+    }
+  };
+
+  ctx.logger.warn({ err }, "task attempt failed");
+  if (task.error) await hook("error", () => task.error!(err, ctx));
+
+  let retryAt: Date | null = null;
+  if (task.attempts < task.maxAttempts) {
+    const decision = task.shouldRetry ? await hook("shouldRetry", () => task.shouldRetry!(err, ctx)) : undefined;
+    if (decision !== false) {
+      retryAt = (await hook("retry policy", () => cls.retry(task.attempts, err))) ?? null;
+      // shouldRetry() said yes where the policy said no: use ormq's default backoff.
+      if (decision === true && retryAt === null) retryAt = BaseTaskEntity.retry(task.attempts, err);
     }
   }
-  if (task.attempts < task.maxAttempts) {
-    const next = (task.constructor as typeof BaseTaskEntity).retry(task.attempts, err);
-    if (next) return { completion: retryLater(task, err, Math.max(0, next.getTime() - Date.now())), kind: "retried" };
+  if (retryAt) {
+    return { completion: retryLater(task, err, Math.max(0, retryAt.getTime() - Date.now()), hookErrors), kind: "retried" };
   }
-  return { completion: failedForGood(task, err), kind: "failed" };
+  if (task.failed) await hook("failed", () => task.failed!(err, ctx));
+  return { completion: failedForGood(task, err, hookErrors), kind: "failed" };
+}
+
+/** A promise that rejects when the signal aborts for a timeout or a cancel (not for shutdown). */
+function attemptEndedBy(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      if (signal.reason instanceof TaskTimeoutError || signal.reason instanceof TaskCancelledError) reject(signal.reason);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort);
+  });
+  promise.catch(() => {}); // handled through the race; never an unhandled rejection
+  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
 }

@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { OrmqConfigurationError } from "../errors";
+import { InvalidOptionError, OrmqConfigurationError } from "../errors";
 import { getDefaultLogger, type Logger } from "../logger";
 import type { TaskClass } from "../registry";
 
@@ -20,6 +20,12 @@ export interface WorkerOptions {
   gracePeriodMs?: number;
   /** How long a claimed task is held before another worker may rescue it. Default 30000 ms. */
   leaseMs?: number;
+  /**
+   * Runs that a timeout or cancel abandoned (run() ignored its signal) and that still run: at
+   * this many the worker stops claiming and its process function rejects with
+   * `WorkerNeedsRestartError`. Default 5.
+   */
+  maxAbandonedRuns?: number;
   /** Stops the worker when aborted (gracefully, as SIGTERM does). */
   signal?: AbortSignal;
   /** Where ormq logs. Default: pino at `ORMQ_LOG_LEVEL` or `info`. */
@@ -34,6 +40,7 @@ export interface ResolvedOptions {
   pollIntervalMs: number;
   gracePeriodMs: number;
   leaseMs: number;
+  maxAbandonedRuns: number;
   signal: AbortSignal | undefined;
   logger: Logger;
 }
@@ -44,9 +51,9 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
   const concurrency = positiveInteger("concurrency", options.concurrency ?? 10);
   const queues = options.queues ?? null;
   if (queues !== null) {
-    if (!Array.isArray(queues) || queues.length === 0) throw new OrmqConfigurationError("option `queues` must be a non-empty array of queue names");
+    if (!Array.isArray(queues) || queues.length === 0) throw new InvalidOptionError("option `queues` must be a non-empty array of queue names");
     for (const q of queues) {
-      if (typeof q !== "string" || q.trim() === "") throw new OrmqConfigurationError(`option \`queues\` has an empty or non-string name: ${JSON.stringify(q)}`);
+      if (typeof q !== "string" || q.trim() === "") throw new InvalidOptionError(`option \`queues\` has an empty or non-string name: ${JSON.stringify(q)}`);
     }
   }
   return {
@@ -57,6 +64,7 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
     pollIntervalMs: positiveInteger("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000),
     leaseMs: positiveInteger("leaseMs", options.leaseMs ?? 30_000),
+    maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5),
     signal: options.signal,
     logger: options.logger ?? getDefaultLogger(),
   };
@@ -76,14 +84,14 @@ export function resolveDataSource(cls: TaskClass, given?: DataSource): DataSourc
 
 function positiveInteger(name: string, value: unknown): number {
   if (!Number.isInteger(value) || (value as number) < 1) {
-    throw new OrmqConfigurationError(`option \`${name}\` must be a positive integer, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`option \`${name}\` must be a positive integer, got ${JSON.stringify(value)}`);
   }
   return value as number;
 }
 
 function nonNegativeInteger(name: string, value: unknown): number {
   if (!Number.isInteger(value) || (value as number) < 0) {
-    throw new OrmqConfigurationError(`option \`${name}\` must be an integer of 0 or more, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(`option \`${name}\` must be an integer of 0 or more, got ${JSON.stringify(value)}`);
   }
   return value as number;
 }

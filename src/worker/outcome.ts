@@ -13,18 +13,33 @@ export function succeeded(task: BaseTaskEntity, result: unknown): Completion {
 }
 
 /** The attempt failed and the task runs again after `delayMs`. */
-export function retryLater(task: BaseTaskEntity, err: Error, delayMs: number): Completion {
-  return base(task, "pending", { ...errorFields(task, err), delayMs });
+export function retryLater(task: BaseTaskEntity, err: Error, delayMs: number, hookErrors: TaskErrorRecord[] = []): Completion {
+  return base(task, "pending", { ...errorFields(task, err, hookErrors), delayMs });
 }
 
 /** The attempt failed and the task gives up for good. */
-export function failedForGood(task: BaseTaskEntity, err: Error): Completion {
-  return base(task, "failed", errorFields(task, err));
+export function failedForGood(task: BaseTaskEntity, err: Error, hookErrors: TaskErrorRecord[] = []): Completion {
+  return base(task, "failed", errorFields(task, err, hookErrors));
 }
 
 /** The attempt did not really happen (shutdown): back to pending, the attempt not counted. */
 export function handedBack(task: BaseTaskEntity): Completion {
   return base(task, "pending", { refundAttempt: true });
+}
+
+/** run() asked to come back after `delayMs` (SnoozeTask): the attempt is not counted. */
+export function snoozed(task: BaseTaskEntity, delayMs: number): Completion {
+  return base(task, "pending", { refundAttempt: true, delayMs });
+}
+
+/** The task stops for good without retrying (CancelTask, or a cancel request while it ran). */
+export function cancelled(task: BaseTaskEntity, reason: string): Completion {
+  return base(task, "cancelled", { lastError: clean(`cancelled: ${reason}`) });
+}
+
+/** A hook's failure, kept in the task's error list next to the attempt's own error. */
+export function hookErrorRecord(task: BaseTaskEntity, hook: string, err: Error): TaskErrorRecord {
+  return { attempt: task.attempts, at: Date.now(), name: err.name, message: err.message, stack: err.stack, hook };
 }
 
 function base(task: BaseTaskEntity, status: Completion["status"], fields: Partial<Completion>): Completion {
@@ -41,7 +56,7 @@ function base(task: BaseTaskEntity, status: Completion["status"], fields: Partia
   };
 }
 
-function errorFields(task: BaseTaskEntity, err: Error): Pick<Completion, "lastError" | "errors"> {
+function errorFields(task: BaseTaskEntity, err: Error, hookErrors: TaskErrorRecord[]): Pick<Completion, "lastError" | "errors"> {
   const record: TaskErrorRecord = {
     attempt: task.attempts,
     at: Date.now(),
@@ -49,8 +64,11 @@ function errorFields(task: BaseTaskEntity, err: Error): Pick<Completion, "lastEr
     message: err.message,
     stack: err.stack,
   };
-  const errors = [...(task.errors ?? []), record].slice(-ERRORS_KEPT);
-  // PostgreSQL refuses U+0000 in text; an error message must not make its outcome unwritable.
-  const lastError = (err.stack ?? `${err.name}: ${err.message}`).replace(/\u0000/g, "\\0");
-  return { lastError, errors: JSON.stringify(errors) };
+  const errors = [...(task.errors ?? []), record, ...hookErrors].slice(-ERRORS_KEPT);
+  return { lastError: clean(err.stack ?? `${err.name}: ${err.message}`), errors: JSON.stringify(errors) };
+}
+
+/** PostgreSQL refuses U+0000 in text; an error message must not make its outcome unwritable. */
+function clean(text: string): string {
+  return text.replace(/\u0000/g, "\\0");
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { createDialect, outsideTransactions, type Dialect, type TaskRow } from "../dialect";
-import { OrmqConfigurationError, toError, WorkerShutdownError } from "../errors";
+import { createDialect, outsideTransactions, type Dialect, type TaskFilter, type TaskRow } from "../dialect";
+import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestartError, WorkerShutdownError } from "../errors";
 import type { Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
@@ -23,12 +23,18 @@ export interface ProcessSummary {
   failed: number;
   /** Attempts that failed and will run again. */
   retried: number;
+  /** Attempts that asked to come back later (SnoozeTask). */
+  snoozed: number;
+  /** Tasks that ended cancelled (CancelTask, or cancelled while running). */
+  cancelled: number;
 }
 
 /** After the grace period and the abort, how long run() has to settle before it is abandoned. */
 const ABANDON_AFTER_ABORT_MS = 2_000;
 /** A worker that cannot claim (database down) backs off up to this long between tries. */
 const MAX_CLAIM_BACKOFF_MS = 5_000;
+/** How often a worker with running tasks checks whether someone asked to cancel one of them. */
+const CANCEL_CHECK_MS = 500;
 
 interface RunningTask {
   task: BaseTaskEntity;
@@ -48,7 +54,11 @@ interface RunningTask {
 export class Worker {
   readonly id = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   private readonly running = new Map<string, RunningTask>();
-  private readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0 };
+  private readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0 };
+  /** Runs that a timeout or cancel ended but that have not settled: they still hold resources. */
+  private abandonedRuns = 0;
+  private checkingCancels = false;
+  private failure: unknown;
   private readonly logger: Logger;
   private claimedTotal = 0;
   private stopRequested = false;
@@ -99,13 +109,14 @@ export class Worker {
     signal?.addEventListener("abort", onAbort);
     if (signal?.aborted) this.stop();
     const unsubscribe = onCommitted(dataSource, (queues) => this.onAnnounced(queues));
-    let failure: unknown;
+    const cancelChecks = setInterval(() => void this.checkCancelRequests(dialect), CANCEL_CHECK_MS);
+    cancelChecks.unref();
     try {
       await dialect.listen((queues) => this.onAnnounced(queues));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       await this.claimLoop(dialect, completer, typeByKey);
     } catch (err) {
-      failure = err;
+      this.failure ??= err;
       this.stop(); // running tasks get the grace period, as on a signal
     }
     try {
@@ -113,12 +124,13 @@ export class Worker {
       // dialect's connections close, even when the loop failed.
       await this.finishRunning(completer);
     } finally {
+      clearInterval(cancelChecks);
       unsubscribe();
       signal?.removeEventListener("abort", onAbort);
       await dialect.close();
       this.logger.info({ ...this.summary }, "worker stopped");
     }
-    if (failure !== undefined) throw failure;
+    if (this.failure !== undefined) throw this.failure;
     return { ...this.summary };
   }
 
@@ -150,8 +162,41 @@ export class Worker {
         if (rows.length === want) continue; // a full batch: more may be ready
         // Nothing more ready and nothing running that could enqueue more: processN is done.
         if (this.limit !== Infinity && this.running.size === 0) return;
+        // Sleep until the next scheduled task is due, if that comes before the next poll; a
+        // wake-up (an enqueue, here or announced) cuts the sleep short and looks again.
+        await this.sleep(Math.min(pollIntervalMs, await this.nextDue(dialect, request)));
+        continue;
       }
       await this.sleep(pollIntervalMs);
+    }
+  }
+
+  private async nextDue(dialect: Dialect, filter: TaskFilter): Promise<number> {
+    try {
+      const due = await dialect.nextDueInMs(filter);
+      return due === null ? Infinity : Math.max(0, due);
+    } catch (err) {
+      this.logger.debug({ err }, "could not read the next due time; polling");
+      return Infinity;
+    }
+  }
+
+  /** Aborts running tasks that someone asked to cancel (from any process). */
+  private async checkCancelRequests(dialect: Dialect): Promise<void> {
+    const ids = [...this.running.values()].filter((r) => !r.finished && !r.controller.signal.aborted).map((r) => r.task.id);
+    if (ids.length === 0 || this.checkingCancels) return;
+    this.checkingCancels = true;
+    try {
+      for (const id of await dialect.cancelRequested(ids)) {
+        const entry = this.running.get(id);
+        if (!entry || entry.controller.signal.aborted) continue;
+        this.logger.info({ taskId: id }, "cancel requested: aborting the running task");
+        entry.controller.abort(new TaskCancelledError());
+      }
+    } catch (err) {
+      this.logger.debug({ err }, "could not check for cancel requests");
+    } finally {
+      this.checkingCancels = false;
     }
   }
 
@@ -186,19 +231,22 @@ export class Worker {
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
-      const { completion, kind } = await outsideTransactions(() => executeAttempt(task, ctx));
+      const { completion, kind, abandonedRun } = await outsideTransactions(() => executeAttempt(task, ctx, controller));
+      if (abandonedRun) this.trackAbandoned(abandonedRun, logger);
       if (entry.abandoned) return;
       entry.finished = true;
-      const applied = await completer.submit(completion);
+      const status = await completer.submit(completion);
       const durationMs = Math.round(performance.now() - startedAt);
-      if (!applied) {
+      if (status === null) {
         logger.warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
         return;
       }
-      logger.debug({ durationMs, outcome: kind }, "task attempt finished");
-      if (kind === "handedBack") return;
+      logger.debug({ durationMs, outcome: kind, status }, "task attempt finished");
+      if (kind === "handedBack" && status === "pending") return;
       this.summary.processed++;
-      this.summary[kind]++;
+      // A cancel request made while it ran wins over a retry, a snooze or a hand-back.
+      if (status === "cancelled") this.summary.cancelled++;
+      else if (kind !== "handedBack") this.summary[kind]++;
     })()
       .catch((err) => logger.error({ err }, "internal error while finishing a task"))
       .finally(() => {
@@ -234,6 +282,28 @@ export class Worker {
     await Promise.all(handBacks);
     // Outcomes already being written (their run() returned) finish on their own.
     await allDone();
+  }
+
+  /**
+   * Counts a run that a timeout or cancel abandoned while it still ran. Such runs hold memory,
+   * sockets, perhaps locks: past `maxAbandonedRuns` the worker stops claiming and asks to be
+   * restarted rather than pile more up.
+   */
+  private trackAbandoned(run: Promise<unknown>, logger: Logger): void {
+    this.abandonedRuns++;
+    logger.warn({ abandonedRuns: this.abandonedRuns }, "run() ignored its abort signal; its promise is still running");
+    void run.finally(() => {
+      this.abandonedRuns--;
+      logger.info({ abandonedRuns: this.abandonedRuns }, "an abandoned run() settled");
+    });
+    if (this.abandonedRuns >= this.options.maxAbandonedRuns && this.failure === undefined) {
+      this.failure = new WorkerNeedsRestartError(
+        `${this.abandonedRuns} runs that ignored their abort signal are still running; ` +
+          "the worker stopped claiming: restart it (and make those tasks honour ctx.signal)",
+      );
+      this.logger.error({ abandonedRuns: this.abandonedRuns }, (this.failure as Error).message);
+      this.stop();
+    }
   }
 
   private failUnloadable(row: TaskRow, err: Error, completer: Completer): void {

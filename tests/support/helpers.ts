@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity } from "../../src";
+import { BaseTaskEntity, type ProcessSummary } from "../../src";
 
 /** Reads a task's row fresh from the database, as the base class sees it. */
 export async function reload<T extends BaseTaskEntity>(ds: DataSource, task: { id: string }): Promise<T> {
@@ -18,4 +18,9 @@ export async function until(what: string, check: () => boolean | Promise<boolean
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A worker summary with zeroes for every count not given. */
+export function expectedSummary(counts: Partial<ProcessSummary>): ProcessSummary {
+  return { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0, ...counts };
 }

@@ -1,0 +1,62 @@
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
+import { databaseNow } from "../clock";
+import { resolveDataSource } from "../worker/options";
+
+/** What `cancelTask` did. */
+export type CancelResult =
+  /** It was pending: it is now `cancelled` and will not run. */
+  | { outcome: "cancelled"; id: string }
+  /** It is running: its worker aborts its signal (within about a second) and it ends `cancelled`. */
+  | { outcome: "cancelRequested"; id: string }
+  /** It had already finished; nothing changed. */
+  | { outcome: "alreadyFinished"; id: string; status: TaskStatus }
+  | { outcome: "notFound"; id: string };
+
+export interface CancelOptions {
+  dataSource?: DataSource;
+  /** Recorded as the task's last error. */
+  reason?: string;
+}
+
+/**
+ * Cancels a task by id. Each step is one UPDATE guarded by the status it expects, so it is right
+ * whatever the task's worker does meanwhile: a pending task becomes `cancelled`; a running one gets
+ * a cancel request that its worker (in any process) notices and acts on; a finished task is left
+ * alone and reported as such.
+ */
+export async function cancelTask(id: string | number, options: CancelOptions = {}): Promise<CancelResult> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  const taskId = String(id);
+  const reason = options.reason ?? "cancelled on request";
+  const repo = dataSource.getRepository(BaseTaskEntity);
+  // A task can move between our statements (claimed, retried): go round again, a few times at most.
+  for (let round = 0; round < 5; round++) {
+    const now = new Date(await databaseNow(dataSource));
+    const pending = await repo
+      .createQueryBuilder()
+      .update()
+      .set({ status: "cancelled", finishedAt: now, updatedAt: now, lastError: `cancelled: ${reason}` })
+      .where("id = :id AND status = 'pending'", { id: taskId })
+      .execute();
+    if (pending.affected === 1) return { outcome: "cancelled", id: taskId };
+
+    const running = await repo
+      .createQueryBuilder()
+      .update()
+      .set({ cancelRequestedAt: now, updatedAt: now, lastError: `cancelled: ${reason}` })
+      .where("id = :id AND status = 'running' AND cancel_requested_at IS NULL", { id: taskId })
+      .execute();
+    if (running.affected === 1) return { outcome: "cancelRequested", id: taskId };
+
+    const row = await repo
+      .createQueryBuilder("t")
+      .select(["t.status AS status", "t.cancel_requested_at AS requested"])
+      .where("t.id = :id", { id: taskId })
+      .getRawOne<{ status: TaskStatus; requested: unknown }>();
+    if (!row) return { outcome: "notFound", id: taskId };
+    if (FINISHED_STATUSES.includes(row.status)) return { outcome: "alreadyFinished", id: taskId, status: row.status };
+    if (row.status === "running" && row.requested !== null) return { outcome: "cancelRequested", id: taskId };
+  }
+  throw new Error(`cancelTask: task ${taskId} kept changing state; try again`);
+}

@@ -1,0 +1,85 @@
+import { validate, type ValidationError } from "class-validator";
+import type { ObjectLiteral } from "typeorm";
+import { InvalidOptionError, TaskValidationError, type TaskValidationIssue } from "./errors";
+
+/**
+ * Checks of what is enqueued. Option setters check at the call; the subscriber checks again at
+ * insert (for values set any other way) and runs the task class's class-validator decorators.
+ */
+
+/**
+ * Queue names: 1–100 letters, digits, `_`, `-`, `.` or `:`. (No commas: new-task announcements
+ * list queues comma-separated.)
+ */
+export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+export function checkQueue(queue: unknown, option = "queue"): string {
+  if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
+    throw new InvalidOptionError(`${option} must be 1–100 letters, digits, "_", "-", "." or ":", got ${JSON.stringify(queue)}`);
+  }
+  return queue;
+}
+
+export function checkPriority(priority: unknown, option = "priority"): number {
+  if (!Number.isInteger(priority) || Math.abs(priority as number) > 2 ** 31 - 1) {
+    throw new InvalidOptionError(`${option} must be an integer (32-bit), got ${JSON.stringify(priority)}`);
+  }
+  return priority as number;
+}
+
+export function checkMaxAttempts(maxAttempts: unknown, option = "maxAttempts"): number {
+  if (!Number.isInteger(maxAttempts) || (maxAttempts as number) < 1) {
+    throw new InvalidOptionError(`${option} must be an integer of 1 or more, got ${JSON.stringify(maxAttempts)}`);
+  }
+  return maxAttempts as number;
+}
+
+export function checkDelay(ms: unknown, option = "delay"): number {
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidOptionError(`${option} must be a number of milliseconds, 0 or more, got ${JSON.stringify(ms)}`);
+  }
+  return ms;
+}
+
+export function checkTimeout(ms: unknown, option = "timeoutMs"): number | null {
+  if (ms === null || ms === undefined) return null;
+  if (!Number.isInteger(ms) || (ms as number) < 1) {
+    throw new InvalidOptionError(`${option} must be a positive integer of milliseconds, got ${JSON.stringify(ms)}`);
+  }
+  return ms as number;
+}
+
+export function checkRunAt(runAt: unknown, option = "runAt"): Date {
+  if (!(runAt instanceof Date) || Number.isNaN(runAt.getTime())) {
+    throw new InvalidOptionError(`${option} must be a valid Date, got ${runAt instanceof Date ? "Invalid Date" : JSON.stringify(runAt)}`);
+  }
+  return runAt;
+}
+
+/** The base fields of a task about to be inserted, after defaults were applied. */
+export function checkTaskFields(task: ObjectLiteral, taskName: string): void {
+  const where = (field: string) => `${taskName}.${field}`;
+  checkQueue(task.queue, where("queue"));
+  checkPriority(task.priority, where("priority"));
+  checkMaxAttempts(task.maxAttempts, where("maxAttempts"));
+  checkRunAt(task.runAt, where("runAt"));
+  checkTimeout(task.timeoutMs, where("timeoutMs"));
+}
+
+/**
+ * Runs the task class's class-validator decorators on an instance of that class (a plain object
+ * from `insert()` is copied onto one first). A class with no decorators passes.
+ */
+export async function validateTask(task: ObjectLiteral, cls: { prototype: object; name: string }, typeKey: string): Promise<void> {
+  const instance = task instanceof (cls as unknown as new () => object) ? task : Object.assign(Object.create(cls.prototype), task);
+  const errors = await validate(instance, { forbidUnknownValues: false, validationError: { target: false } });
+  if (errors.length > 0) throw new TaskValidationError(typeKey, flatten(errors));
+}
+
+function flatten(errors: ValidationError[], prefix = ""): TaskValidationIssue[] {
+  return errors.flatMap((e) => {
+    const property = prefix + e.property;
+    const own = e.constraints ? [{ property, value: e.value, constraints: e.constraints }] : [];
+    return [...own, ...flatten(e.children ?? [], `${property}.`)];
+  });
+}
