@@ -7,6 +7,7 @@ import "reflect-metadata";
 export {
   BaseTaskEntity,
   FINISHED_STATUSES,
+  DELAY_MS,
   ormqEntities,
   epochMillis,
   type TaskStatus,
@@ -33,8 +34,18 @@ export {
 export {
   OrmqError,
   OrmqConfigurationError,
+  InvalidOptionError,
   TaskDefinitionError,
+  TaskValidationError,
+  type TaskValidationIssue,
+  SnoozeTask,
+  CancelTask,
+  TaskTimeoutError,
+  TaskCancelledError,
   WorkerShutdownError,
+  WorkerNeedsRestartError,
 } from "./errors";
+export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";
+export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
 export { getStats, type QueueStats, type TaskCount } from "./admin/stats";
