@@ -1,6 +1,7 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../clock";
+import { OrmqError } from "../errors";
 import { resolveDataSource } from "../worker/options";
 
 /** What `cancelTask` did. */
@@ -58,5 +59,5 @@ export async function cancelTask(id: string | number, options: CancelOptions = {
     if (FINISHED_STATUSES.includes(row.status)) return { outcome: "alreadyFinished", id: taskId, status: row.status };
     if (row.status === "running" && row.requested !== null) return { outcome: "cancelRequested", id: taskId };
   }
-  throw new Error(`cancelTask: task ${taskId} kept changing state; try again`);
+  throw new OrmqError(`cancelTask: task ${taskId} kept changing state; try again`);
 }

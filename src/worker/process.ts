@@ -1,4 +1,5 @@
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { InvalidOptionError } from "../errors";
 import type { TaskClass } from "../registry";
 import { resolveOptions, type WorkerOptions } from "./options";
 import { Worker, type ProcessSummary } from "./worker";
@@ -9,7 +10,7 @@ import { Worker, type ProcessSummary } from "./worker";
  * have finished, or when no task is ready and none is running.
  */
 export async function processN(taskClass: TaskClass, n: number, options?: WorkerOptions): Promise<ProcessSummary> {
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`processN: n must be an integer of 0 or more, got ${n}`);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidOptionError(`processN: n must be an integer of 0 or more, got ${n}`);
   const worker = new Worker(taskClass, resolveOptions(taskClass, options), n);
   return worker.run();
 }
