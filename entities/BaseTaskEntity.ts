@@ -58,6 +58,8 @@ export interface TaskErrorRecord {
 // The earliest upcoming due time, for an idle worker's sleep: only tasks made ready later than
 // they were created (scheduled, retried, snoozed), so the usual immediate enqueue pays nothing.
 @Index("ormq_tasks_scheduled", ["runAt"], { where: `status = 'pending' AND run_at > created_at` })
+// Running tasks by lease end, for the rescue of expired leases.
+@Index("ormq_tasks_lease", ["lockedUntil"], { where: `status = 'running'` })
 // Named here so TypeORM does not add its own, hash-named index on the discriminator column.
 @Index("ormq_tasks_type", ["type"])
 export abstract class BaseTaskEntity extends BaseEntity {

@@ -1,7 +1,9 @@
 import { BaseTaskEntity } from "./BaseTaskEntity";
+import { WorkerEntity } from "./WorkerEntity";
 
 export * from "./BaseTaskEntity";
+export * from "./WorkerEntity";
 export { epochMillis } from "./transformers";
 
 /** ormq's entities, to spread into a DataSource's `entities` next to your own. */
-export const ormqEntities = [BaseTaskEntity];
+export const ormqEntities = [BaseTaskEntity, WorkerEntity];

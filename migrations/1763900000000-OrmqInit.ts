@@ -1,7 +1,8 @@
 import { MigrationInterface, QueryRunner, Table } from "typeorm";
 
 /**
- * Creates `ormq_tasks`, with the columns of BaseTaskEntity, on PostgreSQL and SQLite.
+ * Creates `ormq_tasks` (the columns of BaseTaskEntity) and `ormq_workers` (WorkerEntity), on
+ * PostgreSQL and SQLite.
  *
  * Columns your own task classes add live in the same table: generate a migration for them with
  * the TypeORM CLI as for any entity. The claim index is created with `priority DESC` (which the
@@ -46,14 +47,40 @@ export class OrmqInit1763900000000 implements MigrationInterface {
     await runner.query(
       `CREATE INDEX "ormq_tasks_scheduled" ON "ormq_tasks" ("run_at") WHERE status = 'pending' AND run_at > created_at`,
     );
+    // Running tasks by lease end: the rescue of expired leases reads only this.
+    await runner.query(`CREATE INDEX "ormq_tasks_lease" ON "ormq_tasks" ("locked_until") WHERE status = 'running'`);
     // Ready tasks in claim order. The only index ormq's hot path needs; partial, so finished tasks
     // (most of the table, in time) cost it nothing.
     await runner.query(
       `CREATE INDEX "ormq_tasks_claim" ON "ormq_tasks" ("priority" DESC, "run_at", "id") WHERE status = 'pending'`,
     );
+    await this.createWorkers(runner);
+  }
+
+  private async createWorkers(runner: QueryRunner): Promise<void> {
+    await runner.createTable(
+      new Table({
+        name: "ormq_workers",
+        columns: [
+          { name: "id", type: "varchar", length: "255", isPrimary: true },
+          { name: "name", type: "varchar", length: "255" },
+          { name: "host", type: "varchar", length: "255" },
+          { name: "pid", type: "integer" },
+          { name: "queues", type: "text", isNullable: true },
+          { name: "state", type: "varchar", length: "16" },
+          { name: "started_at", type: "bigint" },
+          { name: "last_heartbeat_at", type: "bigint" },
+          { name: "stopped_at", type: "bigint", isNullable: true },
+        ],
+      }),
+    );
+    await runner.query(`CREATE INDEX "ormq_workers_heartbeat" ON "ormq_workers" ("last_heartbeat_at")`);
   }
 
   async down(runner: QueryRunner): Promise<void> {
+    await runner.query(`DROP INDEX "ormq_workers_heartbeat"`);
+    await runner.dropTable("ormq_workers");
+    await runner.query(`DROP INDEX "ormq_tasks_lease"`);
     await runner.query(`DROP INDEX "ormq_tasks_claim"`);
     await runner.query(`DROP INDEX "ormq_tasks_type"`);
     await runner.query(`DROP INDEX "ormq_tasks_scheduled"`);

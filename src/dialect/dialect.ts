@@ -50,6 +50,26 @@ export type TaskFilter = Pick<ClaimRequest, "types" | "queues">;
 /** A task's status after its outcome was written. */
 export type FinalStatus = Completion["status"];
 
+/** The escaped names of ormq's tables. */
+export interface Tables {
+  tasks: string;
+  workers: string;
+}
+
+/** A worker's row in `ormq_workers` at registration. */
+export interface WorkerInfo {
+  name: string;
+  host: string;
+  pid: number;
+  queues: readonly string[] | null;
+}
+
+/** A task the rescue returned to the queue (or ended), and the worker that lost it. */
+export interface RescuedTask {
+  id: string;
+  status: FinalStatus;
+}
+
 /** A database as the worker sees it. */
 export interface Dialect {
   readonly name: "postgres" | "sqlite";
@@ -67,6 +87,21 @@ export interface Dialect {
   nextDueInMs(filter: TaskFilter): Promise<number | null>;
   /** Of these running tasks held by this worker, the ids someone asked to cancel. */
   cancelRequested(ids: readonly string[]): Promise<string[]>;
+  /** Adds this worker's row to `ormq_workers`. */
+  registerWorker(info: WorkerInfo): Promise<void>;
+  /**
+   * Records that this worker is alive and extends the lease of the running tasks it holds to the
+   * database's now plus `leaseMs`. Returns the ids whose lease it renewed (a missing id was lost).
+   */
+  heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>>;
+  /** Marks this worker stopped. */
+  markStopped(): Promise<void>;
+  /**
+   * Returns up to `limit` running tasks whose lease expired to the queue (attempt counted; failed
+   * when out of attempts; cancelled when a cancel was requested), recording "worker lost" in their
+   * errors. The UPDATE re-checks status and lease itself, so a completion that got in first wins.
+   */
+  rescueExpired(limit: number): Promise<RescuedTask[]>;
   /** Starts telling `onWake` when new tasks may be ready (LISTEN, or a cheap change check). */
   listen(onWake: WakeHandler): Promise<void>;
   /** Stops listening and releases the dialect's own connections. The DataSource stays open. */

@@ -1,13 +1,14 @@
 import type { DataSource, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { WorkerEntity } from "../../entities/WorkerEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
-import type { Dialect } from "./dialect";
+import type { Dialect, Tables } from "./dialect";
 import { notifyNewTasks, PostgresDialect } from "./postgres";
 import { SqliteDialect } from "./sqlite";
 import { guardSqliteConnection } from "./sqliteConnectionGuard";
 
-export type { ClaimRequest, Completion, Dialect, FinalStatus, TaskFilter, TaskRow, WakeHandler } from "./dialect";
+export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqliteConnectionGuard";
 
 type DialectName = "postgres" | "sqlite";
@@ -22,15 +23,17 @@ export function dialectOf(dataSource: DataSource): DialectName {
 
 /** Opens the worker-side dialect for a DataSource. */
 export function createDialect(dataSource: DataSource, workerId: string, logger: Logger): Dialect {
-  const metadata = dataSource.getMetadata(BaseTaskEntity);
-  const driver = dataSource.driver;
-  const table = [metadata.schema, metadata.tableName]
-    .filter((part): part is string => !!part)
-    .map((part) => driver.escape(part))
-    .join(".");
+  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity) => {
+    const metadata = dataSource.getMetadata(entity);
+    return [metadata.schema, metadata.tableName]
+      .filter((part): part is string => !!part)
+      .map((part) => dataSource.driver.escape(part))
+      .join(".");
+  };
+  const tables: Tables = { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity) };
   return dialectOf(dataSource) === "postgres"
-    ? new PostgresDialect(dataSource, table, workerId, logger)
-    : new SqliteDialect(dataSource, table, workerId, logger);
+    ? new PostgresDialect(dataSource, tables, workerId, logger)
+    : new SqliteDialect(dataSource, tables, workerId, logger);
 }
 
 /**

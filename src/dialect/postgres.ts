@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Notification, Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../logger";
-import type { ClaimRequest, Completion, Dialect, FinalStatus, TaskFilter, TaskRow, WakeHandler } from "./dialect";
+import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 
 /** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
 export const NOTIFY_CHANNEL = "ormq_tasks";
@@ -24,7 +24,7 @@ export class PostgresDialect implements Dialect {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly table: string,
+    private readonly tables: Tables,
     readonly workerId: string,
     private readonly logger: Logger,
   ) {}
@@ -40,13 +40,13 @@ export class PostgresDialect implements Dialect {
     // without waiting on each other's rows.
     const text = `
       WITH picked AS MATERIALIZED (
-        SELECT id FROM ${this.table}
+        SELECT id FROM ${this.tables.tasks}
         WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter}
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
       )
-      UPDATE ${this.table} t
+      UPDATE ${this.tables.tasks} t
       SET status = 'running', attempts = t.attempts + 1, locked_by = $3,
           locked_until = ${NOW_MS} + $4::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
       FROM picked
@@ -64,7 +64,7 @@ export class PostgresDialect implements Dialect {
     // RETURNING tells which rows the guard let through, with their new status. A task someone
     // asked to cancel while it ran does not go back to pending.
     const text = `
-      UPDATE ${this.table} t
+      UPDATE ${this.tables.tasks} t
       SET status = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE v.status END,
           result = v.result,
           last_error = COALESCE(v.last_error, t.last_error),
@@ -97,7 +97,7 @@ export class PostgresDialect implements Dialect {
     const queueFilter = filter.queues ? `AND queue = ANY($2::text[])` : "";
     // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
     const text = `
-      SELECT run_at - ${NOW_MS} AS due_in FROM ${this.table}
+      SELECT run_at - ${NOW_MS} AS due_in FROM ${this.tables.tasks}
       WHERE status = 'pending' AND run_at > created_at AND run_at > ${NOW_MS}
         AND type = ANY($1::text[]) ${queueFilter}
       ORDER BY run_at LIMIT 1`;
@@ -110,10 +110,66 @@ export class PostgresDialect implements Dialect {
   async cancelRequested(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const text = `
-      SELECT id FROM ${this.table}
+      SELECT id FROM ${this.tables.tasks}
       WHERE id = ANY($1::bigint[]) AND status = 'running' AND locked_by = $2 AND cancel_requested_at IS NOT NULL`;
     const { rows } = await this.pool.query({ name: statementName("cancel_requested", text), text, values: [ids, this.workerId] });
     return rows.map((r: { id: unknown }) => String(r.id));
+  }
+
+  async registerWorker(info: WorkerInfo): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.tables.workers} (id, name, host, pid, queues, state, started_at, last_heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, 'running', ${NOW_MS}, ${NOW_MS})`,
+      [this.workerId, info.name, info.host, info.pid, info.queues ? JSON.stringify(info.queues) : null],
+    );
+  }
+
+  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>> {
+    // One round trip: the worker's row and its tasks' leases.
+    const text = `
+      WITH alive AS (
+        UPDATE ${this.tables.workers} SET last_heartbeat_at = ${NOW_MS} WHERE id = $2 RETURNING id
+      )
+      UPDATE ${this.tables.tasks} SET locked_until = ${NOW_MS} + $3::bigint
+      WHERE id = ANY($1::bigint[]) AND status = 'running' AND locked_by = $2
+      RETURNING id`;
+    const { rows } = await this.pool.query({ name: statementName("heartbeat", text), text, values: [runningIds, this.workerId, leaseMs] });
+    return new Set(rows.map((r: { id: unknown }) => String(r.id)));
+  }
+
+  async markStopped(): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${this.tables.workers} SET state = 'stopped', stopped_at = ${NOW_MS}, last_heartbeat_at = ${NOW_MS} WHERE id = $1`,
+      [this.workerId],
+    );
+  }
+
+  async rescueExpired(limit: number): Promise<RescuedTask[]> {
+    // The status and lease are checked again in the UPDATE itself (River issue 1302): a worker's
+    // completion that commits between the SELECT and the UPDATE wins, and its row is skipped.
+    const text = `
+      WITH expired AS MATERIALIZED (
+        SELECT id FROM ${this.tables.tasks}
+        WHERE status = 'running' AND locked_until < ${NOW_MS}
+        ORDER BY locked_until
+        LIMIT $1
+        FOR NO KEY UPDATE SKIP LOCKED
+      )
+      UPDATE ${this.tables.tasks} t
+      SET status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                        WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
+          last_error = 'WorkerLostError: worker ' || COALESCE(t.locked_by, '?') || ' stopped renewing its lease',
+          errors = (COALESCE(NULLIF(t.errors, ''), '[]')::jsonb || jsonb_build_array(jsonb_build_object(
+            'attempt', t.attempts, 'at', ${NOW_MS}, 'name', 'WorkerLostError',
+            'message', 'worker ' || COALESCE(t.locked_by, '?') || ' stopped renewing its lease')))::text,
+          run_at = ${NOW_MS},
+          finished_at = CASE WHEN t.cancel_requested_at IS NULL AND t.attempts < t.max_attempts THEN NULL ELSE ${NOW_MS} END,
+          updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
+      FROM expired
+      WHERE t.id = expired.id AND t.status = 'running' AND t.locked_until < ${NOW_MS}
+      RETURNING t.id, t.status`;
+    const { rows } = await this.pool.query({ name: statementName("rescue", text), text, values: [limit] });
+    return rows.map((r: { id: unknown; status: FinalStatus }) => ({ id: String(r.id), status: r.status }));
   }
 
   async listen(onWake: WakeHandler): Promise<void> {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
-import type { ClaimRequest, Completion, Dialect, FinalStatus, TaskFilter, TaskRow, WakeHandler } from "./dialect";
+import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 
 /** How often an idle worker checks whether another connection committed (`PRAGMA data_version`). */
 const CHANGE_CHECK_MS = 50;
@@ -31,7 +31,7 @@ export class SqliteDialect implements Dialect {
 
   constructor(
     dataSource: DataSource,
-    private readonly table: string,
+    private readonly tables: Tables,
     readonly workerId: string,
     private readonly logger: Logger,
   ) {
@@ -52,11 +52,11 @@ export class SqliteDialect implements Dialect {
     const typeMarks = request.types.map(() => "?").join(", ");
     const queueFilter = request.queues ? `AND queue IN (${request.queues.map(() => "?").join(", ")})` : "";
     const sql = `
-      UPDATE ${this.table}
+      UPDATE ${this.tables.tasks}
       SET status = 'running', attempts = attempts + 1, locked_by = @worker,
           locked_until = @now + @lease, started_at = @now, updated_at = @now
       WHERE status = 'pending' AND id IN (
-        SELECT id FROM ${this.table}
+        SELECT id FROM ${this.tables.tasks}
         WHERE status = 'pending' AND run_at <= @now AND type IN (${typeMarks}) ${queueFilter}
         ORDER BY priority DESC, run_at, id
         LIMIT @limit
@@ -79,7 +79,7 @@ export class SqliteDialect implements Dialect {
     // Guarded by status, holder and attempt; a task someone asked to cancel while it ran does not
     // go back to pending. (SET expressions see the row as it was before this UPDATE.)
     const stmt = this.prepare(`
-      UPDATE ${this.table}
+      UPDATE ${this.tables.tasks}
       SET status = CASE WHEN @status = 'pending' AND cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE @status END,
           result = @result,
           last_error = COALESCE(@lastError, last_error),
@@ -117,7 +117,7 @@ export class SqliteDialect implements Dialect {
     const queueFilter = filter.queues ? `AND queue IN (SELECT value FROM json_each(@queues))` : "";
     // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
     const stmt = this.prepare(`
-      SELECT run_at - @now AS due_in FROM ${this.table}
+      SELECT run_at - @now AS due_in FROM ${this.tables.tasks}
       WHERE status = 'pending' AND run_at > created_at AND run_at > @now
         AND type IN (SELECT value FROM json_each(@types)) ${queueFilter}
       ORDER BY run_at LIMIT 1`);
@@ -130,11 +130,62 @@ export class SqliteDialect implements Dialect {
   async cancelRequested(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const stmt = this.prepare(`
-      SELECT id FROM ${this.table}
+      SELECT id FROM ${this.tables.tasks}
       WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'running' AND locked_by = @worker
         AND cancel_requested_at IS NOT NULL`);
     const rows = stmt.all({ ids: JSON.stringify(ids.map(Number)), worker: this.workerId }) as { id: number }[];
     return rows.map((r) => String(r.id));
+  }
+
+  async registerWorker(info: WorkerInfo): Promise<void> {
+    const stmt = this.prepare(
+      `INSERT INTO ${this.tables.workers} (id, name, host, pid, queues, state, started_at, last_heartbeat_at)
+       VALUES (@id, @name, @host, @pid, @queues, 'running', @now, @now)`,
+    );
+    await this.write(() =>
+      stmt.run({ id: this.workerId, name: info.name, host: info.host, pid: info.pid, queues: info.queues ? JSON.stringify(info.queues) : null, now: Date.now() }),
+    );
+  }
+
+  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>> {
+    const alive = this.prepare(`UPDATE ${this.tables.workers} SET last_heartbeat_at = @now WHERE id = @worker`);
+    const renew = this.prepare(`
+      UPDATE ${this.tables.tasks} SET locked_until = @now + @lease
+      WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'running' AND locked_by = @worker
+      RETURNING id`);
+    return this.write(() => {
+      const now = Date.now();
+      alive.run({ now, worker: this.workerId });
+      const rows = renew.all({ now, lease: leaseMs, ids: JSON.stringify(runningIds.map(Number)), worker: this.workerId }) as { id: number }[];
+      return new Set(rows.map((r) => String(r.id)));
+    });
+  }
+
+  async markStopped(): Promise<void> {
+    const stmt = this.prepare(`UPDATE ${this.tables.workers} SET state = 'stopped', stopped_at = @now, last_heartbeat_at = @now WHERE id = @worker`);
+    await this.write(() => stmt.run({ now: Date.now(), worker: this.workerId }));
+  }
+
+  async rescueExpired(limit: number): Promise<RescuedTask[]> {
+    // Status and lease are checked again in the UPDATE itself: a completion that got in first wins.
+    const stmt = this.prepare(`
+      UPDATE ${this.tables.tasks}
+      SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                        WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+          last_error = 'WorkerLostError: worker ' || COALESCE(locked_by, '?') || ' stopped renewing its lease',
+          errors = json_insert(COALESCE(NULLIF(errors, ''), '[]'), '$[#]', json_object(
+            'attempt', attempts, 'at', @now, 'name', 'WorkerLostError',
+            'message', 'worker ' || COALESCE(locked_by, '?') || ' stopped renewing its lease')),
+          run_at = @now,
+          finished_at = CASE WHEN cancel_requested_at IS NULL AND attempts < max_attempts THEN NULL ELSE @now END,
+          updated_at = @now, locked_by = NULL, locked_until = NULL
+      WHERE status = 'running' AND locked_until < @now AND id IN (
+        SELECT id FROM ${this.tables.tasks} WHERE status = 'running' AND locked_until < @now
+        ORDER BY locked_until LIMIT @limit
+      )
+      RETURNING id, status`);
+    const rows = await this.write(() => stmt.all({ now: Date.now(), limit }) as { id: number; status: FinalStatus }[]);
+    return rows.map((r) => ({ id: String(r.id), status: r.status }));
   }
 
   async listen(onWake: WakeHandler): Promise<void> {

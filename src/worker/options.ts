@@ -20,6 +20,10 @@ export interface WorkerOptions {
   gracePeriodMs?: number;
   /** How long a claimed task is held before another worker may rescue it. Default 30000 ms. */
   leaseMs?: number;
+  /** How often the worker renews its tasks' leases and its own heartbeat. Default 5000 ms; at most half the lease. */
+  heartbeatIntervalMs?: number;
+  /** How often the worker looks for expired leases to rescue. Default 5000 ms (±20%). */
+  rescueIntervalMs?: number;
   /**
    * Runs that a timeout or cancel abandoned (run() ignored its signal) and that still run: at
    * this many the worker stops claiming and its process function rejects with
@@ -40,6 +44,8 @@ export interface ResolvedOptions {
   pollIntervalMs: number;
   gracePeriodMs: number;
   leaseMs: number;
+  heartbeatIntervalMs: number;
+  rescueIntervalMs: number;
   maxAbandonedRuns: number;
   signal: AbortSignal | undefined;
   logger: Logger;
@@ -56,14 +62,23 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
       if (typeof q !== "string" || q.trim() === "") throw new InvalidOptionError(`option \`queues\` has an empty or non-string name: ${JSON.stringify(q)}`);
     }
   }
+  const leaseMs = positiveInteger("leaseMs", options.leaseMs ?? 30_000);
+  const heartbeatIntervalMs = positiveInteger("heartbeatIntervalMs", options.heartbeatIntervalMs ?? Math.min(5_000, Math.floor(leaseMs / 3)));
+  if (heartbeatIntervalMs * 2 > leaseMs) {
+    throw new InvalidOptionError(
+      `option \`heartbeatIntervalMs\` (${heartbeatIntervalMs}) must be at most half of \`leaseMs\` (${leaseMs}), or live tasks would be rescued`,
+    );
+  }
   return {
     dataSource,
     queues,
     concurrency,
+    leaseMs,
+    heartbeatIntervalMs,
+    rescueIntervalMs: positiveInteger("rescueIntervalMs", options.rescueIntervalMs ?? 5_000),
     batchSize: positiveInteger("batchSize", options.batchSize ?? concurrency),
     pollIntervalMs: positiveInteger("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000),
-    leaseMs: positiveInteger("leaseMs", options.leaseMs ?? 30_000),
     maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5),
     signal: options.signal,
     logger: options.logger ?? getDefaultLogger(),

@@ -7,6 +7,8 @@ import type { Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
 import { onCommitted } from "../wakeup";
+import { Heartbeat } from "../maintenance/heartbeat";
+import { Rescuer } from "../maintenance/rescuer";
 import { Completer } from "./completer";
 import type { TaskContext } from "./context";
 import { executeAttempt } from "./executor";
@@ -111,7 +113,15 @@ export class Worker {
     const unsubscribe = onCommitted(dataSource, (queues) => this.onAnnounced(queues));
     const cancelChecks = setInterval(() => void this.checkCancelRequests(dialect), CANCEL_CHECK_MS);
     cancelChecks.unref();
+    const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
+    const heartbeat = new Heartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), this.logger);
+    const rescuer = new Rescuer(dialect, rescueIntervalMs, this.logger);
+    let registered = false;
     try {
+      await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
+      registered = true;
+      heartbeat.start();
+      rescuer.start();
       await dialect.listen((queues) => this.onAnnounced(queues));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       await this.claimLoop(dialect, completer, typeByKey);
@@ -124,6 +134,11 @@ export class Worker {
       // dialect's connections close, even when the loop failed.
       await this.finishRunning(completer);
     } finally {
+      // The heartbeat runs until the last running task is done: a task in its grace period keeps
+      // its lease.
+      await heartbeat.stop();
+      await rescuer.stop();
+      if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
       clearInterval(cancelChecks);
       unsubscribe();
       signal?.removeEventListener("abort", onAbort);
@@ -179,6 +194,11 @@ export class Worker {
       this.logger.debug({ err }, "could not read the next due time; polling");
       return Infinity;
     }
+  }
+
+  /** Tasks this worker still holds: running, or finished and being written (not abandoned). */
+  private heldTaskIds(): string[] {
+    return [...this.running.values()].filter((r) => !r.abandoned).map((r) => r.task.id);
   }
 
   /** Aborts running tasks that someone asked to cancel (from any process). */

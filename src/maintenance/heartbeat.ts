@@ -1,0 +1,43 @@
+import type { Dialect } from "../dialect";
+import type { Logger } from "../logger";
+import { Periodic } from "./periodic";
+
+/**
+ * Tells the database this worker is alive, and extends the lease of every task it is running, so
+ * a long task that is alive is never rescued from under it. It runs on the event loop: code that
+ * blocks the loop for longer than the lease minus one interval (CPU-bound work, a long synchronous
+ * SQLite busy wait) would let leases expire.
+ */
+export class Heartbeat {
+  private readonly periodic: Periodic;
+
+  constructor(
+    dialect: Dialect,
+    intervalMs: number,
+    leaseMs: number,
+    runningIds: () => string[],
+    logger: Logger,
+  ) {
+    this.periodic = new Periodic(intervalMs, async () => {
+      const ids = runningIds();
+      try {
+        const renewed = await dialect.heartbeat(ids, leaseMs);
+        const lost = ids.filter((id) => !renewed.has(id));
+        // Lost: rescued after the lease expired (the loop was blocked, the database unreachable),
+        // or finished a moment ago. Its outcome will be refused; it may be running elsewhere.
+        if (lost.length > 0) logger.warn({ taskIds: lost }, "heartbeat: no longer holding these tasks");
+      } catch (err) {
+        logger.warn({ err }, "heartbeat failed; retrying at the next beat");
+      }
+    });
+  }
+
+  start(): this {
+    this.periodic.start();
+    return this;
+  }
+
+  stop(): Promise<void> {
+    return this.periodic.stop();
+  }
+}

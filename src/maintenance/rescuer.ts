@@ -1,0 +1,42 @@
+import type { Dialect } from "../dialect";
+import type { Logger } from "../logger";
+import { Periodic } from "./periodic";
+
+const BATCH = 100;
+
+/**
+ * Returns to the queue the running tasks whose lease expired: their worker died or stopped
+ * heartbeating. Every live worker runs one; the rescue's own UPDATE re-checks status and lease, so
+ * two rescuers, or a rescuer and a late completion, cannot both win. No hooks run: the rescuing
+ * worker may not even have the task's class.
+ */
+export class Rescuer {
+  private readonly periodic: Periodic;
+
+  constructor(dialect: Dialect, intervalMs: number, logger: Logger) {
+    this.periodic = new Periodic(
+      intervalMs,
+      async () => {
+        try {
+          for (;;) {
+            const rescued = await dialect.rescueExpired(BATCH);
+            for (const task of rescued) logger.warn({ taskId: task.id, status: task.status }, "rescued a task whose worker was lost");
+            if (rescued.length < BATCH) break;
+          }
+        } catch (err) {
+          logger.warn({ err }, "rescue failed; retrying at the next round");
+        }
+      },
+      0.2,
+    );
+  }
+
+  start(): this {
+    this.periodic.start();
+    return this;
+  }
+
+  stop(): Promise<void> {
+    return this.periodic.stop();
+  }
+}
