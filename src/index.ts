@@ -10,6 +10,8 @@ export {
   DELAY_MS,
   ormqEntities,
   epochMillis,
+  WorkerEntity,
+  type WorkerState,
   type TaskStatus,
   type TaskErrorRecord,
 } from "../entities";
@@ -49,3 +51,5 @@ export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cance
 export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
 export { getStats, type QueueStats, type TaskCount } from "./admin/stats";
+export { rescueExpiredTasks } from "./admin/rescue";
+export type { RescuedTask } from "./dialect";

@@ -1,0 +1,110 @@
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity, processForever, processN, rescueExpiredTasks, WorkerEntity } from "../src";
+import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
+import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
+import { expectedSummary, reload, until } from "./support/helpers";
+
+describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDb(dialect);
+    ds = await openDataSource(db, testEntities);
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_workers`);
+    GateTask.reset();
+    SleepyTask.reset();
+  });
+
+  /** Makes a task look like its worker died mid-run, its lease already expired. */
+  async function orphan(task: { id: string }, attempts: number) {
+    await ds.query(
+      `UPDATE ormq_tasks SET status = 'running', attempts = ${attempts}, locked_by = 'dead-host/1/gone', locked_until = 1, started_at = 1 WHERE id = ${task.id}`,
+    );
+  }
+
+  it("rescues a task whose worker died: back to pending with the attempt counted, or failed when out of attempts", async () => {
+    const again = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "again" }));
+    const spent = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "spent", maxAttempts: 1 }));
+    await orphan(again, 1);
+    await orphan(spent, 1);
+    const rescued = await rescueExpiredTasks({ dataSource: ds, logger: memoryLogger().logger });
+    expect(rescued.map((r) => [r.id, r.status]).sort()).toEqual([[again.id, "pending"], [spent.id, "failed"]].sort());
+
+    const back = await reload(ds, again);
+    expect(back).toMatchObject({ status: "pending", attempts: 1, lockedBy: null, lockedUntil: null });
+    expect(back.lastError).toContain("worker dead-host/1/gone stopped renewing its lease");
+    expect(back.errors!.at(-1)).toMatchObject({ name: "WorkerLostError", attempt: 1 });
+    expect(await reload(ds, spent)).toMatchObject({ status: "failed" });
+    // The rescued task runs again, as its second attempt.
+    expect(await processN(RecordRun, 10, { dataSource: ds, logger: memoryLogger().logger })).toEqual(expectedSummary({ processed: 1, succeeded: 1 }));
+    expect(await reload(ds, again)).toMatchObject({ status: "succeeded", attempts: 2 });
+  });
+
+  it("rescue first, then the late completion of the worker that lost the task: the completion changes nothing", async () => {
+    const task = await ds.getRepository(GateTask).save(GateTask.create({}));
+    const { logger, lines } = memoryLogger();
+    const controller = new AbortController();
+    // A long lease and slow heartbeat, so only the test expires it.
+    const worker = processForever(GateTask, { dataSource: ds, logger, signal: controller.signal, concurrency: 1, leaseMs: 600_000, heartbeatIntervalMs: 300_000 });
+    try {
+      await until("task started", () => GateTask.started.length === 1);
+      await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id = ${task.id}`);
+      expect((await rescueExpiredTasks({ dataSource: ds, logger })).map((r) => r.id)).toEqual([task.id]);
+      GateTask.release!();
+      await until("the late completion was refused", () => lines.some((l) => l.msg?.includes("lease was lost")));
+      // The rescued task is claimed again and this time finishes normally.
+      await until("second attempt succeeded", async () => (await reload(ds, task)).status === "succeeded");
+    } finally {
+      controller.abort();
+      await worker;
+    }
+    const done = await reload(ds, task);
+    expect(done.attempts).toBe(2);
+    expect(done.errors!.map((e) => e.name)).toEqual(["WorkerLostError"]);
+  });
+
+  it("completion first, then the rescue: the completion stands and the rescue finds nothing", async () => {
+    const task = await ds.getRepository(GateTask).save(GateTask.create({}));
+    const { logger } = memoryLogger();
+    const working = processN(GateTask, 1, { dataSource: ds, logger, leaseMs: 600_000, heartbeatIntervalMs: 300_000 });
+    await until("task started", () => GateTask.started.length === 1);
+    await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id = ${task.id}`); // expired, not yet rescued
+    GateTask.release!();
+    expect(await working).toEqual(expectedSummary({ processed: 1, succeeded: 1 }));
+    expect(await rescueExpiredTasks({ dataSource: ds, logger })).toEqual([]);
+    expect(await reload(ds, task)).toMatchObject({ status: "succeeded", attempts: 1, errors: [] });
+  });
+
+  it("a task that runs longer than the lease while its worker heartbeats is not rescued, and runs once", async () => {
+    const task = await ds.getRepository(SleepyTask).save(SleepyTask.create({ ms: 2_500 }));
+    const fast = { leaseMs: 600, heartbeatIntervalMs: 150, rescueIntervalMs: 100 };
+    const controller = new AbortController();
+    // A second worker that rescues eagerly (every worker rescues, whatever queues it takes from).
+    const rescuer = processForever(BaseTaskEntity, { dataSource: ds, logger: memoryLogger().logger, signal: controller.signal, queues: ["elsewhere"], ...fast });
+    try {
+      const result = await processN(SleepyTask, 1, { dataSource: ds, logger: memoryLogger().logger, ...fast });
+      expect(result).toEqual(expectedSummary({ processed: 1, succeeded: 1 }));
+    } finally {
+      controller.abort();
+      await rescuer;
+    }
+    expect(await reload(ds, task)).toMatchObject({ status: "succeeded", attempts: 1, errors: [] });
+  });
+
+  it("a worker registers itself, heartbeats, and is marked stopped on a graceful stop", async () => {
+    await ds.getRepository(RecordRun).save(RecordRun.create({ label: "w" }));
+    await processN(RecordRun, 1, { dataSource: ds, logger: memoryLogger().logger });
+    const [worker] = await ds.getRepository(WorkerEntity).find();
+    expect(worker).toMatchObject({ name: "RecordRun", pid: process.pid, state: "stopped", queues: null });
+    expect(worker.stoppedAt).toBeInstanceOf(Date);
+    expect(worker.lastHeartbeatAt.getTime()).toBeGreaterThanOrEqual(worker.startedAt.getTime());
+  });
+});
