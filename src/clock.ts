@@ -7,7 +7,10 @@ import { dialectOf } from "./dialect";
  * application host whose clock runs ahead would otherwise make its tasks late by that much.
  *
  * The offset between this host's clock and the database's is measured with one query and kept
- * for a minute. SQLite is embedded: its clock is this host's.
+ * for a minute. A stale offset is still used while a fresh one is measured in the background, and
+ * a caller never waits on a query running on someone else's connection (which, with a small pool
+ * or another caller's aborted transaction, could block or fail it). SQLite is embedded: its clock
+ * is this host's.
  */
 const REFRESH_MS = 60_000;
 
@@ -15,25 +18,25 @@ interface Offset {
   offsetMs: number;
   measuredAt: number;
 }
-const offsets = new WeakMap<DataSource, Offset | Promise<Offset>>();
+const offsets = new WeakMap<DataSource, Offset>();
+const refreshing = new WeakSet<DataSource>();
 
 /** The database's current time in epoch ms (this host's clock corrected by the measured offset). */
 export async function databaseNow(dataSource: DataSource, runner?: QueryRunner): Promise<number> {
   if (dialectOf(dataSource) === "sqlite") return Date.now();
   let known = offsets.get(dataSource);
-  if (!known || (!(known instanceof Promise) && Date.now() - known.measuredAt > REFRESH_MS)) {
-    // The runner of the caller's transaction, when there is one: a pool of one connection would
-    // otherwise wait for itself.
-    const measuring = measure(dataSource, runner);
-    offsets.set(dataSource, measuring);
-    measuring.then(
-      (offset) => offsets.set(dataSource, offset),
-      () => offsets.delete(dataSource),
-    );
-    known = measuring;
+  if (!known) {
+    // Nothing known yet: measure on the caller's own connection (its transaction's, if any).
+    known = await measure(dataSource, runner);
+    offsets.set(dataSource, known);
+  } else if (Date.now() - known.measuredAt > REFRESH_MS && !refreshing.has(dataSource)) {
+    refreshing.add(dataSource);
+    measure(dataSource)
+      .then((fresh) => offsets.set(dataSource, fresh))
+      .catch(() => {}) // keep the old offset; try again next time
+      .finally(() => refreshing.delete(dataSource));
   }
-  const { offsetMs } = await known;
-  return Date.now() + offsetMs;
+  return Date.now() + known.offsetMs;
 }
 
 async function measure(dataSource: DataSource, runner?: QueryRunner): Promise<Offset> {

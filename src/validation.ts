@@ -43,8 +43,9 @@ export function checkDelay(ms: unknown, option = "delay"): number {
 
 export function checkTimeout(ms: unknown, option = "timeoutMs"): number | null {
   if (ms === null || ms === undefined) return null;
-  if (!Number.isInteger(ms) || (ms as number) < 1) {
-    throw new InvalidOptionError(`${option} must be a positive integer of milliseconds, got ${JSON.stringify(ms)}`);
+  // Timers cannot wait longer than 2^31-1 ms (about 24.8 days); a longer one would fire at once.
+  if (!Number.isInteger(ms) || (ms as number) < 1 || (ms as number) > 2 ** 31 - 1) {
+    throw new InvalidOptionError(`${option} must be a positive integer of milliseconds up to 2147483647, got ${JSON.stringify(ms)}`);
   }
   return ms as number;
 }

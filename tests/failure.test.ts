@@ -97,6 +97,12 @@ describe.each(DIALECTS)("failure, time and control on %s", (dialect) => {
       expect(snoozed.runAt.getTime()).toBeGreaterThan(Date.now() + 3_000_000);
     });
 
+    it("a snooze of a fractional number of milliseconds is written like any other", async () => {
+      const task = await ds.getRepository(ScriptedTask).save(ScriptedTask.create({ script: "snooze-fraction" }));
+      expect(await processN(ScriptedTask, 10, quiet())).toEqual(expectedSummary({ processed: 1, snoozed: 1 }));
+      expect(await reload(ds, task)).toMatchObject({ status: "pending", attempts: 0 });
+    });
+
     it("CancelTask stops the task for good, and skips error() and failed()", async () => {
       const task = await ds.getRepository(ScriptedTask).save(ScriptedTask.create({ script: "cancel" }));
       expect(await processN(ScriptedTask, 10, quiet())).toEqual(expectedSummary({ processed: 1, cancelled: 1 }));
@@ -195,10 +201,10 @@ describe.each(DIALECTS)("failure, time and control on %s", (dialect) => {
       const working = processN(GateTask, 1, { dataSource: ds, logger });
       await until("task started", () => GateTask.started.length === 1);
       const loaded = await ds.getRepository(GateTask).findOneByOrFail({ id: task.id });
-      expect(await loaded.cancel()).toEqual({ outcome: "cancelRequested", id: task.id });
+      expect(await loaded.cancel({ reason: "customer left" })).toEqual({ outcome: "cancelRequested", id: task.id });
       const result: ProcessSummary = await working;
       expect(result).toEqual(expectedSummary({ processed: 1, cancelled: 1 }));
-      expect(await reload(ds, task)).toMatchObject({ status: "cancelled", lockedBy: null });
+      expect(await reload(ds, task)).toMatchObject({ status: "cancelled", lockedBy: null, lastError: "cancelled: customer left" });
       expect(GateTask.abortReasons[0]).toMatchObject({ name: "TaskCancelledError" });
     });
 

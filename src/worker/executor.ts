@@ -25,7 +25,13 @@ export interface AttemptResult {
  * A timeout or a cancel request aborts `controller` and ends the attempt at once, even when run()
  * ignores its signal; the worker's shutdown abort does not (the worker gives run() time to settle).
  */
-export async function executeAttempt(task: BaseTaskEntity, ctx: TaskContext, controller: AbortController): Promise<AttemptResult> {
+export async function executeAttempt(
+  task: BaseTaskEntity,
+  ctx: TaskContext,
+  controller: AbortController,
+  /** Called once run() is over (settled, or abandoned): from then on the attempt has happened. */
+  onRunOver: () => void = () => {},
+): Promise<AttemptResult> {
   const cls = task.constructor as typeof BaseTaskEntity;
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
   const timer = timeoutMs ? setTimeout(() => controller.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
@@ -36,16 +42,21 @@ export async function executeAttempt(task: BaseTaskEntity, ctx: TaskContext, con
   try {
     value = await Promise.race([running, ended.promise]);
   } catch (thrown) {
+    // The attempt is over: the timer must not abort the signal the hooks may still use.
+    clearTimeout(timer);
+    ended.dispose();
     // A run() that honours its signal settles a moment after the abort: give it that moment
     // before calling it abandoned.
     if (!settled) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
     const abandonedRun = settled ? undefined : running.catch(() => undefined);
+    onRunOver();
     const result = await afterThrow(task, toError(thrown), ctx);
     return { ...result, abandonedRun };
   } finally {
     clearTimeout(timer);
     ended.dispose();
   }
+  onRunOver();
   try {
     return { completion: succeeded(task, value), kind: "succeeded" };
   } catch (thrown) {
@@ -59,7 +70,8 @@ async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext): P
   const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
   // Whatever run() threw once its signal aborted, the abort's reason is what happened.
   if (reason instanceof WorkerShutdownError) return { completion: handedBack(task), kind: "handedBack" };
-  if (reason instanceof TaskCancelledError) return { completion: cancelled(task, reason.reason), kind: "cancelled" };
+  // Cancelled on request: cancelTask already recorded the caller's reason.
+  if (reason instanceof TaskCancelledError) return { completion: cancelled(task, null), kind: "cancelled" };
   if (err instanceof CancelTask) return { completion: cancelled(task, err.reason), kind: "cancelled" };
   if (err instanceof SnoozeTask) return { completion: snoozed(task, err.delayMs), kind: "snoozed" };
   return failure(task, reason instanceof TaskTimeoutError ? reason : err, ctx);
@@ -86,9 +98,21 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Prom
   if (task.attempts < task.maxAttempts) {
     const decision = task.shouldRetry ? await hook("shouldRetry", () => task.shouldRetry!(err, ctx)) : undefined;
     if (decision !== false) {
-      retryAt = (await hook("retry policy", () => cls.retry(task.attempts, err))) ?? null;
+      const fallback = () => BaseTaskEntity.retry(task.attempts, err);
+      let policyFailed = false;
+      const planned = await hook("retry policy", () => {
+        try {
+          return cls.retry(task.attempts, err);
+        } catch (policyErr) {
+          policyFailed = true;
+          throw policyErr;
+        }
+      });
+      // A policy that throws or returns nonsense must not lose the task's remaining attempts.
+      if (policyFailed || (planned instanceof Date && Number.isNaN(planned.getTime()))) retryAt = fallback();
+      else retryAt = planned ?? null;
       // shouldRetry() said yes where the policy said no: use ormq's default backoff.
-      if (decision === true && retryAt === null) retryAt = BaseTaskEntity.retry(task.attempts, err);
+      if (decision === true && retryAt === null) retryAt = fallback();
     }
   }
   if (retryAt) {

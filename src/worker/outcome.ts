@@ -32,9 +32,12 @@ export function snoozed(task: BaseTaskEntity, delayMs: number): Completion {
   return base(task, "pending", { refundAttempt: true, delayMs });
 }
 
-/** The task stops for good without retrying (CancelTask, or a cancel request while it ran). */
-export function cancelled(task: BaseTaskEntity, reason: string): Completion {
-  return base(task, "cancelled", { lastError: clean(`cancelled: ${reason}`) });
+/**
+ * The task stops for good without retrying: CancelTask (with its reason), or a cancel request
+ * while it ran (null: keep the reason cancelTask recorded).
+ */
+export function cancelled(task: BaseTaskEntity, reason: string | null): Completion {
+  return base(task, "cancelled", { lastError: reason === null ? null : clean(`cancelled: ${reason}`) });
 }
 
 /** A hook's failure, kept in the task's error list next to the attempt's own error. */
@@ -43,6 +46,8 @@ export function hookErrorRecord(task: BaseTaskEntity, hook: string, err: Error):
 }
 
 function base(task: BaseTaskEntity, status: Completion["status"], fields: Partial<Completion>): Completion {
+  // Delays go into bigint columns: whole milliseconds only.
+  if (fields.delayMs !== undefined && fields.delayMs !== null) fields.delayMs = Math.max(0, Math.round(fields.delayMs));
   return {
     id: task.id,
     attempt: task.attempts,

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { createDialect, outsideTransactions, type Dialect, type TaskFilter, type TaskRow } from "../dialect";
+import { createDialect, outsideTransactions, prepareDataSource, type Dialect, type TaskFilter, type TaskRow } from "../dialect";
 import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestartError, WorkerShutdownError } from "../errors";
 import type { Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
@@ -44,6 +44,8 @@ interface RunningTask {
   done: Promise<void>;
   /** run() has returned and the outcome is being written: never hand this one back. */
   finished: boolean;
+  /** run() is over (its hooks may still run): the attempt happened, never refund it. */
+  runOver: boolean;
   /** Handed back at shutdown while run() was still going: its late outcome is ignored. */
   abandoned: boolean;
 }
@@ -222,6 +224,7 @@ export class Worker {
 
   private start(row: TaskRow, typeByKey: Map<string, TaskType>, completer: Completer): void {
     const { dataSource } = this.options;
+    prepareDataSource(dataSource); // in case it was busy in a transaction when the worker started
     let task: BaseTaskEntity;
     let type: TaskType | undefined;
     try {
@@ -247,11 +250,13 @@ export class Worker {
       workerId: this.id,
       transaction: (fn) => dataSource.transaction(fn),
     };
-    const entry: RunningTask = { task, controller, finished: false, abandoned: false, done: Promise.resolve() };
+    const entry: RunningTask = { task, controller, finished: false, runOver: false, abandoned: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
-      const { completion, kind, abandonedRun } = await outsideTransactions(() => executeAttempt(task, ctx, controller));
+      const { completion, kind, abandonedRun } = await outsideTransactions(() =>
+        executeAttempt(task, ctx, controller, () => (entry.runOver = true)),
+      );
       if (abandonedRun) this.trackAbandoned(abandonedRun, logger);
       if (entry.abandoned) return;
       entry.finished = true;
@@ -293,7 +298,10 @@ export class Worker {
     for (const r of this.running.values()) r.controller.abort(reason);
     if (await settlesWithin(allDone(), ABANDON_AFTER_ABORT_MS)) return;
     completer.giveUpAfter(gracePeriodMs + ABANDON_AFTER_ABORT_MS);
-    const stuck = [...this.running.values()].filter((r) => !r.finished);
+    // A task whose run() is over but whose hooks still hang is not handed back (its attempt
+    // happened): it is abandoned, and rescued when its lease expires.
+    for (const r of this.running.values()) if (!r.finished && r.runOver) r.abandoned = true;
+    const stuck = [...this.running.values()].filter((r) => !r.finished && !r.runOver);
     const handBacks = stuck.map((r) => {
       r.abandoned = true;
       this.logger.warn({ taskId: r.task.id }, "run() ignored its abort signal; the task is handed back while its promise still runs");
@@ -337,7 +345,7 @@ export class Worker {
         this.running.delete(id);
         this.wake();
       });
-    this.running.set(id, { task, controller: new AbortController(), done, finished: true, abandoned: false });
+    this.running.set(id, { task, controller: new AbortController(), done, finished: true, runOver: true, abandoned: false });
   }
 
   private onAnnounced(queues: readonly string[] | null): void {

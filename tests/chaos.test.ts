@@ -1,0 +1,165 @@
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../src";
+import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
+import { createTestDb, DIALECTS, openDataSource, type TestDb } from "./support/db";
+import { until } from "./support/helpers";
+import { spawnWorker, type WorkerProcess } from "./support/processes";
+
+/** Short leases so that a killed worker's tasks come back within a couple of seconds. */
+const FAST = {
+  ORMQ_TEST_FOREVER: "1",
+  ORMQ_LEASE_MS: "1500",
+  ORMQ_HEARTBEAT_INTERVAL_MS: "300",
+  ORMQ_RESCUE_INTERVAL_MS: "300",
+  ORMQ_POLL_INTERVAL_MS: "200",
+};
+
+async function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
+  const worker = spawnWorker(env);
+  await worker.ready;
+  worker.child.stdin!.write("go\n");
+  return worker;
+}
+
+async function stopAll(workers: WorkerProcess[]) {
+  for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGTERM");
+  return Promise.all(workers.map((w) => w.exited));
+}
+
+/** The pid in a worker id (host/pid/random). */
+const pidOf = (workerId: string) => Number(workerId.split("/").at(-2));
+
+describe.each(DIALECTS)("chaos on %s", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  beforeAll(async () => {
+    db = await createTestDb(dialect);
+    ds = await openDataSource(db, testEntities);
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM test_runs`);
+  });
+
+  it("four workers drain 5,000 tasks while one is killed with SIGKILL about every 0.5 s", async () => {
+    const TASKS = 5_000;
+    await ds.getRepository(RecordRun).save(Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `c${i}` })), { chunk: 500 });
+    const env = { ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10", ...FAST };
+    let live = await Promise.all(Array.from({ length: 4 }, () => startWorker(env)));
+    const all = [...live];
+    const killed = new Set<number>();
+    const succeeded = () => ds.getRepository(RecordRun).countBy({ status: "succeeded" });
+    const deadline = Date.now() + 60_000;
+    try {
+      while ((await succeeded()) < TASKS) {
+        if (Date.now() > deadline) throw new Error(`drain did not finish: ${await succeeded()} of ${TASKS}`);
+        // The interval counts from when the replacement is ready, so kills hit working workers.
+        await sleep(500);
+        const victim = live[Math.floor(Math.random() * live.length)];
+        killed.add(victim.child.pid!);
+        victim.child.kill("SIGKILL");
+        await victim.exited;
+        const replacement = await startWorker(env);
+        live = [...live.filter((w) => w !== victim), replacement];
+        all.push(replacement);
+      }
+    } finally {
+      await stopAll(live);
+    }
+    expect(killed.size).toBeGreaterThan(0);
+
+    const tasks = await ds.getRepository(RecordRun).find();
+    expect(tasks.filter((t) => t.status !== "succeeded")).toEqual([]);
+    const runs = await ds.getRepository(RunLog).find({ order: { id: "ASC" } });
+    const runsByTask = new Map<string, RunLog[]>();
+    for (const run of runs) runsByTask.set(run.taskId, [...(runsByTask.get(run.taskId) ?? []), run]);
+    // Every task ran at least once...
+    expect(tasks.filter((t) => !runsByTask.has(t.id))).toEqual([]);
+    // ...and ran again only after a run in a worker that was killed (in flight at a kill).
+    const unexplained = [...runsByTask.values()].filter((list) => list.slice(0, -1).some((r) => !killed.has(pidOf(r.worker))));
+    expect(unexplained).toEqual([]);
+  }, 120_000);
+
+  if (dialect === "sqlite") {
+    it("four processes enqueue into and work one SQLite file at once: nothing lost, no SQLITE_BUSY", async () => {
+      const PER_PROCESS = 400;
+      const env = { ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10", ORMQ_TEST_ENQUEUE: String(PER_PROCESS), ...FAST };
+      const workers = await Promise.all(Array.from({ length: 4 }, () => startWorker(env)));
+      try {
+        await until("every task succeeded", async () => (await ds.getRepository(RecordRun).countBy({ status: "succeeded" })) === 4 * PER_PROCESS, 60_000);
+      } finally {
+        const exits = await stopAll(workers);
+        for (const exit of exits) {
+          expect(exit.stderr).not.toMatch(/SQLITE_BUSY|database is locked/);
+          expect(exit.code).toBe(0);
+        }
+      }
+      expect(await ds.getRepository(BaseTaskEntity).count()).toBe(4 * PER_PROCESS);
+      expect(await ds.getRepository(RunLog).count()).toBe(4 * PER_PROCESS);
+    }, 120_000);
+  }
+});
+
+/** A PostgreSQL in a child process (tests/support/pg-server.mjs) that can be stopped and started. */
+async function restartablePostgres() {
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+  const child = spawn(process.execPath, [join(__dirname, "support", "pg-server.mjs"), String(port)], { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const expectLine = async (want: string) => {
+    const { value } = await lines.next();
+    if (value !== want) throw new Error(`pg-server said ${JSON.stringify(value)}, expected ${want}`);
+  };
+  const command = async (line: string, answer: string) => {
+    child.stdin!.write(`${line}\n`);
+    await expectLine(answer);
+  };
+  await expectLine("started");
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    stop: () => command("stop", "stopped"),
+    start: () => command("start", "started"),
+    exit: () => command("exit", "exited"),
+  };
+}
+
+describe("chaos: PostgreSQL restarts mid-drain", () => {
+  it("every task succeeds", async () => {
+    const pg = await restartablePostgres();
+    const db: TestDb = { dialect: "postgres", url: pg.url, drop: async () => {} };
+    let ds = await openDataSource(db, testEntities);
+    const TASKS = 2_000;
+    const workers: WorkerProcess[] = [];
+    try {
+      await ds.getRepository(RecordRun).save(Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `r${i}` })), { chunk: 500 });
+      await ds.destroy();
+      for (let i = 0; i < 2; i++) workers.push(await startWorker({ ORMQ_DATABASE_URL: pg.url, ORMQ_CONCURRENCY: "10", ...FAST }));
+      await sleep(300);
+      await pg.stop(); // mid-drain
+      await sleep(1_000);
+      await pg.start();
+      ds = await openDataSource(db, testEntities, { migrationsRun: false });
+      await until("every task succeeded", async () => (await ds.getRepository(RecordRun).countBy({ status: "succeeded" })) === TASKS, 90_000);
+      const exits = await stopAll(workers);
+      for (const exit of exits) expect(exit.code).toBe(0);
+      expect(await ds.getRepository(RecordRun).countBy({ status: "running" })).toBe(0);
+    } finally {
+      await stopAll(workers);
+      if (ds.isInitialized) await ds.destroy();
+      await pg.exit();
+    }
+  }, 150_000);
+});
