@@ -73,6 +73,8 @@ export abstract class BaseTaskEntity extends BaseEntity {
   static retry: RetryPolicy = exponentialBackoff();
   /** Run-time limit of this class's tasks in ms, unless set on the instance; undefined: none. */
   static timeoutMs: number | undefined = undefined;
+  /** Record this class's transitions in `ormq_task_events`. Turn off for raw throughput. */
+  static history = true;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })

@@ -1,9 +1,11 @@
 import { BaseTaskEntity } from "./BaseTaskEntity";
+import { TaskEventEntity } from "./TaskEventEntity";
 import { WorkerEntity } from "./WorkerEntity";
 
 export * from "./BaseTaskEntity";
+export * from "./TaskEventEntity";
 export * from "./WorkerEntity";
 export { epochMillis } from "./transformers";
 
 /** ormq's entities, to spread into a DataSource's `entities` next to your own. */
-export const ormqEntities = [BaseTaskEntity, WorkerEntity];
+export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity];

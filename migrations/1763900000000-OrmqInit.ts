@@ -1,8 +1,8 @@
 import { MigrationInterface, QueryRunner, Table } from "typeorm";
 
 /**
- * Creates `ormq_tasks` (the columns of BaseTaskEntity) and `ormq_workers` (WorkerEntity), on
- * PostgreSQL and SQLite.
+ * Creates `ormq_tasks` (the columns of BaseTaskEntity), `ormq_workers` (WorkerEntity) and
+ * `ormq_task_events` (TaskEventEntity), on PostgreSQL and SQLite.
  *
  * Columns your own task classes add live in the same table: generate a migration for them with
  * the TypeORM CLI as for any entity. The claim index is created with `priority DESC` (which the
@@ -55,6 +55,7 @@ export class OrmqInit1763900000000 implements MigrationInterface {
       `CREATE INDEX "ormq_tasks_claim" ON "ormq_tasks" ("priority" DESC, "run_at", "id") WHERE status = 'pending'`,
     );
     await this.createWorkers(runner);
+    await this.createEvents(runner);
   }
 
   private async createWorkers(runner: QueryRunner): Promise<void> {
@@ -77,7 +78,37 @@ export class OrmqInit1763900000000 implements MigrationInterface {
     await runner.query(`CREATE INDEX "ormq_workers_heartbeat" ON "ormq_workers" ("last_heartbeat_at")`);
   }
 
+  private async createEvents(runner: QueryRunner): Promise<void> {
+    const idType = runner.connection.options.type === "postgres" ? "bigint" : "integer";
+    await runner.createTable(
+      new Table({
+        name: "ormq_task_events",
+        columns: [
+          { name: "id", type: idType, isPrimary: true, isGenerated: true, generationStrategy: "increment" },
+          { name: "task_id", type: "bigint" },
+          { name: "kind", type: "varchar", length: "16" },
+          { name: "at", type: "bigint" },
+          { name: "worker", type: "varchar", length: "255", isNullable: true },
+          { name: "attempt", type: "integer", isNullable: true },
+          { name: "error", type: "text", isNullable: true },
+        ],
+        foreignKeys: [
+          {
+            name: runner.connection.namingStrategy.foreignKeyName("ormq_task_events", ["task_id"], "ormq_tasks", ["id"]),
+            columnNames: ["task_id"],
+            referencedTableName: "ormq_tasks",
+            referencedColumnNames: ["id"],
+            onDelete: "CASCADE",
+          },
+        ],
+      }),
+    );
+    await runner.query(`CREATE INDEX "ormq_task_events_task" ON "ormq_task_events" ("task_id")`);
+  }
+
   async down(runner: QueryRunner): Promise<void> {
+    await runner.query(`DROP INDEX "ormq_task_events_task"`);
+    await runner.dropTable("ormq_task_events");
     await runner.query(`DROP INDEX "ormq_workers_heartbeat"`);
     await runner.dropTable("ormq_workers");
     await runner.query(`DROP INDEX "ormq_tasks_lease"`);

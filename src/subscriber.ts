@@ -9,6 +9,7 @@ import {
   TransactionRollbackEvent,
 } from "typeorm";
 import { BaseTaskEntity, DELAY_MS } from "../entities/BaseTaskEntity";
+import { TaskEventEntity } from "../entities/TaskEventEntity";
 import { databaseNow } from "./clock";
 import { announceNewTasks } from "./dialect";
 import { TaskDefinitionError } from "./errors";
@@ -16,10 +17,14 @@ import { TaskRegistry } from "./registry";
 import { checkTaskFields, validateTask } from "./validation";
 import { announceCommitted } from "./wakeup";
 
-/** Queues that got tasks in the transaction open on a query runner, and those already announced. */
+/**
+ * Per open transaction: queues that got tasks (and those already announced), and tasks whose
+ * "enqueued" event is still to be written.
+ */
 interface PendingAnnouncement {
   queues: Set<string>;
   notified: Set<string>;
+  enqueued: { id: string; at: Date }[];
 }
 const pending = new WeakMap<QueryRunner, PendingAnnouncement>();
 
@@ -53,22 +58,30 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
   }
 
   async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
-    const queue = (event.entity as { queue?: string }).queue ?? "default";
+    const task = event.entity as { id?: unknown; queue?: string; createdAt?: Date };
+    const queue = task.queue ?? "default";
     const runner = event.queryRunner;
+    const history = (event.metadata.target as typeof BaseTaskEntity).history && task.id !== undefined && task.id !== null;
+    const enqueued = history ? [{ id: String(task.id), at: task.createdAt ?? new Date() }] : [];
     if (!runner.isTransactionActive) {
       // Autocommitted already. An insert() of many rows calls this once per row: gather them and
       // announce once, after the statement.
+      if (enqueued.length > 0) await recordEnqueued(runner, enqueued);
       announceSoon(event.connection, queue);
       return;
     }
     let state = pending.get(runner);
-    if (!state) pending.set(runner, (state = { queues: new Set(), notified: new Set() }));
+    if (!state) pending.set(runner, (state = { queues: new Set(), notified: new Set(), enqueued: [] }));
     state.queues.add(queue);
+    state.enqueued.push(...enqueued);
   }
 
   async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
     const state = pending.get(event.queryRunner);
     if (!state) return;
+    // History first, in the same transaction: the events commit with their tasks.
+    const enqueued = state.enqueued.splice(0);
+    if (enqueued.length > 0) await recordEnqueued(event.queryRunner, enqueued);
     const fresh = [...state.queues].filter((q) => !state.notified.has(q));
     if (fresh.length === 0) return;
     // Inside the transaction: PostgreSQL delivers the NOTIFY at commit, or drops it on rollback.
@@ -90,6 +103,14 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     if (!event.queryRunner.isTransactionActive) pending.delete(event.queryRunner);
     // A rolled-back savepoint took its NOTIFY with it: announce again at the next commit.
     else state.notified.clear();
+  }
+}
+
+/** Writes "enqueued" events, a few hundred rows per INSERT. */
+async function recordEnqueued(runner: QueryRunner, tasks: { id: string; at: Date }[]): Promise<void> {
+  for (let i = 0; i < tasks.length; i += 500) {
+    const rows = tasks.slice(i, i + 500).map((t) => ({ taskId: t.id, kind: "enqueued" as const, at: t.at, attempt: 0, worker: null, error: null }));
+    await runner.manager.createQueryBuilder().insert().into(TaskEventEntity).values(rows).updateEntity(false).execute();
   }
 }
 

@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
+import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { databaseNow } from "../clock";
 import { OrmqError } from "../errors";
 import { resolveDataSource } from "../worker/options";
@@ -40,7 +41,16 @@ export async function cancelTask(id: string | number, options: CancelOptions = {
       .set({ status: "cancelled", finishedAt: now, updatedAt: now, lastError: `cancelled: ${reason}` })
       .where("id = :id AND status = 'pending'", { id: taskId })
       .execute();
-    if (pending.affected === 1) return { outcome: "cancelled", id: taskId };
+    if (pending.affected === 1) {
+      await dataSource
+        .createQueryBuilder()
+        .insert()
+        .into(TaskEventEntity)
+        .values({ taskId, kind: "cancelled", at: now, error: `cancelled: ${reason}` })
+        .updateEntity(false)
+        .execute();
+      return { outcome: "cancelled", id: taskId };
+    }
 
     const running = await repo
       .createQueryBuilder()

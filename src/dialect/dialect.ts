@@ -17,6 +17,8 @@ export interface ClaimRequest {
   limit: number;
   /** Lease length: the task's `locked_until` becomes the database's now plus this. */
   leaseMs: number;
+  /** Types whose transitions are recorded in `ormq_task_events` (a "started" event at claim). */
+  historyTypes: readonly string[];
 }
 
 /**
@@ -39,6 +41,10 @@ export interface Completion {
   delayMs: number | null;
   /** Hand back: the attempt did not really run, so it does not count. */
   refundAttempt: boolean;
+  /** The history event for this outcome (`cancelled` instead, if a cancel request wins). */
+  event: TaskEventKind;
+  /** Record the event (the task class's `history`). */
+  history: boolean;
 }
 
 /** Called when tasks may have become ready; `queues` narrows it when known. */
@@ -46,6 +52,7 @@ export type WakeHandler = (queues: readonly string[] | null) => void;
 
 /** Which tasks a worker can run: the claim's filters without its limit and lease. */
 export type TaskFilter = Pick<ClaimRequest, "types" | "queues">;
+import type { TaskEventKind } from "../../entities/TaskEventEntity";
 
 /** A task's status after its outcome was written. */
 export type FinalStatus = Completion["status"];
@@ -54,6 +61,7 @@ export type FinalStatus = Completion["status"];
 export interface Tables {
   tasks: string;
   workers: string;
+  events: string;
 }
 
 /** A worker's row in `ormq_workers` at registration. */

@@ -1,5 +1,6 @@
 import type { DataSource, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
@@ -23,14 +24,14 @@ export function dialectOf(dataSource: DataSource): DialectName {
 
 /** Opens the worker-side dialect for a DataSource. */
 export function createDialect(dataSource: DataSource, workerId: string, logger: Logger): Dialect {
-  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity) => {
+  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity) => {
     const metadata = dataSource.getMetadata(entity);
     return [metadata.schema, metadata.tableName]
       .filter((part): part is string => !!part)
       .map((part) => dataSource.driver.escape(part))
       .join(".");
   };
-  const tables: Tables = { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity) };
+  const tables: Tables = { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity), events: escaped(TaskEventEntity) };
   return dialectOf(dataSource) === "postgres"
     ? new PostgresDialect(dataSource, tables, workerId, logger)
     : new SqliteDialect(dataSource, tables, workerId, logger);

@@ -34,7 +34,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
-    const queueFilter = request.queues ? `AND queue = ANY($5::text[])` : "";
+    const queueFilter = request.queues ? `AND queue = ANY($6::text[])` : "";
     // The MATERIALIZED CTE runs once: without it the planner may re-run the LIMITed subquery in a
     // nested loop and mark more rows than asked for. SKIP LOCKED lets many workers claim at once
     // without waiting on each other's rows.
@@ -45,14 +45,19 @@ export class PostgresDialect implements Dialect {
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
+      ), claimed AS (
+        UPDATE ${this.tables.tasks} t
+        SET status = 'running', attempts = t.attempts + 1, locked_by = $3,
+            locked_until = ${NOW_MS} + $4::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
+        FROM picked
+        WHERE t.id = picked.id AND t.status = 'pending'
+        RETURNING t.*
+      ), history AS (
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
+        SELECT id, 'started', ${NOW_MS}, $3, attempts FROM claimed WHERE type = ANY($5::text[])
       )
-      UPDATE ${this.tables.tasks} t
-      SET status = 'running', attempts = t.attempts + 1, locked_by = $3,
-          locked_until = ${NOW_MS} + $4::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
-      FROM picked
-      WHERE t.id = picked.id AND t.status = 'pending'
-      RETURNING t.*`;
-    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs];
+      SELECT * FROM claimed`;
+    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
     if (request.queues) values.push(request.queues);
     const { rows } = await this.pool.query({ name: statementName("claim", text), text, values });
     return rows;
@@ -64,6 +69,7 @@ export class PostgresDialect implements Dialect {
     // RETURNING tells which rows the guard let through, with their new status. A task someone
     // asked to cancel while it ran does not go back to pending.
     const text = `
+      WITH done AS (
       UPDATE ${this.tables.tasks} t
       SET status = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE v.status END,
           result = v.result,
@@ -77,7 +83,15 @@ export class PostgresDialect implements Dialect {
       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::int[])
         AS v(id, attempt, status, result, last_error, errors, delay_ms, refund)
       WHERE t.id = v.id AND t.status = 'running' AND t.locked_by = $9 AND t.attempts = v.attempt
-      RETURNING t.id, t.status`;
+      RETURNING t.id, t.status
+      ), history AS (
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
+        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE e.event END, ${NOW_MS}, $9, e.attempt, e.error
+        FROM done d
+        JOIN unnest($1::bigint[], $2::int[], $10::text[], $11::bool[], $5::text[]) AS e(id, attempt, event, history, error) ON e.id = d.id
+        WHERE e.history
+      )
+      SELECT id, status FROM done`;
     const values = [
       completions.map((c) => c.id),
       completions.map((c) => c.attempt),
@@ -88,6 +102,8 @@ export class PostgresDialect implements Dialect {
       completions.map((c) => c.delayMs),
       completions.map((c) => (c.refundAttempt ? 1 : 0)),
       this.workerId,
+      completions.map((c) => c.event),
+      completions.map((c) => c.history),
     ];
     const { rows } = await this.pool.query({ name: statementName("complete", text), text, values });
     return new Map(rows.map((r: { id: unknown; status: FinalStatus }) => [String(r.id), r.status]));
@@ -154,7 +170,7 @@ export class PostgresDialect implements Dialect {
         ORDER BY locked_until
         LIMIT $1
         FOR NO KEY UPDATE SKIP LOCKED
-      )
+      ), rescued AS (
       UPDATE ${this.tables.tasks} t
       SET status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
@@ -167,8 +183,14 @@ export class PostgresDialect implements Dialect {
           updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
       FROM expired
       WHERE t.id = expired.id AND t.status = 'running' AND t.locked_until < ${NOW_MS}
-      RETURNING t.id, t.status`;
-    const { rows } = await this.pool.query({ name: statementName("rescue", text), text, values: [limit] });
+      RETURNING t.id, t.status, t.attempts, t.last_error
+      ), history AS (
+        -- Always recorded: the rescuer may not have the task's class to ask.
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
+        SELECT id, 'rescued', ${NOW_MS}, $2, attempts, last_error FROM rescued
+      )
+      SELECT id, status FROM rescued`;
+    const { rows } = await this.pool.query({ name: statementName("rescue", text), text, values: [limit, this.workerId] });
     return rows.map((r: { id: unknown; status: FinalStatus }) => ({ id: String(r.id), status: r.status }));
   }
 

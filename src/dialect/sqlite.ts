@@ -63,16 +63,23 @@ export class SqliteDialect implements Dialect {
       )
       RETURNING *`;
     const stmt = this.prepare(sql);
-    const rows = await this.write(() =>
-      stmt.all(...request.types, ...(request.queues ?? []), {
+    const history = this.historyStatement();
+    const recorded = new Set(request.historyTypes);
+    const rows = await this.write(() => {
+      const now = Date.now();
+      const claimed = stmt.all(...request.types, ...(request.queues ?? []), {
         worker: this.workerId,
-        now: Date.now(),
+        now,
         lease: request.leaseMs,
         limit: request.limit,
-      }),
-    );
+      }) as TaskRow[];
+      for (const row of claimed) {
+        if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
+      }
+      return claimed;
+    });
     // RETURNING gives no order; run in claim order.
-    return (rows as TaskRow[]).sort(compareClaimOrder);
+    return rows.sort(compareClaimOrder);
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
@@ -91,6 +98,7 @@ export class SqliteDialect implements Dialect {
           locked_by = NULL, locked_until = NULL
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
       RETURNING status`);
+    const history = this.historyStatement();
     return this.write(() => {
       const applied = new Map<string, FinalStatus>();
       const now = Date.now();
@@ -107,7 +115,12 @@ export class SqliteDialect implements Dialect {
           now,
           worker: this.workerId,
         }) as { status: FinalStatus } | undefined;
-        if (row) applied.set(c.id, row.status);
+        if (!row) continue;
+        applied.set(c.id, row.status);
+        if (c.history) {
+          const kind = row.status === "cancelled" ? "cancelled" : c.event;
+          history.run({ taskId: c.id, kind, now, worker: this.workerId, attempt: c.attempt, error: c.lastError });
+        }
       }
       return applied;
     });
@@ -183,8 +196,15 @@ export class SqliteDialect implements Dialect {
         SELECT id FROM ${this.tables.tasks} WHERE status = 'running' AND locked_until < @now
         ORDER BY locked_until LIMIT @limit
       )
-      RETURNING id, status`);
-    const rows = await this.write(() => stmt.all({ now: Date.now(), limit }) as { id: number; status: FinalStatus }[]);
+      RETURNING id, status, attempts, last_error`);
+    const history = this.historyStatement();
+    const rows = await this.write(() => {
+      const now = Date.now();
+      const rescued = stmt.all({ now, limit }) as { id: number; status: FinalStatus; attempts: number; last_error: string }[];
+      // Always recorded: the rescuer may not have the task's class to ask.
+      for (const r of rescued) history.run({ taskId: r.id, kind: "rescued", now, worker: this.workerId, attempt: r.attempts, error: r.last_error });
+      return rescued;
+    });
     return rows.map((r) => ({ id: String(r.id), status: r.status }));
   }
 
@@ -210,6 +230,12 @@ export class SqliteDialect implements Dialect {
     if (this.changeTimer) clearInterval(this.changeTimer);
     this.changeTimer = undefined;
     if (this.db.open) this.db.close();
+  }
+
+  private historyStatement(): Database.Statement {
+    return this.prepare(
+      `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (@taskId, @kind, @now, @worker, @attempt, @error)`,
+    );
   }
 
   private prepare(sql: string): Database.Statement {

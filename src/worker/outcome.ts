@@ -9,27 +9,27 @@ export const ERRORS_KEPT = 20;
  * `Completion`, written by the completer with the same guard.
  */
 export function succeeded(task: BaseTaskEntity, result: unknown): Completion {
-  return base(task, "succeeded", { result: result === undefined ? null : JSON.stringify(result) });
+  return base(task, "succeeded", { result: result === undefined ? null : JSON.stringify(result), event: "succeeded" });
 }
 
 /** The attempt failed and the task runs again after `delayMs`. */
 export function retryLater(task: BaseTaskEntity, err: Error, delayMs: number, hookErrors: TaskErrorRecord[] = []): Completion {
-  return base(task, "pending", { ...errorFields(task, err, hookErrors), delayMs });
+  return base(task, "pending", { ...errorFields(task, err, hookErrors), delayMs, event: "retried" });
 }
 
 /** The attempt failed and the task gives up for good. */
 export function failedForGood(task: BaseTaskEntity, err: Error, hookErrors: TaskErrorRecord[] = []): Completion {
-  return base(task, "failed", errorFields(task, err, hookErrors));
+  return base(task, "failed", { ...errorFields(task, err, hookErrors), event: "failed" });
 }
 
 /** The attempt did not really happen (shutdown): back to pending, the attempt not counted. */
 export function handedBack(task: BaseTaskEntity): Completion {
-  return base(task, "pending", { refundAttempt: true });
+  return base(task, "pending", { refundAttempt: true, event: "handed_back" });
 }
 
 /** run() asked to come back after `delayMs` (SnoozeTask): the attempt is not counted. */
 export function snoozed(task: BaseTaskEntity, delayMs: number): Completion {
-  return base(task, "pending", { refundAttempt: true, delayMs });
+  return base(task, "pending", { refundAttempt: true, delayMs, event: "snoozed" });
 }
 
 /**
@@ -37,7 +37,7 @@ export function snoozed(task: BaseTaskEntity, delayMs: number): Completion {
  * while it ran (null: keep the reason cancelTask recorded).
  */
 export function cancelled(task: BaseTaskEntity, reason: string | null): Completion {
-  return base(task, "cancelled", { lastError: reason === null ? null : clean(`cancelled: ${reason}`) });
+  return base(task, "cancelled", { lastError: reason === null ? null : clean(`cancelled: ${reason}`), event: "cancelled" });
 }
 
 /** A hook's failure, kept in the task's error list next to the attempt's own error. */
@@ -57,6 +57,9 @@ function base(task: BaseTaskEntity, status: Completion["status"], fields: Partia
     errors: null,
     delayMs: null,
     refundAttempt: false,
+    event: "succeeded",
+    // A task that could not even be loaded has no class here: record its failure.
+    history: (task.constructor as { history?: boolean }).history ?? true,
     ...fields,
   };
 }

@@ -153,7 +153,8 @@ export class Worker {
 
   private async claimLoop(dialect: Dialect, completer: Completer, typeByKey: Map<string, TaskType>): Promise<void> {
     const { concurrency, batchSize, queues, leaseMs, pollIntervalMs } = this.options;
-    const request = { types: [...typeByKey.keys()], queues, leaseMs };
+    const historyTypes = [...typeByKey.values()].filter((t) => t.cls.history).map((t) => t.key);
+    const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes };
     let claimFailures = 0;
     while (!this.stopRequested) {
       const remaining = this.limit - this.claimedTotal;

@@ -1,0 +1,52 @@
+import { BaseEntity, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { BaseTaskEntity } from "./BaseTaskEntity";
+import { epochMillis } from "./transformers";
+
+/** What happened to a task. */
+export type TaskEventKind =
+  | "enqueued"
+  | "started"
+  | "succeeded"
+  | "failed"
+  | "retried"
+  | "snoozed"
+  | "handed_back"
+  | "rescued"
+  | "cancelled"
+  | "requeued";
+
+/**
+ * A task's history: one row per transition, written in the same statement or transaction as the
+ * transition itself. Turn it off per task class with `static history = false` for raw throughput
+ * (the task's own `errors` list is kept either way). Rows go with their task when it is deleted.
+ */
+@Entity("ormq_task_events")
+export class TaskEventEntity extends BaseEntity {
+  @PrimaryGeneratedColumn("increment", { type: "bigint" })
+  id!: string;
+
+  @Index("ormq_task_events_task")
+  @ManyToOne(() => BaseTaskEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "task_id" })
+  task!: BaseTaskEntity;
+
+  @Column({ name: "task_id", type: "bigint" })
+  taskId!: string;
+
+  @Column({ type: "varchar", length: 16 })
+  kind!: TaskEventKind;
+
+  @Column({ type: "bigint", transformer: epochMillis })
+  at!: Date;
+
+  /** The worker that made the transition, when one did. */
+  @Column({ type: "varchar", length: 255, nullable: true })
+  worker!: string | null;
+
+  @Column({ type: "integer", nullable: true })
+  attempt!: number | null;
+
+  /** The error, for failed, retried and rescued. */
+  @Column({ type: "text", nullable: true })
+  error!: string | null;
+}
