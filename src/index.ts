@@ -12,6 +12,8 @@ export {
   epochMillis,
   WorkerEntity,
   type WorkerState,
+  TaskEventEntity,
+  type TaskEventKind,
   type TaskStatus,
   type TaskErrorRecord,
 } from "../entities";

@@ -1,0 +1,84 @@
+import type { DataSource } from "typeorm";
+import { cancelTask, processN, rescueExpiredTasks, TaskEventEntity } from "../src";
+import { AlwaysFails, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
+import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
+import { makeAllDue } from "./support/helpers";
+
+describe.each(DIALECTS)("history on %s", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });
+  const kinds = async (taskId: string) =>
+    (await ds.getRepository(TaskEventEntity).find({ where: { taskId }, order: { id: "ASC" } })).map((e) => e.kind);
+
+  beforeAll(async () => {
+    db = await createTestDb(dialect);
+    ds = await openDataSource(db, testEntities);
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_tasks`);
+  });
+
+  it("records each transition, with worker, attempt and error, for every child class", async () => {
+    const ok = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "h@example.com" }));
+    const bad = await ds.getRepository(AlwaysFails).save(AlwaysFails.create({}));
+    await processN(SendEmail, 10, quiet());
+    await processN(AlwaysFails, 10, quiet());
+    await makeAllDue(ds);
+    await processN(AlwaysFails, 10, quiet());
+
+    expect(await kinds(ok.id)).toEqual(["enqueued", "started", "succeeded"]);
+    expect(await kinds(bad.id)).toEqual(["enqueued", "started", "retried", "started", "failed"]);
+    const events = await ds.getRepository(TaskEventEntity).find({ where: { taskId: bad.id }, order: { id: "ASC" }, relations: { task: true } });
+    expect(events[0].task).toBeInstanceOf(AlwaysFails); // the relation loads the child class
+    expect(events.map((e) => e.attempt)).toEqual([0, 1, 1, 2, 2]);
+    expect(events[2].error).toContain("boom on attempt 1");
+    expect(events[1].worker).toMatch(/\/\d+\//);
+    expect(events.every((e) => e.at instanceof Date)).toBe(true);
+  });
+
+  it("an enqueue that rolls back leaves no event; one in a committed transaction leaves one per task", async () => {
+    await expect(
+      ds.transaction(async (m) => {
+        await m.save(SendEmail.create({ to: "gone" }));
+        throw new Error("rollback");
+      }),
+    ).rejects.toThrow("rollback");
+    await ds.transaction((m) => m.save([SendEmail.create({ to: "a" }), SendEmail.create({ to: "b" })]));
+    const events = await ds.getRepository(TaskEventEntity).find();
+    expect(events.map((e) => e.kind)).toEqual(["enqueued", "enqueued"]);
+  });
+
+  it("records rescues and cancellations", async () => {
+    const lost = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "lost" }));
+    await ds.query(`UPDATE ormq_tasks SET status = 'running', attempts = 1, locked_by = 'gone/1/x', locked_until = 1 WHERE id = ${lost.id}`);
+    await rescueExpiredTasks({ dataSource: ds, logger: memoryLogger().logger });
+    const cancelled = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "c" }));
+    await cancelTask(cancelled.id, { dataSource: ds, reason: "no longer needed" });
+
+    expect(await kinds(lost.id)).toEqual(["enqueued", "rescued"]);
+    const [rescued] = await ds.getRepository(TaskEventEntity).find({ where: { taskId: lost.id, kind: "rescued" } });
+    expect(rescued.error).toContain("stopped renewing its lease");
+    expect(await kinds(cancelled.id)).toEqual(["enqueued", "cancelled"]);
+  });
+
+  it("a class with history off writes no events but keeps its own error list", async () => {
+    const task = await ds.getRepository(QuietTask).save(QuietTask.create({ fail: true }));
+    await processN(QuietTask, 10, quiet());
+    expect(await kinds(task.id)).toEqual([]);
+    const stored = await ds.getRepository(QuietTask).findOneByOrFail({ id: task.id });
+    expect(stored.status).toBe("failed");
+    expect(stored.errors!.map((e) => e.message)).toEqual(["quietly failing"]);
+  });
+
+  it("deleting a task deletes its events", async () => {
+    const task = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "d" }));
+    await processN(SendEmail, 10, quiet());
+    await ds.getRepository(SendEmail).delete({ id: task.id });
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: task.id })).toBe(0);
+  });
+});
