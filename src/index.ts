@@ -54,4 +54,6 @@ export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
 export { getStats, type QueueStats, type TaskCount } from "./admin/stats";
 export { rescueExpiredTasks } from "./admin/rescue";
+export { retryTask, retryFailed, type RetryTaskResult } from "./admin/retry";
+export { prune, type PruneOptions, type PruneResult } from "./admin/prune";
 export type { RescuedTask } from "./dialect";

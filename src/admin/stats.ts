@@ -1,5 +1,7 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
+import { WorkerEntity } from "../../entities/WorkerEntity";
+import { databaseNow } from "../clock";
 import { TaskRegistry } from "../registry";
 import { resolveDataSource } from "../worker/options";
 
@@ -13,6 +15,12 @@ export interface TaskCount {
 
 export interface QueueStats {
   counts: TaskCount[];
+  /** How long the oldest task that is ready (pending and due) has waited, in ms; null if none. */
+  oldestReadyAgeMs: number | null;
+  /** Tasks that finished (any way) in the last minute. */
+  finishedLastMinute: number;
+  /** Workers that heartbeat within the last minute and have not stopped. */
+  liveWorkers: number;
   /**
    * Tasks whose type has no runnable class in this DataSource. Workers leave them alone; they
    * wait here until a class for the type is deployed, or someone removes them.
@@ -20,7 +28,10 @@ export interface QueueStats {
   unknownTypes: { type: string; count: number }[];
 }
 
-/** Counts tasks by queue, type and status, and those no worker here can run. */
+/**
+ * Counts tasks by queue, type and status; the age of the oldest ready task; tasks finished in the
+ * last minute; live workers; and tasks no worker here can run.
+ */
 export async function getStats(options: { dataSource?: DataSource } = {}): Promise<QueueStats> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const registry = TaskRegistry.for(dataSource);
@@ -39,9 +50,33 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     .addOrderBy("t.status")
     .getRawMany();
   const counts = rows.map((r) => ({ ...r, count: Number(r.count) }));
+  const now = await databaseNow(dataSource);
+  const tasks = dataSource.getRepository(BaseTaskEntity);
+  const oldest = await tasks
+    .createQueryBuilder("t")
+    .select("MIN(t.run_at)", "oldest")
+    .where("t.status = 'pending' AND t.run_at <= :now", { now })
+    .getRawOne<{ oldest: string | number | null }>();
+  const finished = await tasks
+    .createQueryBuilder("t")
+    .select("COUNT(*)", "count")
+    .where("t.finished_at >= :since", { since: now - 60_000 })
+    .getRawOne<{ count: string | number }>();
+  const live = await dataSource
+    .getRepository(WorkerEntity)
+    .createQueryBuilder("w")
+    .select("COUNT(*)", "count")
+    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since: now - 60_000 })
+    .getRawOne<{ count: string | number }>();
   const unknown = new Map<string, number>();
   for (const c of counts) {
     if (!registry.byKey.has(c.type)) unknown.set(c.type, (unknown.get(c.type) ?? 0) + c.count);
   }
-  return { counts, unknownTypes: [...unknown].map(([type, count]) => ({ type, count })) };
+  return {
+    counts,
+    oldestReadyAgeMs: oldest?.oldest === null || oldest?.oldest === undefined ? null : Math.max(0, now - Number(oldest.oldest)),
+    finishedLastMinute: Number(finished?.count ?? 0),
+    liveWorkers: Number(live?.count ?? 0),
+    unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
+  };
 }
