@@ -10,11 +10,16 @@ import { createTestDb, DIALECTS, openDataSource, type TestDb } from "./support/d
 import { until } from "./support/helpers";
 import { spawnWorker, type WorkerProcess } from "./support/processes";
 
-/** Short leases so that a killed worker's tasks come back within a couple of seconds. */
+/**
+ * Short leases so that a killed worker's tasks come back within seconds. Not too short: on a busy
+ * 2-core machine, TypeORM's synchronous SQLite busy wait can hold a live worker's event loop (and
+ * its heartbeat) for a second or more, and a lease that expires under a live worker means a
+ * second run.
+ */
 const FAST = {
   ORMQ_TEST_FOREVER: "1",
-  ORMQ_LEASE_MS: "1500",
-  ORMQ_HEARTBEAT_INTERVAL_MS: "300",
+  ORMQ_LEASE_MS: "4000",
+  ORMQ_HEARTBEAT_INTERVAL_MS: "400",
   ORMQ_RESCUE_INTERVAL_MS: "300",
   ORMQ_POLL_INTERVAL_MS: "200",
 };

@@ -21,6 +21,7 @@ export class PostgresDialect implements Dialect {
   private listener: { client: PoolClient; detach: () => void } | undefined;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private listening: Promise<unknown> | undefined;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -235,7 +236,8 @@ export class PostgresDialect implements Dialect {
       connected.on("error", onLost);
       connected.on("end", onEnd);
       this.listener = { client: connected, detach };
-      await connected.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      this.listening = connected.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      await this.listening;
       if (failures > 0) {
         this.logger.info({}, "LISTEN reconnected");
         onWake(null);
@@ -267,6 +269,7 @@ export class PostgresDialect implements Dialect {
     if (!listener) return;
     const { client, detach } = listener;
     try {
+      await this.listening; // one query at a time on a pg client
       await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`);
       detach();
       client.release();

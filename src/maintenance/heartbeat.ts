@@ -16,13 +16,16 @@ export class Heartbeat {
     intervalMs: number,
     leaseMs: number,
     runningIds: () => string[],
+    /** Whether a task is still running here (not finished meanwhile). */
+    stillRunning: (id: string) => boolean,
     logger: Logger,
   ) {
     this.periodic = new Periodic(intervalMs, async () => {
       const ids = runningIds();
       try {
         const renewed = await dialect.heartbeat(ids, leaseMs);
-        const lost = ids.filter((id) => !renewed.has(id));
+        // A task whose outcome was written while the heartbeat ran is not lost, just done.
+        const lost = ids.filter((id) => !renewed.has(id) && stillRunning(id));
         // Lost: rescued after the lease expired (the loop was blocked, the database unreachable),
         // or finished a moment ago. Its outcome will be refused; it may be running elsewhere.
         if (lost.length > 0) logger.warn({ taskIds: lost }, "heartbeat: no longer holding these tasks");

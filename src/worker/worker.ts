@@ -116,7 +116,14 @@ export class Worker {
     const cancelChecks = setInterval(() => void this.checkCancelRequests(dialect), CANCEL_CHECK_MS);
     cancelChecks.unref();
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
-    const heartbeat = new Heartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), this.logger);
+    const heartbeat = new Heartbeat(
+      dialect,
+      heartbeatIntervalMs,
+      leaseMs,
+      () => this.heldTaskIds(),
+      (id) => this.running.get(id)?.finished === false,
+      this.logger,
+    );
     const rescuer = new Rescuer(dialect, rescueIntervalMs, this.logger);
     let registered = false;
     try {
