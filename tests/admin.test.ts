@@ -86,6 +86,20 @@ describe.each(DIALECTS)("admin functions on %s", (dialect) => {
     await expect(prune({ dataSource: ds, olderThan: 60_000, statuses: ["pending"] })).rejects.toThrow(/finished statuses/);
   });
 
+  it("a worker prunes periodically when asked to", async () => {
+    await ds.getRepository(SendEmail).save(SendEmail.create({ to: "old" }));
+    await processN(SendEmail, 10, quiet());
+    await ds.query(`UPDATE ormq_tasks SET finished_at = 1000`);
+    const controller = new AbortController();
+    const worker = processForever(QuietTask, { ...quiet(), signal: controller.signal, prune: { olderThan: 60_000, intervalMs: 50 } });
+    try {
+      await until("the worker pruned", async () => (await ds.getRepository(SendEmail).count()) === 0);
+    } finally {
+      controller.abort();
+      await worker;
+    }
+  });
+
   it("getStats reports counts, the oldest ready task's age, recent finishes, live workers and unknown types", async () => {
     await ds.getRepository(SendEmail).save(SendEmail.create({ to: "done" }));
     await processN(SendEmail, 10, quiet());

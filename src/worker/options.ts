@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { InvalidOptionError, OrmqConfigurationError } from "../errors";
 import { getDefaultLogger, type Logger } from "../logger";
 import type { TaskClass } from "../registry";
@@ -30,6 +30,11 @@ export interface WorkerOptions {
    * `WorkerNeedsRestartError`. Default 5.
    */
   maxAbandonedRuns?: number;
+  /**
+   * Prune finished tasks from this worker every `intervalMs` (default one hour): those that
+   * finished more than `olderThan` ms ago, in `statuses` (default succeeded and cancelled).
+   */
+  prune?: { olderThan: number; statuses?: TaskStatus[]; intervalMs?: number };
   /** Stops the worker when aborted (gracefully, as SIGTERM does). */
   signal?: AbortSignal;
   /** Where ormq logs. Default: pino at `ORMQ_LOG_LEVEL` or `info`. */
@@ -47,6 +52,7 @@ export interface ResolvedOptions {
   heartbeatIntervalMs: number;
   rescueIntervalMs: number;
   maxAbandonedRuns: number;
+  prune: { olderThan: number; statuses?: TaskStatus[]; intervalMs: number } | null;
   signal: AbortSignal | undefined;
   logger: Logger;
 }
@@ -80,6 +86,13 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
     pollIntervalMs: positiveInteger("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000),
     maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5),
+    prune: options.prune
+      ? {
+          olderThan: nonNegativeInteger("prune.olderThan", options.prune.olderThan),
+          statuses: options.prune.statuses,
+          intervalMs: positiveInteger("prune.intervalMs", options.prune.intervalMs ?? 3_600_000),
+        }
+      : null,
     signal: options.signal,
     logger: options.logger ?? getDefaultLogger(),
   };

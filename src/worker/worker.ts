@@ -8,6 +8,7 @@ import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
 import { onCommitted } from "../wakeup";
 import { Heartbeat } from "../maintenance/heartbeat";
+import { Pruner } from "../maintenance/pruner";
 import { Rescuer } from "../maintenance/rescuer";
 import { Completer } from "./completer";
 import type { TaskContext } from "./context";
@@ -125,12 +126,14 @@ export class Worker {
       this.logger,
     );
     const rescuer = new Rescuer(dialect, rescueIntervalMs, this.logger);
+    const pruner = this.options.prune ? new Pruner(dataSource, this.options.prune, this.logger) : undefined;
     let registered = false;
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
       heartbeat.start();
       rescuer.start();
+      pruner?.start();
       await dialect.listen((queues) => this.onAnnounced(queues));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       await this.claimLoop(dialect, completer, typeByKey);
@@ -147,6 +150,7 @@ export class Worker {
       // its lease.
       await heartbeat.stop();
       await rescuer.stop();
+      await pruner?.stop();
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
       clearInterval(cancelChecks);
       unsubscribe();
