@@ -8,39 +8,26 @@ import { Periodic } from "./periodic";
  * blocks the loop for longer than the lease minus one interval (CPU-bound work, a long synchronous
  * SQLite busy wait) would let leases expire.
  */
-export class Heartbeat {
-  private readonly periodic: Periodic;
-
-  constructor(
-    dialect: Dialect,
-    intervalMs: number,
-    leaseMs: number,
-    runningIds: () => string[],
-    /** Whether a task is still running here (not finished meanwhile). */
-    stillRunning: (id: string) => boolean,
-    logger: Logger,
-  ) {
-    this.periodic = new Periodic(intervalMs, async () => {
-      const ids = runningIds();
-      try {
-        const renewed = await dialect.heartbeat(ids, leaseMs);
-        // A task whose outcome was written while the heartbeat ran is not lost, just done.
-        const lost = ids.filter((id) => !renewed.has(id) && stillRunning(id));
-        // Lost: rescued after the lease expired (the loop was blocked, the database unreachable),
-        // or finished a moment ago. Its outcome will be refused; it may be running elsewhere.
-        if (lost.length > 0) logger.warn({ taskIds: lost }, "heartbeat: no longer holding these tasks");
-      } catch (err) {
-        logger.warn({ err }, "heartbeat failed; retrying at the next beat");
-      }
-    });
-  }
-
-  start(): this {
-    this.periodic.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.periodic.stop();
-  }
+export function startHeartbeat(
+  dialect: Dialect,
+  intervalMs: number,
+  leaseMs: number,
+  runningIds: () => string[],
+  /** Whether a task is still running here (not finished meanwhile). */
+  stillRunning: (id: string) => boolean,
+  logger: Logger,
+): Periodic {
+  return new Periodic(intervalMs, async () => {
+    const ids = runningIds();
+    try {
+      const renewed = await dialect.heartbeat(ids, leaseMs);
+      // A task whose outcome was written while the heartbeat ran is not lost, just done.
+      const lost = ids.filter((id) => !renewed.has(id) && stillRunning(id));
+      // Lost: rescued after the lease expired (the loop was blocked, the database unreachable),
+      // or finished a moment ago. Its outcome will be refused; it may be running elsewhere.
+      if (lost.length > 0) logger.warn({ taskIds: lost }, "heartbeat: no longer holding these tasks");
+    } catch (err) {
+      logger.warn({ err }, "heartbeat failed; retrying at the next beat");
+    }
+  }).start();
 }

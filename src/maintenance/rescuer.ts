@@ -10,33 +10,20 @@ const BATCH = 100;
  * two rescuers, or a rescuer and a late completion, cannot both win. No hooks run: the rescuing
  * worker may not even have the task's class.
  */
-export class Rescuer {
-  private readonly periodic: Periodic;
-
-  constructor(dialect: Dialect, intervalMs: number, logger: Logger) {
-    this.periodic = new Periodic(
-      intervalMs,
-      async () => {
-        try {
-          for (;;) {
-            const rescued = await dialect.rescueExpired(BATCH);
-            for (const task of rescued) logger.warn({ taskId: task.id, status: task.status }, "rescued a task whose worker was lost");
-            if (rescued.length < BATCH) break;
-          }
-        } catch (err) {
-          logger.warn({ err }, "rescue failed; retrying at the next round");
+export function startRescuer(dialect: Dialect, intervalMs: number, logger: Logger): Periodic {
+  return new Periodic(
+    intervalMs,
+    async () => {
+      try {
+        for (;;) {
+          const rescued = await dialect.rescueExpired(BATCH);
+          for (const task of rescued) logger.warn({ taskId: task.id, status: task.status }, "rescued a task whose worker was lost");
+          if (rescued.length < BATCH) break;
         }
-      },
-      0.2,
-    );
-  }
-
-  start(): this {
-    this.periodic.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.periodic.stop();
-  }
+      } catch (err) {
+        logger.warn({ err }, "rescue failed; retrying at the next round");
+      }
+    },
+    0.2,
+  ).start();
 }

@@ -7,9 +7,10 @@ import type { Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
 import { onCommitted } from "../wakeup";
-import { Heartbeat } from "../maintenance/heartbeat";
-import { Pruner } from "../maintenance/pruner";
-import { Rescuer } from "../maintenance/rescuer";
+import { startHeartbeat } from "../maintenance/heartbeat";
+import type { Periodic } from "../maintenance/periodic";
+import { startPruner } from "../maintenance/pruner";
+import { startRescuer } from "../maintenance/rescuer";
 import { Completer } from "./completer";
 import type { TaskContext } from "./context";
 import { executeAttempt } from "./executor";
@@ -117,23 +118,15 @@ export class Worker {
     const cancelChecks = setInterval(() => void this.checkCancelRequests(dialect), CANCEL_CHECK_MS);
     cancelChecks.unref();
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
-    const heartbeat = new Heartbeat(
-      dialect,
-      heartbeatIntervalMs,
-      leaseMs,
-      () => this.heldTaskIds(),
-      (id) => this.running.get(id)?.finished === false,
-      this.logger,
-    );
-    const rescuer = new Rescuer(dialect, rescueIntervalMs, this.logger);
-    const pruner = this.options.prune ? new Pruner(dataSource, this.options.prune, this.logger) : undefined;
+    const maintenance: Periodic[] = [];
     let registered = false;
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
-      heartbeat.start();
-      rescuer.start();
-      pruner?.start();
+      const stillRunning = (id: string) => this.running.get(id)?.finished === false;
+      maintenance.push(startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), stillRunning, this.logger));
+      maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
+      if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
       await dialect.listen((queues) => this.onAnnounced(queues));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       await this.claimLoop(dialect, completer, typeByKey);
@@ -148,9 +141,7 @@ export class Worker {
     } finally {
       // The heartbeat runs until the last running task is done: a task in its grace period keeps
       // its lease.
-      await heartbeat.stop();
-      await rescuer.stop();
-      await pruner?.stop();
+      await Promise.all(maintenance.map((m) => m.stop()));
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
       clearInterval(cancelChecks);
       unsubscribe();
