@@ -121,11 +121,12 @@ async function main() {
     return url.toString();
   };
   try {
-    for (const database of ["sqlite", "postgres"]) {
+    const databases = (process.env.ORMQ_BENCH_DATABASES ?? "sqlite,postgres").split(",");
+    for (const database of databases) {
       for (const concurrency of [1, 10, 50]) record(await drain(database, await fresh(database), Noop, concurrency));
       record(await drain(database, await fresh(database), QuietNoop, 10));
     }
-    record([await sqlCeiling(pg.url)]);
+    if (databases.includes("postgres")) record([await sqlCeiling(pg.url)]);
     console.log(`\ndrain of ${TASKS} no-op tasks, one worker process (tasks/s)`);
     console.table(rows);
   } finally {

@@ -20,14 +20,23 @@ interface Offset {
 }
 const offsets = new WeakMap<DataSource, Offset>();
 const refreshing = new WeakSet<DataSource>();
+/** A first measurement in flight on a connection: callers on that same connection share it. */
+const firstMeasurements = new WeakMap<object, Promise<Offset>>();
 
 /** The database's current time in epoch ms (this host's clock corrected by the measured offset). */
 export async function databaseNow(dataSource: DataSource, runner?: QueryRunner): Promise<number> {
   if (dialectOf(dataSource) === "sqlite") return Date.now();
   let known = offsets.get(dataSource);
   if (!known) {
-    // Nothing known yet: measure on the caller's own connection (its transaction's, if any).
-    known = await measure(dataSource, runner);
+    // Nothing known yet: measure on the caller's own connection (its transaction's, if any). A
+    // bulk save calls this for every row at once: one query per connection, shared.
+    const key: object = runner ?? dataSource;
+    let first = firstMeasurements.get(key);
+    if (!first) {
+      first = measure(dataSource, runner).finally(() => firstMeasurements.delete(key));
+      firstMeasurements.set(key, first);
+    }
+    known = await first;
     offsets.set(dataSource, known);
   } else if (Date.now() - known.measuredAt > REFRESH_MS && !refreshing.has(dataSource)) {
     refreshing.add(dataSource);

@@ -49,6 +49,9 @@ export class SqliteDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    // INDEXED BY: without statistics SQLite prefers the `type` index and sorts every pending row
+    // on each claim (measured: 903 tasks/s at 2,000 queued, 199 at 20,000). The claim index is
+    // read in claim order and the scan stops at the limit.
     const typeMarks = request.types.map(() => "?").join(", ");
     const queueFilter = request.queues ? `AND queue IN (${request.queues.map(() => "?").join(", ")})` : "";
     const sql = `
@@ -56,7 +59,7 @@ export class SqliteDialect implements Dialect {
       SET status = 'running', attempts = attempts + 1, locked_by = @worker,
           locked_until = @now + @lease, started_at = @now, updated_at = @now
       WHERE status = 'pending' AND id IN (
-        SELECT id FROM ${this.tables.tasks}
+        SELECT id FROM ${this.tables.tasks} INDEXED BY ormq_tasks_claim
         WHERE status = 'pending' AND run_at <= @now AND type IN (${typeMarks}) ${queueFilter}
         ORDER BY priority DESC, run_at, id
         LIMIT @limit
@@ -130,7 +133,7 @@ export class SqliteDialect implements Dialect {
     const queueFilter = filter.queues ? `AND queue IN (SELECT value FROM json_each(@queues))` : "";
     // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
     const stmt = this.prepare(`
-      SELECT run_at - @now AS due_in FROM ${this.tables.tasks}
+      SELECT run_at - @now AS due_in FROM ${this.tables.tasks} INDEXED BY ormq_tasks_scheduled
       WHERE status = 'pending' AND run_at > created_at AND run_at > @now
         AND type IN (SELECT value FROM json_each(@types)) ${queueFilter}
       ORDER BY run_at LIMIT 1`);
@@ -193,7 +196,7 @@ export class SqliteDialect implements Dialect {
           finished_at = CASE WHEN cancel_requested_at IS NULL AND attempts < max_attempts THEN NULL ELSE @now END,
           updated_at = @now, locked_by = NULL, locked_until = NULL
       WHERE status = 'running' AND locked_until < @now AND id IN (
-        SELECT id FROM ${this.tables.tasks} WHERE status = 'running' AND locked_until < @now
+        SELECT id FROM ${this.tables.tasks} INDEXED BY ormq_tasks_lease WHERE status = 'running' AND locked_until < @now
         ORDER BY locked_until LIMIT @limit
       )
       RETURNING id, status, attempts, last_error`);
