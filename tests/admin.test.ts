@@ -1,7 +1,7 @@
 import type { DataSource } from "typeorm";
 import { getStats, processForever, processN, prune, retryFailed, retryTask, TaskEventEntity } from "../src";
 import { AlwaysFails, Invoice, QuietTask, SendEmail, testEntities } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
+import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue, reload, until } from "./support/helpers";
 
 describe.each(DIALECTS)("admin functions on %s", (dialect) => {
@@ -9,14 +9,7 @@ describe.each(DIALECTS)("admin functions on %s", (dialect) => {
   let ds: DataSource;
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });
 
-  beforeAll(async () => {
-    db = await createTestDb(dialect);
-    ds = await openDataSource(db, testEntities);
-  });
-  afterAll(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM test_invoices`);
     await ds.query(`DELETE FROM test_images`);

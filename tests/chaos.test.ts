@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, openDataSource, type TestDb } from "./support/db";
+import { DIALECTS, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 import { spawnWorker, type WorkerProcess } from "./support/processes";
 
@@ -42,14 +42,7 @@ const pidOf = (workerId: string) => Number(workerId.split("/").at(-2));
 describe.each(DIALECTS)("chaos on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
-  beforeAll(async () => {
-    db = await createTestDb(dialect);
-    ds = await openDataSource(db, testEntities);
-  });
-  afterAll(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
     await ds.query(`DELETE FROM test_runs`);

@@ -23,7 +23,7 @@ import {
   testEntities,
   ValidatedEmail,
 } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
+import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 import { spawnWorker } from "./support/processes";
 
@@ -32,14 +32,7 @@ describe.each(DIALECTS)("failure, time and control on %s", (dialect) => {
   let ds: DataSource;
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });
 
-  beforeAll(async () => {
-    db = await createTestDb(dialect);
-    ds = await openDataSource(db, testEntities);
-  });
-  afterAll(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM test_images`);
     await ds.query(`DELETE FROM ormq_tasks`);

@@ -1,7 +1,7 @@
 import type { DataSource } from "typeorm";
 import { cancelTask, processN, rescueExpiredTasks, TaskEventEntity } from "../src";
 import { AlwaysFails, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
+import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";
 
 describe.each(DIALECTS)("history on %s", (dialect) => {
@@ -11,14 +11,7 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
   const kinds = async (taskId: string) =>
     (await ds.getRepository(TaskEventEntity).find({ where: { taskId }, order: { id: "ASC" } })).map((e) => e.kind);
 
-  beforeAll(async () => {
-    db = await createTestDb(dialect);
-    ds = await openDataSource(db, testEntities);
-  });
-  afterAll(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
   });

@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, openDataSource, type TestDb } from "./support/db";
+import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
 import { spawnWorker } from "./support/processes";
 
 const TASKS = 2_000;
@@ -9,14 +9,7 @@ const PROCESSES = 4;
 describe.each(DIALECTS)("%s: four worker processes drain one queue", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
-  beforeAll(async () => {
-    db = await createTestDb(dialect);
-    ds = await openDataSource(db, testEntities);
-  });
-  afterAll(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
 
   it(`runs each of ${TASKS} tasks exactly once`, async () => {
     const tasks = Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `t${i}` }));

@@ -1,21 +1,14 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, processForever, processN, rescueExpiredTasks, WorkerEntity } from "../src";
 import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb } from "./support/db";
+import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 
 describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
 
-  beforeAll(async () => {
-    db = await createTestDb(dialect);
-    ds = await openDataSource(db, testEntities);
-  });
-  afterAll(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
     await ds.query(`DELETE FROM ormq_workers`);

@@ -79,3 +79,24 @@ export function memoryLogger() {
   });
   return { logger: make({}), lines };
 }
+
+/**
+ * Gives the enclosing describe block a fresh database with ormq's schema and `entities`, opened
+ * before its tests and dropped after them; `onOpen` receives both.
+ */
+export function useTestDatabase(
+  dialect: DialectName,
+  onOpen: (opened: { db: TestDb; ds: DataSource }) => void,
+  entities: EntityTarget[],
+): void {
+  let opened: { db: TestDb; ds: DataSource } | undefined;
+  beforeAll(async () => {
+    const db = await createTestDb(dialect);
+    opened = { db, ds: await openDataSource(db, entities) };
+    onOpen(opened);
+  });
+  afterAll(async () => {
+    await opened?.ds.destroy();
+    await opened?.db.drop();
+  });
+}
