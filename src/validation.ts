@@ -1,4 +1,4 @@
-import { validate, type ValidationError } from "class-validator";
+import { getMetadataStorage, validate, type ValidationError } from "class-validator";
 import type { ObjectLiteral } from "typeorm";
 import { InvalidOptionError, TaskValidationError, type TaskValidationIssue } from "./errors";
 
@@ -72,9 +72,22 @@ export function checkTaskFields(task: ObjectLiteral, taskName: string): void {
  * from `insert()` is copied onto one first). A class with no decorators passes.
  */
 export async function validateTask(task: ObjectLiteral, cls: { prototype: object; name: string }, typeKey: string): Promise<void> {
+  if (!hasConstraints(cls)) return; // the usual case: nothing to check, so no work per enqueued row
   const instance = task instanceof (cls as unknown as new () => object) ? task : Object.assign(Object.create(cls.prototype), task);
   const errors = await validate(instance, { forbidUnknownValues: false, validationError: { target: false } });
   if (errors.length > 0) throw new TaskValidationError(typeKey, flatten(errors));
+}
+
+const constrained = new WeakMap<object, boolean>();
+
+/** Whether class-validator has any constraint for this class or its parents (asked once per class). */
+function hasConstraints(cls: { prototype: object }): boolean {
+  let known = constrained.get(cls);
+  if (known === undefined) {
+    known = getMetadataStorage().getTargetValidationMetadatas(cls as unknown as Function, "", true, false).length > 0;
+    constrained.set(cls, known);
+  }
+  return known;
 }
 
 function flatten(errors: ValidationError[], prefix = ""): TaskValidationIssue[] {

@@ -288,6 +288,14 @@ export async function notifyNewTasks(query: (sql: string, params: unknown[]) => 
   await query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, payload]);
 }
 
+const statementNames = new Map<string, string>();
+
+/** A stable prepared-statement name for a statement text, hashed once per text. */
 function statementName(kind: string, text: string): string {
-  return `ormq_${kind}_${createHash("sha1").update(text).digest("hex").slice(0, 12)}`;
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `ormq_${kind}_${createHash("sha1").update(text).digest("hex").slice(0, 12)}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
