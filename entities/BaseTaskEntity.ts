@@ -75,6 +75,17 @@ export abstract class BaseTaskEntity extends BaseEntity {
   static timeoutMs: number | undefined = undefined;
   /** Record this class's transitions in `ormq_task_events`. Turn off for raw throughput. */
   static history = true;
+  /**
+   * Where `run()` runs: `"async"` on the worker's event loop (the default, right for I/O), or
+   * `"thread"` in the worker's thread pool, for CPU-bound work that would otherwise stall
+   * heartbeats and other tasks. A thread class must also say where it lives (`static module`).
+   */
+  static executor: "async" | "thread" = "async";
+  /**
+   * The compiled module that defines this class (`static module = __filename`), which a task
+   * thread loads. Needed only with `executor = "thread"`.
+   */
+  static module: string | undefined = undefined;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })

@@ -20,9 +20,12 @@ export {
 export { ormqMigrations } from "../migrations";
 export { ormqSubscribers, TaskSubscriber } from "./subscriber";
 export { processOne, processN, processForever } from "./worker/process";
-export type { WorkerOptions } from "./worker/options";
+export type { WorkerOptions, AttemptFinished, SettingSources } from "./worker/options";
+export { WORKER_SETTINGS, flagName, envName, type Setting } from "./worker/settings";
 export type { ProcessSummary } from "./worker/worker";
-export type { TaskContext } from "./worker/context";
+export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context";
+export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics";
+export { createLogger, LOG_LEVELS } from "./logger";
 export type { TaskClass } from "./registry";
 export type { Logger } from "./logger";
 export {
@@ -52,7 +55,8 @@ export {
 export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";
 export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
-export { getStats, type QueueStats, type TaskCount } from "./admin/stats";
+export { getStats, getReadiness, countUnfinished, type QueueStats, type TaskCount, type QueueReadiness } from "./admin/stats";
+export { listTasks, showTask, TASK_STATUSES, type TaskListItem, type ListTasksOptions, type TaskDetails } from "./admin/list";
 export { rescueExpiredTasks } from "./admin/rescue";
 export { retryTask, retryFailed, type RetryTaskResult } from "./admin/retry";
 export { prune, type PruneOptions, type PruneResult } from "./admin/prune";

@@ -80,3 +80,57 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
   };
 }
+
+/** Ready tasks (pending and due) in one queue. */
+export interface QueueReadiness {
+  queue: string;
+  ready: number;
+  /** How long its oldest ready task has waited, in ms. */
+  oldestReadyAgeMs: number;
+}
+
+/**
+ * The cheap part of `getStats`, for frequent scrapes: ready tasks and the oldest one's age per
+ * queue (read through the claim index), and live workers.
+ */
+export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number }> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  const now = await databaseNow(dataSource);
+  const rows = await dataSource
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.queue", "queue")
+    .addSelect("COUNT(*)", "ready")
+    .addSelect("MIN(t.run_at)", "oldest")
+    .where("t.status = 'pending' AND t.run_at <= :now", { now })
+    .groupBy("t.queue")
+    .orderBy("t.queue")
+    .getRawMany<{ queue: string; ready: string | number; oldest: string | number }>();
+  const live = await dataSource
+    .getRepository(WorkerEntity)
+    .createQueryBuilder("w")
+    .select("COUNT(*)", "count")
+    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since: now - 60_000 })
+    .getRawOne<{ count: string | number }>();
+  return {
+    queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: Math.max(0, now - Number(r.oldest)) })),
+    liveWorkers: Number(live?.count ?? 0),
+  };
+}
+
+/**
+ * Tasks not finished yet (pending, due or not, and running) of some types and queues: what a
+ * drain still has ahead of it.
+ */
+export async function countUnfinished(options: { dataSource?: DataSource; types?: string[]; queues?: string[] | null } = {}): Promise<number> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  const query = dataSource
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("COUNT(*)", "count")
+    .where("t.status IN ('pending', 'running')");
+  if (options.types) query.andWhere("t.type IN (:...types)", { types: options.types });
+  if (options.queues) query.andWhere("t.queue IN (:...queues)", { queues: options.queues });
+  const row = await query.getRawOne<{ count: string | number }>();
+  return Number(row?.count ?? 0);
+}

@@ -1,4 +1,5 @@
-import type { DataSource, EntityManager } from "typeorm";
+import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
+import { DataSource, EntityManager } from "typeorm";
 import type { Logger } from "../logger";
 
 /** What `run(ctx)` and the hooks receive. */
@@ -23,4 +24,52 @@ export interface TaskContext {
    * other rather than interleave (see `dialect/sqliteConnectionGuard.ts`).
    */
   transaction<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T>;
+  /**
+   * Resolves a service from this attempt's container: a child of the container given to the
+   * worker (`{ container }`; tsyringe's root container by default), in which `EntityManager`,
+   * `DataSource`, `TaskLogger` and `TaskContextToken` are registered for this attempt.
+   */
+  resolve<T>(token: InjectionToken<T>): T;
+  /** This attempt's child container (created on first use). */
+  readonly container: DependencyContainer;
+}
+
+/** The injection token of the attempt's logger (`ctx.resolve(TaskLogger)`, or `@inject(TaskLogger)`). */
+export const TaskLogger: InjectionToken<Logger> = Symbol.for("ormq.TaskLogger");
+/** The injection token of the attempt's TaskContext. */
+export const TaskContextToken: InjectionToken<TaskContext> = Symbol.for("ormq.TaskContext");
+
+/** Builds a task's context; its child container is made only if the task asks for a service. */
+export function createTaskContext(fields: {
+  attempt: number;
+  signal: AbortSignal;
+  logger: Logger;
+  dataSource: DataSource;
+  workerId: string;
+  container?: DependencyContainer;
+}): TaskContext {
+  const { dataSource, logger } = fields;
+  let child: DependencyContainer | undefined;
+  const ctx: TaskContext = {
+    attempt: fields.attempt,
+    signal: fields.signal,
+    logger,
+    manager: dataSource.manager,
+    dataSource,
+    workerId: fields.workerId,
+    transaction: (fn) => dataSource.transaction(fn),
+    get container() {
+      if (!child) {
+        // Per attempt, so services registered as ContainerScoped in the parent are per task.
+        child = (fields.container ?? rootContainer).createChildContainer();
+        child.register(EntityManager, { useValue: dataSource.manager });
+        child.register(DataSource, { useValue: dataSource });
+        child.register(TaskLogger, { useValue: logger });
+        child.register(TaskContextToken, { useValue: ctx });
+      }
+      return child;
+    },
+    resolve: (token) => ctx.container.resolve(token),
+  };
+  return ctx;
 }

@@ -31,13 +31,15 @@ export async function executeAttempt(
   controller: AbortController,
   /** Called once run() is over (settled, or abandoned): from then on the attempt has happened. */
   onRunOver: () => void = () => {},
+  /** Runs run(): on the event loop by default; the worker passes its thread pool for thread tasks. */
+  runTask: (task: BaseTaskEntity, ctx: TaskContext) => unknown = (t, c) => t.run(c),
 ): Promise<AttemptResult> {
   const cls = task.constructor as typeof BaseTaskEntity;
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
   const timer = timeoutMs ? setTimeout(() => controller.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
   const ended = attemptEndedBy(controller.signal);
   let settled = false;
-  const running = (async () => task.run(ctx))().finally(() => (settled = true));
+  const running = (async () => runTask(task, ctx))().finally(() => (settled = true));
   let value: unknown;
   try {
     value = await Promise.race([running, ended.promise]);

@@ -1,13 +1,23 @@
+import { availableParallelism } from "node:os";
+import type { DependencyContainer } from "tsyringe";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { InvalidOptionError, OrmqConfigurationError } from "../errors";
-import { getDefaultLogger, type Logger } from "../logger";
+import { createLogger, getDefaultLogger, LOG_LEVELS, type Logger } from "../logger";
+import type { OrmqMetrics } from "../metrics";
 import type { TaskClass } from "../registry";
+import { readSettings } from "./settings";
 
-/** Options of `processOne`, `processN` and `processForever`. */
+/**
+ * Options of `processOne`, `processN` and `processForever`. Those listed in `WORKER_SETTINGS` can
+ * also be set by an `ORMQ_…` environment variable, which wins over the value given here (so
+ * operators can tune a deployed worker without a code change); the `ormq` CLI's flags win over both.
+ */
 export interface WorkerOptions {
   /** The DataSource to work on. Default: the one the task class is bound to (BaseEntity). */
   dataSource?: DataSource;
+  /** Only these task types (discriminator keys) of the class given. Default: all of them. */
+  types?: string[];
   /** Queues to take tasks from. Default: every queue. */
   queues?: string[];
   /** Tasks run at once. Default 10. */
@@ -37,12 +47,48 @@ export interface WorkerOptions {
   prune?: { olderThan: number; statuses?: TaskStatus[]; intervalMs?: number };
   /** Stops the worker when aborted (gracefully, as SIGTERM does). */
   signal?: AbortSignal;
-  /** Where ormq logs. Default: pino at `ORMQ_LOG_LEVEL` or `info`. */
+  /** Where ormq logs. Default: pino at `logLevel`, pretty in a terminal and JSON otherwise. */
   logger?: Logger;
+  /** The level of ormq's default logger (not of a `logger` you pass). Default `info`. */
+  logLevel?: string;
+  /**
+   * The tsyringe container tasks resolve their services from (`ctx.resolve(Mailer)`): each attempt
+   * gets a child container of it. Default: tsyringe's root container.
+   */
+  container?: DependencyContainer;
+  /** Size of the worker_threads pool for `static executor = "thread"` tasks. Default min(concurrency, CPUs). */
+  threads?: number;
+  /**
+   * The module a task thread loads before running thread tasks: it exports the DataSource the
+   * thread works with (`dataSource` or default) and optionally a tsyringe `container`. Required
+   * when a class declares `static executor = "thread"`.
+   */
+  bootstrap?: string;
+  /** Prometheus metrics to record into (see `createMetrics`). */
+  metrics?: OrmqMetrics;
+  /** Called after each attempt's outcome is written (progress displays, custom metrics). */
+  onAttemptFinished?: (event: AttemptFinished) => void;
+}
+
+/** What `onAttemptFinished` receives. */
+export interface AttemptFinished {
+  taskId: string;
+  type: string;
+  queue: string;
+  /** How the attempt ended: its summary field (`cancelled` also when a cancel request won). */
+  outcome: "succeeded" | "failed" | "retried" | "snoozed" | "cancelled";
+  durationMs: number;
+}
+
+/** Where settings come from besides code: the environment (default `process.env`) and CLI flags. */
+export interface SettingSources {
+  env?: Record<string, string | undefined>;
+  flags?: Record<string, string | undefined>;
 }
 
 export interface ResolvedOptions {
   dataSource: DataSource;
+  types: string[] | null;
   queues: string[] | null;
   concurrency: number;
   batchSize: number;
@@ -55,10 +101,27 @@ export interface ResolvedOptions {
   prune: { olderThan: number; statuses?: TaskStatus[]; intervalMs: number } | null;
   signal: AbortSignal | undefined;
   logger: Logger;
+  /** The level thread tasks' loggers use. */
+  logLevel: string;
+  container: DependencyContainer | undefined;
+  threads: number;
+  bootstrap: string | null;
+  metrics: OrmqMetrics | undefined;
+  onAttemptFinished: ((event: AttemptFinished) => void) | undefined;
 }
 
-/** Fills in defaults and rejects bad values with a message that names the option. */
-export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): ResolvedOptions {
+/**
+ * Fills in defaults and rejects bad values with a message that names the option. Flags win over
+ * the environment, which wins over `given` (options in code), which wins over defaults.
+ */
+export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, sources: SettingSources = {}): ResolvedOptions {
+  const fromFlags = readSettings(sources.flags ?? {}, "flags");
+  // A setting given as a flag is not read from the environment at all: a bad value there is moot.
+  const options: WorkerOptions = {
+    ...given,
+    ...readSettings(sources.env ?? process.env, "env", new Set(Object.keys(fromFlags))),
+    ...fromFlags,
+  };
   const dataSource = resolveDataSource(cls, options.dataSource);
   const concurrency = positiveInteger("concurrency", options.concurrency ?? 10);
   const queues = options.queues ?? null;
@@ -75,8 +138,17 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
       `option \`heartbeatIntervalMs\` (${heartbeatIntervalMs}) must be at most half of \`leaseMs\` (${leaseMs}), or live tasks would be rescued`,
     );
   }
+  const types = options.types ?? null;
+  if (types !== null && (!Array.isArray(types) || types.length === 0 || types.some((t) => typeof t !== "string" || t === ""))) {
+    throw new InvalidOptionError("option `types` must be a non-empty array of task type keys");
+  }
+  const logLevel = options.logLevel;
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) {
+    throw new InvalidOptionError(`log level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(logLevel)}`);
+  }
   return {
     dataSource,
+    types,
     queues,
     concurrency,
     leaseMs,
@@ -94,7 +166,13 @@ export function resolveOptions(cls: TaskClass, options: WorkerOptions = {}): Res
         }
       : null,
     signal: options.signal,
-    logger: options.logger ?? getDefaultLogger(),
+    logger: options.logger ?? (logLevel ? createLogger(logLevel) : getDefaultLogger()),
+    logLevel: logLevel ?? process.env.ORMQ_LOG_LEVEL ?? "info",
+    container: options.container,
+    threads: positiveInteger("threads", options.threads ?? Math.min(concurrency, availableParallelism())),
+    bootstrap: options.bootstrap ?? null,
+    metrics: options.metrics,
+    onAttemptFinished: options.onAttemptFinished,
   };
 }
 

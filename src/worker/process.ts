@@ -1,17 +1,22 @@
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { InvalidOptionError } from "../errors";
 import type { TaskClass } from "../registry";
-import { resolveOptions, type WorkerOptions } from "./options";
+import { resolveOptions, type SettingSources, type WorkerOptions } from "./options";
 import { Worker, type ProcessSummary } from "./worker";
+
+/*
+ * Each function takes `sources` last: where settings come from besides `options` (the
+ * environment, `process.env` by default, and the CLI's flags). See `WORKER_SETTINGS`.
+ */
 
 /**
  * Runs at most `n` attempts of `taskClass`'s tasks (and its subclasses'; every type for
  * BaseTaskEntity), never claiming more than `n` minus those in flight. Resolves when `n` attempts
  * have finished, or when no task is ready and none is running.
  */
-export async function processN(taskClass: TaskClass, n: number, options?: WorkerOptions): Promise<ProcessSummary> {
+export async function processN(taskClass: TaskClass, n: number, options?: WorkerOptions, sources?: SettingSources): Promise<ProcessSummary> {
   if (!Number.isInteger(n) || n < 0) throw new InvalidOptionError(`processN: n must be an integer of 0 or more, got ${n}`);
-  const worker = new Worker(taskClass, resolveOptions(taskClass, options), n);
+  const worker = new Worker(taskClass, resolveOptions(taskClass, options, sources), n);
   return worker.run();
 }
 
@@ -29,8 +34,8 @@ export async function processOne<T extends BaseTaskEntity>(taskClass: TaskClass<
  * stops claiming, gives running tasks the grace period, aborts their signal, and hands back what
  * it could not finish. A second SIGINT/SIGTERM skips the rest of the grace period.
  */
-export async function processForever(taskClass: TaskClass, options?: WorkerOptions): Promise<ProcessSummary> {
-  const resolved = resolveOptions(taskClass, options);
+export async function processForever(taskClass: TaskClass, options?: WorkerOptions, sources?: SettingSources): Promise<ProcessSummary> {
+  const resolved = resolveOptions(taskClass, options, sources);
   const worker = new Worker(taskClass, resolved, Infinity);
   let signals = 0;
   const onSignal = (name: NodeJS.Signals) => {

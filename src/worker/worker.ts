@@ -12,11 +12,12 @@ import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
 import { Completer } from "./completer";
-import type { TaskContext } from "./context";
+import { createTaskContext } from "./context";
 import { executeAttempt } from "./executor";
 import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
 import { failedForGood, handedBack } from "./outcome";
+import { ThreadPool } from "./threads/pool";
 
 /** What a worker did: attempts finished, and how they ended. */
 export interface ProcessSummary {
@@ -74,6 +75,8 @@ export class Worker {
   private wakeSleeper: (() => void) | undefined;
   /** The last task this worker claimed (processOne reports it). */
   lastTaskId: string | undefined;
+  /** Runs `static executor = "thread"` tasks; created when the first one starts. */
+  private threadPool: ThreadPool | undefined;
 
   constructor(
     private readonly taskClass: TaskClass,
@@ -104,7 +107,7 @@ export class Worker {
   async run(): Promise<ProcessSummary> {
     const { dataSource, signal } = this.options;
     const registry = TaskRegistry.for(dataSource);
-    const types = registry.typesFor(this.taskClass);
+    const types = this.selectTypes(registry.typesFor(this.taskClass));
     if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
       throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");
     }
@@ -146,6 +149,7 @@ export class Worker {
       clearInterval(cancelChecks);
       unsubscribe();
       signal?.removeEventListener("abort", onAbort);
+      await this.threadPool?.close();
       await dialect.close();
       this.logger.info({ ...this.summary }, "worker stopped");
     }
@@ -244,21 +248,25 @@ export class Worker {
     this.lastTaskId = task.id;
     const controller = new AbortController();
     const logger = this.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts });
-    const ctx: TaskContext = {
+    const ctx = createTaskContext({
       attempt: task.attempts,
       signal: controller.signal,
       logger,
-      manager: dataSource.manager,
       dataSource,
       workerId: this.id,
-      transaction: (fn) => dataSource.transaction(fn),
-    };
+      container: this.options.container,
+    });
+    const cls = type.cls;
+    const runTask =
+      cls.executor === "thread"
+        ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx, { workerId: this.id, taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts })
+        : undefined;
     const entry: RunningTask = { task, controller, finished: false, runOver: false, abandoned: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
       const { completion, kind, abandonedRun } = await outsideTransactions(() =>
-        executeAttempt(task, ctx, controller, () => (entry.runOver = true)),
+        executeAttempt(task, ctx, controller, () => (entry.runOver = true), runTask),
       );
       if (abandonedRun) this.trackAbandoned(abandonedRun, logger);
       if (entry.abandoned) return;
@@ -273,8 +281,12 @@ export class Worker {
       if (kind === "handedBack" && status === "pending") return;
       this.summary.processed++;
       // A cancel request made while it ran wins over a retry, a snooze or a hand-back.
-      if (status === "cancelled") this.summary.cancelled++;
-      else if (kind !== "handedBack") this.summary[kind]++;
+      const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind;
+      if (outcome === null) return;
+      this.summary[outcome]++;
+      const event = { taskId: task.id, type: type.key, queue: task.queue, outcome, durationMs };
+      this.options.metrics?.attemptFinished(event);
+      this.options.onAttemptFinished?.(event);
     })()
       .catch((err) => logger.error({ err }, "internal error while finishing a task"))
       .finally(() => {
@@ -282,6 +294,38 @@ export class Worker {
         this.wake();
       });
     this.running.set(task.id, entry);
+  }
+
+  /** The types this worker runs: the class's, narrowed by the `types` option. */
+  private selectTypes(all: TaskType[]): TaskType[] {
+    const wanted = this.options.types;
+    const types = wanted ? all.filter((t) => wanted.includes(t.key)) : all;
+    const unknown = wanted?.filter((key) => !all.some((t) => t.key === key)) ?? [];
+    if (unknown.length > 0) {
+      throw new OrmqConfigurationError(
+        `unknown task type${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} for ${this.taskClass.name}; known: ${all.map((t) => t.key).join(", ") || "none"}`,
+      );
+    }
+    for (const t of types) {
+      if (t.cls.executor !== "thread") continue;
+      if (!t.cls.module) throw new OrmqConfigurationError(`${t.cls.name} runs in a thread but says not where it lives: add \`static module = __filename\``);
+      if (!this.options.bootstrap) {
+        throw new OrmqConfigurationError(
+          `${t.cls.name} runs in a thread: give the worker a bootstrap module (option \`bootstrap\`, --bootstrap or ORMQ_BOOTSTRAP) that exports the thread's DataSource`,
+        );
+      }
+    }
+    return types;
+  }
+
+  private threads(): ThreadPool {
+    this.threadPool ??= new ThreadPool({
+      size: this.options.threads,
+      bootstrap: this.options.bootstrap!,
+      logLevel: this.options.logLevel,
+      pretty: process.stdout.isTTY === true,
+    });
+    return this.threadPool;
   }
 
   /**

@@ -1,0 +1,98 @@
+/** `ormq stats`, `ormq list`, `ormq show`: read-only views, through the admin API. */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { TaskStatus } from "../../../entities/BaseTaskEntity";
+import { listTasks, showTask, TASK_STATUSES } from "../../admin/list";
+import { getStats } from "../../admin/stats";
+import { InvalidOptionError } from "../../errors";
+import { connect, type ConnectionFlags } from "../connect";
+import { printJson, printRecord, printTable } from "../output";
+import { CliError } from "../errors";
+
+export async function statsCommand(flags: ConnectionFlags & { json?: boolean; watch?: string | boolean }): Promise<void> {
+  const intervalMs = flags.watch === undefined || flags.watch === false ? null : flags.watch === true ? 2_000 : seconds(flags.watch);
+  const conn = await connect(flags, { command: "stats" });
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    do {
+      const stats = await getStats({ dataSource: conn.dataSource });
+      if (flags.json) {
+        // One JSON document per refresh, one per line when watching (easy to pipe to jq).
+        if (intervalMs === null) printJson(stats);
+        else process.stdout.write(JSON.stringify(stats) + "\n");
+      } else {
+        if (intervalMs !== null && process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
+        printTable(stats.counts as unknown as Record<string, unknown>[], { queue: "queue", type: "type", status: "status", count: "count" });
+        printRecord({
+          "oldest ready": stats.oldestReadyAgeMs === null ? "none" : `${(stats.oldestReadyAgeMs / 1000).toFixed(1)} s`,
+          "finished last minute": stats.finishedLastMinute,
+          "live workers": stats.liveWorkers,
+          ...(stats.unknownTypes.length > 0 && conn.fromModule
+            ? { "types without a class": stats.unknownTypes.map((u) => `${u.type} (${u.count})`).join(", ") }
+            : {}),
+        });
+      }
+      if (intervalMs === null) break;
+      await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
+    } while (!stop.signal.aborted);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await conn.close();
+  }
+}
+
+export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string }): Promise<void> {
+  if (flags.status !== undefined && !TASK_STATUSES.includes(flags.status as TaskStatus)) {
+    throw new InvalidOptionError(`--status must be one of ${TASK_STATUSES.join(", ")}, got ${JSON.stringify(flags.status)}`);
+  }
+  const limit = flags.limit === undefined ? 50 : positive(flags.limit, "--limit");
+  const conn = await connect(flags, { command: "list" });
+  try {
+    const tasks = await listTasks({ dataSource: conn.dataSource, status: flags.status as TaskStatus | undefined, type: flags.type, queue: flags.queue, limit });
+    if (flags.json) printJson(tasks);
+    else
+      // One line per task: the first line of the last error, cut to fit.
+      printTable(tasks.map((t) => ({ ...t, lastError: t.lastError?.split("\n")[0].slice(0, 80) ?? null })), {
+        id: "id",
+        type: "type",
+        queue: "queue",
+        status: "status",
+        priority: "priority",
+        attempts: "attempts",
+        runAt: "run at",
+        finishedAt: "finished at",
+        lastError: "last error",
+      });
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function showCommand(id: string, flags: ConnectionFlags & { json?: boolean }): Promise<void> {
+  const conn = await connect(flags, { command: "show" });
+  try {
+    const details = await showTask(id, { dataSource: conn.dataSource });
+    if (!details) throw new CliError(`no task with id ${id}`);
+    if (flags.json) return printJson(details);
+    printRecord(details.fields);
+    process.stdout.write("\nhistory:\n");
+    printTable(details.events as unknown as Record<string, unknown>[], { at: "at", kind: "event", attempt: "attempt", worker: "worker", error: "error" });
+  } finally {
+    await conn.close();
+  }
+}
+
+function seconds(raw: string): number {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new InvalidOptionError(`--watch takes seconds between refreshes, got ${JSON.stringify(raw)}`);
+  return value * 1000;
+}
+
+export function positive(raw: string, label: string): number {
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidOptionError(`${label} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return value;
+}

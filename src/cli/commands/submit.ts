@@ -1,0 +1,74 @@
+/** `ormq submit <type> --data '{…}'`: enqueues one task, validated like any insert. */
+import { getMetadataArgsStorage } from "typeorm";
+import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
+import { InvalidOptionError } from "../../errors";
+import { TaskRegistry } from "../../registry";
+import { parseDuration } from "../../worker/settings";
+import { connect, type ConnectionFlags } from "../connect";
+import { printJson, printRecord } from "../output";
+import { positive } from "./inspect";
+
+export interface SubmitFlags extends ConnectionFlags {
+  data?: string;
+  queue?: string;
+  delay?: string;
+  priority?: string;
+  maxAttempts?: string;
+  json?: boolean;
+}
+
+export async function submitCommand(typeKey: string, flags: SubmitFlags): Promise<void> {
+  let data: unknown = {};
+  if (flags.data !== undefined) {
+    try {
+      data = JSON.parse(flags.data);
+    } catch (err) {
+      throw new InvalidOptionError(`--data is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) throw new InvalidOptionError("--data must be a JSON object of the task's fields");
+  const priority = flags.priority === undefined ? undefined : integer(flags.priority, "--priority");
+  const delayMs = flags.delay === undefined ? undefined : parseDuration(flags.delay, "--delay");
+  const maxAttempts = flags.maxAttempts === undefined ? undefined : positive(flags.maxAttempts, "--max-attempts");
+  const conn = await connect(flags, { command: "submit", needsClasses: true });
+  try {
+    const registry = TaskRegistry.for(conn.dataSource);
+    const type = registry.byKey.get(typeKey);
+    if (!type) throw new InvalidOptionError(`unknown task type ${JSON.stringify(typeKey)}; known: ${[...registry.byKey.keys()].join(", ") || "none"}`);
+    // Only the task's own columns come from --data; ormq's (status, attempts, …) are not the caller's to set.
+    const fields = ownFields(type.cls);
+    const unknown = Object.keys(data).filter((k) => !fields.includes(k));
+    if (unknown.length > 0) {
+      throw new InvalidOptionError(`${typeKey} has no field ${unknown.map((k) => JSON.stringify(k)).join(", ")}; its fields: ${fields.join(", ") || "none"}`);
+    }
+    const repo = conn.dataSource.getRepository(type.cls);
+    const task: BaseTaskEntity = repo.create(data as Record<string, unknown>);
+    if (flags.queue !== undefined) task.onQueue(flags.queue);
+    if (priority !== undefined) task.withPriority(priority);
+    if (maxAttempts !== undefined) task.withMaxAttempts(maxAttempts);
+    if (delayMs !== undefined) task.delay(delayMs);
+    await repo.save(task);
+    const result = { id: task.id, type: typeKey, queue: task.queue, priority: task.priority, runAt: task.runAt };
+    if (flags.json) printJson(result);
+    else printRecord(result);
+  } finally {
+    await conn.close();
+  }
+}
+
+/**
+ * The columns a task class and its ancestors below BaseTaskEntity declare. (With single-table
+ * inheritance every child's metadata lists every child's columns, and two children declaring the
+ * same property share one column: the declarations are what say which are this class's.)
+ */
+function ownFields(cls: Function): string[] {
+  const chain = new Set<Function>();
+  for (let c = cls; c && c !== BaseTaskEntity; c = Object.getPrototypeOf(c)) chain.add(c);
+  return [...new Set(getMetadataArgsStorage().columns.filter((c) => chain.has(c.target as Function)).map((c) => c.propertyName))];
+}
+
+function integer(raw: string, label: string): number {
+  const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value)) throw new InvalidOptionError(`${label} must be an integer, got ${JSON.stringify(raw)}`);
+  return value;
+}

@@ -1,0 +1,129 @@
+/** The `ormq` command line: commands, flags and help. Each command's work is in commands/. */
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import { cancelCommand, migrateCommand, pruneCommand, retryCommand } from "./commands/admin";
+import { listCommand, showCommand, statsCommand } from "./commands/inspect";
+import { processCommand } from "./commands/process";
+import { submitCommand } from "./commands/submit";
+import { envName, flagName, WORKER_SETTINGS } from "../worker/settings";
+
+/** The database options every command takes. */
+function withConnection(command: Command, { json = true } = {}): Command {
+  command
+    .option("-d, --data-source <path>", "module exporting your DataSource, which imports your task classes [env ORMQ_DATA_SOURCE]")
+    .option("--database-url <url>", "postgres:// URL or SQLite file, when no -d is given [env ORMQ_DATABASE_URL]");
+  if (json) command.option("--json", "print JSON instead of a table");
+  return command;
+}
+
+/** ormq's version, from its package.json (two levels up from the source, three from dist/). */
+function packageVersion(): string {
+  for (const relative of ["../../package.json", "../../../package.json"]) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const pkg = require(join(__dirname, relative)) as { name?: string; version?: string };
+      if (pkg.name === "ormq" && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return "unknown";
+}
+
+function examples(...lines: string[]): string {
+  return "\nExamples:\n" + lines.map((l) => `  $ ${l}`).join("\n") + "\n";
+}
+
+/**
+ * Builds the program. `exit` receives the exit code of a command that completes with one
+ * (`process`); the others exit 0, or 1 through the error handler in main.
+ */
+export function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command("ormq")
+    .description("ormq: a task queue in which every kind of task is a TypeORM entity")
+    .showHelpAfterError("(add --help for usage)")
+    .configureOutput({ outputError: (str, write) => write(str) });
+  program.version(packageVersion(), "-v, --version");
+
+  const processCmd = withConnection(
+    program
+      .command("process")
+      .description("run a worker: claim and run tasks until stopped (SIGINT/SIGTERM) or, with --until-empty, until none is ready")
+      .argument("[types...]", "task types (discriminator keys) to run; default every type [env ORMQ_TYPES]"),
+  )
+    .option("--until-empty", "stop when no task is ready and none is running (a progress bar in a terminal)")
+    .option("--processes <n>", "fork N supervised worker processes; a crashed one is restarted [env ORMQ_PROCESSES]")
+    .option("--metrics-port <port>", "serve Prometheus metrics at http://0.0.0.0:<port>/metrics [env ORMQ_METRICS_PORT]");
+  for (const s of WORKER_SETTINGS) {
+    if (s.key === "types") continue;
+    const value = s.kind === "list" ? "<names>" : s.kind === "durationMs" ? "<ms|duration>" : s.kind === "string" ? "<value>" : "<n>";
+    const fallback = s.key === "bootstrap" ? "the -d module" : s.defaultText;
+    processCmd.addOption(new Option(`${flagName(s.key)} ${value}`, `${s.description} (default ${fallback}) [env ${envName(s.key)}]`));
+  }
+  processCmd
+    .addHelpText(
+      "after",
+      examples(
+        "ormq process -d dist/data-source.js",
+        "ormq process send_email resize_image -d dist/data-source.js --queues emails,images --concurrency 20",
+        "ormq process -d dist/data-source.js --processes 4 --metrics-port 9464",
+        "ormq process -d dist/data-source.js --until-empty",
+      ) + "\nEvery flag has an environment variable: --lease-ms is ORMQ_LEASE_MS. Flags beat the environment, which beats options in code.\n",
+    )
+    .action(async (types: string[], flags) => exit(await processCommand(types, flags)));
+
+  withConnection(
+    program
+      .command("submit")
+      .description("enqueue one task; it is validated like any insert")
+      .argument("<type>", "the task type (its discriminator key)"),
+  )
+    .option("--data <json>", "the task's fields, as a JSON object", "{}")
+    .option("--queue <name>", "queue (default: the class's)")
+    .option("--delay <ms|duration>", "run no sooner than this from now (30s, 5m, or ms)")
+    .option("--priority <n>", "higher runs first (default: the class's)")
+    .option("--max-attempts <n>", "attempts before it gives up (default: the class's)")
+    .addHelpText("after", examples(`ormq submit send_email -d dist/data-source.js --data '{"to":"a@b.example"}' --delay 10s`))
+    .action((type: string, flags) => submitCommand(type, flags));
+
+  withConnection(program.command("stats").description("count tasks by queue, type and status; oldest ready task; live workers"))
+    .option("--watch [seconds]", "refresh every few seconds (default 2) until interrupted")
+    .addHelpText("after", examples("ormq stats --database-url postgres://localhost/app", "ormq stats -d dist/data-source.js --watch 5", "ormq stats --json"))
+    .action((flags) => statsCommand(flags));
+
+  withConnection(program.command("list").description("list tasks, newest first"))
+    .option("--status <status>", "pending, running, succeeded, failed or cancelled")
+    .option("--type <type>", "only this task type")
+    .option("--queue <name>", "only this queue")
+    .option("--limit <n>", "most tasks shown", "50")
+    .addHelpText("after", examples("ormq list --status failed --type send_email", "ormq list --queue emails --limit 10 --json"))
+    .action((flags) => listCommand(flags));
+
+  withConnection(program.command("show").description("show one task with its history").argument("<id>", "task id"))
+    .addHelpText("after", examples("ormq show 42"))
+    .action((id: string, flags) => showCommand(id, flags));
+
+  withConnection(program.command("retry").description("put a failed task (or all failed tasks) back in the queue").argument("[id]", "task id"))
+    .option("--failed", "every failed task (narrow with --type, --queue)")
+    .option("--type <type>", "with --failed: only this task type")
+    .option("--queue <name>", "with --failed: only this queue")
+    .addHelpText("after", examples("ormq retry 42", "ormq retry --failed --type send_email"))
+    .action((id: string | undefined, flags) => retryCommand(id, flags));
+
+  withConnection(program.command("cancel").description("cancel a pending task, or ask a running one's worker to stop it").argument("<id>", "task id"))
+    .option("--reason <text>", "recorded as the task's last error")
+    .addHelpText("after", examples("ormq cancel 42 --reason 'customer left'"))
+    .action((id: string, flags) => cancelCommand(id, flags));
+
+  withConnection(program.command("prune").description("delete finished tasks and their history"))
+    .option("--older-than <duration>", "finished more than this long ago (7d, 12h, or ms); required")
+    .option("--status <statuses>", "finished statuses to delete, comma-separated (default succeeded,cancelled)")
+    .addHelpText("after", examples("ormq prune --older-than 7d", "ormq prune --older-than 30d --status succeeded,cancelled,failed"))
+    .action((flags) => pruneCommand(flags));
+
+  withConnection(program.command("migrate").description("create or update ormq's tables (runs the DataSource's migrations)"))
+    .addHelpText("after", examples("ormq migrate --database-url ./app.sqlite", "ormq migrate -d dist/data-source.js"))
+    .action((flags) => migrateCommand(flags));
+
+  return program;
+}

@@ -1,0 +1,106 @@
+/**
+ * The worker settings that can also come from the environment and the command line. Each has one
+ * name in code (`leaseMs`), one flag (`--lease-ms`) and one environment variable (`ORMQ_LEASE_MS`),
+ * derived from that name so they cannot drift apart. Precedence: flags, then the environment, then
+ * options given in code, then defaults.
+ *
+ * Task defaults (queue, maxAttempts, retry, timeout) are not here on purpose: they belong to the
+ * task classes, where they are reviewed with the code that depends on them.
+ */
+import ms from "ms";
+import { InvalidOptionError } from "../errors";
+import type { WorkerOptions } from "./options";
+
+type Kind = "positiveInteger" | "nonNegativeInteger" | "durationMs" | "list" | "string";
+
+/** A worker option that has a flag and an environment variable. */
+export interface Setting {
+  key: keyof WorkerOptions;
+  kind: Kind;
+  /** The default, as the README's table shows it. */
+  defaultText: string;
+  description: string;
+}
+
+/** Every worker option with a flag and an environment variable, in the README's order. */
+export const WORKER_SETTINGS: readonly Setting[] = [
+  { key: "types", kind: "list", defaultText: "every type", description: "Task types (discriminator keys) to run; `ormq process` takes them as arguments." },
+  { key: "queues", kind: "list", defaultText: "every queue", description: "Queues to take tasks from, comma-separated." },
+  { key: "concurrency", kind: "positiveInteger", defaultText: "10", description: "Tasks run at once by one worker process." },
+  { key: "batchSize", kind: "positiveInteger", defaultText: "concurrency", description: "Most tasks taken by one claim." },
+  { key: "pollIntervalMs", kind: "durationMs", defaultText: "1s", description: "How often an idle worker looks for tasks without a wake-up." },
+  { key: "leaseMs", kind: "durationMs", defaultText: "30s", description: "How long a claimed task is held before another worker may rescue it." },
+  { key: "heartbeatIntervalMs", kind: "durationMs", defaultText: "min(5s, lease/3)", description: "How often leases are renewed; at most half the lease." },
+  { key: "rescueIntervalMs", kind: "durationMs", defaultText: "5s", description: "How often expired leases are looked for." },
+  { key: "gracePeriodMs", kind: "durationMs", defaultText: "10s", description: "On stop, how long running tasks may finish before their signal aborts." },
+  { key: "maxAbandonedRuns", kind: "positiveInteger", defaultText: "5", description: "Runs that ignored their abort signal before the worker asks to be restarted." },
+  { key: "threads", kind: "positiveInteger", defaultText: "min(concurrency, CPUs)", description: "Size of the thread pool for `static executor = \"thread\"` tasks." },
+  { key: "bootstrap", kind: "string", defaultText: "none", description: "Module that thread tasks' threads load: exports the DataSource (and a tsyringe container)." },
+  { key: "logLevel", kind: "string", defaultText: "info", description: "trace, debug, info, warn, error, fatal or silent." },
+];
+
+/** `leaseMs` → `--lease-ms`. */
+export function flagName(key: string): string {
+  return "--" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+/** `leaseMs` → `ORMQ_LEASE_MS`. */
+export function envName(key: string): string {
+  return "ORMQ_" + key.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
+}
+
+/**
+ * Reads the settings present in `values` (environment variables, or flags as strings) into worker
+ * options. A bad value throws an error naming where it came from (`ORMQ_CONCURRENCY`, `--concurrency`).
+ */
+export function readSettings(
+  values: Record<string, string | undefined>,
+  source: "env" | "flags",
+  skip: ReadonlySet<string> = new Set(),
+): Partial<WorkerOptions> {
+  const options: Record<string, unknown> = {};
+  for (const setting of WORKER_SETTINGS) {
+    if (skip.has(setting.key)) continue;
+    const name = source === "env" ? envName(setting.key) : setting.key;
+    const raw = values[name];
+    if (raw === undefined || raw === "") continue;
+    const label = source === "env" ? envName(setting.key) : flagName(setting.key);
+    options[setting.key] = parse(setting.kind, raw, label);
+  }
+  return options as Partial<WorkerOptions>;
+}
+
+function parse(kind: Kind, raw: string, label: string): unknown {
+  const text = raw.trim();
+  switch (kind) {
+    case "string":
+      return text;
+    case "list": {
+      const items = text.split(",").map((s) => s.trim());
+      if (items.some((s) => s === "")) throw new InvalidOptionError(`${label} has an empty name in ${JSON.stringify(raw)}`);
+      return items;
+    }
+    case "durationMs": {
+      // A bare number is milliseconds, as the name says; "30s", "5m" and "1h" are accepted too.
+      const value = /^\d+$/.test(text) ? Number(text) : ms(text as ms.StringValue);
+      if (value === undefined || !Number.isInteger(value) || value < 0) {
+        throw new InvalidOptionError(`${label} must be milliseconds or a duration such as 30s, got ${JSON.stringify(raw)}`);
+      }
+      return value;
+    }
+    case "positiveInteger":
+    case "nonNegativeInteger": {
+      const value = /^\d+$/.test(text) ? Number(text) : NaN;
+      const min = kind === "positiveInteger" ? 1 : 0;
+      if (!Number.isSafeInteger(value) || value < min) {
+        throw new InvalidOptionError(`${label} must be an integer of ${min} or more, got ${JSON.stringify(raw)}`);
+      }
+      return value;
+    }
+  }
+}
+
+/** Parses a duration for the CLI (`7d`, `30s`, or milliseconds). */
+export function parseDuration(raw: string, label: string): number {
+  return parse("durationMs", raw, label) as number;
+}

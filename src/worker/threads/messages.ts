@@ -1,0 +1,59 @@
+/**
+ * What crosses between a worker and its task threads. Errors cannot cross as themselves (the
+ * structured clone keeps only built-in error types), so they travel as records and are rebuilt on
+ * the other side: SnoozeTask and CancelTask keep their meaning, and a thrown TypeError is still a
+ * TypeError for retry policies such as `retryOn(TypeError)`.
+ */
+import type { MessagePort } from "node:worker_threads";
+import type { TaskRow } from "../../dialect";
+import { CancelTask, SnoozeTask, TaskCancelledError, TaskTimeoutError, WorkerShutdownError } from "../../errors";
+
+/** One attempt, as sent to a thread. */
+export interface ThreadTask {
+  /** The claimed row, hydrated again in the thread by the thread's own DataSource. */
+  row: TaskRow;
+  type: string;
+  module: string;
+  attempt: number;
+  workerId: string;
+  logBindings: Record<string, unknown>;
+  /** Receives the abort reason when the attempt's signal aborts. */
+  port: MessagePort;
+}
+
+export type ThreadReply = { ok: true; value: unknown } | { ok: false; error: ErrorRecord };
+
+export interface ErrorRecord {
+  name: string;
+  message: string;
+  stack?: string;
+  snoozeMs?: number;
+  cancelReason?: string;
+  timeoutMs?: number;
+}
+
+export function toRecord(err: unknown): ErrorRecord {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const record: ErrorRecord = { name: e.name, message: e.message, stack: e.stack };
+  if (e instanceof SnoozeTask) record.snoozeMs = e.delayMs;
+  if (e instanceof CancelTask) record.cancelReason = e.reason;
+  if (e instanceof TaskTimeoutError) record.timeoutMs = e.timeoutMs;
+  return record;
+}
+
+const BUILT_IN: Record<string, ErrorConstructor> = { TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
+
+export function fromRecord(record: ErrorRecord): Error {
+  let err: Error;
+  if (record.snoozeMs !== undefined) err = new SnoozeTask(record.snoozeMs);
+  else if (record.cancelReason !== undefined) err = new CancelTask(record.cancelReason);
+  else if (record.timeoutMs !== undefined) err = new TaskTimeoutError(record.timeoutMs);
+  else if (record.name === "TaskCancelledError") err = new TaskCancelledError();
+  else if (record.name === "WorkerShutdownError") err = new WorkerShutdownError();
+  else {
+    err = new (BUILT_IN[record.name] ?? Error)(record.message);
+    if (err.name !== record.name) err.name = record.name;
+  }
+  if (record.stack) err.stack = record.stack;
+  return err;
+}

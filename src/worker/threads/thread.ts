@@ -1,0 +1,67 @@
+/**
+ * A task thread: piscina's entry point. It loads the user's bootstrap module once (its DataSource
+ * and, optionally, a tsyringe container), then runs one attempt per call: it hydrates the claimed
+ * row into the task's class, builds a context on the thread's own DataSource and container, and
+ * replies with the value or the error. The claim, the outcome and the hooks stay with the worker.
+ */
+import "reflect-metadata";
+import { workerData } from "node:worker_threads";
+import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import type { DataSource } from "typeorm";
+import { OrmqConfigurationError } from "../../errors";
+import { createLogger } from "../../logger";
+import { loadDataSourceModule } from "../../moduleLoader";
+import { TaskRegistry } from "../../registry";
+import { createTaskContext } from "../context";
+import { hydrate } from "../hydrate";
+import { fromRecord, toRecord, type ThreadReply, type ThreadTask } from "./messages";
+
+interface Booted {
+  dataSource: DataSource;
+  container: DependencyContainer;
+  registry: TaskRegistry;
+}
+
+const settings = workerData as { bootstrap: string; logLevel: string; pretty: boolean };
+if (settings.pretty) process.env.ORMQ_LOG_FORMAT ??= "pretty";
+const logger = createLogger(settings.logLevel);
+let booted: Promise<Booted> | undefined;
+
+async function boot(): Promise<Booted> {
+  const loaded = loadDataSourceModule(settings.bootstrap, "bootstrap");
+  if (!loaded.dataSource.isInitialized) await loaded.dataSource.initialize();
+  return { dataSource: loaded.dataSource, container: loaded.container ?? rootContainer, registry: TaskRegistry.for(loaded.dataSource) };
+}
+
+export default async function runAttempt(message: ThreadTask): Promise<ThreadReply> {
+  const controller = new AbortController();
+  message.port.on("message", (reason) => controller.abort(fromRecord(reason)));
+  try {
+    // A failed start (database down) is retried by the next attempt rather than kept forever.
+    booted ??= boot().catch((err) => {
+      booted = undefined;
+      throw err;
+    });
+    const { dataSource, container, registry } = await booted;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require(message.module);
+    const type = registry.byKey.get(message.type);
+    if (!type) {
+      throw new OrmqConfigurationError(`task type ${message.type} is not among the entities of the bootstrap module's DataSource (${settings.bootstrap})`);
+    }
+    const task = hydrate(type.metadata, dataSource.driver, message.row);
+    const ctx = createTaskContext({
+      attempt: message.attempt,
+      signal: controller.signal,
+      logger: logger.child(message.logBindings),
+      dataSource,
+      workerId: message.workerId,
+      container,
+    });
+    return { ok: true, value: await task.run(ctx) };
+  } catch (err) {
+    return { ok: false, error: toRecord(err) };
+  } finally {
+    message.port.close();
+  }
+}
