@@ -1,3 +1,4 @@
+import "reflect-metadata"; // tsyringe needs it loaded first, whatever imports this module
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
 import { DataSource, EntityManager } from "typeorm";
 import type { Logger } from "../logger";

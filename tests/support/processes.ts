@@ -34,3 +34,44 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
   );
   return { child, ready, exited };
 }
+
+/** The compiled `ormq` binary and the user DataSource module it loads in the tests. */
+export const CLI = join(__dirname, "..", "..", "dist", "src", "cli", "main.js");
+export const DATA_SOURCE_MODULE = join(__dirname, "..", "..", "dist", "tests", "fixtures", "data-source.js");
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the real `ormq` binary to completion. Its output is not a terminal, so tables are plain
+ * and logs are JSON lines on stderr.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ORMQ_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Starts the `ormq` binary and leaves it running; `lines` collects its stderr log lines. */
+export function startCli(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ORMQ_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const logs: Record<string, unknown>[] = [];
+  let stdout = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    try {
+      logs.push(JSON.parse(line));
+    } catch {
+      logs.push({ msg: line });
+    }
+  });
+  const exited = new Promise<{ code: number | null; stdout: string }>((resolve) => child.on("close", (code) => resolve({ code, stdout })));
+  return { child, logs, exited };
+}

@@ -1,0 +1,86 @@
+/**
+ * `static executor = "thread"`: run() in a worker thread, so CPU-bound work does not stall the
+ * worker. The workers here are child processes running compiled JavaScript, as a thread must load
+ * the task's compiled module; the bootstrap module is tests/fixtures/data-source.ts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../src";
+import { RecordRun, allTestEntities, ThreadJob } from "./fixtures/tasks";
+import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
+import { reload, until } from "./support/helpers";
+import { DATA_SOURCE_MODULE, spawnWorker } from "./support/processes";
+
+describe.each(DIALECTS)("%s: thread tasks", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  let dir: string;
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), allTestEntities);
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "ormq-threads-"))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function worker(extra: Record<string, string> = {}) {
+    const w = spawnWorker({
+      ORMQ_DATABASE_URL: db.url,
+      ORMQ_BOOTSTRAP: DATA_SOURCE_MODULE,
+      ORMQ_LEASE_MS: "3000",
+      ORMQ_HEARTBEAT_INTERVAL_MS: "200",
+      ORMQ_POLL_INTERVAL_MS: "50",
+      ...extra,
+    });
+    w.ready.then(() => w.child.stdin!.write("go\n"));
+    return w;
+  }
+
+  it("a CPU-bound thread task delays neither heartbeats nor other tasks", async () => {
+    const marker = join(dir, `${dialect}-release`);
+    const spin = await ds.getRepository(ThreadJob).save(ThreadJob.create({ mode: "spin", marker }));
+    const w = worker();
+    try {
+      // The thread task is running and spinning without ever yielding its thread.
+      await until("the spin task to run", async () => (await reload(ds, spin)).status === "running", 30_000);
+      const firstLease = (await reload(ds, spin)).lockedUntil!.getTime();
+      // Meanwhile the worker's event loop is free: another task is claimed and run...
+      const other = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "beside a busy thread" }));
+      await until("the other task to finish", async () => (await reload(ds, other)).status === "succeeded", 30_000);
+      // ...and heartbeats still renew the spinning task's lease.
+      await until("a heartbeat", async () => (await reload(ds, spin)).lockedUntil!.getTime() > firstLease, 30_000);
+      expect((await reload(ds, spin)).status).toBe("running");
+    } finally {
+      writeFileSync(marker, "go");
+    }
+    const exited = await w.exited;
+    expect({ code: exited.code, summary: exited.summary }).toMatchObject({ code: 0, summary: { succeeded: 2, failed: 0 } });
+    const done = await reload<ThreadJob>(ds, spin);
+    expect(done.status).toBe("succeeded");
+    expect((done.result as { threadId: number }).threadId).toBeGreaterThan(0); // not the main thread (0)
+  }, 90_000);
+
+  it("errors, timeouts and the bootstrap container flow back from the thread", async () => {
+    const thrower = await ds.getRepository(ThreadJob).save(ThreadJob.create({ mode: "throw" }));
+    const hanger = await ds.getRepository(ThreadJob).save(ThreadJob.create({ mode: "spin_forever" }).withTimeout(300));
+    const resolver = await ds.getRepository(ThreadJob).save(ThreadJob.create({ mode: "resolve" }));
+    const after = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "after the hang" }));
+    const w = worker({ ORMQ_THREADS: "2", ORMQ_CONCURRENCY: "4" });
+    const exited = await w.exited;
+    expect(exited.code).toBe(0);
+    // The timed-out thread was terminated, so its run settled and the worker did not count it as
+    // still running.
+    expect(exited.stderr).toContain("run() ignored its abort signal");
+    expect(exited.stderr).not.toContain("stopped claiming");
+    expect(exited.summary).toMatchObject({ succeeded: 2, failed: 2 });
+
+    const thrown = await reload<ThreadJob>(ds, thrower);
+    expect(thrown.status).toBe("failed");
+    expect(thrown.errors![0]).toMatchObject({ name: "TypeError", message: "bad input, thrown in a thread" });
+    // A thread that never looks at its signal is terminated; the attempt fails with the timeout.
+    const hung = await reload<ThreadJob>(ds, hanger);
+    expect(hung.status).toBe("failed");
+    expect(hung.errors![0]).toMatchObject({ name: "TaskTimeoutError" });
+    expect((await reload<ThreadJob>(ds, resolver)).result).toMatchObject({ greeting: "hello from the bootstrap container", attempt: 1 });
+    expect((await reload(ds, after)).status).toBe("succeeded");
+    expect(await ds.getRepository(BaseTaskEntity).countBy({ status: "running" })).toBe(0);
+  }, 90_000);
+});
