@@ -64,7 +64,12 @@ function registerTypeScript(file: string): void {
         "or point ormq at the compiled JavaScript",
     );
   }
-  // transpileOnly: no type check at start-up; decorator metadata is still emitted.
-  tsNode.register({ transpileOnly: true });
+  // transpileOnly: no type check at start-up; decorator metadata is still emitted. The module is
+  // require()d, so it is compiled to CommonJS whatever the project's tsconfig says (ts-node 10
+  // predates TypeScript 6, which rejects the resolution setting ts-node would pair with that).
+  tsNode.register({
+    transpileOnly: true,
+    compilerOptions: { module: "commonjs", moduleResolution: "node10", ignoreDeprecations: "6.0" },
+  });
   tsNodeRegistered = true;
 }

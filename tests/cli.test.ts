@@ -2,6 +2,7 @@
  * The `ormq` binary, run for real against both databases: every command, its JSON and table
  * output, and the one-line errors for bad input.
  */
+import { join } from "node:path";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
 import { AlwaysFails, RecordRun, RunLog, allTestEntities, ValidatedEmail } from "./fixtures/tasks";
@@ -49,6 +50,24 @@ describe("ormq, without a database", () => {
       expect(JSON.parse(first.stdout)).toEqual({ applied: ["OrmqInit1763900000000"] });
       const again = await runCli(["migrate", "--database-url", db.url]);
       expect(again.stdout.trim()).toBe("up to date");
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe("ormq -d with a TypeScript module", () => {
+  it("loads it through ts-node, with the decorator metadata TypeORM needs", async () => {
+    const db = await createTestDb("sqlite");
+    const module = ["-d", join(__dirname, "ts-app", "data-source.ts")];
+    try {
+      const env = { ORMQ_DATABASE_URL: db.url };
+      const submitted = await runCli(["submit", "ts_greeting", ...module, "--data", '{"name":"typescript"}', "--json"], env);
+      expect(submitted.stderr).toBe("");
+      const run = await runCli(["process", ...module, "--until-empty", "--json"], env);
+      expect(JSON.parse(run.stdout)).toMatchObject({ processed: 1, succeeded: 1 });
+      const shown = JSON.parse((await runCli(["show", JSON.parse(submitted.stdout).id, "--json"], env)).stdout);
+      expect(shown.fields.result).toEqual({ hello: "typescript" });
     } finally {
       await db.drop();
     }
