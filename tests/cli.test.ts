@@ -157,6 +157,17 @@ describe.each(DIALECTS)("%s: the ormq binary", (dialect) => {
     expect(await ds.getRepository(BaseTaskEntity).count()).toBe(1);
   });
 
+  it("stats --watch refreshes until interrupted", async () => {
+    await ds.getRepository(RecordRun).save(RecordRun.create({ label: "w" }));
+    const watcher = startCli(["stats", "--watch", "0.1", "--json"], env());
+    await until("two refreshes", () => watcher.stdoutLines().length >= 2, 20_000);
+    watcher.child.kill("SIGINT");
+    expect((await watcher.exited).code).toBe(0);
+    for (const line of watcher.stdoutLines()) {
+      expect(JSON.parse(line).counts).toEqual([{ queue: "records", type: "record_run", status: "pending", count: 1 }]);
+    }
+  });
+
   it("takes settings from flags over the environment, and reports a bad environment value by name", async () => {
     await ds.getRepository(RecordRun).save(RecordRun.create({ label: "x" }));
     const bad = await runCli(["process", ...D, "--until-empty"], { ...env(), ORMQ_CONCURRENCY: "lots" });

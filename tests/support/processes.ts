@@ -73,5 +73,7 @@ export function startCli(args: string[], env: Record<string, string> = {}) {
     }
   });
   const exited = new Promise<{ code: number | null; stdout: string }>((resolve) => child.on("close", (code) => resolve({ code, stdout })));
-  return { child, logs, exited };
+  /** Complete lines printed on stdout so far. */
+  const stdoutLines = () => stdout.split("\n").slice(0, -1);
+  return { child, logs, exited, stdoutLines };
 }
