@@ -62,12 +62,7 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     .select("COUNT(*)", "count")
     .where("t.finished_at >= :since", { since: now - 60_000 })
     .getRawOne<{ count: string | number }>();
-  const live = await dataSource
-    .getRepository(WorkerEntity)
-    .createQueryBuilder("w")
-    .select("COUNT(*)", "count")
-    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since: now - 60_000 })
-    .getRawOne<{ count: string | number }>();
+  const liveWorkers = await countLiveWorkers(dataSource, now);
   const unknown = new Map<string, number>();
   for (const c of counts) {
     if (!registry.byKey.has(c.type)) unknown.set(c.type, (unknown.get(c.type) ?? 0) + c.count);
@@ -76,7 +71,7 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     counts,
     oldestReadyAgeMs: oldest?.oldest === null || oldest?.oldest === undefined ? null : Math.max(0, now - Number(oldest.oldest)),
     finishedLastMinute: Number(finished?.count ?? 0),
-    liveWorkers: Number(live?.count ?? 0),
+    liveWorkers,
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
   };
 }
@@ -106,15 +101,10 @@ export async function getReadiness(options: { dataSource?: DataSource } = {}): P
     .groupBy("t.queue")
     .orderBy("t.queue")
     .getRawMany<{ queue: string; ready: string | number; oldest: string | number }>();
-  const live = await dataSource
-    .getRepository(WorkerEntity)
-    .createQueryBuilder("w")
-    .select("COUNT(*)", "count")
-    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since: now - 60_000 })
-    .getRawOne<{ count: string | number }>();
+  const liveWorkers = await countLiveWorkers(dataSource, now);
   return {
     queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: Math.max(0, now - Number(r.oldest)) })),
-    liveWorkers: Number(live?.count ?? 0),
+    liveWorkers,
   };
 }
 
@@ -133,4 +123,15 @@ export async function countUnfinished(options: { dataSource?: DataSource; types?
   if (options.queues) query.andWhere("t.queue IN (:...queues)", { queues: options.queues });
   const row = await query.getRawOne<{ count: string | number }>();
   return Number(row?.count ?? 0);
+}
+
+/** Workers that have not stopped and sent a heartbeat within the last minute (by the database's clock `now`). */
+async function countLiveWorkers(dataSource: DataSource, now: number): Promise<number> {
+  const live = await dataSource
+    .getRepository(WorkerEntity)
+    .createQueryBuilder("w")
+    .select("COUNT(*)", "count")
+    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since: now - 60_000 })
+    .getRawOne<{ count: string | number }>();
+  return Number(live?.count ?? 0);
 }
