@@ -79,6 +79,9 @@ describe.each(DIALECTS)("%s: thread tasks", (dialect) => {
     const hung = await reload<ThreadJob>(ds, hanger);
     expect(hung.status).toBe("failed");
     expect(hung.errors![0]).toMatchObject({ name: "TaskTimeoutError" });
+    // Its log line came back through the worker's logger, with the task's fields.
+    const logged = exited.stderr.split("\n").find((l) => l.includes("logged in a thread"));
+    expect(JSON.parse(logged!)).toMatchObject({ taskId: resolver.id, type: "thread_job", attempt: 1, mode: "resolve" });
     expect((await reload<ThreadJob>(ds, resolver)).result).toMatchObject({ greeting: "hello from the bootstrap container", attempt: 1 });
     expect((await reload(ds, after)).status).toBe("succeeded");
     expect(await ds.getRepository(BaseTaskEntity).countBy({ status: "running" })).toBe(0);

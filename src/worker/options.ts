@@ -101,8 +101,6 @@ export interface ResolvedOptions {
   prune: { olderThan: number; statuses?: TaskStatus[]; intervalMs: number } | null;
   signal: AbortSignal | undefined;
   logger: Logger;
-  /** The level thread tasks' loggers use. */
-  logLevel: string;
   container: DependencyContainer | undefined;
   threads: number;
   bootstrap: string | null;
@@ -167,7 +165,6 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
       : null,
     signal: options.signal,
     logger: options.logger ?? (logLevel ? createLogger(logLevel) : getDefaultLogger()),
-    logLevel: logLevel ?? process.env.ORMQ_LOG_LEVEL ?? "info",
     container: options.container,
     threads: positiveInteger("threads", options.threads ?? Math.min(concurrency, availableParallelism())),
     bootstrap: options.bootstrap ?? null,

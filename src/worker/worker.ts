@@ -259,7 +259,7 @@ export class Worker {
     const cls = type.cls;
     const runTask =
       cls.executor === "thread"
-        ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx, { workerId: this.id, taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts })
+        ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
         : undefined;
     const entry: RunningTask = { task, controller, finished: false, runOver: false, abandoned: false, done: Promise.resolve() };
     entry.done = (async () => {
@@ -319,12 +319,7 @@ export class Worker {
   }
 
   private threads(): ThreadPool {
-    this.threadPool ??= new ThreadPool({
-      size: this.options.threads,
-      bootstrap: this.options.bootstrap!,
-      logLevel: this.options.logLevel,
-      pretty: process.stdout.isTTY === true,
-    });
+    this.threadPool ??= new ThreadPool({ size: this.options.threads, bootstrap: this.options.bootstrap! });
     return this.threadPool;
   }
 

@@ -16,9 +16,15 @@ export interface ThreadTask {
   module: string;
   attempt: number;
   workerId: string;
-  logBindings: Record<string, unknown>;
-  /** Receives the abort reason when the attempt's signal aborts. */
+  /** Brings the abort reason to the thread when the attempt's signal aborts; takes log lines back. */
   port: MessagePort;
+}
+
+/** A line the task logged in its thread, for the worker's logger. */
+export interface LogLine {
+  level: "debug" | "info" | "warn" | "error";
+  obj: Record<string, unknown>;
+  msg?: string;
 }
 
 export type ThreadReply = { ok: true; value: unknown } | { ok: false; error: ErrorRecord };

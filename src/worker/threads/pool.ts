@@ -6,13 +6,14 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { MessageChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import type { TaskRow } from "../../dialect";
 import { OrmqConfigurationError } from "../../errors";
 import type { TaskContext } from "../context";
-import { fromRecord, toRecord, type ThreadReply, type ThreadTask } from "./messages";
+import { fromRecord, toRecord, type LogLine, type ThreadReply, type ThreadTask } from "./messages";
 
 /**
  * After a thread task's signal aborts (timeout, cancel, shutdown), how long run() has to notice
@@ -20,11 +21,13 @@ import { fromRecord, toRecord, type ThreadReply, type ThreadTask } from "./messa
  * the thread is the only way to get the CPU back.
  */
 const TERMINATE_AFTER_ABORT_MS = 1_000;
+/** How long to wait for a thread's last log lines after its reply (its port normally closes at once). */
+const PORT_DRAIN_MS = 1_000;
 
 export class ThreadPool {
   private readonly pool: Piscina;
 
-  constructor(options: { size: number; bootstrap: string; logLevel: string; pretty: boolean }) {
+  constructor(options: { size: number; bootstrap: string }) {
     // Threads run compiled JavaScript: the pool's entry point is the compiled thread.js.
     const filename = join(__dirname, "thread.js");
     if (!existsSync(filename)) {
@@ -37,12 +40,12 @@ export class ThreadPool {
       // One attempt per thread at a time: a thread task is assumed to keep its thread busy.
       concurrentTasksPerWorker: 1,
       idleTimeout: 60_000,
-      workerData: { bootstrap: resolve(process.cwd(), options.bootstrap), logLevel: options.logLevel, pretty: options.pretty },
+      workerData: { bootstrap: resolve(process.cwd(), options.bootstrap) },
     });
   }
 
   /** Runs `task`'s run() in a thread; resolves with its value or rejects with its error. */
-  async run(task: BaseTaskEntity, row: TaskRow, ctx: TaskContext, logBindings: Record<string, unknown>): Promise<unknown> {
+  async run(task: BaseTaskEntity, row: TaskRow, ctx: TaskContext): Promise<unknown> {
     const cls = task.constructor as typeof BaseTaskEntity;
     const { port1, port2 } = new MessageChannel();
     const terminate = new AbortController();
@@ -51,6 +54,9 @@ export class ThreadPool {
       port1.postMessage(toRecord(ctx.signal.reason));
       terminateTimer = setTimeout(() => terminate.abort(), TERMINATE_AFTER_ABORT_MS);
     };
+    port1.on("message", (line: LogLine) => ctx.logger[line.level](line.obj, line.msg));
+    // The thread closes its end after its last log line; until then lines may still be on the way.
+    const drained = new Promise<void>((resolve) => port1.once("close", resolve));
     if (ctx.signal.aborted) onAbort();
     else ctx.signal.addEventListener("abort", onAbort, { once: true });
     const message: ThreadTask = {
@@ -59,7 +65,6 @@ export class ThreadPool {
       module: cls.module!,
       attempt: ctx.attempt,
       workerId: ctx.workerId,
-      logBindings,
       port: port2,
     };
     try {
@@ -73,6 +78,7 @@ export class ThreadPool {
     } finally {
       clearTimeout(terminateTimer);
       ctx.signal.removeEventListener("abort", onAbort);
+      await Promise.race([drained, sleep(PORT_DRAIN_MS)]);
       port1.close();
     }
   }

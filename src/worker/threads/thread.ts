@@ -9,12 +9,12 @@ import { workerData } from "node:worker_threads";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../../errors";
-import { createLogger } from "../../logger";
+import type { Logger } from "../../logger";
 import { loadDataSourceModule } from "../../moduleLoader";
 import { TaskRegistry } from "../../registry";
 import { createTaskContext } from "../context";
 import { hydrate } from "../hydrate";
-import { fromRecord, toRecord, type ThreadReply, type ThreadTask } from "./messages";
+import { fromRecord, toRecord, type LogLine, type ThreadReply, type ThreadTask } from "./messages";
 
 interface Booted {
   dataSource: DataSource;
@@ -22,9 +22,7 @@ interface Booted {
   registry: TaskRegistry;
 }
 
-const settings = workerData as { bootstrap: string; logLevel: string; pretty: boolean };
-if (settings.pretty) process.env.ORMQ_LOG_FORMAT ??= "pretty";
-const logger = createLogger(settings.logLevel);
+const settings = workerData as { bootstrap: string };
 let booted: Promise<Booted> | undefined;
 
 async function boot(): Promise<Booted> {
@@ -53,7 +51,7 @@ export default async function runAttempt(message: ThreadTask): Promise<ThreadRep
     const ctx = createTaskContext({
       attempt: message.attempt,
       signal: controller.signal,
-      logger: logger.child(message.logBindings),
+      logger: portLogger(message.port, {}),
       dataSource,
       workerId: message.workerId,
       container,
@@ -64,4 +62,24 @@ export default async function runAttempt(message: ThreadTask): Promise<ThreadRep
   } finally {
     message.port.close();
   }
+}
+
+/**
+ * The task's logger in a thread: each line goes back over the attempt's port and is written by the
+ * worker's own logger (with the task's fields), so thread tasks log where every other task does.
+ */
+function portLogger(port: ThreadTask["port"], bindings: Record<string, unknown>): Logger {
+  const send = (level: LogLine["level"]) => (obj: object, msg?: string) => {
+    const fields: Record<string, unknown> = { ...bindings, ...obj };
+    // Errors do not survive the structured clone with their fields: send them as records.
+    for (const [key, value] of Object.entries(fields)) if (value instanceof Error) fields[key] = toRecord(value);
+    port.postMessage({ level, obj: fields, msg } satisfies LogLine);
+  };
+  return {
+    debug: send("debug"),
+    info: send("info"),
+    warn: send("warn"),
+    error: send("error"),
+    child: (more) => portLogger(port, { ...bindings, ...more }),
+  };
 }
