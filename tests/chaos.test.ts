@@ -152,7 +152,7 @@ describe("chaos: PostgreSQL restarts mid-drain", () => {
       ds = await openDataSource(db, testEntities, { migrationsRun: false });
       await until("every task succeeded", async () => (await ds.getRepository(RecordRun).countBy({ status: "succeeded" })) === TASKS, 90_000);
       const exits = await stopAll(workers);
-      for (const exit of exits) expect(exit.code).toBe(0);
+      for (const exit of exits) expect({ code: exit.code, stderr: exit.code === 0 ? "" : exit.stderr }).toEqual({ code: 0, stderr: "" });
       expect(await ds.getRepository(RecordRun).countBy({ status: "running" })).toBe(0);
     } finally {
       await stopAll(workers);
