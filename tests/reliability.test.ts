@@ -1,6 +1,8 @@
+import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, processForever, processN, rescueExpiredTasks, WorkerEntity } from "../src";
 import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
+import { TaskRegistry } from "../src/registry";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 
@@ -99,5 +101,26 @@ describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
     expect(worker).toMatchObject({ name: "RecordRun", pid: process.pid, state: "stopped", queues: null });
     expect(worker.stoppedAt).toBeInstanceOf(Date);
     expect(worker.lastHeartbeatAt.getTime()).toBeGreaterThanOrEqual(worker.startedAt.getTime());
+  });
+});
+
+describe("postgres: connections the server ends", () => {
+  let ds: DataSource;
+  useTestDatabase("postgres", (opened) => ({ ds } = opened), testEntities);
+
+  it("no pooled client is ever without an error listener, so a late error cannot crash the process", async () => {
+    // A connection the server ends can emit `error` twice; TypeORM drops its listener after the
+    // first (see src/dialect/postgresPoolGuard.ts). Seen as a worker crash in the restart chaos test.
+    const pool = (ds.driver as unknown as { master: Pool }).master;
+    const before = await pool.connect(); // opened before ormq saw the DataSource
+    before.release();
+    TaskRegistry.for(ds); // any ormq entry point readies the DataSource
+    const clients = await Promise.all([pool.connect(), pool.connect()]); // one reused, one new
+    try {
+      // Checked out, pg-pool's own idle listener is off: only ormq's is left.
+      for (const client of clients) expect(client.listenerCount("error")).toBe(1);
+    } finally {
+      for (const client of clients) client.release();
+    }
   });
 });

@@ -7,6 +7,7 @@ import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
 import { notifyNewTasks, PostgresDialect } from "./postgres";
 import { SqliteDialect } from "./sqlite";
+import { guardPostgresPool } from "./postgresPoolGuard";
 import { guardSqliteConnection } from "./sqliteConnectionGuard";
 
 export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
@@ -49,8 +50,10 @@ export async function announceNewTasks(dataSource: DataSource, runner: QueryRunn
 
 /**
  * Readies a DataSource for ormq, once: on SQLite, guards TypeORM's single connection so that
- * concurrent tasks' transactions and saves wait for each other instead of interleaving.
+ * concurrent tasks' transactions and saves wait for each other instead of interleaving; on
+ * PostgreSQL, keeps a connection the server ends from crashing the process.
  */
 export function prepareDataSource(dataSource: DataSource): void {
   if (dialectOf(dataSource) === "sqlite") guardSqliteConnection(dataSource);
+  else guardPostgresPool(dataSource);
 }

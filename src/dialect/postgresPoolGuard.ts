@@ -1,0 +1,25 @@
+/**
+ * Keeps a dying PostgreSQL connection from crashing the process. When the server ends a
+ * connection (a restart, an administrator's terminate), node-postgres can emit `error` on the
+ * client more than once: the server's FATAL message, then the socket's end. TypeORM's query runner
+ * (1.1.1) removes its error listener on the first and hands the client back to the pool to be
+ * destroyed; the second then has no listener, and an `error` event without a listener is thrown
+ * as an uncaught exception. Every pooled client therefore gets a listener that ignores errors:
+ * the real handling (pg-pool for idle clients, TypeORM for checked-out ones, the failing query's
+ * own rejection) is unchanged.
+ */
+import type { Pool, PoolClient } from "pg";
+import type { DataSource } from "typeorm";
+
+const guarded = new WeakSet<Pool>();
+
+export function guardPostgresPool(dataSource: DataSource): void {
+  const pool = (dataSource.driver as unknown as { master?: Pool }).master;
+  if (!pool || guarded.has(pool)) return;
+  guarded.add(pool);
+  pool.on("connect", (client) => client.on("error", ignoreError));
+  // Clients opened before ormq saw this DataSource (pg-pool keeps them in a private list).
+  for (const client of (pool as unknown as { _clients?: PoolClient[] })._clients ?? []) client.on("error", ignoreError);
+}
+
+function ignoreError(): void {}
