@@ -12,6 +12,17 @@ export const NOTIFY_CHANNEL = "ormq_tasks";
 const NOW_MS = `(floor(extract(epoch from statement_timestamp()) * 1000))::bigint`;
 
 /**
+ * A status guard the planner cannot serve from the partial indexes (`WHERE status = 'pending'` /
+ * `'running'`). Statements that update a batch of rows by id must look each id up in the primary
+ * key. Given `t.status = 'running'`, the planner matches the partial lease index, which statistics
+ * taken on a quiet queue say holds a row or two, and scans every running row for every id in the
+ * batch (measured: 80 ms for 400 completions with 20,000 running, against 5 ms by id; prepared
+ * statements switch to such a generic plan after five runs). So batch statements find their rows
+ * with `id = ANY(...)` and no join.
+ */
+const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
+
+/**
  * PostgreSQL: batch claim with `FOR NO KEY UPDATE SKIP LOCKED`, batched guarded completion, and
  * LISTEN/NOTIFY wake-ups. Statements run on the DataSource's own pg pool as named prepared
  * statements.
@@ -50,8 +61,7 @@ export class PostgresDialect implements Dialect {
         UPDATE ${this.tables.tasks} t
         SET status = 'running', attempts = t.attempts + 1, locked_by = $3,
             locked_until = ${NOW_MS} + $4::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
-        FROM picked
-        WHERE t.id = picked.id AND t.status = 'pending'
+        WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
         RETURNING t.*
       ), history AS (
         INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
@@ -69,43 +79,40 @@ export class PostgresDialect implements Dialect {
     // One statement for the whole batch; each row is guarded by status, holder and attempt, and
     // RETURNING tells which rows the guard let through, with their new status. A task someone
     // asked to cancel while it ran does not go back to pending.
+    //
+    // Each row's values come from one jsonb object keyed by id ($1), not from a join with a list
+    // of values: with a join the plan depends on statistics (see NOT_INDEXABLE) and went
+    // quadratic; here the only way in is the primary key (id = ANY), and each lookup is a jsonb
+    // key search.
+    const v = (i: number) => `($1::jsonb -> t.id::text ->> ${i})`;
+    const e = (i: number) => `($1::jsonb -> d.id::text ->> ${i})`;
     const text = `
       WITH done AS (
       UPDATE ${this.tables.tasks} t
-      SET status = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE v.status END,
-          result = v.result,
-          last_error = COALESCE(v.last_error, t.last_error),
-          errors = COALESCE(v.errors, t.errors),
-          attempts = t.attempts - v.refund,
-          run_at = CASE WHEN v.delay_ms IS NULL THEN t.run_at ELSE ${NOW_MS} + v.delay_ms END,
-          finished_at = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NULL THEN NULL ELSE ${NOW_MS} END,
+      SET status = CASE WHEN ${v(1)} = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE ${v(1)} END,
+          result = ${v(2)},
+          last_error = COALESCE(${v(3)}, t.last_error),
+          errors = COALESCE(${v(4)}, t.errors),
+          attempts = t.attempts - ${v(6)}::int,
+          run_at = CASE WHEN ${v(5)} IS NULL THEN t.run_at ELSE ${NOW_MS} + ${v(5)}::bigint END,
+          finished_at = CASE WHEN ${v(1)} = 'pending' AND t.cancel_requested_at IS NULL THEN NULL ELSE ${NOW_MS} END,
           updated_at = ${NOW_MS},
           locked_by = NULL, locked_until = NULL
-      FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::int[])
-        AS v(id, attempt, status, result, last_error, errors, delay_ms, refund)
-      WHERE t.id = v.id AND t.status = 'running' AND t.locked_by = $9 AND t.attempts = v.attempt
+      WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_by = $3
+        AND t.attempts = ${v(0)}::int
       RETURNING t.id, t.status
       ), history AS (
         INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
-        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE e.event END, ${NOW_MS}, $9, e.attempt, e.error
+        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE ${e(7)} END, ${NOW_MS}, $3, ${e(0)}::int, ${e(3)}
         FROM done d
-        JOIN unnest($1::bigint[], $2::int[], $10::text[], $11::bool[], $5::text[]) AS e(id, attempt, event, history, error) ON e.id = d.id
-        WHERE e.history
+        WHERE ${e(8)}::boolean
       )
       SELECT id, status FROM done`;
-    const values = [
-      completions.map((c) => c.id),
-      completions.map((c) => c.attempt),
-      completions.map((c) => c.status),
-      completions.map((c) => c.result),
-      completions.map((c) => c.lastError),
-      completions.map((c) => c.errors),
-      completions.map((c) => c.delayMs),
-      completions.map((c) => (c.refundAttempt ? 1 : 0)),
-      this.workerId,
-      completions.map((c) => c.event),
-      completions.map((c) => c.history),
-    ];
+    const byId: Record<string, unknown[]> = {};
+    for (const c of completions) {
+      byId[c.id] = [c.attempt, c.status, c.result, c.lastError, c.errors, c.delayMs, c.refundAttempt ? 1 : 0, c.event, c.history];
+    }
+    const values = [JSON.stringify(byId), completions.map((c) => c.id), this.workerId];
     const { rows } = await this.pool.query({ name: statementName("complete", text), text, values });
     return new Map(rows.map((r: { id: unknown; status: FinalStatus }) => [String(r.id), r.status]));
   }
