@@ -20,6 +20,7 @@ export {
 export { ormqMigrations } from "../migrations";
 export { ormqSubscribers, TaskSubscriber } from "./subscriber";
 export { processOne, processN, processForever } from "./worker/process";
+export { enqueueMany, type EnqueueManyOptions } from "./enqueue";
 export type { WorkerOptions } from "./worker/options";
 export type { ProcessSummary } from "./worker/worker";
 export type { TaskContext } from "./worker/context";

@@ -1,0 +1,55 @@
+import type { QueryRunner } from "typeorm";
+import { dialectOf } from "./index";
+
+/**
+ * Bind-parameter limits per statement: SQLite's SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32)
+ * and PostgreSQL's protocol limit (65,535). A multi-row INSERT is cut into statements that stay
+ * under them.
+ */
+const MAX_PARAMETERS = { sqlite: 32_766, postgres: 65_535 } as const;
+/** Larger statements buy nothing measurable and make one round trip hold locks longer. */
+const MAX_ROWS_PER_STATEMENT = 2_000;
+
+/**
+ * Inserts `rows` (values in `columns` order, already converted for the driver) into `table` with
+ * multi-row INSERTs on `runner`, and returns the value of `returning` for each row, in order.
+ *
+ * Order: both databases insert a VALUES list in the order written and RETURNING reports the rows in
+ * that order (PostgreSQL for a plain VALUES list, SQLite for its row-at-a-time insert). The caller
+ * checks that the generated ids increase, as they must if that holds.
+ */
+export async function bulkInsert(
+  runner: QueryRunner,
+  table: string,
+  columns: readonly string[],
+  rows: readonly unknown[][],
+  returning: string | null,
+): Promise<unknown[]> {
+  if (rows.length === 0) return [];
+  const dialect = dialectOf(runner.connection);
+  const escape = (name: string) => runner.connection.driver.escape(name);
+  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_PARAMETERS[dialect] / columns.length)));
+  const head = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) VALUES `;
+  const tail = returning ? ` RETURNING ${escape(returning)}` : "";
+  const out: unknown[] = [];
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const chunk = rows.slice(start, start + perStatement);
+    const params: unknown[] = [];
+    const tuples: string[] = [];
+    for (const row of chunk) {
+      const marks: string[] = [];
+      for (const value of row) {
+        params.push(value);
+        // PostgreSQL numbers its parameters; SQLite takes `?` in order.
+        marks.push(dialect === "postgres" ? `$${params.length}` : "?");
+      }
+      tuples.push(`(${marks.join(", ")})`);
+    }
+    const result: unknown = await runner.query(head + tuples.join(", ") + tail, params);
+    if (!returning) continue;
+    const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
+    if (returned.length !== chunk.length) throw new Error(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
+    for (const r of returned) out.push(r[returning]);
+  }
+  return out;
+}
