@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Notification, Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../logger";
+import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 
 /** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
@@ -33,6 +34,7 @@ export class PostgresDialect implements Dialect {
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private listening: Promise<unknown> | undefined;
+  private readonly watermark = new ClaimWatermark();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -46,14 +48,34 @@ export class PostgresDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
-    const queueFilter = request.queues ? `AND queue = ANY($6::text[])` : "";
+    const after = this.watermark.next();
+    let rows = await this.claimFrom(request, after);
+    this.watermark.claimed(after, rows, request.limit);
+    if (after !== null && rows.length === 0) {
+      // Nothing after the watermark: whatever is ready is behind it, or at a lower priority.
+      rows = await this.claimFrom(request, null);
+      this.watermark.claimed(null, rows, request.limit);
+    }
+    return rows;
+  }
+
+  /** One claim, reading the pending index from its head or from just after `after`. */
+  private async claimFrom(request: ClaimRequest, after: ClaimPosition | null): Promise<TaskRow[]> {
+    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
+    const param = (value: unknown) => `$${values.push(value)}`;
+    const queueFilter = request.queues ? `AND queue = ANY(${param(request.queues)}::text[])` : "";
+    // Same priority, later in (run_at, id): an index range scan that starts past the entries
+    // earlier claims left behind (see ClaimWatermark).
+    const resume = after
+      ? `AND priority = ${param(after.priority)}::int AND (run_at, id) > (${param(after.runAt)}::bigint, ${param(after.id)}::bigint)`
+      : "";
     // The MATERIALIZED CTE runs once: without it the planner may re-run the LIMITed subquery in a
     // nested loop and mark more rows than asked for. SKIP LOCKED lets many workers claim at once
     // without waiting on each other's rows.
     const text = `
       WITH picked AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
-        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter}
+        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter} ${resume}
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
@@ -68,8 +90,6 @@ export class PostgresDialect implements Dialect {
         SELECT id, 'started', ${NOW_MS}, $3, attempts FROM claimed WHERE type = ANY($5::text[])
       )
       SELECT * FROM claimed`;
-    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
-    if (request.queues) values.push(request.queues);
     const { rows } = await this.pool.query({ name: statementName("claim", text), text, values });
     return rows;
   }
