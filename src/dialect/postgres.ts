@@ -35,6 +35,9 @@ export class PostgresDialect implements Dialect {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private listening: Promise<unknown> | undefined;
   private readonly watermark = new ClaimWatermark();
+  private claimClient: PoolClient | undefined;
+  /** Claim clients already given back (released once only: a second release throws). */
+  private readonly releasedClients = new WeakSet<PoolClient>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -90,8 +93,46 @@ export class PostgresDialect implements Dialect {
         SELECT id, 'started', ${NOW_MS}, $3, attempts FROM claimed WHERE type = ANY($5::text[])
       )
       SELECT * FROM claimed`;
-    const { rows } = await this.pool.query({ name: statementName("claim", text), text, values });
+    const { rows } = await this.claimQuery({ name: statementName("claim", text), text, values });
     return rows;
+  }
+
+  /**
+   * Claims run on a connection of their own with `synchronous_commit = off`: a claim's COMMIT
+   * returns without waiting for the WAL flush (about 0.8 ms here, on every claim). That is safe: a
+   * claim lost in a server crash leaves its tasks pending, to be claimed again (at least once
+   * holds), and WAL is flushed in order, so once any later durable commit (a completion) returns,
+   * the claim before it is on disk too. Completions keep durable commits.
+   */
+  private async claimQuery(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: TaskRow[] }> {
+    if (!this.claimClient) {
+      const client = await this.pool.connect();
+      // A checked-out client has no error listener of the pool's: a connection lost while it
+      // sits between claims (a database restart) would otherwise be an unhandled 'error' event.
+      client.on("error", (err) => this.dropClaimClient(client, err));
+      try {
+        await client.query("SET synchronous_commit = off");
+      } catch (err) {
+        this.dropClaimClient(client, err as Error);
+        throw err;
+      }
+      this.claimClient = client;
+    }
+    const client = this.claimClient;
+    try {
+      return await client.query(config);
+    } catch (err) {
+      // Whatever went wrong, the next claim starts on a fresh connection.
+      this.dropClaimClient(client, err as Error);
+      throw err;
+    }
+  }
+
+  private dropClaimClient(client: PoolClient, err: Error): void {
+    if (this.claimClient === client) this.claimClient = undefined;
+    if (this.releasedClients.has(client)) return;
+    this.releasedClients.add(client);
+    client.release(err); // destroyed, not returned to the pool
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
@@ -291,6 +332,13 @@ export class PostgresDialect implements Dialect {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const claimClient = this.claimClient;
+    this.claimClient = undefined;
+    if (claimClient && !this.releasedClients.has(claimClient)) {
+      this.releasedClients.add(claimClient);
+      claimClient.removeAllListeners("error");
+      claimClient.release();
+    }
     const listener = this.listener;
     this.listener = undefined;
     if (!listener) return;
