@@ -64,8 +64,8 @@ describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
 
   if (dialect === "postgres") {
     it("a row the database refuses in a later statement rolls back the earlier ones", async () => {
-      const tasks = Array.from({ length: 6_000 }, () => RecordRun.create({}));
-      tasks[5_500].label = "x".repeat(300); // varchar(255)
+      const tasks = Array.from({ length: 12_000 }, () => RecordRun.create({}));
+      tasks[11_500].label = "x".repeat(300); // varchar(255): refused, not truncated
       await expect(enqueueMany(tasks, { dataSource: ds })).rejects.toThrow(/too long/);
       expect(await taskCount()).toBe(0);
     });
