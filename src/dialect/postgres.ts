@@ -44,7 +44,23 @@ export class PostgresDialect implements Dialect {
     private readonly tables: Tables,
     readonly workerId: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.pool.on("acquire", this.onPoolAcquire);
+  }
+
+  /**
+   * Every connection taken from the pool while the worker runs gets (once) an error listener that
+   * only logs.
+   * TypeORM's query runner removes its own listener when it releases a broken connection, and
+   * node-postgres can report a second error for the same loss (the server's FATAL, then the
+   * socket closing): with no listener left, that is an unhandled 'error' event and the whole
+   * worker process dies during a database restart, where it should back off and carry on.
+   */
+  private readonly onPoolAcquire = (client: PoolClient) => {
+    if (guardedClients.has(client)) return;
+    guardedClients.add(client);
+    client.on("error", (err) => this.logger.debug({ err }, "a PostgreSQL connection reported an error"));
+  };
 
   private get pool(): Pool {
     return (this.dataSource.driver as unknown as { master: Pool }).master;
@@ -331,6 +347,7 @@ export class PostgresDialect implements Dialect {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.pool.off("acquire", this.onPoolAcquire);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const claimClient = this.claimClient;
     this.claimClient = undefined;
@@ -362,6 +379,9 @@ export async function notifyNewTasks(query: (sql: string, params: unknown[]) => 
   if (payload.length > 7000) payload = "";
   await query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, payload]);
 }
+
+/** Pool clients that already carry the logging error listener (see onPoolAcquire). */
+const guardedClients = new WeakSet<PoolClient>();
 
 const statementNames = new Map<string, string>();
 
