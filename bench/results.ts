@@ -50,7 +50,7 @@ export async function writeResults(path: string, results: Result[], run: { tasks
     "",
   ];
   // The hand-written part: what each change bought, and what limits the rest.
-  const notes = join(__dirname, "..", "..", "bench", "NOTES.md");
+  const notes = join(__dirname, "..", "..", "bench", "FINDINGS.md");
   if (existsSync(notes)) lines.push(readFileSync(notes, "utf8"));
   writeFileSync(path, lines.join("\n"));
 }

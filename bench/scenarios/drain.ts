@@ -9,8 +9,8 @@ import pino from "pino";
 import { processN } from "../../src";
 import { Databases, fill, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
 
-/** The worker settings the README recommends for many short tasks. */
-export const RECOMMENDED = { concurrency: 50, prefetch: 450 };
+/** The worker settings the README recommends for many short tasks (ORMQ_BENCH_PREFETCH overrides). */
+export const RECOMMENDED = { concurrency: 50, prefetch: Number(process.env.ORMQ_BENCH_PREFETCH ?? 450) };
 
 export interface DrainSettings {
   concurrency: number;
