@@ -1,7 +1,7 @@
 /** Writes bench/RESULTS.md: the machine, the versions, every figure, and the targets of issue 6. */
 import Database from "better-sqlite3";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { withClient, type Result } from "./common";
 import { RECOMMENDED } from "./scenarios/drain";
@@ -13,7 +13,7 @@ interface Target {
   met: boolean | null;
 }
 
-export async function writeResults(path: string, results: Result[], run: { tasks: number; pgUrl?: string }): Promise<void> {
+export async function writeResults(path: string, results: Result[], run: { tasks: number; pgUrl?: string; loadAtStart: number }): Promise<void> {
   const pgVersion = run.pgUrl ? await withClient(run.pgUrl, async (c) => (await c.query(`SHOW server_version`)).rows[0].server_version as string) : "not run";
   const memory = new Database(":memory:");
   const sqliteVersion = (memory.prepare(`SELECT sqlite_version() AS v`).get() as { v: string }).v;
@@ -28,7 +28,7 @@ export async function writeResults(path: string, results: Result[], run: { tasks
     `- machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM`,
     `- node ${process.version}, PostgreSQL ${pgVersion} (same host, fsync and synchronous_commit on), SQLite ${sqliteVersion} (WAL, synchronous NORMAL)`,
     `- drain size ${run.tasks} no-op tasks; one worker process; recommended settings: concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}`,
-    `- run at ${new Date().toISOString()}`,
+    `- run at ${new Date().toISOString()}; load average (1 min) ${run.loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (above the core count, other work shared the machine)`,
     "",
     "## Targets (issue 6)",
     "",
@@ -61,15 +61,16 @@ function find(results: Result[], scenario: string, database: string, variant?: (
 
 function targets(results: Result[]): Target[] {
   const recommended = (v: string) => v.startsWith(`concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}, history on`);
-  const pgDrain = find(results, "drain", "postgres", recommended);
-  const graphile = results.filter((r) => r.database === "postgres (graphile-worker)").sort((a, b) => b.tasksPerSecond! - a.tasksPerSecond!)[0];
-  const sqliteDrain = find(results, "drain", "sqlite", recommended);
-  const plain = find(results, "drain", "sqlite (plainjob)");
+  // The head-to-head medians (alternating runs) when present, else the single runs.
+  const pgDrain = find(results, "head-to-head", "postgres") ?? find(results, "drain", "postgres", recommended);
+  const graphile = find(results, "head-to-head", "postgres (graphile-worker)");
+  const sqliteDrain = find(results, "head-to-head", "sqlite") ?? find(results, "drain", "sqlite", recommended);
+  const plain = find(results, "head-to-head", "sqlite (plainjob)");
   const out: Target[] = [];
   const ratio = (a?: number, b?: number) => (a && b ? Math.round((a / b) * 100) / 100 : undefined);
   const pgRatio = ratio(pgDrain?.tasksPerSecond, graphile?.tasksPerSecond);
   out.push({
-    what: "PostgreSQL drain vs graphile-worker (batched, best concurrency), same run",
+    what: "PostgreSQL drain vs graphile-worker 0.18 batched (concurrency 10, local queue 500), medians of alternating runs",
     goal: "≥ 1.25x",
     measured: pgRatio === undefined ? "" : `${pgRatio}x (${pgDrain!.tasksPerSecond} vs ${graphile!.tasksPerSecond} tasks/s)`,
     met: pgRatio === undefined ? null : pgRatio >= 1.25,
@@ -104,7 +105,7 @@ function targets(results: Result[]): Target[] {
   }
   const sqRatio = ratio(sqliteDrain?.tasksPerSecond, plain?.tasksPerSecond);
   out.push({
-    what: "SQLite drain vs plainjob, same run",
+    what: "SQLite drain vs plainjob 0.0.14, medians of alternating runs",
     goal: "≥ 2x",
     measured: sqRatio === undefined ? "" : `${sqRatio}x (${sqliteDrain!.tasksPerSecond} vs ${plain!.tasksPerSecond} tasks/s)`,
     met: sqRatio === undefined ? null : sqRatio >= 2,
