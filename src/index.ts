@@ -22,6 +22,7 @@ export { ormqSubscribers, TaskSubscriber } from "./subscriber";
 export { processOne, processN, processForever } from "./worker/process";
 export type { WorkerOptions, AttemptFinished, SettingSources } from "./worker/options";
 export { WORKER_SETTINGS, flagName, envName, type Setting } from "./worker/settings";
+export { enqueueMany, type EnqueueManyOptions } from "./enqueue";
 export type { ProcessSummary } from "./worker/worker";
 export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context";
 export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics";

@@ -106,6 +106,21 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
   }
 }
 
+/**
+ * Announces tasks inserted outside save() (enqueueMany) the way afterInsert announces saved ones:
+ * at the commit of `runner`'s transaction when one is open, else soon after. Their "enqueued"
+ * events are written by the caller.
+ */
+export function announceInserted(runner: QueryRunner, queues: Iterable<string>): void {
+  if (!runner.isTransactionActive) {
+    for (const queue of queues) announceSoon(runner.connection, queue);
+    return;
+  }
+  let state = pending.get(runner);
+  if (!state) pending.set(runner, (state = { queues: new Set(), notified: new Set(), enqueued: [] }));
+  for (const queue of queues) state.queues.add(queue);
+}
+
 /** Writes "enqueued" events, a few hundred rows per INSERT. */
 async function recordEnqueued(runner: QueryRunner, tasks: { id: string; at: Date }[]): Promise<void> {
   for (let i = 0; i < tasks.length; i += 500) {
@@ -141,7 +156,7 @@ export const ormqSubscribers = [TaskSubscriber];
  * Precedence: a value set on the instance before save(), then the class's static (a subclass
  * overrides its parent), then ormq's default (the statics on BaseTaskEntity).
  */
-function applyDefaults(entity: ObjectLiteral, cls: typeof BaseTaskEntity, now: number): void {
+export function applyDefaults(entity: ObjectLiteral, cls: typeof BaseTaskEntity, now: number): void {
   entity.queue ??= cls.queue;
   entity.priority ??= cls.priority;
   entity.maxAttempts ??= cls.maxAttempts;

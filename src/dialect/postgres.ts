@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Notification, Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../logger";
+import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 
 /** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
@@ -10,6 +11,17 @@ export const NOTIFY_CHANNEL = "ormq_tasks";
 // The database clock in epoch milliseconds: every due time and lease compares against this one
 // clock, so workers on hosts with skewed clocks agree.
 const NOW_MS = `(floor(extract(epoch from statement_timestamp()) * 1000))::bigint`;
+
+/**
+ * A status guard the planner cannot serve from the partial indexes (`WHERE status = 'pending'` /
+ * `'running'`). Statements that update a batch of rows by id must look each id up in the primary
+ * key. Given `t.status = 'running'`, the planner matches the partial lease index, which statistics
+ * taken on a quiet queue say holds a row or two, and scans every running row for every id in the
+ * batch (measured: 80 ms for 400 completions with 20,000 running, against 5 ms by id; prepared
+ * statements switch to such a generic plan after five runs). So batch statements find their rows
+ * with `id = ANY(...)` and no join.
+ */
+const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
 
 /**
  * PostgreSQL: batch claim with `FOR NO KEY UPDATE SKIP LOCKED`, batched guarded completion, and
@@ -22,6 +34,10 @@ export class PostgresDialect implements Dialect {
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private listening: Promise<unknown> | undefined;
+  private readonly watermark = new ClaimWatermark();
+  private claimClient: PoolClient | undefined;
+  /** Claim clients already given back (released once only: a second release throws). */
+  private readonly releasedClients = new WeakSet<PoolClient>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -35,14 +51,34 @@ export class PostgresDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
-    const queueFilter = request.queues ? `AND queue = ANY($6::text[])` : "";
+    const after = this.watermark.next();
+    let rows = await this.claimFrom(request, after);
+    this.watermark.claimed(after, rows, request.limit);
+    if (after !== null && rows.length === 0) {
+      // Nothing after the watermark: whatever is ready is behind it, or at a lower priority.
+      rows = await this.claimFrom(request, null);
+      this.watermark.claimed(null, rows, request.limit);
+    }
+    return rows;
+  }
+
+  /** One claim, reading the pending index from its head or from just after `after`. */
+  private async claimFrom(request: ClaimRequest, after: ClaimPosition | null): Promise<TaskRow[]> {
+    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
+    const param = (value: unknown) => `$${values.push(value)}`;
+    const queueFilter = request.queues ? `AND queue = ANY(${param(request.queues)}::text[])` : "";
+    // Same priority, later in (run_at, id): an index range scan that starts past the entries
+    // earlier claims left behind (see ClaimWatermark).
+    const resume = after
+      ? `AND priority = ${param(after.priority)}::int AND (run_at, id) > (${param(after.runAt)}::bigint, ${param(after.id)}::bigint)`
+      : "";
     // The MATERIALIZED CTE runs once: without it the planner may re-run the LIMITed subquery in a
     // nested loop and mark more rows than asked for. SKIP LOCKED lets many workers claim at once
     // without waiting on each other's rows.
     const text = `
       WITH picked AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
-        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter}
+        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter} ${resume}
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
@@ -50,18 +86,53 @@ export class PostgresDialect implements Dialect {
         UPDATE ${this.tables.tasks} t
         SET status = 'running', attempts = t.attempts + 1, locked_by = $3,
             locked_until = ${NOW_MS} + $4::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
-        FROM picked
-        WHERE t.id = picked.id AND t.status = 'pending'
+        WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
         RETURNING t.*
       ), history AS (
         INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
         SELECT id, 'started', ${NOW_MS}, $3, attempts FROM claimed WHERE type = ANY($5::text[])
       )
       SELECT * FROM claimed`;
-    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
-    if (request.queues) values.push(request.queues);
-    const { rows } = await this.pool.query({ name: statementName("claim", text), text, values });
+    const { rows } = await this.claimQuery({ name: statementName("claim", text), text, values });
     return rows;
+  }
+
+  /**
+   * Claims run on a connection of their own with `synchronous_commit = off`: a claim's COMMIT
+   * returns without waiting for the WAL flush (about 0.8 ms here, on every claim). That is safe: a
+   * claim lost in a server crash leaves its tasks pending, to be claimed again (at least once
+   * holds), and WAL is flushed in order, so once any later durable commit (a completion) returns,
+   * the claim before it is on disk too. Completions keep durable commits.
+   */
+  private async claimQuery(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: TaskRow[] }> {
+    if (!this.claimClient) {
+      const client = await this.pool.connect();
+      // A checked-out client has no error listener of the pool's: a connection lost while it
+      // sits between claims (a database restart) would otherwise be an unhandled 'error' event.
+      client.on("error", (err) => this.dropClaimClient(client, err));
+      try {
+        await client.query("SET synchronous_commit = off");
+      } catch (err) {
+        this.dropClaimClient(client, err as Error);
+        throw err;
+      }
+      this.claimClient = client;
+    }
+    const client = this.claimClient;
+    try {
+      return await client.query(config);
+    } catch (err) {
+      // Whatever went wrong, the next claim starts on a fresh connection.
+      this.dropClaimClient(client, err as Error);
+      throw err;
+    }
+  }
+
+  private dropClaimClient(client: PoolClient, err: Error): void {
+    if (this.claimClient === client) this.claimClient = undefined;
+    if (this.releasedClients.has(client)) return;
+    this.releasedClients.add(client);
+    client.release(err); // destroyed, not returned to the pool
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
@@ -69,43 +140,40 @@ export class PostgresDialect implements Dialect {
     // One statement for the whole batch; each row is guarded by status, holder and attempt, and
     // RETURNING tells which rows the guard let through, with their new status. A task someone
     // asked to cancel while it ran does not go back to pending.
+    //
+    // Each row's values come from one jsonb object keyed by id ($1), not from a join with a list
+    // of values: with a join the plan depends on statistics (see NOT_INDEXABLE) and went
+    // quadratic; here the only way in is the primary key (id = ANY), and each lookup is a jsonb
+    // key search.
+    const v = (i: number) => `($1::jsonb -> t.id::text ->> ${i})`;
+    const e = (i: number) => `($1::jsonb -> d.id::text ->> ${i})`;
     const text = `
       WITH done AS (
       UPDATE ${this.tables.tasks} t
-      SET status = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE v.status END,
-          result = v.result,
-          last_error = COALESCE(v.last_error, t.last_error),
-          errors = COALESCE(v.errors, t.errors),
-          attempts = t.attempts - v.refund,
-          run_at = CASE WHEN v.delay_ms IS NULL THEN t.run_at ELSE ${NOW_MS} + v.delay_ms END,
-          finished_at = CASE WHEN v.status = 'pending' AND t.cancel_requested_at IS NULL THEN NULL ELSE ${NOW_MS} END,
+      SET status = CASE WHEN ${v(1)} = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE ${v(1)} END,
+          result = ${v(2)},
+          last_error = COALESCE(${v(3)}, t.last_error),
+          errors = COALESCE(${v(4)}, t.errors),
+          attempts = t.attempts - ${v(6)}::int,
+          run_at = CASE WHEN ${v(5)} IS NULL THEN t.run_at ELSE ${NOW_MS} + ${v(5)}::bigint END,
+          finished_at = CASE WHEN ${v(1)} = 'pending' AND t.cancel_requested_at IS NULL THEN NULL ELSE ${NOW_MS} END,
           updated_at = ${NOW_MS},
           locked_by = NULL, locked_until = NULL
-      FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::int[])
-        AS v(id, attempt, status, result, last_error, errors, delay_ms, refund)
-      WHERE t.id = v.id AND t.status = 'running' AND t.locked_by = $9 AND t.attempts = v.attempt
+      WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_by = $3
+        AND t.attempts = ${v(0)}::int
       RETURNING t.id, t.status
       ), history AS (
         INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
-        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE e.event END, ${NOW_MS}, $9, e.attempt, e.error
+        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE ${e(7)} END, ${NOW_MS}, $3, ${e(0)}::int, ${e(3)}
         FROM done d
-        JOIN unnest($1::bigint[], $2::int[], $10::text[], $11::bool[], $5::text[]) AS e(id, attempt, event, history, error) ON e.id = d.id
-        WHERE e.history
+        WHERE ${e(8)}::boolean
       )
       SELECT id, status FROM done`;
-    const values = [
-      completions.map((c) => c.id),
-      completions.map((c) => c.attempt),
-      completions.map((c) => c.status),
-      completions.map((c) => c.result),
-      completions.map((c) => c.lastError),
-      completions.map((c) => c.errors),
-      completions.map((c) => c.delayMs),
-      completions.map((c) => (c.refundAttempt ? 1 : 0)),
-      this.workerId,
-      completions.map((c) => c.event),
-      completions.map((c) => c.history),
-    ];
+    const byId: Record<string, unknown[]> = {};
+    for (const c of completions) {
+      byId[c.id] = [c.attempt, c.status, c.result, c.lastError, c.errors, c.delayMs, c.refundAttempt ? 1 : 0, c.event, c.history];
+    }
+    const values = [JSON.stringify(byId), completions.map((c) => c.id), this.workerId];
     const { rows } = await this.pool.query({ name: statementName("complete", text), text, values });
     return new Map(rows.map((r: { id: unknown; status: FinalStatus }) => [String(r.id), r.status]));
   }
@@ -268,6 +336,14 @@ export class PostgresDialect implements Dialect {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const claimClient = this.claimClient;
+    this.claimClient = undefined;
+    if (claimClient && !this.releasedClients.has(claimClient)) {
+      this.releasedClients.add(claimClient);
+      // Closed, not returned to the pool: it carries `synchronous_commit = off`, which must never
+      // reach the application's transactions.
+      claimClient.release(true);
+    }
     const listener = this.listener;
     this.listener = undefined;
     if (!listener) return;

@@ -39,6 +39,9 @@ interface GuardState {
 
 const guarded = new WeakSet<QueryRunner>();
 
+/** Whether this process guards any connection (then task runs need a context of their own). */
+let anyGuarded = false;
+
 /** Installs the guard on a better-sqlite3 DataSource's query runner, once, when it is idle. */
 export function guardSqliteConnection(dataSource: DataSource): void {
   const runner = dataSource.createQueryRunner(); // the driver's single runner
@@ -47,6 +50,7 @@ export function guardSqliteConnection(dataSource: DataSource): void {
   // (every enqueue and worker start makes one) installs it once the connection is idle.
   if (runner.isTransactionActive) return;
   guarded.add(runner);
+  anyGuarded = true;
 
   const state: GuardState = { owner: null, active: runner.isTransactionActive, standalone: 0, immediateNext: false, waiters: [] };
   const wakeAll = () => {
@@ -133,6 +137,10 @@ export function guardSqliteConnection(dataSource: DataSource): void {
  * inherits the context of whoever started the worker.
  */
 export function outsideTransactions<T>(fn: () => T): T {
+  // Only a guarded connection reads the context. Without one (PostgreSQL) there is nothing to
+  // leave, and the first AsyncLocalStorage.run() would turn on promise hooks for the whole
+  // process: every promise of every task would pay for them.
+  if (!anyGuarded) return fn();
   // A fresh store each time: run() with the store already current skips restoring it afterwards,
   // and an enterWith() inside would then leak into the caller's context.
   return context.run({ outside: true }, fn);

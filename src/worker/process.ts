@@ -22,7 +22,7 @@ export async function processN(taskClass: TaskClass, n: number, options?: Worker
 
 /** Runs one ready task, if any; resolves with it as it is after the attempt, or null. */
 export async function processOne<T extends BaseTaskEntity>(taskClass: TaskClass<T>, options?: WorkerOptions): Promise<T | null> {
-  const resolved = resolveOptions(taskClass, { ...options, concurrency: 1, batchSize: 1 });
+  const resolved = resolveOptions(taskClass, { ...options, concurrency: 1, batchSize: 1, prefetch: 0 });
   const worker = new Worker(taskClass, resolved, 1);
   await worker.run();
   if (worker.lastTaskId === undefined) return null;

@@ -40,6 +40,11 @@ const ABANDON_AFTER_ABORT_MS = 2_000;
 const MAX_CLAIM_BACKOFF_MS = 5_000;
 /** How often a worker with running tasks checks whether someone asked to cancel one of them. */
 const CANCEL_CHECK_MS = 500;
+/**
+ * Outcomes waiting to be written beyond this many stop further claims: slots free when run()
+ * returns, so without a bound a slow database would let finished-but-unwritten tasks pile up.
+ */
+const MAX_UNWRITTEN = 1_000;
 
 interface RunningTask {
   task: BaseTaskEntity;
@@ -51,16 +56,25 @@ interface RunningTask {
   runOver: boolean;
   /** Handed back at shutdown while run() was still going: its late outcome is ignored. */
   abandoned: boolean;
+  /** The slot this task took is free again (run() returned, or the task ended otherwise). */
+  slotFreed: boolean;
 }
 
 /**
- * The claim loop: claims ready tasks while it has free slots, runs each on the event loop, and
- * hands each outcome to the completer. It sleeps when nothing is ready, until a wake-up (a new
- * task announced, a slot freed) or the poll interval.
+ * The claim loop: claims ready tasks while it has free slots (and, with `prefetch`, a few more
+ * into a local buffer), runs each on the event loop, and hands each outcome to the completer. A
+ * slot frees as soon as run() returns: the completer writes outcomes in groups meanwhile, and the
+ * task stays held (heartbeats renew its lease) until its outcome is written. It sleeps when
+ * nothing is ready, until a wake-up (a new task announced, a slot freed) or the poll interval.
  */
 export class Worker {
   readonly id = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  /** Tasks held and started: running, or run() over and the outcome being written. */
   private readonly running = new Map<string, RunningTask>();
+  /** Slots in use: started tasks whose run() has not returned. */
+  private busySlots = 0;
+  /** Claimed tasks waiting for a slot (prefetch), in claim order. Held like running tasks. */
+  private readonly buffered = new Map<string, TaskRow>();
   private readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0 };
   /** Runs that a timeout or cancel ended but that have not settled: they still hold resources. */
   private abandonedRuns = 0;
@@ -126,7 +140,7 @@ export class Worker {
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
-      const stillRunning = (id: string) => this.running.get(id)?.finished === false;
+      const stillRunning = (id: string) => this.running.get(id)?.finished === false || this.buffered.has(id);
       maintenance.push(startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), stillRunning, this.logger));
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
@@ -158,41 +172,93 @@ export class Worker {
   }
 
   private async claimLoop(dialect: Dialect, completer: Completer, typeByKey: Map<string, TaskType>): Promise<void> {
-    const { concurrency, batchSize, queues, leaseMs, pollIntervalMs } = this.options;
+    const { concurrency, batchSize, prefetch, queues, leaseMs, pollIntervalMs } = this.options;
     const historyTypes = [...typeByKey.values()].filter((t) => t.cls.history).map((t) => t.key);
     const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes };
+    // With a buffer, claim once it is half empty rather than a task at a time as slots free.
+    const minClaim = prefetch > 0 ? Math.ceil(Math.min(batchSize, concurrency + prefetch) / 2) : 1;
+    const fill = () => this.startBuffered(typeByKey, completer);
+    this.fillSlots = fill;
+    this.dropBuffered = (ids) => this.handBackBuffered(completer, typeByKey, ids);
     let claimFailures = 0;
-    while (!this.stopRequested) {
-      const remaining = this.limit - this.claimedTotal;
-      if (remaining <= 0) return;
-      const want = Math.min(concurrency - this.running.size, batchSize, remaining);
-      if (want > 0) {
-        this.woken = false; // a wake-up from here on means: look again
-        let rows: TaskRow[];
-        try {
-          rows = await dialect.claim({ ...request, limit: want });
-          claimFailures = 0;
-        } catch (err) {
-          claimFailures++;
-          // A script (processN) should hear that the database is gone; a long-running worker waits.
-          if (this.limit !== Infinity && claimFailures > 5) throw err;
-          const delay = Math.min(MAX_CLAIM_BACKOFF_MS, 100 * 2 ** claimFailures);
-          this.logger.warn({ err, retryInMs: delay }, "claim failed; retrying");
-          await this.sleep(delay);
+    try {
+      while (!this.stopRequested) {
+        fill();
+        const remaining = this.limit - this.claimedTotal;
+        if (remaining <= 0 && this.buffered.size === 0) return;
+        const unwritten = this.running.size - this.busySlots;
+        const want = Math.min(
+          concurrency + prefetch - this.busySlots - this.buffered.size,
+          batchSize,
+          remaining,
+          MAX_UNWRITTEN - unwritten,
+        );
+        if (want > 0 && want >= Math.min(minClaim, remaining)) {
+          this.woken = false; // a wake-up from here on means: look again
+          let rows: TaskRow[];
+          try {
+            rows = await dialect.claim({ ...request, limit: want });
+            claimFailures = 0;
+          } catch (err) {
+            claimFailures++;
+            // A script (processN) should hear that the database is gone; a long-running worker waits.
+            if (this.limit !== Infinity && claimFailures > 5) throw err;
+            const delay = Math.min(MAX_CLAIM_BACKOFF_MS, 100 * 2 ** claimFailures);
+            this.logger.warn({ err, retryInMs: delay }, "claim failed; retrying");
+            await this.sleep(delay);
+            continue;
+          }
+          this.claimedTotal += rows.length;
+          for (const row of rows) this.buffered.set(String(row.id), row);
+          fill();
+          if (rows.length === want) continue; // a full batch: more may be ready
+          // Nothing more ready and nothing held that could enqueue more: processN is done.
+          if (this.limit !== Infinity && this.running.size === 0 && this.buffered.size === 0) return;
+          // Sleep until the next scheduled task is due, if that comes before the next poll; a
+          // wake-up (an enqueue, here or announced) cuts the sleep short and looks again.
+          await this.sleep(Math.min(pollIntervalMs, await this.nextDue(dialect, request)));
           continue;
         }
-        this.claimedTotal += rows.length;
-        for (const row of rows) this.start(row, typeByKey, completer);
-        if (rows.length === want) continue; // a full batch: more may be ready
-        // Nothing more ready and nothing running that could enqueue more: processN is done.
-        if (this.limit !== Infinity && this.running.size === 0) return;
-        // Sleep until the next scheduled task is due, if that comes before the next poll; a
-        // wake-up (an enqueue, here or announced) cuts the sleep short and looks again.
-        await this.sleep(Math.min(pollIntervalMs, await this.nextDue(dialect, request)));
-        continue;
+        await this.sleep(pollIntervalMs);
       }
-      await this.sleep(pollIntervalMs);
+    } finally {
+      this.fillSlots = () => {};
+      this.dropBuffered = async () => {};
+      // Tasks claimed but never started go back at once, their attempt not counted.
+      await this.handBackBuffered(completer, typeByKey);
     }
+  }
+
+  /** Starts buffered tasks in free slots, in claim order. Replaced by the claim loop while it runs. */
+  private fillSlots: () => void = () => {};
+  /** Hands back these buffered tasks (a cancel request). Replaced by the claim loop while it runs. */
+  private dropBuffered: (ids: string[]) => Promise<void> = async () => {};
+
+  private startBuffered(typeByKey: Map<string, TaskType>, completer: Completer): void {
+    while (this.busySlots < this.options.concurrency && this.buffered.size > 0 && !this.stopRequested) {
+      const [id, row] = this.buffered.entries().next().value as [string, TaskRow];
+      this.buffered.delete(id);
+      this.start(row, typeByKey, completer);
+    }
+  }
+
+  /**
+   * Claimed tasks that never started (stop, or a cancel request while buffered): back to pending
+   * with their attempt refunded. A cancel request made meanwhile wins (the task ends cancelled).
+   */
+  private async handBackBuffered(completer: Completer, typeByKey: Map<string, TaskType>, ids?: string[]): Promise<void> {
+    const rows = (ids ?? [...this.buffered.keys()]).map((id) => this.buffered.get(id)).filter((r): r is TaskRow => r !== undefined);
+    if (rows.length === 0) return;
+    for (const row of rows) this.buffered.delete(String(row.id));
+    this.claimedTotal -= rows.length; // never started: processN's limit counts them again
+    await Promise.all(
+      rows.map((row) => {
+        const history = typeByKey.get(String(row.type))?.cls.history ?? true;
+        const task = { id: String(row.id), attempts: Number(row.attempts), errors: [], constructor: { history } } as unknown as BaseTaskEntity;
+        return completer.submit(handedBack(task));
+      }),
+    );
+    this.logger.debug({ count: rows.length }, "handed back buffered tasks");
   }
 
   private async nextDue(dialect: Dialect, filter: TaskFilter): Promise<number> {
@@ -205,18 +271,23 @@ export class Worker {
     }
   }
 
-  /** Tasks this worker still holds: running, or finished and being written (not abandoned). */
+  /** Tasks this worker still holds: buffered, running, or finished and being written (not abandoned). */
   private heldTaskIds(): string[] {
-    return [...this.running.values()].filter((r) => !r.abandoned).map((r) => r.task.id);
+    return [...this.running.values()].filter((r) => !r.abandoned).map((r) => r.task.id).concat([...this.buffered.keys()]);
   }
 
   /** Aborts running tasks that someone asked to cancel (from any process). */
   private async checkCancelRequests(dialect: Dialect): Promise<void> {
     const ids = [...this.running.values()].filter((r) => !r.finished && !r.controller.signal.aborted).map((r) => r.task.id);
+    ids.push(...this.buffered.keys());
     if (ids.length === 0 || this.checkingCancels) return;
     this.checkingCancels = true;
     try {
-      for (const id of await dialect.cancelRequested(ids)) {
+      const requested = await dialect.cancelRequested(ids);
+      // A buffered task never starts: handed back, it ends cancelled (the request wins).
+      const inBuffer = requested.filter((id) => this.buffered.has(id));
+      if (inBuffer.length > 0) await this.dropBuffered(inBuffer);
+      for (const id of requested) {
         const entry = this.running.get(id);
         if (!entry || entry.controller.signal.aborted) continue;
         this.logger.info({ taskId: id }, "cancel requested: aborting the running task");
@@ -261,7 +332,7 @@ export class Worker {
       cls.executor === "thread"
         ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
         : undefined;
-    const entry: RunningTask = { task, controller, finished: false, runOver: false, abandoned: false, done: Promise.resolve() };
+    const entry: RunningTask = { task, controller, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
@@ -271,6 +342,7 @@ export class Worker {
       if (abandonedRun) this.trackAbandoned(abandonedRun, logger);
       if (entry.abandoned) return;
       entry.finished = true;
+      this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
       const status = await completer.submit(completion);
       const durationMs = Math.round(performance.now() - startedAt);
       if (status === null) {
@@ -290,9 +362,11 @@ export class Worker {
     })()
       .catch((err) => logger.error({ err }, "internal error while finishing a task"))
       .finally(() => {
+        this.freeSlot(entry);
         this.running.delete(task.id);
         this.wake();
       });
+    this.busySlots++;
     this.running.set(task.id, entry);
   }
 
@@ -321,6 +395,14 @@ export class Worker {
   private threads(): ThreadPool {
     this.threadPool ??= new ThreadPool({ size: this.options.threads, bootstrap: this.options.bootstrap! });
     return this.threadPool;
+  }
+
+  private freeSlot(entry: RunningTask): void {
+    if (entry.slotFreed) return;
+    entry.slotFreed = true;
+    this.busySlots--;
+    this.fillSlots();
+    this.wake();
   }
 
   /**
@@ -387,7 +469,7 @@ export class Worker {
         this.running.delete(id);
         this.wake();
       });
-    this.running.set(id, { task, controller: new AbortController(), done, finished: true, runOver: true, abandoned: false });
+    this.running.set(id, { task, controller: new AbortController(), done, finished: true, runOver: true, abandoned: false, slotFreed: true });
   }
 
   private onAnnounced(queues: readonly string[] | null): void {

@@ -1,0 +1,133 @@
+/**
+ * What the benchmark scenarios share: the no-op task classes, fresh databases (a SQLite file, or a
+ * new database on the benchmark PostgreSQL), and the shape of one result line.
+ */
+import "reflect-metadata";
+import { join } from "node:path";
+import { Client } from "pg";
+import { ChildEntity, Column, DataSource, Entity, PrimaryGeneratedColumn, type DataSourceOptions } from "typeorm";
+import { BaseTaskEntity, enqueueMany, ormqDataSourceOptions } from "../src";
+
+export type DatabaseName = "sqlite" | "postgres";
+
+/** A no-op task whose transitions are recorded in the history table. */
+@ChildEntity("bench_noop")
+export class Noop extends BaseTaskEntity {
+  async run() {}
+}
+
+/** The same without history (`static history = false`). */
+@ChildEntity("bench_noop_quiet")
+export class QuietNoop extends BaseTaskEntity {
+  static history = false;
+  async run() {}
+}
+
+/** A row the application writes in the same transaction as an enqueue. */
+@Entity("bench_orders")
+export class Order {
+  @PrimaryGeneratedColumn()
+  id!: number;
+  @Column({ type: "varchar", length: 64 })
+  note!: string;
+}
+
+/** One scenario's figures: printed as one JSON line and gathered for the table and RESULTS.md. */
+export interface Result {
+  scenario: string;
+  database: DatabaseName | "postgres (graphile-worker)" | "postgres (pg-boss)" | "sqlite (plainjob)";
+  /** What was measured, in words (concurrency, history, …). */
+  variant: string;
+  tasks: number;
+  tasksPerSecond?: number;
+  p50?: number;
+  p95?: number;
+  p99?: number;
+  max?: number;
+  rssMb?: number;
+  /** Share of the PL/pgSQL ceiling measured in the same run. */
+  ofCeiling?: number;
+}
+
+/** Where fresh databases come from in one run; `dropAll()` removes the PostgreSQL ones. */
+export class Databases {
+  private n = 0;
+  private readonly created: string[] = [];
+  constructor(
+    readonly dir: string,
+    readonly pgUrl: string,
+  ) {}
+
+  /** A URL (or SQLite path) of a new, empty database. */
+  async fresh(database: DatabaseName): Promise<string> {
+    this.n++;
+    if (database === "sqlite") return join(this.dir, `bench-${this.n}.sqlite`);
+    const name = `bench_${process.pid}_${this.n}`;
+    await withClient(this.pgUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+    this.created.push(name);
+    const url = new URL(this.pgUrl);
+    url.pathname = `/${name}`;
+    return url.toString();
+  }
+
+  async dropAll(): Promise<void> {
+    await withClient(this.pgUrl, async (c) => {
+      for (const name of this.created.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    });
+  }
+}
+
+/** What a scenario adds to the benchmark's DataSource. */
+export interface OpenOptions {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  entities?: Function[];
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  subscribers?: Function[];
+  /** Default true; false for a second DataSource on a database already set up. */
+  migrationsRun?: boolean;
+}
+
+/** Opens a DataSource with ormq's schema and the benchmark's entities. */
+export async function open(url: string, options: OpenOptions = {}): Promise<DataSource> {
+  const base = ormqDataSourceOptions(url);
+  const ds = new DataSource({
+    ...base,
+    entities: [...(base.entities as []), Noop, QuietNoop, Order, ...(options.entities ?? [])],
+    subscribers: [...(base.subscribers as []), ...(options.subscribers ?? [])],
+    migrationsRun: options.migrationsRun ?? true,
+    logging: false,
+  } as DataSourceOptions);
+  await ds.initialize();
+  if (options.migrationsRun !== false) await ds.synchronize();
+  return ds;
+}
+
+export async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Enqueues `count` tasks of `cls` with enqueueMany, 50,000 at a time. */
+export async function fill(ds: DataSource, cls: typeof Noop | typeof QuietNoop, count: number): Promise<void> {
+  for (let i = 0; i < count; i += 50_000) {
+    await enqueueMany(Array.from({ length: Math.min(50_000, count - i) }, () => cls.create({})), { dataSource: ds });
+  }
+  // Fresh statistics, as a long-lived queue table would have from autovacuum.
+  if (ds.options.type === "postgres") await ds.query(`VACUUM ANALYZE ormq_tasks`);
+}
+
+/** The value at percentile `p` of sorted numbers, rounded to 0.01. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const v = sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return Math.round(v * 100) / 100;
+}
+
+export function rate(count: number, ms: number): number {
+  return Math.round(count / (ms / 1000));
+}

@@ -1,0 +1,118 @@
+/** Writes bench/RESULTS.md: the machine, the versions, every figure, and the targets of issue 6. */
+import Database from "better-sqlite3";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import { withClient, type Result } from "./common";
+import { RECOMMENDED } from "./scenarios/drain";
+
+interface Target {
+  what: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+export async function writeResults(path: string, results: Result[], run: { tasks: number; pgUrl?: string; loadAtStart: number }): Promise<void> {
+  const pgVersion = run.pgUrl ? await withClient(run.pgUrl, async (c) => (await c.query(`SHOW server_version`)).rows[0].server_version as string) : "not run";
+  const memory = new Database(":memory:");
+  const sqliteVersion = (memory.prepare(`SELECT sqlite_version() AS v`).get() as { v: string }).v;
+  memory.close();
+  const cpu = cpus();
+  const lines = [
+    "# ormq benchmark results",
+    "",
+    "Written by `npm run bench` (bench/run.ts). Figures from one run; machines like this are noisy,",
+    "so compare figures within this file, not with another machine's.",
+    "",
+    `- machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM`,
+    `- node ${process.version}, PostgreSQL ${pgVersion} (same host, fsync and synchronous_commit on), SQLite ${sqliteVersion} (WAL, synchronous NORMAL)`,
+    `- drain size ${run.tasks} no-op tasks; one worker process; recommended settings: concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}`,
+    `- run at ${new Date().toISOString()}; load average (1 min) ${run.loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (above the core count, other work shared the machine)`,
+    "",
+    "## Targets (issue 6)",
+    "",
+    "| target | goal | measured | met |",
+    "| --- | --- | --- | --- |",
+    ...targets(results).map((t) => `| ${t.what} | ${t.goal} | ${t.measured} | ${t.met === null ? "not measured" : t.met ? "yes" : "**no**"} |`),
+    "",
+    "## Figures",
+    "",
+    "| scenario | database | variant | tasks | tasks/s | of ceiling | p50 ms | p95 ms | p99 ms | max ms | peak RSS MB |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...results.map((r) =>
+      [r.scenario, r.database, r.variant, r.tasks, r.tasksPerSecond, r.ofCeiling, r.p50, r.p95, r.p99, r.max, r.rssMb]
+        .map((v) => (v === undefined ? "" : typeof v === "number" ? v.toLocaleString("en-US") : v))
+        .join(" | ")
+        .replace(/^/, "| ")
+        .replace(/$/, " |"),
+    ),
+    "",
+  ];
+  // The hand-written part: what each change bought, and what limits the rest.
+  const notes = join(__dirname, "..", "..", "bench", "FINDINGS.md");
+  if (existsSync(notes)) lines.push(readFileSync(notes, "utf8"));
+  writeFileSync(path, lines.join("\n"));
+}
+
+function find(results: Result[], scenario: string, database: string, variant?: (v: string) => boolean, tasks?: number): Result | undefined {
+  return results.find((r) => r.scenario === scenario && r.database === database && (!variant || variant(r.variant)) && (tasks === undefined || r.tasks === tasks));
+}
+
+function targets(results: Result[]): Target[] {
+  const recommended = (v: string) => v.startsWith(`concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}, history on`);
+  // The head-to-head medians (alternating runs) when present, else the single runs.
+  const pgDrain = find(results, "head-to-head", "postgres") ?? find(results, "drain", "postgres", recommended);
+  const graphile = find(results, "head-to-head", "postgres (graphile-worker)");
+  const sqliteDrain = find(results, "head-to-head", "sqlite") ?? find(results, "drain", "sqlite", recommended);
+  const plain = find(results, "head-to-head", "sqlite (plainjob)");
+  const out: Target[] = [];
+  const ratio = (a?: number, b?: number) => (a && b ? Math.round((a / b) * 100) / 100 : undefined);
+  const pgRatio = ratio(pgDrain?.tasksPerSecond, graphile?.tasksPerSecond);
+  out.push({
+    what: "PostgreSQL drain vs graphile-worker 0.18 batched (concurrency 10, local queue 500), medians of alternating runs",
+    goal: "≥ 1.25x",
+    measured: pgRatio === undefined ? "" : `${pgRatio}x (${pgDrain!.tasksPerSecond} vs ${graphile!.tasksPerSecond} tasks/s)`,
+    met: pgRatio === undefined ? null : pgRatio >= 1.25,
+  });
+  for (const database of ["postgres", "sqlite"]) {
+    const backlog = results.filter((r) => r.scenario === "backlog" && r.database === database).sort((a, b) => a.tasks - b.tasks);
+    const small = backlog[0];
+    const big = backlog[1];
+    const kept = ratio(big?.tasksPerSecond, small?.tasksPerSecond);
+    out.push({
+      what: `${database}: drain at ${big?.tasks ?? "10x"} queued vs at ${small?.tasks ?? "1x"}`,
+      goal: "≥ 0.7",
+      measured: kept === undefined ? "" : `${kept} (${big!.tasksPerSecond} vs ${small!.tasksPerSecond} tasks/s)`,
+      met: kept === undefined ? null : kept >= 0.7,
+    });
+  }
+  const pgLatency = find(results, "latency", "postgres", (v) => v.includes("worker's process"));
+  const pgLatencyOther = find(results, "latency", "postgres", (v) => v.includes("another connection"));
+  for (const l of [pgLatency, pgLatencyOther]) {
+    out.push({
+      what: `PostgreSQL latency, ${l?.variant ?? "commit → run() start"}`,
+      goal: "p50 ≤ 1.5 ms, p99 ≤ 5 ms",
+      measured: l ? `p50 ${l.p50} ms, p99 ${l.p99} ms` : "",
+      met: l ? l.p50! <= 1.5 && l.p99! <= 5 : null,
+    });
+  }
+  const sqLatency = find(results, "latency", "sqlite");
+  out.push({ what: "SQLite latency within one process", goal: "p50 ≤ 1 ms", measured: sqLatency ? `p50 ${sqLatency.p50} ms, p99 ${sqLatency.p99} ms` : "", met: sqLatency ? sqLatency.p50! <= 1 : null });
+  for (const database of ["postgres", "sqlite"]) {
+    const s = find(results, "scheduled", database);
+    out.push({ what: `${database}: scheduled lateness`, goal: "p95 ≤ 50 ms", measured: s ? `p50 ${s.p50} ms, p95 ${s.p95} ms` : "", met: s ? s.p95! <= 50 : null });
+  }
+  const sqRatio = ratio(sqliteDrain?.tasksPerSecond, plain?.tasksPerSecond);
+  out.push({
+    what: "SQLite drain vs plainjob 0.0.14, medians of alternating runs",
+    goal: "≥ 2x",
+    measured: sqRatio === undefined ? "" : `${sqRatio}x (${sqliteDrain!.tasksPerSecond} vs ${plain!.tasksPerSecond} tasks/s)`,
+    met: sqRatio === undefined ? null : sqRatio >= 2,
+  });
+  for (const database of ["postgres", "sqlite"]) {
+    const e = find(results, "enqueue", database, (v) => v.startsWith("enqueueMany([...]), history on"));
+    out.push({ what: `${database}: bulk enqueue (enqueueMany, history on)`, goal: "≥ 50,000 tasks/s", measured: e ? `${e.tasksPerSecond} tasks/s` : "", met: e ? e.tasksPerSecond! >= 50_000 : null });
+  }
+  return out;
+}

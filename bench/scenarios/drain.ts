@@ -1,0 +1,69 @@
+/**
+ * Drain: N no-op tasks already queued, one worker in this process, tasks/s until the queue is
+ * empty. The backlog-growth scenario is the same at larger N. Memory: the same drain in a child
+ * process that reports its peak RSS.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import pino from "pino";
+import { processN } from "../../src";
+import { Databases, fill, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
+
+/** The worker settings the README recommends for many short tasks (ORMQ_BENCH_PREFETCH overrides). */
+export const RECOMMENDED = { concurrency: 50, prefetch: Number(process.env.ORMQ_BENCH_PREFETCH ?? 450) };
+
+export interface DrainSettings {
+  concurrency: number;
+  history: boolean;
+  /** Default: RECOMMENDED.prefetch. */
+  prefetch?: number;
+}
+
+export async function drain(databases: Databases, database: DatabaseName, tasks: number, settings: DrainSettings, scenario = "drain"): Promise<Result> {
+  const ds = await open(await databases.fresh(database));
+  try {
+    const cls = settings.history ? Noop : QuietNoop;
+    await fill(ds, cls, tasks);
+    const prefetch = settings.prefetch ?? RECOMMENDED.prefetch;
+    const t0 = performance.now();
+    const summary = await processN(cls, tasks, { dataSource: ds, concurrency: settings.concurrency, prefetch, logger: pino({ level: "warn" }) });
+    const ms = performance.now() - t0;
+    if (summary.succeeded !== tasks) throw new Error(`drain: ${summary.succeeded} of ${tasks} tasks succeeded`);
+    return {
+      scenario,
+      database,
+      variant: `concurrency ${settings.concurrency}, prefetch ${prefetch}, history ${settings.history ? "on" : "off"}`,
+      tasks,
+      tasksPerSecond: rate(tasks, ms),
+    };
+  } finally {
+    await ds.destroy();
+  }
+}
+
+/** Peak RSS of a worker process draining `tasks` at the recommended settings. */
+export async function memory(databases: Databases, database: DatabaseName, tasks: number): Promise<Result> {
+  const url = await databases.fresh(database);
+  const ds = await open(url);
+  try {
+    await fill(ds, Noop, tasks);
+  } finally {
+    await ds.destroy();
+  }
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [join(__dirname, "..", "rssWorker.js"), url, String(tasks)], { stdio: ["ignore", "pipe", "inherit"] });
+    let text = "";
+    child.stdout.on("data", (d) => (text += d));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`rss worker exited with ${code}`))));
+  });
+  const { maxRssKb, ms } = JSON.parse(out) as { maxRssKb: number; ms: number };
+  return {
+    scenario: "memory",
+    database,
+    variant: `peak RSS of a worker process, concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}`,
+    tasks,
+    rssMb: Math.round(maxRssKb / 1024),
+    tasksPerSecond: rate(tasks, ms),
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * The same drain with other queues, side by side: graphile-worker 0.18 with its batching (local
+ * queue of 500, batched completion) on PostgreSQL, and plainjob 0.0.14 on SQLite.
+ */
+import Database from "better-sqlite3";
+import { rate, withClient, type Databases, type Result } from "../common";
+
+export async function graphileWorker(databases: Databases, tasks: number, concurrency: number): Promise<Result> {
+  const url = await databases.fresh("postgres");
+  const gw = await import("graphile-worker");
+  await gw.runMigrations({ connectionString: url, logger: quietGraphileLogger(gw) });
+  await withClient(url, (c) => c.query(`SELECT graphile_worker.add_job('noop', '{}'::json) FROM generate_series(1, $1)`, [tasks]));
+  await withClient(url, (c) => c.query(`VACUUM ANALYZE`));
+  let done = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const t0 = performance.now();
+  const runner = await gw.run({
+    connectionString: url,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 1_000,
+    logger: quietGraphileLogger(gw),
+    taskList: {
+      noop: async () => {
+        if (++done === tasks) finish();
+      },
+    },
+    preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+  });
+  await finished;
+  // Done means completed in the database too: wait for the batched completions to land.
+  await withClient(url, async (c) => {
+    for (;;) {
+      const { rows } = await c.query(`SELECT count(*)::int AS n FROM graphile_worker.jobs`);
+      if (rows[0].n === 0) return;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  });
+  const ms = performance.now() - t0;
+  await runner.stop();
+  return {
+    scenario: "drain",
+    database: "postgres (graphile-worker)",
+    variant: `graphile-worker 0.18, concurrency ${concurrency}, localQueue 500, completeJobBatchDelay 0`,
+    tasks,
+    tasksPerSecond: rate(tasks, ms),
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function quietGraphileLogger(gw: any) {
+  return new gw.Logger(() => () => {});
+}
+
+export async function plainjob(databases: Databases, tasks: number): Promise<Result> {
+  const file = await databases.fresh("sqlite");
+  const pj = await import("plainjob");
+  const connection = pj.better(new Database(file));
+  const queue = pj.defineQueue({ connection, logger: silent });
+  for (let i = 0; i < tasks; i += 1_000) queue.addMany("noop", Array.from({ length: Math.min(1_000, tasks - i) }, () => ({})));
+  let done = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const worker = pj.defineWorker(
+    "noop",
+    async () => {
+      if (++done === tasks) finish();
+    },
+    { queue, pollIntervall: 10, logger: silent },
+  );
+  const t0 = performance.now();
+  void worker.start();
+  await finished;
+  const ms = performance.now() - t0;
+  await worker.stop();
+  queue.close();
+  return { scenario: "drain", database: "sqlite (plainjob)", variant: "plainjob 0.0.14, one job at a time (its only mode)", tasks, tasksPerSecond: rate(tasks, ms) };
+}
+
+const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };

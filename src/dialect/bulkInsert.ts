@@ -1,0 +1,113 @@
+import type { QueryRunner } from "typeorm";
+import { dialectOf } from "./index";
+
+/**
+ * Bind-parameter limits per statement: SQLite's SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32)
+ * and PostgreSQL's protocol limit (65,535). A multi-row INSERT is cut into statements that stay
+ * under them.
+ */
+const MAX_PARAMETERS = { sqlite: 32_766, postgres: 65_535 } as const;
+/** Larger statements buy nothing measurable and make one round trip hold locks longer. */
+const MAX_ROWS_PER_STATEMENT = 2_000;
+
+/**
+ * Inserts `rows` (values in `columns` order, already converted for the driver) into `table` with
+ * multi-row INSERTs on `runner`, and returns the value of `returning` for each row, in order.
+ *
+ * Order: both databases insert a VALUES list in the order written and RETURNING reports the rows in
+ * that order (PostgreSQL for a plain VALUES list, SQLite for its row-at-a-time insert). The caller
+ * checks that the generated ids increase, as they must if that holds.
+ */
+export async function bulkInsert(
+  runner: QueryRunner,
+  table: string,
+  columns: readonly string[],
+  rows: readonly unknown[][],
+  returning: string | null,
+): Promise<unknown[]> {
+  if (rows.length === 0) return [];
+  const dialect = dialectOf(runner.connection);
+  if (dialect === "postgres") {
+    const types = await columnTypes(runner, table);
+    // One array per column, unnested: a statement of fixed size, parsed and planned once however
+    // many rows it carries, where a VALUES list of thousands of rows costs more to parse and plan
+    // than to insert. An array-typed column would be flattened by unnest: VALUES then.
+    if (columns.every((c) => types.get(c) !== undefined && !types.get(c)!.endsWith("]"))) {
+      return unnestInsert(runner, table, columns, rows, returning, types);
+    }
+  }
+  const escape = (name: string) => runner.connection.driver.escape(name);
+  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_PARAMETERS[dialect] / columns.length)));
+  const head = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) VALUES `;
+  const tail = returning ? ` RETURNING ${escape(returning)}` : "";
+  const out: unknown[] = [];
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const chunk = rows.slice(start, start + perStatement);
+    const params: unknown[] = [];
+    const tuples: string[] = [];
+    for (const row of chunk) {
+      const marks: string[] = [];
+      for (const value of row) {
+        params.push(value);
+        // PostgreSQL numbers its parameters; SQLite takes `?` in order.
+        marks.push(dialect === "postgres" ? `$${params.length}` : "?");
+      }
+      tuples.push(`(${marks.join(", ")})`);
+    }
+    const result: unknown = await runner.query(head + tuples.join(", ") + tail, params);
+    if (!returning) continue;
+    const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
+    if (returned.length !== chunk.length) throw new Error(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
+    for (const r of returned) out.push(r[returning]);
+  }
+  return out;
+}
+
+/** Rows per unnest statement: large, but each array stays well below PostgreSQL's 1 GB value limit. */
+const MAX_ROWS_PER_UNNEST = 10_000;
+
+async function unnestInsert(
+  runner: QueryRunner,
+  table: string,
+  columns: readonly string[],
+  rows: readonly unknown[][],
+  returning: string | null,
+  types: Map<string, string>,
+): Promise<unknown[]> {
+  const escape = (name: string) => runner.connection.driver.escape(name);
+  const arrays = columns.map((c, i) => `$${i + 1}::${types.get(c)}[]`).join(", ");
+  const sql =
+    `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT * FROM unnest(${arrays})` +
+    (returning ? ` RETURNING ${escape(returning)}` : "");
+  const out: unknown[] = [];
+  for (let start = 0; start < rows.length; start += MAX_ROWS_PER_UNNEST) {
+    const chunk = rows.slice(start, start + MAX_ROWS_PER_UNNEST);
+    const params = columns.map((_, i) => chunk.map((row) => row[i]));
+    const result: unknown = await runner.query(sql, params);
+    if (!returning) continue;
+    const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
+    if (returned.length !== chunk.length) throw new Error(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
+    for (const r of returned) out.push(r[returning]);
+  }
+  return out;
+}
+
+const typeCache = new WeakMap<object, Map<string, Map<string, string>>>();
+
+/** The SQL type of each column of `table` (PostgreSQL), read once per DataSource and table. */
+async function columnTypes(runner: QueryRunner, table: string): Promise<Map<string, string>> {
+  let byTable = typeCache.get(runner.connection);
+  if (!byTable) typeCache.set(runner.connection, (byTable = new Map()));
+  let types = byTable.get(table);
+  if (!types) {
+    const rows = (await runner.query(
+      // Without the type modifier: an explicit cast to varchar(255) would truncate a longer value
+      // silently, where inserting it into the column refuses it, as the VALUES path does.
+      `SELECT attname AS name, format_type(atttypid, NULL) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+      [table],
+    )) as { name: string; type: string }[];
+    types = new Map(rows.map((r) => [r.name, r.type]));
+    byTable.set(table, types);
+  }
+  return types;
+}

@@ -1,0 +1,137 @@
+import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
+import { BaseTaskEntity } from "../entities/BaseTaskEntity";
+import { TaskEventEntity } from "../entities/TaskEventEntity";
+import { databaseNow } from "./clock";
+import { bulkInsert } from "./dialect/bulkInsert";
+import { TaskDefinitionError } from "./errors";
+import { TaskRegistry } from "./registry";
+import { announceInserted, applyDefaults } from "./subscriber";
+import { checkTaskFields, validateTask } from "./validation";
+import { resolveDataSource } from "./worker/options";
+
+/** Options of `enqueueMany`. */
+export interface EnqueueManyOptions {
+  /** The DataSource to write to. Default: the manager's, else the one the task classes are bound to. */
+  dataSource?: DataSource;
+  /**
+   * Write inside this manager's open transaction (`dataSource.transaction(async (manager) => …)`):
+   * the tasks commit or roll back with the application's own writes, and are announced at its
+   * commit. Without it, enqueueMany runs its own transaction.
+   */
+  manager?: EntityManager;
+}
+
+/**
+ * Enqueues many tasks at once with multi-row INSERTs: the fast path for bulk enqueue, tens of
+ * thousands of tasks a second where `save([...])` manages a few thousand.
+ *
+ * It applies what `save()` applies (the class's defaults, `delay()` and `runAt` on the database's
+ * clock, field checks and class-validator constraints, the "enqueued" history event, the wake-up
+ * of workers), all tasks or none: every task is checked before anything is written, and the
+ * writes share one transaction. The instances get their `id` and defaults, like after `save()`,
+ * and the ids are returned in the order given. TypeORM's own entity listeners and subscribers are
+ * not called (no `save()` happens): use `save()` for tasks that rely on them.
+ *
+ * Tasks may be of different classes; each must be an instance of its task class
+ * (`SendEmail.create({...})`), not a plain object, and not saved before.
+ */
+export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: EnqueueManyOptions = {}): Promise<string[]> {
+  if (tasks.length === 0) return [];
+  const first = tasks[0] as unknown as { constructor: typeof BaseTaskEntity };
+  const dataSource = options.dataSource ?? options.manager?.connection ?? resolveDataSource(first.constructor);
+  TaskRegistry.for(dataSource); // a badly declared task class fails here, with its name
+  const byClass = new Map<EntityMetadata, number[]>();
+  for (let i = 0; i < tasks.length; i++) {
+    const metadata = metadataOf(dataSource, tasks[i], i);
+    let positions = byClass.get(metadata);
+    if (!positions) byClass.set(metadata, (positions = []));
+    positions.push(i);
+  }
+  const write = async (runner: QueryRunner) => {
+    const now = await databaseNow(dataSource, runner);
+    // Everything is checked before the first row is written.
+    for (const [metadata, positions] of byClass) {
+      const cls = metadata.target as typeof BaseTaskEntity;
+      for (const i of positions) {
+        const task = tasks[i] as unknown as ObjectLiteral;
+        applyDefaults(task, cls, now);
+        checkTaskFields(task, cls.name);
+        await validateTask(task, cls, String(metadata.discriminatorValue));
+      }
+    }
+    const table = escapedTable(dataSource, dataSource.getMetadata(BaseTaskEntity));
+    const events: unknown[][] = [];
+    const queues = new Set<string>();
+    for (const [metadata, positions] of byClass) {
+      const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
+      const rows = positions.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
+      const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id");
+      const history = (metadata.target as typeof BaseTaskEntity).history;
+      checkIncreasing(returned);
+      positions.forEach((i, n) => {
+        const task = tasks[i];
+        task.id = String(returned[n]);
+        queues.add(task.queue);
+        if (history) events.push([task.id, "enqueued", task.createdAt.getTime(), null, 0, null]);
+      });
+    }
+    if (events.length > 0) {
+      const eventTable = escapedTable(dataSource, dataSource.getMetadata(TaskEventEntity));
+      await bulkInsert(runner, eventTable, ["task_id", "kind", "at", "worker", "attempt", "error"], events, null);
+    }
+    // A NOTIFY inside the transaction (delivered at its commit) and this process's wake-up.
+    announceInserted(runner, queues);
+    return tasks.map((t) => t.id);
+  };
+  const outer = options.manager?.queryRunner;
+  if (outer?.isTransactionActive) return write(outer);
+  return dataSource.transaction((manager) => write(manager.queryRunner!));
+}
+
+function metadataOf(dataSource: DataSource, task: unknown, index: number): EntityMetadata {
+  const cls = (task as { constructor?: unknown } | null)?.constructor;
+  if (!(task instanceof BaseTaskEntity) || cls === BaseTaskEntity || typeof cls !== "function") {
+    throw new TaskDefinitionError(`enqueueMany: item ${index} is not an instance of a task class (use SomeTask.create({...}))`);
+  }
+  if (task.id !== undefined && task.id !== null) {
+    throw new TaskDefinitionError(`enqueueMany: item ${index} (${cls.name}) was already saved (id ${task.id})`);
+  }
+  if (!dataSource.hasMetadata(cls)) {
+    throw new TaskDefinitionError(`enqueueMany: ${cls.name} is not among this DataSource's entities`);
+  }
+  return dataSource.getMetadata(cls);
+}
+
+/** A column's value as save() would write it: transformer, then the driver's conversion. */
+function persistentValue(dataSource: DataSource, metadata: EntityMetadata, column: EntityMetadata["columns"][number], task: BaseTaskEntity): unknown {
+  if (column.isDiscriminator) return metadata.discriminatorValue;
+  let value = column.getEntityValue(task, true);
+  if (value === undefined) {
+    // A multi-row INSERT names every column in every row: an unset column gets its declared
+    // default here. A default that is SQL (a function) cannot be written this way.
+    if (typeof column.default === "function") {
+      throw new TaskDefinitionError(`enqueueMany: ${metadata.name}.${column.propertyName} is unset and its default is SQL; set it, or use save()`);
+    }
+    value = column.default ?? null;
+    return value;
+  }
+  return dataSource.driver.preparePersistentValue(value, column) ?? null;
+}
+
+function escapedTable(dataSource: DataSource, metadata: EntityMetadata): string {
+  return [metadata.schema, metadata.tableName]
+    .filter((part): part is string => !!part)
+    .map((part) => dataSource.driver.escape(part))
+    .join(".");
+}
+
+/**
+ * Ids are matched to tasks by position. A sequence (or SQLite's rowid) hands out increasing ids
+ * within one transaction's statements in row order, so increasing ids confirm the rows came back
+ * in the order written; anything else rolls the whole enqueue back rather than mislabel a task.
+ */
+function checkIncreasing(ids: readonly unknown[]): void {
+  for (let i = 1; i < ids.length; i++) {
+    if (BigInt(String(ids[i])) <= BigInt(String(ids[i - 1]))) throw new Error("enqueueMany: the database returned ids out of order");
+  }
+}

@@ -1,0 +1,56 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * A smoke run of the benchmark (dist/bench/run.js, built by `npm test`): a few hundred tasks, a few
+ * scenarios, on the test PostgreSQL. It checks only that the run works and that its output is
+ * well formed: benchmarks are not tests, and nothing here looks at a timing.
+ */
+describe("benchmark smoke run", () => {
+  it("emits one well-formed JSON line per result and writes a results file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ormq-bench-smoke-"));
+    const resultsFile = join(dir, "RESULTS.md");
+    try {
+      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [join(__dirname, "..", "dist", "bench", "run.js"), "--only", "enqueue,drain,latency,ceiling"], {
+          env: {
+            ...process.env,
+            ORMQ_BENCH_PG_URL: process.env.ORMQ_TEST_PG_URL,
+            ORMQ_BENCH_TASKS: "300",
+            ORMQ_BENCH_SAMPLES: "10",
+            ORMQ_BENCH_RESULTS: resultsFile,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (err += d));
+        child.on("error", reject);
+        child.on("exit", (c) => resolve({ code: c, stdout: out, stderr: err }));
+      });
+      expect({ code, stderr: code === 0 ? "" : stderr }).toEqual({ code: 0, stderr: "" });
+      const results = stdout
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const seen = new Set(results.map((r) => `${r.scenario}/${r.database}`));
+      for (const key of ["enqueue/sqlite", "enqueue/postgres", "drain/sqlite", "drain/postgres", "latency/sqlite", "latency/postgres", "ceiling/postgres"]) {
+        expect(seen).toContain(key);
+      }
+      for (const r of results) {
+        expect(r).toEqual(expect.objectContaining({ benchmark: "ormq", scenario: expect.any(String), database: expect.any(String), variant: expect.any(String), tasks: expect.any(Number) }));
+        const figures = ["tasksPerSecond", "p50", "p95", "p99"].filter((k) => k in r).map((k) => r[k]);
+        expect(figures.length).toBeGreaterThan(0);
+        for (const f of figures) expect(Number.isFinite(f)).toBe(true);
+      }
+      const written = readFileSync(resultsFile, "utf8");
+      expect(written).toContain("# ormq benchmark results");
+      expect(written).toContain("| scenario | database |");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});

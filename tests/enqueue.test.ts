@@ -1,0 +1,105 @@
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity, enqueueMany, InvalidOptionError, processForever, TaskDefinitionError, TaskValidationError } from "../src";
+import { QuietTask, RecordRun, RunLog, SendEmail, ValidatedEmail, testEntities } from "./fixtures/tasks";
+import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { until } from "./support/helpers";
+
+describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_task_events`);
+    await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM test_runs`);
+  });
+
+  const taskCount = async () => Number((await ds.query(`SELECT COUNT(*) AS n FROM ormq_tasks`))[0].n);
+
+  it("inserts many tasks of several classes with save()'s defaults, and returns their ids in order", async () => {
+    // More rows than fit in one statement under the bind-parameter limit.
+    const tasks: BaseTaskEntity[] = Array.from({ length: 5_000 }, (_, i) =>
+      i % 2 === 0 ? SendEmail.create({ to: `user${i}@example.com` }) : RecordRun.create({ label: `r${i}` }),
+    );
+    tasks[10].withPriority(7).onQueue("urgent");
+    tasks[11].delay(60_000);
+    const before = Date.now();
+    const ids = await enqueueMany(tasks, { dataSource: ds });
+    expect(ids).toHaveLength(5_000);
+    expect(ids).toEqual(tasks.map((t) => t.id));
+    expect(new Set(ids).size).toBe(5_000);
+    expect(await taskCount()).toBe(5_000);
+    const email = (await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: ids[0] })) as SendEmail;
+    expect(email).toBeInstanceOf(SendEmail);
+    expect(email).toMatchObject({ to: "user0@example.com", queue: "emails", maxAttempts: 3, status: "pending", attempts: 0, priority: 0 });
+    expect(Math.abs(email.runAt.getTime() - before)).toBeLessThan(5_000);
+    const record = (await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: ids[1] })) as RecordRun;
+    expect(record).toBeInstanceOf(RecordRun);
+    expect(record).toMatchObject({ label: "r1", queue: "records", maxAttempts: 5 });
+    expect(await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: ids[10] })).toMatchObject({ priority: 7, queue: "urgent" });
+    const delayed = await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: ids[11] });
+    expect(delayed.runAt.getTime() - delayed.createdAt.getTime()).toBe(60_000);
+    const events = await ds.query(`SELECT COUNT(*) AS n FROM ormq_task_events WHERE kind = 'enqueued'`);
+    expect(Number(events[0].n)).toBe(5_000);
+  });
+
+  it("writes no history for a class that turned it off", async () => {
+    await enqueueMany([QuietTask.create({}), RecordRun.create({})], { dataSource: ds });
+    const events = await ds.query(`SELECT COUNT(*) AS n FROM ormq_task_events`);
+    expect(Number(events[0].n)).toBe(1);
+  });
+
+  it("rejects bad input before writing anything", async () => {
+    const good = () => Array.from({ length: 3_000 }, () => RecordRun.create({}));
+    const badQueue = good();
+    (badQueue[2_500] as { queue: string }).queue = "no spaces allowed";
+    await expect(enqueueMany(badQueue, { dataSource: ds })).rejects.toThrow(InvalidOptionError);
+    const invalid = [...good(), ValidatedEmail.create({ address: "not an email", subject: "hello" })];
+    await expect(enqueueMany(invalid, { dataSource: ds })).rejects.toThrow(TaskValidationError);
+    const plain = [...good(), { label: "plain object" } as unknown as BaseTaskEntity];
+    await expect(enqueueMany(plain, { dataSource: ds })).rejects.toThrow(TaskDefinitionError);
+    const saved = await ds.getRepository(RecordRun).save(RecordRun.create({}));
+    await expect(enqueueMany([...good(), saved], { dataSource: ds })).rejects.toThrow(/already saved/);
+    expect(await taskCount()).toBe(1);
+  });
+
+  if (dialect === "postgres") {
+    it("a row the database refuses in a later statement rolls back the earlier ones", async () => {
+      const tasks = Array.from({ length: 12_000 }, () => RecordRun.create({}));
+      tasks[11_500].label = "x".repeat(300); // varchar(255): refused, not truncated
+      await expect(enqueueMany(tasks, { dataSource: ds })).rejects.toThrow(/too long/);
+      expect(await taskCount()).toBe(0);
+    });
+  }
+
+  it("joins the application's transaction: commits and rolls back with its own writes", async () => {
+    await expect(
+      ds.transaction(async (manager) => {
+        await manager.insert(RunLog, { taskId: "app", worker: "app", attempt: 0 });
+        await enqueueMany([RecordRun.create({}), RecordRun.create({})], { manager });
+        throw new Error("the application changes its mind");
+      }),
+    ).rejects.toThrow(/changes its mind/);
+    expect(await taskCount()).toBe(0);
+    expect(await ds.getRepository(RunLog).count()).toBe(0);
+    await ds.transaction(async (manager) => {
+      await manager.insert(RunLog, { taskId: "app", worker: "app", attempt: 0 });
+      await enqueueMany([RecordRun.create({}), RecordRun.create({})], { manager });
+    });
+    expect(await taskCount()).toBe(2);
+    expect(await ds.getRepository(RunLog).count()).toBe(1);
+  });
+
+  it("wakes an idle worker when it commits", async () => {
+    const controller = new AbortController();
+    const worker = processForever(RecordRun, { dataSource: ds, pollIntervalMs: 600_000, signal: controller.signal, logger: memoryLogger().logger });
+    try {
+      await ds.getRepository(RecordRun).save(RecordRun.create({ label: "first" }));
+      await until("first task ran", async () => (await ds.getRepository(RunLog).count()) === 1);
+      await enqueueMany([RecordRun.create({ label: "second" }), RecordRun.create({ label: "third" })], { dataSource: ds });
+      await until("enqueued tasks ran after a wake-up", async () => (await ds.getRepository(RunLog).count()) === 3, 5_000);
+    } finally {
+      controller.abort();
+      await worker;
+    }
+  });
+});

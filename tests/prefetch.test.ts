@@ -1,0 +1,122 @@
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity, cancelTask, processForever, processN, type ProcessSummary } from "../src";
+import { createDialect, type Completion } from "../src/dialect";
+import { GateTask, RecordRun, RunLog, testEntities } from "./fixtures/tasks";
+import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { until } from "./support/helpers";
+
+/** Buffered (prefetched) tasks, slots that free before the outcome is written, and group completion. */
+describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_task_events`);
+    await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM test_runs`);
+    GateTask.reset();
+  });
+
+  function startWorker(cls: typeof BaseTaskEntity, options: Record<string, unknown>) {
+    const controller = new AbortController();
+    const log = memoryLogger();
+    const done: Promise<ProcessSummary> = processForever(cls, { dataSource: ds, logger: log.logger, signal: controller.signal, ...options });
+    return { done, log, stop: () => (controller.abort(), done) };
+  }
+
+  const rows = async () =>
+    (await ds.query(`SELECT id, status, attempts, locked_by, locked_until FROM ormq_tasks ORDER BY id`)) as {
+      id: unknown;
+      status: string;
+      attempts: number;
+      locked_by: string | null;
+      locked_until: unknown;
+    }[];
+
+  it("hands buffered tasks back at shutdown without using an attempt", async () => {
+    await ds.getRepository(GateTask).save(Array.from({ length: 5 }, () => GateTask.create({})));
+    const worker = startWorker(GateTask, { concurrency: 1, prefetch: 3 });
+    await until("one running, three buffered", async () => GateTask.started.length === 1 && (await rows()).filter((r) => r.status === "running").length === 4);
+    const stopped = worker.stop();
+    GateTask.release!();
+    expect(await stopped).toMatchObject({ succeeded: 1, processed: 1 });
+    const after = await rows();
+    expect(after.filter((r) => r.status === "succeeded").map((r) => String(r.id))).toEqual(GateTask.started);
+    const back = after.filter((r) => r.status === "pending");
+    expect(back).toHaveLength(4);
+    for (const r of back) expect(r).toMatchObject({ attempts: 0, locked_by: null });
+    const events = (await ds.query(`SELECT kind FROM ormq_task_events WHERE kind = 'handed_back'`)) as unknown[];
+    expect(events).toHaveLength(3);
+  });
+
+  it("renews the lease of buffered tasks with its heartbeat", async () => {
+    await ds.getRepository(GateTask).save(Array.from({ length: 3 }, () => GateTask.create({})));
+    const worker = startWorker(GateTask, { concurrency: 1, prefetch: 2, leaseMs: 2_000, heartbeatIntervalMs: 100 });
+    try {
+      await until("one running, two buffered", async () => GateTask.started.length === 1 && (await rows()).filter((r) => r.status === "running").length === 3);
+      const buffered = (await rows()).filter((r) => r.status === "running" && !GateTask.started.includes(String(r.id)));
+      expect(buffered).toHaveLength(2);
+      const first = new Map(buffered.map((r) => [String(r.id), Number(r.locked_until)]));
+      await until("buffered leases renewed", async () =>
+        (await rows()).filter((r) => first.has(String(r.id)) && Number(r.locked_until) > first.get(String(r.id))!).length === 2,
+      );
+    } finally {
+      GateTask.release!();
+      await worker.stop();
+    }
+  });
+
+  it("a cancel request wins over a buffered task: it ends cancelled without running", async () => {
+    const tasks = await ds.getRepository(GateTask).save(Array.from({ length: 2 }, () => GateTask.create({})));
+    const worker = startWorker(GateTask, { concurrency: 1, prefetch: 1 });
+    try {
+      await until("one running, one buffered", async () => GateTask.started.length === 1 && (await rows()).filter((r) => r.status === "running").length === 2);
+      const waiting = tasks.find((t) => !GateTask.started.includes(t.id))!;
+      await cancelTask(waiting.id, { dataSource: ds });
+      await until("buffered task cancelled", async () => (await rows()).some((r) => String(r.id) === waiting.id && r.status === "cancelled"));
+      expect(GateTask.started).not.toContain(waiting.id);
+    } finally {
+      GateTask.release!();
+      await worker.stop();
+    }
+  });
+
+  it("processN claims exactly n with a buffer", async () => {
+    await ds.getRepository(RecordRun).save(Array.from({ length: 20 }, () => RecordRun.create({})));
+    const summary = await processN(RecordRun, 7, { dataSource: ds, concurrency: 2, prefetch: 5, logger: memoryLogger().logger });
+    expect(summary).toMatchObject({ succeeded: 7, processed: 7 });
+    expect(await ds.getRepository(RunLog).count()).toBe(7);
+    const after = await rows();
+    expect(after.filter((r) => r.status === "pending" && r.attempts === 0)).toHaveLength(13);
+  });
+
+  it("group completion: a task rescued, re-claimed or cancelled meanwhile is not overwritten", async () => {
+    await ds.getRepository(RecordRun).save(Array.from({ length: 4 }, () => RecordRun.create({})));
+    const { logger } = memoryLogger();
+    const worker = createDialect(ds, "test-worker", logger);
+    try {
+      const claimed = await worker.claim({ types: ["record_run"], queues: null, limit: 4, leaseMs: 60_000, historyTypes: [] });
+      expect(claimed).toHaveLength(4);
+      const [kept, rescued, reclaimed, cancelled] = claimed.map((r) => String(r.id));
+      // Meanwhile: one was rescued (back to pending), one rescued and claimed again (next attempt),
+      // one had a cancel request and is to be retried.
+      await ds.query(`UPDATE ormq_tasks SET status = 'pending', locked_by = NULL, locked_until = NULL WHERE id IN (${rescued}, ${reclaimed})`);
+      await ds.query(`UPDATE ormq_tasks SET status = 'running', locked_by = 'test-worker', attempts = attempts + 1 WHERE id = ${reclaimed}`);
+      await ds.query(`UPDATE ormq_tasks SET cancel_requested_at = 1 WHERE id = ${cancelled}`);
+      const completion = (id: string, status: Completion["status"], delayMs: number | null = null): Completion => ({
+        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs, refundAttempt: false, event: "succeeded", history: false,
+      });
+      const applied = await worker.complete([
+        completion(kept, "succeeded"),
+        completion(rescued, "succeeded"),
+        completion(reclaimed, "succeeded"),
+        completion(cancelled, "pending", 1_000),
+      ]);
+      expect(Object.fromEntries(applied)).toEqual({ [kept]: "succeeded", [cancelled]: "cancelled" });
+      const after = new Map((await rows()).map((r) => [String(r.id), r]));
+      expect(after.get(rescued)).toMatchObject({ status: "pending", locked_by: null });
+      expect(after.get(reclaimed)).toMatchObject({ status: "running", attempts: 2, locked_by: "test-worker" });
+    } finally {
+      await worker.close();
+    }
+  });
+});
