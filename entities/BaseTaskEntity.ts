@@ -60,8 +60,11 @@ export interface TaskErrorRecord {
 @Index("ormq_tasks_scheduled", ["runAt"], { where: `status = 'pending' AND run_at > created_at` })
 // Running tasks by lease end, for the rescue of expired leases.
 @Index("ormq_tasks_lease", ["lockedUntil"], { where: `status = 'running'` })
-// Named here so TypeORM does not add its own, hash-named index on the discriminator column.
-@Index("ormq_tasks_type", ["type"])
+// Failed tasks by type: the dead-letter list (`retryFailed({ type })`, `ormq list --status failed`).
+// Declaring an index on the discriminator column also stops TypeORM from adding its own, on every
+// row: a full index would take a new entry on each claim and each completion (neither can be a HOT
+// update), for queries that never use it (the claim reads the claim index and filters by type).
+@Index("ormq_tasks_type", ["type"], { where: `status = 'failed'` })
 export abstract class BaseTaskEntity extends BaseEntity {
   /** Queue a task of this class goes to, unless set on the instance. */
   static queue = "default";

@@ -41,7 +41,7 @@ export class OrmqInit1763900000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.query(`CREATE INDEX "ormq_tasks_type" ON "ormq_tasks" ("type")`);
+    await runner.query(`CREATE INDEX "ormq_tasks_type" ON "ormq_tasks" ("type") WHERE status = 'failed'`);
     // The earliest upcoming due time among tasks made ready later than they were created, for an
     // idle worker's sleep.
     await runner.query(
