@@ -286,9 +286,6 @@ export class PostgresDialect implements Dialect {
         if (this.listener?.client !== connected) return;
         this.listener = undefined;
         detach();
-        // A dying connection can emit more than one error (the server's FATAL, then the socket's):
-        // one without a listener would crash the process.
-        connected.on("error", ignoreError);
         connected.release(err ?? new Error("LISTEN connection ended"));
         if (this.closed) return;
         this.logger.warn({ err }, "LISTEN connection lost; polling meanwhile, reconnecting");
@@ -319,7 +316,6 @@ export class PostgresDialect implements Dialect {
         this.listener?.detach();
         this.listener = undefined;
       }
-      client?.on("error", ignoreError);
       client?.release(err as Error);
       if (this.closed) return;
       this.logger.warn({ err }, "LISTEN unavailable; polling meanwhile");
@@ -379,6 +375,3 @@ function statementName(kind: string, text: string): string {
   }
   return name;
 }
-
-/** For a connection being thrown away: its later errors are expected and already handled. */
-function ignoreError(): void {}

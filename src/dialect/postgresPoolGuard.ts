@@ -6,7 +6,8 @@
  * destroyed; the second then has no listener, and an `error` event without a listener is thrown
  * as an uncaught exception. Every pooled client therefore gets a listener that ignores errors:
  * the real handling (pg-pool for idle clients, TypeORM for checked-out ones, the failing query's
- * own rejection) is unchanged.
+ * own rejection) is unchanged. The worker's own LISTEN and claim connections come from the same
+ * pool, so they are covered too (the worker readies its DataSource before it connects).
  */
 import type { Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
