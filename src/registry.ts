@@ -43,6 +43,9 @@ export class TaskRegistry {
         );
       }
       if (typeof cls.prototype.run !== "function") continue; // an abstract intermediate class
+      if (cls.executor === "thread" && !cls.module) {
+        throw new TaskDefinitionError(`task class ${cls.name} runs in a thread but does not say where it lives: add \`static module = __filename\``);
+      }
       const key = String(metadata.discriminatorValue);
       this.byKey.set(key, { key, cls, metadata });
     }

@@ -6,12 +6,14 @@ import "reflect-metadata";
 import { Registry } from "prom-client";
 import { container } from "tsyringe";
 import type { DataSource } from "typeorm";
-import { createMetrics, envName, flagName, InvalidOptionError, processN, WORKER_SETTINGS } from "../src";
+import { ChildEntity } from "typeorm";
+import { BaseTaskEntity, TaskDefinitionError, createMetrics, envName, flagName, InvalidOptionError, processN, WORKER_SETTINGS } from "../src";
 import { resolveOptions } from "../src/worker/options";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Mailer, RecordRun, testEntities, UsesMailer } from "./fixtures/tasks";
-import { useTestDatabase, memoryLogger } from "./support/db";
+import { createTestDb, memoryLogger, openDataSource, useTestDatabase } from "./support/db";
+import { TaskRegistry } from "../src/registry";
 import { expectedSummary, reload } from "./support/helpers";
 
 describe("worker settings", () => {
@@ -42,6 +44,27 @@ describe("worker settings", () => {
     const readme = readFileSync(join(__dirname, "..", "README.md"), "utf8");
     for (const s of WORKER_SETTINGS) {
       expect(readme).toContain(`| \`${s.key}\` | \`${flagName(s.key)}\` | \`${envName(s.key)}\` |`);
+    }
+  });
+});
+
+@ChildEntity("thread_without_module")
+class ThreadWithoutModule extends BaseTaskEntity {
+  static executor = "thread" as const;
+  async run() {}
+}
+
+describe("thread task definitions", () => {
+  it("a thread class that does not name its module fails at start-up, naming the fix", async () => {
+    const db = await createTestDb("sqlite");
+    const ds = await openDataSource(db, [ThreadWithoutModule]);
+    try {
+      expect(() => TaskRegistry.for(ds)).toThrow(new TaskDefinitionError(
+        "task class ThreadWithoutModule runs in a thread but does not say where it lives: add `static module = __filename`",
+      ));
+    } finally {
+      await ds.destroy();
+      await db.drop();
     }
   });
 });

@@ -381,8 +381,8 @@ export class Worker {
       );
     }
     for (const t of types) {
+      // (That a thread class names its module is checked with the class, by the registry.)
       if (t.cls.executor !== "thread") continue;
-      if (!t.cls.module) throw new OrmqConfigurationError(`${t.cls.name} runs in a thread but says not where it lives: add \`static module = __filename\``);
       if (!this.options.bootstrap) {
         throw new OrmqConfigurationError(
           `${t.cls.name} runs in a thread: give the worker a bootstrap module (option \`bootstrap\`, --bootstrap or ORMQ_BOOTSTRAP) that exports the thread's DataSource`,
