@@ -90,15 +90,20 @@ function parse(kind: Kind, raw: string, label: string): unknown {
       return value;
     }
     case "positiveInteger":
-    case "nonNegativeInteger": {
-      const value = /^\d+$/.test(text) ? Number(text) : NaN;
-      const min = kind === "positiveInteger" ? 1 : 0;
-      if (!Number.isSafeInteger(value) || value < min) {
-        throw new InvalidOptionError(`${label} must be an integer of ${min} or more, got ${JSON.stringify(raw)}`);
-      }
-      return value;
-    }
+    case "nonNegativeInteger":
+      return parseInteger(raw, label, kind === "positiveInteger" ? 1 : 0);
   }
+}
+
+/** Parses an integer flag or variable (`label` names it in the error), at least `min` when given. */
+export function parseInteger(raw: string, label: string, min?: number): number {
+  const text = raw.trim();
+  const value = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || (min !== undefined && value < min)) {
+    const range = min === undefined ? "an integer" : `an integer of ${min} or more`;
+    throw new InvalidOptionError(`${label} must be ${range}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
 }
 
 /** Parses a duration for the CLI (`7d`, `30s`, or milliseconds). */

@@ -4,6 +4,7 @@ import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { listTasks, showTask, TASK_STATUSES } from "../../admin/list";
 import { getStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
+import { parseInteger } from "../../worker/settings";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord, printTable } from "../output";
 import { CliError } from "../errors";
@@ -48,7 +49,7 @@ export async function listCommand(flags: ConnectionFlags & { json?: boolean; sta
   if (flags.status !== undefined && !TASK_STATUSES.includes(flags.status as TaskStatus)) {
     throw new InvalidOptionError(`--status must be one of ${TASK_STATUSES.join(", ")}, got ${JSON.stringify(flags.status)}`);
   }
-  const limit = flags.limit === undefined ? 50 : positive(flags.limit, "--limit");
+  const limit = flags.limit === undefined ? 50 : parseInteger(flags.limit, "--limit", 1);
   const conn = await connect(flags, { command: "list" });
   try {
     const tasks = await listTasks({ dataSource: conn.dataSource, status: flags.status as TaskStatus | undefined, type: flags.type, queue: flags.queue, limit });
@@ -89,10 +90,4 @@ function seconds(raw: string): number {
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) throw new InvalidOptionError(`--watch takes seconds between refreshes, got ${JSON.stringify(raw)}`);
   return value * 1000;
-}
-
-export function positive(raw: string, label: string): number {
-  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidOptionError(`${label} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
 }

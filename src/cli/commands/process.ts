@@ -15,7 +15,7 @@ import { createLogger, type Logger } from "../../logger";
 import { TaskRegistry } from "../../registry";
 import { resolveOptions, type AttemptFinished, type WorkerOptions } from "../../worker/options";
 import { processForever, processN } from "../../worker/process";
-import { readSettings, WORKER_SETTINGS } from "../../worker/settings";
+import { parseInteger, readSettings, WORKER_SETTINGS } from "../../worker/settings";
 import type { ProcessSummary } from "../../worker/worker";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord } from "../output";
@@ -50,10 +50,7 @@ function readCliOnly(flags: ProcessFlags): CliOnly {
 }
 
 function intSetting(raw: string | undefined, label: string, min: number): number | null {
-  if (raw === undefined || raw === "") return null;
-  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || value < min) throw new InvalidOptionError(`${label} must be an integer of ${min} or more, got ${JSON.stringify(raw)}`);
-  return value;
+  return raw === undefined || raw === "" ? null : parseInteger(raw, label, min);
 }
 
 async function runWorker(types: string[], flags: ProcessFlags, cliOnly: CliOnly): Promise<number> {

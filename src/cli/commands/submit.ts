@@ -3,10 +3,9 @@ import { getMetadataArgsStorage } from "typeorm";
 import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { InvalidOptionError } from "../../errors";
 import { TaskRegistry } from "../../registry";
-import { parseDuration } from "../../worker/settings";
+import { parseDuration, parseInteger } from "../../worker/settings";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord } from "../output";
-import { positive } from "./inspect";
 
 export interface SubmitFlags extends ConnectionFlags {
   data?: string;
@@ -27,9 +26,9 @@ export async function submitCommand(typeKey: string, flags: SubmitFlags): Promis
     }
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) throw new InvalidOptionError("--data must be a JSON object of the task's fields");
-  const priority = flags.priority === undefined ? undefined : integer(flags.priority, "--priority");
+  const priority = flags.priority === undefined ? undefined : parseInteger(flags.priority, "--priority");
   const delayMs = flags.delay === undefined ? undefined : parseDuration(flags.delay, "--delay");
-  const maxAttempts = flags.maxAttempts === undefined ? undefined : positive(flags.maxAttempts, "--max-attempts");
+  const maxAttempts = flags.maxAttempts === undefined ? undefined : parseInteger(flags.maxAttempts, "--max-attempts", 1);
   const conn = await connect(flags, { command: "submit", needsClasses: true });
   try {
     const registry = TaskRegistry.for(conn.dataSource);
@@ -65,10 +64,4 @@ function ownFields(cls: Function): string[] {
   const chain = new Set<Function>();
   for (let c = cls; c && c !== BaseTaskEntity; c = Object.getPrototypeOf(c)) chain.add(c);
   return [...new Set(getMetadataArgsStorage().columns.filter((c) => chain.has(c.target as Function)).map((c) => c.propertyName))];
-}
-
-function integer(raw: string, label: string): number {
-  const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value)) throw new InvalidOptionError(`${label} must be an integer, got ${JSON.stringify(raw)}`);
-  return value;
 }
