@@ -215,6 +215,9 @@ async function supervise(count: number, cliOnly: CliOnly, flags: ProcessFlags): 
   return failedExits > 0 ? 1 : 0;
 }
 
+/** How often the progress bar recounts the tasks left. */
+const REFRESH_TOTAL_MS = 2_000;
+
 /** The terminal progress bar of `--until-empty`: done / total, rate, failures. */
 class Progress {
   private readonly bar = new SingleBar({
@@ -228,12 +231,15 @@ class Progress {
   private retried = 0;
   private readonly startedAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
+  private refreshing = false;
 
   constructor(private readonly remaining: () => Promise<number>) {}
 
   async start(): Promise<void> {
     this.bar.start(await this.remaining(), 0, this.payload());
-    this.timer = setInterval(() => void this.refresh(), 500);
+    // The count scans every unfinished task: often enough for a total that grows, rarely enough
+    // not to compete with the drain it reports on. The bar itself moves with each finished attempt.
+    this.timer = setInterval(() => void this.refresh(), REFRESH_TOTAL_MS);
   }
 
   finished(event: AttemptFinished): void {
@@ -250,8 +256,11 @@ class Progress {
   }
 
   private async refresh(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
     // New tasks (enqueued meanwhile, or by tasks) grow the total.
     const remaining = await this.remaining().catch(() => null);
+    this.refreshing = false;
     if (remaining !== null) this.bar.setTotal(this.done + remaining);
     this.bar.update(this.done, this.payload());
   }
