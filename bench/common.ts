@@ -3,6 +3,7 @@
  * new database on the benchmark PostgreSQL), and the shape of one result line.
  */
 import "reflect-metadata";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import { ChildEntity, Column, DataSource, Entity, PrimaryGeneratedColumn, type DataSourceOptions } from "typeorm";
@@ -47,6 +48,10 @@ export interface Result {
   rssMb?: number;
   /** Share of the PL/pgSQL ceiling measured in the same run. */
   ofCeiling?: number;
+  /** CPU time per task of the worker's process, in µs (drains). */
+  workerCpuUs?: number;
+  /** CPU time per task of the PostgreSQL server's processes on this host, in µs (drains). */
+  serverCpuUs?: number;
 }
 
 /** Where fresh databases come from in one run; `dropAll()` removes the PostgreSQL ones. */
@@ -130,4 +135,38 @@ export function percentile(sorted: number[], p: number): number {
 
 export function rate(count: number, ms: number): number {
   return Math.round(count / (ms / 1000));
+}
+
+/**
+ * CPU time used so far, in ms: by this process, and by every PostgreSQL server process on this
+ * host (the benchmark's server runs here). Where a drain's time goes on a 2-core machine: the
+ * worker's JavaScript and the server's statements share the same cores.
+ */
+export function cpuNow(): { workerMs: number; serverMs: number } {
+  const own = process.cpuUsage();
+  let ticks = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const close = stat.lastIndexOf(")");
+    if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
+    const fields = stat.slice(close + 2).split(" "); // fields[0] is the state (field 3)
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+  }
+  // Linux reports in USER_HZ, 100 per second on every architecture node runs on.
+  return { workerMs: (own.user + own.system) / 1000, serverMs: ticks * 10 };
+}
+
+/** CPU per task between two `cpuNow()` readings, in µs (server only when one ran here). */
+export function cpuPerTask(before: ReturnType<typeof cpuNow>, after: ReturnType<typeof cpuNow>, tasks: number, database: DatabaseName): Pick<Result, "workerCpuUs" | "serverCpuUs"> {
+  const us = (ms: number) => Math.round((ms * 1000) / tasks);
+  return {
+    workerCpuUs: us(after.workerMs - before.workerMs),
+    serverCpuUs: database === "postgres" ? us(after.serverMs - before.serverMs) : undefined,
+  };
 }

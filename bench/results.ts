@@ -38,10 +38,10 @@ export async function writeResults(path: string, results: Result[], run: { tasks
     "",
     "## Figures",
     "",
-    "| scenario | database | variant | tasks | tasks/s | of ceiling | p50 ms | p95 ms | p99 ms | max ms | peak RSS MB |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| scenario | database | variant | tasks | tasks/s | of ceiling | p50 ms | p95 ms | p99 ms | max ms | peak RSS MB | worker CPU µs/task | server CPU µs/task |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...results.map((r) =>
-      [r.scenario, r.database, r.variant, r.tasks, r.tasksPerSecond, r.ofCeiling, r.p50, r.p95, r.p99, r.max, r.rssMb]
+      [r.scenario, r.database, r.variant, r.tasks, r.tasksPerSecond, r.ofCeiling, r.p50, r.p95, r.p99, r.max, r.rssMb, r.workerCpuUs, r.serverCpuUs]
         .map((v) => (v === undefined ? "" : typeof v === "number" ? v.toLocaleString("en-US") : v))
         .join(" | ")
         .replace(/^/, "| ")

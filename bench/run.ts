@@ -121,6 +121,8 @@ async function main() {
         p95: blank(r.p95),
         p99: blank(r.p99),
         "RSS MB": blank(r.rssMb),
+        "worker µs/task": blank(r.workerCpuUs),
+        "server µs/task": blank(r.serverCpuUs),
       })),
     );
     const target = process.env.ORMQ_BENCH_RESULTS ?? (full ? join(__dirname, "..", "..", "bench", "RESULTS.md") : undefined);

@@ -36,3 +36,12 @@ export function getDefaultLogger(): Logger {
   defaultLogger ??= createLogger(process.env.ORMQ_LOG_LEVEL ?? "info");
   return defaultLogger;
 }
+
+/**
+ * Whether a line at `level` would be written. pino (and loggers like it) can say; for any other
+ * logger the answer is yes. Lets a hot path skip building what would be dropped.
+ */
+export function isLevelEnabled(logger: Logger, level: string): boolean {
+  const check = (logger as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
+  return typeof check === "function" ? check.call(logger, level) : true;
+}

@@ -1,6 +1,9 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, getStats, processN, processOne } from "../src";
-import { AlwaysFails, Image, RecordRun, RunLog, SendEmail, SpecialRecordRun, testEntities, TxTask } from "./fixtures/tasks";
+import { createDialect } from "../src/dialect";
+import { TaskRegistry } from "../src/registry";
+import { hydrate } from "../src/worker/hydrate";
+import { AlwaysFails, Image, RecordRun, RunLog, SendEmail, SleepyTask, SpecialRecordRun, testEntities, TxTask } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, makeAllDue, reload, until } from "./support/helpers";
 
@@ -114,6 +117,26 @@ describe.each(DIALECTS)("core on %s", (dialect) => {
       const second = await processN(BaseTaskEntity, 10, quiet());
       expect(second.succeeded).toBe(1);
       expect(await reload(ds, email)).toMatchObject({ status: "succeeded", result: { sent: "e@example.com" }, attempts: 1 });
+    });
+
+    it("a claimed row becomes an instance of its class equal to what find() loads, child columns included", async () => {
+      const saved = await ds.getRepository(SleepyTask).save(SleepyTask.create({ ms: 7, ignoreSignal: true, timeoutMs: 1234 }));
+      // Every base column with a value: an earlier failure's errors and a result, as a retry has.
+      await ds.query(`UPDATE ormq_tasks SET errors = '[{"attempt":1,"at":5,"name":"Error","message":"m"}]', result = '{"a":[1]}', last_error = 'Error: m' WHERE id = ${saved.id}`);
+      const dialect = createDialect(ds, "hydrate-test", memoryLogger().logger);
+      try {
+        const [row] = await dialect.claim({ types: ["sleepy"], queues: null, limit: 1, leaseMs: 60_000, historyTypes: [] });
+        const type = TaskRegistry.for(ds).byKey.get("sleepy")!;
+        const task = hydrate(type.metadata, ds.driver, row);
+        expect(task).toBeInstanceOf(SleepyTask);
+        const found = await ds.getRepository(SleepyTask).findOneByOrFail({ id: saved.id });
+        expect(task).toEqual(found);
+        expect(task).toMatchObject({ id: saved.id, ms: 7, ignoreSignal: true, timeoutMs: 1234, status: "running", errors: [{ attempt: 1 }], result: { a: [1] } });
+        expect(task.startedAt).toBeInstanceOf(Date);
+        expect(task.finishedAt).toBeNull();
+      } finally {
+        await dialect.close();
+      }
     });
 
     it("runs higher priority first, then earlier runAt, then insertion order", async () => {

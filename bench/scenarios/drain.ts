@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import pino from "pino";
 import { processN } from "../../src";
-import { Databases, fill, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
+import { cpuNow, cpuPerTask, Databases, fill, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
 
 /** The worker settings the README recommends for many short tasks (ORMQ_BENCH_PREFETCH overrides). */
 export const RECOMMENDED = { concurrency: 50, prefetch: Number(process.env.ORMQ_BENCH_PREFETCH ?? 450) };
@@ -25,9 +25,11 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
     const cls = settings.history ? Noop : QuietNoop;
     await fill(ds, cls, tasks);
     const prefetch = settings.prefetch ?? RECOMMENDED.prefetch;
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     const summary = await processN(cls, tasks, { dataSource: ds, concurrency: settings.concurrency, prefetch, logger: pino({ level: "warn" }) });
     const ms = performance.now() - t0;
+    const cpu = cpuPerTask(cpu0, cpuNow(), tasks, database);
     if (summary.succeeded !== tasks) throw new Error(`drain: ${summary.succeeded} of ${tasks} tasks succeeded`);
     return {
       scenario,
@@ -35,6 +37,7 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
       variant: `concurrency ${settings.concurrency}, prefetch ${prefetch}, history ${settings.history ? "on" : "off"}`,
       tasks,
       tasksPerSecond: rate(tasks, ms),
+      ...cpu,
     };
   } finally {
     await ds.destroy();

@@ -3,7 +3,7 @@
  * queue of 500, batched completion) on PostgreSQL, and plainjob 0.0.14 on SQLite.
  */
 import Database from "better-sqlite3";
-import { rate, withClient, type Databases, type Result } from "../common";
+import { cpuNow, cpuPerTask, rate, withClient, type Databases, type Result } from "../common";
 
 export async function graphileWorker(databases: Databases, tasks: number, concurrency: number): Promise<Result> {
   const url = await databases.fresh("postgres");
@@ -14,6 +14,7 @@ export async function graphileWorker(databases: Databases, tasks: number, concur
   let done = 0;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  const cpu0 = cpuNow();
   const t0 = performance.now();
   const runner = await gw.run({
     connectionString: url,
@@ -38,6 +39,7 @@ export async function graphileWorker(databases: Databases, tasks: number, concur
     }
   });
   const ms = performance.now() - t0;
+  const cpu = cpuPerTask(cpu0, cpuNow(), tasks, "postgres");
   await runner.stop();
   return {
     scenario: "drain",
@@ -45,6 +47,7 @@ export async function graphileWorker(databases: Databases, tasks: number, concur
     variant: `graphile-worker 0.18, concurrency ${concurrency}, localQueue 500, completeJobBatchDelay 0`,
     tasks,
     tasksPerSecond: rate(tasks, ms),
+    ...cpu,
   };
 }
 
@@ -69,13 +72,15 @@ export async function plainjob(databases: Databases, tasks: number): Promise<Res
     },
     { queue, pollIntervall: 10, logger: silent },
   );
+  const cpu0 = cpuNow();
   const t0 = performance.now();
   void worker.start();
   await finished;
   const ms = performance.now() - t0;
+  const cpu = cpuPerTask(cpu0, cpuNow(), tasks, "sqlite");
   await worker.stop();
   queue.close();
-  return { scenario: "drain", database: "sqlite (plainjob)", variant: "plainjob 0.0.14, one job at a time (its only mode)", tasks, tasksPerSecond: rate(tasks, ms) };
+  return { scenario: "drain", database: "sqlite (plainjob)", variant: "plainjob 0.0.14, one job at a time (its only mode)", tasks, tasksPerSecond: rate(tasks, ms), ...cpu };
 }
 
 const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };

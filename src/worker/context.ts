@@ -40,21 +40,33 @@ export const TaskLogger: InjectionToken<Logger> = Symbol.for("ormq.TaskLogger");
 /** The injection token of the attempt's TaskContext. */
 export const TaskContextToken: InjectionToken<TaskContext> = Symbol.for("ormq.TaskContext");
 
-/** Builds a task's context; its child container is made only if the task asks for a service. */
+/** A value, or a function that makes it when first asked (each attempt's signal and logger). */
+export type Lazy<T> = T | (() => T);
+
+/**
+ * Builds a task's context. The signal, the logger and the child container are made only if the
+ * task asks for them: most tasks use none, and a worker starts thousands of attempts a second.
+ */
 export function createTaskContext(fields: {
   attempt: number;
-  signal: AbortSignal;
-  logger: Logger;
+  signal: Lazy<AbortSignal>;
+  logger: Lazy<Logger>;
   dataSource: DataSource;
   workerId: string;
   container?: DependencyContainer;
 }): TaskContext {
-  const { dataSource, logger } = fields;
+  const { dataSource } = fields;
   let child: DependencyContainer | undefined;
+  let logger: Logger | undefined;
   const ctx: TaskContext = {
     attempt: fields.attempt,
-    signal: fields.signal,
-    logger,
+    get signal() {
+      return typeof fields.signal === "function" ? fields.signal() : fields.signal;
+    },
+    get logger() {
+      logger ??= typeof fields.logger === "function" ? fields.logger() : fields.logger;
+      return logger;
+    },
     manager: dataSource.manager,
     dataSource,
     workerId: fields.workerId,
@@ -65,7 +77,7 @@ export function createTaskContext(fields: {
         child = (fields.container ?? rootContainer).createChildContainer();
         child.register(EntityManager, { useValue: dataSource.manager });
         child.register(DataSource, { useValue: dataSource });
-        child.register(TaskLogger, { useValue: logger });
+        child.register(TaskLogger, { useValue: ctx.logger });
         child.register(TaskContextToken, { useValue: ctx });
       }
       return child;

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BaseTaskEntity, type TaskErrorRecord } from "../../entities/BaseTaskEntity";
 import type { Completion } from "../dialect";
 import { CancelTask, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
+import type { AttemptAbort } from "./abort";
 import type { TaskContext } from "./context";
 import { cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
 
@@ -22,13 +23,13 @@ export interface AttemptResult {
  * on failure: error() → shouldRetry() / the retry policy → retry, or failed() and give up.
  * Never throws: a throwing task or hook becomes an outcome, not a dead worker.
  *
- * A timeout or a cancel request aborts `controller` and ends the attempt at once, even when run()
+ * A timeout or a cancel request aborts the attempt and ends it at once, even when run()
  * ignores its signal; the worker's shutdown abort does not (the worker gives run() time to settle).
  */
 export async function executeAttempt(
   task: BaseTaskEntity,
   ctx: TaskContext,
-  controller: AbortController,
+  abort: AttemptAbort,
   /** Called once run() is over (settled, or abandoned): from then on the attempt has happened. */
   onRunOver: () => void = () => {},
   /** Runs run(): on the event loop by default; the worker passes its thread pool for thread tasks. */
@@ -36,8 +37,8 @@ export async function executeAttempt(
 ): Promise<AttemptResult> {
   const cls = task.constructor as typeof BaseTaskEntity;
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
-  const timer = timeoutMs ? setTimeout(() => controller.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
-  const ended = attemptEndedBy(controller.signal);
+  const timer = timeoutMs ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
+  const ended = attemptEndedBy(abort);
   let settled = false;
   const running = (async () => runTask(task, ctx))().finally(() => (settled = true));
   let value: unknown;
@@ -52,7 +53,7 @@ export async function executeAttempt(
     if (!settled) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
     const abandonedRun = settled ? undefined : running.catch(() => undefined);
     onRunOver();
-    const result = await afterThrow(task, toError(thrown), ctx);
+    const result = await afterThrow(task, toError(thrown), ctx, abort);
     return { ...result, abandonedRun };
   } finally {
     clearTimeout(timer);
@@ -68,8 +69,8 @@ export async function executeAttempt(
   }
 }
 
-async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext): Promise<AttemptResult> {
-  const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
+async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, abort: AttemptAbort): Promise<AttemptResult> {
+  const reason: unknown = abort.reason;
   // Whatever run() threw once its signal aborted, the abort's reason is what happened.
   if (reason instanceof WorkerShutdownError) return { completion: handedBack(task), kind: "handedBack" };
   // Cancelled on request: cancelTask already recorded the caller's reason.
@@ -124,16 +125,14 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Prom
   return { completion: failedForGood(task, err, hookErrors), kind: "failed" };
 }
 
-/** A promise that rejects when the signal aborts for a timeout or a cancel (not for shutdown). */
-function attemptEndedBy(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
-  let onAbort = () => {};
+/** A promise that rejects when the attempt aborts for a timeout or a cancel (not for shutdown). */
+function attemptEndedBy(abort: AttemptAbort): { promise: Promise<never>; dispose: () => void } {
+  let dispose = () => {};
   const promise = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      if (signal.reason instanceof TaskTimeoutError || signal.reason instanceof TaskCancelledError) reject(signal.reason);
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort);
+    dispose = abort.onAbort((reason) => {
+      if (reason instanceof TaskTimeoutError || reason instanceof TaskCancelledError) reject(reason);
+    });
   });
   promise.catch(() => {}); // handled through the race; never an unhandled rejection
-  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
+  return { promise, dispose };
 }

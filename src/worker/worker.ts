@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { createDialect, outsideTransactions, prepareDataSource, type Dialect, type TaskFilter, type TaskRow } from "../dialect";
 import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestartError, WorkerShutdownError } from "../errors";
-import type { Logger } from "../logger";
+import { isLevelEnabled, type Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
 import { onCommitted } from "../wakeup";
@@ -11,6 +11,7 @@ import { startHeartbeat } from "../maintenance/heartbeat";
 import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
+import { AttemptAbort } from "./abort";
 import { Completer } from "./completer";
 import { createTaskContext } from "./context";
 import { executeAttempt } from "./executor";
@@ -48,7 +49,7 @@ const MAX_UNWRITTEN = 1_000;
 
 interface RunningTask {
   task: BaseTaskEntity;
-  controller: AbortController;
+  abort: AttemptAbort;
   done: Promise<void>;
   /** run() has returned and the outcome is being written: never hand this one back. */
   finished: boolean;
@@ -99,6 +100,11 @@ export class Worker {
     private readonly limit: number,
   ) {
     this.logger = options.logger.child({ workerId: this.id });
+  }
+
+  /** Finished attempts are logged at debug: skipped (with their per-task logger) when it is off. */
+  private get debugEnabled(): boolean {
+    return isLevelEnabled(this.logger, "debug");
   }
 
   private endGrace: (() => void) | undefined;
@@ -278,7 +284,7 @@ export class Worker {
 
   /** Aborts running tasks that someone asked to cancel (from any process). */
   private async checkCancelRequests(dialect: Dialect): Promise<void> {
-    const ids = [...this.running.values()].filter((r) => !r.finished && !r.controller.signal.aborted).map((r) => r.task.id);
+    const ids = [...this.running.values()].filter((r) => !r.finished && !r.abort.aborted).map((r) => r.task.id);
     ids.push(...this.buffered.keys());
     if (ids.length === 0 || this.checkingCancels) return;
     this.checkingCancels = true;
@@ -289,9 +295,9 @@ export class Worker {
       if (inBuffer.length > 0) await this.dropBuffered(inBuffer);
       for (const id of requested) {
         const entry = this.running.get(id);
-        if (!entry || entry.controller.signal.aborted) continue;
+        if (!entry || entry.abort.aborted) continue;
         this.logger.info({ taskId: id }, "cancel requested: aborting the running task");
-        entry.controller.abort(new TaskCancelledError());
+        entry.abort.abort(new TaskCancelledError());
       }
     } catch (err) {
       this.logger.debug({ err }, "could not check for cancel requests");
@@ -317,11 +323,13 @@ export class Worker {
       return;
     }
     this.lastTaskId = task.id;
-    const controller = new AbortController();
-    const logger = this.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts });
+    const abort = new AttemptAbort();
+    // Made on first use: most attempts log nothing.
+    let taskLogger: Logger | undefined;
+    const logger = () => (taskLogger ??= this.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts }));
     const ctx = createTaskContext({
       attempt: task.attempts,
-      signal: controller.signal,
+      signal: () => abort.signal,
       logger,
       dataSource,
       workerId: this.id,
@@ -332,24 +340,24 @@ export class Worker {
       cls.executor === "thread"
         ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
         : undefined;
-    const entry: RunningTask = { task, controller, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
+    const entry: RunningTask = { task, abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
       const { completion, kind, abandonedRun } = await outsideTransactions(() =>
-        executeAttempt(task, ctx, controller, () => (entry.runOver = true), runTask),
+        executeAttempt(task, ctx, abort, () => (entry.runOver = true), runTask),
       );
-      if (abandonedRun) this.trackAbandoned(abandonedRun, logger);
+      if (abandonedRun) this.trackAbandoned(abandonedRun, logger());
       if (entry.abandoned) return;
       entry.finished = true;
       this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
       const status = await completer.submit(completion);
       const durationMs = Math.round(performance.now() - startedAt);
       if (status === null) {
-        logger.warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
+        logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
         return;
       }
-      logger.debug({ durationMs, outcome: kind, status }, "task attempt finished");
+      if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
       if (kind === "handedBack" && status === "pending") return;
       this.summary.processed++;
       // A cancel request made while it ran wins over a retry, a snooze or a hand-back.
@@ -360,7 +368,7 @@ export class Worker {
       this.options.metrics?.attemptFinished(event);
       this.options.onAttemptFinished?.(event);
     })()
-      .catch((err) => logger.error({ err }, "internal error while finishing a task"))
+      .catch((err) => logger().error({ err }, "internal error while finishing a task"))
       .finally(() => {
         this.freeSlot(entry);
         this.running.delete(task.id);
@@ -419,7 +427,7 @@ export class Worker {
     if (await settlesWithin(allDone(), gracePeriodMs, this.graceEnded)) return;
     const reason = new WorkerShutdownError();
     this.logger.warn({ running: this.running.size }, "grace period over: aborting running tasks");
-    for (const r of this.running.values()) r.controller.abort(reason);
+    for (const r of this.running.values()) r.abort.abort(reason);
     if (await settlesWithin(allDone(), ABANDON_AFTER_ABORT_MS)) return;
     completer.giveUpAfter(gracePeriodMs + ABANDON_AFTER_ABORT_MS);
     // A task whose run() is over but whose hooks still hang is not handed back (its attempt
@@ -469,7 +477,7 @@ export class Worker {
         this.running.delete(id);
         this.wake();
       });
-    this.running.set(id, { task, controller: new AbortController(), done, finished: true, runOver: true, abandoned: false, slotFreed: true });
+    this.running.set(id, { task, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true });
   }
 
   private onAnnounced(queues: readonly string[] | null): void {

@@ -51,7 +51,7 @@ export default async function runAttempt(message: ThreadTask): Promise<ThreadRep
     const ctx = createTaskContext({
       attempt: message.attempt,
       signal: controller.signal,
-      logger: portLogger(message.port, {}),
+      logger: () => portLogger(message.port, {}),
       dataSource,
       workerId: message.workerId,
       container,
