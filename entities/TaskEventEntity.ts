@@ -18,7 +18,13 @@ export type TaskEventKind =
 /**
  * A task's history: one row per transition, written in the same statement or transaction as the
  * transition itself. Turn it off per task class with `static history = false` for raw throughput
- * (the task's own `errors` list is kept either way). Rows go with their task when it is deleted.
+ * (the task's own `errors` list is kept either way).
+ *
+ * The relation to the task has no foreign-key constraint in the database. Every row is written by
+ * the statement that changes its task, so the reference is right by construction; a constraint
+ * would only re-check it, once per event, on the hottest path (measured on PostgreSQL: about 20 µs
+ * of server time per task, a quarter of a drain's). `prune` deletes a task's events with it, and
+ * the events of tasks the application deleted itself once they are older than its cutoff.
  */
 @Entity("ormq_task_events")
 export class TaskEventEntity extends BaseEntity {
@@ -26,7 +32,7 @@ export class TaskEventEntity extends BaseEntity {
   id!: string;
 
   @Index("ormq_task_events_task")
-  @ManyToOne(() => BaseTaskEntity, { onDelete: "CASCADE", nullable: false })
+  @ManyToOne(() => BaseTaskEntity, { nullable: false, createForeignKeyConstraints: false })
   @JoinColumn({ name: "task_id" })
   task!: BaseTaskEntity;
 

@@ -78,6 +78,7 @@ export class OrmqInit1763900000000 implements MigrationInterface {
     await runner.query(`CREATE INDEX "ormq_workers_heartbeat" ON "ormq_workers" ("last_heartbeat_at")`);
   }
 
+  /** No foreign key to `ormq_tasks`: see TaskEventEntity (prune removes events with their tasks). */
   private async createEvents(runner: QueryRunner): Promise<void> {
     const idType = runner.connection.options.type === "postgres" ? "bigint" : "integer";
     await runner.createTable(
@@ -91,15 +92,6 @@ export class OrmqInit1763900000000 implements MigrationInterface {
           { name: "worker", type: "varchar", length: "255", isNullable: true },
           { name: "attempt", type: "integer", isNullable: true },
           { name: "error", type: "text", isNullable: true },
-        ],
-        foreignKeys: [
-          {
-            name: runner.connection.namingStrategy.foreignKeyName("ormq_task_events", ["task_id"], "ormq_tasks", ["id"]),
-            columnNames: ["task_id"],
-            referencedTableName: "ormq_tasks",
-            referencedColumnNames: ["id"],
-            onDelete: "CASCADE",
-          },
         ],
       }),
     );

@@ -14,6 +14,7 @@ describe.each(DIALECTS)("admin functions on %s", (dialect) => {
     await ds.query(`DELETE FROM test_invoices`);
     await ds.query(`DELETE FROM test_images`);
     await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM ormq_workers`);
   });
 

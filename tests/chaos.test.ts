@@ -45,6 +45,7 @@ describe.each(DIALECTS)("chaos on %s", (dialect) => {
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM test_runs`);
   });
 

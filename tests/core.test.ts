@@ -16,6 +16,7 @@ describe.each(DIALECTS)("core on %s", (dialect) => {
   beforeEach(async () => {
     await ds.query(`DELETE FROM test_images`);
     await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM test_runs`);
   });
 

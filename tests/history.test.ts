@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { cancelTask, processN, rescueExpiredTasks, TaskEventEntity } from "../src";
+import { cancelTask, processN, prune, rescueExpiredTasks, TaskEventEntity } from "../src";
 import { AlwaysFails, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";
@@ -14,6 +14,7 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
   });
 
   it("records each transition, with worker, attempt and error, for every child class", async () => {
@@ -68,10 +69,16 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     expect(stored.errors!.map((e) => e.message)).toEqual(["quietly failing"]);
   });
 
-  it("deleting a task deletes its events", async () => {
-    const task = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "d" }));
+  it("the events of a task the application deleted go at the next prune, once older than its cutoff", async () => {
+    const [gone, kept] = await ds.getRepository(SendEmail).save([SendEmail.create({ to: "d" }), SendEmail.create({ to: "k" })]);
     await processN(SendEmail, 10, quiet());
-    await ds.getRepository(SendEmail).delete({ id: task.id });
-    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: task.id })).toBe(0);
+    await ds.getRepository(SendEmail).delete({ id: gone.id });
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(3); // no foreign key
+    expect((await prune({ dataSource: ds, olderThan: 3_600_000 })).orphanedEventsDeleted).toBe(0); // too recent
+    await ds.query(`UPDATE ormq_task_events SET at = 1000`);
+    const result = await prune({ dataSource: ds, olderThan: 3_600_000, statuses: ["failed"] });
+    expect(result.orphanedEventsDeleted).toBe(3);
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(0);
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: kept.id })).toBe(3); // its task is still there
   });
 });

@@ -12,6 +12,7 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_task_events`);
     await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM test_runs`);
     GateTask.reset();
   });

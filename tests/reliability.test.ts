@@ -13,6 +13,7 @@ describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM ormq_workers`);
     GateTask.reset();
     SleepyTask.reset();

@@ -1,7 +1,9 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
+import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { databaseNow } from "../clock";
+import { tablesOf } from "../dialect";
 import { InvalidOptionError, toError } from "../errors";
 import { resolveDataSource } from "../worker/options";
 
@@ -19,6 +21,8 @@ export interface PruneOptions {
 export interface PruneResult {
   /** Tasks removed (their events went with them). */
   deleted: number;
+  /** Events older than the cutoff whose task was deleted some other way (see TaskEventEntity). */
+  orphanedEventsDeleted: number;
   /** Tasks that could not be removed, with the reason: usually your own foreign key to them. */
   blocked: { id: string; error: string }[];
   /** Stopped or long-silent worker rows removed. */
@@ -30,7 +34,9 @@ const BATCH = 500;
 /**
  * Removes finished tasks and their history. A task your own rows still reference (a foreign key
  * without `onDelete: "CASCADE"` or `"SET NULL"`) is skipped and reported, not a reason to stop
- * half-way. Each batch is one DELETE guarded by status and finish time.
+ * half-way. Each batch is one DELETE guarded by status and finish time, and the DELETE of those
+ * tasks' events, in one transaction. Events older than the cutoff whose task is gone (deleted by
+ * the application) go too: `ormq_task_events` has no foreign key to cascade them.
  */
 export async function prune(options: PruneOptions): Promise<PruneResult> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
@@ -41,7 +47,11 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   const now = await databaseNow(dataSource);
   const cutoff = options.olderThan instanceof Date ? options.olderThan : new Date(now - checkAge(options.olderThan));
   const repo = dataSource.getRepository(BaseTaskEntity);
-  const result: PruneResult = { deleted: 0, blocked: [], workersDeleted: 0 };
+  const result: PruneResult = { deleted: 0, orphanedEventsDeleted: 0, blocked: [], workersDeleted: 0 };
+  const { tasks, events } = tablesOf(dataSource);
+  // Events whose task no longer exists (run after the task DELETE, in its transaction: only the
+  // tasks the guard let through lose their events).
+  const withoutTask = `NOT EXISTS (SELECT 1 FROM ${tasks} t WHERE t.id = ${events}.task_id)`;
   const skip = new Set<string>();
   let after = "0";
   for (;;) {
@@ -57,19 +67,24 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     if (ids.length === 0) break;
     after = ids[ids.length - 1];
     const guarded = (batch: string[]) =>
-      repo
-        .createQueryBuilder()
-        .delete()
-        .where("id IN (:...ids) AND status IN (:...statuses) AND finished_at < :cutoff", { ids: batch, statuses, cutoff: cutoff.getTime() })
-        .execute();
+      dataSource.transaction(async (m) => {
+        const deleted = await m
+          .createQueryBuilder()
+          .delete()
+          .from(BaseTaskEntity)
+          .where("id IN (:...ids) AND status IN (:...statuses) AND finished_at < :cutoff", { ids: batch, statuses, cutoff: cutoff.getTime() })
+          .execute();
+        await m.createQueryBuilder().delete().from(TaskEventEntity).where(`task_id IN (:...ids) AND ${withoutTask}`, { ids: batch }).execute();
+        return deleted.affected ?? 0;
+      });
     try {
-      result.deleted += (await guarded(ids)).affected ?? 0;
+      result.deleted += await guarded(ids);
     } catch {
       // Something in the batch is held by a foreign key: find which, one by one.
       for (const id of ids) {
         if (skip.has(id)) continue;
         try {
-          result.deleted += (await guarded([id])).affected ?? 0;
+          result.deleted += await guarded([id]);
         } catch (err) {
           skip.add(id);
           result.blocked.push({ id, error: toError(err).message });
@@ -77,6 +92,13 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
       }
     }
   }
+  const orphans = await dataSource
+    .getRepository(TaskEventEntity)
+    .createQueryBuilder()
+    .delete()
+    .where(`at < :cutoff AND ${withoutTask}`, { cutoff: cutoff.getTime() })
+    .execute();
+  result.orphanedEventsDeleted = orphans.affected ?? 0;
   const workers = await dataSource
     .getRepository(WorkerEntity)
     .createQueryBuilder()

@@ -23,8 +23,8 @@ export function dialectOf(dataSource: DataSource): DialectName {
   throw new OrmqConfigurationError(`ormq supports the "postgres" and "better-sqlite3" drivers, not "${type}"`);
 }
 
-/** Opens the worker-side dialect for a DataSource. */
-export function createDialect(dataSource: DataSource, workerId: string, logger: Logger): Dialect {
+/** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */
+export function tablesOf(dataSource: DataSource): Tables {
   const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity) => {
     const metadata = dataSource.getMetadata(entity);
     return [metadata.schema, metadata.tableName]
@@ -32,7 +32,12 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
       .map((part) => dataSource.driver.escape(part))
       .join(".");
   };
-  const tables: Tables = { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity), events: escaped(TaskEventEntity) };
+  return { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity), events: escaped(TaskEventEntity) };
+}
+
+/** Opens the worker-side dialect for a DataSource. */
+export function createDialect(dataSource: DataSource, workerId: string, logger: Logger): Dialect {
+  const tables = tablesOf(dataSource);
   return dialectOf(dataSource) === "postgres"
     ? new PostgresDialect(dataSource, tables, workerId, logger)
     : new SqliteDialect(dataSource, tables, workerId, logger);
