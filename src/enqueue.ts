@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../entities/BaseTaskEntity";
+import { baseColumnKind, WRITE } from "./baseColumns";
 import { TaskEventEntity } from "../entities/TaskEventEntity";
 import { databaseNow } from "./clock";
 import { bulkInsert } from "./dialect/bulkInsert";
@@ -60,25 +61,26 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       }
     }
     const table = escapedTable(dataSource, dataSource.getMetadata(BaseTaskEntity));
+    const eventTable = escapedTable(dataSource, dataSource.getMetadata(TaskEventEntity));
+    const eventColumns = ["task_id", "kind", "at", "worker", "attempt", "error"];
+    // The "enqueued" events, written by the tasks' own INSERT where the dialect can (PostgreSQL).
+    const enqueuedEvents = `INSERT INTO ${eventTable} (${eventColumns.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`;
     const events: unknown[][] = [];
     const queues = new Set<string>();
     for (const [metadata, positions] of byClass) {
       const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
       const rows = positions.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
-      const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id");
       const history = (metadata.target as typeof BaseTaskEntity).history;
+      const { returned, alsoWithDone } = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id", history ? enqueuedEvents : undefined);
       checkIncreasing(returned);
       positions.forEach((i, n) => {
         const task = tasks[i];
         task.id = String(returned[n]);
         queues.add(task.queue);
-        if (history) events.push([task.id, "enqueued", task.createdAt.getTime(), null, 0, null]);
+        if (history && !alsoWithDone) events.push([task.id, "enqueued", task.createdAt.getTime(), null, 0, null]);
       });
     }
-    if (events.length > 0) {
-      const eventTable = escapedTable(dataSource, dataSource.getMetadata(TaskEventEntity));
-      await bulkInsert(runner, eventTable, ["task_id", "kind", "at", "worker", "attempt", "error"], events, null);
-    }
+    if (events.length > 0) await bulkInsert(runner, eventTable, eventColumns, events, null);
     // A NOTIFY inside the transaction (delivered at its commit) and this process's wake-up.
     announceInserted(runner, queues);
     return tasks.map((t) => t.id);
@@ -102,9 +104,17 @@ function metadataOf(dataSource: DataSource, task: unknown, index: number): Entit
   return dataSource.getMetadata(cls);
 }
 
-/** A column's value as save() would write it: transformer, then the driver's conversion. */
+/**
+ * A column's value as save() would write it: transformer, then the driver's conversion.
+ * BaseTaskEntity's own columns are converted directly (see baseColumns.ts).
+ */
 function persistentValue(dataSource: DataSource, metadata: EntityMetadata, column: EntityMetadata["columns"][number], task: BaseTaskEntity): unknown {
   if (column.isDiscriminator) return metadata.discriminatorValue;
+  const kind = baseColumnKind(column);
+  if (kind) {
+    const value = (task as unknown as Record<string, unknown>)[column.propertyName];
+    if (value !== undefined) return WRITE[kind](value) ?? null;
+  }
   let value = column.getEntityValue(task, true);
   if (value === undefined) {
     // A multi-row INSERT names every column in every row: an unset column gets its declared

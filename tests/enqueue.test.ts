@@ -41,6 +41,12 @@ describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
     expect(delayed.runAt.getTime() - delayed.createdAt.getTime()).toBe(60_000);
     const events = await ds.query(`SELECT COUNT(*) AS n FROM ormq_task_events WHERE kind = 'enqueued'`);
     expect(Number(events[0].n)).toBe(5_000);
+    // One per task, at its creation time (PostgreSQL writes them in the tasks' own INSERT).
+    const matched = await ds.query(
+      `SELECT COUNT(DISTINCT t.id) AS n FROM ormq_task_events e JOIN ormq_tasks t ON t.id = e.task_id
+       WHERE e.kind = 'enqueued' AND e.at = t.created_at AND e.attempt = 0 AND e.worker IS NULL`,
+    );
+    expect(Number(matched[0].n)).toBe(5_000);
   });
 
   it("writes no history for a class that turned it off", async () => {

@@ -22,9 +22,18 @@ export async function enqueue(databases: Databases, database: DatabaseName, task
     record("save([...], { chunk: 1000 }), history on", bulk, performance.now() - t0);
 
     for (const cls of [Noop, QuietNoop]) {
-      t0 = performance.now();
-      await enqueueMany(Array.from({ length: bulk }, () => cls.create({})), { dataSource: ds });
-      record(`enqueueMany([...]), history ${cls === Noop ? "on" : "off"}`, bulk, performance.now() - t0);
+      // A long-running application enqueues warm: one small call first (JIT, the column types
+      // enqueueMany reads once per table), then the median of three calls of `bulk` tasks.
+      await enqueueMany(Array.from({ length: 1_000 }, () => cls.create({})), { dataSource: ds });
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const batch = Array.from({ length: bulk }, () => cls.create({}));
+        t0 = performance.now();
+        await enqueueMany(batch, { dataSource: ds });
+        times.push(performance.now() - t0);
+      }
+      const median = times.sort((a, b) => a - b)[1];
+      record(`enqueueMany([...]), history ${cls === Noop ? "on" : "off"}; after a warm-up call, median of 3 calls`, bulk, median);
     }
 
     const inApp = Math.min(tasks, 1_000);

@@ -10,9 +10,22 @@ const MAX_PARAMETERS = { sqlite: 32_766, postgres: 65_535 } as const;
 /** Larger statements buy nothing measurable and make one round trip hold locks longer. */
 const MAX_ROWS_PER_STATEMENT = 2_000;
 
+/** What bulkInsert returns. */
+export interface BulkInserted {
+  /** The value of `returning` for each row, in the order given. */
+  returned: unknown[];
+  /** Whether `alsoWith` ran (in the same statements as the rows' INSERT). */
+  alsoWithDone: boolean;
+}
+
 /**
  * Inserts `rows` (values in `columns` order, already converted for the driver) into `table` with
  * multi-row INSERTs on `runner`, and returns the value of `returning` for each row, in order.
+ *
+ * `alsoWith`, on PostgreSQL: a data-modifying statement over the rows just inserted (a CTE that
+ * reads `inserted`, with every column), run in the same statement: one round trip, and the
+ * inserted rows need not travel back to be written again. Where it cannot be (SQLite, the VALUES
+ * fallback), `alsoWithDone` is false and the caller does that write itself.
  *
  * Order: both databases insert a VALUES list in the order written and RETURNING reports the rows in
  * that order (PostgreSQL for a plain VALUES list, SQLite for its row-at-a-time insert). The caller
@@ -24,8 +37,9 @@ export async function bulkInsert(
   columns: readonly string[],
   rows: readonly unknown[][],
   returning: string | null,
-): Promise<unknown[]> {
-  if (rows.length === 0) return [];
+  alsoWith?: string,
+): Promise<BulkInserted> {
+  if (rows.length === 0) return { returned: [], alsoWithDone: true };
   const dialect = dialectOf(runner.connection);
   if (dialect === "postgres") {
     const types = await columnTypes(runner, table);
@@ -33,7 +47,7 @@ export async function bulkInsert(
     // many rows it carries, where a VALUES list of thousands of rows costs more to parse and plan
     // than to insert. An array-typed column would be flattened by unnest: VALUES then.
     if (columns.every((c) => types.get(c) !== undefined && !types.get(c)!.endsWith("]"))) {
-      return unnestInsert(runner, table, columns, rows, returning, types);
+      return { returned: await unnestInsert(runner, table, columns, rows, returning, types, alsoWith), alsoWithDone: true };
     }
   }
   const escape = (name: string) => runner.connection.driver.escape(name);
@@ -60,7 +74,7 @@ export async function bulkInsert(
     if (returned.length !== chunk.length) throw new Error(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
     for (const r of returned) out.push(r[returning]);
   }
-  return out;
+  return { returned: out, alsoWithDone: false };
 }
 
 /** Rows per unnest statement: large, but each array stays well below PostgreSQL's 1 GB value limit. */
@@ -73,12 +87,14 @@ async function unnestInsert(
   rows: readonly unknown[][],
   returning: string | null,
   types: Map<string, string>,
+  alsoWith: string | undefined,
 ): Promise<unknown[]> {
   const escape = (name: string) => runner.connection.driver.escape(name);
   const arrays = columns.map((c, i) => `$${i + 1}::${types.get(c)}[]`).join(", ");
-  const sql =
-    `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT * FROM unnest(${arrays})` +
-    (returning ? ` RETURNING ${escape(returning)}` : "");
+  const insert = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT * FROM unnest(${arrays})`;
+  const sql = alsoWith
+    ? `WITH inserted AS (${insert} RETURNING *), also AS (${alsoWith}) SELECT ${returning ? escape(returning) : "NULL"} FROM inserted`
+    : insert + (returning ? ` RETURNING ${escape(returning)}` : "");
   const out: unknown[] = [];
   for (let start = 0; start < rows.length; start += MAX_ROWS_PER_UNNEST) {
     const chunk = rows.slice(start, start + MAX_ROWS_PER_UNNEST);
