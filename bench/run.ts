@@ -91,15 +91,18 @@ async function main() {
       await run("scheduled", database, async () => record(await scheduled(dbs, database, Math.min(samples, 200))));
       await run("memory", database, async () => record(await memory(dbs, database, tasks)));
     }
-    // Head to head: ormq at the recommended settings and the other queue, alternating, three
-    // times each; the medians are compared, so a burst of load on a shared machine hits both.
+    // Head to head: ormq at the recommended settings (with history, and without: the other queues
+    // keep none) and the other queue, alternating, three times each; the medians are compared, so
+    // a burst of load on a shared machine hits all of them.
     const headToHead = async (database: DatabaseName, theirs: () => Promise<Result>) => {
-      const runs: { ours: Result; theirs: Result }[] = [];
+      const sides = { history: [] as Result[], quiet: [] as Result[], theirs: [] as Result[] };
       for (let i = 0; i < 3; i++) {
-        runs.push({ ours: await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: true }, "head-to-head"), theirs: await theirs() });
+        sides.history.push(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: true }, "head-to-head"));
+        sides.quiet.push(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: false }, "head-to-head"));
+        sides.theirs.push(await theirs());
       }
-      for (const side of ["ours", "theirs"] as const) {
-        const sorted = runs.map((r) => r[side]).sort((a, b) => a.tasksPerSecond! - b.tasksPerSecond!);
+      for (const runs of Object.values(sides)) {
+        const sorted = [...runs].sort((a, b) => a.tasksPerSecond! - b.tasksPerSecond!);
         const median = sorted[1];
         record({ ...median, scenario: "head-to-head", variant: `${median.variant}; median of 3, alternating (${sorted.map((r) => r.tasksPerSecond).join(", ")})` });
       }

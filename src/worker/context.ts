@@ -43,46 +43,72 @@ export const TaskContextToken: InjectionToken<TaskContext> = Symbol.for("ormq.Ta
 /** A value, or a function that makes it when first asked (each attempt's signal and logger). */
 export type Lazy<T> = T | (() => T);
 
-/**
- * Builds a task's context. The signal, the logger and the child container are made only if the
- * task asks for them: most tasks use none, and a worker starts thousands of attempts a second.
- */
-export function createTaskContext(fields: {
+interface ContextFields {
   attempt: number;
   signal: Lazy<AbortSignal>;
   logger: Lazy<Logger>;
   dataSource: DataSource;
   workerId: string;
   container?: DependencyContainer;
-}): TaskContext {
-  const { dataSource } = fields;
-  let child: DependencyContainer | undefined;
-  let logger: Logger | undefined;
-  const ctx: TaskContext = {
-    attempt: fields.attempt,
-    get signal() {
-      return typeof fields.signal === "function" ? fields.signal() : fields.signal;
-    },
-    get logger() {
-      logger ??= typeof fields.logger === "function" ? fields.logger() : fields.logger;
-      return logger;
-    },
-    manager: dataSource.manager,
-    dataSource,
-    workerId: fields.workerId,
-    transaction: (fn) => dataSource.transaction(fn),
-    get container() {
-      if (!child) {
-        // Per attempt, so services registered as ContainerScoped in the parent are per task.
-        child = (fields.container ?? rootContainer).createChildContainer();
-        child.register(EntityManager, { useValue: dataSource.manager });
-        child.register(DataSource, { useValue: dataSource });
-        child.register(TaskLogger, { useValue: ctx.logger });
-        child.register(TaskContextToken, { useValue: ctx });
-      }
-      return child;
-    },
-    resolve: (token) => ctx.container.resolve(token),
-  };
-  return ctx;
+}
+
+/**
+ * Builds a task's context. The signal, the logger and the child container are made only if the
+ * task asks for them: most tasks use none, and a worker starts thousands of attempts a second.
+ */
+export function createTaskContext(fields: ContextFields): TaskContext {
+  return new AttemptContext(fields);
+}
+
+/** A class, not an object literal: its getters live on the prototype, not in every attempt. */
+class AttemptContext implements TaskContext {
+  readonly attempt: number;
+  readonly dataSource: DataSource;
+  readonly workerId: string;
+  private madeLogger: Logger | undefined;
+  private child: DependencyContainer | undefined;
+
+  constructor(private readonly fields: ContextFields) {
+    this.attempt = fields.attempt;
+    this.dataSource = fields.dataSource;
+    this.workerId = fields.workerId;
+  }
+
+  get signal(): AbortSignal {
+    const { signal } = this.fields;
+    return typeof signal === "function" ? signal() : signal;
+  }
+
+  get logger(): Logger {
+    const { logger } = this.fields;
+    this.madeLogger ??= typeof logger === "function" ? logger() : logger;
+    return this.madeLogger;
+  }
+
+  get manager(): EntityManager {
+    return this.dataSource.manager;
+  }
+
+  // transaction and resolve are getters returning functions, so that `run({ resolve })` (a
+  // destructured context) still works, and only attempts that use them pay for the closure.
+  get transaction(): TaskContext["transaction"] {
+    return (fn) => this.dataSource.transaction(fn);
+  }
+
+  get container(): DependencyContainer {
+    if (!this.child) {
+      // Per attempt, so services registered as ContainerScoped in the parent are per task.
+      const child = (this.fields.container ?? rootContainer).createChildContainer();
+      child.register(EntityManager, { useValue: this.dataSource.manager });
+      child.register(DataSource, { useValue: this.dataSource });
+      child.register(TaskLogger, { useValue: this.logger });
+      child.register(TaskContextToken, { useValue: this });
+      this.child = child;
+    }
+    return this.child;
+  }
+
+  get resolve(): TaskContext["resolve"] {
+    return (token) => this.container.resolve(token);
+  }
 }

@@ -38,26 +38,25 @@ export async function executeAttempt(
   const cls = task.constructor as typeof BaseTaskEntity;
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
   const timer = timeoutMs ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
-  const ended = attemptEndedBy(abort);
-  let settled = false;
-  const running = (async () => runTask(task, ctx))().finally(() => (settled = true));
+  const attempt = runUntilEnded(task, ctx, abort, runTask);
+  const { running } = attempt;
   let value: unknown;
   try {
-    value = await Promise.race([running, ended.promise]);
+    value = await attempt.ended;
   } catch (thrown) {
     // The attempt is over: the timer must not abort the signal the hooks may still use.
     clearTimeout(timer);
-    ended.dispose();
+    attempt.dispose();
     // A run() that honours its signal settles a moment after the abort: give it that moment
     // before calling it abandoned.
-    if (!settled) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
-    const abandonedRun = settled ? undefined : running.catch(() => undefined);
+    if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
+    const abandonedRun = attempt.settled() ? undefined : running.catch(() => undefined);
     onRunOver();
     const result = await afterThrow(task, toError(thrown), ctx, abort);
     return { ...result, abandonedRun };
   } finally {
     clearTimeout(timer);
-    ended.dispose();
+    attempt.dispose();
   }
   onRunOver();
   try {
@@ -125,14 +124,40 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Prom
   return { completion: failedForGood(task, err, hookErrors), kind: "failed" };
 }
 
-/** A promise that rejects when the attempt aborts for a timeout or a cancel (not for shutdown). */
-function attemptEndedBy(abort: AttemptAbort): { promise: Promise<never>; dispose: () => void } {
+/**
+ * Starts run() and returns `ended`: it settles as run() does, or rejects at once when the attempt
+ * aborts for a timeout or a cancel (not for shutdown, which gives run() its grace period).
+ * `running` is run() itself, which may go on after that. One promise per attempt where a race of
+ * two would allocate several: this is every attempt's path.
+ */
+function runUntilEnded(
+  task: BaseTaskEntity,
+  ctx: TaskContext,
+  abort: AttemptAbort,
+  runTask: (task: BaseTaskEntity, ctx: TaskContext) => unknown,
+): { running: Promise<unknown>; ended: Promise<unknown>; settled: () => boolean; dispose: () => void } {
+  let running: Promise<unknown>;
+  try {
+    running = Promise.resolve(runTask(task, ctx));
+  } catch (thrown) {
+    running = Promise.reject(thrown); // a run() that throws before its first await
+  }
+  let settled = false;
   let dispose = () => {};
-  const promise = new Promise<never>((_, reject) => {
+  const ended = new Promise<unknown>((resolve, reject) => {
+    running.then(
+      (value) => {
+        settled = true;
+        resolve(value);
+      },
+      (err) => {
+        settled = true;
+        reject(err);
+      },
+    );
     dispose = abort.onAbort((reason) => {
       if (reason instanceof TaskTimeoutError || reason instanceof TaskCancelledError) reject(reason);
     });
   });
-  promise.catch(() => {}); // handled through the race; never an unhandled rejection
-  return { promise, dispose };
+  return { running, ended, settled: () => settled, dispose };
 }
