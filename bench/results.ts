@@ -28,7 +28,10 @@ export async function writeResults(path: string, results: Result[], run: { tasks
     `- machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM`,
     `- node ${process.version}, PostgreSQL ${pgVersion} (same host, fsync and synchronous_commit on), SQLite ${sqliteVersion} (WAL, synchronous NORMAL)`,
     `- drain size ${run.tasks} no-op tasks; one worker process; recommended settings: concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}`,
-    `- run at ${new Date().toISOString()}; load average (1 min) ${run.loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (above the core count, other work shared the machine)`,
+    `- run at ${new Date().toISOString()}; load average (1 min) ${run.loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end` +
+      // The benchmark itself keeps about one core busy: a start above the core count means other work.
+      (run.loadAtStart > cpu.length ? " (other work shared the machine)" : ""),
+    "- CPU per task: the worker's process, and every PostgreSQL process on this host (sampled from /proc, so background work such as autovacuum and the checkpointer counts too: approximate)",
     "",
     "## Targets (issue 6)",
     "",
