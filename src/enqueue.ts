@@ -1,8 +1,8 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../entities/BaseTaskEntity";
 import { baseColumnKind, WRITE } from "./baseColumns";
-import { TaskEventEntity } from "../entities/TaskEventEntity";
 import { databaseNow } from "./clock";
+import { tablesOf } from "./dialect";
 import { bulkInsert } from "./dialect/bulkInsert";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
@@ -60,8 +60,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
         await validateTask(task, cls, String(metadata.discriminatorValue));
       }
     }
-    const table = escapedTable(dataSource, dataSource.getMetadata(BaseTaskEntity));
-    const eventTable = escapedTable(dataSource, dataSource.getMetadata(TaskEventEntity));
+    const { tasks: table, events: eventTable } = tablesOf(dataSource);
     const eventColumns = ["task_id", "kind", "at", "worker", "attempt", "error"];
     // The "enqueued" events, written by the tasks' own INSERT where the dialect can (PostgreSQL).
     const enqueuedEvents = `INSERT INTO ${eventTable} (${eventColumns.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`;
@@ -126,13 +125,6 @@ function persistentValue(dataSource: DataSource, metadata: EntityMetadata, colum
     return value;
   }
   return dataSource.driver.preparePersistentValue(value, column) ?? null;
-}
-
-function escapedTable(dataSource: DataSource, metadata: EntityMetadata): string {
-  return [metadata.schema, metadata.tableName]
-    .filter((part): part is string => !!part)
-    .map((part) => dataSource.driver.escape(part))
-    .join(".");
 }
 
 /**
