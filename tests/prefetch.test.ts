@@ -1,6 +1,7 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, cancelTask, processForever, processN, type ProcessSummary } from "../src";
 import { createDialect, type Completion } from "../src/dialect";
+import { Completer } from "../src/worker/completer";
 import { GateTask, RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
@@ -10,7 +11,6 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
   beforeEach(async () => {
-    await ds.query(`DELETE FROM ormq_task_events`);
     await ds.query(`DELETE FROM ormq_tasks`);
     await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM test_runs`);
@@ -88,6 +88,37 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
     expect(await ds.getRepository(RunLog).count()).toBe(7);
     const after = await rows();
     expect(after.filter((r) => r.status === "pending" && r.attempts === 0)).toHaveLength(13);
+  });
+
+  it("many outcomes at once (written by two writers on PostgreSQL): each task keeps its first outcome, once", async () => {
+    await ds.getRepository(RecordRun).save(Array.from({ length: 600 }, () => RecordRun.create({})), { chunk: 200 });
+    const { logger } = memoryLogger();
+    const worker = createDialect(ds, "test-worker", logger);
+    try {
+      const claimed = await worker.claim({ types: ["record_run"], queues: null, limit: 600, leaseMs: 60_000, historyTypes: ["record_run"] });
+      expect(claimed).toHaveLength(600);
+      const completer = new Completer(worker, logger, 100);
+      const outcome = (id: string, status: Completion["status"]): Completion => ({
+        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event: status === "failed" ? "failed" : "succeeded", history: true,
+      });
+      const ids = claimed.map((r) => String(r.id));
+      // All submitted in one tick, enough for a second writer; every tenth task gets a second,
+      // conflicting outcome after its first.
+      const firsts = ids.map((id) => completer.submit(outcome(id, "succeeded")));
+      const seconds = ids.filter((_, i) => i % 10 === 0).map((id) => completer.submit(outcome(id, "failed")));
+      expect(await Promise.all(firsts)).toEqual(ids.map(() => "succeeded"));
+      expect(new Set(await Promise.all(seconds))).toEqual(new Set([null]));
+      const counts = await ds.query(`SELECT status, COUNT(*) AS n FROM ormq_tasks GROUP BY status`);
+      expect(counts.map((r: { status: string; n: unknown }) => [r.status, Number(r.n)])).toEqual([["succeeded", 600]]);
+      const events = await ds.query(`SELECT kind, COUNT(*) AS n, COUNT(DISTINCT task_id) AS tasks FROM ormq_task_events GROUP BY kind ORDER BY kind`);
+      expect(events.map((r: { kind: string; n: unknown; tasks: unknown }) => [r.kind, Number(r.n), Number(r.tasks)])).toEqual([
+        ["enqueued", 600, 600],
+        ["started", 600, 600],
+        ["succeeded", 600, 600],
+      ]);
+    } finally {
+      await worker.close();
+    }
   });
 
   it("group completion: a task rescued, re-claimed or cancelled meanwhile is not overwritten", async () => {

@@ -81,6 +81,11 @@ export interface RescuedTask {
 /** A database as the worker sees it. */
 export interface Dialect {
   readonly name: "postgres" | "sqlite";
+  /**
+   * How many completion statements a worker may have in flight at once: 2 on PostgreSQL (each on
+   * its own pool connection, so the server works on both), 1 on SQLite (one connection).
+   */
+  readonly completionWriters: number;
   /** This worker's id, stamped on the tasks it holds. */
   readonly workerId: string;
   /** Marks up to `limit` ready tasks running for this worker and returns their rows. */

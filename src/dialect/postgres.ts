@@ -30,6 +30,7 @@ const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
  */
 export class PostgresDialect implements Dialect {
   readonly name = "postgres" as const;
+  readonly completionWriters = 2;
   private listener: { client: PoolClient; detach: () => void } | undefined;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;

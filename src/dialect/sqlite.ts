@@ -25,6 +25,7 @@ const MAX_BUSY_WAIT_MS = 10_000;
  */
 export class SqliteDialect implements Dialect {
   readonly name = "sqlite" as const;
+  readonly completionWriters = 1;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private changeTimer: NodeJS.Timeout | undefined;
