@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import type { Notification, Pool, PoolClient } from "pg";
+import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../logger";
+import { ClaimConnection } from "./postgresClaimConnection";
+import { PostgresListener } from "./postgresListener";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 
-/** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
-export const NOTIFY_CHANNEL = "ormq_tasks";
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
 // clock, so workers on hosts with skewed clocks agree.
@@ -31,21 +31,18 @@ const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
 export class PostgresDialect implements Dialect {
   readonly name = "postgres" as const;
   readonly completionWriters = 2;
-  private listener: { client: PoolClient; detach: () => void } | undefined;
-  private closed = false;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-  private listening: Promise<unknown> | undefined;
   private readonly watermark = new ClaimWatermark();
-  private claimClient: PoolClient | undefined;
-  /** Claim clients already given back (released once only: a second release throws). */
-  private readonly releasedClients = new WeakSet<PoolClient>();
+  private readonly claims = new ClaimConnection(() => this.pool);
+  private readonly listener: PostgresListener;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly tables: Tables,
     readonly workerId: string,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.listener = new PostgresListener(() => this.pool, logger);
+  }
 
   private get pool(): Pool {
     return (this.dataSource.driver as unknown as { master: Pool }).master;
@@ -94,46 +91,8 @@ export class PostgresDialect implements Dialect {
         SELECT id, 'started', ${NOW_MS}, $3, attempts FROM claimed WHERE type = ANY($5::text[])
       )
       SELECT * FROM claimed`;
-    const { rows } = await this.claimQuery({ name: statementName("claim", text), text, values });
+    const { rows } = await this.claims.query({ name: statementName("claim", text), text, values });
     return rows;
-  }
-
-  /**
-   * Claims run on a connection of their own with `synchronous_commit = off`: a claim's COMMIT
-   * returns without waiting for the WAL flush (about 0.8 ms here, on every claim). That is safe: a
-   * claim lost in a server crash leaves its tasks pending, to be claimed again (at least once
-   * holds), and WAL is flushed in order, so once any later durable commit (a completion) returns,
-   * the claim before it is on disk too. Completions keep durable commits.
-   */
-  private async claimQuery(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: TaskRow[] }> {
-    if (!this.claimClient) {
-      const client = await this.pool.connect();
-      // A checked-out client has no error listener of the pool's: a connection lost while it
-      // sits between claims (a database restart) would otherwise be an unhandled 'error' event.
-      client.on("error", (err) => this.dropClaimClient(client, err));
-      try {
-        await client.query("SET synchronous_commit = off");
-      } catch (err) {
-        this.dropClaimClient(client, err as Error);
-        throw err;
-      }
-      this.claimClient = client;
-    }
-    const client = this.claimClient;
-    try {
-      return await client.query(config);
-    } catch (err) {
-      // Whatever went wrong, the next claim starts on a fresh connection.
-      this.dropClaimClient(client, err as Error);
-      throw err;
-    }
-  }
-
-  private dropClaimClient(client: PoolClient, err: Error): void {
-    if (this.claimClient === client) this.claimClient = undefined;
-    if (this.releasedClients.has(client)) return;
-    this.releasedClients.add(client);
-    client.release(err); // destroyed, not returned to the pool
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
@@ -265,104 +224,13 @@ export class PostgresDialect implements Dialect {
   }
 
   async listen(onWake: WakeHandler): Promise<void> {
-    await this.connectListener(onWake, 0);
-  }
-
-  /**
-   * Holds LISTEN on a dedicated pool client. If it cannot be had, or the connection drops (a
-   * database restart), the worker keeps finding tasks by polling and reconnects with backoff.
-   * Behind a transaction-mode pooler LISTEN never works; polling is then all there is.
-   */
-  private async connectListener(onWake: WakeHandler, failures: number): Promise<void> {
-    if (this.closed) return;
-    let client: PoolClient | undefined;
-    try {
-      client = await this.pool.connect();
-      const connected = client;
-      const onNotification = (msg: Notification) => {
-        if (msg.channel !== NOTIFY_CHANNEL) return;
-        onWake(msg.payload ? msg.payload.split(",") : null);
-      };
-      const onLost = (err?: Error) => {
-        if (this.listener?.client !== connected) return;
-        this.listener = undefined;
-        detach();
-        connected.release(err ?? new Error("LISTEN connection ended"));
-        if (this.closed) return;
-        this.logger.warn({ err }, "LISTEN connection lost; polling meanwhile, reconnecting");
-        // Tasks enqueued while we were deaf get no NOTIFY: look once now.
-        onWake(null);
-        this.scheduleReconnect(onWake, 1);
-      };
-      const onEnd = () => onLost();
-      // The client goes back to the pool at close: it must not keep this worker's handlers.
-      const detach = () => {
-        connected.off("notification", onNotification);
-        connected.off("error", onLost);
-        connected.off("end", onEnd);
-      };
-      connected.on("notification", onNotification);
-      connected.on("error", onLost);
-      connected.on("end", onEnd);
-      this.listener = { client: connected, detach };
-      this.listening = connected.query(`LISTEN ${NOTIFY_CHANNEL}`);
-      await this.listening;
-      if (failures > 0) {
-        this.logger.info({}, "LISTEN reconnected");
-        onWake(null);
-      }
-      if (this.closed) await this.close();
-    } catch (err) {
-      if (this.listener?.client === client) {
-        this.listener?.detach();
-        this.listener = undefined;
-      }
-      client?.release(err as Error);
-      if (this.closed) return;
-      this.logger.warn({ err }, "LISTEN unavailable; polling meanwhile");
-      this.scheduleReconnect(onWake, failures + 1);
-    }
-  }
-
-  private scheduleReconnect(onWake: WakeHandler, failures: number): void {
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
-    this.reconnectTimer = setTimeout(() => void this.connectListener(onWake, failures), delay);
-    this.reconnectTimer.unref();
+    await this.listener.listen(onWake);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    const claimClient = this.claimClient;
-    this.claimClient = undefined;
-    if (claimClient && !this.releasedClients.has(claimClient)) {
-      this.releasedClients.add(claimClient);
-      // Closed, not returned to the pool: it carries `synchronous_commit = off`, which must never
-      // reach the application's transactions.
-      claimClient.release(true);
-    }
-    const listener = this.listener;
-    this.listener = undefined;
-    if (!listener) return;
-    const { client, detach } = listener;
-    try {
-      await this.listening; // one query at a time on a pg client
-      await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`);
-      detach();
-      client.release();
-    } catch (err) {
-      detach();
-      client.release(err as Error); // a broken client is destroyed, not reused
-    }
+    this.claims.close();
+    await this.listener.close();
   }
-}
-
-/** Sends the coalesced wake-up inside the inserting transaction, so it is delivered at commit. */
-export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, queues: Iterable<string>): Promise<void> {
-  // Payload limit is 8000 bytes; past it, an empty payload wakes every worker.
-  let payload = [...queues].join(",");
-  if (payload.length > 7000) payload = "";
-  await query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, payload]);
 }
 
 const statementNames = new Map<string, string>();

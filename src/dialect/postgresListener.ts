@@ -1,0 +1,110 @@
+import type { Notification, Pool, PoolClient } from "pg";
+import type { Logger } from "../logger";
+import type { WakeHandler } from "./dialect";
+
+/** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
+export const NOTIFY_CHANNEL = "ormq_tasks";
+
+/** Sends the coalesced wake-up inside the inserting transaction, so it is delivered at commit. */
+export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, queues: Iterable<string>): Promise<void> {
+  // Payload limit is 8000 bytes; past it, an empty payload wakes every worker.
+  let payload = [...queues].join(",");
+  if (payload.length > 7000) payload = "";
+  await query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, payload]);
+}
+
+/**
+ * A worker's LISTEN, on a dedicated pool client. If it cannot be had, or the connection drops (a
+ * database restart), the worker keeps finding tasks by polling and this reconnects with backoff.
+ * Behind a transaction-mode pooler LISTEN never works; polling is then all there is.
+ */
+export class PostgresListener {
+  private listener: { client: PoolClient; detach: () => void } | undefined;
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private listening: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly pool: () => Pool,
+    private readonly logger: Logger,
+  ) {}
+
+  async listen(onWake: WakeHandler): Promise<void> {
+    await this.connect(onWake, 0);
+  }
+
+  private async connect(onWake: WakeHandler, failures: number): Promise<void> {
+    if (this.closed) return;
+    let client: PoolClient | undefined;
+    try {
+      client = await this.pool().connect();
+      const connected = client;
+      const onNotification = (msg: Notification) => {
+        if (msg.channel !== NOTIFY_CHANNEL) return;
+        onWake(msg.payload ? msg.payload.split(",") : null);
+      };
+      const onLost = (err?: Error) => {
+        if (this.listener?.client !== connected) return;
+        this.listener = undefined;
+        detach();
+        connected.release(err ?? new Error("LISTEN connection ended"));
+        if (this.closed) return;
+        this.logger.warn({ err }, "LISTEN connection lost; polling meanwhile, reconnecting");
+        // Tasks enqueued while we were deaf get no NOTIFY: look once now.
+        onWake(null);
+        this.scheduleReconnect(onWake, 1);
+      };
+      const onEnd = () => onLost();
+      // The client goes back to the pool at close: it must not keep this worker's handlers.
+      const detach = () => {
+        connected.off("notification", onNotification);
+        connected.off("error", onLost);
+        connected.off("end", onEnd);
+      };
+      connected.on("notification", onNotification);
+      connected.on("error", onLost);
+      connected.on("end", onEnd);
+      this.listener = { client: connected, detach };
+      this.listening = connected.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      await this.listening;
+      if (failures > 0) {
+        this.logger.info({}, "LISTEN reconnected");
+        onWake(null);
+      }
+      if (this.closed) await this.close();
+    } catch (err) {
+      if (this.listener?.client === client) {
+        this.listener?.detach();
+        this.listener = undefined;
+      }
+      client?.release(err as Error);
+      if (this.closed) return;
+      this.logger.warn({ err }, "LISTEN unavailable; polling meanwhile");
+      this.scheduleReconnect(onWake, failures + 1);
+    }
+  }
+
+  private scheduleReconnect(onWake: WakeHandler, failures: number): void {
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+    this.reconnectTimer = setTimeout(() => void this.connect(onWake, failures), delay);
+    this.reconnectTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    if (!listener) return;
+    const { client, detach } = listener;
+    try {
+      await this.listening; // one query at a time on a pg client
+      await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`);
+      detach();
+      client.release();
+    } catch (err) {
+      detach();
+      client.release(err as Error); // a broken client is destroyed, not reused
+    }
+  }
+}
