@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { createDialect, outsideTransactions, prepareDataSource, type Dialect, type TaskFilter, type TaskRow } from "../dialect";
-import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestartError, WorkerShutdownError } from "../errors";
+import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestartError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
@@ -13,11 +13,13 @@ import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
 import { AttemptAbort } from "./abort";
 import { Completer } from "./completer";
+import { Doze } from "./doze";
 import { createTaskContext } from "./context";
 import { executeAttempt } from "./executor";
 import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
 import { failedForGood, handedBack } from "./outcome";
+import { finishRunning, type RunningTask } from "./running";
 import { ThreadPool } from "./threads/pool";
 
 /** What a worker did: attempts finished, and how they ended. */
@@ -35,8 +37,6 @@ export interface ProcessSummary {
   cancelled: number;
 }
 
-/** After the grace period and the abort, how long run() has to settle before it is abandoned. */
-const ABANDON_AFTER_ABORT_MS = 2_000;
 /** A worker that cannot claim (database down) backs off up to this long between tries. */
 const MAX_CLAIM_BACKOFF_MS = 5_000;
 /** How often a worker with running tasks checks whether someone asked to cancel one of them. */
@@ -47,19 +47,6 @@ const CANCEL_CHECK_MS = 500;
  */
 const MAX_UNWRITTEN = 1_000;
 
-interface RunningTask {
-  task: BaseTaskEntity;
-  abort: AttemptAbort;
-  done: Promise<void>;
-  /** run() has returned and the outcome is being written: never hand this one back. */
-  finished: boolean;
-  /** run() is over (its hooks may still run): the attempt happened, never refund it. */
-  runOver: boolean;
-  /** Handed back at shutdown while run() was still going: its late outcome is ignored. */
-  abandoned: boolean;
-  /** The slot this task took is free again (run() returned, or the task ended otherwise). */
-  slotFreed: boolean;
-}
 
 /**
  * The claim loop: claims ready tasks while it has free slots (and, with `prefetch`, a few more
@@ -86,8 +73,8 @@ export class Worker {
   private stopRequested = false;
   private stopNow: (() => void) | undefined;
   private readonly stopped = new Promise<void>((resolve) => (this.stopNow = resolve));
-  private woken = false;
-  private wakeSleeper: (() => void) | undefined;
+  /** The claim loop sleeps on this; wake() cuts a sleep short, or the next one if none is on. */
+  private readonly doze = new Doze();
   /** The last task this worker claimed (processOne reports it). */
   lastTaskId: string | undefined;
   /** Runs `static executor = "thread"` tasks; created when the first one starts. */
@@ -160,7 +147,12 @@ export class Worker {
     try {
       // Running tasks finish (or are handed back) and their outcomes are written before the
       // dialect's connections close, even when the loop failed.
-      await this.finishRunning(completer);
+      await finishRunning(this.running, completer, this.logger, {
+        gracePeriodMs: this.options.gracePeriodMs,
+        stopRequested: () => this.stopRequested,
+        stopped: this.stopped,
+        graceEnded: this.graceEnded,
+      });
     } finally {
       // The heartbeat runs until the last running task is done: a task in its grace period keeps
       // its lease.
@@ -200,7 +192,7 @@ export class Worker {
           MAX_UNWRITTEN - unwritten,
         );
         if (want > 0 && want >= Math.min(minClaim, remaining)) {
-          this.woken = false; // a wake-up from here on means: look again
+          this.doze.forget(); // a wake-up from here on means: look again
           let rows: TaskRow[];
           try {
             rows = await dialect.claim({ ...request, limit: want });
@@ -414,37 +406,6 @@ export class Worker {
   }
 
   /**
-   * Waits for running tasks. When stopping, they get the grace period; then their signal aborts
-   * with a WorkerShutdownError; a run() that ignores it is abandoned and its task handed back.
-   */
-  private async finishRunning(completer: Completer): Promise<void> {
-    // Abandoned runs may never settle: never wait for them.
-    const allDone = () => Promise.allSettled([...this.running.values()].filter((r) => !r.abandoned).map((r) => r.done));
-    if (!this.stopRequested) await Promise.race([allDone(), this.stopped]);
-    if (this.running.size === 0) return;
-    const { gracePeriodMs } = this.options;
-    this.logger.info({ running: this.running.size, gracePeriodMs }, "stopping: waiting for running tasks");
-    if (await settlesWithin(allDone(), gracePeriodMs, this.graceEnded)) return;
-    const reason = new WorkerShutdownError();
-    this.logger.warn({ running: this.running.size }, "grace period over: aborting running tasks");
-    for (const r of this.running.values()) r.abort.abort(reason);
-    if (await settlesWithin(allDone(), ABANDON_AFTER_ABORT_MS)) return;
-    completer.giveUpAfter(gracePeriodMs + ABANDON_AFTER_ABORT_MS);
-    // A task whose run() is over but whose hooks still hang is not handed back (its attempt
-    // happened): it is abandoned, and rescued when its lease expires.
-    for (const r of this.running.values()) if (!r.finished && r.runOver) r.abandoned = true;
-    const stuck = [...this.running.values()].filter((r) => !r.finished && !r.runOver);
-    const handBacks = stuck.map((r) => {
-      r.abandoned = true;
-      this.logger.warn({ taskId: r.task.id }, "run() ignored its abort signal; the task is handed back while its promise still runs");
-      return completer.submit(handedBack(r.task));
-    });
-    await Promise.all(handBacks);
-    // Outcomes already being written (their run() returned) finish on their own.
-    await allDone();
-  }
-
-  /**
    * Counts a run that a timeout or cancel abandoned while it still ran. Such runs hold memory,
    * sockets, perhaps locks: past `maxAbandonedRuns` the worker stops claiming and asks to be
    * restarted rather than pile more up.
@@ -487,36 +448,14 @@ export class Worker {
   }
 
   private wake(): void {
-    if (this.wakeSleeper) this.wakeSleeper();
-    else this.woken = true;
+    this.doze.wake();
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.woken || this.stopRequested) {
-      this.woken = false;
+    if (this.stopRequested) {
+      this.doze.forget();
       return Promise.resolve();
     }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakeSleeper = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeSleeper = done;
-    });
-  }
-}
-
-/** True if `promise` settles within `ms` (and before `cutShort` resolves, when given). */
-async function settlesWithin(promise: Promise<unknown>, ms: number, cutShort?: Promise<void>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const racers: Promise<boolean>[] = [promise.then(() => true), timeout];
-  if (cutShort) racers.push(cutShort.then(() => false));
-  try {
-    return await Promise.race(racers);
-  } finally {
-    clearTimeout(timer);
+    return this.doze.sleep(ms);
   }
 }
