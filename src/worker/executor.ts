@@ -25,8 +25,11 @@ export interface AttemptResult {
  *
  * A timeout or a cancel request aborts the attempt and ends it at once, even when run()
  * ignores its signal; the worker's shutdown abort does not (the worker gives run() time to settle).
+ *
+ * Not an async function: a succeeded attempt (nearly all of them) takes one `then`, without an
+ * async frame kept alive across the run; the other outcomes go through `ended`.
  */
-export async function executeAttempt(
+export function executeAttempt(
   task: BaseTaskEntity,
   ctx: TaskContext,
   abort: AttemptAbort,
@@ -39,33 +42,47 @@ export async function executeAttempt(
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
   const timer = timeoutMs ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
   const attempt = runUntilEnded(task, ctx, abort, runTask);
+  // The attempt is over: the timer must not abort the signal the hooks may still use.
+  const over = () => {
+    clearTimeout(timer);
+    attempt.dispose();
+  };
+  return attempt.ended.then(
+    (value) => {
+      over();
+      onRunOver();
+      try {
+        return { completion: succeeded(task, value), kind: "succeeded" } as AttemptResult;
+      } catch (thrown) {
+        // JSON.stringify threw (a cycle, a BigInt): the run happened but its result cannot be kept.
+        const err = new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
+        return failure(task, err, ctx);
+      }
+    },
+    (thrown: unknown) => {
+      over();
+      return ended(task, thrown, ctx, abort, attempt, onRunOver);
+    },
+  );
+}
+
+/** An attempt that ended by a throw, a timeout, a cancel or the shutdown abort. */
+async function ended(
+  task: BaseTaskEntity,
+  thrown: unknown,
+  ctx: TaskContext,
+  abort: AttemptAbort,
+  attempt: { running: Promise<unknown>; settled: () => boolean },
+  onRunOver: () => void,
+): Promise<AttemptResult> {
   const { running } = attempt;
-  let value: unknown;
-  try {
-    value = await attempt.ended;
-  } catch (thrown) {
-    // The attempt is over: the timer must not abort the signal the hooks may still use.
-    clearTimeout(timer);
-    attempt.dispose();
-    // A run() that honours its signal settles a moment after the abort: give it that moment
-    // before calling it abandoned.
-    if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
-    const abandonedRun = attempt.settled() ? undefined : running.catch(() => undefined);
-    onRunOver();
-    const result = await afterThrow(task, toError(thrown), ctx, abort);
-    return { ...result, abandonedRun };
-  } finally {
-    clearTimeout(timer);
-    attempt.dispose();
-  }
+  // A run() that honours its signal settles a moment after the abort: give it that moment
+  // before calling it abandoned.
+  if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
+  const abandonedRun = attempt.settled() ? undefined : running.catch(() => undefined);
   onRunOver();
-  try {
-    return { completion: succeeded(task, value), kind: "succeeded" };
-  } catch (thrown) {
-    // JSON.stringify threw (a cycle, a BigInt): the run happened but its result cannot be kept.
-    const err = new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
-    return failure(task, err, ctx);
-  }
+  const result = await afterThrow(task, toError(thrown), ctx, abort);
+  return { ...result, abandonedRun };
 }
 
 async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, abort: AttemptAbort): Promise<AttemptResult> {
