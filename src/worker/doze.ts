@@ -12,6 +12,11 @@ export class Doze {
     else this.woken = true;
   }
 
+  /** A wake-up came since the last sleep or forget(), and is kept for the next sleep. */
+  get pending(): boolean {
+    return this.woken;
+  }
+
   /** Drops a kept wake-up: the caller is about to look anyway. */
   forget(): void {
     this.woken = false;

@@ -210,8 +210,10 @@ export class Worker {
           for (const row of rows) this.buffered.set(String(row.id), row);
           fill();
           if (rows.length === want) continue; // a full batch: more may be ready
-          // Nothing more ready and nothing held that could enqueue more: processN is done.
-          if (this.limit !== Infinity && this.running.size === 0 && this.buffered.size === 0) return;
+          // Nothing more ready and nothing held that could enqueue more: processN is done. Unless
+          // a wake-up came during the claim: a task whose outcome (a retry, say) was written
+          // while the claim ran is ready, but the claim could not see it. Look again first.
+          if (this.limit !== Infinity && this.running.size === 0 && this.buffered.size === 0 && !this.doze.pending) return;
           // Sleep until the next scheduled task is due, if that comes before the next poll; a
           // wake-up (an enqueue, here or announced) cuts the sleep short and looks again.
           await this.sleep(Math.min(pollIntervalMs, await this.nextDue(dialect, request)));
