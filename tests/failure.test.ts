@@ -107,6 +107,16 @@ describe.each(DIALECTS)("failure, time and control on %s", (dialect) => {
       expect(done.finishedAt).toBeInstanceOf(Date);
     });
 
+    it("processN keeps going through immediate retries: it never ends while a retried task is ready", async () => {
+      // Each retry is written while the worker's next claim may already be in flight (on another
+      // connection, so it may even see the retry before this process hears the write is done),
+      // and the worker may hold nothing at that moment. processN must look again, not end.
+      const poison = await ds.getRepository(ScriptedTask).save(ScriptedTask.create({ script: "fail", maxAttempts: 40 }));
+      const result = await processN(ScriptedTask, 100, { ...quiet(), concurrency: 1 });
+      expect(result).toEqual(expectedSummary({ processed: 40, retried: 39, failed: 1 }));
+      expect(await reload(ds, poison)).toMatchObject({ status: "failed", attempts: 40 });
+    });
+
     it("a poison task ends failed after maxAttempts while other tasks keep flowing", async () => {
       const poison = await ds.getRepository(ScriptedTask).save(ScriptedTask.create({ script: "fail", maxAttempts: 4, priority: 10 }));
       await ds.getRepository(RecordRun).save(Array.from({ length: 30 }, (_, i) => RecordRun.create({ label: `ok${i}` })));

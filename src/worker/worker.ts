@@ -365,7 +365,10 @@ export class Worker {
       .catch((err) => logger().error({ err }, "internal error while finishing a task"))
       .finally(() => {
         this.freeSlot(entry);
-        this.running.delete(task.id);
+        // Only this attempt's entry: the next attempt of the same task may already hold the id.
+        // Its claim (on another connection) can see this outcome's commit before this process
+        // has finished handling the write's reply.
+        if (this.running.get(task.id) === entry) this.running.delete(task.id);
         this.wake();
       });
     this.busySlots++;
@@ -437,10 +440,11 @@ export class Worker {
       .submit(failedForGood(task, err))
       .then(() => undefined)
       .finally(() => {
-        this.running.delete(id);
+        if (this.running.get(id) === entry) this.running.delete(id);
         this.wake();
       });
-    this.running.set(id, { task, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true });
+    const entry: RunningTask = { task, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
+    this.running.set(id, entry);
   }
 
   private onAnnounced(queues: readonly string[] | null): void {
