@@ -49,6 +49,7 @@ export {
   SnoozeTask,
   CancelTask,
   TaskTimeoutError,
+  HookTimeoutError,
   TaskCancelledError,
   WorkerShutdownError,
   WorkerNeedsRestartError,

@@ -82,6 +82,23 @@ describe.each(DIALECTS)("failure, time and control on %s", (dialect) => {
       expect(lines.some((l) => l.level === "error" && l.msg?.includes("error() hook threw"))).toBe(true);
     });
 
+    it("a hook that never settles is given up after hookTimeoutMs: recorded, counted as abandoned, and the task moves on", async () => {
+      const task = await ds.getRepository(ScriptedTask).save(ScriptedTask.create({ script: "hook-hangs" }));
+      const { logger, lines } = memoryLogger();
+      ScriptedTask.holdHooks();
+      try {
+        const summary = await processN(ScriptedTask, 10, { dataSource: ds, logger, hookTimeoutMs: 200 });
+        expect(summary).toEqual(expectedSummary({ processed: 2, retried: 1, failed: 1 }));
+        const failed = await reload(ds, task);
+        expect(failed.status).toBe("failed");
+        expect(failed.errors!.filter((e) => e.hook === "error").map((e) => e.name)).toEqual(["HookTimeoutError", "HookTimeoutError"]);
+        expect(lines.some((l) => l.level === "error" && l.msg?.includes("error() hook did not settle in time"))).toBe(true);
+        expect(lines.filter((l) => l.msg?.includes("a hook missed its deadline")).length).toBe(2);
+      } finally {
+        ScriptedTask.releaseHungHooks();
+      }
+    });
+
     it("SnoozeTask comes back later without using an attempt, and skips error()", async () => {
       const task = await ds.getRepository(ScriptedTask).save(ScriptedTask.create({ script: "snooze" }));
       expect(await processN(ScriptedTask, 10, quiet())).toEqual(expectedSummary({ processed: 1, snoozed: 1 }));

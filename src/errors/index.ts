@@ -67,6 +67,19 @@ export class TaskTimeoutError extends OrmqError {
   }
 }
 
+/**
+ * A hook (`error()`, `shouldRetry()`, `failed()`, the retry policy) that did not settle within the
+ * worker's `hookTimeoutMs`: recorded like a hook that threw, and the task's outcome stands.
+ */
+export class HookTimeoutError extends OrmqError {
+  constructor(
+    readonly hook: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${hook}() did not settle within ${timeoutMs} ms`);
+  }
+}
+
 /** The reason a task's signal aborts when someone cancels it while it runs. */
 export class TaskCancelledError extends OrmqError {
   constructor(readonly reason = "cancelled on request") {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { BaseTaskEntity, type TaskErrorRecord } from "../../entities/BaseTaskEntity";
 import type { Completion } from "../dialect";
-import { CancelTask, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
+import { CancelTask, HookTimeoutError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
 import type { AttemptAbort } from "./abort";
 import type { TaskContext } from "./context";
 import { cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
@@ -33,11 +33,16 @@ export function executeAttempt(
   task: BaseTaskEntity,
   ctx: TaskContext,
   abort: AttemptAbort,
-  /** Called once run() is over (settled, or abandoned): from then on the attempt has happened. */
-  onRunOver: () => void = () => {},
-  /** Runs run(): on the event loop by default; the worker passes its thread pool for thread tasks. */
-  runTask: (task: BaseTaskEntity, ctx: TaskContext) => unknown = (t, c) => t.run(c),
+  options: {
+    /** Called once run() is over (settled, or abandoned): from then on the attempt has happened. */
+    onRunOver?: () => void;
+    /** Runs run(): on the event loop by default; the worker passes its thread pool for thread tasks. */
+    runTask?: (task: BaseTaskEntity, ctx: TaskContext) => unknown;
+    /** How long each hook may take (see HookTimeoutError). */
+    hookTimeoutMs: number;
+  },
 ): Promise<AttemptResult> {
+  const { onRunOver = () => {}, runTask = (t, c) => t.run(c), hookTimeoutMs } = options;
   const cls = task.constructor as typeof BaseTaskEntity;
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
   const timer = timeoutMs ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
@@ -56,12 +61,12 @@ export function executeAttempt(
       } catch (thrown) {
         // JSON.stringify threw (a cycle, a BigInt): the run happened but its result cannot be kept.
         const err = new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
-        return failure(task, err, ctx);
+        return failure(task, err, ctx, hookTimeoutMs);
       }
     },
     (thrown: unknown) => {
       over();
-      return ended(task, thrown, ctx, abort, attempt, onRunOver);
+      return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs);
     },
   );
 }
@@ -74,6 +79,7 @@ async function ended(
   abort: AttemptAbort,
   attempt: { running: Promise<unknown>; settled: () => boolean },
   onRunOver: () => void,
+  hookTimeoutMs: number,
 ): Promise<AttemptResult> {
   const { running } = attempt;
   // A run() that honours its signal settles a moment after the abort: give it that moment
@@ -81,11 +87,13 @@ async function ended(
   if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
   const abandonedRun = attempt.settled() ? undefined : running.catch(() => undefined);
   onRunOver();
-  const result = await afterThrow(task, toError(thrown), ctx, abort);
-  return { ...result, abandonedRun };
+  const result = await afterThrow(task, toError(thrown), ctx, abort, hookTimeoutMs);
+  // A hook that hung and a run() that ignored its abort both still hold what they hold.
+  const stillRunning = [abandonedRun, result.abandonedRun].filter((p): p is Promise<unknown> => p !== undefined);
+  return { ...result, abandonedRun: stillRunning.length === 0 ? undefined : Promise.allSettled(stillRunning) };
 }
 
-async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, abort: AttemptAbort): Promise<AttemptResult> {
+async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, abort: AttemptAbort, hookTimeoutMs: number): Promise<AttemptResult> {
   const reason: unknown = abort.reason;
   // Whatever run() threw once its signal aborted, the abort's reason is what happened.
   if (reason instanceof WorkerShutdownError) return { completion: handedBack(task), kind: "handedBack" };
@@ -93,20 +101,34 @@ async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, ab
   if (reason instanceof TaskCancelledError) return { completion: cancelled(task, null), kind: "cancelled" };
   if (err instanceof CancelTask) return { completion: cancelled(task, err.reason), kind: "cancelled" };
   if (err instanceof SnoozeTask) return { completion: snoozed(task, err.delayMs), kind: "snoozed" };
-  return failure(task, reason instanceof TaskTimeoutError ? reason : err, ctx);
+  return failure(task, reason instanceof TaskTimeoutError ? reason : err, ctx, hookTimeoutMs);
 }
 
-async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Promise<AttemptResult> {
+async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext, hookTimeoutMs: number): Promise<AttemptResult> {
   const cls = task.constructor as typeof BaseTaskEntity;
   const hookErrors: TaskErrorRecord[] = [];
+  const hung: Promise<unknown>[] = [];
+  // Each hook gets `hookTimeoutMs`: one that never settles would otherwise hold its slot (and the
+  // task) until the worker stops. Past it the hook counts as having thrown, and keeps running.
   const hook = async <T>(name: string, call: () => T | Promise<T>): Promise<T | undefined> => {
+    let timer: NodeJS.Timeout | undefined;
+    const running = Promise.resolve().then(call);
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        hung.push(running.catch(() => undefined));
+        reject(new HookTimeoutError(name, hookTimeoutMs));
+      }, hookTimeoutMs);
+    });
     try {
-      return await call();
+      return await Promise.race([running, deadline]);
     } catch (thrown) {
       const hookErr = toError(thrown);
-      ctx.logger.error({ err: hookErr, hook: name }, `${name}() hook threw; the task's outcome stands`);
+      const what = hookErr instanceof HookTimeoutError ? "did not settle in time" : "threw";
+      ctx.logger.error({ err: hookErr, hook: name }, `${name}() hook ${what}; the task's outcome stands`);
       hookErrors.push(hookErrorRecord(task, name, hookErr));
       return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   };
 
@@ -135,10 +157,15 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext): Prom
     }
   }
   if (retryAt) {
-    return { completion: retryLater(task, err, Math.max(0, retryAt.getTime() - Date.now()), hookErrors), kind: "retried" };
+    return { completion: retryLater(task, err, Math.max(0, retryAt.getTime() - Date.now()), hookErrors), kind: "retried", abandonedRun: hungHooks(hung) };
   }
   if (task.failed) await hook("failed", () => task.failed!(err, ctx));
-  return { completion: failedForGood(task, err, hookErrors), kind: "failed" };
+  return { completion: failedForGood(task, err, hookErrors), kind: "failed", abandonedRun: hungHooks(hung) };
+}
+
+/** Hooks that missed their deadline and still run: the worker counts them with abandoned runs. */
+function hungHooks(hung: Promise<unknown>[]): Promise<unknown> | undefined {
+  return hung.length === 0 ? undefined : Promise.allSettled(hung);
 }
 
 /**

@@ -48,6 +48,12 @@ export interface WorkerOptions {
    */
   maxAbandonedRuns?: number;
   /**
+   * How long each hook (`error()`, `shouldRetry()`, the retry policy, `failed()`) may take. One
+   * that takes longer counts as having thrown a `HookTimeoutError` (the task's outcome stands and
+   * is written) and is counted with the abandoned runs while it still runs. Default 30000 ms.
+   */
+  hookTimeoutMs?: number;
+  /**
    * Prune finished tasks from this worker every `intervalMs` (default one hour): those that
    * finished more than `olderThan` ms ago, in `statuses` (default succeeded and cancelled).
    */
@@ -106,6 +112,7 @@ export interface ResolvedOptions {
   heartbeatIntervalMs: number;
   rescueIntervalMs: number;
   maxAbandonedRuns: number;
+  hookTimeoutMs: number;
   prune: { olderThan: number; statuses?: TaskStatus[]; intervalMs: number } | null;
   signal: AbortSignal | undefined;
   logger: Logger;
@@ -166,6 +173,7 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     pollIntervalMs: positiveInteger("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000),
     maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5),
+    hookTimeoutMs: positiveInteger("hookTimeoutMs", options.hookTimeoutMs ?? 30_000),
     prune: options.prune
       ? {
           olderThan: nonNegativeInteger("prune.olderThan", options.prune.olderThan),

@@ -339,7 +339,7 @@ export class Worker {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
       const { completion, kind, abandonedRun } = await outsideTransactions(() =>
-        executeAttempt(task, ctx, abort, () => (entry.runOver = true), runTask),
+        executeAttempt(task, ctx, abort, { onRunOver: () => (entry.runOver = true), runTask, hookTimeoutMs: this.options.hookTimeoutMs }),
       );
       if (abandonedRun) this.trackAbandoned(abandonedRun, logger());
       if (entry.abandoned) return;
@@ -417,10 +417,10 @@ export class Worker {
    */
   private trackAbandoned(run: Promise<unknown>, logger: Logger): void {
     this.abandonedRuns++;
-    logger.warn({ abandonedRuns: this.abandonedRuns }, "run() ignored its abort signal; its promise is still running");
+    logger.warn({ abandonedRuns: this.abandonedRuns }, "run() ignored its abort signal, or a hook missed its deadline; it is still running");
     void run.finally(() => {
       this.abandonedRuns--;
-      logger.info({ abandonedRuns: this.abandonedRuns }, "an abandoned run() settled");
+      logger.info({ abandonedRuns: this.abandonedRuns }, "an abandoned run() or hook settled");
     });
     if (this.abandonedRuns >= this.options.maxAbandonedRuns && this.failure === undefined) {
       this.failure = new WorkerNeedsRestartError(
