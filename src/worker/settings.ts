@@ -34,7 +34,7 @@ export const WORKER_SETTINGS: readonly Setting[] = [
   { key: "heartbeatIntervalMs", kind: "durationMs", defaultText: "min(5s, lease/3)", description: "How often leases are renewed; at most half the lease." },
   { key: "rescueIntervalMs", kind: "durationMs", defaultText: "5s", description: "How often expired leases are looked for." },
   { key: "gracePeriodMs", kind: "durationMs", defaultText: "10s", description: "On stop, how long running tasks may finish before their signal aborts." },
-  { key: "maxAbandonedRuns", kind: "positiveInteger", defaultText: "5", description: "Runs that ignored their abort signal before the worker asks to be restarted." },
+  { key: "maxAbandonedRuns", kind: "positiveInteger", defaultText: "5", description: "Runs (or hooks) still running past their abort signal or deadline before the worker asks to be restarted." },
   { key: "hookTimeoutMs", kind: "durationMs", defaultText: "30s", description: "How long each hook (error(), shouldRetry(), the retry policy, failed()) may take." },
   { key: "threads", kind: "positiveInteger", defaultText: "min(concurrency, CPUs)", description: "Size of the thread pool for `static executor = \"thread\"` tasks." },
   { key: "bootstrap", kind: "string", defaultText: "none", description: "Module that thread tasks' threads load: exports the DataSource (and a tsyringe container)." },

@@ -411,7 +411,8 @@ export class Worker {
   }
 
   /**
-   * Counts a run that a timeout or cancel abandoned while it still ran. Such runs hold memory,
+   * Counts a run that a timeout or cancel abandoned while it still ran, or a hook past its
+   * `hookTimeoutMs` that still runs (the executor reports both the same way). Such runs hold memory,
    * sockets, perhaps locks: past `maxAbandonedRuns` the worker stops claiming and asks to be
    * restarted rather than pile more up.
    */
@@ -424,8 +425,8 @@ export class Worker {
     });
     if (this.abandonedRuns >= this.options.maxAbandonedRuns && this.failure === undefined) {
       this.failure = new WorkerNeedsRestartError(
-        `${this.abandonedRuns} runs that ignored their abort signal are still running; ` +
-          "the worker stopped claiming: restart it (and make those tasks honour ctx.signal)",
+        `${this.abandonedRuns} runs or hooks that ignored their abort signal or deadline are still running; ` +
+          "the worker stopped claiming: restart it (and make those tasks and hooks honour ctx.signal)",
       );
       this.logger.error({ abandonedRuns: this.abandonedRuns }, (this.failure as Error).message);
       this.stop();
