@@ -24,6 +24,14 @@ export class QuietNoop extends BaseTaskEntity {
   async run() {}
 }
 
+/** No history, and its row is deleted when it succeeds (`static keepSucceeded = false`). */
+@ChildEntity("bench_noop_lean")
+export class LeanNoop extends BaseTaskEntity {
+  static history = false;
+  static keepSucceeded = false;
+  async run() {}
+}
+
 /** A row the application writes in the same transaction as an enqueue. */
 @Entity("bench_orders")
 export class Order {
@@ -97,7 +105,7 @@ export async function open(url: string, options: OpenOptions = {}): Promise<Data
   const base = ormqDataSourceOptions(url);
   const ds = new DataSource({
     ...base,
-    entities: [...(base.entities as []), Noop, QuietNoop, Order, ...(options.entities ?? [])],
+    entities: [...(base.entities as []), Noop, QuietNoop, LeanNoop, Order, ...(options.entities ?? [])],
     subscribers: [...(base.subscribers as []), ...(options.subscribers ?? [])],
     migrationsRun: options.migrationsRun ?? true,
     logging: false,
@@ -118,7 +126,7 @@ export async function withClient<T>(url: string, fn: (c: Client) => Promise<T>):
 }
 
 /** Enqueues `count` tasks of `cls` with enqueueMany, 50,000 at a time. */
-export async function fill(ds: DataSource, cls: typeof Noop | typeof QuietNoop, count: number): Promise<void> {
+export async function fill(ds: DataSource, cls: typeof Noop | typeof QuietNoop | typeof LeanNoop, count: number): Promise<void> {
   for (let i = 0; i < count; i += 50_000) {
     await enqueueMany(Array.from({ length: Math.min(50_000, count - i) }, () => cls.create({})), { dataSource: ds });
   }

@@ -78,6 +78,7 @@ async function main() {
       await run("drain", database, async () => {
         for (const concurrency of [1, 10, 50]) record(await drain(dbs, database, tasks, { concurrency, history: true }));
         record(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: false }));
+        record(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: false, keepSucceeded: false }));
         // What claiming ahead buys: the same without a buffer (batches of the free slots only).
         record(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: true, prefetch: 0 }));
       });
@@ -91,14 +92,17 @@ async function main() {
       await run("scheduled", database, async () => record(await scheduled(dbs, database, Math.min(samples, 200))));
       await run("memory", database, async () => record(await memory(dbs, database, tasks)));
     }
-    // Head to head: ormq at the recommended settings (with history, and without: the other queues
-    // keep none) and the other queue, alternating, three times each; the medians are compared, so
-    // a burst of load on a shared machine hits all of them.
+    // Head to head: ormq at the recommended settings (with history; without, as the other queues
+    // keep none; and deleting succeeded tasks too, as graphile-worker does) and the other queue,
+    // alternating, three times each; the medians are compared, so a burst of load on a shared
+    // machine hits all of them.
     const headToHead = async (database: DatabaseName, theirs: () => Promise<Result>) => {
-      const sides = { history: [] as Result[], quiet: [] as Result[], theirs: [] as Result[] };
+      const sides = { history: [] as Result[], quiet: [] as Result[], lean: [] as Result[], theirs: [] as Result[] };
+      const concurrency = RECOMMENDED.concurrency;
       for (let i = 0; i < 3; i++) {
-        sides.history.push(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: true }, "head-to-head"));
-        sides.quiet.push(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: false }, "head-to-head"));
+        sides.history.push(await drain(dbs, database, tasks, { concurrency, history: true }, "head-to-head"));
+        sides.quiet.push(await drain(dbs, database, tasks, { concurrency, history: false }, "head-to-head"));
+        sides.lean.push(await drain(dbs, database, tasks, { concurrency, history: false, keepSucceeded: false }, "head-to-head"));
         sides.theirs.push(await theirs());
       }
       for (const runs of Object.values(sides)) {

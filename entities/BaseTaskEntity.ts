@@ -79,6 +79,13 @@ export abstract class BaseTaskEntity extends BaseEntity {
   /** Record this class's transitions in `ormq_task_events`. Turn off for raw throughput. */
   static history = true;
   /**
+   * Keep a task of this class once it succeeded (the default), or delete its row in the same
+   * guarded write that ends the attempt. Deleting is the cheaper write (no new row version, no
+   * index entries), for high-volume tasks whose success needs no record; the result is dropped
+   * with the row. Failed and cancelled tasks are always kept.
+   */
+  static keepSucceeded = true;
+  /**
    * Where `run()` runs: `"async"` on the worker's event loop (the default, right for I/O), or
    * `"thread"` in the worker's thread pool, for CPU-bound work that would otherwise stall
    * heartbeats and other tasks. A thread class must also say where it lives (`static module`).

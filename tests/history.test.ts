@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { cancelTask, processN, prune, rescueExpiredTasks, TaskEventEntity } from "../src";
-import { AlwaysFails, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
+import { AlwaysFails, EphemeralTask, Invoice, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";
 
@@ -13,6 +13,7 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
 
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
   beforeEach(async () => {
+    await ds.query(`DELETE FROM test_invoices`);
     await ds.query(`DELETE FROM ormq_tasks`);
     await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
   });
@@ -33,6 +34,35 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     expect(events[2].error).toContain("boom on attempt 1");
     expect(events[1].worker).toMatch(/\/\d+\//);
     expect(events.every((e) => e.at instanceof Date)).toBe(true);
+  });
+
+  it("a class that keeps no succeeded tasks: the row goes when it succeeds (after retries too), its events stay until prune, a failure is kept", async () => {
+    const [once, retried, failing] = await ds.getRepository(EphemeralTask).save([
+      EphemeralTask.create({}),
+      EphemeralTask.create({ failUntil: 1 }),
+      EphemeralTask.create({ failUntil: 5 }),
+    ]);
+    // Attempts: 1 + 2 + 3; the retry policy retries at once.
+    expect(await processN(EphemeralTask, 6, quiet())).toMatchObject({ succeeded: 2, retried: 3, failed: 1 });
+
+    const left = await ds.getRepository(EphemeralTask).find();
+    expect(left.map((t) => [t.id, t.status, t.attempts])).toEqual([[failing.id, "failed", 3]]);
+    expect(await kinds(once.id)).toEqual(["enqueued", "started", "succeeded"]);
+    expect(await kinds(retried.id)).toEqual(["enqueued", "started", "retried", "started", "succeeded"]);
+    const result = await prune({ dataSource: ds, olderThan: new Date(Date.now() + 1000) });
+    expect(result).toMatchObject({ deleted: 0, orphanedEventsDeleted: 8 }); // failed tasks are kept
+    expect(await kinds(failing.id)).toHaveLength(7);
+  });
+
+  it("a task that keeps no succeeded tasks but is referenced by a foreign key without ON DELETE is kept, succeeded, with a warning", async () => {
+    const task = await ds.getRepository(EphemeralTask).save(EphemeralTask.create({}));
+    await ds.getRepository(Invoice).save({ task });
+    const log = memoryLogger();
+    expect(await processN(EphemeralTask, 1, { dataSource: ds, logger: log.logger })).toMatchObject({ succeeded: 1 });
+    const kept = await ds.getRepository(EphemeralTask).findOneByOrFail({ id: task.id });
+    expect(kept).toMatchObject({ status: "succeeded", result: { done: 1 }, lockedBy: null });
+    expect(await kinds(task.id)).toEqual(["enqueued", "started", "succeeded"]);
+    expect(log.lines.some((l) => l.level === "warn" && /foreign key still references/.test(l.msg ?? ""))).toBe(true);
   });
 
   it("an enqueue that rolls back leaves no event; one in a committed transaction leaves one per task", async () => {

@@ -2,7 +2,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity, cancelTask, processForever, processN, type ProcessSummary } from "../src";
 import { createDialect, type Completion } from "../src/dialect";
 import { Completer } from "../src/worker/completer";
-import { GateTask, RecordRun, RunLog, testEntities } from "./fixtures/tasks";
+import { EphemeralTask, GateTask, RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 
@@ -99,7 +99,7 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
       expect(claimed).toHaveLength(600);
       const completer = new Completer(worker, logger, 100);
       const outcome = (id: string, status: Completion["status"]): Completion => ({
-        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event: status === "failed" ? "failed" : "succeeded", history: true,
+        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event: status === "failed" ? "failed" : "succeeded", history: true, remove: false,
       });
       const ids = claimed.map((r) => String(r.id));
       // All submitted in one tick, enough for a second writer; every tenth task gets a second,
@@ -135,7 +135,7 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
       await ds.query(`UPDATE ormq_tasks SET status = 'running', locked_by = 'test-worker', attempts = attempts + 1 WHERE id = ${reclaimed}`);
       await ds.query(`UPDATE ormq_tasks SET cancel_requested_at = 1 WHERE id = ${cancelled}`);
       const completion = (id: string, status: Completion["status"], delayMs: number | null = null): Completion => ({
-        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs, refundAttempt: false, event: "succeeded", history: false,
+        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs, refundAttempt: false, event: "succeeded", history: false, remove: false,
       });
       const applied = await worker.complete([
         completion(kept, "succeeded"),
@@ -147,6 +147,40 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
       const after = new Map((await rows()).map((r) => [String(r.id), r]));
       expect(after.get(rescued)).toMatchObject({ status: "pending", locked_by: null });
       expect(after.get(reclaimed)).toMatchObject({ status: "running", attempts: 2, locked_by: "test-worker" });
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it("deleting succeeded tasks takes the same guard; a batch mixing deletes and updates writes both", async () => {
+    await ds.getRepository(EphemeralTask).save(Array.from({ length: 4 }, () => EphemeralTask.create({})));
+    const { logger } = memoryLogger();
+    const worker = createDialect(ds, "test-worker", logger);
+    try {
+      const claimed = await worker.claim({ types: ["ephemeral"], queues: null, limit: 4, leaseMs: 60_000, historyTypes: [] });
+      const [gone, rescued, reclaimed, failed] = claimed.map((r) => String(r.id));
+      await ds.query(`UPDATE ormq_tasks SET status = 'pending', locked_by = NULL, locked_until = NULL WHERE id = ${rescued}`);
+      await ds.query(`UPDATE ormq_tasks SET attempts = attempts + 1 WHERE id = ${reclaimed}`);
+      const completion = (id: string, status: Completion["status"], remove: boolean): Completion => ({
+        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event: status === "failed" ? "failed" : "succeeded", history: true, remove,
+      });
+      const applied = await worker.complete([
+        completion(gone, "succeeded", true),
+        completion(rescued, "succeeded", true),
+        completion(reclaimed, "succeeded", true),
+        completion(failed, "failed", false),
+      ]);
+      expect(Object.fromEntries(applied)).toEqual({ [gone]: "succeeded", [failed]: "failed" });
+      const after = new Map((await rows()).map((r) => [String(r.id), r]));
+      expect([...after.keys()].sort()).toEqual([rescued, reclaimed, failed].sort());
+      expect(after.get(rescued)).toMatchObject({ status: "pending" });
+      expect(after.get(reclaimed)).toMatchObject({ status: "running", attempts: 2 });
+      expect(after.get(failed)).toMatchObject({ status: "failed" });
+      const events = await ds.query(`SELECT task_id, kind FROM ormq_task_events WHERE kind <> 'enqueued' ORDER BY kind`);
+      expect(events.map((e: { task_id: unknown; kind: string }) => [String(e.task_id), e.kind])).toEqual([
+        [failed, "failed"],
+        [gone, "succeeded"],
+      ]);
     } finally {
       await worker.close();
     }

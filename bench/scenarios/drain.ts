@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import pino from "pino";
 import { processN } from "../../src";
-import { cpuNow, cpuPerTask, Databases, fill, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
+import { cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
 
 /** The worker settings the README recommends for many short tasks (ORMQ_BENCH_PREFETCH overrides). */
 export const RECOMMENDED = { concurrency: 50, prefetch: Number(process.env.ORMQ_BENCH_PREFETCH ?? 450) };
@@ -17,12 +17,22 @@ export interface DrainSettings {
   history: boolean;
   /** Default: RECOMMENDED.prefetch. */
   prefetch?: number;
+  /** false: succeeded tasks are deleted (`static keepSucceeded = false`, with history off). */
+  keepSucceeded?: boolean;
+}
+
+/** The drain's variant in words, which RESULTS.md's targets look for. */
+export function drainVariant(settings: DrainSettings): string {
+  const prefetch = settings.prefetch ?? RECOMMENDED.prefetch;
+  const kept = settings.keepSucceeded === false ? ", succeeded tasks deleted" : "";
+  return `concurrency ${settings.concurrency}, prefetch ${prefetch}, history ${settings.history ? "on" : "off"}${kept}`;
 }
 
 export async function drain(databases: Databases, database: DatabaseName, tasks: number, settings: DrainSettings, scenario = "drain"): Promise<Result> {
   const ds = await open(await databases.fresh(database));
   try {
-    const cls = settings.history ? Noop : QuietNoop;
+    if (settings.keepSucceeded === false && settings.history) throw new Error("drain: the bench's class that deletes succeeded tasks has history off");
+    const cls = settings.keepSucceeded === false ? LeanNoop : settings.history ? Noop : QuietNoop;
     await fill(ds, cls, tasks);
     const prefetch = settings.prefetch ?? RECOMMENDED.prefetch;
     const cpu0 = cpuNow();
@@ -34,7 +44,7 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
     return {
       scenario,
       database,
-      variant: `concurrency ${settings.concurrency}, prefetch ${prefetch}, history ${settings.history ? "on" : "off"}`,
+      variant: drainVariant(settings),
       tasks,
       tasksPerSecond: rate(tasks, ms),
       ...cpu,

@@ -22,9 +22,9 @@ export interface ClaimRequest {
 }
 
 /**
- * One finished attempt, written back as one guarded UPDATE: it only takes effect while the task is
- * still `running`, held by this worker, on the same attempt. Built by the constructors in
- * `../worker/outcome.ts`.
+ * One finished attempt, written back as one guarded UPDATE (or DELETE, see `remove`): it only takes
+ * effect while the task is still `running`, held by this worker, on the same attempt. Built by the
+ * constructors in `../worker/outcome.ts`.
  */
 export interface Completion {
   id: string;
@@ -45,6 +45,12 @@ export interface Completion {
   event: TaskEventKind;
   /** Record the event (the task class's `history`). */
   history: boolean;
+  /**
+   * Delete the task's row instead of updating it (a success of a class with `keepSucceeded =
+   * false`), under the same guard. A row another table's foreign key still points to (without ON
+   * DELETE) is updated to succeeded instead, and a warning says so.
+   */
+  remove: boolean;
 }
 
 /** Called when tasks may have become ready; `queues` narrows it when known. */
@@ -91,7 +97,7 @@ export interface Dialect {
   /** Marks up to `limit` ready tasks running for this worker and returns their rows. */
   claim(request: ClaimRequest): Promise<TaskRow[]>;
   /**
-   * Writes finished attempts. Returns, for each task whose guarded UPDATE took effect, its status
+   * Writes finished attempts. Returns, for each task whose guarded write took effect, its status
    * now: a cancel request made while it ran turns a retry, a snooze or a hand-back into
    * `cancelled`. A task missing from the map was no longer this worker's to finish.
    */

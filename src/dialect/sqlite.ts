@@ -102,28 +102,31 @@ export class SqliteDialect implements Dialect {
           locked_by = NULL, locked_until = NULL
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
       RETURNING status`);
+    // A success of a class that keeps no succeeded tasks: the same guard, and the row goes.
+    const remove = this.prepare(`
+      DELETE FROM ${this.tables.tasks}
+      WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
+      RETURNING id`);
     const history = this.historyStatement();
     return this.write(() => {
       const applied = new Map<string, FinalStatus>();
       const now = Date.now();
+      const worker = this.workerId;
       for (const c of completions) {
-        const row = stmt.get({
-          id: c.id,
-          attempt: c.attempt,
-          status: c.status,
-          result: c.result,
-          lastError: c.lastError,
-          errors: c.errors,
-          delayMs: c.delayMs,
-          refund: c.refundAttempt ? 1 : 0,
-          now,
-          worker: this.workerId,
-        }) as { status: FinalStatus } | undefined;
-        if (!row) continue;
-        applied.set(c.id, row.status);
+        // A referenced row is updated like any other success.
+        const removal = c.remove ? this.removeUnlessReferenced(remove, c) : null;
+        let status: FinalStatus | undefined;
+        if (removal === "deleted") status = c.status;
+        else if (removal !== "refused") {
+          const { id, attempt, result, lastError, errors, delayMs } = c;
+          const params = { id, attempt, status: c.status, result, lastError, errors, delayMs, refund: c.refundAttempt ? 1 : 0, now, worker };
+          status = (stmt.get(params) as { status: FinalStatus } | undefined)?.status;
+        }
+        if (status === undefined) continue;
+        applied.set(c.id, status);
         if (c.history) {
-          const kind = row.status === "cancelled" ? "cancelled" : c.event;
-          history.run({ taskId: c.id, kind, now, worker: this.workerId, attempt: c.attempt, error: c.lastError });
+          const kind = status === "cancelled" ? "cancelled" : c.event;
+          history.run({ taskId: c.id, kind, now, worker, attempt: c.attempt, error: c.lastError });
         }
       }
       return applied;
@@ -234,6 +237,25 @@ export class SqliteDialect implements Dialect {
     if (this.changeTimer) clearInterval(this.changeTimer);
     this.changeTimer = undefined;
     if (this.db.open) this.db.close();
+  }
+
+  /**
+   * The guarded DELETE of a success: "deleted", "refused" by the guard, or "referenced" when a
+   * foreign key of another table forbids deleting the row.
+   */
+  private removeUnlessReferenced(remove: Database.Statement, c: Completion): "deleted" | "refused" | "referenced" {
+    try {
+      return remove.get({ id: c.id, attempt: c.attempt, worker: this.workerId }) ? "deleted" : "refused";
+    } catch (err) {
+      // SQLITE_CONSTRAINT_FOREIGNKEY, or SQLITE_CONSTRAINT_TRIGGER for ON DELETE RESTRICT.
+      const { code, message } = err as { code?: unknown; message?: unknown };
+      if (!String(code).startsWith("SQLITE_CONSTRAINT") || !String(message).includes("FOREIGN KEY")) throw err;
+      this.logger.warn(
+        { taskId: c.id, err },
+        "a succeeded task of a class with keepSucceeded = false is kept: another table's foreign key still references it",
+      );
+      return "referenced";
+    }
   }
 
   private historyStatement(): Database.Statement {

@@ -9,7 +9,10 @@ export const ERRORS_KEPT = 20;
  * `Completion`, written by the completer with the same guard.
  */
 export function succeeded(task: BaseTaskEntity, result: unknown): Completion {
-  return base(task, "succeeded", { result: result === undefined ? null : JSON.stringify(result), event: "succeeded" });
+  const remove = (task.constructor as { keepSucceeded?: boolean }).keepSucceeded === false;
+  // The result is kept in the completion even when the row is to go: a row that another table
+  // still references is kept after all (see Completion.remove).
+  return base(task, "succeeded", { result: result === undefined ? null : JSON.stringify(result), event: "succeeded", remove });
 }
 
 /** The attempt failed and the task runs again after `delayMs`. */
@@ -60,6 +63,7 @@ function base(task: BaseTaskEntity, status: Completion["status"], fields: Partia
     event: "succeeded",
     // A task that could not even be loaded has no class here: record its failure.
     history: (task.constructor as { history?: boolean }).history ?? true,
+    remove: false,
     ...fields,
   };
 }
