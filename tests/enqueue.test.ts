@@ -49,6 +49,12 @@ describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
     expect(Number(matched[0].n)).toBe(5_000);
   });
 
+  it("identical tasks (one value per column, sent once each) still make one row each", async () => {
+    const ids = await enqueueMany(Array.from({ length: 3 }, () => RecordRun.create({ label: "same" })), { dataSource: ds });
+    const rows = await ds.getRepository(RecordRun).find({ order: { id: "ASC" } });
+    expect(rows.map((r) => [r.id, r.label, r.status])).toEqual(ids.map((id) => [id, "same", "pending"]));
+  });
+
   it("writes no history for a class that turned it off", async () => {
     await enqueueMany([QuietTask.create({}), RecordRun.create({})], { dataSource: ds });
     const events = await ds.query(`SELECT COUNT(*) AS n FROM ormq_task_events`);

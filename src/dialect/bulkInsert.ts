@@ -90,15 +90,29 @@ async function unnestInsert(
   alsoWith: string | undefined,
 ): Promise<unknown[]> {
   const escape = (name: string) => runner.connection.driver.escape(name);
-  const arrays = columns.map((c, i) => `$${i + 1}::${types.get(c)}[]`).join(", ");
-  const insert = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT * FROM unnest(${arrays})`;
-  const sql = alsoWith
-    ? `WITH inserted AS (${insert} RETURNING *), also AS (${alsoWith}) SELECT ${returning ? escape(returning) : "NULL"} FROM inserted`
-    : insert + (returning ? ` RETURNING ${escape(returning)}` : "");
   const out: unknown[] = [];
   for (let start = 0; start < rows.length; start += MAX_ROWS_PER_UNNEST) {
     const chunk = rows.slice(start, start + MAX_ROWS_PER_UNNEST);
-    const params = columns.map((_, i) => chunk.map((row) => row[i]));
+    // A column with one value in every row (a class's defaults, the enqueue time, the many nulls
+    // of a new task) is sent once, not as an array: most of a task's columns are such, and an
+    // array costs a text element per row to build here and to parse on the server.
+    const params: unknown[] = [];
+    const arrays: string[] = [];
+    const values = columns.map((c, i) => {
+      const type = types.get(c);
+      const first = chunk[0][i];
+      if (chunk.every((row) => row[i] === first)) return `$${params.push(first)}::${type}`;
+      arrays.push(`$${params.push(chunk.map((row) => row[i]))}::${type}[]`);
+      return `u.c${arrays.length}`;
+    });
+    // With no array left, the rows come from a series of the right length.
+    const source = arrays.length > 0
+      ? `unnest(${arrays.join(", ")}) AS u(${arrays.map((_, i) => `c${i + 1}`).join(", ")})`
+      : `generate_series(1, $${params.push(chunk.length)}::int)`;
+    const insert = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT ${values.join(", ")} FROM ${source}`;
+    const sql = alsoWith
+      ? `WITH inserted AS (${insert} RETURNING *), also AS (${alsoWith}) SELECT ${returning ? escape(returning) : "NULL"} FROM inserted`
+      : insert + (returning ? ` RETURNING ${escape(returning)}` : "");
     const result: unknown = await runner.query(sql, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
