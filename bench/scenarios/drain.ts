@@ -64,7 +64,7 @@ export async function memory(databases: Databases, database: DatabaseName, tasks
     await ds.destroy();
   }
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(__dirname, "..", "rssWorker.js"), url, String(tasks)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [...process.execArgv, join(__dirname, "..", "rssWorker.js"), url, String(tasks)], { stdio: ["ignore", "pipe", "inherit"] });
     let text = "";
     child.stdout.on("data", (d) => (text += d));
     child.on("error", reject);
