@@ -99,49 +99,70 @@ export class PostgresDialect implements Dialect {
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
-    const removes = completions.filter((c) => c.remove);
-    if (removes.length === 0) return this.update(completions);
-    if (removes.length === completions.length) return this.removeOrKeep(removes);
-    const [removed, updated] = await Promise.all([this.removeOrKeep(removes), this.update(completions.filter((c) => !c.remove))]);
-    for (const [id, status] of removed) updated.set(id, status);
-    return updated;
+    // Nearly every outcome is a plain success: those get a statement of their own that sets
+    // constants and looks up only the attempt (and a result, if any), where the general one looks
+    // up each of a row's values (interleaved batches of 250: 12-13 µs of server time per task
+    // against 18-20 without history, 20-26 against 29-36 with it). A batch is written by one
+    // statement per kind present, one after another, on one connection at a time.
+    const removes: Completion[] = [];
+    const successes: Completion[] = [];
+    const others: Completion[] = [];
+    for (const c of completions) (c.remove ? removes : isPlainSuccess(c) ? successes : others).push(c);
+    const applied = new Map<string, FinalStatus>();
+    if (removes.length > 0) for (const [id, status] of await this.removeOrKeep(removes)) applied.set(id, status);
+    if (successes.length > 0) for (const [id, status] of await this.succeed(successes, false)) applied.set(id, status);
+    if (others.length > 0) for (const [id, status] of await this.update(others)) applied.set(id, status);
+    return applied;
   }
 
   /** Deletes, or when a foreign key forbids deleting one of them, keeps the whole batch succeeded. */
   private async removeOrKeep(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
     try {
-      return await this.remove(completions);
+      return await this.succeed(completions, true);
     } catch (err) {
       if (!FOREIGN_KEY_VIOLATIONS.has(String((err as { code?: unknown }).code))) throw err;
       this.logger.warn(
         { taskIds: completions.map((c) => c.id), err },
         "succeeded tasks of a class with keepSucceeded = false are kept: another table's foreign key still references one of them",
       );
-      return this.update(completions.map((c) => ({ ...c, remove: false })));
+      return this.succeed(completions, false);
     }
   }
 
   /**
-   * Successes of classes that keep no succeeded tasks: a DELETE under the same guard as the
-   * UPDATE. Much cheaper for the server than a new row version (no index entries, a small WAL
-   * record): 6-7 µs per task against 14-21 µs, in 160 batches of 250.
+   * Plain successes, under the same guard as `update`. With `remove` (classes that keep no
+   * succeeded tasks) the rows are deleted: much cheaper for the server than a new row version (no
+   * index entries, a small WAL record), about 6 µs per task against 12-13.
    */
-  private async remove(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
+  private async succeed(completions: readonly Completion[], remove: boolean): Promise<Map<string, FinalStatus>> {
+    // $1: attempt by id; $4: ids whose event is recorded; $5: results by id (only those not null).
+    const write = remove
+      ? `DELETE FROM ${this.tables.tasks} t`
+      : `UPDATE ${this.tables.tasks} t
+         SET status = 'succeeded', result = $5::jsonb ->> t.id::text, finished_at = ${NOW_MS}, updated_at = ${NOW_MS},
+             locked_by = NULL, locked_until = NULL`;
     const text = `
-      WITH gone AS (
-        DELETE FROM ${this.tables.tasks} t
+      WITH done AS (
+        ${write}
         WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_by = $3
           AND t.attempts = ($1::jsonb ->> t.id::text)::int
         RETURNING t.id, t.attempts
       ), history AS (
         INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
-        SELECT id, 'succeeded', ${NOW_MS}, $3, attempts FROM gone WHERE id = ANY($4::bigint[])
+        SELECT id, 'succeeded', ${NOW_MS}, $3, attempts FROM done WHERE $4::jsonb ? id::text
       )
-      SELECT id FROM gone`;
+      SELECT id FROM done`;
     const attempts: Record<string, number> = {};
-    for (const c of completions) attempts[c.id] = c.attempt;
-    const values = [JSON.stringify(attempts), completions.map((c) => c.id), this.workerId, completions.filter((c) => c.history).map((c) => c.id)];
-    const { rows } = await this.pool.query({ name: statementName("remove", text), text, values });
+    const recorded: Record<string, 1> = {};
+    const results: Record<string, string> = {};
+    for (const c of completions) {
+      attempts[c.id] = c.attempt;
+      if (c.history) recorded[c.id] = 1;
+      if (c.result !== null) results[c.id] = c.result;
+    }
+    const values = [JSON.stringify(attempts), completions.map((c) => c.id), this.workerId, JSON.stringify(recorded)];
+    if (!remove) values.push(JSON.stringify(results));
+    const { rows } = await this.pool.query({ name: statementName(remove ? "remove" : "succeed", text), text, values });
     return new Map(rows.map((r: { id: unknown }) => [String(r.id), "succeeded" as const]));
   }
 
@@ -281,6 +302,11 @@ export class PostgresDialect implements Dialect {
     this.claims.close();
     await this.listener.close();
   }
+}
+
+/** A success with nothing else to write: no error to record, no delay, no refund. */
+function isPlainSuccess(c: Completion): boolean {
+  return c.status === "succeeded" && c.event === "succeeded" && c.lastError === null && c.errors === null && c.delayMs === null && !c.refundAttempt;
 }
 
 const statementNames = new Map<string, string>();
