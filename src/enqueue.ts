@@ -7,6 +7,7 @@ import { bulkInsert } from "./dialect/bulkInsert";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
 import { announceInserted, applyDefaults } from "./subscriber";
+import { announcementOf } from "./wakeup";
 import { checkTaskFields, validateTask } from "./validation";
 import { resolveDataSource } from "./worker/options";
 
@@ -65,7 +66,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
     // The "enqueued" events, written by the tasks' own INSERT where the dialect can (PostgreSQL).
     const enqueuedEvents = `INSERT INTO ${eventTable} (${eventColumns.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`;
     const events: unknown[][] = [];
-    const queues = new Set<string>();
+    const announcements = new Set<string>();
     for (const [metadata, positions] of byClass) {
       const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
       const rows = positions.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
@@ -75,13 +76,13 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       positions.forEach((i, n) => {
         const task = tasks[i];
         task.id = String(returned[n]);
-        queues.add(task.queue);
+        announcements.add(announcementOf(task.queue, String(metadata.discriminatorValue)));
         if (history && !alsoWithDone) events.push([task.id, "enqueued", task.createdAt.getTime(), null, 0, null]);
       });
     }
     if (events.length > 0) await bulkInsert(runner, eventTable, eventColumns, events, null);
     // A NOTIFY inside the transaction (delivered at its commit) and this process's wake-up.
-    announceInserted(runner, queues);
+    announceInserted(runner, announcements);
     return tasks.map((t) => t.id);
   };
   const outer = options.manager?.queryRunner;

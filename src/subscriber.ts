@@ -15,14 +15,14 @@ import { announceNewTasks } from "./dialect";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
 import { checkTaskFields, validateTask } from "./validation";
-import { announceCommitted } from "./wakeup";
+import { announceCommitted, announcementOf } from "./wakeup";
 
 /**
- * Per open transaction: queues that got tasks (and those already announced), and tasks whose
- * "enqueued" event is still to be written.
+ * Per open transaction: the queues and types that got tasks (see announcementOf), those already
+ * announced, and tasks whose "enqueued" event is still to be written.
  */
 interface PendingAnnouncement {
-  queues: Set<string>;
+  announcements: Set<string>;
   notified: Set<string>;
   enqueued: { id: string; at: Date }[];
 }
@@ -59,7 +59,7 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
 
   async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
     const task = event.entity as { id?: unknown; queue?: string; createdAt?: Date };
-    const queue = task.queue ?? "default";
+    const announcement = announcementOf(task.queue ?? "default", String(event.metadata.discriminatorValue));
     const runner = event.queryRunner;
     const history = (event.metadata.target as typeof BaseTaskEntity).history && task.id !== undefined && task.id !== null;
     const enqueued = history ? [{ id: String(task.id), at: task.createdAt ?? new Date() }] : [];
@@ -67,12 +67,12 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
       // Autocommitted already. An insert() of many rows calls this once per row: gather them and
       // announce once, after the statement.
       if (enqueued.length > 0) await recordEnqueued(runner, enqueued);
-      announceSoon(event.connection, queue);
+      announceSoon(event.connection, announcement);
       return;
     }
     let state = pending.get(runner);
-    if (!state) pending.set(runner, (state = { queues: new Set(), notified: new Set(), enqueued: [] }));
-    state.queues.add(queue);
+    if (!state) pending.set(runner, (state = { announcements: new Set(), notified: new Set(), enqueued: [] }));
+    state.announcements.add(announcement);
     state.enqueued.push(...enqueued);
   }
 
@@ -82,11 +82,11 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     // History first, in the same transaction: the events commit with their tasks.
     const enqueued = state.enqueued.splice(0);
     if (enqueued.length > 0) await recordEnqueued(event.queryRunner, enqueued);
-    const fresh = [...state.queues].filter((q) => !state.notified.has(q));
+    const fresh = [...state.announcements].filter((a) => !state.notified.has(a));
     if (fresh.length === 0) return;
     // Inside the transaction: PostgreSQL delivers the NOTIFY at commit, or drops it on rollback.
     await announceNewTasks(event.connection, event.queryRunner, fresh);
-    for (const q of fresh) state.notified.add(q);
+    for (const a of fresh) state.notified.add(a);
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
@@ -94,7 +94,7 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     // A released savepoint is not a commit: wait for the outermost one.
     if (!state || event.queryRunner.isTransactionActive) return;
     pending.delete(event.queryRunner);
-    announceCommitted(event.connection, [...state.queues]);
+    announceCommitted(event.connection, [...state.announcements]);
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
@@ -111,14 +111,14 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
  * at the commit of `runner`'s transaction when one is open, else soon after. Their "enqueued"
  * events are written by the caller.
  */
-export function announceInserted(runner: QueryRunner, queues: Iterable<string>): void {
+export function announceInserted(runner: QueryRunner, announcements: Iterable<string>): void {
   if (!runner.isTransactionActive) {
-    for (const queue of queues) announceSoon(runner.connection, queue);
+    for (const announcement of announcements) announceSoon(runner.connection, announcement);
     return;
   }
   let state = pending.get(runner);
-  if (!state) pending.set(runner, (state = { queues: new Set(), notified: new Set(), enqueued: [] }));
-  for (const queue of queues) state.queues.add(queue);
+  if (!state) pending.set(runner, (state = { announcements: new Set(), notified: new Set(), enqueued: [] }));
+  for (const announcement of announcements) state.announcements.add(announcement);
 }
 
 /** Writes "enqueued" events, a few hundred rows per INSERT. */
@@ -129,19 +129,19 @@ async function recordEnqueued(runner: QueryRunner, tasks: { id: string; at: Date
   }
 }
 
-/** Queues with autocommitted new tasks not yet announced, per DataSource. */
+/** Autocommitted new tasks not yet announced (queue and type), per DataSource. */
 const autocommitted = new Map<DataSource, Set<string>>();
 
-function announceSoon(dataSource: DataSource, queue: string): void {
-  let queues = autocommitted.get(dataSource);
-  if (queues) {
-    queues.add(queue);
+function announceSoon(dataSource: DataSource, announcement: string): void {
+  let waiting = autocommitted.get(dataSource);
+  if (waiting) {
+    waiting.add(announcement);
     return;
   }
-  autocommitted.set(dataSource, (queues = new Set([queue])));
+  autocommitted.set(dataSource, (waiting = new Set([announcement])));
   setImmediate(() => {
     autocommitted.delete(dataSource);
-    const list = [...queues];
+    const list = [...waiting];
     announceCommitted(dataSource, list);
     announceNewTasks(dataSource, null, list).catch(() => {
       // Only a wake-up was lost: workers still find the tasks by polling.

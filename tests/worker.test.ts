@@ -11,6 +11,7 @@ import {
 } from "../src";
 import { GateTask, RecordRun, RunLog, SendEmail, testEntities } from "./fixtures/tasks";
 import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
+import { concerns } from "../src/wakeup";
 import { expectedSummary, reload, until } from "./support/helpers";
 
 describe.each(DIALECTS)("worker on %s", (dialect) => {
@@ -89,7 +90,8 @@ describe.each(DIALECTS)("worker on %s", (dialect) => {
           await listener.query("SELECT 1");
           await until("notifications arrive", () => received.length >= 2, 2_000);
           await listener.query("SELECT 1");
-          expect(received.map((p) => p.split(",").sort().join(","))).toEqual(["emails,records", "emails"]);
+          // Each names the queues and types it committed, so that only their workers wake.
+          expect(received.map((p) => (JSON.parse(p) as string[]).sort())).toEqual([["emails/send_email", "records/record_run"], ["emails/send_email"]]);
         } finally {
           await listener.end();
         }
@@ -210,5 +212,24 @@ describe("task definitions (SQLite)", () => {
     } finally {
       await ds.destroy();
     }
+  });
+});
+
+describe("which announcements wake a worker", () => {
+  const types = new Set(["send_email", "record_run"]);
+  it("its own types, in its queues", () => {
+    expect(concerns(["emails/send_email"], types, null)).toBe(true);
+    expect(concerns(["default/resize", "records/record_run"], types, ["records"])).toBe(true);
+  });
+  it("not another type's tasks, nor its own in a queue it does not take", () => {
+    expect(concerns(["default/resize", "default/thumbnail"], types, null)).toBe(false);
+    expect(concerns(["emails/send_email"], types, ["records"])).toBe(false);
+  });
+  it("anything it cannot read: an unknown announcement wakes it", () => {
+    expect(concerns(null, types, ["records"])).toBe(true);
+    expect(concerns([], types, null)).toBe(true);
+    expect(concerns(["no-slash"], types, null)).toBe(true);
+    // A type key may contain a slash; the queue name cannot.
+    expect(concerns(["q/a/b"], new Set(["a/b"]), ["q"])).toBe(true);
   });
 });

@@ -53,8 +53,11 @@ export interface Completion {
   remove: boolean;
 }
 
-/** Called when tasks may have become ready; `queues` narrows it when known. */
-export type WakeHandler = (queues: readonly string[] | null) => void;
+/**
+ * Called when tasks may have become ready; `announcements` (queue and type, see `announcementOf`
+ * in ../wakeup.ts) narrow it when known.
+ */
+export type WakeHandler = (announcements: readonly string[] | null) => void;
 
 /** Which tasks a worker can run: the claim's filters without its limit and lease. */
 export type TaskFilter = Pick<ClaimRequest, "types" | "queues">;

@@ -49,9 +49,9 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
  * when `runner` has one open (delivered at its commit), else on its own. SQLite needs nothing:
  * its workers notice commits through `PRAGMA data_version`.
  */
-export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner | null, queues: readonly string[]): Promise<void> {
+export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner | null, announcements: readonly string[]): Promise<void> {
   if (dialectOf(dataSource) !== "postgres") return;
-  await notifyNewTasks((sql, params) => (runner ? runner.query(sql, params) : dataSource.query(sql, params)), queues);
+  await notifyNewTasks((sql, params) => (runner ? runner.query(sql, params) : dataSource.query(sql, params)), announcements);
 }
 
 /**

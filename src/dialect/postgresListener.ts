@@ -2,14 +2,17 @@ import type { Notification, Pool, PoolClient } from "pg";
 import type { Logger } from "../logger";
 import type { WakeHandler } from "./dialect";
 
-/** The channel new tasks are announced on; the payload is a comma-separated list of queues. */
+/**
+ * The channel new tasks are announced on; the payload is a JSON array of announcements (queue and
+ * type, see `announcementOf`), or empty for "anything".
+ */
 export const NOTIFY_CHANNEL = "ormq_tasks";
 
 /** Sends the coalesced wake-up inside the inserting transaction, so it is delivered at commit. */
-export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, queues: Iterable<string>): Promise<void> {
+export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, announcements: Iterable<string>): Promise<void> {
   // Payload limit is 8000 bytes; past it, an empty payload wakes every worker.
-  let payload = [...queues].join(",");
-  if (payload.length > 7000) payload = "";
+  let payload = JSON.stringify([...announcements]);
+  if (Buffer.byteLength(payload) > 7000) payload = "";
   await query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, payload]);
 }
 
@@ -41,7 +44,7 @@ export class PostgresListener {
       const connected = client;
       const onNotification = (msg: Notification) => {
         if (msg.channel !== NOTIFY_CHANNEL) return;
-        onWake(msg.payload ? msg.payload.split(",") : null);
+        onWake(parsePayload(msg.payload));
       };
       const onLost = (err?: Error) => {
         if (this.listener?.client !== connected) return;
@@ -106,5 +109,16 @@ export class PostgresListener {
       detach();
       client.release(err as Error); // a broken client is destroyed, not reused
     }
+  }
+}
+
+/** The announcements in a NOTIFY payload; null (wake) for an empty or unreadable one. */
+function parsePayload(payload: string | undefined): string[] | null {
+  if (!payload) return null;
+  try {
+    const list: unknown = JSON.parse(payload);
+    return Array.isArray(list) && list.every((a) => typeof a === "string") ? list : null;
+  } catch {
+    return null;
   }
 }

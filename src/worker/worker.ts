@@ -6,7 +6,7 @@ import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestart
 import { isLevelEnabled, type Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
-import { onCommitted } from "../wakeup";
+import { concerns, onCommitted } from "../wakeup";
 import { startHeartbeat } from "../maintenance/heartbeat";
 import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";
@@ -124,7 +124,11 @@ export class Worker {
     const onAbort = () => this.stop();
     signal?.addEventListener("abort", onAbort);
     if (signal?.aborted) this.stop();
-    const unsubscribe = onCommitted(dataSource, (queues) => this.onAnnounced(queues));
+    const myTypes = new Set(typeByKey.keys());
+    const onAnnounced = (announcements: readonly string[] | null) => {
+      if (concerns(announcements, myTypes, this.options.queues)) this.wake();
+    };
+    const unsubscribe = onCommitted(dataSource, onAnnounced);
     const cancelChecks = setInterval(() => void this.checkCancelRequests(dialect), CANCEL_CHECK_MS);
     cancelChecks.unref();
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
@@ -137,7 +141,7 @@ export class Worker {
       maintenance.push(startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), stillRunning, this.logger));
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
-      await dialect.listen((queues) => this.onAnnounced(queues));
+      await dialect.listen(onAnnounced);
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       await this.claimLoop(dialect, completer, typeByKey);
     } catch (err) {
@@ -446,12 +450,6 @@ export class Worker {
       });
     const entry: RunningTask = { task, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
     this.running.set(id, entry);
-  }
-
-  private onAnnounced(queues: readonly string[] | null): void {
-    const mine = this.options.queues;
-    if (queues && queues.length > 0 && mine && !queues.some((q) => mine.includes(q))) return;
-    this.wake();
   }
 
   private wake(): void {
