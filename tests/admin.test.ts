@@ -42,6 +42,20 @@ describe.each(DIALECTS)("admin functions on %s", (dialect) => {
     expect(await retryTask("424242", { dataSource: ds })).toEqual({ outcome: "notFound", id: "424242" });
   });
 
+  it("a requeued task wakes an idle worker at once, not at its next poll", async () => {
+    const controller = new AbortController();
+    const done = processForever(AlwaysFails, { ...quiet(), pollIntervalMs: 600_000, signal: controller.signal });
+    try {
+      const task = await ds.getRepository(AlwaysFails).save(AlwaysFails.create({}));
+      await until("failed for good, the worker asleep", async () => (await reload(ds, task)).status === "failed", 10_000);
+      await retryTask(task.id, { dataSource: ds });
+      await until("requeued task ran again", async () => (await reload(ds, task)).attempts === 3, 5_000);
+    } finally {
+      controller.abort();
+      await done;
+    }
+  });
+
   it("retryFailed requeues the failed tasks of one type", async () => {
     const a = await ds.getRepository(AlwaysFails).save(AlwaysFails.create({}));
     const b = await ds.getRepository(AlwaysFails).save(AlwaysFails.create({}));

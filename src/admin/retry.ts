@@ -2,6 +2,8 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { databaseNow } from "../clock";
+import { announceInserted } from "../subscriber";
+import { announcementOf } from "../wakeup";
 import { resolveDataSource } from "../worker/options";
 
 export type RetryTaskResult =
@@ -43,7 +45,10 @@ export async function retryFailed(options: { dataSource?: DataSource; type?: str
   }
 }
 
-/** One guarded UPDATE (status must still be `failed`), and its history event when it took effect. */
+/**
+ * One guarded UPDATE (status must still be `failed`), and its history event and wake-up when it
+ * took effect.
+ */
 async function requeue(dataSource: DataSource, id: string): Promise<boolean> {
   return dataSource.transaction(async (m) => {
     const now = new Date(await databaseNow(dataSource, m.queryRunner));
@@ -64,6 +69,9 @@ async function requeue(dataSource: DataSource, id: string): Promise<boolean> {
       .execute();
     if (result.affected !== 1) return false;
     await m.createQueryBuilder().insert().into(TaskEventEntity).values({ taskId: id, kind: "requeued", at: now }).updateEntity(false).execute();
+    // Announced at commit like a new task, so that an idle worker runs it now, not at its next poll.
+    const { queue, type } = await m.getRepository(BaseTaskEntity).findOneOrFail({ where: { id }, select: { queue: true, type: true } });
+    announceInserted(m.queryRunner!, [announcementOf(queue, type)]);
     return true;
   });
 }
