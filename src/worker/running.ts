@@ -29,7 +29,7 @@ export interface RunningTask {
  * its task handed back.
  */
 export async function finishRunning(
-  running: Map<string, RunningTask>,
+  running: ReadonlySet<RunningTask>,
   completer: Completer,
   logger: Logger,
   shutdown: {

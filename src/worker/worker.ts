@@ -57,8 +57,13 @@ const MAX_UNWRITTEN = 1_000;
  */
 export class Worker {
   readonly id = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
-  /** Tasks held and started: running, or run() over and the outcome being written. */
-  private readonly running = new Map<string, RunningTask>();
+  /**
+   * Attempts held and started: running, or run() over and the outcome being written. Attempts,
+   * not tasks by id: a retried task's next attempt can start (its claim, on another connection,
+   * sees the outcome's commit) before this process has handled that outcome's reply, and both
+   * stay held, heartbeated and awaited at shutdown until each is done.
+   */
+  private readonly running = new Set<RunningTask>();
   /** Slots in use: started tasks whose run() has not returned. */
   private busySlots = 0;
   /** Claimed tasks waiting for a slot (prefetch), in claim order. Held like running tasks. */
@@ -137,7 +142,7 @@ export class Worker {
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
-      const stillRunning = (id: string) => this.running.get(id)?.finished === false || this.buffered.has(id);
+      const stillRunning = (id: string) => this.buffered.has(id) || [...this.running].some((r) => r.task.id === id && !r.finished);
       maintenance.push(startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), stillRunning, this.logger));
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
@@ -277,7 +282,8 @@ export class Worker {
 
   /** Tasks this worker still holds: buffered, running, or finished and being written (not abandoned). */
   private heldTaskIds(): string[] {
-    return [...this.running.values()].filter((r) => !r.abandoned).map((r) => r.task.id).concat([...this.buffered.keys()]);
+    const ids = new Set([...this.running].filter((r) => !r.abandoned).map((r) => r.task.id));
+    return [...ids, ...this.buffered.keys()];
   }
 
   /** Aborts running tasks that someone asked to cancel (from any process). */
@@ -291,10 +297,10 @@ export class Worker {
       // A buffered task never starts: handed back, it ends cancelled (the request wins).
       const inBuffer = requested.filter((id) => this.buffered.has(id));
       if (inBuffer.length > 0) await this.dropBuffered(inBuffer);
-      for (const id of requested) {
-        const entry = this.running.get(id);
-        if (!entry || entry.abort.aborted) continue;
-        this.logger.info({ taskId: id }, "cancel requested: aborting the running task");
+      const wanted = new Set(requested);
+      for (const entry of this.running) {
+        if (!wanted.has(entry.task.id) || entry.abort.aborted) continue;
+        this.logger.info({ taskId: entry.task.id }, "cancel requested: aborting the running task");
         entry.abort.abort(new TaskCancelledError());
       }
     } catch (err) {
@@ -369,14 +375,11 @@ export class Worker {
       .catch((err) => logger().error({ err }, "internal error while finishing a task"))
       .finally(() => {
         this.freeSlot(entry);
-        // Only this attempt's entry: the next attempt of the same task may already hold the id.
-        // Its claim (on another connection) can see this outcome's commit before this process
-        // has finished handling the write's reply.
-        if (this.running.get(task.id) === entry) this.running.delete(task.id);
+        this.running.delete(entry);
         this.wake();
       });
     this.busySlots++;
-    this.running.set(task.id, entry);
+    this.running.add(entry);
   }
 
   /** The types this worker runs: the class's, narrowed by the `types` option. */
@@ -445,11 +448,11 @@ export class Worker {
       .submit(failedForGood(task, err))
       .then(() => undefined)
       .finally(() => {
-        if (this.running.get(id) === entry) this.running.delete(id);
+        this.running.delete(entry);
         this.wake();
       });
     const entry: RunningTask = { task, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
-    this.running.set(id, entry);
+    this.running.add(entry);
   }
 
   private wake(): void {
