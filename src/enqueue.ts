@@ -64,7 +64,10 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
     const { tasks: table, events: eventTable } = tablesOf(dataSource);
     const eventColumns = ["task_id", "kind", "at", "worker", "attempt", "error"];
     // The "enqueued" events, written by the tasks' own INSERT where the dialect can (PostgreSQL).
-    const enqueuedEvents = `INSERT INTO ${eventTable} (${eventColumns.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`;
+    const enqueuedEvents = {
+      sql: `INSERT INTO ${eventTable} (${eventColumns.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`,
+      reads: ["id", "created_at"],
+    };
     const events: unknown[][] = [];
     const announcements = new Set<string>();
     for (const [metadata, positions] of byClass) {
