@@ -98,14 +98,11 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
       const claimed = await worker.claim({ types: ["record_run"], queues: null, limit: 600, leaseMs: 60_000, historyTypes: ["record_run"] });
       expect(claimed).toHaveLength(600);
       const completer = new Completer(worker, logger, 100);
-      const outcome = (id: string, status: Completion["status"]): Completion => ({
-        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event: status === "failed" ? "failed" : "succeeded", history: true, remove: false,
-      });
       const ids = claimed.map((r) => String(r.id));
       // All submitted in one tick, enough for a second writer; every tenth task gets a second,
       // conflicting outcome after its first.
-      const firsts = ids.map((id) => completer.submit(outcome(id, "succeeded")));
-      const seconds = ids.filter((_, i) => i % 10 === 0).map((id) => completer.submit(outcome(id, "failed")));
+      const firsts = ids.map((id) => completer.submit(completion(id, "succeeded")));
+      const seconds = ids.filter((_, i) => i % 10 === 0).map((id) => completer.submit(completion(id, "failed")));
       expect(await Promise.all(firsts)).toEqual(ids.map(() => "succeeded"));
       expect(new Set(await Promise.all(seconds))).toEqual(new Set([null]));
       const counts = await ds.query(`SELECT status, COUNT(*) AS n FROM ormq_tasks GROUP BY status`);
@@ -134,14 +131,11 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
       await ds.query(`UPDATE ormq_tasks SET status = 'pending', locked_by = NULL, locked_until = NULL WHERE id IN (${rescued}, ${reclaimed})`);
       await ds.query(`UPDATE ormq_tasks SET status = 'running', locked_by = 'test-worker', attempts = attempts + 1 WHERE id = ${reclaimed}`);
       await ds.query(`UPDATE ormq_tasks SET cancel_requested_at = 1 WHERE id = ${cancelled}`);
-      const completion = (id: string, status: Completion["status"], delayMs: number | null = null): Completion => ({
-        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs, refundAttempt: false, event: "succeeded", history: false, remove: false,
-      });
       const applied = await worker.complete([
-        completion(kept, "succeeded"),
-        completion(rescued, "succeeded"),
-        completion(reclaimed, "succeeded"),
-        completion(cancelled, "pending", 1_000),
+        completion(kept, "succeeded", { history: false }),
+        completion(rescued, "succeeded", { history: false }),
+        completion(reclaimed, "succeeded", { history: false }),
+        completion(cancelled, "pending", { history: false, delayMs: 1_000 }),
       ]);
       expect(Object.fromEntries(applied)).toEqual({ [kept]: "succeeded", [cancelled]: "cancelled" });
       const after = new Map((await rows()).map((r) => [String(r.id), r]));
@@ -161,14 +155,11 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
       const [gone, rescued, reclaimed, failed] = claimed.map((r) => String(r.id));
       await ds.query(`UPDATE ormq_tasks SET status = 'pending', locked_by = NULL, locked_until = NULL WHERE id = ${rescued}`);
       await ds.query(`UPDATE ormq_tasks SET attempts = attempts + 1 WHERE id = ${reclaimed}`);
-      const completion = (id: string, status: Completion["status"], remove: boolean): Completion => ({
-        id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event: status === "failed" ? "failed" : "succeeded", history: true, remove,
-      });
       const applied = await worker.complete([
-        completion(gone, "succeeded", true),
-        completion(rescued, "succeeded", true),
-        completion(reclaimed, "succeeded", true),
-        completion(failed, "failed", false),
+        completion(gone, "succeeded", { remove: true }),
+        completion(rescued, "succeeded", { remove: true }),
+        completion(reclaimed, "succeeded", { remove: true }),
+        completion(failed, "failed"),
       ]);
       expect(Object.fromEntries(applied)).toEqual({ [gone]: "succeeded", [failed]: "failed" });
       const after = new Map((await rows()).map((r) => [String(r.id), r]));
@@ -186,3 +177,9 @@ describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
     }
   });
 });
+
+/** A first attempt's outcome as the worker would submit it, with `fields` changed. */
+function completion(id: string, status: Completion["status"], fields: Partial<Completion> = {}): Completion {
+  const event = status === "failed" ? "failed" : "succeeded";
+  return { id, attempt: 1, status, result: null, lastError: null, errors: null, delayMs: null, refundAttempt: false, event, history: true, remove: false, ...fields };
+}

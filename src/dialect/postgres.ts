@@ -167,7 +167,6 @@ export class PostgresDialect implements Dialect {
   }
 
   private async update(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
-    if (completions.length === 0) return new Map();
     // One statement for the whole batch; each row is guarded by status, holder and attempt, and
     // RETURNING tells which rows the guard let through, with their new status. A task someone
     // asked to cancel while it ran does not go back to pending.
