@@ -161,7 +161,7 @@ describe.each(DIALECTS)("worker on %s", (dialect) => {
 
   describe("start-up errors", () => {
     it("rejects bad options with a message that names the option", async () => {
-      await expect(processN(RecordRun, 1, { dataSource: ds, concurrency: 0 })).rejects.toThrow(/`concurrency` must be a positive integer/);
+      await expect(processN(RecordRun, 1, { dataSource: ds, concurrency: 0 })).rejects.toThrow(/`concurrency` must be an integer from 1 to 100000/);
       await expect(processN(RecordRun, 1, { dataSource: ds, queues: [] })).rejects.toThrow(OrmqConfigurationError);
       await expect(processN(RecordRun, 1, { dataSource: ds, queues: [""] })).rejects.toThrow(/`queues`/);
       await expect(processN(RecordRun, -1, { dataSource: ds })).rejects.toThrow(/n must be/);

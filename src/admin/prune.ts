@@ -5,6 +5,8 @@ import { WorkerEntity } from "../../entities/WorkerEntity";
 import { databaseNow } from "../clock";
 import { tablesOf } from "../dialect";
 import { InvalidOptionError, toError } from "../errors";
+import { MAX_DELAY_MS } from "../storable";
+import { checkRunAt } from "../validation";
 import { resolveDataSource } from "../worker/options";
 
 export interface PruneOptions {
@@ -30,6 +32,8 @@ export interface PruneResult {
 }
 
 const BATCH = 500;
+/** A worker row not marked stopped is pruned only after this long without a heartbeat (many leases). */
+export const WORKER_SILENCE_MS = 3_600_000;
 
 /**
  * Removes finished tasks and their history. A task your own rows still reference (a foreign key
@@ -45,7 +49,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     if (!FINISHED_STATUSES.includes(status)) throw new InvalidOptionError(`prune: statuses may only name finished statuses, got ${JSON.stringify(status)}`);
   }
   const now = await databaseNow(dataSource);
-  const cutoff = options.olderThan instanceof Date ? options.olderThan : new Date(now - checkAge(options.olderThan));
+  const cutoff = options.olderThan instanceof Date ? checkRunAt(options.olderThan, "prune: olderThan") : new Date(now - checkAge(options.olderThan));
   const repo = dataSource.getRepository(BaseTaskEntity);
   const result: PruneResult = { deleted: 0, orphanedEventsDeleted: 0, blocked: [], workersDeleted: 0 };
   const { tasks, events } = tablesOf(dataSource);
@@ -99,19 +103,25 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     .where(`at < :cutoff AND ${withoutTask}`, { cutoff: cutoff.getTime() })
     .execute();
   result.orphanedEventsDeleted = orphans.affected ?? 0;
+  // A stopped worker's row goes at the cutoff; a row still marked running only once its heartbeat
+  // is also older than WORKER_SILENCE_MS, so a short cutoff cannot hide a live worker. (Should it
+  // happen anyway, the worker's next heartbeat writes its row again.)
   const workers = await dataSource
     .getRepository(WorkerEntity)
     .createQueryBuilder()
     .delete()
-    .where("last_heartbeat_at < :cutoff", { cutoff: cutoff.getTime() })
+    .where("last_heartbeat_at < :cutoff AND (state = 'stopped' OR last_heartbeat_at < :silent)", {
+      cutoff: cutoff.getTime(),
+      silent: Math.min(cutoff.getTime(), now - WORKER_SILENCE_MS),
+    })
     .execute();
   result.workersDeleted = workers.affected ?? 0;
   return result;
 }
 
 function checkAge(ms: unknown): number {
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
-    throw new InvalidOptionError(`prune: olderThan must be a number of milliseconds or a Date, got ${JSON.stringify(ms)}`);
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) {
+    throw new InvalidOptionError(`prune: olderThan must be milliseconds from 0 to ${MAX_DELAY_MS} (100 years) or a valid Date, got ${String(ms)}`);
   }
   return ms;
 }

@@ -13,6 +13,7 @@ import { guardSqliteConnection } from "./sqliteConnectionGuard";
 
 export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqliteConnectionGuard";
+export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
 type DialectName = "postgres" | "sqlite";
 
@@ -36,11 +37,14 @@ export function tablesOf(dataSource: DataSource): Tables {
   return { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity), events: escaped(TaskEventEntity) };
 }
 
-/** Opens the worker-side dialect for a DataSource. */
-export function createDialect(dataSource: DataSource, workerId: string, logger: Logger): Dialect {
+/**
+ * Opens the worker-side dialect for a DataSource. `slowConnectionMs`: a wait for a pooled
+ * connection longer than this is logged (the worker passes its lease).
+ */
+export function createDialect(dataSource: DataSource, workerId: string, logger: Logger, options: { slowConnectionMs?: number } = {}): Dialect {
   const tables = tablesOf(dataSource);
   return dialectOf(dataSource) === "postgres"
-    ? new PostgresDialect(dataSource, tables, workerId, logger)
+    ? new PostgresDialect(dataSource, tables, workerId, logger, options.slowConnectionMs ?? 30_000)
     : new SqliteDialect(dataSource, tables, workerId, logger);
 }
 

@@ -1,4 +1,4 @@
-import type { Notification, Pool, PoolClient } from "pg";
+import { Client, type Notification, type Pool } from "pg";
 import type { Logger } from "../logger";
 import type { WakeHandler } from "./dialect";
 
@@ -17,12 +17,15 @@ export async function notifyNewTasks(query: (sql: string, params: unknown[]) => 
 }
 
 /**
- * A worker's LISTEN, on a dedicated pool client. If it cannot be had, or the connection drops (a
- * database restart), the worker keeps finding tasks by polling and this reconnects with backoff.
- * Behind a transaction-mode pooler LISTEN never works; polling is then all there is.
+ * A worker's LISTEN, on a connection of its own, made with the pool's settings but outside the
+ * pool: a connection held for the worker's whole life must not be one of the pool's, or a small
+ * pool (2 connections or fewer) would have none left for completions and heartbeats, and the
+ * worker would wait on it for ever. If it cannot be had, or the connection drops (a database
+ * restart), the worker keeps finding tasks by polling and this reconnects with backoff. Behind a
+ * transaction-mode pooler LISTEN never works; polling is then all there is.
  */
 export class PostgresListener {
-  private listener: { client: PoolClient; detach: () => void } | undefined;
+  private listener: { client: Client; detach: () => void } | undefined;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private listening: Promise<unknown> | undefined;
@@ -38,10 +41,13 @@ export class PostgresListener {
 
   private async connect(onWake: WakeHandler, failures: number): Promise<void> {
     if (this.closed) return;
-    let client: PoolClient | undefined;
+    let client: Client | undefined;
     try {
-      client = await this.pool().connect();
+      client = new Client(this.pool().options);
       const connected = client;
+      // Listened to before connecting: a failed connect also emits 'error' on some versions.
+      connected.on("error", () => {});
+      await connected.connect();
       const onNotification = (msg: Notification) => {
         if (msg.channel !== NOTIFY_CHANNEL) return;
         onWake(parsePayload(msg.payload));
@@ -50,7 +56,7 @@ export class PostgresListener {
         if (this.listener?.client !== connected) return;
         this.listener = undefined;
         detach();
-        connected.release(err ?? new Error("LISTEN connection ended"));
+        void connected.end().catch(() => undefined);
         if (this.closed) return;
         this.logger.warn({ err }, "LISTEN connection lost; polling meanwhile, reconnecting");
         // Tasks enqueued while we were deaf get no NOTIFY: look once now.
@@ -58,7 +64,6 @@ export class PostgresListener {
         this.scheduleReconnect(onWake, 1);
       };
       const onEnd = () => onLost();
-      // The client goes back to the pool at close: it must not keep this worker's handlers.
       const detach = () => {
         connected.off("notification", onNotification);
         connected.off("error", onLost);
@@ -80,7 +85,7 @@ export class PostgresListener {
         this.listener?.detach();
         this.listener = undefined;
       }
-      client?.release(err as Error);
+      void client?.end().catch(() => undefined);
       if (this.closed) return;
       this.logger.warn({ err }, "LISTEN unavailable; polling meanwhile");
       this.scheduleReconnect(onWake, failures + 1);
@@ -100,15 +105,9 @@ export class PostgresListener {
     this.listener = undefined;
     if (!listener) return;
     const { client, detach } = listener;
-    try {
-      await this.listening; // one query at a time on a pg client
-      await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`);
-      detach();
-      client.release();
-    } catch (err) {
-      detach();
-      client.release(err as Error); // a broken client is destroyed, not reused
-    }
+    detach();
+    // Closing the connection ends its LISTEN; a broken one may fail to end cleanly.
+    await client.end().catch(() => undefined);
   }
 }
 

@@ -3,7 +3,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
+import { tagWriteError } from "./writeFailure";
+import { READ_ERRORS, rescueValues } from "./rescueRecord";
 import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
+
+/** A worker's row, inserted, or made alive again when it exists. */
+const UPSERT_WORKER = (workers: string) => `
+  INSERT INTO ${workers} (id, name, host, pid, queues, state, started_at, last_heartbeat_at)
+  VALUES (@id, @name, @host, @pid, @queues, 'running', @now, @now)
+  ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at`;
 
 /** How often an idle worker checks whether another connection committed (`PRAGMA data_version`). */
 const CHANGE_CHECK_MS = 50;
@@ -108,7 +116,8 @@ export class SqliteDialect implements Dialect {
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
       RETURNING id`);
     const history = this.historyStatement();
-    return this.write(() => {
+    // One transaction: a failure writes none of the batch.
+    return this.tagged("complete", () => this.write(() => {
       const applied = new Map<string, FinalStatus>();
       const now = Date.now();
       const worker = this.workerId;
@@ -130,7 +139,7 @@ export class SqliteDialect implements Dialect {
         }
       }
       return applied;
-    });
+    }));
   }
 
   async nextDueInMs(filter: TaskFilter): Promise<number | null> {
@@ -158,24 +167,29 @@ export class SqliteDialect implements Dialect {
   }
 
   async registerWorker(info: WorkerInfo): Promise<void> {
-    const stmt = this.prepare(
-      `INSERT INTO ${this.tables.workers} (id, name, host, pid, queues, state, started_at, last_heartbeat_at)
-       VALUES (@id, @name, @host, @pid, @queues, 'running', @now, @now)`,
-    );
-    await this.write(() =>
-      stmt.run({ id: this.workerId, name: info.name, host: info.host, pid: info.pid, queues: info.queues ? JSON.stringify(info.queues) : null, now: Date.now() }),
-    );
+    this.info = info;
+    const upsert = this.prepare(UPSERT_WORKER(this.tables.workers));
+    await this.write(() => upsert.run(this.workerParams(Date.now())));
+  }
+
+  /** This worker's row, as registered; the heartbeat writes it again if it is gone. */
+  private info: WorkerInfo | undefined;
+
+  private workerParams(now: number): Record<string, unknown> {
+    const info = this.info ?? { name: "", host: "", pid: 0, queues: null };
+    return { id: this.workerId, name: info.name, host: info.host, pid: info.pid, queues: info.queues ? JSON.stringify(info.queues) : null, now };
   }
 
   async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>> {
-    const alive = this.prepare(`UPDATE ${this.tables.workers} SET last_heartbeat_at = @now WHERE id = @worker`);
+    // The worker's row is written again if it is gone (pruned while the worker was silent).
+    const alive = this.prepare(UPSERT_WORKER(this.tables.workers));
     const renew = this.prepare(`
       UPDATE ${this.tables.tasks} SET locked_until = @now + @lease
       WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'running' AND locked_by = @worker
       RETURNING id`);
     return this.write(() => {
       const now = Date.now();
-      alive.run({ now, worker: this.workerId });
+      alive.run(this.workerParams(now));
       const rows = renew.all({ now, lease: leaseMs, ids: JSON.stringify(runningIds.map(Number)), worker: this.workerId }) as { id: number }[];
       return new Set(rows.map((r) => String(r.id)));
     });
@@ -187,32 +201,46 @@ export class SqliteDialect implements Dialect {
   }
 
   async rescueExpired(limit: number): Promise<RescuedTask[]> {
-    // Status and lease are checked again in the UPDATE itself: a completion that got in first wins.
-    const stmt = this.prepare(`
+    // Read, then a guarded UPDATE per row, in one transaction: the new `errors` lists are made in
+    // JavaScript (rescueValues), so one row whose `errors` is not valid JSON cannot fail the rescue
+    // of every other expired task. Status and lease are checked again in the UPDATE itself.
+    const read = this.prepare(`
+      SELECT id, attempts, locked_by, ${READ_ERRORS} AS errors FROM ${this.tables.tasks} INDEXED BY ormq_tasks_lease
+      WHERE status = 'running' AND locked_until < @now
+      ORDER BY locked_until LIMIT @limit`);
+    const rescue = this.prepare(`
       UPDATE ${this.tables.tasks}
       SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
                         WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-          last_error = 'WorkerLostError: worker ' || COALESCE(locked_by, '?') || ' stopped renewing its lease',
-          errors = json_insert(COALESCE(NULLIF(errors, ''), '[]'), '$[#]', json_object(
-            'attempt', attempts, 'at', @now, 'name', 'WorkerLostError',
-            'message', 'worker ' || COALESCE(locked_by, '?') || ' stopped renewing its lease')),
+          last_error = @lastError,
+          errors = @errors,
           run_at = @now,
           finished_at = CASE WHEN cancel_requested_at IS NULL AND attempts < max_attempts THEN NULL ELSE @now END,
           updated_at = @now, locked_by = NULL, locked_until = NULL
-      WHERE status = 'running' AND locked_until < @now AND id IN (
-        SELECT id FROM ${this.tables.tasks} INDEXED BY ormq_tasks_lease WHERE status = 'running' AND locked_until < @now
-        ORDER BY locked_until LIMIT @limit
-      )
-      RETURNING id, status, attempts, last_error`);
+      WHERE id = @id AND status = 'running' AND locked_until < @now AND attempts = @attempts AND locked_by IS @lockedBy
+      RETURNING status`);
     const history = this.historyStatement();
-    const rows = await this.write(() => {
+    const replaced: string[] = [];
+    const rescued = await this.write(() => {
       const now = Date.now();
-      const rescued = stmt.all({ now, limit }) as { id: number; status: FinalStatus; attempts: number; last_error: string }[];
-      // Always recorded: the rescuer may not have the task's class to ask.
-      for (const r of rescued) history.run({ taskId: r.id, kind: "rescued", now, worker: this.workerId, attempt: r.attempts, error: r.last_error });
-      return rescued;
+      const done: RescuedTask[] = [];
+      const rows = read.all({ now, limit }) as { id: number; attempts: number; locked_by: string | null; errors: unknown }[];
+      for (const r of rows) {
+        const row = { id: String(r.id), attempts: Number(r.attempts), lockedBy: r.locked_by, errors: r.errors };
+        const values = rescueValues(row, now);
+        const updated = rescue.get({ id: r.id, now, attempts: r.attempts, lockedBy: r.locked_by, lastError: values.lastError, errors: values.errors }) as
+          | { status: FinalStatus }
+          | undefined;
+        if (!updated) continue;
+        if (values.replaced) replaced.push(row.id);
+        // Always recorded: the rescuer may not have the task's class to ask.
+        history.run({ taskId: r.id, kind: "rescued", now, worker: this.workerId, attempt: r.attempts, error: values.lastError });
+        done.push({ id: row.id, status: updated.status });
+      }
+      return done;
     });
-    return rows.map((r) => ({ id: String(r.id), status: r.status }));
+    for (const taskId of replaced) this.logger.warn({ taskId }, "rescue: the task's stored errors were not a readable list; replaced");
+    return rescued;
   }
 
   async listen(onWake: WakeHandler): Promise<void> {
@@ -255,6 +283,15 @@ export class SqliteDialect implements Dialect {
         "a succeeded task of a class with keepSucceeded = false is kept: another table's foreign key still references it",
       );
       return "referenced";
+    }
+  }
+
+  /** Runs a write, naming its statement in what it throws (see tagWriteError). */
+  private async tagged<T>(statement: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      throw tagWriteError(err, statement);
     }
   }
 

@@ -2,6 +2,8 @@
  * ormq's errors. Every error ormq throws extends `OrmqError`; a wrapped failure keeps the original
  * as `cause`, and no message of another library is rewritten.
  */
+import { MAX_DELAY_MS } from "../storable";
+
 export class OrmqError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -46,7 +48,10 @@ export class TaskValidationError extends OrmqError {
 export class SnoozeTask extends OrmqError {
   constructor(readonly delayMs: number) {
     super(`snoozed for ${delayMs} ms`);
-    if (!Number.isFinite(delayMs) || delayMs < 0) throw new InvalidOptionError(`SnoozeTask: delayMs must be 0 or more, got ${delayMs}`);
+    // A due time is stored in a bigint column and read back as a Date: bounded well inside both.
+    if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0 || delayMs > MAX_DELAY_MS) {
+      throw new InvalidOptionError(`SnoozeTask: delayMs must be a number of milliseconds from 0 to ${MAX_DELAY_MS} (100 years), got ${String(delayMs)}`);
+    }
   }
 }
 
@@ -87,6 +92,19 @@ export class TaskCancelledError extends OrmqError {
   }
 }
 
+/**
+ * The database refused to store an attempt's outcome for its content (SQLSTATE class 22 or 23, or
+ * SQLite's equivalents): recorded as the task's last error in a minimal outcome written instead,
+ * which keeps the decision (retry, failure) that was made.
+ */
+export class OutcomeWriteError extends OrmqError {}
+
+/**
+ * A retry policy returned something other than a `Date` or `null`: recorded like a policy that
+ * threw, and the default backoff is used so the task keeps its remaining attempts.
+ */
+export class RetryPolicyError extends OrmqError {}
+
 /** The worker stopped claiming because too many timed-out runs never settled; restart it. */
 export class WorkerNeedsRestartError extends OrmqError {}
 
@@ -105,7 +123,11 @@ export function toError(thrown: unknown): Error {
   try {
     text = typeof thrown === "string" ? thrown : JSON.stringify(thrown);
   } catch {
-    text = String(thrown);
+    try {
+      text = String(thrown);
+    } catch {
+      text = Object.prototype.toString.call(thrown); // a toString that throws, too
+    }
   }
   return new OrmqError(`non-Error thrown: ${text}`, { cause: thrown });
 }

@@ -1,24 +1,40 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Completion, Dialect, FinalStatus } from "../dialect";
+import { writeFailureOf } from "../dialect";
 import type { Logger } from "../logger";
+import { fallbackOf } from "./outcome";
+
+/** What to do with a completion the database refused for its content, written alone. */
+type Refused = (w: Waiting, err: unknown, statement: string | undefined) => Promise<void>;
 
 interface Waiting {
   completion: Completion;
   resolve: (status: FinalStatus | null) => void;
-  /** Failed writes of this completion while written alone. */
-  soloFailures: number;
 }
 
-/** A completion that fails this often on its own, while others are written, is given up. */
-const MAX_SOLO_FAILURES = 5;
 /** Completions waiting while a write is in flight before a second writer starts (see submit). */
 const SECOND_WRITER_AT = 100;
+/**
+ * A write that fails for a reason that is neither transient nor the row's content (a statement
+ * the server cannot run, say) is tried this many times, then given up: the task is let go and its
+ * lease expires, so the rescue returns it to the queue. It never loops.
+ */
+const MAX_OTHER_FAILURES = 4;
 
 /**
  * Writes finished attempts. Completions that arrive while a write is in flight are coalesced into
- * the next one (one UPDATE for many tasks). A write that fails (connection lost, database busy) is
- * retried with backoff, not forgotten: each submitter waits until its completion is on disk and
- * learns whether the guard let it through.
+ * the next one (one UPDATE for many tasks); each submitter waits until its completion is on disk
+ * and learns whether the guard let it through. A failed write is handled by what failed it:
+ *
+ * - transient (connection, resources, concurrency, a busy SQLite): retried with backoff until it
+ *   goes through, or until shutdown gives up;
+ * - the content of a row (SQLSTATE classes 22 and 23, SQLite constraints): the batch is split
+ *   until the refused completions stand alone, and each of those is written as a minimal fallback
+ *   that keeps its decision (`fallbackOf`). A refused outcome is never retried as it is;
+ * - anything else: retried a few times, then logged with the statement and the task ids, and given up.
+ *
+ * A completion given up resolves with null: the worker lets the task go (no more heartbeats), so
+ * it never stays `running` for good.
  */
 export class Completer {
   private queue: Waiting[] = [];
@@ -36,11 +52,11 @@ export class Completer {
 
   /**
    * Resolves with the task's status once written, or null when it was not: the guard refused it
-   * (the worker no longer held the task) or it could not be written before shutdown.
+   * (the worker no longer held the task) or it could not be written (see the class comment).
    */
   submit(completion: Completion): Promise<FinalStatus | null> {
     return new Promise((resolve) => {
-      this.queue.push({ completion, resolve, soloFailures: 0 });
+      this.queue.push({ completion, resolve });
       // A second writer joins when a batch's worth waits while the first is busy: PostgreSQL then
       // works on two completion statements at once, on two connections (drain with history +5% to
       // +18% in three alternating pairs on 2 cores).
@@ -73,43 +89,108 @@ export class Completer {
   private async writeBatches(): Promise<void> {
     // Let completions that finish in the same tick join this batch.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    let failures = 0;
-    // After a failed batch, rows are written one by one until one succeeds, so that a single
-    // completion the database rejects (bad data, say) cannot block every other one.
-    let solo = false;
     while (this.queue.length > 0) {
-      const batch = this.takeBatch(solo ? 1 : this.maxBatch);
+      const batch = this.takeBatch(this.maxBatch);
       // All that waits belongs to tasks another writer has in flight: it takes them next.
       if (batch.length === 0) return;
       for (const w of batch) this.inFlight.add(w.completion.id);
       try {
-        const applied = await this.dialect.complete(batch.map((w) => w.completion));
-        failures = 0;
-        solo = false;
-        for (const w of batch) w.resolve(applied.get(w.completion.id) ?? null);
+        await this.write(batch);
       } catch (err) {
-        failures++;
-        const ids = batch.map((w) => w.completion.id);
-        if (Date.now() >= this.giveUpAt) {
-          this.logger.error({ err, taskIds: ids }, "could not record task outcomes before shutdown; the tasks stay running until their lease expires");
-          for (const w of batch) w.resolve(null);
-          continue;
-        }
-        if (solo && ++batch[0].soloFailures >= MAX_SOLO_FAILURES && this.queue.length > 0) {
-          // Others are waiting; this one keeps failing alone: give it up rather than block them.
-          this.logger.error({ err, taskId: ids[0] }, "the database keeps rejecting this task's outcome; giving it up");
-          batch[0].resolve(null);
-          continue;
-        }
-        this.queue.unshift(...batch);
-        solo = true;
-        const delay = Math.min(5_000, 50 * 2 ** Math.min(failures, 7));
-        this.logger.warn({ err, pending: this.queue.length, retryInMs: delay }, "could not record task outcomes; retrying");
-        await sleep(delay);
+        // write() handles every failure of the database; this is a bug in it. Let the tasks go
+        // rather than leave their submitters waiting for ever.
+        this.logger.error({ err, taskIds: batch.map((w) => w.completion.id) }, "internal error while recording task outcomes; the tasks are let go");
+        for (const w of batch) w.resolve(null);
       } finally {
         for (const w of batch) this.inFlight.delete(w.completion.id);
       }
     }
+  }
+
+  /**
+   * Writes `batch` (or what is left of it) until every completion in it is resolved. A completion
+   * the database refuses for its content, alone, goes to `refusedAlone`.
+   */
+  private async write(batch: Waiting[], refusedAlone: Refused = (w, err, statement) => this.writeFallback(w, err, statement)): Promise<void> {
+    let todo = batch;
+    for (let failures = 1; ; failures++) {
+      let err: unknown;
+      try {
+        const applied = await this.dialect.complete(todo.map((w) => w.completion));
+        for (const w of todo) w.resolve(applied.get(w.completion.id) ?? null);
+        return;
+      } catch (thrown) {
+        err = thrown;
+      }
+      const failure = writeFailureOf(err);
+      // Part of the batch may be on disk already (PostgreSQL writes a batch's kinds one after
+      // another): those are done, and the rest is what failed.
+      if (failure.applied) {
+        const applied = failure.applied;
+        for (const w of todo) if (applied.has(w.completion.id)) w.resolve(applied.get(w.completion.id)!);
+        todo = todo.filter((w) => !applied.has(w.completion.id));
+        if (todo.length === 0) return;
+      }
+      const ids = todo.map((w) => w.completion.id);
+      if (failure.kind === "content") {
+        if (todo.length > 1) {
+          // The batch fails as a whole: halve it until the refused rows stand alone.
+          const half = Math.ceil(todo.length / 2);
+          await this.write(todo.slice(0, half), refusedAlone);
+          await this.write(todo.slice(half), refusedAlone);
+          return;
+        }
+        await refusedAlone(todo[0], err, failure.statement);
+        return;
+      }
+      if (Date.now() >= this.giveUpAt) {
+        this.logger.error({ err, statement: failure.statement, taskIds: ids }, "could not record task outcomes before shutdown; the tasks stay running until their lease expires");
+        for (const w of todo) w.resolve(null);
+        return;
+      }
+      if (failure.kind === "other" && failures >= MAX_OTHER_FAILURES) {
+        this.logger.error(
+          { err, statement: failure.statement, taskIds: ids },
+          "the database keeps failing to record these task outcomes; giving them up (their leases expire and the rescue requeues them)",
+        );
+        for (const w of todo) w.resolve(null);
+        return;
+      }
+      const delay = Math.min(5_000, 50 * 2 ** Math.min(failures, 7));
+      this.logger.warn({ err, statement: failure.statement, pending: this.queue.length + todo.length, retryInMs: delay }, "could not record task outcomes; retrying");
+      await sleep(delay);
+    }
+  }
+
+  /**
+   * A completion the database refused for its content, alone: written as a fallback that keeps
+   * its decision, then as a minimal one; if even that is refused, the task is let go.
+   */
+  private async writeFallback(w: Waiting, refused: unknown, statement: string | undefined): Promise<void> {
+    const { completion } = w;
+    this.logger.error(
+      { err: refused, statement, taskId: completion.id, event: completion.event },
+      "the database refused this task's outcome for its content; writing a fallback outcome that keeps its decision",
+    );
+    for (const minimal of [false, true]) {
+      let refusedAgain = false;
+      const status = await new Promise<FinalStatus | null>((resolve) => {
+        const fallback: Waiting = { completion: fallbackOf(completion, refused, minimal), resolve };
+        this.write([fallback], async (again) => {
+          refusedAgain = true;
+          again.resolve(null);
+        }).catch(() => {
+          refusedAgain = true;
+          resolve(null);
+        });
+      });
+      if (!refusedAgain) {
+        w.resolve(status);
+        return;
+      }
+    }
+    this.logger.error({ statement, taskId: completion.id }, "the database refused even a minimal outcome for this task; it is let go");
+    w.resolve(null);
   }
 
   /**

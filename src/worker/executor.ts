@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { BaseTaskEntity, type TaskErrorRecord } from "../../entities/BaseTaskEntity";
 import type { Completion } from "../dialect";
-import { CancelTask, HookTimeoutError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
+import { CancelTask, HookTimeoutError, RetryPolicyError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
 import type { AttemptAbort } from "./abort";
 import type { TaskContext } from "./context";
 import { cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
+import { storableText } from "../storable";
 
 /** After a timeout or cancel, how long run() may take to settle before it counts as abandoned. */
 const SETTLE_AFTER_ABORT_MS = 50;
@@ -21,7 +22,8 @@ export interface AttemptResult {
  * Runs one attempt and turns whatever happened into exactly one outcome:
  * start the timeout → run() → normalise (success, snooze, cancel, shutdown, failure) →
  * on failure: error() → shouldRetry() / the retry policy → retry, or failed() and give up.
- * Never throws: a throwing task or hook becomes an outcome, not a dead worker.
+ * Never throws: a throwing task or hook becomes an outcome, not a dead worker; and should building
+ * the outcome itself fail, `lastResort` still gives the attempt one (see there).
  *
  * A timeout or a cancel request aborts the attempt and ends it at once, even when run()
  * ignores its signal; the worker's shutdown abort does not (the worker gives run() time to settle).
@@ -52,23 +54,54 @@ export function executeAttempt(
     clearTimeout(timer);
     attempt.dispose();
   };
-  return attempt.ended.then(
-    (value) => {
-      over();
-      onRunOver();
-      try {
-        return { completion: succeeded(task, value), kind: "succeeded" } as AttemptResult;
-      } catch (thrown) {
-        // JSON.stringify threw (a cycle, a BigInt): the run happened but its result cannot be kept.
-        const err = new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
-        return failure(task, err, ctx, hookTimeoutMs);
-      }
-    },
-    (thrown: unknown) => {
-      over();
-      return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs);
-    },
-  );
+  return attempt.ended
+    .then(
+      (value) => {
+        over();
+        onRunOver();
+        try {
+          return { completion: succeeded(task, value), kind: "succeeded" } as AttemptResult;
+        } catch (thrown) {
+          // The run happened but its result cannot be kept: JSON.stringify threw (a cycle, a
+          // BigInt), or the result is over its size cap (a RangeError that says so).
+          const err =
+            thrown instanceof RangeError
+              ? thrown
+              : new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
+          return failure(task, err, ctx, hookTimeoutMs);
+        }
+      },
+      (thrown: unknown) => {
+        over();
+        return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs);
+      },
+    )
+    .catch((internal: unknown) => lastResort(task, internal, ctx));
+}
+
+/**
+ * Building the outcome failed (a bug here, or a value no check foresaw): the attempt still ends,
+ * as a failure that retries with the default backoff while attempts remain, with what went wrong
+ * as its error. Without this the task would sit `running` until its lease expired, its real error
+ * lost. Only the simplest constructors are used, and they cannot throw on any error.
+ */
+function lastResort(task: BaseTaskEntity, internal: unknown, ctx: TaskContext): AttemptResult {
+  const err = toError(internal);
+  try {
+    ctx.logger.error({ err }, "internal error while building a task's outcome; the attempt counts as failed");
+  } catch {
+    // a logger that throws must not take the outcome with it
+  }
+  let retryAt: Date | null = null;
+  try {
+    if (task.attempts < task.maxAttempts) retryAt = BaseTaskEntity.retry(task.attempts, err);
+  } catch {
+    retryAt = null;
+  }
+  if (retryAt instanceof Date && !Number.isNaN(retryAt.getTime())) {
+    return { completion: retryLater(task, err, retryAt.getTime() - Date.now()), kind: "retried" };
+  }
+  return { completion: failedForGood(task, err), kind: "failed" };
 }
 
 /** An attempt that ended by a throw, a timeout, a cancel or the shutdown abort. */
@@ -141,17 +174,19 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext, hookT
     if (decision !== false) {
       const fallback = () => BaseTaskEntity.retry(task.attempts, err);
       let policyFailed = false;
-      const planned = await hook("retry policy", () => {
+      const planned = await hook("retry policy", async () => {
         try {
-          return cls.retry(task.attempts, err);
+          const value: unknown = await cls.retry(task.attempts, err);
+          // A Date (a valid one) or null; anything else is the policy's failure, recorded as one.
+          if (value === null || value === undefined || (value instanceof Date && !Number.isNaN(value.getTime()))) return value;
+          throw new RetryPolicyError(`the retry policy returned ${storableText(describeValue(value), 200)}, not a Date or null`);
         } catch (policyErr) {
           policyFailed = true;
           throw policyErr;
         }
       });
       // A policy that throws or returns nonsense must not lose the task's remaining attempts.
-      if (policyFailed || (planned instanceof Date && Number.isNaN(planned.getTime()))) retryAt = fallback();
-      else retryAt = planned ?? null;
+      retryAt = policyFailed ? fallback() : (planned ?? null);
       // shouldRetry() said yes where the policy said no: use ormq's default backoff.
       if (decision === true && retryAt === null) retryAt = fallback();
     }
@@ -161,6 +196,16 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext, hookT
   }
   if (task.failed) await hook("failed", () => task.failed!(err, ctx));
   return { completion: failedForGood(task, err, hookErrors), kind: "failed", abandonedRun: hungHooks(hung) };
+}
+
+/** A value as a policy's error names it: its type, and the value when that is short. */
+function describeValue(value: unknown): string {
+  if (value instanceof Date) return "an invalid Date";
+  try {
+    return `${typeof value} ${typeof value === "string" ? JSON.stringify(value) : String(value)}`;
+  } catch {
+    return typeof value;
+  }
 }
 
 /** Hooks that missed their deadline and still run: the worker counts them with abandoned runs. */

@@ -6,7 +6,15 @@ import { InvalidOptionError, OrmqConfigurationError } from "../errors";
 import { createLogger, getDefaultLogger, LOG_LEVELS, type Logger } from "../logger";
 import type { OrmqMetrics } from "../metrics";
 import type { TaskClass } from "../registry";
+import { MAX_DELAY_MS, MAX_TIMER_MS } from "../storable";
 import { readSettings } from "./settings";
+
+/**
+ * The most of anything a worker counts (concurrency, batch size, prefetch, threads, abandoned
+ * runs): far beyond what one process can use, and small enough that nothing derived from it
+ * overflows.
+ */
+const MAX_COUNT = 100_000;
 
 /**
  * Options of `processOne`, `processN` and `processForever`. Those listed in `WORKER_SETTINGS` can
@@ -136,7 +144,7 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     ...fromFlags,
   };
   const dataSource = resolveDataSource(cls, options.dataSource);
-  const concurrency = positiveInteger("concurrency", options.concurrency ?? 10);
+  const concurrency = positiveInteger("concurrency", options.concurrency ?? 10, MAX_COUNT);
   const queues = options.queues ?? null;
   if (queues !== null) {
     if (!Array.isArray(queues) || queues.length === 0) throw new InvalidOptionError("option `queues` must be a non-empty array of queue names");
@@ -144,9 +152,9 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
       if (typeof q !== "string" || q.trim() === "") throw new InvalidOptionError(`option \`queues\` has an empty or non-string name: ${JSON.stringify(q)}`);
     }
   }
-  const prefetch = nonNegativeInteger("prefetch", options.prefetch ?? 0);
-  const leaseMs = positiveInteger("leaseMs", options.leaseMs ?? 30_000);
-  const heartbeatIntervalMs = positiveInteger("heartbeatIntervalMs", options.heartbeatIntervalMs ?? Math.min(5_000, Math.floor(leaseMs / 3)));
+  const prefetch = nonNegativeInteger("prefetch", options.prefetch ?? 0, MAX_COUNT);
+  const leaseMs = duration("leaseMs", options.leaseMs ?? 30_000);
+  const heartbeatIntervalMs = duration("heartbeatIntervalMs", options.heartbeatIntervalMs ?? Math.min(5_000, Math.floor(leaseMs / 3)));
   if (heartbeatIntervalMs * 2 > leaseMs) {
     throw new InvalidOptionError(
       `option \`heartbeatIntervalMs\` (${heartbeatIntervalMs}) must be at most half of \`leaseMs\` (${leaseMs}), or live tasks would be rescued`,
@@ -167,24 +175,24 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     concurrency,
     leaseMs,
     heartbeatIntervalMs,
-    rescueIntervalMs: positiveInteger("rescueIntervalMs", options.rescueIntervalMs ?? 5_000),
+    rescueIntervalMs: duration("rescueIntervalMs", options.rescueIntervalMs ?? 5_000),
     prefetch,
-    batchSize: positiveInteger("batchSize", options.batchSize ?? concurrency + prefetch),
-    pollIntervalMs: positiveInteger("pollIntervalMs", options.pollIntervalMs ?? 1_000),
-    gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000),
-    maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5),
-    hookTimeoutMs: positiveInteger("hookTimeoutMs", options.hookTimeoutMs ?? 30_000),
+    batchSize: positiveInteger("batchSize", options.batchSize ?? Math.min(MAX_COUNT, concurrency + prefetch), MAX_COUNT),
+    pollIntervalMs: duration("pollIntervalMs", options.pollIntervalMs ?? 1_000),
+    gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000, MAX_TIMER_MS, TIMER_NOTE),
+    maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5, MAX_COUNT),
+    hookTimeoutMs: duration("hookTimeoutMs", options.hookTimeoutMs ?? 30_000),
     prune: options.prune
       ? {
-          olderThan: nonNegativeInteger("prune.olderThan", options.prune.olderThan),
+          olderThan: nonNegativeInteger("prune.olderThan", options.prune.olderThan, MAX_DELAY_MS, "(100 years)"),
           statuses: options.prune.statuses,
-          intervalMs: positiveInteger("prune.intervalMs", options.prune.intervalMs ?? 3_600_000),
+          intervalMs: duration("prune.intervalMs", options.prune.intervalMs ?? 3_600_000),
         }
       : null,
     signal: options.signal,
     logger: options.logger ?? (logLevel ? createLogger(logLevel) : getDefaultLogger()),
     container: options.container,
-    threads: positiveInteger("threads", options.threads ?? Math.min(concurrency, availableParallelism())),
+    threads: positiveInteger("threads", options.threads ?? Math.min(concurrency, availableParallelism()), 1_024),
     bootstrap: options.bootstrap ?? null,
     metrics: options.metrics,
     onAttemptFinished: options.onAttemptFinished,
@@ -203,16 +211,34 @@ export function resolveDataSource(cls: TaskClass, given?: DataSource): DataSourc
   return dataSource;
 }
 
-function positiveInteger(name: string, value: unknown): number {
-  if (!Number.isInteger(value) || (value as number) < 1) {
-    throw new InvalidOptionError(`option \`${name}\` must be a positive integer, got ${JSON.stringify(value)}`);
+/** Why durations stop at 2^31 - 1 ms: said in each refusal, so the limit is not a surprise. */
+const TIMER_NOTE = "(about 24.8 days: node's timers cannot wait longer, and a longer one would fire at once)";
+
+/** A duration option in ms: a positive integer a node timer can wait for. */
+function duration(name: string, value: unknown): number {
+  return positiveInteger(name, value, MAX_TIMER_MS, TIMER_NOTE);
+}
+
+function positiveInteger(name: string, value: unknown, max: number, why = ""): number {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
+    throw new InvalidOptionError(`option \`${name}\` must be an integer from 1 to ${max}${why ? ` ${why}` : ""}, got ${show(value)}`);
   }
   return value as number;
 }
 
-function nonNegativeInteger(name: string, value: unknown): number {
-  if (!Number.isInteger(value) || (value as number) < 0) {
-    throw new InvalidOptionError(`option \`${name}\` must be an integer of 0 or more, got ${JSON.stringify(value)}`);
+function nonNegativeInteger(name: string, value: unknown, max: number, why = ""): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > max) {
+    throw new InvalidOptionError(`option \`${name}\` must be an integer from 0 to ${max}${why ? ` ${why}` : ""}, got ${show(value)}`);
   }
   return value as number;
+}
+
+/** A value as an error message shows it (JSON.stringify drops NaN, Infinity and bigints). */
+function show(value: unknown): string {
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return typeof value;
+  }
 }

@@ -1,8 +1,7 @@
 import type { BaseTaskEntity, TaskErrorRecord } from "../../entities/BaseTaskEntity";
 import type { Completion } from "../dialect";
-
-/** How many of a task's most recent errors its `errors` list keeps. */
-export const ERRORS_KEPT = 20;
+import { OutcomeWriteError } from "../errors";
+import { boundedJsonList, ERRORS_KEPT, MAX_DELAY_MS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_RESULT_BYTES, MAX_STACK_CHARS, storableText, utf8Bytes } from "../storable";
 
 /**
  * Small constructors for the one write that ends an attempt. Each outcome is exactly one
@@ -10,9 +9,16 @@ export const ERRORS_KEPT = 20;
  */
 export function succeeded(task: BaseTaskEntity, result: unknown): Completion {
   const remove = (task.constructor as { keepSucceeded?: boolean }).keepSucceeded === false;
+  // JSON.stringify escapes NUL and lone surrogates, so any result it accepts is storable text
+  // that reads back exactly; only its size needs a bound. Throws (a cycle, a BigInt, too large):
+  // the executor fails the attempt with that error.
+  const json = result === undefined ? null : (JSON.stringify(result) ?? null);
+  if (json !== null && json.length > MAX_RESULT_BYTES / 3 && utf8Bytes(json) > MAX_RESULT_BYTES) {
+    throw new RangeError(`run() returned ${utf8Bytes(json)} bytes of JSON, more than the ${MAX_RESULT_BYTES} bytes a result may hold`);
+  }
   // The result is kept in the completion even when the row is to go: a row that another table
   // still references is kept after all (see Completion.remove).
-  return base(task, "succeeded", { result: result === undefined ? null : JSON.stringify(result), event: "succeeded", remove });
+  return base(task, "succeeded", { result: json, event: "succeeded", remove });
 }
 
 /** The attempt failed and the task runs again after `delayMs`. */
@@ -40,17 +46,68 @@ export function snoozed(task: BaseTaskEntity, delayMs: number): Completion {
  * while it ran (null: keep the reason cancelTask recorded).
  */
 export function cancelled(task: BaseTaskEntity, reason: string | null): Completion {
-  return base(task, "cancelled", { lastError: reason === null ? null : clean(`cancelled: ${reason}`), event: "cancelled" });
+  return base(task, "cancelled", { lastError: reason === null ? null : storableText(`cancelled: ${storableText(reason)}`, MAX_STACK_CHARS), event: "cancelled" });
+}
+
+/**
+ * What is written instead of a completion the database refused for its content: the same decision
+ * (a retry stays a retry, a failure a failure; a refused success becomes a failure, since running
+ * it again would most likely produce the same unstorable outcome and repeat its side effects), no
+ * result, the stored `errors` left as they are, and `last_error` saying what was refused.
+ * `minimal`: a second fallback, with nothing from the refused outcome or its error in it.
+ */
+export function fallbackOf(c: Completion, refused: unknown, minimal = false): Completion {
+  const detail = minimal ? "" : `: ${describeRefusal(refused)}`;
+  const lastError = `${OutcomeWriteError.name}: the database refused this attempt's outcome (${c.event})${detail}`;
+  const gaveUp = c.status === "succeeded";
+  return {
+    ...c,
+    status: gaveUp ? "failed" : c.status,
+    event: gaveUp ? "failed" : c.event,
+    result: null,
+    lastError: storableText(lastError, MAX_STACK_CHARS),
+    errors: null,
+    remove: false,
+  };
+}
+
+function describeRefusal(err: unknown): string {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  const text = storableText(message, 500).split("\n")[0];
+  return code === undefined ? text : `${storableText(code, 40)} ${text}`;
 }
 
 /** A hook's failure, kept in the task's error list next to the attempt's own error. */
 export function hookErrorRecord(task: BaseTaskEntity, hook: string, err: Error): TaskErrorRecord {
-  return { attempt: task.attempts, at: Date.now(), name: err.name, message: err.message, stack: err.stack, hook };
+  return { ...errorRecord(task, err), hook: storableText(hook, MAX_NAME_CHARS) };
+}
+
+/**
+ * One error as kept in `errors`: storable text (see storable.ts), each field bounded. Reads the
+ * error's fields defensively: `name`, `message` and `stack` may be anything, even getters that throw.
+ */
+export function errorRecord(task: BaseTaskEntity, err: Error): TaskErrorRecord {
+  const name = storableText(field(err, "name") ?? "Error", MAX_NAME_CHARS);
+  const message = storableText(field(err, "message") ?? "", MAX_MESSAGE_CHARS);
+  const stack = field(err, "stack");
+  const record: TaskErrorRecord = { attempt: task.attempts, at: Date.now(), name, message };
+  if (typeof stack === "string") record.stack = storableText(stack, MAX_STACK_CHARS);
+  return record;
+}
+
+/** A property of a thrown value, or undefined if reading it throws. */
+function field(err: unknown, key: "name" | "message" | "stack"): unknown {
+  try {
+    return (err as Record<string, unknown> | null)?.[key] ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function base(task: BaseTaskEntity, status: Completion["status"], fields: Partial<Completion>): Completion {
-  // Delays go into bigint columns: whole milliseconds only.
-  if (fields.delayMs !== undefined && fields.delayMs !== null) fields.delayMs = Math.max(0, Math.round(fields.delayMs));
+  // Delays go into bigint columns: whole milliseconds, within what a due time can hold. (The
+  // public ways to ask for one are checked where they are given; this is the last line.)
+  if (fields.delayMs !== undefined && fields.delayMs !== null) fields.delayMs = clampDelay(fields.delayMs);
   return {
     id: task.id,
     attempt: task.attempts,
@@ -69,18 +126,15 @@ function base(task: BaseTaskEntity, status: Completion["status"], fields: Partia
 }
 
 function errorFields(task: BaseTaskEntity, err: Error, hookErrors: TaskErrorRecord[]): Pick<Completion, "lastError" | "errors"> {
-  const record: TaskErrorRecord = {
-    attempt: task.attempts,
-    at: Date.now(),
-    name: err.name,
-    message: err.message,
-    stack: err.stack,
-  };
-  const errors = [...(task.errors ?? []), record, ...hookErrors].slice(-ERRORS_KEPT);
-  return { lastError: clean(err.stack ?? `${err.name}: ${err.message}`), errors: JSON.stringify(errors) };
+  const record = errorRecord(task, err);
+  // The stored list may be anything a row can hold: only a list of records is carried on.
+  const before = Array.isArray(task.errors) ? task.errors : [];
+  const errors = boundedJsonList([...before, record, ...hookErrors].slice(-ERRORS_KEPT));
+  return { lastError: record.stack ?? `${record.name}: ${record.message}`, errors };
 }
 
-/** PostgreSQL refuses U+0000 in text; an error message must not make its outcome unwritable. */
-function clean(text: string): string {
-  return text.replace(/\u0000/g, "\\0");
+/** A delay in whole milliseconds from 0 to MAX_DELAY_MS; anything else (NaN) is 0. */
+export function clampDelay(ms: number): number {
+  if (!(ms > 0)) return 0;
+  return Math.min(MAX_DELAY_MS, Math.round(ms));
 }

@@ -124,7 +124,7 @@ export class Worker {
       throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");
     }
     const typeByKey = new Map(types.map((t) => [t.key, t]));
-    const dialect = createDialect(dataSource, this.id, this.logger);
+    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs });
     const completer = new Completer(dialect, this.logger);
     const onAbort = () => this.stop();
     signal?.addEventListener("abort", onAbort);
