@@ -53,7 +53,10 @@ export {
   TaskCancelledError,
   WorkerShutdownError,
   WorkerNeedsRestartError,
+  OutcomeWriteError,
+  RetryPolicyError,
 } from "./errors";
+export { ERRORS_KEPT, MAX_DELAY_MS, MAX_ERRORS_BYTES, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES, MAX_STACK_CHARS, MAX_TIMER_MS } from "./storable";
 export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";
 export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";

@@ -28,7 +28,7 @@ const MAX_READ_CHARS = 4 * MAX_ERRORS_BYTES;
  * The rescue's read of `errors` (the same SQL on both databases): a value too large to be worth
  * reading comes back as a JSON string, which is not a list, so it is replaced like a corrupt one.
  */
-export const READ_ERRORS = `CASE WHEN length(errors) <= ${MAX_READ_CHARS} THEN errors ELSE '"too large"' END`;
+export const READ_ERRORS = `CASE WHEN errors IS NULL OR length(errors) <= ${MAX_READ_CHARS} THEN errors ELSE '"too large"' END`;
 
 /**
  * The rescue's record of a lost worker, appended to the task's errors. Parsed here, not in SQL, so

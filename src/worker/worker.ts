@@ -364,8 +364,9 @@ export class Worker {
       if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
       if (kind === "handedBack" && status === "pending") return;
       this.summary.processed++;
-      // A cancel request made while it ran wins over a retry, a snooze or a hand-back.
-      const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind;
+      // A cancel request made while it ran wins over a retry, a snooze or a hand-back; a success
+      // the database refused to store was written as a failure (see Completer).
+      const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind === "succeeded" && status === "failed" ? "failed" : kind;
       if (outcome === null) return;
       this.summary[outcome]++;
       const event = { taskId: task.id, type: type.key, queue: task.queue, outcome, durationMs };
