@@ -6,8 +6,9 @@
  * destroyed; the second then has no listener, and an `error` event without a listener is thrown
  * as an uncaught exception. Every pooled client therefore gets a listener that ignores errors:
  * the real handling (pg-pool for idle clients, TypeORM for checked-out ones, the failing query's
- * own rejection) is unchanged. The worker's own LISTEN and claim connections come from the same
- * pool, so they are covered too (the worker readies its DataSource before it connects).
+ * own rejection) is unchanged. The worker's statements borrow clients of the same pool, so they are
+ * covered too (the worker readies its DataSource before it connects); its LISTEN connection, outside
+ * the pool, has a listener of its own.
  */
 import type { Pool, PoolClient } from "pg";
 import type { DataSource } from "typeorm";
