@@ -61,7 +61,17 @@ export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cance
 export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
 export { getStats, getReadiness, countUnfinished, type QueueStats, type TaskCount, type QueueReadiness } from "./admin/stats";
-export { listTasks, showTask, TASK_STATUSES, type TaskListItem, type ListTasksOptions, type TaskDetails } from "./admin/list";
+export {
+  listTasks,
+  showTask,
+  TASK_STATUSES,
+  MAX_LIST_LIMIT,
+  type TaskListItem,
+  type ListTasksOptions,
+  type TaskDetails,
+  type TaskEventItem,
+  type StoredInstant,
+} from "./admin/list";
 export { rescueExpiredTasks } from "./admin/rescue";
 export { retryTask, retryFailed, type RetryTaskResult } from "./admin/retry";
 export { prune, type PruneOptions, type PruneResult } from "./admin/prune";

@@ -1,6 +1,7 @@
 import { getMetadataStorage, validate, type ValidationError } from "class-validator";
 import type { ObjectLiteral } from "typeorm";
 import { InvalidOptionError, TaskValidationError, type TaskValidationIssue } from "./errors";
+import { MAX_DELAY_MS } from "./storable";
 
 /**
  * Checks of what is enqueued. Option setters check at the call; the subscriber checks again at
@@ -35,8 +36,9 @@ export function checkMaxAttempts(maxAttempts: unknown, option = "maxAttempts"): 
 }
 
 export function checkDelay(ms: unknown, option = "delay"): number {
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
-    throw new InvalidOptionError(`${option} must be a number of milliseconds, 0 or more, got ${JSON.stringify(ms)}`);
+  // The due time is stored as epoch milliseconds in a bigint column and read back as a Date.
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) {
+    throw new InvalidOptionError(`${option} must be a number of milliseconds from 0 to ${MAX_DELAY_MS} (100 years), got ${String(ms)}`);
   }
   return ms;
 }
@@ -96,4 +98,34 @@ function flatten(errors: ValidationError[], prefix = ""): TaskValidationIssue[] 
     const own = e.constraints ? [{ property, value: e.value, constraints: e.constraints }] : [];
     return [...own, ...flatten(e.children ?? [], `${property}.`)];
   });
+}
+
+/** The largest task id: ids are 64-bit signed integers (`bigint`) on both databases. */
+export const MAX_TASK_ID = 9_223_372_036_854_775_807n;
+
+/**
+ * A task id as the decimal text the queries bind: a positive 64-bit integer, given as a number
+ * (a safe integer), a bigint, or a string of decimal digits. Anything else is refused before it
+ * reaches the database, where PostgreSQL would throw on a value its `bigint` cannot hold and
+ * SQLite would quietly match nothing. Leading zeros are dropped (`"007"` is task 7).
+ */
+export function checkTaskId(id: unknown, label = "task id"): string {
+  let value: bigint | undefined;
+  if (typeof id === "bigint") value = id;
+  else if (typeof id === "number" && Number.isSafeInteger(id)) value = BigInt(id);
+  else if (typeof id === "string" && /^[0-9]{1,25}$/.test(id)) value = BigInt(id);
+  if (value === undefined || value < 1n || value > MAX_TASK_ID) {
+    throw new InvalidOptionError(`${label} must be a positive 64-bit integer (1 to ${MAX_TASK_ID}), got ${shownValue(id)}`);
+  }
+  return value.toString();
+}
+
+/** A value for an error message: JSON (control characters escaped), cut to a readable length. */
+function shownValue(value: unknown): string {
+  let text: string;
+  if (typeof value === "bigint") text = `${value}n`;
+  else if (typeof value === "number" || typeof value === "boolean") text = String(value);
+  else if (typeof value === "string" || value === null) text = JSON.stringify(value);
+  else text = value === undefined ? "undefined" : `a value of type ${typeof value}`;
+  return text.length > 60 ? `${text.slice(0, 60)}… (${text.length} characters)` : text;
 }

@@ -3,6 +3,8 @@ import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entiti
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { databaseNow } from "../clock";
 import { OrmqError } from "../errors";
+import { MAX_MESSAGE_CHARS, storableText } from "../storable";
+import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../worker/options";
 
 /** What `cancelTask` did. */
@@ -17,7 +19,10 @@ export type CancelResult =
 
 export interface CancelOptions {
   dataSource?: DataSource;
-  /** Recorded as the task's last error. */
+  /**
+   * Recorded as the task's last error, after `cancelled: `. NUL and lone surrogates are replaced
+   * (U+FFFD) and a reason longer than MAX_MESSAGE_CHARS (4,096) is cut.
+   */
   reason?: string;
 }
 
@@ -29,8 +34,10 @@ export interface CancelOptions {
  */
 export async function cancelTask(id: string | number, options: CancelOptions = {}): Promise<CancelResult> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const taskId = String(id);
-  const reason = options.reason ?? "cancelled on request";
+  const taskId = checkTaskId(id, "cancelTask(id)");
+  // Stored as the last error and in the history: text both databases take (no NUL, no lone
+  // surrogate), bounded like an error message.
+  const reason = storableText(options.reason ?? "cancelled on request", MAX_MESSAGE_CHARS);
   const repo = dataSource.getRepository(BaseTaskEntity);
   // A task can move between our statements (claimed, retried): go round again, a few times at most.
   for (let round = 0; round < 5; round++) {

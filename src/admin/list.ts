@@ -2,19 +2,34 @@
  * Read-only views of tasks for people: a filtered list, and one task with its history. They work
  * on any DataSource that has ormq's entities, with or without the task classes (then a task's own
  * columns are shown as stored).
+ *
+ * They read raw rows and convert each value tolerantly (see storedValues.ts), not through entity
+ * hydration: a row that hydration cannot load (JSON that does not parse, an instant out of a
+ * Date's range) is exactly the row someone needs to look at.
  */
-import type { DataSource } from "typeorm";
+import type { DataSource, Driver } from "typeorm";
+import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { TaskEventEntity } from "../../entities/TaskEventEntity";
+import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
+import { baseColumnKind } from "../baseColumns";
 import { InvalidOptionError } from "../errors";
 import { TaskRegistry } from "../registry";
-import { hydrate } from "../worker/hydrate";
+import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../worker/options";
+import { readInstant, readJson, readText, type StoredInstant } from "./storedValues";
+
+export type { StoredInstant } from "./storedValues";
 
 /** Every task status, in lifecycle order. */
 export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "running", "succeeded", "failed", "cancelled"];
 
-/** One line of `listTasks`. */
+/** The most tasks one `listTasks` call returns. */
+export const MAX_LIST_LIMIT = 10_000;
+
+/**
+ * One line of `listTasks`. The instants are `Date`s, except in a row whose stored value makes no
+ * valid Date: then the value as stored (see `StoredInstant`). The other fields are as stored.
+ */
 export interface TaskListItem {
   id: string;
   type: string;
@@ -23,9 +38,9 @@ export interface TaskListItem {
   priority: number;
   attempts: number;
   maxAttempts: number;
-  runAt: Date;
-  createdAt: Date;
-  finishedAt: Date | null;
+  runAt: StoredInstant;
+  createdAt: StoredInstant;
+  finishedAt: StoredInstant | null;
   lastError: string | null;
 }
 
@@ -34,67 +49,141 @@ export interface ListTasksOptions {
   status?: TaskStatus;
   type?: string;
   queue?: string;
-  /** Most tasks returned, newest first. Default 50. */
+  /** Most tasks returned, newest first: 1 to MAX_LIST_LIMIT (10,000). Default 50. */
   limit?: number;
 }
+
+/** The columns a list line shows, by property name. */
+const LIST_COLUMNS = ["id", "type", "queue", "status", "priority", "attempts", "maxAttempts", "runAt", "createdAt", "finishedAt", "lastError"] as const;
 
 /** Tasks matching the filters, newest first. */
 export async function listTasks(options: ListTasksOptions = {}): Promise<TaskListItem[]> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const limit = options.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1) throw new InvalidOptionError(`limit must be a positive integer, got ${JSON.stringify(options.limit)}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new InvalidOptionError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${JSON.stringify(options.limit)}`);
+  }
   if (options.status !== undefined && !TASK_STATUSES.includes(options.status)) {
     throw new InvalidOptionError(`unknown status ${JSON.stringify(options.status)}: use one of ${TASK_STATUSES.join(", ")}`);
   }
-  const query = dataSource
-    .getRepository(BaseTaskEntity)
-    .createQueryBuilder("t")
-    .select(["t.id", "t.type", "t.queue", "t.status", "t.priority", "t.attempts", "t.maxAttempts", "t.runAt", "t.createdAt", "t.finishedAt", "t.lastError"])
-    .orderBy("t.id", "DESC")
-    .limit(limit);
+  const query = dataSource.getRepository(BaseTaskEntity).createQueryBuilder("t").select("t.id", "id");
+  for (const property of LIST_COLUMNS.slice(1)) query.addSelect(`t.${property}`, property);
+  query.orderBy("t.id", "DESC").limit(limit);
   if (options.status) query.andWhere("t.status = :status", { status: options.status });
   if (options.type) query.andWhere("t.type = :type", { type: options.type });
   if (options.queue) query.andWhere("t.queue = :queue", { queue: options.queue });
-  const tasks = await query.getMany();
-  return tasks.map((t) => ({
-    id: String(t.id),
-    type: t.type,
-    queue: t.queue,
-    status: t.status,
-    priority: t.priority,
-    attempts: t.attempts,
-    maxAttempts: t.maxAttempts,
-    runAt: t.runAt,
-    createdAt: t.createdAt,
-    finishedAt: t.finishedAt,
-    lastError: t.lastError,
+  const rows = await query.getRawMany<Record<(typeof LIST_COLUMNS)[number], unknown>>();
+  return rows.map((r) => ({
+    id: String(r.id),
+    type: r.type as string,
+    queue: r.queue as string,
+    status: r.status as TaskStatus,
+    priority: r.priority as number,
+    attempts: r.attempts as number,
+    maxAttempts: r.maxAttempts as number,
+    // Not null in the schema; a row written around it shows as stored all the same.
+    runAt: readInstant(r.runAt) as StoredInstant,
+    createdAt: readInstant(r.createdAt) as StoredInstant,
+    finishedAt: readInstant(r.finishedAt),
+    lastError: readText(r.lastError),
   }));
 }
 
-/** A task's every column (by property name when its class is known) and its history. */
+/** One event of a task's history, as `showTask` returns it (`at` as in `TaskListItem`). */
+export interface TaskEventItem {
+  id: string;
+  taskId: string;
+  kind: TaskEventKind;
+  at: StoredInstant;
+  worker: string | null;
+  attempt: number | null;
+  error: string | null;
+}
+
+/**
+ * A task's every column (by property name when its class is known) and its history. A value that
+ * cannot be loaded as its column says is shown as stored: an instant out of a Date's range as its
+ * number, JSON that does not parse as its text.
+ */
 export interface TaskDetails {
   fields: Record<string, unknown>;
-  events: TaskEventEntity[];
+  events: TaskEventItem[];
 }
 
 /** One task by id, with its history (oldest first); null when there is no such task. */
 export async function showTask(id: string | number, options: { dataSource?: DataSource } = {}): Promise<TaskDetails | null> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const taskId = String(id);
-  if (!/^\d+$/.test(taskId)) throw new InvalidOptionError(`a task id is a positive integer, got ${JSON.stringify(id)}`);
+  const taskId = checkTaskId(id, "showTask(id)");
   const base = dataSource.getMetadata(BaseTaskEntity);
-  const raw = await dataSource.createQueryBuilder().select("*").from(base.tablePath, "t").where("t.id = :id", { id: taskId }).getRawOne();
+  const raw: Record<string, unknown> | undefined = await dataSource
+    .createQueryBuilder()
+    .select("*")
+    .from(base.tablePath, "t")
+    .where("t.id = :id", { id: taskId })
+    .getRawOne();
   if (!raw) return null;
   // The row's own class when this DataSource has it; else the base columns, and the rest as stored.
   const metadata = TaskRegistry.for(dataSource).byKey.get(String(raw.type))?.metadata ?? base;
-  const entity = hydrate(metadata, dataSource.driver, raw);
   const fields: Record<string, unknown> = {};
   const known = new Set<string>();
   for (const column of metadata.columns) {
+    if (column.isVirtual) continue;
     known.add(column.databaseName);
-    fields[column.propertyName] = column.getEntityValue(entity);
+    const value = raw[column.databaseName];
+    if (value !== undefined) fields[column.propertyName] = readColumn(column, dataSource.driver, value);
   }
   for (const [name, value] of Object.entries(raw)) if (!known.has(name) && value !== null) fields[name] = value;
-  const events = await dataSource.getRepository(TaskEventEntity).find({ where: { taskId }, order: { id: "ASC" } });
-  return { fields, events };
+  return { fields, events: await readEvents(dataSource, taskId) };
+}
+
+/**
+ * One stored value as the entity would hold it, or as stored when it cannot be loaded. ormq's own
+ * columns are converted here (as baseColumns.ts's READ does, but tolerantly); a task class's own
+ * columns through TypeORM (driver conversion and transformer), as find() loads them.
+ */
+function readColumn(column: ColumnMetadata, driver: Driver, raw: unknown): unknown {
+  switch (baseColumnKind(column)) {
+    case "instant":
+      return readInstant(raw);
+    case "json":
+      return readJson(raw);
+    case "id":
+      return raw === null ? null : String(raw);
+    case "same":
+      return raw;
+  }
+  // A relation's join column: its stored key.
+  if (column.relationMetadata) return raw;
+  try {
+    const value = driver.prepareHydratedValue(raw, column);
+    return value instanceof Date && Number.isNaN(value.getTime()) ? raw : value;
+  } catch {
+    return raw;
+  }
+}
+
+/** A task's history, oldest first, read as stored (see readColumn). */
+async function readEvents(dataSource: DataSource, taskId: string): Promise<TaskEventItem[]> {
+  const rows = await dataSource
+    .getRepository(TaskEventEntity)
+    .createQueryBuilder("e")
+    .select("e.id", "id")
+    .addSelect("e.taskId", "taskId")
+    .addSelect("e.kind", "kind")
+    .addSelect("e.at", "at")
+    .addSelect("e.worker", "worker")
+    .addSelect("e.attempt", "attempt")
+    .addSelect("e.error", "error")
+    .where("e.taskId = :taskId", { taskId })
+    .orderBy("e.id", "ASC")
+    .getRawMany<Record<keyof TaskEventItem, unknown>>();
+  return rows.map((e) => ({
+    id: String(e.id),
+    taskId: String(e.taskId),
+    kind: e.kind as TaskEventKind,
+    at: readInstant(e.at) as StoredInstant,
+    worker: readText(e.worker),
+    attempt: e.attempt as number | null,
+    error: readText(e.error),
+  }));
 }

@@ -4,6 +4,7 @@ import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { databaseNow } from "../clock";
 import { announceInserted } from "../subscriber";
 import { announcementOf } from "../wakeup";
+import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../worker/options";
 
 export type RetryTaskResult =
@@ -17,7 +18,7 @@ export type RetryTaskResult =
  */
 export async function retryTask(id: string | number, options: { dataSource?: DataSource } = {}): Promise<RetryTaskResult> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const taskId = String(id);
+  const taskId = checkTaskId(id, "retryTask(id)");
   if (await dataSource.transaction((m) => requeue(m, taskId))) return { outcome: "requeued", id: taskId };
   const task = await dataSource.getRepository(BaseTaskEntity).findOne({ where: { id: taskId }, select: { id: true, status: true } });
   return task ? { outcome: "notFailed", id: taskId, status: task.status } : { outcome: "notFound", id: taskId };

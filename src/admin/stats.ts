@@ -4,6 +4,7 @@ import { WorkerEntity } from "../../entities/WorkerEntity";
 import { databaseNow } from "../clock";
 import { TaskRegistry } from "../registry";
 import { resolveDataSource } from "../worker/options";
+import { ageMs } from "./storedValues";
 
 /** How many tasks are in one queue, of one type, in one status. */
 export interface TaskCount {
@@ -69,7 +70,8 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
   }
   return {
     counts,
-    oldestReadyAgeMs: oldest?.oldest === null || oldest?.oldest === undefined ? null : Math.max(0, now - Number(oldest.oldest)),
+    // Tolerant of any stored value (a REAL run_at in SQLite): never NaN, null when unknown.
+    oldestReadyAgeMs: ageMs(now, oldest?.oldest),
     finishedLastMinute: Number(finished?.count ?? 0),
     liveWorkers,
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
@@ -103,7 +105,7 @@ export async function getReadiness(options: { dataSource?: DataSource } = {}): P
     .getRawMany<{ queue: string; ready: string | number; oldest: string | number }>();
   const liveWorkers = await countLiveWorkers(dataSource, now);
   return {
-    queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: Math.max(0, now - Number(r.oldest)) })),
+    queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
     liveWorkers,
   };
 }

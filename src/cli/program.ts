@@ -44,6 +44,10 @@ export function buildProgram(exit: (code: number) => void): Command {
     .showHelpAfterError("(add --help for usage)")
     .configureOutput({ outputError: (str, write) => write(str) });
   program.version(packageVersion(), "-v, --version");
+  program.addHelpText(
+    "after",
+    "\nA failure prints one line on stderr (`ormq: <problem>`) and exits 1; set ORMQ_DEBUG=1 to print the full error and its stack as well.\n",
+  );
 
   const processCmd = withConnection(
     program
@@ -78,16 +82,16 @@ export function buildProgram(exit: (code: number) => void): Command {
       .description("enqueue one task; it is validated like any insert")
       .argument("<type>", "the task type (its discriminator key)"),
   )
-    .option("--data <json>", "the task's fields, as a JSON object", "{}")
+    .option("--data <json>", "the task's fields, as a JSON object; each is checked against its column's type", "{}")
     .option("--queue <name>", "queue (default: the class's)")
-    .option("--delay <ms|duration>", "run no sooner than this from now (30s, 5m, or ms)")
-    .option("--priority <n>", "higher runs first (default: the class's)")
-    .option("--max-attempts <n>", "attempts before it gives up (default: the class's)")
+    .option("--delay <ms|duration>", "run no sooner than this from now (30s, 5m, or ms; at most 100 years)")
+    .option("--priority <n>", "higher runs first, a 32-bit integer (default: the class's)")
+    .option("--max-attempts <n>", "attempts before it gives up, 1 to 2147483647 (default: the class's)")
     .addHelpText("after", examples(`ormq submit send_email -d dist/data-source.js --data '{"to":"a@b.example"}' --delay 10s`))
     .action((type: string, flags) => submitCommand(type, flags));
 
   withConnection(program.command("stats").description("count tasks by queue, type and status; oldest ready task; live workers"))
-    .option("--watch [seconds]", "refresh every few seconds (default 2) until interrupted")
+    .option("--watch [seconds]", "refresh every few seconds (default 2, at most 86400) until interrupted")
     .addHelpText("after", examples("ormq stats --database-url postgres://localhost/app", "ormq stats -d dist/data-source.js --watch 5", "ormq stats --json"))
     .action((flags) => statsCommand(flags));
 
@@ -95,11 +99,11 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option("--status <status>", "pending, running, succeeded, failed or cancelled")
     .option("--type <type>", "only this task type")
     .option("--queue <name>", "only this queue")
-    .option("--limit <n>", "most tasks shown", "50")
+    .option("--limit <n>", "most tasks shown (at most 10000)", "50")
     .addHelpText("after", examples("ormq list --status failed --type send_email", "ormq list --queue emails --limit 10 --json"))
     .action((flags) => listCommand(flags));
 
-  withConnection(program.command("show").description("show one task with its history").argument("<id>", "task id"))
+  withConnection(program.command("show").description("show one task with its history").argument("<id>", "task id (a positive 64-bit integer)"))
     .addHelpText("after", examples("ormq show 42"))
     .action((id: string, flags) => showCommand(id, flags));
 
@@ -116,7 +120,7 @@ export function buildProgram(exit: (code: number) => void): Command {
     .action((id: string, flags) => cancelCommand(id, flags));
 
   withConnection(program.command("prune").description("delete finished tasks and their history"))
-    .option("--older-than <duration>", "finished more than this long ago (7d, 12h, or ms); required")
+    .option("--older-than <duration>", "finished more than this long ago (7d, 12h, or ms; at most 100 years); required")
     .option("--status <statuses>", "finished statuses to delete, comma-separated (default succeeded,cancelled)")
     .addHelpText("after", examples("ormq prune --older-than 7d", "ormq prune --older-than 30d --status succeeded,cancelled,failed"))
     .action((flags) => pruneCommand(flags));

@@ -5,6 +5,7 @@ import { TASK_STATUSES } from "../../admin/list";
 import { prune } from "../../admin/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
 import { InvalidOptionError } from "../../errors";
+import { checkTaskId } from "../../validation";
 import { parseDuration } from "../../worker/settings";
 import { connect, type ConnectionFlags } from "../connect";
 import { CliError } from "../errors";
@@ -20,24 +21,26 @@ function report(flags: Json, result: Record<string, unknown>): void {
 export async function retryCommand(id: string | undefined, flags: ConnectionFlags & Json & { failed?: boolean; type?: string; queue?: string }): Promise<void> {
   if ((id === undefined) === !flags.failed) throw new InvalidOptionError("give a task id, or --failed (with --type/--queue to narrow it), not both");
   if (id !== undefined && (flags.type || flags.queue)) throw new InvalidOptionError("--type and --queue go with --failed, not with a task id");
+  const taskId = id === undefined ? undefined : checkTaskId(id);
   const conn = await connect(flags, { command: "retry" });
   try {
-    if (id === undefined) return report(flags, await retryFailed({ dataSource: conn.dataSource, type: flags.type, queue: flags.queue }));
-    const result = await retryTask(id, { dataSource: conn.dataSource });
+    if (taskId === undefined) return report(flags, await retryFailed({ dataSource: conn.dataSource, type: flags.type, queue: flags.queue }));
+    const result = await retryTask(taskId, { dataSource: conn.dataSource });
     report(flags, result);
-    if (result.outcome === "notFound") throw new CliError(`no task with id ${id}`);
-    if (result.outcome === "notFailed") throw new CliError(`task ${id} is ${result.status}, not failed: nothing to retry`);
+    if (result.outcome === "notFound") throw new CliError(`no task with id ${taskId}`);
+    if (result.outcome === "notFailed") throw new CliError(`task ${taskId} is ${result.status}, not failed: nothing to retry`);
   } finally {
     await conn.close();
   }
 }
 
 export async function cancelCommand(id: string, flags: ConnectionFlags & Json & { reason?: string }): Promise<void> {
+  const taskId = checkTaskId(id);
   const conn = await connect(flags, { command: "cancel" });
   try {
-    const result = await cancelTask(id, { dataSource: conn.dataSource, reason: flags.reason });
+    const result = await cancelTask(taskId, { dataSource: conn.dataSource, reason: flags.reason });
     report(flags, result);
-    if (result.outcome === "notFound") throw new CliError(`no task with id ${id}`);
+    if (result.outcome === "notFound") throw new CliError(`no task with id ${taskId}`);
   } finally {
     await conn.close();
   }

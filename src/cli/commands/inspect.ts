@@ -1,12 +1,13 @@
 /** `ormq stats`, `ormq list`, `ormq show`: read-only views, through the admin API. */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
-import { listTasks, showTask, TASK_STATUSES } from "../../admin/list";
+import { listTasks, MAX_LIST_LIMIT, showTask, TASK_STATUSES } from "../../admin/list";
 import { getStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
+import { checkTaskId } from "../../validation";
 import { parseInteger } from "../../worker/settings";
 import { connect, type ConnectionFlags } from "../connect";
-import { printJson, printRecord, printTable } from "../output";
+import { printJson, printJsonLine, printRecord, printTable } from "../output";
 import { CliError } from "../errors";
 
 export async function statsCommand(flags: ConnectionFlags & { json?: boolean; watch?: string | boolean }): Promise<void> {
@@ -22,7 +23,7 @@ export async function statsCommand(flags: ConnectionFlags & { json?: boolean; wa
       if (flags.json) {
         // One JSON document per refresh, one per line when watching (easy to pipe to jq).
         if (intervalMs === null) printJson(stats);
-        else process.stdout.write(JSON.stringify(stats) + "\n");
+        else printJsonLine(stats);
       } else {
         if (intervalMs !== null && process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
         printTable(stats.counts as unknown as Record<string, unknown>[], { queue: "queue", type: "type", status: "status", count: "count" });
@@ -49,14 +50,14 @@ export async function listCommand(flags: ConnectionFlags & { json?: boolean; sta
   if (flags.status !== undefined && !TASK_STATUSES.includes(flags.status as TaskStatus)) {
     throw new InvalidOptionError(`--status must be one of ${TASK_STATUSES.join(", ")}, got ${JSON.stringify(flags.status)}`);
   }
-  const limit = flags.limit === undefined ? 50 : parseInteger(flags.limit, "--limit", 1);
+  const limit = flags.limit === undefined ? 50 : parseInteger(flags.limit, "--limit", 1, MAX_LIST_LIMIT);
   const conn = await connect(flags, { command: "list" });
   try {
     const tasks = await listTasks({ dataSource: conn.dataSource, status: flags.status as TaskStatus | undefined, type: flags.type, queue: flags.queue, limit });
     if (flags.json) printJson(tasks);
     else
       // One line per task: the first line of the last error, cut to fit.
-      printTable(tasks.map((t) => ({ ...t, lastError: t.lastError?.split("\n")[0].slice(0, 80) ?? null })), {
+      printTable(tasks.map((t) => ({ ...t, lastError: t.lastError === null ? null : firstLine(t.lastError, 80) })), {
         id: "id",
         type: "type",
         queue: "queue",
@@ -73,10 +74,11 @@ export async function listCommand(flags: ConnectionFlags & { json?: boolean; sta
 }
 
 export async function showCommand(id: string, flags: ConnectionFlags & { json?: boolean }): Promise<void> {
+  const taskId = checkTaskId(id);
   const conn = await connect(flags, { command: "show" });
   try {
-    const details = await showTask(id, { dataSource: conn.dataSource });
-    if (!details) throw new CliError(`no task with id ${id}`);
+    const details = await showTask(taskId, { dataSource: conn.dataSource });
+    if (!details) throw new CliError(`no task with id ${taskId}`);
     if (flags.json) return printJson(details);
     printRecord(details.fields);
     process.stdout.write("\nhistory:\n");
@@ -86,8 +88,20 @@ export async function showCommand(id: string, flags: ConnectionFlags & { json?: 
   }
 }
 
+/** The longest `--watch` interval: a day (a longer one would outlast node's timers, 2^31-1 ms). */
+const MAX_WATCH_SECONDS = 86_400;
+
 function seconds(raw: string): number {
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidOptionError(`--watch takes seconds between refreshes, got ${JSON.stringify(raw)}`);
-  return value * 1000;
+  // Decimal notation only: Number() would also take "0x10", "1e3" and "" (0).
+  const value = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_WATCH_SECONDS) {
+    throw new InvalidOptionError(`--watch takes seconds between refreshes, more than 0 and at most ${MAX_WATCH_SECONDS}, got ${JSON.stringify(raw)}`);
+  }
+  return Math.max(1, Math.round(value * 1000));
+}
+
+/** The first line of `text`, cut to `max` characters (never inside a surrogate pair). */
+function firstLine(text: string, max: number): string {
+  const chars = Array.from(text.split("\n")[0]);
+  return chars.length > max ? chars.slice(0, max).join("") + "…" : chars.join("");
 }

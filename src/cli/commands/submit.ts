@@ -3,9 +3,14 @@ import { getMetadataArgsStorage } from "typeorm";
 import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { InvalidOptionError } from "../../errors";
 import { TaskRegistry } from "../../registry";
+import { checkQueue } from "../../validation";
 import { parseDuration, parseInteger } from "../../worker/settings";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord } from "../output";
+import { checkTaskData, missingRequired } from "../taskFields";
+
+/** The bound of --priority (as checkPriority) and --max-attempts: what a 32-bit `integer` column holds. */
+const INT32_MAX = 2 ** 31 - 1;
 
 export interface SubmitFlags extends ConnectionFlags {
   data?: string;
@@ -26,9 +31,11 @@ export async function submitCommand(typeKey: string, flags: SubmitFlags): Promis
     }
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) throw new InvalidOptionError("--data must be a JSON object of the task's fields");
-  const priority = flags.priority === undefined ? undefined : parseInteger(flags.priority, "--priority");
+  // Every flag is checked before the database is opened; the fields need the class's columns.
+  const priority = flags.priority === undefined ? undefined : parseInteger(flags.priority, "--priority", -INT32_MAX, INT32_MAX);
   const delayMs = flags.delay === undefined ? undefined : parseDuration(flags.delay, "--delay");
-  const maxAttempts = flags.maxAttempts === undefined ? undefined : parseInteger(flags.maxAttempts, "--max-attempts", 1);
+  const maxAttempts = flags.maxAttempts === undefined ? undefined : parseInteger(flags.maxAttempts, "--max-attempts", 1, INT32_MAX);
+  if (flags.queue !== undefined) checkQueue(flags.queue, "--queue");
   const conn = await connect(flags, { command: "submit", needsClasses: true });
   try {
     const registry = TaskRegistry.for(conn.dataSource);
@@ -40,8 +47,12 @@ export async function submitCommand(typeKey: string, flags: SubmitFlags): Promis
     if (unknown.length > 0) {
       throw new InvalidOptionError(`${typeKey} has no field ${unknown.map((k) => JSON.stringify(k)).join(", ")}; its fields: ${fields.join(", ") || "none"}`);
     }
+    const columns = conn.dataSource.getMetadata(type.cls).columns.filter((c) => fields.includes(c.propertyName));
+    const values = checkTaskData(typeKey, data as Record<string, unknown>, columns);
     const repo = conn.dataSource.getRepository(type.cls);
-    const task: BaseTaskEntity = repo.create(data as Record<string, unknown>);
+    const task: BaseTaskEntity = repo.create(values);
+    const missing = missingRequired(task, columns);
+    if (missing) throw new InvalidOptionError(`${typeKey} needs --data field ${JSON.stringify(missing.propertyName)}: its column is not nullable and has no default`);
     if (flags.queue !== undefined) task.onQueue(flags.queue);
     if (priority !== undefined) task.withPriority(priority);
     if (maxAttempts !== undefined) task.withMaxAttempts(maxAttempts);
