@@ -1,20 +1,17 @@
 import { AfterInsert, AfterLoad, BaseEntity, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
-import { cancelTask, type CancelResult } from "../src/admin/cancel";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
-// Lets SQLite create the 64-bit generated id (see the module for why it is needed).
-import "../src/dialect/sqliteIntegerKey";
+import { taskOperations, type CancelResult } from "./operations";
+import type { TaskStatus } from "./status";
+
+export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
 
-/** The life of a task. A task waiting to retry is `pending` with a later `runAt`. */
-export type TaskStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
 
 /** Where `delay()` keeps its delay until insert, when it becomes `runAt` by the database clock. */
 export const DELAY_MS: unique symbol = Symbol("ormq.delayMs");
 
-/** The statuses from which a task never moves again on its own. */
-export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "cancelled"];
 
 /** One failed attempt, as kept in a task's `errors` list. */
 export interface TaskErrorRecord {
@@ -228,7 +225,7 @@ export abstract class BaseTaskEntity extends BaseEntity {
   cancel(options: { reason?: string } = {}): Promise<CancelResult> {
     const dataSource = (this.constructor as unknown as typeof BaseEntity & { getRepository(): { manager: { connection: DataSource } } })
       .getRepository().manager.connection;
-    return cancelTask(this.id, { dataSource, reason: options.reason });
+    return taskOperations().cancel(this.id, { dataSource, reason: options.reason });
   }
 
   // node-postgres returns bigint as a string, better-sqlite3 as a number: keep one type.

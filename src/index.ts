@@ -3,6 +3,14 @@
  * This module is the one public entry point.
  */
 import "reflect-metadata";
+import { registerTaskOperations } from "../entities/operations";
+import { cancelTask } from "./admin/cancel";
+import { installSqliteIntegerKey } from "./dialect/sqliteIntegerKey";
+
+// What an import of ormq sets up, once: SQLite's 64-bit generated key, and the database
+// operations entity methods call (entities import no layer above them).
+installSqliteIntegerKey();
+registerTaskOperations({ cancel: cancelTask });
 
 export {
   BaseTaskEntity,

@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
+import type { CancelResult } from "../../entities/operations";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { databaseNow } from "../clock";
 import { OrmqError } from "../errors";
@@ -7,15 +8,7 @@ import { MAX_MESSAGE_CHARS, storableText } from "../storable";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../worker/options";
 
-/** What `cancelTask` did. */
-export type CancelResult =
-  /** It was pending: it is now `cancelled` and will not run. */
-  | { outcome: "cancelled"; id: string }
-  /** It is running: its worker aborts its signal (within about a second) and it ends `cancelled`. */
-  | { outcome: "cancelRequested"; id: string }
-  /** It had already finished; nothing changed. */
-  | { outcome: "alreadyFinished"; id: string; status: TaskStatus }
-  | { outcome: "notFound"; id: string };
+export type { CancelResult };
 
 export interface CancelOptions {
   dataSource?: DataSource;

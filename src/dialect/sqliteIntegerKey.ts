@@ -9,16 +9,23 @@ import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSql
  * schema TypeORM computes match what ormq's migration creates.
  */
 const PATCHED = Symbol.for("ormq.sqliteIntegerKey");
-const proto = AbstractSqliteDriver.prototype as unknown as Record<PropertyKey, unknown> & {
-  normalizeType(column: { type?: unknown; isPrimary?: boolean; isGenerated?: boolean; generationStrategy?: string }): string;
-};
-if (!proto[PATCHED]) {
-  const original = proto.normalizeType;
-  proto.normalizeType = function (column) {
-    if (column.type === "bigint" && column.isPrimary && column.isGenerated && column.generationStrategy === "increment") {
-      return "integer";
-    }
-    return original.call(this, column);
+
+/**
+ * Installs the mapping once per process (idempotent). Called by ormq's entry points (`src/index.ts`,
+ * `ormqDataSourceOptions`, the CLI), not as a side effect of importing an entity.
+ */
+export function installSqliteIntegerKey(): void {
+  const proto = AbstractSqliteDriver.prototype as unknown as Record<PropertyKey, unknown> & {
+    normalizeType(column: { type?: unknown; isPrimary?: boolean; isGenerated?: boolean; generationStrategy?: string }): string;
   };
-  proto[PATCHED] = true;
+  if (!proto[PATCHED]) {
+    const original = proto.normalizeType;
+    proto.normalizeType = function (column) {
+      if (column.type === "bigint" && column.isPrimary && column.isGenerated && column.generationStrategy === "increment") {
+        return "integer";
+      }
+      return original.call(this, column);
+    };
+    proto[PATCHED] = true;
+  }
 }

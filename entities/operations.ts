@@ -1,0 +1,37 @@
+import type { DataSource } from "typeorm";
+import type { TaskStatus } from "./status";
+import { OrmqConfigurationError } from "../src/errors";
+
+/**
+ * What entity methods that need the database (`task.cancel()`) call. Entities sit at the bottom
+ * of the house and import no layer above them; ormq's entry point (`src/index.ts`) registers the
+ * admin functions here when it loads.
+ */
+export interface TaskOperations {
+  cancel(id: string, options: { dataSource: DataSource; reason?: string }): Promise<CancelResult>;
+}
+
+/** What `cancelTask` did. */
+export type CancelResult =
+  /** It was pending: it is now `cancelled` and will not run. */
+  | { outcome: "cancelled"; id: string }
+  /** It is running: its worker aborts its signal (within about a second) and it ends `cancelled`. */
+  | { outcome: "cancelRequested"; id: string }
+  /** It had already finished; nothing changed. */
+  | { outcome: "alreadyFinished"; id: string; status: TaskStatus }
+  | { outcome: "notFound"; id: string };
+
+let registered: TaskOperations | undefined;
+
+/** Called once by ormq's entry point. */
+export function registerTaskOperations(operations: TaskOperations): void {
+  registered = operations;
+}
+
+/** The registered operations; a clear error when ormq's entry point was never loaded. */
+export function taskOperations(): TaskOperations {
+  if (!registered) {
+    throw new OrmqConfigurationError('ormq\'s entry point was not loaded: import from "ormq" (not from its files) before calling task methods');
+  }
+  return registered;
+}

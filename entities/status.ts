@@ -1,0 +1,5 @@
+/** The life of a task. A task waiting to retry is `pending` with a later `runAt`. */
+export type TaskStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** The statuses from which a task never moves again on its own. */
+export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "cancelled"];
