@@ -1,7 +1,7 @@
 import type { DataSourceOptions } from "typeorm";
 import { ormqEntities } from "../entities";
 import { ormqMigrations } from "../migrations";
-import { installSqliteIntegerKey } from "./dialect/sqliteIntegerKey";
+import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
 import { ormqSubscribers } from "./subscriber";
 
 /** Where ormq looks for its database when none is given: `ORMQ_DATABASE_URL`, else this file. */

@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import { registerTaskOperations } from "../entities/operations";
 import { cancelTask } from "./admin/cancel";
-import { installSqliteIntegerKey } from "./dialect/sqliteIntegerKey";
+import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
 
 // What an import of ormq sets up, once: SQLite's 64-bit generated key, and the database
 // operations entity methods call (entities import no layer above them).

@@ -24,7 +24,7 @@ export function concerns(announcements: readonly string[] | null, types: Readonl
 /**
  * In-process wake-ups: an enqueue that commits through a DataSource wakes the workers of that
  * DataSource in this process at once, on both dialects (PostgreSQL's LISTEN covers other
- * processes; SQLite's change check in `dialect/sqlite.ts` covers them there).
+ * processes; SQLite's change check in `dialect/sqlite/dialect.ts` covers them there).
  */
 const buses = new WeakMap<DataSource, EventEmitter>();
 

@@ -1,5 +1,5 @@
 /**
- * The contract between the worker and a database. `postgres.ts` and `sqlite.ts` are the only
+ * The contract between the worker and a database. `postgres/dialect.ts` and `sqlite/dialect.ts` are the only
  * modules that know which database is in use; they implement the same statements under the same
  * names, and real differences are capability flags, not `if (postgres)` in shared code.
  */

@@ -5,14 +5,14 @@ import { WorkerEntity } from "../../entities/WorkerEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
-import { PostgresDialect } from "./postgres";
-import { notifyNewTasks } from "./postgresListener";
-import { SqliteDialect } from "./sqlite";
-import { guardPostgresPool } from "./postgresPoolGuard";
-import { guardSqliteConnection } from "./sqliteConnectionGuard";
+import { PostgresDialect } from "./postgres/dialect";
+import { notifyNewTasks } from "./postgres/listener";
+import { SqliteDialect } from "./sqlite/dialect";
+import { guardPostgresPool } from "./postgres/poolGuard";
+import { guardSqliteConnection } from "./sqlite/connectionGuard";
 
 export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
-export { outsideTransactions } from "./sqliteConnectionGuard";
+export { outsideTransactions } from "./sqlite/connectionGuard";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
 type DialectName = "postgres" | "sqlite";

@@ -22,7 +22,7 @@ export interface TaskContext {
   /**
    * Runs `fn` in a transaction (`dataSource.transaction(fn)`). On SQLite, where TypeORM has one
    * connection per DataSource, ormq makes concurrent tasks' transactions and saves wait for each
-   * other rather than interleave (see `dialect/sqliteConnectionGuard.ts`).
+   * other rather than interleave (see `dialect/sqlite/connectionGuard.ts`).
    */
   transaction<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T>;
   /**

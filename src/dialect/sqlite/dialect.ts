@@ -1,11 +1,11 @@
 import Database from "better-sqlite3";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
-import { OrmqConfigurationError } from "../errors";
-import type { Logger } from "../logger";
-import { tagWriteError } from "./writeFailure";
-import { READ_ERRORS, rescueValues } from "./rescueRecord";
-import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
+import { OrmqConfigurationError } from "../../errors";
+import type { Logger } from "../../logger";
+import { tagWriteError } from "../writeFailure";
+import { READ_ERRORS, rescueValues } from "../rescueRecord";
+import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 
 /** A worker's row, inserted, or made alive again when it exists. */
 const UPSERT_WORKER = (workers: string) => `

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import type { Pool, QueryConfig, QueryResult } from "pg";
 import type { DataSource } from "typeorm";
-import type { Logger } from "../logger";
-import { PostgresListener } from "./postgresListener";
+import type { Logger } from "../../logger";
+import { PostgresListener } from "./listener";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
-import { tagWriteError } from "./writeFailure";
-import { READ_ERRORS, rescueValues } from "./rescueRecord";
-import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
+import { tagWriteError } from "../writeFailure";
+import { READ_ERRORS, rescueValues } from "../rescueRecord";
+import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one

@@ -1,4 +1,4 @@
-import type { TaskRow } from "./dialect";
+import type { TaskRow } from "../dialect";
 
 /** A position in claim order: priority (highest first), then run_at, then id. */
 export interface ClaimPosition {

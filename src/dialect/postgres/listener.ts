@@ -1,6 +1,6 @@
 import { Client, type Notification, type Pool } from "pg";
-import type { Logger } from "../logger";
-import type { WakeHandler } from "./dialect";
+import type { Logger } from "../../logger";
+import type { WakeHandler } from "../dialect";
 
 /**
  * The channel new tasks are announced on; the payload is a JSON array of announcements (queue and
