@@ -3,3 +3,6 @@ export type TaskStatus = "pending" | "running" | "succeeded" | "failed" | "cance
 
 /** The statuses from which a task never moves again on its own. */
 export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "cancelled"];
+
+/** Every task status, in lifecycle order. */
+export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "running", "succeeded", "failed", "cancelled"];

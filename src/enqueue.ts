@@ -2,14 +2,14 @@ import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRun
 import { BaseTaskEntity } from "../entities/BaseTaskEntity";
 import { baseColumnKind, WRITE } from "./baseColumns";
 import { databaseNow } from "./clock";
-import { tablesOf } from "./dialect";
+import { prepareDataSource, tablesOf } from "./dialect";
 import { bulkInsert } from "./dialect/bulkInsert";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
 import { announceInserted, applyDefaults } from "./subscriber";
 import { announcementOf } from "./wakeup";
 import { checkTaskFields, validateTask } from "./validation";
-import { resolveDataSource } from "./worker/options";
+import { resolveDataSource } from "./dataSource";
 
 /** Options of `enqueueMany`. */
 export interface EnqueueManyOptions {
@@ -42,6 +42,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
   const first = tasks[0] as unknown as { constructor: typeof BaseTaskEntity };
   const dataSource = options.dataSource ?? options.manager?.connection ?? resolveDataSource(first.constructor);
   TaskRegistry.for(dataSource); // a badly declared task class fails here, with its name
+  prepareDataSource(dataSource); // (once per DataSource; see there)
   const byClass = new Map<EntityMetadata, number[]>();
   for (let i = 0; i < tasks.length; i++) {
     const metadata = metadataOf(dataSource, tasks[i], i);

@@ -1,6 +1,5 @@
 import { DataSource, EntityMetadata, getMetadataArgsStorage } from "typeorm";
 import { BaseTaskEntity } from "../entities/BaseTaskEntity";
-import { prepareDataSource } from "./dialect";
 import { OrmqConfigurationError, TaskDefinitionError } from "./errors";
 
 /** A concrete or abstract task class: `BaseTaskEntity` or one of its `@ChildEntity` subclasses. */
@@ -58,7 +57,6 @@ export class TaskRegistry {
       registry = new TaskRegistry(dataSource);
       TaskRegistry.cache.set(dataSource, registry);
     }
-    prepareDataSource(dataSource); // cheap after the first time
     return registry;
   }
 

@@ -11,7 +11,7 @@ import {
 import { BaseTaskEntity, DELAY_MS } from "../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../entities/TaskEventEntity";
 import { databaseNow } from "./clock";
-import { announceNewTasks } from "./dialect";
+import { announceNewTasks, prepareDataSource } from "./dialect";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
 import { checkTaskFields, validateTask } from "./validation";
@@ -50,6 +50,7 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
       );
     }
     TaskRegistry.for(event.connection); // a badly declared task class fails here, with its name
+    prepareDataSource(event.connection); // (once per DataSource; see there)
     const task = event.entity as unknown as ObjectLiteral;
     applyDefaults(task, cls, await databaseNow(event.connection, event.queryRunner));
     // Throwing here writes nothing; the caller's transaction can roll back cleanly.

@@ -317,8 +317,8 @@ describe.each(DIALECTS)("never stuck on %s", (dialect) => {
         await until("the worker is registered", async () => (await getStats({ dataSource: ds })).liveWorkers === 1);
         await prune({ dataSource: ds, olderThan: 0 }); // stopped workers of earlier tests go, this one stays
         expect((await getStats({ dataSource: ds })).liveWorkers).toBe(1);
+        // Gone at this instant; only the worker's own heartbeat can write it again.
         await ds.query(`DELETE FROM ormq_workers`);
-        expect((await getStats({ dataSource: ds })).liveWorkers).toBe(0);
         await until("the heartbeat writes the row again", async () => (await getStats({ dataSource: ds })).liveWorkers === 1);
       } finally {
         stop.abort();

@@ -6,7 +6,7 @@ import { databaseNow } from "../clock";
 import { OrmqError } from "../errors";
 import { MAX_MESSAGE_CHARS, storableText } from "../storable";
 import { checkTaskId } from "../validation";
-import { resolveDataSource } from "../worker/options";
+import { resolveDataSource } from "../dataSource";
 
 export type { CancelResult };
 

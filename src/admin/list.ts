@@ -10,18 +10,18 @@
 import type { DataSource, Driver } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
+import { TASK_STATUSES } from "../../entities/status";
 import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
 import { baseColumnKind } from "../baseColumns";
 import { InvalidOptionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { checkTaskId } from "../validation";
-import { resolveDataSource } from "../worker/options";
+import { resolveDataSource } from "../dataSource";
 import { readInstant, readJson, readText, type StoredInstant } from "./storedValues";
 
 export type { StoredInstant } from "./storedValues";
 
-/** Every task status, in lifecycle order. */
-export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "running", "succeeded", "failed", "cancelled"];
+export { TASK_STATUSES } from "../../entities/status";
 
 /** The most tasks one `listTasks` call returns. */
 export const MAX_LIST_LIMIT = 10_000;

@@ -7,7 +7,7 @@ import { tablesOf } from "../dialect";
 import { InvalidOptionError, toError } from "../errors";
 import { MAX_DELAY_MS } from "../storable";
 import { checkRunAt } from "../validation";
-import { resolveDataSource } from "../worker/options";
+import { resolveDataSource } from "../dataSource";
 
 export interface PruneOptions {
   dataSource?: DataSource;

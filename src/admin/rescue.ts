@@ -3,7 +3,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { createDialect, type RescuedTask } from "../dialect";
 import { getDefaultLogger, type Logger } from "../logger";
-import { resolveDataSource } from "../worker/options";
+import { resolveDataSource } from "../dataSource";
 
 /**
  * Rescues, now, every running task whose lease has expired (workers do this on their own every

@@ -5,7 +5,7 @@ import { databaseNow } from "../clock";
 import { announceInserted } from "../subscriber";
 import { announcementOf } from "../wakeup";
 import { checkTaskId } from "../validation";
-import { resolveDataSource } from "../worker/options";
+import { resolveDataSource } from "../dataSource";
 
 export type RetryTaskResult =
   | { outcome: "requeued"; id: string }

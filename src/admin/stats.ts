@@ -3,7 +3,7 @@ import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { databaseNow } from "../clock";
 import { TaskRegistry } from "../registry";
-import { resolveDataSource } from "../worker/options";
+import { resolveDataSource } from "../dataSource";
 import { ageMs } from "./storedValues";
 
 /** How many tasks are in one queue, of one type, in one status. */

@@ -7,6 +7,7 @@ import { createLogger, getDefaultLogger, LOG_LEVELS, type Logger } from "../logg
 import type { OrmqMetrics } from "../metrics";
 import type { TaskClass } from "../registry";
 import { MAX_DELAY_MS, MAX_TIMER_MS } from "../storable";
+import { resolveDataSource } from "../dataSource";
 import { readSettings } from "./settings";
 
 /**
@@ -199,17 +200,6 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
   };
 }
 
-/** The DataSource given, else the one the class is bound to (BaseEntity keeps it in a static). */
-export function resolveDataSource(cls: TaskClass, given?: DataSource): DataSource {
-  const bound = (c: unknown) => (c as { dataSource?: DataSource | null }).dataSource ?? undefined;
-  const dataSource = given ?? bound(cls) ?? bound(BaseTaskEntity);
-  if (!dataSource) {
-    throw new OrmqConfigurationError(
-      `no DataSource for ${cls.name}: pass { dataSource } or initialize a DataSource whose entities include it`,
-    );
-  }
-  return dataSource;
-}
 
 /** Why durations stop at 2^31 - 1 ms: said in each refusal, so the limit is not a surprise. */
 const TIMER_NOTE = "(about 24.8 days: node's timers cannot wait longer, and a longer one would fire at once)";

@@ -119,6 +119,7 @@ export class Worker {
   async run(): Promise<ProcessSummary> {
     const { dataSource, signal } = this.options;
     const registry = TaskRegistry.for(dataSource);
+    prepareDataSource(dataSource); // before the dialect connects (see prepareDataSource)
     const types = this.selectTypes(registry.typesFor(this.taskClass));
     if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
       throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");

@@ -1,12 +1,12 @@
 /** `ormq retry`, `ormq cancel`, `ormq prune`, `ormq migrate`: changes, through the admin API. */
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { cancelTask } from "../../admin/cancel";
-import { TASK_STATUSES } from "../../admin/list";
+import { TASK_STATUSES } from "../../../entities/status";
 import { prune } from "../../admin/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
-import { parseDuration } from "../../worker/settings";
+import { parseDuration } from "../../parse";
 import { connect, type ConnectionFlags } from "../connect";
 import { CliError } from "../errors";
 import { printJson, printRecord, printTable } from "../output";

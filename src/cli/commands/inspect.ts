@@ -1,11 +1,12 @@
 /** `ormq stats`, `ormq list`, `ormq show`: read-only views, through the admin API. */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
-import { listTasks, MAX_LIST_LIMIT, showTask, TASK_STATUSES } from "../../admin/list";
+import { TASK_STATUSES } from "../../../entities/status";
+import { listTasks, MAX_LIST_LIMIT, showTask } from "../../admin/list";
 import { getStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
-import { parseInteger } from "../../worker/settings";
+import { parseInteger } from "../../parse";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printJsonLine, printRecord, printTable } from "../output";
 import { CliError } from "../errors";

@@ -4,7 +4,7 @@ import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { InvalidOptionError } from "../../errors";
 import { TaskRegistry } from "../../registry";
 import { checkQueue } from "../../validation";
-import { parseDuration, parseInteger } from "../../worker/settings";
+import { parseDuration, parseInteger } from "../../parse";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord } from "../output";
 import { checkTaskData, missingRequired } from "../taskFields";
