@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DataSource } from "typeorm";
 import { getReadiness } from "./admin/stats";
-import type { AttemptFinished } from "./worker/options";
+import type { AttemptFinished } from "./worker/attemptFinished";
 
 export interface MetricsOptions {
   /** The database whose queue state the gauges report. Without it, only the worker metrics exist. */

@@ -9,7 +9,7 @@
  */
 import { InvalidOptionError } from "../errors";
 import { parseDuration, parseInteger } from "../parse";
-import type { WorkerOptions } from "./options";
+import type { WorkerOptions } from "./workerOptions";
 
 type Kind = "positiveInteger" | "nonNegativeInteger" | "durationMs" | "list" | "string";
 
