@@ -61,6 +61,15 @@ export class TaskRegistry {
   }
 
   /**
+   * Whether tasks of this type record history (their class's `static history`). A type without a
+   * class here (a DataSource opened from a URL, or a class not deployed) records it: what it is
+   * cannot be asked.
+   */
+  recordsHistory(type: string): boolean {
+    return this.byKey.get(type)?.cls.history ?? true;
+  }
+
+  /**
    * The types a worker for `cls` runs: the class itself and its subclasses; every registered type
    * for `BaseTaskEntity`.
    */

@@ -9,9 +9,9 @@ import {
   TransactionRollbackEvent,
 } from "typeorm";
 import { BaseTaskEntity, DELAY_MS } from "../entities/BaseTaskEntity";
-import { TaskEventEntity } from "../entities/TaskEventEntity";
 import { databaseNow } from "./clock";
 import { announceNewTasks, prepareDataSource } from "./dialect";
+import { recordEvents } from "./dialect/taskWrites";
 import { TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
 import { checkTaskFields, validateTask } from "./validation";
@@ -122,12 +122,9 @@ export function announceInserted(runner: QueryRunner, announcements: Iterable<st
   for (const announcement of announcements) state.announcements.add(announcement);
 }
 
-/** Writes "enqueued" events, a few hundred rows per INSERT. */
+/** Writes "enqueued" events. */
 async function recordEnqueued(runner: QueryRunner, tasks: { id: string; at: Date }[]): Promise<void> {
-  for (let i = 0; i < tasks.length; i += 500) {
-    const rows = tasks.slice(i, i + 500).map((t) => ({ taskId: t.id, kind: "enqueued" as const, at: t.at, attempt: 0, worker: null, error: null }));
-    await runner.manager.createQueryBuilder().insert().into(TaskEventEntity).values(rows).updateEntity(false).execute();
-  }
+  await recordEvents(runner.manager, tasks.map((t) => ({ taskId: t.id, kind: "enqueued" as const, at: t.at, attempt: 0 })));
 }
 
 /** Autocommitted new tasks not yet announced (queue and type), per DataSource. */

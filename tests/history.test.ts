@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { cancelTask, processN, prune, rescueExpiredTasks, TaskEventEntity } from "../src";
+import { cancelTask, processN, prune, rescueExpiredTasks, retryTask, TaskEventEntity } from "../src";
 import { AlwaysFails, EphemeralTask, Invoice, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";
@@ -97,6 +97,10 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     const stored = await ds.getRepository(QuietTask).findOneByOrFail({ id: task.id });
     expect(stored.status).toBe("failed");
     expect(stored.errors!.map((e) => e.message)).toEqual(["quietly failing"]);
+    // Requeued and cancelled from outside a worker: still no events.
+    expect((await retryTask(task.id, { dataSource: ds })).outcome).toBe("requeued");
+    expect((await cancelTask(task.id, { dataSource: ds })).outcome).toBe("cancelled");
+    expect(await kinds(task.id)).toEqual([]);
   });
 
   it("the events of a task the application deleted go at the next prune, once older than its cutoff", async () => {

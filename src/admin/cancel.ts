@@ -1,8 +1,9 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
+import { BaseTaskEntity, FINISHED_STATUSES } from "../../entities/BaseTaskEntity";
 import type { CancelResult } from "../../entities/operations";
-import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { databaseNow } from "../clock";
+import { cancelPending, readTaskState, recordEvents, requestCancel } from "../dialect/taskWrites";
+import { TaskRegistry } from "../registry";
 import { OrmqError } from "../errors";
 import { MAX_MESSAGE_CHARS, storableText } from "../storable";
 import { checkTaskId } from "../validation";
@@ -31,43 +32,24 @@ export async function cancelTask(id: string | number, options: CancelOptions = {
   // Stored as the last error and in the history: text both databases take (no NUL, no lone
   // surrogate), bounded like an error message.
   const reason = storableText(options.reason ?? "cancelled on request", MAX_MESSAGE_CHARS);
-  const repo = dataSource.getRepository(BaseTaskEntity);
+  const lastError = `cancelled: ${reason}`;
+  const m = dataSource.manager;
   // A task can move between our statements (claimed, retried): go round again, a few times at most.
   for (let round = 0; round < 5; round++) {
     const now = new Date(await databaseNow(dataSource));
-    const pending = await repo
-      .createQueryBuilder()
-      .update()
-      .set({ status: "cancelled", finishedAt: now, updatedAt: now, lastError: `cancelled: ${reason}` })
-      .where("id = :id AND status = 'pending'", { id: taskId })
-      .execute();
-    if (pending.affected === 1) {
-      await dataSource
-        .createQueryBuilder()
-        .insert()
-        .into(TaskEventEntity)
-        .values({ taskId, kind: "cancelled", at: now, error: `cancelled: ${reason}` })
-        .updateEntity(false)
-        .execute();
+    if (await cancelPending(m, taskId, lastError, now)) {
+      const state = await readTaskState(m, taskId);
+      if (state && TaskRegistry.for(dataSource).recordsHistory(state.type)) {
+        await recordEvents(m, [{ taskId, kind: "cancelled", at: now, error: lastError }]);
+      }
       return { outcome: "cancelled", id: taskId };
     }
-
-    const running = await repo
-      .createQueryBuilder()
-      .update()
-      .set({ cancelRequestedAt: now, updatedAt: now, lastError: `cancelled: ${reason}` })
-      .where("id = :id AND status = 'running' AND cancel_requested_at IS NULL", { id: taskId })
-      .execute();
-    if (running.affected === 1) return { outcome: "cancelRequested", id: taskId };
-
-    const row = await repo
-      .createQueryBuilder("t")
-      .select(["t.status AS status", "t.cancel_requested_at AS requested"])
-      .where("t.id = :id", { id: taskId })
-      .getRawOne<{ status: TaskStatus; requested: unknown }>();
-    if (!row) return { outcome: "notFound", id: taskId };
-    if (FINISHED_STATUSES.includes(row.status)) return { outcome: "alreadyFinished", id: taskId, status: row.status };
-    if (row.status === "running" && row.requested !== null) return { outcome: "cancelRequested", id: taskId };
+    // Its worker records the event when the task ends.
+    if (await requestCancel(m, taskId, lastError, now)) return { outcome: "cancelRequested", id: taskId };
+    const state = await readTaskState(m, taskId);
+    if (!state) return { outcome: "notFound", id: taskId };
+    if (FINISHED_STATUSES.includes(state.status)) return { outcome: "alreadyFinished", id: taskId, status: state.status };
+    if (state.status === "running" && state.cancelRequested) return { outcome: "cancelRequested", id: taskId };
   }
   throw new OrmqError(`cancelTask: task ${taskId} kept changing state; try again`);
 }

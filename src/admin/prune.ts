@@ -1,9 +1,7 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { TaskEventEntity } from "../../entities/TaskEventEntity";
-import { WorkerEntity } from "../../entities/WorkerEntity";
 import { databaseNow } from "../clock";
-import { tablesOf } from "../dialect";
+import { deleteFinished, deleteOrphanEvents, deleteSilentWorkers, finishedIds } from "../dialect/taskWrites";
 import { InvalidOptionError, toError } from "../errors";
 import { MAX_DELAY_MS } from "../storable";
 import { checkRunAt } from "../validation";
@@ -50,37 +48,14 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   }
   const now = await databaseNow(dataSource);
   const cutoff = options.olderThan instanceof Date ? checkRunAt(options.olderThan, "prune: olderThan") : new Date(now - checkAge(options.olderThan));
-  const repo = dataSource.getRepository(BaseTaskEntity);
   const result: PruneResult = { deleted: 0, orphanedEventsDeleted: 0, blocked: [], workersDeleted: 0 };
-  const { tasks, events } = tablesOf(dataSource);
-  // Events whose task no longer exists (run after the task DELETE, in its transaction: only the
-  // tasks the guard let through lose their events).
-  const withoutTask = `NOT EXISTS (SELECT 1 FROM ${tasks} t WHERE t.id = ${events}.task_id)`;
   const skip = new Set<string>();
   let after = "0";
   for (;;) {
-    const ids = (
-      await repo
-        .createQueryBuilder("t")
-        .select("t.id", "id")
-        .where("t.status IN (:...statuses) AND t.finished_at < :cutoff AND t.id > :after", { statuses, cutoff: cutoff.getTime(), after })
-        .orderBy("t.id")
-        .limit(BATCH)
-        .getRawMany<{ id: string | number }>()
-    ).map((r) => String(r.id));
+    const ids = await finishedIds(dataSource.manager, statuses, cutoff.getTime(), after, BATCH);
     if (ids.length === 0) break;
     after = ids[ids.length - 1];
-    const guarded = (batch: string[]) =>
-      dataSource.transaction(async (m) => {
-        const deleted = await m
-          .createQueryBuilder()
-          .delete()
-          .from(BaseTaskEntity)
-          .where("id IN (:...ids) AND status IN (:...statuses) AND finished_at < :cutoff", { ids: batch, statuses, cutoff: cutoff.getTime() })
-          .execute();
-        await m.createQueryBuilder().delete().from(TaskEventEntity).where(`task_id IN (:...ids) AND ${withoutTask}`, { ids: batch }).execute();
-        return deleted.affected ?? 0;
-      });
+    const guarded = (batch: string[]) => dataSource.transaction((m) => deleteFinished(m, batch, statuses, cutoff.getTime()));
     try {
       result.deleted += await guarded(ids);
     } catch {
@@ -96,26 +71,11 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
       }
     }
   }
-  const orphans = await dataSource
-    .getRepository(TaskEventEntity)
-    .createQueryBuilder()
-    .delete()
-    .where(`at < :cutoff AND ${withoutTask}`, { cutoff: cutoff.getTime() })
-    .execute();
-  result.orphanedEventsDeleted = orphans.affected ?? 0;
+  result.orphanedEventsDeleted = await deleteOrphanEvents(dataSource.manager, cutoff.getTime());
   // A stopped worker's row goes at the cutoff; a row still marked running only once its heartbeat
   // is also older than WORKER_SILENCE_MS, so a short cutoff cannot hide a live worker. (Should it
   // happen anyway, the worker's next heartbeat writes its row again.)
-  const workers = await dataSource
-    .getRepository(WorkerEntity)
-    .createQueryBuilder()
-    .delete()
-    .where("last_heartbeat_at < :cutoff AND (state = 'stopped' OR last_heartbeat_at < :silent)", {
-      cutoff: cutoff.getTime(),
-      silent: Math.min(cutoff.getTime(), now - WORKER_SILENCE_MS),
-    })
-    .execute();
-  result.workersDeleted = workers.affected ?? 0;
+  result.workersDeleted = await deleteSilentWorkers(dataSource.manager, cutoff.getTime(), now - WORKER_SILENCE_MS);
   return result;
 }
 

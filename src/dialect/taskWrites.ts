@@ -1,0 +1,184 @@
+/**
+ * The statements that change tasks from outside a worker (cancel, requeue, prune) and the one
+ * writer of history events on the application's connection (enqueue, cancel, requeue). They run
+ * on a TypeORM EntityManager, the caller's transaction when it has one, through TypeORM's query
+ * builder, which writes the same statement for both databases. Each state change is an UPDATE or
+ * DELETE guarded by the status it expects, and its row count is what the caller acts on.
+ *
+ * The worker's own statements (claim, complete, heartbeat, rescue) are the `Dialect`'s: they run
+ * on connections of its own, per database (see dialect.ts).
+ */
+import type { EntityManager } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { TaskStatus } from "../../entities/status";
+import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
+import { WorkerEntity } from "../../entities/WorkerEntity";
+
+/** One history event, as written. */
+export interface EventRow {
+  taskId: string;
+  kind: TaskEventKind;
+  at: Date;
+  worker?: string | null;
+  attempt?: number | null;
+  error?: string | null;
+}
+
+/** Events per INSERT: a few hundred rows of six columns stay far below both databases' parameter limits. */
+const EVENTS_PER_INSERT = 500;
+
+/** Writes history events (the caller decides whether the task's class records history). */
+export async function recordEvents(m: EntityManager, events: readonly EventRow[]): Promise<void> {
+  for (let i = 0; i < events.length; i += EVENTS_PER_INSERT) {
+    const rows = events.slice(i, i + EVENTS_PER_INSERT).map((e) => ({
+      taskId: e.taskId,
+      kind: e.kind,
+      at: e.at,
+      worker: e.worker ?? null,
+      attempt: e.attempt ?? null,
+      error: e.error ?? null,
+    }));
+    await m.createQueryBuilder().insert().into(TaskEventEntity).values(rows).updateEntity(false).execute();
+  }
+}
+
+/** What cancel and requeue need to know of a task: its state, and its type for history and wake-ups. */
+export interface TaskState {
+  status: TaskStatus;
+  cancelRequested: boolean;
+  type: string;
+  queue: string;
+}
+
+/** A task's state, or null when there is no such task. */
+export async function readTaskState(m: EntityManager, id: string): Promise<TaskState | null> {
+  const row = await m
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select(["t.status AS status", "t.cancel_requested_at AS requested", "t.type AS type", "t.queue AS queue"])
+    .where("t.id = :id", { id })
+    .getRawOne<{ status: TaskStatus; requested: unknown; type: string; queue: string }>();
+  return row ? { status: row.status, cancelRequested: row.requested !== null && row.requested !== undefined, type: row.type, queue: row.queue } : null;
+}
+
+/** A pending task becomes `cancelled` (guarded: still pending). True when it did. */
+export async function cancelPending(m: EntityManager, id: string, lastError: string, now: Date): Promise<boolean> {
+  const result = await m
+    .createQueryBuilder()
+    .update(BaseTaskEntity)
+    .set({ status: "cancelled", finishedAt: now, updatedAt: now, lastError })
+    .where("id = :id AND status = 'pending'", { id })
+    .execute();
+  return result.affected === 1;
+}
+
+/** A running task gets a cancel request its worker acts on (guarded: running, none asked yet). */
+export async function requestCancel(m: EntityManager, id: string, lastError: string, now: Date): Promise<boolean> {
+  const result = await m
+    .createQueryBuilder()
+    .update(BaseTaskEntity)
+    .set({ cancelRequestedAt: now, updatedAt: now, lastError })
+    .where("id = :id AND status = 'running' AND cancel_requested_at IS NULL", { id })
+    .execute();
+  return result.affected === 1;
+}
+
+/**
+ * A failed task back to the queue, due now, with at least one more attempt (`maxAttempts` raised
+ * to `attempts + 1` when it was used up). Guarded: still failed. True when it was requeued.
+ */
+export async function requeueFailed(m: EntityManager, id: string, now: Date): Promise<boolean> {
+  const result = await m
+    .createQueryBuilder()
+    .update(BaseTaskEntity)
+    .set({
+      status: "pending",
+      runAt: now,
+      updatedAt: now,
+      finishedAt: null,
+      lockedBy: null,
+      lockedUntil: null,
+      cancelRequestedAt: null,
+      maxAttempts: () => "CASE WHEN attempts >= max_attempts THEN attempts + 1 ELSE max_attempts END",
+    })
+    .where("id = :id AND status = 'failed'", { id })
+    .execute();
+  return result.affected === 1;
+}
+
+/** Ids of failed tasks after `after` (by id), optionally of one type and queue, up to `limit`. */
+export async function failedIds(m: EntityManager, filter: { type?: string; queue?: string }, after: string, limit: number): Promise<string[]> {
+  const query = m
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.id", "id")
+    .where("t.status = 'failed' AND t.id > :after", { after })
+    .orderBy("t.id")
+    .limit(limit);
+  if (filter.type) query.andWhere("t.type = :type", { type: filter.type });
+  if (filter.queue) query.andWhere("t.queue = :queue", { queue: filter.queue });
+  return (await query.getRawMany<{ id: string | number }>()).map((r) => String(r.id));
+}
+
+/** Ids of tasks in `statuses` that finished before `cutoff` (epoch ms), after `after`, up to `limit`. */
+export async function finishedIds(m: EntityManager, statuses: readonly TaskStatus[], cutoff: number, after: string, limit: number): Promise<string[]> {
+  const rows = await m
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.id", "id")
+    .where("t.status IN (:...statuses) AND t.finished_at < :cutoff AND t.id > :after", { statuses, cutoff, after })
+    .orderBy("t.id")
+    .limit(limit)
+    .getRawMany<{ id: string | number }>();
+  return rows.map((r) => String(r.id));
+}
+
+/**
+ * Deletes these tasks, guarded by status and finish time, and then the events of those that went
+ * (events have no foreign key to cascade them). Run it in a transaction. Returns how many went.
+ */
+export async function deleteFinished(m: EntityManager, ids: readonly string[], statuses: readonly TaskStatus[], cutoff: number): Promise<number> {
+  const deleted = await m
+    .createQueryBuilder()
+    .delete()
+    .from(BaseTaskEntity)
+    .where("id IN (:...ids) AND status IN (:...statuses) AND finished_at < :cutoff", { ids, statuses, cutoff })
+    .execute();
+  await m.createQueryBuilder().delete().from(TaskEventEntity).where(`task_id IN (:...ids) AND ${withoutTask(m)}`, { ids }).execute();
+  return deleted.affected ?? 0;
+}
+
+/** Events older than `cutoff` whose task is gone (deleted by the application). Returns how many. */
+export async function deleteOrphanEvents(m: EntityManager, cutoff: number): Promise<number> {
+  const result = await m.createQueryBuilder().delete().from(TaskEventEntity).where(`at < :cutoff AND ${withoutTask(m)}`, { cutoff }).execute();
+  return result.affected ?? 0;
+}
+
+/**
+ * Worker rows whose heartbeat is older than `cutoff`: a stopped worker's at once, a row still
+ * marked running only when its heartbeat is older than `silentBefore` too. Returns how many.
+ */
+export async function deleteSilentWorkers(m: EntityManager, cutoff: number, silentBefore: number): Promise<number> {
+  const result = await m
+    .createQueryBuilder()
+    .delete()
+    .from(WorkerEntity)
+    .where("last_heartbeat_at < :cutoff AND (state = 'stopped' OR last_heartbeat_at < :silent)", { cutoff, silent: Math.min(cutoff, silentBefore) })
+    .execute();
+  return result.affected ?? 0;
+}
+
+/** An event's task no longer exists. */
+function withoutTask(m: EntityManager): string {
+  const tasks = escapedTable(m, BaseTaskEntity);
+  const events = escapedTable(m, TaskEventEntity);
+  return `NOT EXISTS (SELECT 1 FROM ${tasks} t WHERE t.id = ${events}.task_id)`;
+}
+
+function escapedTable(m: EntityManager, entity: typeof BaseTaskEntity | typeof TaskEventEntity): string {
+  const metadata = m.connection.getMetadata(entity);
+  return [metadata.schema, metadata.tableName]
+    .filter((part): part is string => !!part)
+    .map((part) => m.connection.driver.escape(part))
+    .join(".");
+}
