@@ -11,8 +11,9 @@ import type { DataSource, Driver } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { TASK_STATUSES } from "../../entities/status";
-import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
+import type { TaskEventKind } from "../../entities/TaskEventEntity";
 import { baseColumnKind } from "../baseColumns";
+import { eventRows, listTaskRows, taskRow } from "../dialect/taskReads";
 import { InvalidOptionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { checkTaskId } from "../validation";
@@ -66,13 +67,7 @@ export async function listTasks(options: ListTasksOptions = {}): Promise<TaskLis
   if (options.status !== undefined && !TASK_STATUSES.includes(options.status)) {
     throw new InvalidOptionError(`unknown status ${JSON.stringify(options.status)}: use one of ${TASK_STATUSES.join(", ")}`);
   }
-  const query = dataSource.getRepository(BaseTaskEntity).createQueryBuilder("t").select("t.id", "id");
-  for (const property of LIST_COLUMNS.slice(1)) query.addSelect(`t.${property}`, property);
-  query.orderBy("t.id", "DESC").limit(limit);
-  if (options.status) query.andWhere("t.status = :status", { status: options.status });
-  if (options.type) query.andWhere("t.type = :type", { type: options.type });
-  if (options.queue) query.andWhere("t.queue = :queue", { queue: options.queue });
-  const rows = await query.getRawMany<Record<(typeof LIST_COLUMNS)[number], unknown>>();
+  const rows = await listTaskRows(dataSource, LIST_COLUMNS, { status: options.status, type: options.type, queue: options.queue }, limit);
   return rows.map((r) => ({
     id: String(r.id),
     type: r.type as string,
@@ -115,12 +110,7 @@ export async function showTask(id: string | number, options: { dataSource?: Data
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const taskId = checkTaskId(id, "showTask(id)");
   const base = dataSource.getMetadata(BaseTaskEntity);
-  const raw: Record<string, unknown> | undefined = await dataSource
-    .createQueryBuilder()
-    .select("*")
-    .from(base.tablePath, "t")
-    .where("t.id = :id", { id: taskId })
-    .getRawOne();
+  const raw = await taskRow(dataSource, taskId);
   if (!raw) return null;
   // The row's own class when this DataSource has it; else the base columns, and the rest as stored.
   const metadata = TaskRegistry.for(dataSource).byKey.get(String(raw.type))?.metadata ?? base;
@@ -164,19 +154,7 @@ function readColumn(column: ColumnMetadata, driver: Driver, raw: unknown): unkno
 
 /** A task's history, oldest first, read as stored (see readColumn). */
 async function readEvents(dataSource: DataSource, taskId: string): Promise<TaskEventItem[]> {
-  const rows = await dataSource
-    .getRepository(TaskEventEntity)
-    .createQueryBuilder("e")
-    .select("e.id", "id")
-    .addSelect("e.taskId", "taskId")
-    .addSelect("e.kind", "kind")
-    .addSelect("e.at", "at")
-    .addSelect("e.worker", "worker")
-    .addSelect("e.attempt", "attempt")
-    .addSelect("e.error", "error")
-    .where("e.taskId = :taskId", { taskId })
-    .orderBy("e.id", "ASC")
-    .getRawMany<Record<keyof TaskEventItem, unknown>>();
+  const rows = await eventRows(dataSource, taskId, ["id", "taskId", "kind", "at", "worker", "attempt", "error"] as const);
   return rows.map((e) => ({
     id: String(e.id),
     taskId: String(e.taskId),

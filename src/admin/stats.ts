@@ -1,10 +1,13 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { WorkerEntity } from "../../entities/WorkerEntity";
 import { databaseNow } from "../clock";
+import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, oldestReadyRunAt, readyByQueue } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
 import { resolveDataSource } from "../dataSource";
 import { ageMs } from "./storedValues";
+
+/** A worker is live when not stopped and it sent a heartbeat within this long. */
+const LIVE_WITHIN_MS = 60_000;
 
 /** How many tasks are in one queue, of one type, in one status. */
 export interface TaskCount {
@@ -36,34 +39,11 @@ export interface QueueStats {
 export async function getStats(options: { dataSource?: DataSource } = {}): Promise<QueueStats> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const registry = TaskRegistry.for(dataSource);
-  const rows: { queue: string; type: string; status: TaskStatus; count: string | number }[] = await dataSource
-    .createQueryBuilder()
-    .select("t.queue", "queue")
-    .addSelect("t.type", "type")
-    .addSelect("t.status", "status")
-    .addSelect("COUNT(*)", "count")
-    .from(dataSource.getMetadata(BaseTaskEntity).tablePath, "t")
-    .groupBy("t.queue")
-    .addGroupBy("t.type")
-    .addGroupBy("t.status")
-    .orderBy("t.queue")
-    .addOrderBy("t.type")
-    .addOrderBy("t.status")
-    .getRawMany();
-  const counts = rows.map((r) => ({ ...r, count: Number(r.count) }));
+  const counts = await countByQueueTypeStatus(dataSource);
   const now = await databaseNow(dataSource);
-  const tasks = dataSource.getRepository(BaseTaskEntity);
-  const oldest = await tasks
-    .createQueryBuilder("t")
-    .select("MIN(t.run_at)", "oldest")
-    .where("t.status = 'pending' AND t.run_at <= :now", { now })
-    .getRawOne<{ oldest: string | number | null }>();
-  const finished = await tasks
-    .createQueryBuilder("t")
-    .select("COUNT(*)", "count")
-    .where("t.finished_at >= :since", { since: now - 60_000 })
-    .getRawOne<{ count: string | number }>();
-  const liveWorkers = await countLiveWorkers(dataSource, now);
+  const oldest = await oldestReadyRunAt(dataSource, now);
+  const finished = await countFinishedSince(dataSource, now - 60_000);
+  const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
   const unknown = new Map<string, number>();
   for (const c of counts) {
     if (!registry.byKey.has(c.type)) unknown.set(c.type, (unknown.get(c.type) ?? 0) + c.count);
@@ -71,8 +51,8 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
   return {
     counts,
     // Tolerant of any stored value (a REAL run_at in SQLite): never NaN, null when unknown.
-    oldestReadyAgeMs: ageMs(now, oldest?.oldest),
-    finishedLastMinute: Number(finished?.count ?? 0),
+    oldestReadyAgeMs: ageMs(now, oldest),
+    finishedLastMinute: finished,
     liveWorkers,
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
   };
@@ -93,17 +73,8 @@ export interface QueueReadiness {
 export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number }> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const now = await databaseNow(dataSource);
-  const rows = await dataSource
-    .getRepository(BaseTaskEntity)
-    .createQueryBuilder("t")
-    .select("t.queue", "queue")
-    .addSelect("COUNT(*)", "ready")
-    .addSelect("MIN(t.run_at)", "oldest")
-    .where("t.status = 'pending' AND t.run_at <= :now", { now })
-    .groupBy("t.queue")
-    .orderBy("t.queue")
-    .getRawMany<{ queue: string; ready: string | number; oldest: string | number }>();
-  const liveWorkers = await countLiveWorkers(dataSource, now);
+  const rows = await readyByQueue(dataSource, now);
+  const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
   return {
     queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
     liveWorkers,
@@ -116,24 +87,5 @@ export async function getReadiness(options: { dataSource?: DataSource } = {}): P
  */
 export async function countUnfinished(options: { dataSource?: DataSource; types?: string[]; queues?: string[] | null } = {}): Promise<number> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const query = dataSource
-    .getRepository(BaseTaskEntity)
-    .createQueryBuilder("t")
-    .select("COUNT(*)", "count")
-    .where("t.status IN ('pending', 'running')");
-  if (options.types) query.andWhere("t.type IN (:...types)", { types: options.types });
-  if (options.queues) query.andWhere("t.queue IN (:...queues)", { queues: options.queues });
-  const row = await query.getRawOne<{ count: string | number }>();
-  return Number(row?.count ?? 0);
-}
-
-/** Workers that have not stopped and sent a heartbeat within the last minute (by the database's clock `now`). */
-async function countLiveWorkers(dataSource: DataSource, now: number): Promise<number> {
-  const live = await dataSource
-    .getRepository(WorkerEntity)
-    .createQueryBuilder("w")
-    .select("COUNT(*)", "count")
-    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since: now - 60_000 })
-    .getRawOne<{ count: string | number }>();
-  return Number(live?.count ?? 0);
+  return countUnfinishedTasks(dataSource, { types: options.types, queues: options.queues });
 }

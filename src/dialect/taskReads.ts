@@ -1,0 +1,114 @@
+/**
+ * The read-only queries behind stats, list and show: TypeORM's query builder, which writes the same
+ * statement for both databases. They return rows as stored (driver values): the admin functions
+ * convert them, tolerant of whatever a row holds.
+ */
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { TaskStatus } from "../../entities/status";
+import { TaskEventEntity } from "../../entities/TaskEventEntity";
+import { WorkerEntity } from "../../entities/WorkerEntity";
+
+/** Tasks by queue, type and status. */
+export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: string; type: string; status: TaskStatus; count: number }[]> {
+  const rows: { queue: string; type: string; status: TaskStatus; count: string | number }[] = await ds
+    .createQueryBuilder()
+    .select("t.queue", "queue")
+    .addSelect("t.type", "type")
+    .addSelect("t.status", "status")
+    .addSelect("COUNT(*)", "count")
+    .from(ds.getMetadata(BaseTaskEntity).tablePath, "t")
+    .groupBy("t.queue")
+    .addGroupBy("t.type")
+    .addGroupBy("t.status")
+    .orderBy("t.queue")
+    .addOrderBy("t.type")
+    .addOrderBy("t.status")
+    .getRawMany();
+  return rows.map((r) => ({ ...r, count: Number(r.count) }));
+}
+
+/** The earliest `run_at` among ready tasks (pending, due at `now`), as stored; null if none. */
+export async function oldestReadyRunAt(ds: DataSource, now: number): Promise<unknown> {
+  const row = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("MIN(t.run_at)", "oldest")
+    .where("t.status = 'pending' AND t.run_at <= :now", { now })
+    .getRawOne<{ oldest: unknown }>();
+  return row?.oldest ?? null;
+}
+
+/** Tasks that finished at or after `since`. */
+export async function countFinishedSince(ds: DataSource, since: number): Promise<number> {
+  const row = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("COUNT(*)", "count")
+    .where("t.finished_at >= :since", { since })
+    .getRawOne<{ count: string | number }>();
+  return Number(row?.count ?? 0);
+}
+
+/** Ready tasks per queue, with the earliest `run_at` of each (as stored). */
+export async function readyByQueue(ds: DataSource, now: number): Promise<{ queue: string; ready: number; oldest: unknown }[]> {
+  const rows = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.queue", "queue")
+    .addSelect("COUNT(*)", "ready")
+    .addSelect("MIN(t.run_at)", "oldest")
+    .where("t.status = 'pending' AND t.run_at <= :now", { now })
+    .groupBy("t.queue")
+    .orderBy("t.queue")
+    .getRawMany<{ queue: string; ready: string | number; oldest: unknown }>();
+  return rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldest: r.oldest }));
+}
+
+/** Pending and running tasks, optionally of some types and queues. */
+export async function countUnfinishedTasks(ds: DataSource, filter: { types?: readonly string[]; queues?: readonly string[] | null }): Promise<number> {
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("COUNT(*)", "count").where("t.status IN ('pending', 'running')");
+  if (filter.types) query.andWhere("t.type IN (:...types)", { types: filter.types });
+  if (filter.queues) query.andWhere("t.queue IN (:...queues)", { queues: filter.queues });
+  const row = await query.getRawOne<{ count: string | number }>();
+  return Number(row?.count ?? 0);
+}
+
+/** Workers not stopped whose last heartbeat is at or after `since`. */
+export async function countLiveWorkers(ds: DataSource, since: number): Promise<number> {
+  const row = await ds
+    .getRepository(WorkerEntity)
+    .createQueryBuilder("w")
+    .select("COUNT(*)", "count")
+    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since })
+    .getRawOne<{ count: string | number }>();
+  return Number(row?.count ?? 0);
+}
+
+/** Tasks newest first, these BaseTaskEntity properties of each (raw values keyed by property). */
+export async function listTaskRows<K extends string>(
+  ds: DataSource,
+  properties: readonly K[],
+  filter: { status?: TaskStatus; type?: string; queue?: string },
+  limit: number,
+): Promise<Record<K, unknown>[]> {
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t");
+  properties.forEach((p, i) => (i === 0 ? query.select(`t.${p}`, p) : query.addSelect(`t.${p}`, p)));
+  query.orderBy("t.id", "DESC").limit(limit);
+  if (filter.status) query.andWhere("t.status = :status", { status: filter.status });
+  if (filter.type) query.andWhere("t.type = :type", { type: filter.type });
+  if (filter.queue) query.andWhere("t.queue = :queue", { queue: filter.queue });
+  return query.getRawMany<Record<K, unknown>>();
+}
+
+/** A task's whole row (every column, by column name), or undefined. */
+export async function taskRow(ds: DataSource, id: string): Promise<Record<string, unknown> | undefined> {
+  return ds.createQueryBuilder().select("*").from(ds.getMetadata(BaseTaskEntity).tablePath, "t").where("t.id = :id", { id }).getRawOne();
+}
+
+/** A task's events, oldest first, these properties of each (raw values keyed by property). */
+export async function eventRows<K extends string>(ds: DataSource, taskId: string, properties: readonly K[]): Promise<Record<K, unknown>[]> {
+  const query = ds.getRepository(TaskEventEntity).createQueryBuilder("e");
+  properties.forEach((p, i) => (i === 0 ? query.select(`e.${p}`, p) : query.addSelect(`e.${p}`, p)));
+  return query.where("e.taskId = :taskId", { taskId }).orderBy("e.id", "ASC").getRawMany<Record<K, unknown>>();
+}
