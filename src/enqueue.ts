@@ -1,10 +1,10 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../entities/BaseTaskEntity";
 import { baseColumnKind, WRITE } from "./baseColumns";
-import { databaseNow } from "./clock";
+import { databaseNow } from "./dialect/clock";
 import { prepareDataSource, tablesOf } from "./dialect";
 import { bulkInsert } from "./dialect/bulkInsert";
-import { TaskDefinitionError } from "./errors";
+import { OrmqError, TaskDefinitionError } from "./errors";
 import { TaskRegistry } from "./registry";
 import { announceInserted, applyDefaults } from "./subscriber";
 import { announcementOf } from "./wakeup";
@@ -139,6 +139,6 @@ function persistentValue(dataSource: DataSource, metadata: EntityMetadata, colum
  */
 function checkIncreasing(ids: readonly unknown[]): void {
   for (let i = 1; i < ids.length; i++) {
-    if (BigInt(String(ids[i])) <= BigInt(String(ids[i - 1]))) throw new Error("enqueueMany: the database returned ids out of order");
+    if (BigInt(String(ids[i])) <= BigInt(String(ids[i - 1]))) throw new OrmqError("enqueueMany: the database returned ids out of order");
   }
 }

@@ -9,7 +9,7 @@ import {
   TransactionRollbackEvent,
 } from "typeorm";
 import { BaseTaskEntity, DELAY_MS } from "../entities/BaseTaskEntity";
-import { databaseNow } from "./clock";
+import { databaseNow } from "./dialect/clock";
 import { announceNewTasks, prepareDataSource } from "./dialect";
 import { recordEvents } from "./dialect/taskWrites";
 import { TaskDefinitionError } from "./errors";

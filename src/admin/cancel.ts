@@ -1,7 +1,7 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES } from "../../entities/BaseTaskEntity";
 import type { CancelResult } from "../../entities/operations";
-import { databaseNow } from "../clock";
+import { databaseNow } from "../dialect/clock";
 import { cancelPending, readTaskState, recordEvents, requestCancel } from "../dialect/taskWrites";
 import { TaskRegistry } from "../registry";
 import { OrmqError } from "../errors";

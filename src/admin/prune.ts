@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../clock";
+import { databaseNow } from "../dialect/clock";
 import { deleteFinished, deleteOrphanEvents, deleteSilentWorkers, finishedIds } from "../dialect/taskWrites";
 import { InvalidOptionError, toError } from "../errors";
 import { MAX_DELAY_MS } from "../storable";

@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../clock";
+import { databaseNow } from "../dialect/clock";
 import { failedIds, readTaskState, recordEvents, requeueFailed } from "../dialect/taskWrites";
 import { TaskRegistry } from "../registry";
 import { announceInserted } from "../subscriber";

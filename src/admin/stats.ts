@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../clock";
+import { databaseNow } from "../dialect/clock";
 import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, oldestReadyRunAt, readyByQueue } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
 import { resolveDataSource } from "../dataSource";

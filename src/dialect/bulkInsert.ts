@@ -1,22 +1,13 @@
 import type { QueryRunner } from "typeorm";
-import { dialectOf } from "./index";
+import { OrmqError } from "../errors";
+import { traitsOf } from "./index";
+import type { AlsoWith } from "./traits";
 
-/**
- * Bind-parameter limits per statement: SQLite's SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32)
- * and PostgreSQL's protocol limit (65,535). A multi-row INSERT is cut into statements that stay
- * under them.
- */
-const MAX_PARAMETERS = { sqlite: 32_766, postgres: 65_535 } as const;
 /** Larger statements buy nothing measurable and make one round trip hold locks longer. */
 const MAX_ROWS_PER_STATEMENT = 2_000;
 
-/** A data-modifying statement over the rows just inserted: see bulkInsert. */
-export interface AlsoWith {
-  /** SQL that reads the CTE `inserted`. */
-  sql: string;
-  /** The columns of `inserted` it reads (only these are kept for it). */
-  reads: readonly string[];
-}
+export type { AlsoWith };
+
 
 /** What bulkInsert returns. */
 export interface BulkInserted {
@@ -48,18 +39,16 @@ export async function bulkInsert(
   alsoWith?: AlsoWith,
 ): Promise<BulkInserted> {
   if (rows.length === 0) return { returned: [], alsoWithDone: true };
-  const dialect = dialectOf(runner.connection);
-  if (dialect === "postgres") {
-    const types = await columnTypes(runner, table);
-    // One array per column, unnested: a statement of fixed size, parsed and planned once however
-    // many rows it carries, where a VALUES list of thousands of rows costs more to parse and plan
-    // than to insert. An array-typed column would be flattened by unnest: VALUES then.
-    if (columns.every((c) => types.get(c) !== undefined && !types.get(c)!.endsWith("]"))) {
-      return { returned: await unnestInsert(runner, table, columns, rows, returning, types, alsoWith), alsoWithDone: true };
-    }
+  const traits = traitsOf(runner.connection);
+  if (traits.arrayInsert) {
+    // One array per column (PostgreSQL's unnest): see postgres/arrayInsert.ts. Null when this
+    // table cannot be inserted that way; VALUES lists then.
+    const returned = await traits.arrayInsert(runner, table, columns, rows, returning, alsoWith);
+    if (returned !== null) return { returned, alsoWithDone: true };
   }
   const escape = (name: string) => runner.connection.driver.escape(name);
-  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_PARAMETERS[dialect] / columns.length)));
+  // A multi-row INSERT is cut into statements that stay under the dialect's parameter limit.
+  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(traits.maxParameters / columns.length)));
   const head = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) VALUES `;
   const tail = returning ? ` RETURNING ${escape(returning)}` : "";
   const out: unknown[] = [];
@@ -71,84 +60,15 @@ export async function bulkInsert(
       const marks: string[] = [];
       for (const value of row) {
         params.push(value);
-        // PostgreSQL numbers its parameters; SQLite takes `?` in order.
-        marks.push(dialect === "postgres" ? `$${params.length}` : "?");
+        marks.push(traits.parameter(params.length));
       }
       tuples.push(`(${marks.join(", ")})`);
     }
     const result: unknown = await runner.query(head + tuples.join(", ") + tail, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
-    if (returned.length !== chunk.length) throw new Error(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
+    if (returned.length !== chunk.length) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
     for (const r of returned) out.push(r[returning]);
   }
   return { returned: out, alsoWithDone: false };
-}
-
-/** Rows per unnest statement: large, but each array stays well below PostgreSQL's 1 GB value limit. */
-const MAX_ROWS_PER_UNNEST = 10_000;
-
-async function unnestInsert(
-  runner: QueryRunner,
-  table: string,
-  columns: readonly string[],
-  rows: readonly unknown[][],
-  returning: string | null,
-  types: Map<string, string>,
-  alsoWith: AlsoWith | undefined,
-): Promise<unknown[]> {
-  const escape = (name: string) => runner.connection.driver.escape(name);
-  const out: unknown[] = [];
-  for (let start = 0; start < rows.length; start += MAX_ROWS_PER_UNNEST) {
-    const chunk = rows.slice(start, start + MAX_ROWS_PER_UNNEST);
-    // A column with one value in every row (a class's defaults, the enqueue time, the many nulls
-    // of a new task) is sent once, not as an array: most of a task's columns are such, and an
-    // array costs a text element per row to build here and to parse on the server.
-    const params: unknown[] = [];
-    const arrays: string[] = [];
-    const values = columns.map((c, i) => {
-      const type = types.get(c);
-      const first = chunk[0][i];
-      if (chunk.every((row) => row[i] === first)) return `$${params.push(first)}::${type}`;
-      arrays.push(`$${params.push(chunk.map((row) => row[i]))}::${type}[]`);
-      return `u.c${arrays.length}`;
-    });
-    // With no array left, the rows come from a series of the right length.
-    const source = arrays.length > 0
-      ? `unnest(${arrays.join(", ")}) AS u(${arrays.map((_, i) => `c${i + 1}`).join(", ")})`
-      : `generate_series(1, $${params.push(chunk.length)}::int)`;
-    const insert = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT ${values.join(", ")} FROM ${source}`;
-    // `inserted` keeps only what is read of it. RETURNING * kept every column of every row: with it
-    // an enqueueMany of 10,000 with history took about 14 µs of server CPU per task, 12 without.
-    const kept = [...new Set([...(returning ? [returning] : []), ...(alsoWith?.reads ?? [])])].map(escape).join(", ");
-    const sql = alsoWith
-      ? `WITH inserted AS (${insert} RETURNING ${kept}), also AS (${alsoWith.sql}) SELECT ${returning ? escape(returning) : "NULL"} FROM inserted`
-      : insert + (returning ? ` RETURNING ${escape(returning)}` : "");
-    const result: unknown = await runner.query(sql, params);
-    if (!returning) continue;
-    const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
-    if (returned.length !== chunk.length) throw new Error(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
-    for (const r of returned) out.push(r[returning]);
-  }
-  return out;
-}
-
-const typeCache = new WeakMap<object, Map<string, Map<string, string>>>();
-
-/** The SQL type of each column of `table` (PostgreSQL), read once per DataSource and table. */
-async function columnTypes(runner: QueryRunner, table: string): Promise<Map<string, string>> {
-  let byTable = typeCache.get(runner.connection);
-  if (!byTable) typeCache.set(runner.connection, (byTable = new Map()));
-  let types = byTable.get(table);
-  if (!types) {
-    const rows = (await runner.query(
-      // Without the type modifier: an explicit cast to varchar(255) would truncate a longer value
-      // silently, where inserting it into the column refuses it, as the VALUES path does.
-      `SELECT attname AS name, format_type(atttypid, NULL) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
-      [table],
-    )) as { name: string; type: string }[];
-    types = new Map(rows.map((r) => [r.name, r.type]));
-    byTable.set(table, types);
-  }
-  return types;
 }

@@ -5,23 +5,23 @@ import { WorkerEntity } from "../../entities/WorkerEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
-import { PostgresDialect } from "./postgres/dialect";
-import { notifyNewTasks } from "./postgres/listener";
-import { SqliteDialect } from "./sqlite/dialect";
-import { guardPostgresPool } from "./postgres/poolGuard";
-import { guardSqliteConnection } from "./sqlite/connectionGuard";
+import { postgresTraits } from "./postgres/traits";
+import { sqliteTraits } from "./sqlite/traits";
+import type { DialectTraits } from "./traits";
 
 export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqlite/connectionGuard";
+export type { DialectTraits, Query } from "./traits";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
-type DialectName = "postgres" | "sqlite";
-
-/** Which ormq dialect serves a DataSource; any other driver is a clear error. */
-export function dialectOf(dataSource: DataSource): DialectName {
+/**
+ * The one place that decides which dialect serves a DataSource: its traits (capabilities, and the
+ * worker-side dialect it opens). Any other driver is a clear error.
+ */
+export function traitsOf(dataSource: DataSource): DialectTraits {
   const type = dataSource.options.type;
-  if (type === "postgres") return "postgres";
-  if (type === "better-sqlite3") return "sqlite";
+  if (type === "postgres") return postgresTraits;
+  if (type === "better-sqlite3") return sqliteTraits;
   throw new OrmqConfigurationError(`ormq supports the "postgres" and "better-sqlite3" drivers, not "${type}"`);
 }
 
@@ -42,20 +42,17 @@ export function tablesOf(dataSource: DataSource): Tables {
  * connection longer than this is logged (the worker passes its lease).
  */
 export function createDialect(dataSource: DataSource, workerId: string, logger: Logger, options: { slowConnectionMs?: number } = {}): Dialect {
-  const tables = tablesOf(dataSource);
-  return dialectOf(dataSource) === "postgres"
-    ? new PostgresDialect(dataSource, tables, workerId, logger, options.slowConnectionMs ?? 30_000)
-    : new SqliteDialect(dataSource, tables, workerId, logger);
+  return traitsOf(dataSource).createDialect(dataSource, tablesOf(dataSource), workerId, logger, { slowConnectionMs: options.slowConnectionMs ?? 30_000 });
 }
 
 /**
- * Announces new tasks to other processes: a PostgreSQL NOTIFY, inside the inserting transaction
- * when `runner` has one open (delivered at its commit), else on its own. SQLite needs nothing:
- * its workers notice commits through `PRAGMA data_version`.
+ * Announces new tasks to other processes where the dialect does (a PostgreSQL NOTIFY), inside the
+ * inserting transaction when `runner` has one open (delivered at its commit), else on its own.
  */
 export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner | null, announcements: readonly string[]): Promise<void> {
-  if (dialectOf(dataSource) !== "postgres") return;
-  await notifyNewTasks((sql, params) => (runner ? runner.query(sql, params) : dataSource.query(sql, params)), announcements);
+  const notify = traitsOf(dataSource).notify;
+  if (!notify) return;
+  await notify((sql, params) => (runner ? runner.query(sql, params) : dataSource.query(sql, params)), announcements);
 }
 
 /**
@@ -64,6 +61,5 @@ export async function announceNewTasks(dataSource: DataSource, runner: QueryRunn
  * PostgreSQL, keeps a connection the server ends from crashing the process.
  */
 export function prepareDataSource(dataSource: DataSource): void {
-  if (dialectOf(dataSource) === "sqlite") guardSqliteConnection(dataSource);
-  else guardPostgresPool(dataSource);
+  traitsOf(dataSource).prepare(dataSource);
 }

@@ -9,6 +9,7 @@
  * `maxAttempts` still caps attempts whatever the policy says. Policies are pure: the built-in ones
  * take an injectable clock (and random source), so tests need not wait.
  */
+import { InvalidOptionError } from "../errors";
 
 /** After failed attempt number `attempt` (1-based), when to run again; `null` to give up. */
 export type RetryPolicy = (attempt: number, error: Error) => Date | null;
@@ -45,7 +46,7 @@ export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Ret
   const { baseMs = 1_000, factor = 2, maxMs = 3_600_000, jitter = true } = options;
   requireDelay("exponentialBackoff: baseMs", baseMs);
   requireDelay("exponentialBackoff: maxMs", maxMs);
-  if (!Number.isFinite(factor) || factor < 1) throw new RangeError(`exponentialBackoff: factor must be a number of 1 or more, got ${factor}`);
+  if (!Number.isFinite(factor) || factor < 1) throw new InvalidOptionError(`exponentialBackoff: factor must be a number of 1 or more, got ${factor}`);
   const now = options.now ?? Date.now;
   const random = options.random ?? Math.random;
   return (attempt) => {
@@ -57,14 +58,14 @@ export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Ret
 
 /** Gives up after `n` attempts in all; otherwise defers to `policy`. */
 export function limitAttempts(n: number, policy: RetryPolicy): RetryPolicy {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`limitAttempts: n must be an integer of 1 or more, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError(`limitAttempts: n must be an integer of 1 or more, got ${n}`);
   return (attempt, error) => (attempt >= n ? null : policy(attempt, error));
 }
 
 /** Retries only errors that are instances of one of `errorClasses`; gives up on any other. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function retryOn(errorClasses: ReadonlyArray<abstract new (...args: any[]) => Error>, policy: RetryPolicy): RetryPolicy {
-  if (errorClasses.length === 0) throw new RangeError("retryOn: give at least one error class");
+  if (errorClasses.length === 0) throw new InvalidOptionError("retryOn: give at least one error class");
   return (attempt, error) => (errorClasses.some((cls) => error instanceof cls) ? policy(attempt, error) : null);
 }
 
@@ -72,5 +73,5 @@ export function retryOn(errorClasses: ReadonlyArray<abstract new (...args: any[]
 export const noRetry: RetryPolicy = () => null;
 
 function requireDelay(name: string, ms: number): void {
-  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`${name} must be a number of milliseconds, 0 or more, got ${ms}`);
+  if (!Number.isFinite(ms) || ms < 0) throw new InvalidOptionError(`${name} must be a number of milliseconds, 0 or more, got ${ms}`);
 }

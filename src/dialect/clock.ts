@@ -1,5 +1,5 @@
 import type { DataSource, QueryRunner } from "typeorm";
-import { dialectOf } from "./dialect";
+import { traitsOf } from "./index";
 
 /**
  * The database's clock, as seen from this process. Due times and leases are compared with the
@@ -9,8 +9,8 @@ import { dialectOf } from "./dialect";
  * The offset between this host's clock and the database's is measured with one query and kept
  * for a minute. A stale offset is still used while a fresh one is measured in the background, and
  * a caller never waits on a query running on someone else's connection (which, with a small pool
- * or another caller's aborted transaction, could block or fail it). SQLite is embedded: its clock
- * is this host's.
+ * or another caller's aborted transaction, could block or fail it). An embedded database's clock
+ * (SQLite) is this host's.
  */
 const REFRESH_MS = 60_000;
 
@@ -25,7 +25,8 @@ const firstMeasurements = new WeakMap<object, Promise<Offset>>();
 
 /** The database's current time in epoch ms (this host's clock corrected by the measured offset). */
 export async function databaseNow(dataSource: DataSource, runner?: QueryRunner): Promise<number> {
-  if (dialectOf(dataSource) === "sqlite") return Date.now();
+  const clockSql = traitsOf(dataSource).clockSql;
+  if (clockSql === null) return Date.now(); // an embedded database: this host's clock is its clock
   let known = offsets.get(dataSource);
   if (!known) {
     // Nothing known yet: measure on the caller's own connection (its transaction's, if any). A
@@ -33,14 +34,14 @@ export async function databaseNow(dataSource: DataSource, runner?: QueryRunner):
     const key: object = runner ?? dataSource;
     let first = firstMeasurements.get(key);
     if (!first) {
-      first = measure(dataSource, runner).finally(() => firstMeasurements.delete(key));
+      first = measure(dataSource, clockSql, runner).finally(() => firstMeasurements.delete(key));
       firstMeasurements.set(key, first);
     }
     known = await first;
     offsets.set(dataSource, known);
   } else if (Date.now() - known.measuredAt > REFRESH_MS && !refreshing.has(dataSource)) {
     refreshing.add(dataSource);
-    measure(dataSource)
+    measure(dataSource, clockSql)
       .then((fresh) => offsets.set(dataSource, fresh))
       .catch(() => {}) // keep the old offset; try again next time
       .finally(() => refreshing.delete(dataSource));
@@ -48,8 +49,7 @@ export async function databaseNow(dataSource: DataSource, runner?: QueryRunner):
   return Date.now() + known.offsetMs;
 }
 
-async function measure(dataSource: DataSource, runner?: QueryRunner): Promise<Offset> {
-  const sql = `SELECT (floor(extract(epoch from clock_timestamp()) * 1000))::bigint AS now`;
+async function measure(dataSource: DataSource, sql: string, runner?: QueryRunner): Promise<Offset> {
   const before = Date.now();
   const rows: { now: string }[] = runner ? await runner.query(sql) : await dataSource.query(sql);
   const after = Date.now();

@@ -1,0 +1,19 @@
+import type { DialectTraits } from "../traits";
+import { guardSqliteConnection } from "./connectionGuard";
+import { SqliteDialect } from "./dialect";
+
+/**
+ * SQLite: embedded (its clock is this host's), `?` parameters, VALUES inserts; workers notice
+ * other connections' commits through `PRAGMA data_version`, so nothing is announced.
+ */
+export const sqliteTraits: DialectTraits = {
+  name: "sqlite",
+  clockSql: null,
+  parameter: () => "?",
+  // SQLITE_MAX_VARIABLE_NUMBER since 3.32.
+  maxParameters: 32_766,
+  arrayInsert: null,
+  notify: null,
+  prepare: guardSqliteConnection,
+  createDialect: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),
+};

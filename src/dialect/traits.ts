@@ -1,0 +1,49 @@
+import type { DataSource, QueryRunner } from "typeorm";
+import type { Logger } from "../logger";
+import type { Dialect, Tables } from "./dialect";
+
+/** A data-modifying statement over the rows just inserted: see bulkInsert. */
+export interface AlsoWith {
+  /** SQL that reads the CTE `inserted`. */
+  sql: string;
+  /** The columns of `inserted` it reads (only these are kept for it). */
+  reads: readonly string[];
+}
+
+/** Runs one statement on the application's connection (a DataSource, or a QueryRunner in a transaction). */
+export type Query = (sql: string, params: unknown[]) => Promise<unknown>;
+
+/**
+ * What differs between the databases outside the worker's own statements, as named capabilities:
+ * shared code asks for a capability, never `if (postgres)`. One object per dialect
+ * (postgres/traits.ts, sqlite/traits.ts); `traitsOf` in index.ts is the one place that picks.
+ */
+export interface DialectTraits {
+  readonly name: "postgres" | "sqlite";
+  /**
+   * A statement that returns the database's clock in epoch ms as `now`; null when the database's
+   * clock is this host's (an embedded database).
+   */
+  readonly clockSql: string | null;
+  /** The bind-parameter mark for the `n`-th parameter (1-based) of a statement. */
+  parameter(n: number): string;
+  /** Most bind parameters one statement may carry. */
+  readonly maxParameters: number;
+  /**
+   * Multi-row inserts from one array per column (`unnest`), with a data-modifying statement over
+   * the inserted rows in the same statement (see bulkInsert). Null (the dialect has none) or a
+   * null result (not for this table): VALUES lists.
+   */
+  readonly arrayInsert:
+    | ((runner: QueryRunner, table: string, columns: readonly string[], rows: readonly unknown[][], returning: string | null, alsoWith: AlsoWith | undefined) => Promise<unknown[] | null>)
+    | null;
+  /**
+   * Tells other processes' workers that tasks were committed (inside the inserting transaction, so
+   * it is delivered at commit); null when they notice commits on their own.
+   */
+  readonly notify: ((query: Query, announcements: Iterable<string>) => Promise<void>) | null;
+  /** Readies a DataSource for ormq, once (connection guards). */
+  prepare(dataSource: DataSource): void;
+  /** The worker-side dialect: claim, complete, heartbeat, rescue, listen. */
+  createDialect(dataSource: DataSource, tables: Tables, workerId: string, logger: Logger, options: { slowConnectionMs: number }): Dialect;
+}
