@@ -1,4 +1,5 @@
-import { AfterInsert, AfterLoad, BaseEntity, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import { OrmqConfigurationError } from "../src/errors";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
@@ -8,6 +9,12 @@ import type { TaskStatus } from "./status";
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
 
+
+/**
+ * Set on a task by ormq's subscriber as it handles the task's insert: without it, the DataSource
+ * has no ormq subscriber (see `subscriberCheck`).
+ */
+export const SUBSCRIBER_SAW: unique symbol = Symbol("ormq.subscriberSaw");
 
 /** Where `delay()` keeps its delay until insert, when it becomes `runAt` by the database clock. */
 export const DELAY_MS: unique symbol = Symbol("ormq.delayMs");
@@ -227,6 +234,26 @@ export abstract class BaseTaskEntity extends BaseEntity {
       .getRepository().manager.connection;
     return taskOperations().cancel(this.id, { dataSource, reason: options.reason });
   }
+
+  /**
+   * A DataSource built without ormq's subscriber (the TypeORM habit `entities: [...ormqEntities,
+   * MyTask]` without `subscribers`) would insert a task without its defaults and fail on a NOT NULL
+   * column: say what is missing instead. TypeORM calls entity listeners, then subscribers, in one
+   * synchronous pass and awaits both: the subscriber marks the task before its first await, so one
+   * microtask later the mark tells whether it ran.
+   */
+  @BeforeInsert()
+  protected subscriberCheck(): Promise<void> {
+    return Promise.resolve().then(() => {
+      if (this[SUBSCRIBER_SAW]) return;
+      throw new OrmqConfigurationError(
+        "ormq's subscriber is not registered on this DataSource, so tasks cannot be enqueued: add ...ormqSubscribers to its `subscribers` (or build its options with ormqDataSourceOptions())",
+      );
+    });
+  }
+
+  /** Not a column: see subscriberCheck. */
+  [SUBSCRIBER_SAW]?: boolean;
 
   // node-postgres returns bigint as a string, better-sqlite3 as a number: keep one type.
   @AfterInsert()

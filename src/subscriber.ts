@@ -8,7 +8,7 @@ import {
   TransactionCommitEvent,
   TransactionRollbackEvent,
 } from "typeorm";
-import { BaseTaskEntity, DELAY_MS } from "../entities/BaseTaskEntity";
+import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../entities/BaseTaskEntity";
 import { databaseNow } from "./dialect/clock";
 import { announceNewTasks, prepareDataSource } from "./dialect";
 import { recordEvents } from "./dialect/taskWrites";
@@ -42,6 +42,8 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
   }
 
   async beforeInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
+    // Before any await: the entity's own check looks for this a microtask later.
+    if (event.entity) (event.entity as { [SUBSCRIBER_SAW]?: boolean })[SUBSCRIBER_SAW] = true;
     const cls = event.metadata.target as typeof BaseTaskEntity;
     if (cls === BaseTaskEntity) {
       throw new TaskDefinitionError(

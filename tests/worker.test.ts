@@ -200,6 +200,12 @@ describe("task definitions (SQLite)", () => {
     const ds = await openDataSource(db, testEntities, { subscribers: [], migrationsRun: false });
     try {
       await expect(processN(RecordRun, 1, { dataSource: ds })).rejects.toThrow(/add \.\.\.ormqSubscribers/);
+      // At enqueue too, before anything is written (not a NOT NULL failure from the database).
+      const before = Number((await ds.query(`SELECT COUNT(*) AS n FROM ormq_tasks`))[0].n);
+      const save = ds.getRepository(RecordRun).save(RecordRun.create({ label: "no subscriber" }));
+      await expect(save).rejects.toBeInstanceOf(OrmqConfigurationError);
+      await expect(save).rejects.toThrow(/subscriber is not registered on this DataSource.*add \.\.\.ormqSubscribers/);
+      expect(Number((await ds.query(`SELECT COUNT(*) AS n FROM ormq_tasks`))[0].n)).toBe(before);
     } finally {
       await ds.destroy();
     }
