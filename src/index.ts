@@ -15,9 +15,7 @@ registerTaskOperations({ cancel: cancelTask });
 export {
   BaseTaskEntity,
   FINISHED_STATUSES,
-  DELAY_MS,
   ormqEntities,
-  epochMillis,
   WorkerEntity,
   type WorkerState,
   TaskEventEntity,
@@ -29,7 +27,7 @@ export { ormqMigrations } from "../migrations";
 export { ormqSubscribers, TaskSubscriber } from "./subscriber";
 export { processOne, processN, processForever } from "./worker/process";
 export type { WorkerOptions, AttemptFinished, SettingSources } from "./worker/options";
-export { WORKER_SETTINGS, flagName, envName, type Setting } from "./worker/settings";
+export { WORKER_SETTINGS, type Setting } from "./worker/settings";
 export { enqueueMany, type EnqueueManyOptions } from "./enqueue";
 export type { ProcessSummary } from "./worker/worker";
 export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context";
@@ -66,7 +64,6 @@ export {
 } from "./errors";
 export { ERRORS_KEPT, MAX_DELAY_MS, MAX_ERRORS_BYTES, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES, MAX_STACK_CHARS, MAX_TIMER_MS } from "./storable";
 export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";
-export { QUEUE_NAME } from "./validation";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
 export { getStats, getReadiness, countUnfinished, type QueueStats, type TaskCount, type QueueReadiness } from "./admin/stats";
 export {
