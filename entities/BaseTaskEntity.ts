@@ -176,7 +176,7 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * attempt and is retried while attempts remain and the retry policy agrees. Throw `SnoozeTask`
    * to come back later without using an attempt, or `CancelTask` to stop for good.
    */
-  abstract run(ctx: TaskContext): Promise<unknown> | unknown;
+  abstract run(ctx: TaskContext): unknown; // a value, or a promise of one
 
   /** Called in the worker after each failed attempt of run() (a thrown error or a timeout). Optional. */
   error?(err: Error, ctx: TaskContext): Promise<void> | void;

@@ -42,6 +42,7 @@ export function storableText(value: unknown, maxChars: number = MAX_MESSAGE_CHAR
     text = `${text.slice(0, end)}… [${text.length - end} more characters cut]`;
   }
   // String.prototype.toWellFormed (node 20) replaces lone surrogates with U+FFFD; ES2022's lib lacks its type.
+  // eslint-disable-next-line no-control-regex -- NUL is the character to replace
   return (text as unknown as { toWellFormed(): string }).toWellFormed().replace(/\u0000/g, REPLACEMENT);
 }
 

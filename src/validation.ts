@@ -86,6 +86,7 @@ const constrained = new WeakMap<object, boolean>();
 function hasConstraints(cls: { prototype: object }): boolean {
   let known = constrained.get(cls);
   if (known === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- class-validator's own parameter type
     known = getMetadataStorage().getTargetValidationMetadatas(cls as unknown as Function, "", true, false).length > 0;
     constrained.set(cls, known);
   }

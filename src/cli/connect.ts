@@ -45,7 +45,7 @@ export async function connect(flags: ConnectionFlags, options: { needsClasses?: 
   }
   if (!url) throw new OrmqConfigurationError("no database: pass -d ./dist/data-source.js or --database-url, or set ORMQ_DATA_SOURCE or ORMQ_DATABASE_URL");
   const dsOptions = ormqDataSourceOptions(url);
-  if (dsOptions.type === "better-sqlite3" && !options.mayCreate && dsOptions.database !== ":memory:" && !existsSync(dsOptions.database as string)) {
+  if (dsOptions.type === "better-sqlite3" && !options.mayCreate && dsOptions.database !== ":memory:" && !existsSync(dsOptions.database)) {
     throw new OrmqConfigurationError(`no SQLite database at ${dsOptions.database} (run \`ormq migrate\` to create one)`);
   }
   const dataSource = new DataSource({ ...dsOptions, logging: false });

@@ -60,7 +60,7 @@ export function executeAttempt(
         over();
         onRunOver();
         try {
-          return { completion: succeeded(task, value), kind: "succeeded" } as AttemptResult;
+          return { completion: succeeded(task, value), kind: "succeeded" as const };
         } catch (thrown) {
           // The run happened but its result cannot be kept: JSON.stringify threw (a cycle, a
           // BigInt), or the result is over its size cap (a RangeError that says so).
@@ -176,7 +176,7 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext, hookT
       let policyFailed = false;
       const planned = await hook("retry policy", async () => {
         try {
-          const value: unknown = await cls.retry(task.attempts, err);
+          const value: unknown = cls.retry(task.attempts, err);
           // A Date (a valid one) or null; anything else is the policy's failure, recorded as one.
           if (value === null || value === undefined || (value instanceof Date && !Number.isNaN(value.getTime()))) return value;
           throw new RetryPolicyError(`the retry policy returned ${storableText(describeValue(value), 200)}, not a Date or null`);
@@ -225,6 +225,8 @@ function runUntilEnded(
   abort: AttemptAbort,
   runTask: (task: BaseTaskEntity, ctx: TaskContext) => unknown,
 ): { running: Promise<unknown>; ended: Promise<unknown>; settled: () => boolean; dispose: () => void } {
+  // Rejections carry what run() threw, an Error or not: toError() makes it one later, keeping it as cause.
+  /* eslint-disable @typescript-eslint/prefer-promise-reject-errors */
   let running: Promise<unknown>;
   try {
     running = Promise.resolve(runTask(task, ctx));
@@ -248,5 +250,6 @@ function runUntilEnded(
       if (reason instanceof TaskTimeoutError || reason instanceof TaskCancelledError) reject(reason);
     });
   });
+  /* eslint-enable @typescript-eslint/prefer-promise-reject-errors */
   return { running, ended, settled: () => settled, dispose };
 }

@@ -69,7 +69,7 @@ export function readSettings(
     const label = source === "env" ? envName(setting.key) : flagName(setting.key);
     options[setting.key] = parse(setting.kind, raw, label);
   }
-  return options as Partial<WorkerOptions>;
+  return options;
 }
 
 function parse(kind: Kind, raw: string, label: string): unknown {

@@ -175,7 +175,7 @@ export class Worker {
       await dialect.close();
       this.logger.info({ ...this.summary }, "worker stopped");
     }
-    if (this.failure !== undefined) throw this.failure;
+    if (this.failure !== undefined) throw toError(this.failure);
     return { ...this.summary };
   }
 

@@ -60,7 +60,7 @@ export async function pruneCommand(flags: ConnectionFlags & Json & { olderThan?:
     const result = await prune({ dataSource: conn.dataSource, olderThan, statuses });
     if (flags.json) return printJson(result);
     printRecord({ deleted: result.deleted, "orphaned events deleted": result.orphanedEventsDeleted, "workers deleted": result.workersDeleted, blocked: result.blocked.length });
-    if (result.blocked.length > 0) printTable(result.blocked as unknown as Record<string, unknown>[], { id: "blocked task", error: "reason" });
+    if (result.blocked.length > 0) printTable(result.blocked, { id: "blocked task", error: "reason" });
   } finally {
     await conn.close();
   }

@@ -71,8 +71,8 @@ export async function submitCommand(typeKey: string, flags: SubmitFlags): Promis
  * inheritance every child's metadata lists every child's columns, and two children declaring the
  * same property share one column: the declarations are what say which are this class's.)
  */
-function ownFields(cls: Function): string[] {
-  const chain = new Set<Function>();
-  for (let c = cls; c && c !== BaseTaskEntity; c = Object.getPrototypeOf(c)) chain.add(c);
-  return [...new Set(getMetadataArgsStorage().columns.filter((c) => chain.has(c.target as Function)).map((c) => c.propertyName))];
+function ownFields(cls: object): string[] {
+  const chain = new Set<unknown>();
+  for (let c: object | null = cls; c && c !== BaseTaskEntity; c = Object.getPrototypeOf(c) as object | null) chain.add(c);
+  return [...new Set(getMetadataArgsStorage().columns.filter((c) => chain.has(c.target)).map((c) => c.propertyName))];
 }

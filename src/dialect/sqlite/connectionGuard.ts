@@ -117,7 +117,7 @@ export function guardSqliteConnection(dataSource: DataSource): void {
         throw err;
       }
     })();
-  }) as QueryRunner["startTransaction"];
+  });
 
   for (const name of ["commitTransaction", "rollbackTransaction"] as const) {
     const end = runner[name].bind(runner);

@@ -1,0 +1,62 @@
+/**
+ * The import rules that keep ormq's structure, checked by `npm test` (npm run depcheck). See the
+ * README's "Structure" section for the rooms these name.
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "No import cycles: each room stands above what it imports.",
+      from: { path: "^(src|entities|migrations)/" },
+      to: { circular: true },
+    },
+    {
+      name: "entities-stay-at-the-bottom",
+      severity: "error",
+      comment:
+        "Entities hold columns, statics and setters. At run time they import only pure modules (errors, value checks, retry maths, text bounds); entity methods that need the database go through entities/operations.ts, which the entry point fills.",
+      from: { path: "^entities/" },
+      to: {
+        path: "^src/",
+        pathNot: "^src/(errors/|validation\\.ts|retry/|storable\\.ts)",
+        dependencyTypesNot: ["type-only"],
+      },
+    },
+    {
+      name: "drivers-only-in-the-dialect",
+      severity: "error",
+      comment: "Only the dialect layer (and the migrations) talk to a database driver directly.",
+      from: { path: "^(src|entities)/", pathNot: "^src/dialect/" },
+      to: { path: "node_modules/(pg|better-sqlite3|pg-pool)/", dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "dialect-internals-stay-inside",
+      severity: "error",
+      comment:
+        "Outside src/dialect/, a dialect is reached through its contract and index.ts (and the statement modules beside them), never through postgres/ or sqlite/ directly; the entry point's install of the SQLite key patch is the one exception.",
+      from: { path: "^(src|entities)/", pathNot: "^(src/dialect/|src/index\\.ts$|src/config\\.ts$)" },
+      to: { path: "^src/dialect/(postgres|sqlite)/" },
+    },
+    {
+      name: "cli-uses-the-api",
+      severity: "error",
+      comment: "The CLI uses the public API, the admin functions and the read-only query module, not the worker's dialect.",
+      from: { path: "^src/cli/" },
+      to: { path: "^src/dialect/", pathNot: "^src/dialect/taskReads\\.ts$", dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "no-orphans-in-src",
+      severity: "error",
+      comment: "A module nothing imports is dead code (the entry points excepted).",
+      from: { orphan: true, path: "^src/", pathNot: ["^src/index\\.ts$", "^src/cli/main\\.ts$", "^src/worker/threads/thread\\.ts$", "\\.d\\.ts$"] },
+      to: {},
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    exclude: { path: "^(dist|tests|bench|examples)/" },
+  },
+};
