@@ -97,7 +97,7 @@ export interface Dialect {
   readonly completionWriters: number;
   /** This worker's id, stamped on the tasks it holds. */
   readonly workerId: string;
-  /** Marks up to `limit` ready tasks running for this worker and returns their rows. */
+  /** Marks up to `limit` ready tasks running for this worker and returns their rows, in claim order (see claimOrder.ts). */
   claim(request: ClaimRequest): Promise<TaskRow[]>;
   /**
    * Writes finished attempts. Returns, for each task whose guarded write took effect, its status

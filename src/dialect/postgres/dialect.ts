@@ -4,6 +4,7 @@ import type { DataSource } from "typeorm";
 import type { Logger } from "../../logger";
 import { PostgresListener } from "./listener";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
+import { compareClaimOrder } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
@@ -94,7 +95,8 @@ export class PostgresDialect implements Dialect {
       rows = await this.claimFrom(request, null);
       this.watermark.claimed(null, rows, request.limit);
     }
-    return rows;
+    // RETURNING gives no order; run in claim order.
+    return rows.sort(compareClaimOrder);
   }
 
   /** One claim, reading the pending index from its head or from just after `after`. */

@@ -1,3 +1,4 @@
+import { compareBig } from "../claimOrder";
 import type { TaskRow } from "../dialect";
 
 /** A position in claim order: priority (highest first), then run_at, then id. */
@@ -68,8 +69,3 @@ export function lastInClaimOrder(rows: readonly TaskRow[]): ClaimPosition | null
 }
 
 /** bigint columns come back from node-postgres as strings. */
-function compareBig(a: unknown, b: unknown): number {
-  const x = BigInt(String(a));
-  const y = BigInt(String(b));
-  return x < y ? -1 : x > y ? 1 : 0;
-}

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../../errors";
 import type { Logger } from "../../logger";
+import { compareClaimOrder } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
@@ -353,11 +354,5 @@ function isBusy(err: unknown): boolean {
 function busyDelay(attempt: number): number {
   const cap = Math.min(25, 1 + attempt * 2);
   return 1 + Math.random() * cap;
-}
-
-function compareClaimOrder(a: TaskRow, b: TaskRow): number {
-  return (
-    Number(b.priority) - Number(a.priority) || Number(a.run_at) - Number(b.run_at) || Number(a.id) - Number(b.id)
-  );
 }
 

@@ -1,0 +1,18 @@
+import type { TaskRow } from "./dialect";
+
+/**
+ * Claim order: highest priority first, then earliest due time, then insertion order (id). The
+ * claim reads the index in this order, but neither database promises that `RETURNING` reports
+ * rows in it: each dialect sorts what it claimed, so a worker starts them in this order.
+ */
+export function compareClaimOrder(a: TaskRow, b: TaskRow): number {
+  return Number(b.priority) - Number(a.priority) || compareBig(a.run_at, b.run_at) || compareBig(a.id, b.id);
+}
+
+/** Compares 64-bit integers that come back as strings (node-postgres) or numbers (better-sqlite3). */
+export function compareBig(a: unknown, b: unknown): number {
+  if (typeof a === "number" && typeof b === "number" && Number.isSafeInteger(a) && Number.isSafeInteger(b)) return a - b;
+  const x = BigInt(String(a));
+  const y = BigInt(String(b));
+  return x < y ? -1 : x > y ? 1 : 0;
+}

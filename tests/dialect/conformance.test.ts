@@ -1,0 +1,275 @@
+/**
+ * The dialect conformance suite: the `Dialect` contract (the worker's statements) and the
+ * statement modules beside it (taskWrites, bulkInsert), called directly on both databases. A new
+ * dialect must pass it as it is; a capability a dialect lacks is skipped by its name.
+ */
+import { ChildEntity, Column, type DataSource } from "typeorm";
+import { BaseTaskEntity } from "../../src";
+import { createDialect, tablesOf, traitsOf, type Completion, type Dialect } from "../../src/dialect";
+import { bulkInsert } from "../../src/dialect/bulkInsert";
+import { cancelPending, deleteFinished, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
+import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "../support/db";
+
+@ChildEntity("conf_a")
+class ConfA extends BaseTaskEntity {
+  static queue = "qa";
+  @Column({ type: "varchar", length: 64, nullable: true })
+  label!: string | null;
+  run() {
+    return null;
+  }
+}
+
+@ChildEntity("conf_b")
+class ConfB extends BaseTaskEntity {
+  static queue = "qb";
+  static maxAttempts = 2;
+  run() {
+    return null;
+  }
+}
+
+const LEASE = 60_000;
+
+describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  let worker: Dialect;
+  let other: Dialect;
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), [ConfA, ConfB]);
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`);
+    await ds.query(`DELETE FROM ormq_workers`);
+    worker = createDialect(ds, "worker-1", memoryLogger().logger);
+    other = createDialect(ds, "worker-2", memoryLogger().logger);
+  });
+  afterEach(async () => {
+    await worker.close();
+    await other.close();
+  });
+
+  const claimAll = (d: Dialect, limit = 100, types = ["conf_a", "conf_b"], queues: string[] | null = null) =>
+    d.claim({ types, queues, limit, leaseMs: LEASE, historyTypes: types });
+  const state = async (id: unknown) =>
+    (await ds.query(`SELECT status, attempts, locked_by, run_at, max_attempts, last_error FROM ormq_tasks WHERE id = ${String(id)}`))[0] as
+      | { status: string; attempts: unknown; locked_by: string | null; run_at: unknown; max_attempts: unknown; last_error: string | null }
+      | undefined;
+  const events = async (id: unknown) =>
+    ((await ds.query(`SELECT kind FROM ormq_task_events WHERE task_id = ${String(id)} ORDER BY id`)) as { kind: string }[]).map((e) => e.kind);
+  const done = (row: Record<string, unknown>, fields: Partial<Completion> = {}): Completion => ({
+    id: String(row.id),
+    attempt: Number(row.attempts),
+    status: "succeeded",
+    result: null,
+    lastError: null,
+    errors: null,
+    delayMs: null,
+    refundAttempt: false,
+    event: "succeeded",
+    history: true,
+    remove: false,
+    ...fields,
+  });
+
+  describe("claim", () => {
+    it("takes ready tasks by priority, then due time, then insertion order, up to the limit, and marks them running", async () => {
+      const repo = ds.getRepository(ConfA);
+      const low = await repo.save(ConfA.create({ label: "low" }).withPriority(0));
+      const high = await repo.save(ConfA.create({ label: "high" }).withPriority(5));
+      const later = await repo.save(ConfA.create({ label: "later" }).withPriority(0));
+      await repo.save(ConfA.create({ label: "future" }).delay(3_600_000));
+      const first = await claimAll(worker, 2);
+      expect(first.map((r) => String(r.id))).toEqual([high.id, low.id]);
+      for (const row of first) expect(row).toMatchObject({ status: "running", locked_by: "worker-1" });
+      expect(Number(first[0].attempts)).toBe(1);
+      expect((await claimAll(worker)).map((r) => String(r.id))).toEqual([later.id]); // not the future one
+      expect(await claimAll(worker)).toEqual([]);
+    });
+
+    it("filters by type and queue, and leaves other types alone", async () => {
+      const a = await ds.getRepository(ConfA).save(ConfA.create({}));
+      const b = await ds.getRepository(ConfB).save(ConfB.create({}));
+      expect((await claimAll(worker, 10, ["conf_a", "conf_b"], ["qb"])).map((r) => String(r.id))).toEqual([b.id]);
+      expect((await claimAll(worker, 10, ["conf_b"])).length).toBe(0);
+      expect((await claimAll(worker, 10, ["conf_a"])).map((r) => String(r.id))).toEqual([a.id]);
+    });
+
+    it("records a started event only for the history types asked", async () => {
+      const a = await ds.getRepository(ConfA).save(ConfA.create({}));
+      const b = await ds.getRepository(ConfB).save(ConfB.create({}));
+      await worker.claim({ types: ["conf_a", "conf_b"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: ["conf_a"] });
+      expect(await events(a.id)).toEqual(["enqueued", "started"]);
+      expect(await events(b.id)).toEqual(["enqueued"]);
+    });
+
+    it("never hands one task to two workers", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 50 }, () => ConfA.create({})));
+      const [mine, theirs] = await Promise.all([claimAll(worker, 30), claimAll(other, 30)]);
+      const ids = [...mine, ...theirs].map((r) => String(r.id));
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBe(50);
+    });
+  });
+
+  describe("complete: every write is guarded by status, holder and attempt", () => {
+    it("writes a success for the holder, and refuses a stale worker, a stale attempt and a rescued task", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 4 }, () => ConfA.create({})));
+      const [ok, staleWorker, staleAttempt, rescued] = await claimAll(worker);
+      await ds.query(`UPDATE ormq_tasks SET status = 'pending', locked_by = NULL WHERE id = ${String(rescued.id)}`);
+      const applied = await worker.complete([done(ok, { result: '"fine"' }), done(staleAttempt, { attempt: Number(staleAttempt.attempts) + 1 }), done(rescued)]);
+      expect([...applied]).toEqual([[String(ok.id), "succeeded"]]);
+      expect(await other.complete([done(staleWorker)])).toEqual(new Map());
+      expect(await state(ok.id)).toMatchObject({ status: "succeeded", locked_by: null });
+      expect(await state(staleWorker.id)).toMatchObject({ status: "running", locked_by: "worker-1" });
+      expect(await state(staleAttempt.id)).toMatchObject({ status: "running" });
+      expect(await state(rescued.id)).toMatchObject({ status: "pending" });
+    });
+
+    it("a retry is due after its delay, a refund gives the attempt back, and a cancel request wins over a retry", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 3 }, () => ConfA.create({})));
+      const [retry, handedBack, cancelled] = await claimAll(worker);
+      await ds.query(`UPDATE ormq_tasks SET cancel_requested_at = 1 WHERE id = ${String(cancelled.id)}`);
+      const before = Date.now();
+      const pending = { status: "pending" as const, event: "retried" as const, lastError: "Error: boom", errors: "[]", delayMs: 600_000 };
+      const applied = await worker.complete([
+        done(retry, pending),
+        done(handedBack, { status: "pending", event: "handed_back", refundAttempt: true }),
+        done(cancelled, pending),
+      ]);
+      expect(Object.fromEntries(applied)).toEqual({ [String(retry.id)]: "pending", [String(handedBack.id)]: "pending", [String(cancelled.id)]: "cancelled" });
+      const retried = await state(retry.id);
+      expect(Number(retried!.run_at)).toBeGreaterThanOrEqual(before + 600_000 - 5_000);
+      expect(retried).toMatchObject({ last_error: "Error: boom" });
+      expect(Number((await state(handedBack.id))!.attempts)).toBe(0);
+      expect(await events(cancelled.id)).toEqual(["enqueued", "started", "cancelled"]);
+    });
+
+    it("remove deletes the row under the same guard; history off writes no event", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
+      const [gone, quiet] = await claimAll(worker);
+      expect(await worker.complete([done(gone, { remove: true }), done(quiet, { history: false })])).toEqual(
+        new Map([
+          [String(gone.id), "succeeded"],
+          [String(quiet.id), "succeeded"],
+        ]),
+      );
+      expect(await state(gone.id)).toBeUndefined();
+      expect(await events(quiet.id)).toEqual(["enqueued", "started"]);
+    });
+  });
+
+  describe("leases", () => {
+    it("heartbeat renews only the running tasks this worker holds, and writes its row again if it is gone", async () => {
+      await worker.registerWorker({ name: "ConfA", host: "h", pid: 1, queues: null });
+      await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
+      const [mine] = await claimAll(worker, 1);
+      const [theirs] = await claimAll(other, 1);
+      await ds.query(`DELETE FROM ormq_workers`);
+      expect(await worker.heartbeat([String(mine.id), String(theirs.id)], LEASE)).toEqual(new Set([String(mine.id)]));
+      expect(((await ds.query(`SELECT id FROM ormq_workers`)) as { id: string }[]).map((r) => r.id)).toEqual(["worker-1"]);
+    });
+
+    it("rescue returns expired tasks (pending, failed when out of attempts, cancelled when asked) and leaves live ones", async () => {
+      await ds.getRepository(ConfB).save(Array.from({ length: 4 }, () => ConfB.create({})));
+      const [again, outOfAttempts, asked, live] = await claimAll(worker);
+      await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${[again, outOfAttempts, asked].map((r) => String(r.id)).join(", ")})`);
+      await ds.query(`UPDATE ormq_tasks SET attempts = 2 WHERE id = ${String(outOfAttempts.id)}`);
+      await ds.query(`UPDATE ormq_tasks SET cancel_requested_at = 1 WHERE id = ${String(asked.id)}`);
+      const rescued = await other.rescueExpired(100);
+      expect(Object.fromEntries(rescued.map((r) => [r.id, r.status]))).toEqual({
+        [String(again.id)]: "pending",
+        [String(outOfAttempts.id)]: "failed",
+        [String(asked.id)]: "cancelled",
+      });
+      expect(await state(live.id)).toMatchObject({ status: "running" });
+      expect(await events(again.id)).toEqual(["enqueued", "started", "rescued"]);
+      // The rescued task's old holder can no longer write it.
+      expect(await worker.complete([done(again)])).toEqual(new Map());
+    });
+
+    it("cancelRequested names only this worker's running tasks with a request", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 3 }, () => ConfA.create({})));
+      const [asked, notAsked] = await claimAll(worker, 2);
+      const [theirs] = await claimAll(other, 1);
+      await ds.query(`UPDATE ormq_tasks SET cancel_requested_at = 1 WHERE id IN (${String(asked.id)}, ${String(theirs.id)})`);
+      expect(await worker.cancelRequested([String(asked.id), String(notAsked.id), String(theirs.id)])).toEqual([String(asked.id)]);
+    });
+
+    it("nextDueInMs gives the earliest scheduled task of the types asked", async () => {
+      expect(await worker.nextDueInMs({ types: ["conf_a"], queues: null })).toBeNull();
+      await ds.getRepository(ConfA).save(ConfA.create({}).delay(120_000));
+      await ds.getRepository(ConfB).save(ConfB.create({}).delay(60_000));
+      const due = await worker.nextDueInMs({ types: ["conf_a"], queues: null });
+      expect(due).toBeGreaterThan(100_000);
+      expect(due).toBeLessThanOrEqual(120_000);
+    });
+  });
+
+  describe("task writes outside a worker", () => {
+    it("cancel and requeue are guarded by the status they expect", async () => {
+      const [running, pending] = await ds.getRepository(ConfA).save([ConfA.create({}), ConfA.create({})]);
+      expect((await claimAll(worker, 1)).map((r) => String(r.id))).toEqual([running.id]);
+      const now = new Date();
+      expect(await cancelPending(ds.manager, running.id, "cancelled: x", now)).toBe(false); // not pending
+      expect(await requestCancel(ds.manager, pending.id, "cancelled: x", now)).toBe(false); // not running
+      expect(await requestCancel(ds.manager, running.id, "cancelled: x", now)).toBe(true);
+      expect(await requestCancel(ds.manager, running.id, "cancelled: x", now)).toBe(false); // asked already
+      expect(await readTaskState(ds.manager, running.id)).toMatchObject({ status: "running", cancelRequested: true, type: "conf_a", queue: "qa" });
+      expect(await cancelPending(ds.manager, pending.id, "cancelled: y", now)).toBe(true);
+      expect(await cancelPending(ds.manager, pending.id, "cancelled: y", now)).toBe(false); // cancelled already
+      expect(await requeueFailed(ds.manager, pending.id, now)).toBe(false); // not failed
+      await ds.query(`UPDATE ormq_tasks SET status = 'failed', attempts = 5, max_attempts = 5 WHERE id = ${pending.id}`);
+      expect(await requeueFailed(ds.manager, pending.id, now)).toBe(true);
+      expect(await state(pending.id)).toMatchObject({ status: "pending" });
+      expect(Number((await state(pending.id))!.max_attempts)).toBe(6);
+      expect(await readTaskState(ds.manager, "999999")).toBeNull();
+    });
+
+    it("prune's delete takes only finished tasks in the statuses asked, older than the cutoff", async () => {
+      const [old, recent, failed] = await ds.getRepository(ConfA).save([ConfA.create({}), ConfA.create({}), ConfA.create({})]);
+      await ds.query(`UPDATE ormq_tasks SET status = 'succeeded', finished_at = 1000 WHERE id = ${old.id}`);
+      await ds.query(`UPDATE ormq_tasks SET status = 'succeeded', finished_at = ${Date.now()} WHERE id = ${recent.id}`);
+      await ds.query(`UPDATE ormq_tasks SET status = 'failed', finished_at = 1000 WHERE id = ${failed.id}`);
+      const deleted = await ds.transaction((m) => deleteFinished(m, [old.id, recent.id, failed.id], ["succeeded"], Date.now() - 60_000));
+      expect(deleted).toBe(1);
+      expect(await state(old.id)).toBeUndefined();
+      expect(await events(old.id)).toEqual([]);
+      expect(await state(recent.id)).toBeDefined();
+      expect(await state(failed.id)).toBeDefined();
+    });
+  });
+
+  describe("bulk insert", () => {
+    it("inserts rows in order and returns their ids; with arrayInsert the events go in the same statement", async () => {
+      const { tasks, events: eventTable } = tablesOf(ds);
+      const columns = ["type", "queue", "status", "priority", "run_at", "attempts", "max_attempts", "created_at", "updated_at"];
+      const now = Date.now();
+      const rows = Array.from({ length: 25 }, () => ["conf_a", "qa", "pending", 0, now, 0, 3, now, now]);
+      const alsoWith = {
+        sql: `INSERT INTO ${eventTable} (task_id, kind, at, worker, attempt, error) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`,
+        reads: ["id", "created_at"],
+      };
+      const runner = ds.createQueryRunner();
+      try {
+        const { returned, alsoWithDone } = await bulkInsert(runner, tasks, columns, rows, "id", alsoWith);
+        const ids = returned.map((id) => BigInt(String(id)));
+        expect(ids.length).toBe(25);
+        for (let i = 1; i < ids.length; i++) expect(ids[i] > ids[i - 1]).toBe(true);
+        // A capability: only a dialect with arrayInsert writes the events in the same statement.
+        expect(alsoWithDone).toBe(traitsOf(ds).arrayInsert !== null);
+        const written = Number((await ds.query(`SELECT COUNT(*) AS n FROM ormq_task_events WHERE kind = 'enqueued'`))[0].n);
+        expect(written).toBe(alsoWithDone ? 25 : 0);
+      } finally {
+        await runner.release();
+      }
+    });
+  });
+
+  it(`uses the database clock: ${dialect === "postgres" ? "the server's" : "this host's (clockSql is null: skipped)"}`, async () => {
+    const clockSql = traitsOf(ds).clockSql;
+    if (clockSql === null) return expect(dialect).toBe("sqlite");
+    const [{ now }] = (await ds.query(clockSql)) as { now: unknown }[];
+    expect(Math.abs(Number(now) - Date.now())).toBeLessThan(5_000);
+  });
+});
