@@ -2,7 +2,7 @@ import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, processForever, processN, rescueExpiredTasks, WorkerEntity } from "../src";
 import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
-import { TaskRegistry } from "../src/registry";
+import { prepareDataSource } from "../src/dialect";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 
@@ -111,11 +111,11 @@ describe("postgres: connections the server ends", () => {
 
   it("no pooled client is ever without an error listener, so a late error cannot crash the process", async () => {
     // A connection the server ends can emit `error` twice; TypeORM drops its listener after the
-    // first (see src/dialect/postgresPoolGuard.ts). Seen as a worker crash in the restart chaos test.
+    // first (see src/dialect/postgres/poolGuard.ts). Seen as a worker crash in the restart chaos test.
     const pool = (ds.driver as unknown as { master: Pool }).master;
     const before = await pool.connect(); // opened before ormq saw the DataSource
     before.release();
-    TaskRegistry.for(ds); // any ormq entry point readies the DataSource
+    prepareDataSource(ds); // what every ormq entry point (save, enqueueMany, a worker) does first
     const clients = await Promise.all([pool.connect(), pool.connect()]); // one reused, one new
     try {
       // Checked out, pg-pool's own idle listener is off: only ormq's is left.

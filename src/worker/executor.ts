@@ -4,7 +4,7 @@ import type { Completion } from "../dialect";
 import { CancelTask, HookTimeoutError, RetryPolicyError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
 import type { AttemptAbort } from "./abort";
 import type { TaskContext } from "./context";
-import { cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
+import { attemptOf, cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
 import { storableText } from "../storable";
 
 /** After a timeout or cancel, how long run() may take to settle before it counts as abandoned. */
@@ -60,7 +60,7 @@ export function executeAttempt(
         over();
         onRunOver();
         try {
-          return { completion: succeeded(task, value), kind: "succeeded" as const };
+          return { completion: succeeded(attemptOf(task), value), kind: "succeeded" as const };
         } catch (thrown) {
           // The run happened but its result cannot be kept: JSON.stringify threw (a cycle, a
           // BigInt), or the result is over its size cap (a RangeError that says so).
@@ -99,9 +99,9 @@ function lastResort(task: BaseTaskEntity, internal: unknown, ctx: TaskContext): 
     retryAt = null;
   }
   if (retryAt instanceof Date && !Number.isNaN(retryAt.getTime())) {
-    return { completion: retryLater(task, err, retryAt.getTime() - Date.now()), kind: "retried" };
+    return { completion: retryLater(attemptOf(task), err, retryAt.getTime() - Date.now()), kind: "retried" };
   }
-  return { completion: failedForGood(task, err), kind: "failed" };
+  return { completion: failedForGood(attemptOf(task), err), kind: "failed" };
 }
 
 /** An attempt that ended by a throw, a timeout, a cancel or the shutdown abort. */
@@ -129,11 +129,11 @@ async function ended(
 async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, abort: AttemptAbort, hookTimeoutMs: number): Promise<AttemptResult> {
   const reason: unknown = abort.reason;
   // Whatever run() threw once its signal aborted, the abort's reason is what happened.
-  if (reason instanceof WorkerShutdownError) return { completion: handedBack(task), kind: "handedBack" };
+  if (reason instanceof WorkerShutdownError) return { completion: handedBack(attemptOf(task)), kind: "handedBack" };
   // Cancelled on request: cancelTask already recorded the caller's reason.
-  if (reason instanceof TaskCancelledError) return { completion: cancelled(task, null), kind: "cancelled" };
-  if (err instanceof CancelTask) return { completion: cancelled(task, err.reason), kind: "cancelled" };
-  if (err instanceof SnoozeTask) return { completion: snoozed(task, err.delayMs), kind: "snoozed" };
+  if (reason instanceof TaskCancelledError) return { completion: cancelled(attemptOf(task), null), kind: "cancelled" };
+  if (err instanceof CancelTask) return { completion: cancelled(attemptOf(task), err.reason), kind: "cancelled" };
+  if (err instanceof SnoozeTask) return { completion: snoozed(attemptOf(task), err.delayMs), kind: "snoozed" };
   return failure(task, reason instanceof TaskTimeoutError ? reason : err, ctx, hookTimeoutMs);
 }
 
@@ -158,7 +158,7 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext, hookT
       const hookErr = toError(thrown);
       const what = hookErr instanceof HookTimeoutError ? "did not settle in time" : "threw";
       ctx.logger.error({ err: hookErr, hook: name }, `${name}() hook ${what}; the task's outcome stands`);
-      hookErrors.push(hookErrorRecord(task, name, hookErr));
+      hookErrors.push(hookErrorRecord(attemptOf(task), name, hookErr));
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -192,10 +192,10 @@ async function failure(task: BaseTaskEntity, err: Error, ctx: TaskContext, hookT
     }
   }
   if (retryAt) {
-    return { completion: retryLater(task, err, Math.max(0, retryAt.getTime() - Date.now()), hookErrors), kind: "retried", abandonedRun: hungHooks(hung) };
+    return { completion: retryLater(attemptOf(task), err, Math.max(0, retryAt.getTime() - Date.now()), hookErrors), kind: "retried", abandonedRun: hungHooks(hung) };
   }
   if (task.failed) await hook("failed", () => task.failed!(err, ctx));
-  return { completion: failedForGood(task, err, hookErrors), kind: "failed", abandonedRun: hungHooks(hung) };
+  return { completion: failedForGood(attemptOf(task), err, hookErrors), kind: "failed", abandonedRun: hungHooks(hung) };
 }
 
 /** A value as a policy's error names it: its type, and the value when that is short. */

@@ -1,16 +1,16 @@
-import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { WorkerShutdownError } from "../errors";
 import type { Logger } from "../logger";
 import type { AttemptAbort } from "./abort";
 import type { Completer } from "./completer";
-import { handedBack } from "./outcome";
+import { handedBack, type Attempt } from "./outcome";
 
 /** After the grace period and the abort, how long run() has to settle before it is abandoned. */
 const ABANDON_AFTER_ABORT_MS = 2_000;
 
 /** A task a worker holds and has started: running, or run() over and its outcome being written. */
 export interface RunningTask {
-  task: BaseTaskEntity;
+  /** What its outcome is built from (see outcome.ts). */
+  attempt: Attempt;
   abort: AttemptAbort;
   done: Promise<void>;
   /** run() has returned and the outcome is being written: never hand this one back. */
@@ -59,8 +59,8 @@ export async function finishRunning(
   const stuck = [...running.values()].filter((r) => !r.finished && !r.runOver);
   const handBacks = stuck.map((r) => {
     r.abandoned = true;
-    logger.warn({ taskId: r.task.id }, "run() ignored its abort signal; the task is handed back while its promise still runs");
-    return completer.submit(handedBack(r.task));
+    logger.warn({ taskId: r.attempt.id }, "run() ignored its abort signal; the task is handed back while its promise still runs");
+    return completer.submit(handedBack(r.attempt));
   });
   await Promise.all(handBacks);
   // Outcomes already being written (their run() returned) finish on their own.

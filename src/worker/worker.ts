@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { createDialect, outsideTransactions, prepareDataSource, type Dialect, type TaskFilter, type TaskRow } from "../dialect";
-import { OrmqConfigurationError, TaskCancelledError, toError, WorkerNeedsRestartError } from "../errors";
+import { OrmqConfigurationError, TaskCancelledError, toError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
 import { TaskSubscriber } from "../subscriber";
@@ -12,13 +12,16 @@ import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
 import { AttemptAbort } from "./abort";
+import { AbandonedRuns } from "./abandonedRuns";
+import { startCancelWatcher } from "./cancelWatcher";
+import { selectTypes } from "./typeSelection";
 import { Completer } from "./completer";
 import { Doze } from "./doze";
 import { createTaskContext } from "./context";
 import { executeAttempt } from "./executor";
 import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
-import { failedForGood, handedBack } from "./outcome";
+import { attemptOf, failedForGood, handedBack } from "./outcome";
 import { finishRunning, type RunningTask } from "./running";
 import { ThreadPool } from "./threads/pool";
 
@@ -37,10 +40,16 @@ export interface ProcessSummary {
   cancelled: number;
 }
 
+/** Workers of this process whose run() has not returned (tests check that none is left behind). */
+let running = 0;
+
+/** How many workers of this process are running. */
+export function liveWorkers(): number {
+  return running;
+}
+
 /** A worker that cannot claim (database down) backs off up to this long between tries. */
 const MAX_CLAIM_BACKOFF_MS = 5_000;
-/** How often a worker with running tasks checks whether someone asked to cancel one of them. */
-const CANCEL_CHECK_MS = 500;
 /**
  * Outcomes waiting to be written beyond this many stop further claims: slots free when run()
  * returns, so without a bound a slow database would let finished-but-unwritten tasks pile up.
@@ -69,9 +78,8 @@ export class Worker {
   /** Claimed tasks waiting for a slot (prefetch), in claim order. Held like running tasks. */
   private readonly buffered = new Map<string, TaskRow>();
   private readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0 };
-  /** Runs that a timeout or cancel ended but that have not settled: they still hold resources. */
-  private abandonedRuns = 0;
-  private checkingCancels = false;
+  /** Runs (and hooks) that ignored their abort or deadline and still run: see AbandonedRuns. */
+  private readonly abandoned: AbandonedRuns;
   private failure: unknown;
   private readonly logger: Logger;
   private claimedTotal = 0;
@@ -92,6 +100,10 @@ export class Worker {
     private readonly limit: number,
   ) {
     this.logger = options.logger.child({ workerId: this.id });
+    this.abandoned = new AbandonedRuns(options.maxAbandonedRuns, this.logger, (err) => {
+      this.failure ??= err;
+      this.stop();
+    });
   }
 
   /** Finished attempts are logged at debug: skipped (with their per-task logger) when it is off. */
@@ -117,10 +129,19 @@ export class Worker {
 
   /** Runs until the limit is reached and no task is ready, or until stopped. */
   async run(): Promise<ProcessSummary> {
+    running++;
+    try {
+      return await this.runToEnd();
+    } finally {
+      running--;
+    }
+  }
+
+  private async runToEnd(): Promise<ProcessSummary> {
     const { dataSource, signal } = this.options;
     const registry = TaskRegistry.for(dataSource);
     prepareDataSource(dataSource); // before the dialect connects (see prepareDataSource)
-    const types = this.selectTypes(registry.typesFor(this.taskClass));
+    const types = selectTypes(this.taskClass, registry.typesFor(this.taskClass), this.options);
     if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
       throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");
     }
@@ -135,15 +156,14 @@ export class Worker {
       if (concerns(announcements, myTypes, this.options.queues)) this.wake();
     };
     const unsubscribe = onCommitted(dataSource, onAnnounced);
-    const cancelChecks = setInterval(() => void this.checkCancelRequests(dialect), CANCEL_CHECK_MS);
-    cancelChecks.unref();
+    const cancelWatcher = startCancelWatcher(dialect, this.logger, () => this.cancellable(), (ids) => this.cancelRequested(ids));
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
     const maintenance: Periodic[] = [];
     let registered = false;
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
-      const stillRunning = (id: string) => this.buffered.has(id) || [...this.running].some((r) => r.task.id === id && !r.finished);
+      const stillRunning = (id: string) => this.buffered.has(id) || [...this.running].some((r) => r.attempt.id === id && !r.finished);
       maintenance.push(startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => this.heldTaskIds(), stillRunning, this.logger));
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
@@ -168,7 +188,7 @@ export class Worker {
       // its lease.
       await Promise.all(maintenance.map((m) => m.stop()));
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
-      clearInterval(cancelChecks);
+      await cancelWatcher.stop();
       unsubscribe();
       signal?.removeEventListener("abort", onAbort);
       await this.threadPool?.close();
@@ -264,8 +284,7 @@ export class Worker {
     await Promise.all(
       rows.map((row) => {
         const history = typeByKey.get(String(row.type))?.cls.history ?? true;
-        const task = { id: String(row.id), attempts: Number(row.attempts), errors: [], constructor: { history } } as unknown as BaseTaskEntity;
-        return completer.submit(handedBack(task));
+        return completer.submit(handedBack({ id: String(row.id), attempts: Number(row.attempts), history }));
       }),
     );
     this.logger.debug({ count: rows.length }, "handed back buffered tasks");
@@ -283,31 +302,26 @@ export class Worker {
 
   /** Tasks this worker still holds: buffered, running, or finished and being written (not abandoned). */
   private heldTaskIds(): string[] {
-    const ids = new Set([...this.running].filter((r) => !r.abandoned).map((r) => r.task.id));
+    const ids = new Set([...this.running].filter((r) => !r.abandoned).map((r) => r.attempt.id));
     return [...ids, ...this.buffered.keys()];
   }
 
-  /** Aborts running tasks that someone asked to cancel (from any process). */
-  private async checkCancelRequests(dialect: Dialect): Promise<void> {
-    const ids = [...this.running.values()].filter((r) => !r.finished && !r.abort.aborted).map((r) => r.task.id);
-    ids.push(...this.buffered.keys());
-    if (ids.length === 0 || this.checkingCancels) return;
-    this.checkingCancels = true;
-    try {
-      const requested = await dialect.cancelRequested(ids);
-      // A buffered task never starts: handed back, it ends cancelled (the request wins).
-      const inBuffer = requested.filter((id) => this.buffered.has(id));
-      if (inBuffer.length > 0) await this.dropBuffered(inBuffer);
-      const wanted = new Set(requested);
-      for (const entry of this.running) {
-        if (!wanted.has(entry.task.id) || entry.abort.aborted) continue;
-        this.logger.info({ taskId: entry.task.id }, "cancel requested: aborting the running task");
-        entry.abort.abort(new TaskCancelledError());
-      }
-    } catch (err) {
-      this.logger.debug({ err }, "could not check for cancel requests");
-    } finally {
-      this.checkingCancels = false;
+  /** Running tasks not yet aborted and buffered tasks: the ones a cancel request can still stop. */
+  private cancellable(): string[] {
+    const ids = [...this.running].filter((r) => !r.finished && !r.abort.aborted).map((r) => r.attempt.id);
+    return [...ids, ...this.buffered.keys()];
+  }
+
+  /** Someone asked to cancel these: a buffered task is handed back, a running one's signal aborts. */
+  private async cancelRequested(requested: string[]): Promise<void> {
+    // A buffered task never starts: handed back, it ends cancelled (the request wins).
+    const inBuffer = requested.filter((id) => this.buffered.has(id));
+    if (inBuffer.length > 0) await this.dropBuffered(inBuffer);
+    const wanted = new Set(requested);
+    for (const entry of this.running) {
+      if (!wanted.has(entry.attempt.id) || entry.abort.aborted) continue;
+      this.logger.info({ taskId: entry.attempt.id }, "cancel requested: aborting the running task");
+      entry.abort.abort(new TaskCancelledError());
     }
   }
 
@@ -345,14 +359,14 @@ export class Worker {
       cls.executor === "thread"
         ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
         : undefined;
-    const entry: RunningTask = { task, abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
+    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
       const { completion, kind, abandonedRun } = await outsideTransactions(() =>
         executeAttempt(task, ctx, abort, { onRunOver: () => (entry.runOver = true), runTask, hookTimeoutMs: this.options.hookTimeoutMs }),
       );
-      if (abandonedRun) this.trackAbandoned(abandonedRun, logger());
+      if (abandonedRun) this.abandoned.track(abandonedRun, logger());
       if (entry.abandoned) return;
       entry.finished = true;
       this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
@@ -384,28 +398,6 @@ export class Worker {
     this.running.add(entry);
   }
 
-  /** The types this worker runs: the class's, narrowed by the `types` option. */
-  private selectTypes(all: TaskType[]): TaskType[] {
-    const wanted = this.options.types;
-    const types = wanted ? all.filter((t) => wanted.includes(t.key)) : all;
-    const unknown = wanted?.filter((key) => !all.some((t) => t.key === key)) ?? [];
-    if (unknown.length > 0) {
-      throw new OrmqConfigurationError(
-        `unknown task type${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} for ${this.taskClass.name}; known: ${all.map((t) => t.key).join(", ") || "none"}`,
-      );
-    }
-    for (const t of types) {
-      // (That a thread class names its module is checked with the class, by the registry.)
-      if (t.cls.executor !== "thread") continue;
-      if (!this.options.bootstrap) {
-        throw new OrmqConfigurationError(
-          `${t.cls.name} runs in a thread: give the worker a bootstrap module (option \`bootstrap\`, --bootstrap or ORMQ_BOOTSTRAP) that exports the thread's DataSource`,
-        );
-      }
-    }
-    return types;
-  }
-
   private threads(): ThreadPool {
     this.threadPool ??= new ThreadPool({ size: this.options.threads, bootstrap: this.options.bootstrap! });
     return this.threadPool;
@@ -419,41 +411,19 @@ export class Worker {
     this.wake();
   }
 
-  /**
-   * Counts a run that a timeout or cancel abandoned while it still ran, or a hook past its
-   * `hookTimeoutMs` that still runs (the executor reports both the same way). Such runs hold memory,
-   * sockets, perhaps locks: past `maxAbandonedRuns` the worker stops claiming and asks to be
-   * restarted rather than pile more up.
-   */
-  private trackAbandoned(run: Promise<unknown>, logger: Logger): void {
-    this.abandonedRuns++;
-    logger.warn({ abandonedRuns: this.abandonedRuns }, "run() ignored its abort signal, or a hook missed its deadline; it is still running");
-    void run.finally(() => {
-      this.abandonedRuns--;
-      logger.info({ abandonedRuns: this.abandonedRuns }, "an abandoned run() or hook settled");
-    });
-    if (this.abandonedRuns >= this.options.maxAbandonedRuns && this.failure === undefined) {
-      this.failure = new WorkerNeedsRestartError(
-        `${this.abandonedRuns} runs or hooks that ignored their abort signal or deadline are still running; ` +
-          "the worker stopped claiming: restart it (and make those tasks and hooks honour ctx.signal)",
-      );
-      this.logger.error({ abandonedRuns: this.abandonedRuns }, (this.failure as Error).message);
-      this.stop();
-    }
-  }
-
   private failUnloadable(row: TaskRow, err: Error, completer: Completer): void {
     const id = String(row.id);
     this.logger.error({ err, taskId: id, type: row.type }, "could not load a claimed task; it fails without running");
-    const task = { id, attempts: Number(row.attempts), errors: [] } as unknown as BaseTaskEntity;
+    // A task that could not be loaded has no class to ask: its failure is recorded.
+    const attempt = { id, attempts: Number(row.attempts), history: true };
     const done = completer
-      .submit(failedForGood(task, err))
+      .submit(failedForGood(attempt, err))
       .then(() => undefined)
       .finally(() => {
         this.running.delete(entry);
         this.wake();
       });
-    const entry: RunningTask = { task, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
+    const entry: RunningTask = { attempt, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
     this.running.add(entry);
   }
 

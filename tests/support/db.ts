@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Client } from "pg";
 import { DataSource, type DataSourceOptions, type EntitySchema } from "typeorm";
 import { ormqDataSourceOptions } from "../../src";
+import { assertNoLeaks, trackDataSource } from "./leaks";
 
 export type DialectName = "sqlite" | "postgres";
 export const DIALECTS: DialectName[] = ["sqlite", "postgres"];
@@ -64,7 +65,7 @@ export async function openDataSource(db: TestDb, entities: EntityTarget[], extra
   } as DataSourceOptions);
   await ds.initialize();
   await ds.synchronize();
-  return ds;
+  return trackDataSource(ds);
 }
 
 /** A logger that keeps what it is given, for assertions; and is silent. */
@@ -98,5 +99,6 @@ export function useTestDatabase(
   afterAll(async () => {
     await opened?.ds.destroy();
     await opened?.db.drop();
+    assertNoLeaks();
   });
 }

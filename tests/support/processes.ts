@@ -2,6 +2,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { trackChild } from "./leaks";
+
+/** spawn, with the child registered for the leak check (see leaks.ts). */
+const spawnTracked = ((...args: Parameters<typeof spawn>) => trackChild(spawn(...args))) as typeof spawn;
 
 /** The compiled worker script (child processes need decorator metadata: compiled JavaScript). */
 export const WORKER_SCRIPT = join(__dirname, "..", "..", "dist", "tests", "fixtures", "worker-process.js");
@@ -16,7 +20,7 @@ export interface WorkerProcess {
 
 export function spawnWorker(env: Record<string, string>): WorkerProcess {
   if (!existsSync(WORKER_SCRIPT)) throw new Error(`${WORKER_SCRIPT} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawn(process.execPath, [WORKER_SCRIPT], {
+  const child = spawnTracked(process.execPath, [WORKER_SCRIPT], {
     env: { ...process.env, ORMQ_TEST_WAIT_GO: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -51,7 +55,7 @@ export interface CliResult {
  */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ORMQ_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnTracked(process.execPath, [CLI, ...args], { env: { ...process.env, ORMQ_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
@@ -61,7 +65,7 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
 
 /** Starts the `ormq` binary and leaves it running; `lines` collects its stderr log lines. */
 export function startCli(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ORMQ_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnTracked(process.execPath, [CLI, ...args], { env: { ...process.env, ORMQ_LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const logs: Record<string, unknown>[] = [];
   let stdout = "";
   child.stdout!.on("data", (d) => (stdout += d));
