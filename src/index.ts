@@ -25,7 +25,7 @@ export {
 } from "../entities";
 export { ormqMigrations } from "../migrations";
 export { ormqSubscribers, TaskSubscriber } from "./subscriber";
-export { processOne, processN, processForever } from "./worker/process";
+export { processOne, processN, processForever } from "./worker/run";
 export type { WorkerOptions, AttemptFinished, SettingSources } from "./worker/options";
 export { WORKER_SETTINGS, type Setting } from "./worker/settings";
 export { enqueueMany, type EnqueueManyOptions } from "./enqueue";

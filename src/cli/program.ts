@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Command, Option } from "commander";
 import { cancelCommand, migrateCommand, pruneCommand, retryCommand } from "./commands/admin";
 import { listCommand, showCommand, statsCommand } from "./commands/inspect";
-import { processCommand } from "./commands/process";
+import { processCommand } from "./process/command";
 import { submitCommand } from "./commands/submit";
 import { envName, flagName, WORKER_SETTINGS } from "../worker/settings";
 

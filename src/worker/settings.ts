@@ -14,12 +14,14 @@ import type { WorkerOptions } from "./workerOptions";
 type Kind = "positiveInteger" | "nonNegativeInteger" | "durationMs" | "list" | "string";
 
 /** A worker option that has a flag and an environment variable. */
-export interface Setting {
-  key: keyof WorkerOptions;
+export interface Setting<K extends string = keyof WorkerOptions> {
+  key: K;
   kind: Kind;
   /** The default, as the README's table shows it. */
   defaultText: string;
   description: string;
+  /** The largest value accepted (integers). */
+  max?: number;
 }
 
 /** Every worker option with a flag and an environment variable, in the README's order. */
@@ -60,19 +62,41 @@ export function readSettings(
   source: "env" | "flags",
   skip: ReadonlySet<string> = new Set(),
 ): Partial<WorkerOptions> {
-  const options: Record<string, unknown> = {};
-  for (const setting of WORKER_SETTINGS) {
+  return readSettingsOf(WORKER_SETTINGS, values, source, skip) as Partial<WorkerOptions>;
+}
+
+/**
+ * The same, for any list of settings (the CLI's own, such as `--processes`): one mechanism, one
+ * precedence. Flags win over the environment: see `settingsFrom`.
+ */
+export function readSettingsOf<K extends string>(
+  list: readonly Setting<K>[],
+  values: Record<string, string | undefined>,
+  source: "env" | "flags",
+  skip: ReadonlySet<string> = new Set(),
+): Partial<Record<K, unknown>> {
+  const options: Partial<Record<K, unknown>> = {};
+  for (const setting of list) {
     if (skip.has(setting.key)) continue;
     const name = source === "env" ? envName(setting.key) : setting.key;
     const raw = values[name];
     if (raw === undefined || raw === "") continue;
     const label = source === "env" ? envName(setting.key) : flagName(setting.key);
-    options[setting.key] = parse(setting.kind, raw, label);
+    options[setting.key] = parse(setting.kind, raw, label, setting.max);
   }
   return options;
 }
 
-function parse(kind: Kind, raw: string, label: string): unknown {
+/** Settings from flags, then from the environment for those no flag gave. */
+export function settingsFrom<K extends string>(
+  list: readonly Setting<K>[],
+  sources: { flags: Record<string, string | undefined>; env: Record<string, string | undefined> },
+): Partial<Record<K, unknown>> {
+  const fromFlags = readSettingsOf(list, sources.flags, "flags");
+  return { ...readSettingsOf(list, sources.env, "env", new Set(Object.keys(fromFlags))), ...fromFlags };
+}
+
+function parse(kind: Kind, raw: string, label: string, max?: number): unknown {
   const text = raw.trim();
   switch (kind) {
     case "string":
@@ -86,6 +110,6 @@ function parse(kind: Kind, raw: string, label: string): unknown {
       return parseDuration(raw, label, Number.MAX_SAFE_INTEGER);
     case "positiveInteger":
     case "nonNegativeInteger":
-      return parseInteger(raw, label, kind === "positiveInteger" ? 1 : 0);
+      return parseInteger(raw, label, kind === "positiveInteger" ? 1 : 0, max);
   }
 }
