@@ -2,7 +2,7 @@ import type { DataSourceOptions } from "typeorm";
 import { ormqEntities } from "../entities";
 import { ormqMigrations } from "../migrations";
 import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
-import { ormqSubscribers } from "./subscriber";
+import { ormqSubscribers } from "./enqueue/subscriber";
 
 /** Where ormq looks for its database when none is given: `ORMQ_DATABASE_URL`, else this file. */
 export const DEFAULT_DATABASE = "./ormq.sqlite";

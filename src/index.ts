@@ -24,11 +24,11 @@ export {
   type TaskErrorRecord,
 } from "../entities";
 export { ormqMigrations } from "../migrations";
-export { ormqSubscribers, TaskSubscriber } from "./subscriber";
+export { ormqSubscribers, TaskSubscriber } from "./enqueue/subscriber";
 export { processOne, processN, processForever } from "./worker/run";
 export type { WorkerOptions, AttemptFinished, SettingSources } from "./worker/options";
 export { WORKER_SETTINGS, type Setting } from "./worker/settings";
-export { enqueueMany, type EnqueueManyOptions } from "./enqueue";
+export { enqueueMany, type EnqueueManyOptions } from "./enqueue/enqueueMany";
 export type { ProcessSummary } from "./worker/worker";
 export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context";
 export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics";

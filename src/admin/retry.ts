@@ -3,8 +3,8 @@ import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
 import { failedIds, readTaskState, recordEvents, requeueFailed } from "../dialect/taskWrites";
 import { TaskRegistry } from "../registry";
-import { announceInserted } from "../subscriber";
-import { announcementOf } from "../wakeup";
+import { announceInserted } from "../enqueue/subscriber";
+import { announcementOf } from "../enqueue/announcements";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
 

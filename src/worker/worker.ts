@@ -5,8 +5,8 @@ import { createDialect, outsideTransactions, prepareDataSource, type Dialect, ty
 import { OrmqConfigurationError, TaskCancelledError, toError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import { TaskRegistry, type TaskClass, type TaskType } from "../registry";
-import { TaskSubscriber } from "../subscriber";
-import { concerns, onCommitted } from "../wakeup";
+import { TaskSubscriber } from "../enqueue/subscriber";
+import { concerns, onCommitted } from "../enqueue/announcements";
 import { startHeartbeat } from "../maintenance/heartbeat";
 import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";

@@ -8,14 +8,14 @@ import {
   TransactionCommitEvent,
   TransactionRollbackEvent,
 } from "typeorm";
-import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../entities/BaseTaskEntity";
-import { databaseNow } from "./dialect/clock";
-import { announceNewTasks, prepareDataSource } from "./dialect";
-import { recordEvents } from "./dialect/taskWrites";
-import { TaskDefinitionError } from "./errors";
-import { TaskRegistry } from "./registry";
-import { checkTaskFields, validateTask } from "./validation";
-import { announceCommitted, announcementOf } from "./wakeup";
+import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../../entities/BaseTaskEntity";
+import { databaseNow } from "../dialect/clock";
+import { announceNewTasks, prepareDataSource } from "../dialect";
+import { recordEvents } from "../dialect/taskWrites";
+import { TaskDefinitionError } from "../errors";
+import { TaskRegistry } from "../registry";
+import { checkTaskFields, validateTask } from "../validation";
+import { announceCommitted, announcementOf } from "./announcements";
 
 /**
  * Per open transaction: the queues and types that got tasks (see announcementOf), those already

@@ -1,15 +1,15 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
-import { BaseTaskEntity } from "../entities/BaseTaskEntity";
-import { baseColumnKind, WRITE } from "./baseColumns";
-import { databaseNow } from "./dialect/clock";
-import { prepareDataSource, tablesOf } from "./dialect";
-import { bulkInsert } from "./dialect/bulkInsert";
-import { OrmqError, TaskDefinitionError } from "./errors";
-import { TaskRegistry } from "./registry";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { baseColumnKind, WRITE } from "../baseColumns";
+import { databaseNow } from "../dialect/clock";
+import { prepareDataSource, tablesOf } from "../dialect";
+import { bulkInsert } from "../dialect/bulkInsert";
+import { OrmqError, TaskDefinitionError } from "../errors";
+import { TaskRegistry } from "../registry";
 import { announceInserted, applyDefaults } from "./subscriber";
-import { announcementOf } from "./wakeup";
-import { checkTaskFields, validateTask } from "./validation";
-import { resolveDataSource } from "./dataSource";
+import { announcementOf } from "./announcements";
+import { checkTaskFields, validateTask } from "../validation";
+import { resolveDataSource } from "../dataSource";
 
 /** Options of `enqueueMany`. */
 export interface EnqueueManyOptions {
