@@ -9,8 +9,8 @@ import { MAX_DELAY_MS } from "./storable";
  */
 
 /**
- * Queue names: 1–100 letters, digits, `_`, `-`, `.` or `:`. (No commas: new-task announcements
- * list queues comma-separated.)
+ * Queue names: 1–100 letters, digits, `_`, `-`, `.` or `:`. (No `/`: a new-task announcement is
+ * `queue/type`, split at the first slash; see enqueue/announcements.ts.)
  */
 export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 
