@@ -206,8 +206,7 @@ export class Worker {
     // With a buffer, claim once it is half empty rather than a task at a time as slots free.
     const minClaim = prefetch > 0 ? Math.ceil(Math.min(batchSize, concurrency + prefetch) / 2) : 1;
     const fill = () => this.startBuffered(typeByKey, completer);
-    this.fillSlots = fill;
-    this.dropBuffered = (ids) => this.handBackBuffered(completer, typeByKey, ids);
+    this.loop = { typeByKey, completer };
     let claimFailures = 0;
     try {
       while (!this.stopRequested) {
@@ -252,18 +251,26 @@ export class Worker {
         await this.sleep(pollIntervalMs);
       }
     } finally {
-      this.fillSlots = () => {};
-      this.dropBuffered = async () => {};
+      this.loop = undefined;
       // Tasks claimed but never started go back at once, their attempt not counted.
       await this.handBackBuffered(completer, typeByKey);
     }
   }
 
-  /** Starts buffered tasks in free slots, in claim order. Replaced by the claim loop while it runs. */
-  private fillSlots: () => void = () => {};
-  /** Hands back these buffered tasks (a cancel request). Replaced by the claim loop while it runs. */
-  private dropBuffered: (ids: string[]) => Promise<void> = async () => {};
+  /** What the claim loop works with, while it runs: slots fill and buffered tasks go back through it. */
+  private loop: { typeByKey: Map<string, TaskType>; completer: Completer } | undefined;
 
+  /** Starts buffered tasks in free slots, while the claim loop runs. */
+  private fillSlots(): void {
+    if (this.loop) this.startBuffered(this.loop.typeByKey, this.loop.completer);
+  }
+
+  /** Hands back these buffered tasks (a cancel request), while the claim loop runs. */
+  private async dropBuffered(ids: string[]): Promise<void> {
+    if (this.loop) await this.handBackBuffered(this.loop.completer, this.loop.typeByKey, ids);
+  }
+
+  /** Starts buffered tasks in free slots, in claim order. */
   private startBuffered(typeByKey: Map<string, TaskType>, completer: Completer): void {
     while (this.busySlots < this.options.concurrency && this.buffered.size > 0 && !this.stopRequested) {
       const [id, row] = this.buffered.entries().next().value as [string, TaskRow];
