@@ -341,6 +341,23 @@ describe.each(DIALECTS)("never stuck on %s", (dialect) => {
         }
       });
 
+      it("a wait for a pool connection longer than the lease is logged, and the worker goes on once one frees", async () => {
+        const one = await openDataSource(db, [...(ormqEntities as never[]), HostileTask], { extra: { max: 1 } } as never);
+        const pool = (one.driver as unknown as { master: import("pg").Pool }).master;
+        try {
+          await enqueue({ kind: "return", value: 1 });
+          const held = await pool.connect(); // the application holds the pool's only connection
+          const { logger, lines } = memoryLogger();
+          const run = processN(HostileTask, 1, { dataSource: one, logger, leaseMs: 1_000 });
+          await until("the wait is logged", () => lines.some((l) => l.level === "warn" && !!l.msg?.includes("waiting for a PostgreSQL pool connection")));
+          expect(lines.find((l) => l.msg?.includes("waiting for a PostgreSQL pool connection"))!.obj).toMatchObject({ poolSize: 1, waitedMs: 1_000 });
+          held.release();
+          expect(await run).toEqual(expectedSummary({ processed: 1, succeeded: 1 }));
+        } finally {
+          await one.destroy();
+        }
+      });
+
       it("the claim's asynchronous commit does not outlive its transaction", async () => {
         const name = new URL(db.url).pathname.slice(1);
         // The test server runs with synchronous_commit off: a database default of on makes a leak visible.

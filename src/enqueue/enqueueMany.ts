@@ -4,6 +4,7 @@ import { baseColumnKind, WRITE } from "../baseColumns";
 import { databaseNow } from "../dialect/clock";
 import { prepareDataSource, tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
+import { enqueuedEventsWith, insertEnqueuedEvents } from "../dialect/taskWrites";
 import { OrmqError, TaskDefinitionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { announceInserted, applyDefaults } from "./subscriber";
@@ -62,14 +63,10 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
         await validateTask(task, cls, String(metadata.discriminatorValue));
       }
     }
-    const { tasks: table, events: eventTable } = tablesOf(dataSource);
-    const eventColumns = ["task_id", "kind", "at", "worker", "attempt", "error"];
+    const table = tablesOf(dataSource).tasks;
     // The "enqueued" events, written by the tasks' own INSERT where the dialect can (PostgreSQL).
-    const enqueuedEvents = {
-      sql: `INSERT INTO ${eventTable} (${eventColumns.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`,
-      reads: ["id", "created_at"],
-    };
-    const events: unknown[][] = [];
+    const enqueuedEvents = enqueuedEventsWith(dataSource);
+    const events: { id: string; at: number }[] = [];
     const announcements = new Set<string>();
     for (const [metadata, positions] of byClass) {
       const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
@@ -81,10 +78,10 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
         const task = tasks[i];
         task.id = String(returned[n]);
         announcements.add(announcementOf(task.queue, String(metadata.discriminatorValue)));
-        if (history && !alsoWithDone) events.push([task.id, "enqueued", task.createdAt.getTime(), null, 0, null]);
+        if (history && !alsoWithDone) events.push({ id: task.id, at: task.createdAt.getTime() });
       });
     }
-    if (events.length > 0) await bulkInsert(runner, eventTable, eventColumns, events, null);
+    await insertEnqueuedEvents(runner, events);
     // A NOTIFY inside the transaction (delivered at its commit) and this process's wake-up.
     announceInserted(runner, announcements);
     return tasks.map((t) => t.id);
