@@ -1,0 +1,98 @@
+import type { ClaimRequest, Dialect, TaskFilter, TaskRow } from "../dialect";
+import type { Logger } from "../logger";
+import type { Doze } from "./doze";
+import type { HeldTasks } from "./heldTasks";
+import type { ResolvedOptions } from "./options";
+
+/** A worker that cannot claim (database down) backs off up to this long between tries. */
+const MAX_CLAIM_BACKOFF_MS = 5_000;
+/**
+ * Outcomes waiting to be written beyond this many stop further claims: slots free when run()
+ * returns, so without a bound a slow database would let finished-but-unwritten tasks pile up.
+ */
+const MAX_UNWRITTEN = 1_000;
+
+export interface ClaimLoopDeps {
+  dialect: Dialect;
+  held: HeldTasks;
+  options: Pick<ResolvedOptions, "concurrency" | "batchSize" | "prefetch" | "pollIntervalMs">;
+  /** What to claim: types, queues, lease, history types. */
+  request: Omit<ClaimRequest, "limit">;
+  /** Claim at most this many tasks in all, then finish (processN); Infinity runs until stopped. */
+  limit: number;
+  logger: Logger;
+  /** The loop sleeps on this; a wake-up cuts a sleep short (an enqueue, a slot freed, a stop). */
+  doze: Doze;
+  stopRequested: () => boolean;
+}
+
+/**
+ * The claim loop: claims ready tasks while there are free slots (and, with `prefetch`, a few more
+ * into the buffer), and hands them to `held`, which starts them. It sleeps when nothing is ready,
+ * until a wake-up or the poll interval, or until the next scheduled task is due. It returns when
+ * stopped, or when a limited run (processN) has claimed its share and nothing more is ready;
+ * tasks claimed but never started are then handed back, their attempt not counted.
+ */
+export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
+  const { dialect, held, request, limit, logger, doze } = deps;
+  const { concurrency, batchSize, prefetch, pollIntervalMs } = deps.options;
+  const sleep = (ms: number) => {
+    if (deps.stopRequested()) {
+      doze.forget();
+      return Promise.resolve();
+    }
+    return doze.sleep(ms);
+  };
+  // With a buffer, claim once it is half empty rather than a task at a time as slots free.
+  const minClaim = prefetch > 0 ? Math.ceil(Math.min(batchSize, concurrency + prefetch) / 2) : 1;
+  let claimFailures = 0;
+  try {
+    while (!deps.stopRequested()) {
+      held.fill();
+      const remaining = limit - held.claimed;
+      if (remaining <= 0 && held.buffered.size === 0) return;
+      const want = Math.min(concurrency + prefetch - held.busySlots - held.buffered.size, batchSize, remaining, MAX_UNWRITTEN - held.unwritten);
+      if (want > 0 && want >= Math.min(minClaim, remaining)) {
+        doze.forget(); // a wake-up from here on means: look again
+        let rows: TaskRow[];
+        try {
+          rows = await dialect.claim({ ...request, limit: want });
+          claimFailures = 0;
+        } catch (err) {
+          claimFailures++;
+          // A script (processN) should hear that the database is gone; a long-running worker waits.
+          if (limit !== Infinity && claimFailures > 5) throw err;
+          const delay = Math.min(MAX_CLAIM_BACKOFF_MS, 100 * 2 ** claimFailures);
+          logger.warn({ err, retryInMs: delay }, "claim failed; retrying");
+          await sleep(delay);
+          continue;
+        }
+        held.add(rows);
+        if (rows.length === want) continue; // a full batch: more may be ready
+        // Nothing more ready and nothing held that could enqueue more: processN is done. Unless
+        // a wake-up came during the claim: a task whose outcome (a retry, say) was written
+        // while the claim ran is ready, but the claim could not see it. Look again first.
+        if (limit !== Infinity && held.running.size === 0 && held.buffered.size === 0 && !doze.pending) return;
+        // Sleep until the next scheduled task is due, if that comes before the next poll; a
+        // wake-up (an enqueue, here or announced) cuts the sleep short and looks again.
+        await sleep(Math.min(pollIntervalMs, await nextDue(dialect, request, logger)));
+        continue;
+      }
+      await sleep(pollIntervalMs);
+    }
+  } finally {
+    // Tasks claimed but never started go back at once, their attempt not counted.
+    await held.handBack();
+  }
+}
+
+/** Milliseconds until the next scheduled task this worker could claim; Infinity if none or unknown. */
+async function nextDue(dialect: Dialect, filter: TaskFilter, logger: Logger): Promise<number> {
+  try {
+    const due = await dialect.nextDueInMs(filter);
+    return due === null ? Infinity : Math.max(0, due);
+  } catch (err) {
+    logger.debug({ err }, "could not read the next due time; polling");
+    return Infinity;
+  }
+}

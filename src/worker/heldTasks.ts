@@ -1,0 +1,259 @@
+import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { outsideTransactions, prepareDataSource, type TaskRow } from "../dialect";
+import { TaskCancelledError, toError, type WorkerNeedsRestartError } from "../errors";
+import { isLevelEnabled, type Logger } from "../logger";
+import type { TaskType } from "../registry";
+import { AttemptAbort } from "./abort";
+import { AbandonedRuns } from "./abandonedRuns";
+import type { Completer } from "./completer";
+import { createTaskContext } from "./context";
+import { executeAttempt } from "./executor";
+import { hydrate } from "./hydrate";
+import type { ResolvedOptions } from "./options";
+import { attemptOf, failedForGood, handedBack } from "./outcome";
+import type { RunningTask } from "./running";
+import { ThreadPool } from "./threads/pool";
+
+/** What a worker did: attempts finished, and how they ended. */
+export interface ProcessSummary {
+  /** Attempts that finished (succeeded, failed or will retry). */
+  processed: number;
+  succeeded: number;
+  /** Tasks that gave up for good. */
+  failed: number;
+  /** Attempts that failed and will run again. */
+  retried: number;
+  /** Attempts that asked to come back later (SnoozeTask). */
+  snoozed: number;
+  /** Tasks that ended cancelled (CancelTask, or cancelled while running). */
+  cancelled: number;
+}
+
+/** What the tasks a worker holds work with. */
+export interface HeldTasksDeps {
+  options: ResolvedOptions;
+  logger: Logger;
+  workerId: string;
+  typeByKey: Map<string, TaskType>;
+  completer: Completer;
+  /** A slot freed or a task ended: the claim loop may look again. */
+  wake: () => void;
+  /** The worker is stopping: buffered tasks no longer start. */
+  stopRequested: () => boolean;
+  /** Too many abandoned runs (see AbandonedRuns): the worker must stop. */
+  onAbandonLimit: (err: WorkerNeedsRestartError) => void;
+}
+
+/**
+ * The tasks a worker holds: claimed and buffered (prefetch, waiting for a slot), and started
+ * (running, or run() over and the outcome being written). It starts buffered tasks in free slots
+ * in claim order, runs each attempt through the executor, hands its outcome to the completer,
+ * keeps the summary, and hands back buffered tasks that never start. The claim loop fills it.
+ */
+export class HeldTasks {
+  /**
+   * Attempts held and started. Attempts, not tasks by id: a retried task's next attempt can start
+   * (its claim, on another connection, sees the outcome's commit) before this process has handled
+   * that outcome's reply, and both stay held, heartbeated and awaited at shutdown until each is done.
+   */
+  readonly running = new Set<RunningTask>();
+  /** Slots in use: started tasks whose run() has not returned. */
+  busySlots = 0;
+  /** Claimed tasks waiting for a slot, in claim order. Held like running tasks. */
+  readonly buffered = new Map<string, TaskRow>();
+  /** Tasks claimed so far, less those handed back unstarted (processN's limit counts them). */
+  claimed = 0;
+  readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0 };
+  /** The last task started (processOne reports it). */
+  lastTaskId: string | undefined;
+  private readonly abandoned: AbandonedRuns;
+  /** Runs `static executor = "thread"` tasks; created when the first one starts. */
+  private threadPool: ThreadPool | undefined;
+
+  constructor(private readonly deps: HeldTasksDeps) {
+    this.abandoned = new AbandonedRuns(deps.options.maxAbandonedRuns, deps.logger, deps.onAbandonLimit);
+  }
+
+  /** Finished attempts are logged at debug: skipped (with their per-task logger) when it is off. */
+  private get debugEnabled(): boolean {
+    return isLevelEnabled(this.deps.logger, "debug");
+  }
+
+  /** Outcomes started but not yet written: run() over, the completer busy with them. */
+  get unwritten(): number {
+    return this.running.size - this.busySlots;
+  }
+
+  /** Takes claimed rows and starts what free slots allow. */
+  add(rows: readonly TaskRow[]): void {
+    this.claimed += rows.length;
+    for (const row of rows) this.buffered.set(String(row.id), row);
+    this.fill();
+  }
+
+  /** Starts buffered tasks in free slots, in claim order. */
+  fill(): void {
+    while (this.busySlots < this.deps.options.concurrency && this.buffered.size > 0 && !this.deps.stopRequested()) {
+      const [id, row] = this.buffered.entries().next().value as [string, TaskRow];
+      this.buffered.delete(id);
+      this.start(row);
+    }
+  }
+
+  /**
+   * Claimed tasks that never started (stop, or a cancel request while buffered), all or these:
+   * back to pending with their attempt refunded. A cancel request made meanwhile wins (the task
+   * ends cancelled).
+   */
+  async handBack(ids?: string[]): Promise<void> {
+    const rows = (ids ?? [...this.buffered.keys()]).map((id) => this.buffered.get(id)).filter((r): r is TaskRow => r !== undefined);
+    if (rows.length === 0) return;
+    for (const row of rows) this.buffered.delete(String(row.id));
+    this.claimed -= rows.length; // never started: processN's limit counts them again
+    await Promise.all(
+      rows.map((row) => {
+        const history = this.deps.typeByKey.get(String(row.type))?.cls.history ?? true;
+        return this.deps.completer.submit(handedBack({ id: String(row.id), attempts: Number(row.attempts), history }));
+      }),
+    );
+    this.deps.logger.debug({ count: rows.length }, "handed back buffered tasks");
+  }
+
+  /** Tasks still held: buffered, running, or finished and being written (not abandoned). For the heartbeat. */
+  heldIds(): string[] {
+    const ids = new Set([...this.running].filter((r) => !r.abandoned).map((r) => r.attempt.id));
+    return [...ids, ...this.buffered.keys()];
+  }
+
+  /** Whether a task is still held and not finished (the heartbeat's check of a lost lease). */
+  stillRunning(id: string): boolean {
+    return this.buffered.has(id) || [...this.running].some((r) => r.attempt.id === id && !r.finished);
+  }
+
+  /** Running tasks not yet aborted and buffered tasks: the ones a cancel request can still stop. */
+  cancellable(): string[] {
+    const ids = [...this.running].filter((r) => !r.finished && !r.abort.aborted).map((r) => r.attempt.id);
+    return [...ids, ...this.buffered.keys()];
+  }
+
+  /** Someone asked to cancel these: a buffered task is handed back, a running one's signal aborts. */
+  async cancelRequested(requested: string[]): Promise<void> {
+    // A buffered task never starts: handed back, it ends cancelled (the request wins).
+    const inBuffer = requested.filter((id) => this.buffered.has(id));
+    if (inBuffer.length > 0) await this.handBack(inBuffer);
+    const wanted = new Set(requested);
+    for (const entry of this.running) {
+      if (!wanted.has(entry.attempt.id) || entry.abort.aborted) continue;
+      this.deps.logger.info({ taskId: entry.attempt.id }, "cancel requested: aborting the running task");
+      entry.abort.abort(new TaskCancelledError());
+    }
+  }
+
+  /** Closes the thread pool, if one was started. */
+  async close(): Promise<void> {
+    await this.threadPool?.close();
+  }
+
+  private start(row: TaskRow): void {
+    const { typeByKey, completer, options } = this.deps;
+    const { dataSource } = options;
+    prepareDataSource(dataSource); // in case it was busy in a transaction when the worker started
+    let task: BaseTaskEntity;
+    let type: TaskType | undefined;
+    try {
+      type = typeByKey.get(String(row.type));
+      // The claim filters by type, so this is a bug, but it must not strand the row.
+      if (!type) throw new Error(`claimed a task of type ${String(row.type)} that this worker does not run`);
+      task = hydrate(type.metadata, dataSource.driver, row);
+    } catch (err) {
+      // A row that cannot be loaded (bad JSON, a transformer that throws) fails for good, alone;
+      // the rest of the batch runs.
+      this.failUnloadable(row, toError(err));
+      return;
+    }
+    this.lastTaskId = task.id;
+    const abort = new AttemptAbort();
+    // Made on first use: most attempts log nothing.
+    let taskLogger: Logger | undefined;
+    const logger = () => (taskLogger ??= this.deps.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts }));
+    const ctx = createTaskContext({
+      attempt: task.attempts,
+      signal: () => abort.signal,
+      logger,
+      dataSource,
+      workerId: this.deps.workerId,
+      container: options.container,
+    });
+    const cls = type.cls;
+    const runTask =
+      cls.executor === "thread"
+        ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
+        : undefined;
+    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
+    entry.done = (async () => {
+      const startedAt = performance.now();
+      // A task never inherits a transaction owner's context from whoever started the worker.
+      const { completion, kind, abandonedRun } = await outsideTransactions(() =>
+        executeAttempt(task, ctx, abort, { onRunOver: () => (entry.runOver = true), runTask, hookTimeoutMs: options.hookTimeoutMs }),
+      );
+      if (abandonedRun) this.abandoned.track(abandonedRun, logger());
+      if (entry.abandoned) return;
+      entry.finished = true;
+      this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
+      const status = await completer.submit(completion);
+      const durationMs = Math.round(performance.now() - startedAt);
+      if (status === null) {
+        logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
+        return;
+      }
+      if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
+      if (kind === "handedBack" && status === "pending") return;
+      this.summary.processed++;
+      // A cancel request made while it ran wins over a retry, a snooze or a hand-back; a success
+      // the database refused to store was written as a failure (see Completer).
+      const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind === "succeeded" && status === "failed" ? "failed" : kind;
+      if (outcome === null) return;
+      this.summary[outcome]++;
+      const event = { taskId: task.id, type: type.key, queue: task.queue, outcome, durationMs };
+      options.metrics?.attemptFinished(event);
+      options.onAttemptFinished?.(event);
+    })()
+      .catch((err) => logger().error({ err }, "internal error while finishing a task"))
+      .finally(() => {
+        this.freeSlot(entry);
+        this.running.delete(entry);
+        this.deps.wake();
+      });
+    this.busySlots++;
+    this.running.add(entry);
+  }
+
+  private threads(): ThreadPool {
+    this.threadPool ??= new ThreadPool({ size: this.deps.options.threads, bootstrap: this.deps.options.bootstrap! });
+    return this.threadPool;
+  }
+
+  private freeSlot(entry: RunningTask): void {
+    if (entry.slotFreed) return;
+    entry.slotFreed = true;
+    this.busySlots--;
+    this.fill();
+    this.deps.wake();
+  }
+
+  private failUnloadable(row: TaskRow, err: Error): void {
+    const id = String(row.id);
+    this.deps.logger.error({ err, taskId: id, type: row.type }, "could not load a claimed task; it fails without running");
+    // A task that could not be loaded has no class to ask: its failure is recorded.
+    const attempt = { id, attempts: Number(row.attempts), history: true };
+    const done = this.deps.completer
+      .submit(failedForGood(attempt, err))
+      .then(() => undefined)
+      .finally(() => {
+        this.running.delete(entry);
+        this.deps.wake();
+      });
+    const entry: RunningTask = { attempt, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
+    this.running.add(entry);
+  }
+}
