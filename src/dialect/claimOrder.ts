@@ -3,7 +3,8 @@ import type { TaskRow } from "./dialect";
 /**
  * Claim order: highest priority first, then earliest due time, then insertion order (id). The
  * claim reads the index in this order, but neither database promises that `RETURNING` reports
- * rows in it: each dialect sorts what it claimed, so a worker starts them in this order.
+ * rows in it: PostgreSQL sorts them in the claim statement, SQLite with this function, so a worker
+ * starts them in this order.
  */
 export function compareClaimOrder(a: TaskRow, b: TaskRow): number {
   return Number(b.priority) - Number(a.priority) || compareBig(a.run_at, b.run_at) || compareBig(a.id, b.id);

@@ -54,9 +54,11 @@ export function executeAttempt(
     clearTimeout(timer);
     attempt.dispose();
   };
-  return attempt.ended
-    .then(
-      (value) => {
+  // The success path takes one `then` and no other promise: a throw while building its outcome is
+  // caught right there; the other paths are async and end in lastResort on any internal error.
+  return attempt.ended.then(
+    (value) => {
+      try {
         over();
         onRunOver();
         try {
@@ -68,15 +70,21 @@ export function executeAttempt(
             thrown instanceof RangeError
               ? thrown
               : new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
-          return failure(task, err, ctx, hookTimeoutMs);
+          return failure(task, err, ctx, hookTimeoutMs).catch((internal: unknown) => lastResort(task, internal, ctx));
         }
-      },
-      (thrown: unknown) => {
+      } catch (internal) {
+        return lastResort(task, internal, ctx);
+      }
+    },
+    (thrown: unknown) => {
+      try {
         over();
-        return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs);
-      },
-    )
-    .catch((internal: unknown) => lastResort(task, internal, ctx));
+        return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs).catch((internal: unknown) => lastResort(task, internal, ctx));
+      } catch (internal) {
+        return lastResort(task, internal, ctx);
+      }
+    },
+  );
 }
 
 /**
