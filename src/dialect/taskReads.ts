@@ -3,7 +3,7 @@
  * statement for both databases. They return rows as stored (driver values): the admin functions
  * convert them, tolerant of whatever a row holds.
  */
-import type { DataSource } from "typeorm";
+import type { DataSource, ObjectLiteral, SelectQueryBuilder } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
@@ -41,13 +41,7 @@ export async function oldestReadyRunAt(ds: DataSource, now: number): Promise<unk
 
 /** Tasks that finished at or after `since`. */
 export async function countFinishedSince(ds: DataSource, since: number): Promise<number> {
-  const row = await ds
-    .getRepository(BaseTaskEntity)
-    .createQueryBuilder("t")
-    .select("COUNT(*)", "count")
-    .where("t.finished_at >= :since", { since })
-    .getRawOne<{ count: string | number }>();
-  return Number(row?.count ?? 0);
+  return countOf(ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.finished_at >= :since", { since }));
 }
 
 /** Ready tasks per queue, with the earliest `run_at` of each (as stored). */
@@ -67,22 +61,15 @@ export async function readyByQueue(ds: DataSource, now: number): Promise<{ queue
 
 /** Pending and running tasks, optionally of some types and queues. */
 export async function countUnfinishedTasks(ds: DataSource, filter: { types?: readonly string[]; queues?: readonly string[] | null }): Promise<number> {
-  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("COUNT(*)", "count").where("t.status IN ('pending', 'running')");
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.status IN ('pending', 'running')");
   if (filter.types) query.andWhere("t.type IN (:...types)", { types: filter.types });
   if (filter.queues) query.andWhere("t.queue IN (:...queues)", { queues: filter.queues });
-  const row = await query.getRawOne<{ count: string | number }>();
-  return Number(row?.count ?? 0);
+  return countOf(query);
 }
 
 /** Workers not stopped whose last heartbeat is at or after `since`. */
 export async function countLiveWorkers(ds: DataSource, since: number): Promise<number> {
-  const row = await ds
-    .getRepository(WorkerEntity)
-    .createQueryBuilder("w")
-    .select("COUNT(*)", "count")
-    .where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since })
-    .getRawOne<{ count: string | number }>();
-  return Number(row?.count ?? 0);
+  return countOf(ds.getRepository(WorkerEntity).createQueryBuilder("w").where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since }));
 }
 
 /** Tasks newest first, these BaseTaskEntity properties of each (raw values keyed by property). */
@@ -92,8 +79,7 @@ export async function listTaskRows<K extends string>(
   filter: { status?: TaskStatus; type?: string; queue?: string },
   limit: number,
 ): Promise<Record<K, unknown>[]> {
-  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t");
-  properties.forEach((p, i) => (i === 0 ? query.select(`t.${p}`, p) : query.addSelect(`t.${p}`, p)));
+  const query = selectProperties(ds.getRepository(BaseTaskEntity).createQueryBuilder("t"), "t", properties);
   query.orderBy("t.id", "DESC").limit(limit);
   if (filter.status) query.andWhere("t.status = :status", { status: filter.status });
   if (filter.type) query.andWhere("t.type = :type", { type: filter.type });
@@ -108,7 +94,18 @@ export async function taskRow(ds: DataSource, id: string): Promise<Record<string
 
 /** A task's events, oldest first, these properties of each (raw values keyed by property). */
 export async function eventRows<K extends string>(ds: DataSource, taskId: string, properties: readonly K[]): Promise<Record<K, unknown>[]> {
-  const query = ds.getRepository(TaskEventEntity).createQueryBuilder("e");
-  properties.forEach((p, i) => (i === 0 ? query.select(`e.${p}`, p) : query.addSelect(`e.${p}`, p)));
+  const query = selectProperties(ds.getRepository(TaskEventEntity).createQueryBuilder("e"), "e", properties);
   return query.where("e.taskId = :taskId", { taskId }).orderBy("e.id", "ASC").getRawMany<Record<K, unknown>>();
+}
+
+/** Selects these entity properties of `alias`, each under its own name (raw rows keyed by property). */
+function selectProperties<Q extends SelectQueryBuilder<ObjectLiteral>>(query: Q, alias: string, properties: readonly string[]): Q {
+  properties.forEach((p, i) => (i === 0 ? query.select(`${alias}.${p}`, p) : query.addSelect(`${alias}.${p}`, p)));
+  return query;
+}
+
+/** The number of rows a query matches (drivers return COUNT as a string or a number). */
+async function countOf(query: SelectQueryBuilder<ObjectLiteral>): Promise<number> {
+  const row = await query.select("COUNT(*)", "count").getRawOne<{ count: string | number }>();
+  return Number(row?.count ?? 0);
 }

@@ -173,24 +173,21 @@ export class Completer {
       "the database refused this task's outcome for its content; writing a fallback outcome that keeps its decision",
     );
     for (const minimal of [false, true]) {
-      let refusedAgain = false;
-      const status = await new Promise<FinalStatus | null>((resolve) => {
-        const fallback: Waiting = { completion: fallbackOf(completion, refused, minimal), resolve };
-        this.write([fallback], async (again) => {
-          refusedAgain = true;
-          again.resolve(null);
-        }).catch(() => {
-          refusedAgain = true;
-          resolve(null);
-        });
-      });
-      if (!refusedAgain) {
-        w.resolve(status);
+      const written = await this.writeOne(fallbackOf(completion, refused, minimal));
+      if (written !== "refused") {
+        w.resolve(written);
         return;
       }
     }
     this.logger.error({ statement, taskId: completion.id }, "the database refused even a minimal outcome for this task; it is let go");
     w.resolve(null);
+  }
+
+  /** Writes one completion as `write` does; "refused" when the database refuses it for its content. */
+  private writeOne(completion: Completion): Promise<FinalStatus | null | "refused"> {
+    return new Promise((resolve) => {
+      this.write([{ completion, resolve }], async () => resolve("refused")).catch(() => resolve(null));
+    });
   }
 
   /**

@@ -69,7 +69,7 @@ export function snoozed(attempt: Attempt, delayMs: number): Completion {
  * while it ran (null: keep the reason cancelTask recorded).
  */
 export function cancelled(attempt: Attempt, reason: string | null): Completion {
-  return base(attempt, "cancelled", { lastError: reason === null ? null : storableText(`cancelled: ${storableText(reason)}`, MAX_STACK_CHARS), event: "cancelled" });
+  return base(attempt, "cancelled", { lastError: reason === null ? null : `cancelled: ${storableText(reason)}`, event: "cancelled" });
 }
 
 /**
@@ -109,7 +109,7 @@ export function hookErrorRecord(attempt: Attempt, hook: string, err: Error): Tas
  * One error as kept in `errors`: storable text (see storable.ts), each field bounded. Reads the
  * error's fields defensively: `name`, `message` and `stack` may be anything, even getters that throw.
  */
-export function errorRecord(attempt: Attempt, err: Error): TaskErrorRecord {
+function errorRecord(attempt: Attempt, err: Error): TaskErrorRecord {
   const name = storableText(field(err, "name") ?? "Error", MAX_NAME_CHARS);
   const message = storableText(field(err, "message") ?? "", MAX_MESSAGE_CHARS);
   const stack = field(err, "stack");

@@ -61,13 +61,16 @@ export class PostgresDialect implements Dialect {
 
   private async query(config: QueryConfig): Promise<QueryResult> {
     const pool = this.pool;
-    const timer = setTimeout(() => {
+    // A connection is handed out at once while one is idle or the pool may open another: the
+    // watch (a timer per statement) is for the case where this statement has to queue.
+    const mayWait = pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10);
+    const timer = !mayWait ? undefined : setTimeout(() => {
       this.logger.warn(
         { statement: config.name, waitedMs: this.slowConnectionMs, poolSize: pool.options.max, inUse: pool.totalCount - pool.idleCount, waiting: pool.waitingCount },
         "waiting for a PostgreSQL pool connection for longer than the lease; the pool may be too small for the worker and the application",
       );
     }, this.slowConnectionMs);
-    timer.unref();
+    timer?.unref();
     let client;
     try {
       client = await pool.connect();
