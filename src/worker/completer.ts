@@ -87,9 +87,15 @@ export class Completer {
   }
 
   private async writeBatches(): Promise<void> {
-    // Let completions that finish in the same tick join this batch.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.queue.length > 0) {
+    // Let completions that finish in the same turn of the event loop join this batch, and the
+    // next ones: without a turn between batches, a write that resolves within microtasks (SQLite
+    // writes synchronously) is followed at once by one of the one or two completions that came
+    // meanwhile, a transaction each (a SQLite drain at concurrency 1 fell from 22k to 8.5k
+    // tasks/s, 14,157 writes for 20,000 tasks instead of 55).
+    const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
+    for (let first = true; this.queue.length > 0; first = false) {
+      if (!first && this.queue.length < this.maxBatch) await nextTurn();
       const batch = this.takeBatch(this.maxBatch);
       // All that waits belongs to tasks another writer has in flight: it takes them next.
       if (batch.length === 0) return;
