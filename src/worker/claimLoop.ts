@@ -3,6 +3,7 @@ import type { Logger } from "../logger";
 import type { Doze } from "./doze";
 import type { HeldTasks } from "./heldTasks";
 import type { ResolvedOptions } from "./options";
+import type { PrefetchGauge } from "./prefetchGauge";
 
 /** A worker that cannot claim (database down) backs off up to this long between tries. */
 const MAX_CLAIM_BACKOFF_MS = 5_000;
@@ -15,7 +16,12 @@ const MAX_UNWRITTEN = 1_000;
 export interface ClaimLoopDeps {
   dialect: Dialect;
   held: HeldTasks;
-  options: Pick<ResolvedOptions, "concurrency" | "batchSize" | "prefetch" | "pollIntervalMs">;
+  options: Pick<ResolvedOptions, "concurrency" | "batchSize" | "pollIntervalMs">;
+  /**
+   * How many to claim ahead of free slots, now. (A claimed task counts as a started one for any
+   * limit across workers: a limited or paused queue must get no buffer.)
+   */
+  gauge: PrefetchGauge;
   /** What to claim: types, queues, lease, history types. */
   request: Omit<ClaimRequest, "limit">;
   /** Claim at most this many tasks in all, then finish (processN); Infinity runs until stopped. */
@@ -27,15 +33,15 @@ export interface ClaimLoopDeps {
 }
 
 /**
- * The claim loop: claims ready tasks while there are free slots (and, with `prefetch`, a few more
+ * The claim loop: claims ready tasks while there are free slots (and, per the gauge, some more
  * into the buffer), and hands them to `held`, which starts them. It sleeps when nothing is ready,
  * until a wake-up or the poll interval, or until the next scheduled task is due. It returns when
  * stopped, or when a limited run (processN) has claimed its share and nothing more is ready;
  * tasks claimed but never started are then handed back, their attempt not counted.
  */
 export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
-  const { dialect, held, request, limit, logger, doze } = deps;
-  const { concurrency, batchSize, prefetch, pollIntervalMs } = deps.options;
+  const { dialect, held, request, limit, logger, doze, gauge } = deps;
+  const { concurrency, batchSize, pollIntervalMs } = deps.options;
   const sleep = (ms: number) => {
     if (deps.stopRequested()) {
       doze.forget();
@@ -43,20 +49,23 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
     }
     return doze.sleep(ms);
   };
-  // With a buffer, claim once it is half empty rather than a task at a time as slots free.
-  const minClaim = prefetch > 0 ? Math.ceil(Math.min(batchSize, concurrency + prefetch) / 2) : 1;
   let claimFailures = 0;
   try {
     while (!deps.stopRequested()) {
       held.fill();
       const remaining = limit - held.claimed;
       if (remaining <= 0 && held.buffered.size === 0) return;
+      const prefetch = gauge.buffer();
+      // With a buffer, claim once it is half empty rather than a task at a time as slots free.
+      const minClaim = prefetch > 0 ? Math.ceil(Math.min(batchSize, concurrency + prefetch) / 2) : 1;
       const want = Math.min(concurrency + prefetch - held.busySlots - held.buffered.size, batchSize, remaining, MAX_UNWRITTEN - held.unwritten);
       if (want > 0 && want >= Math.min(minClaim, remaining)) {
         doze.forget(); // a wake-up from here on means: look again
         let rows: TaskRow[];
         try {
+          const claimStarted = performance.now();
           rows = await dialect.claim({ ...request, limit: want });
+          gauge.claimedIn(performance.now() - claimStarted);
           claimFailures = 0;
         } catch (err) {
           claimFailures++;

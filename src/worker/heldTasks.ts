@@ -42,6 +42,8 @@ export interface HeldTasksDeps {
   stopRequested: () => boolean;
   /** Too many abandoned runs (see AbandonedRuns): the worker must stop. */
   onAbandonLimit: (err: WorkerNeedsRestartError) => void;
+  /** Told how long each run held its slot (it sizes the claim-ahead buffer). */
+  onRunTime?: (ms: number) => void;
 }
 
 /**
@@ -198,6 +200,7 @@ export class HeldTasks {
       );
       if (abandonedRun) this.abandoned.track(abandonedRun, logger());
       if (entry.abandoned) return;
+      this.deps.onRunTime?.(performance.now() - startedAt);
       entry.finished = true;
       this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
       const status = await completer.submit(completion);

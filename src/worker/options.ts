@@ -9,6 +9,7 @@ import type { TaskClass } from "../registry";
 import { MAX_DELAY_MS, MAX_TIMER_MS } from "../storable";
 import { resolveDataSource } from "../dataSource";
 import type { AttemptFinished } from "./attemptFinished";
+import { AUTO_MAX_HELD } from "./prefetchGauge";
 import { readSettings } from "./settings";
 import type { SettingSources, WorkerOptions } from "./workerOptions";
 
@@ -27,7 +28,8 @@ export interface ResolvedOptions {
   queues: string[] | null;
   concurrency: number;
   batchSize: number;
-  prefetch: number;
+  /** A fixed buffer, or "auto" (the default): see PrefetchGauge. */
+  prefetch: number | "auto";
   pollIntervalMs: number;
   gracePeriodMs: number;
   leaseMs: number;
@@ -66,7 +68,7 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
       if (typeof q !== "string" || q.trim() === "") throw new InvalidOptionError(`option \`queues\` has an empty or non-string name: ${JSON.stringify(q)}`);
     }
   }
-  const prefetch = nonNegativeInteger("prefetch", options.prefetch ?? 0, MAX_COUNT);
+  const prefetch = options.prefetch === undefined || options.prefetch === "auto" ? "auto" : nonNegativeInteger("prefetch", options.prefetch, MAX_COUNT, 'or "auto"');
   const leaseMs = duration("leaseMs", options.leaseMs ?? 30_000);
   const heartbeatIntervalMs = duration("heartbeatIntervalMs", options.heartbeatIntervalMs ?? Math.min(5_000, Math.floor(leaseMs / 3)));
   if (heartbeatIntervalMs * 2 > leaseMs) {
@@ -91,7 +93,7 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     heartbeatIntervalMs,
     rescueIntervalMs: duration("rescueIntervalMs", options.rescueIntervalMs ?? 5_000),
     prefetch,
-    batchSize: positiveInteger("batchSize", options.batchSize ?? Math.min(MAX_COUNT, concurrency + prefetch), MAX_COUNT),
+    batchSize: positiveInteger("batchSize", options.batchSize ?? Math.min(MAX_COUNT, concurrency + (prefetch === "auto" ? AUTO_MAX_HELD : prefetch)), MAX_COUNT),
     pollIntervalMs: duration("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000, MAX_TIMER_MS, TIMER_NOTE),
     maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5, MAX_COUNT),

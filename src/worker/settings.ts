@@ -11,7 +11,7 @@ import { InvalidOptionError } from "../errors";
 import { parseDuration, parseInteger } from "../parse";
 import type { WorkerOptions } from "./workerOptions";
 
-type Kind = "positiveInteger" | "nonNegativeInteger" | "durationMs" | "list" | "string";
+type Kind = "positiveInteger" | "nonNegativeInteger" | "autoOrCount" | "durationMs" | "list" | "string";
 
 /** A worker option that has a flag and an environment variable. */
 export interface Setting<K extends string = keyof WorkerOptions> {
@@ -30,7 +30,7 @@ export const WORKER_SETTINGS: readonly Setting[] = [
   { key: "queues", kind: "list", defaultText: "every queue", description: "Queues to take tasks from, comma-separated." },
   { key: "concurrency", kind: "positiveInteger", defaultText: "10", description: "Tasks run at once by one worker process." },
   { key: "batchSize", kind: "positiveInteger", defaultText: "concurrency + prefetch", description: "Most tasks taken by one claim." },
-  { key: "prefetch", kind: "nonNegativeInteger", defaultText: "0", description: "Tasks claimed ahead of free slots, kept in a local buffer." },
+  { key: "prefetch", kind: "autoOrCount", defaultText: "auto", description: "Tasks claimed ahead of free slots, kept in a local buffer: `auto` sizes it from run and claim times, a number fixes it." },
   { key: "pollIntervalMs", kind: "durationMs", defaultText: "1s", description: "How often an idle worker looks for tasks without a wake-up." },
   { key: "leaseMs", kind: "durationMs", defaultText: "30s", description: "How long a claimed task is held before another worker may rescue it." },
   { key: "heartbeatIntervalMs", kind: "durationMs", defaultText: "min(5s, lease/3)", description: "How often leases are renewed; at most half the lease." },
@@ -108,6 +108,10 @@ function parse(kind: Kind, raw: string, label: string, max?: number): unknown {
     }
     case "durationMs":
       return parseDuration(raw, label, Number.MAX_SAFE_INTEGER);
+    case "autoOrCount":
+      if (text.toLowerCase() === "auto") return "auto";
+      if (!/^\d+$/.test(text)) throw new InvalidOptionError(`${label} must be "auto" or an integer of 0 or more, got ${JSON.stringify(raw)}`);
+      return parseInteger(raw, label, 0, max);
     case "positiveInteger":
     case "nonNegativeInteger":
       return parseInteger(raw, label, kind === "positiveInteger" ? 1 : 0, max);

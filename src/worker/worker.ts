@@ -12,6 +12,7 @@ import { startRescuer } from "../maintenance/rescuer";
 import { TaskRegistry, type TaskClass } from "../registry";
 import { startCancelWatcher } from "./cancelWatcher";
 import { runClaimLoop } from "./claimLoop";
+import { PrefetchGauge } from "./prefetchGauge";
 import { Completer } from "./completer";
 import { Doze } from "./doze";
 import { HeldTasks, type ProcessSummary } from "./heldTasks";
@@ -98,6 +99,7 @@ export class Worker {
     const typeByKey = new Map(types.map((t) => [t.key, t]));
     const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs });
     const completer = new Completer(dialect, this.logger);
+    const gauge = new PrefetchGauge(this.options.prefetch, this.options.concurrency);
     const held = new HeldTasks({
       options: this.options,
       logger: this.logger,
@@ -110,6 +112,7 @@ export class Worker {
         this.failure ??= err;
         this.stop();
       },
+      onRunTime: (ms) => gauge.ranFor(ms),
     });
     this.held = held;
     const onAbort = () => this.stop();
@@ -137,6 +140,7 @@ export class Worker {
         dialect,
         held,
         options: this.options,
+        gauge,
         request: { types: [...typeByKey.keys()], queues, leaseMs, historyTypes },
         limit: this.limit,
         logger: this.logger,

@@ -19,15 +19,18 @@ export interface WorkerOptions {
   queues?: string[];
   /** Tasks run at once. Default 10. */
   concurrency?: number;
-  /** Most tasks taken by one claim. Default: the concurrency plus `prefetch`. */
+  /** Most tasks taken by one claim. Default: the concurrency plus `prefetch` (with "auto", plus 500 in all). */
   batchSize?: number;
   /**
    * Tasks claimed ahead of free slots and kept waiting here, so that a slot that frees never
    * waits for a claim round trip. They are held like running tasks (their lease is renewed) and
    * handed back, attempt not counted, when the worker stops. Worth it for many short tasks; for
-   * long ones it makes tasks wait here while another worker may be idle. Default 0.
+   * long ones it makes tasks wait here while another worker may be idle.
+   * Default "auto": sized from the observed run and claim times (none until a run has finished;
+   * no-op tasks get up to 500 held in all; tasks far longer than a claim get none). A number
+   * fixes it; 0 claims only for free slots.
    */
-  prefetch?: number;
+  prefetch?: number | "auto";
   /** How often an idle worker looks for tasks when no wake-up came. Default 1000 ms. */
   pollIntervalMs?: number;
   /** On stop, how long running tasks may finish before their signal aborts. Default 10000 ms. */

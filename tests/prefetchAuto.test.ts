@@ -1,0 +1,119 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { ChildEntity, type DataSource } from "typeorm";
+import { BaseTaskEntity, enqueueMany, processForever, processN, type ProcessSummary, type TaskContext } from "../src";
+import { AUTO_MAX_HELD, PrefetchGauge } from "../src/worker/prefetchGauge";
+import { testEntities } from "./fixtures/tasks";
+import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { until } from "./support/helpers";
+
+/** Half a second of work. */
+@ChildEntity("fair_share")
+class FairShare extends BaseTaskEntity {
+  async run(ctx: TaskContext) {
+    await sleep(500, undefined, { signal: ctx.signal });
+  }
+}
+
+/** No work at all. */
+@ChildEntity("no_work")
+class NoWork extends BaseTaskEntity {
+  async run() {}
+}
+
+/**
+ * The sizes of the claims a drain made: a claim writes its tasks' "started" events with one time
+ * and its worker, so each (worker, time) group is one claim (or, rarely, two in the same ms).
+ */
+async function claimSizes(ds: DataSource, type: string): Promise<number[]> {
+  const rows = (await ds.query(
+    `SELECT COUNT(*) AS n FROM ormq_task_events e JOIN ormq_tasks t ON t.id = e.task_id
+     WHERE e.kind = 'started' AND t.type = '${type}' GROUP BY e.worker, e.at`,
+  )) as { n: unknown }[];
+  return rows.map((r) => Number(r.n));
+}
+
+describe("the automatic claim-ahead buffer (prefetch: \"auto\", the default)", () => {
+  it("claims nothing ahead until a run and a claim have been seen", () => {
+    const gauge = new PrefetchGauge("auto", 10);
+    expect(gauge.buffer()).toBe(0);
+    gauge.claimedIn(2);
+    expect(gauge.buffer()).toBe(0);
+    gauge.ranFor(0.05);
+    expect(gauge.buffer()).toBe(AUTO_MAX_HELD - 10);
+  });
+
+  it("gives tasks far longer than a claim no buffer, and sizes it for tasks near a claim's length", () => {
+    const long = new PrefetchGauge("auto", 2);
+    long.claimedIn(2);
+    for (let i = 0; i < 50; i++) long.ranFor(500);
+    expect(long.buffer()).toBe(0);
+    const short = new PrefetchGauge("auto", 10);
+    short.claimedIn(2);
+    short.ranFor(4); // 10 slots through 2.5 tasks a ms... for two claims of 2 ms: 10 tasks
+    expect(short.buffer()).toBe(10);
+  });
+
+  it("follows a change of the tasks' length", () => {
+    const gauge = new PrefetchGauge("auto", 10);
+    gauge.claimedIn(1);
+    gauge.ranFor(0.1);
+    expect(gauge.buffer()).toBe(200);
+    for (let i = 0; i < 200; i++) gauge.ranFor(1_000);
+    expect(gauge.buffer()).toBe(0);
+  });
+
+  it("a fixed prefetch is kept whatever is observed, and the buffer never passes its bound", () => {
+    const fixed = new PrefetchGauge(7, 10);
+    fixed.claimedIn(100);
+    fixed.ranFor(0);
+    expect(fixed.buffer()).toBe(7);
+    const big = new PrefetchGauge("auto", 600);
+    big.claimedIn(100);
+    big.ranFor(0);
+    expect(big.buffer()).toBe(0);
+  });
+});
+
+describe.each(DIALECTS)("the automatic claim-ahead buffer on %s", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (opened) => ({ ds } = opened), [...testEntities, FairShare, NoWork]);
+  beforeEach(async () => {
+    await ds.query(`DELETE FROM ormq_tasks`);
+    await ds.query(`DELETE FROM ormq_task_events`);
+    await ds.query(`DELETE FROM test_runs`);
+  });
+
+  it("two workers at concurrency 2 share 20 tasks of 500 ms fairly: none holds a task it has no slot for", async () => {
+    await ds.getRepository(FairShare).save(Array.from({ length: 20 }, () => FairShare.create({})));
+    const controllers = [new AbortController(), new AbortController()];
+    const workers: Promise<ProcessSummary>[] = controllers.map((c) =>
+      processForever(FairShare, { dataSource: ds, concurrency: 2, signal: c.signal, logger: memoryLogger().logger }),
+    );
+    try {
+      await until("all 20 succeeded", async () => Number((await ds.query(`SELECT COUNT(*) AS n FROM ormq_tasks WHERE status = 'succeeded'`))[0].n) === 20, 20_000);
+    } finally {
+      for (const c of controllers) c.abort();
+    }
+    const summaries = await Promise.all(workers);
+    expect(summaries.map((s) => s.succeeded).reduce((a, b) => a + b)).toBe(20);
+    for (const s of summaries) {
+      expect(s.succeeded).toBeGreaterThanOrEqual(8);
+      expect(s.succeeded).toBeLessThanOrEqual(12);
+    }
+    // No claim took more than the two slots could start: nothing waited in one worker's buffer
+    // while the other could have run it.
+    const sizes = await claimSizes(ds, "fair_share");
+    expect(sizes.reduce((a, b) => a + b)).toBe(20);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(2);
+  });
+
+  it("claims tasks that do nothing well ahead of its slots at the defaults", async () => {
+    await enqueueMany(Array.from({ length: 2_000 }, () => NoWork.create({})), { dataSource: ds });
+    const summary = await processN(NoWork, 2_000, { dataSource: ds, logger: memoryLogger().logger });
+    expect(summary).toMatchObject({ succeeded: 2_000 });
+    // The first claim knows nothing and takes the 10 slots' worth; later ones take far more.
+    const sizes = await claimSizes(ds, "no_work");
+    expect(sizes.reduce((a, b) => a + b)).toBe(2_000);
+    expect(Math.max(...sizes)).toBeGreaterThan(100);
+  });
+});
