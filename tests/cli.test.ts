@@ -134,7 +134,7 @@ describe.each(DIALECTS)("%s: the ormq binary", (dialect) => {
     // Read-only commands need no task classes: a database URL is enough.
     const shown = JSON.parse((await runCli(["show", doomed.id, "--json"], env())).stdout);
     expect(shown.fields).toMatchObject({ id: doomed.id, type: "always_fails", status: "failed", attempts: 1 });
-    expect(shown.events.map((e: { kind: string }) => e.kind)).toEqual(["enqueued", "started", "failed"]);
+    expect(shown.events.map((e: { kind: string }) => e.kind)).toEqual(["enqueued", "started", "failed"]); // the first from the row
     const stats = JSON.parse((await runCli(["stats", "--json"], env())).stdout);
     expect(stats.counts).toEqual(
       expect.arrayContaining([

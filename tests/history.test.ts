@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { cancelTask, processN, prune, rescueExpiredTasks, retryTask, TaskEventEntity } from "../src";
+import { cancelTask, processN, prune, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src";
 import { AlwaysFails, EphemeralTask, Invoice, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";
@@ -26,13 +26,13 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     await makeAllDue(ds);
     await processN(AlwaysFails, 10, quiet());
 
-    expect(await kinds(ok.id)).toEqual(["enqueued", "started", "succeeded"]);
-    expect(await kinds(bad.id)).toEqual(["enqueued", "started", "retried", "started", "failed"]);
+    expect(await kinds(ok.id)).toEqual(["started", "succeeded"]);
+    expect(await kinds(bad.id)).toEqual(["started", "retried", "started", "failed"]);
     const events = await ds.getRepository(TaskEventEntity).find({ where: { taskId: bad.id }, order: { id: "ASC" }, relations: { task: true } });
     expect(events[0].task).toBeInstanceOf(AlwaysFails); // the relation loads the child class
-    expect(events.map((e) => e.attempt)).toEqual([0, 1, 1, 2, 2]);
-    expect(events[2].error).toContain("boom on attempt 1");
-    expect(events[1].worker).toMatch(/\/\d+\//);
+    expect(events.map((e) => e.attempt)).toEqual([1, 1, 2, 2]);
+    expect(events[1].error).toContain("boom on attempt 1");
+    expect(events[0].worker).toMatch(/\/\d+\//);
     expect(events.every((e) => e.at instanceof Date)).toBe(true);
   });
 
@@ -47,11 +47,11 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
 
     const left = await ds.getRepository(EphemeralTask).find();
     expect(left.map((t) => [t.id, t.status, t.attempts])).toEqual([[failing.id, "failed", 3]]);
-    expect(await kinds(once.id)).toEqual(["enqueued", "started", "succeeded"]);
-    expect(await kinds(retried.id)).toEqual(["enqueued", "started", "retried", "started", "succeeded"]);
+    expect(await kinds(once.id)).toEqual(["started", "succeeded"]);
+    expect(await kinds(retried.id)).toEqual(["started", "retried", "started", "succeeded"]);
     const result = await prune({ dataSource: ds, olderThan: new Date(Date.now() + 1000) });
-    expect(result).toMatchObject({ deleted: 0, orphanedEventsDeleted: 8 }); // failed tasks are kept
-    expect(await kinds(failing.id)).toHaveLength(7);
+    expect(result).toMatchObject({ deleted: 0, orphanedEventsDeleted: 6 }); // failed tasks are kept
+    expect(await kinds(failing.id)).toHaveLength(6);
   });
 
   it("a task that keeps no succeeded tasks but is referenced by a foreign key without ON DELETE is kept, succeeded, with a warning", async () => {
@@ -61,20 +61,22 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     expect(await processN(EphemeralTask, 1, { dataSource: ds, logger: log.logger })).toMatchObject({ succeeded: 1 });
     const kept = await ds.getRepository(EphemeralTask).findOneByOrFail({ id: task.id });
     expect(kept).toMatchObject({ status: "succeeded", result: { done: 1 }, lockedBy: null });
-    expect(await kinds(task.id)).toEqual(["enqueued", "started", "succeeded"]);
+    expect(await kinds(task.id)).toEqual(["started", "succeeded"]);
     expect(log.lines.some((l) => l.level === "warn" && /foreign key still references/.test(l.msg ?? ""))).toBe(true);
   });
 
-  it("an enqueue that rolls back leaves no event; one in a committed transaction leaves one per task", async () => {
+  it("an enqueue writes the task's row and no event row: its history starts at the row's creation", async () => {
     await expect(
       ds.transaction(async (m) => {
         await m.save(SendEmail.create({ to: "gone" }));
         throw new Error("rollback");
       }),
     ).rejects.toThrow("rollback");
-    await ds.transaction((m) => m.save([SendEmail.create({ to: "a" }), SendEmail.create({ to: "b" })]));
-    const events = await ds.getRepository(TaskEventEntity).find();
-    expect(events.map((e) => e.kind)).toEqual(["enqueued", "enqueued"]);
+    const [a] = await ds.transaction((m) => m.save([SendEmail.create({ to: "a" }), SendEmail.create({ to: "b" })]));
+    expect(await ds.getRepository(TaskEventEntity).count()).toBe(0);
+    expect(await ds.getRepository(SendEmail).count()).toBe(2);
+    const shown = await showTask(a.id, { dataSource: ds });
+    expect(shown!.events).toEqual([{ id: null, taskId: a.id, kind: "enqueued", at: a.createdAt, worker: null, attempt: 0, error: null }]);
   });
 
   it("records rescues and cancellations", async () => {
@@ -84,10 +86,10 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     const cancelled = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "c" }));
     await cancelTask(cancelled.id, { dataSource: ds, reason: "no longer needed" });
 
-    expect(await kinds(lost.id)).toEqual(["enqueued", "rescued"]);
+    expect(await kinds(lost.id)).toEqual(["rescued"]);
     const [rescued] = await ds.getRepository(TaskEventEntity).find({ where: { taskId: lost.id, kind: "rescued" } });
     expect(rescued.error).toContain("stopped renewing its lease");
-    expect(await kinds(cancelled.id)).toEqual(["enqueued", "cancelled"]);
+    expect(await kinds(cancelled.id)).toEqual(["cancelled"]);
   });
 
   it("a class with history off writes no events but keeps its own error list", async () => {
@@ -107,12 +109,12 @@ describe.each(DIALECTS)("history on %s", (dialect) => {
     const [gone, kept] = await ds.getRepository(SendEmail).save([SendEmail.create({ to: "d" }), SendEmail.create({ to: "k" })]);
     await processN(SendEmail, 10, quiet());
     await ds.getRepository(SendEmail).delete({ id: gone.id });
-    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(3); // no foreign key
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(2); // no foreign key
     expect((await prune({ dataSource: ds, olderThan: 3_600_000 })).orphanedEventsDeleted).toBe(0); // too recent
     await ds.query(`UPDATE ormq_task_events SET at = 1000`);
     const result = await prune({ dataSource: ds, olderThan: 3_600_000, statuses: ["failed"] });
-    expect(result.orphanedEventsDeleted).toBe(3);
+    expect(result.orphanedEventsDeleted).toBe(2);
     expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(0);
-    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: kept.id })).toBe(3); // its task is still there
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: kept.id })).toBe(2); // its task is still there
   });
 });

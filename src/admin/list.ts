@@ -86,7 +86,8 @@ export async function listTasks(options: ListTasksOptions = {}): Promise<TaskLis
 
 /** One event of a task's history, as `showTask` returns it (`at` as in `TaskListItem`). */
 export interface TaskEventItem {
-  id: string;
+  /** The event row's id; null for "enqueued", which is read from the task's own row. */
+  id: string | null;
   taskId: string;
   kind: TaskEventKind;
   at: StoredInstant;
@@ -123,7 +124,17 @@ export async function showTask(id: string | number, options: { dataSource?: Data
     if (value !== undefined) fields[column.propertyName] = readColumn(column, dataSource.driver, value);
   }
   for (const [name, value] of Object.entries(raw)) if (!known.has(name) && value !== null) fields[name] = value;
-  return { fields, events: await readEvents(dataSource, taskId) };
+  // A task's enqueue is its row's creation: no event row is written for it (see TaskSubscriber).
+  const enqueued: TaskEventItem = {
+    id: null,
+    taskId,
+    kind: "enqueued",
+    at: readInstant(raw.created_at) as StoredInstant,
+    worker: null,
+    attempt: 0,
+    error: null,
+  };
+  return { fields, events: [enqueued, ...(await readEvents(dataSource, taskId))] };
 }
 
 /**
@@ -155,7 +166,8 @@ function readColumn(column: ColumnMetadata, driver: Driver, raw: unknown): unkno
 /** A task's history, oldest first, read as stored (see readColumn). */
 async function readEvents(dataSource: DataSource, taskId: string): Promise<TaskEventItem[]> {
   const rows = await eventRows(dataSource, taskId, ["id", "taskId", "kind", "at", "worker", "attempt", "error"] as const);
-  return rows.map((e) => ({
+  // Rows of kind "enqueued" were written by earlier versions of ormq; the row's creation stands for them now.
+  return rows.filter((e) => e.kind !== "enqueued").map((e) => ({
     id: String(e.id),
     taskId: String(e.taskId),
     kind: e.kind as TaskEventKind,

@@ -1,30 +1,14 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../errors";
 import { traitsOf } from "./index";
-import type { AlsoWith } from "./traits";
 
 /** Larger statements buy nothing measurable and make one round trip hold locks longer. */
 const MAX_ROWS_PER_STATEMENT = 2_000;
 
-export type { AlsoWith };
-
-
-/** What bulkInsert returns. */
-export interface BulkInserted {
-  /** The value of `returning` for each row, in the order given. */
-  returned: unknown[];
-  /** Whether `alsoWith` ran (in the same statements as the rows' INSERT). */
-  alsoWithDone: boolean;
-}
 
 /**
  * Inserts `rows` (values in `columns` order, already converted for the driver) into `table` with
  * multi-row INSERTs on `runner`, and returns the value of `returning` for each row, in order.
- *
- * `alsoWith`, on PostgreSQL: a data-modifying statement over the rows just inserted (a CTE that
- * reads the columns it names of `inserted`), run in the same statement: one round trip, and the
- * inserted rows need not travel back to be written again. Where it cannot be (SQLite, the VALUES
- * fallback), `alsoWithDone` is false and the caller does that write itself.
  *
  * Order: both databases insert a VALUES list in the order written and RETURNING reports the rows in
  * that order (PostgreSQL for a plain VALUES list, SQLite for its row-at-a-time insert). The caller
@@ -36,15 +20,14 @@ export async function bulkInsert(
   columns: readonly string[],
   rows: readonly unknown[][],
   returning: string | null,
-  alsoWith?: AlsoWith,
-): Promise<BulkInserted> {
-  if (rows.length === 0) return { returned: [], alsoWithDone: true };
+): Promise<unknown[]> {
+  if (rows.length === 0) return [];
   const traits = traitsOf(runner.connection);
   if (traits.arrayInsert) {
     // One array per column (PostgreSQL's unnest): see postgres/arrayInsert.ts. Null when this
     // table cannot be inserted that way; VALUES lists then.
-    const returned = await traits.arrayInsert(runner, table, columns, rows, returning, alsoWith);
-    if (returned !== null) return { returned, alsoWithDone: true };
+    const returned = await traits.arrayInsert(runner, table, columns, rows, returning);
+    if (returned !== null) return returned;
   }
   const escape = (name: string) => runner.connection.driver.escape(name);
   // A multi-row INSERT is cut into statements that stay under the dialect's parameter limit.
@@ -70,5 +53,5 @@ export async function bulkInsert(
     if (returned.length !== chunk.length) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
     for (const r of returned) out.push(r[returning]);
   }
-  return { returned: out, alsoWithDone: false };
+  return out;
 }

@@ -1,4 +1,4 @@
-import type { DataSource, QueryRunner } from "typeorm";
+import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
@@ -46,13 +46,12 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
 }
 
 /**
- * Announces new tasks to other processes where the dialect does (a PostgreSQL NOTIFY), inside the
- * inserting transaction when `runner` has one open (delivered at its commit), else on its own.
+ * Announces committed new tasks to other processes where the dialect does (a PostgreSQL NOTIFY).
  */
-export async function announceNewTasks(dataSource: DataSource, runner: QueryRunner | null, announcements: readonly string[]): Promise<void> {
+export async function announceNewTasks(dataSource: DataSource, announcements: readonly string[]): Promise<void> {
   const notify = traitsOf(dataSource).notify;
   if (!notify) return;
-  await notify((sql, params) => (runner ? runner.query(sql, params) : dataSource.query(sql, params)), announcements);
+  await notify((sql, params) => dataSource.query(sql, params), announcements);
 }
 
 /**

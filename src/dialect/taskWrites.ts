@@ -8,14 +8,11 @@
  * The worker's own statements (claim, complete, heartbeat, rescue) are the `Dialect`'s: they run
  * on connections of its own, per database (see dialect.ts).
  */
-import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import type { EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
-import { bulkInsert } from "./bulkInsert";
-import { tablesOf } from "./index";
-import type { AlsoWith } from "./traits";
 
 /** One history event, as written. */
 export interface EventRow {
@@ -45,25 +42,6 @@ export async function recordEvents(m: EntityManager, events: readonly EventRow[]
   }
 }
 
-const EVENT_COLUMNS = ["task_id", "kind", "at", "worker", "attempt", "error"];
-
-/**
- * The "enqueued" events of tasks a bulk insert writes, as a statement over the CTE `inserted`
- * that runs in the INSERT itself where the dialect can (see bulkInsert's `alsoWith`).
- */
-export function enqueuedEventsWith(dataSource: DataSource): AlsoWith {
-  return {
-    sql: `INSERT INTO ${tablesOf(dataSource).events} (${EVENT_COLUMNS.join(", ")}) SELECT id, 'enqueued', created_at, NULL, 0, NULL FROM inserted`,
-    reads: ["id", "created_at"],
-  };
-}
-
-/** "enqueued" events written on their own, where the tasks' INSERT could not write them. */
-export async function insertEnqueuedEvents(runner: QueryRunner, tasks: readonly { id: string; at: number }[]): Promise<void> {
-  if (tasks.length === 0) return;
-  const rows = tasks.map((t) => [t.id, "enqueued", t.at, null, 0, null]);
-  await bulkInsert(runner, tablesOf(runner.connection).events, EVENT_COLUMNS, rows, null);
-}
 
 /** What cancel and requeue need to know of a task: its state, and its type for history and wake-ups. */
 export interface TaskState {

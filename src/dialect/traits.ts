@@ -2,14 +2,6 @@ import type { DataSource, QueryRunner } from "typeorm";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
 
-/** A data-modifying statement over the rows just inserted: see bulkInsert. */
-export interface AlsoWith {
-  /** SQL that reads the CTE `inserted`. */
-  sql: string;
-  /** The columns of `inserted` it reads (only these are kept for it). */
-  reads: readonly string[];
-}
-
 /** Runs one statement on the application's connection (a DataSource, or a QueryRunner in a transaction). */
 export type Query = (sql: string, params: unknown[]) => Promise<unknown>;
 
@@ -35,7 +27,7 @@ export interface DialectTraits {
    * null result (not for this table): VALUES lists.
    */
   readonly arrayInsert:
-    | ((runner: QueryRunner, table: string, columns: readonly string[], rows: readonly unknown[][], returning: string | null, alsoWith: AlsoWith | undefined) => Promise<unknown[] | null>)
+    | ((runner: QueryRunner, table: string, columns: readonly string[], rows: readonly unknown[][], returning: string | null) => Promise<unknown[] | null>)
     | null;
   /**
    * Tells other processes' workers that tasks were committed (inside the inserting transaction, so

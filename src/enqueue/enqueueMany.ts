@@ -4,7 +4,6 @@ import { baseColumnKind, WRITE } from "../baseColumns";
 import { databaseNow } from "../dialect/clock";
 import { prepareDataSource, tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
-import { enqueuedEventsWith, insertEnqueuedEvents } from "../dialect/taskWrites";
 import { OrmqError, TaskDefinitionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { announceInserted, applyDefaults } from "./subscriber";
@@ -29,8 +28,7 @@ export interface EnqueueManyOptions {
  * thousands of tasks a second where `save([...])` manages a few thousand.
  *
  * It applies what `save()` applies (the class's defaults, `delay()` and `runAt` on the database's
- * clock, field checks and class-validator constraints, the "enqueued" history event, the wake-up
- * of workers), all tasks or none: every task is checked before anything is written, and the
+ * clock, field checks and class-validator constraints, the wake-up of workers), all tasks or none: every task is checked before anything is written, and the
  * writes share one transaction. The instances get their `id` and defaults, like after `save()`,
  * and the ids are returned in the order given. TypeORM's own entity listeners and subscribers are
  * not called (no `save()` happens): use `save()` for tasks that rely on them.
@@ -64,25 +62,19 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       }
     }
     const table = tablesOf(dataSource).tasks;
-    // The "enqueued" events, written by the tasks' own INSERT where the dialect can (PostgreSQL).
-    const enqueuedEvents = enqueuedEventsWith(dataSource);
-    const events: { id: string; at: number }[] = [];
     const announcements = new Set<string>();
     for (const [metadata, positions] of byClass) {
       const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
       const rows = positions.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
-      const history = (metadata.target as typeof BaseTaskEntity).history;
-      const { returned, alsoWithDone } = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id", history ? enqueuedEvents : undefined);
+      const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id");
       checkIncreasing(returned);
       positions.forEach((i, n) => {
         const task = tasks[i];
         task.id = String(returned[n]);
         announcements.add(announcementOf(task.queue, String(metadata.discriminatorValue)));
-        if (history && !alsoWithDone) events.push({ id: task.id, at: task.createdAt.getTime() });
       });
     }
-    await insertEnqueuedEvents(runner, events);
-    // A NOTIFY inside the transaction (delivered at its commit) and this process's wake-up.
+    // The wake-up, sent once the transaction commits.
     announceInserted(runner, announcements);
     return tasks.map((t) => t.id);
   };

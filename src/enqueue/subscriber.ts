@@ -11,29 +11,26 @@ import {
 import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
 import { announceNewTasks, prepareDataSource } from "../dialect";
-import { recordEvents } from "../dialect/taskWrites";
 import { TaskDefinitionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { checkTaskFields, validateTask } from "../validation";
 import { announceCommitted, announcementOf } from "./announcements";
 
-/**
- * Per open transaction: the queues and types that got tasks (see announcementOf), those already
- * announced, and tasks whose "enqueued" event is still to be written.
- */
-interface PendingAnnouncement {
-  announcements: Set<string>;
-  notified: Set<string>;
-  enqueued: { id: string; at: Date }[];
-}
-const pending = new WeakMap<QueryRunner, PendingAnnouncement>();
+/** Per open transaction: the queues and types that got tasks (see announcementOf). */
+const pending = new WeakMap<QueryRunner, Set<string>>();
 
 /**
- * Applies a task class's defaults at insert and announces new tasks once per transaction, when it
- * commits. Register it with `subscribers: [...ormqSubscribers]`.
+ * Applies a task class's defaults at insert and announces new tasks once they are committed.
+ * Register it with `subscribers: [...ormqSubscribers]`.
  *
  * Defaults are applied here rather than in an entity listener because a subscriber also sees
  * `insert()` and plain objects, which entity listeners skip.
+ *
+ * What an enqueue writes is the task's row and nothing else: its "enqueued" history is that row's
+ * `created_at` (see showTask), and the wake-up goes out after the commit, on another connection.
+ * An autocommitted save() on PostgreSQL is then three statements (BEGIN, INSERT, COMMIT) where an
+ * event row and a NOTIFY inside the transaction made it five, and the enqueuer does not wait for
+ * the wake-up. A wake-up lost to a crash right after a commit costs a poll interval, no task.
  */
 @EventSubscriber()
 export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity> {
@@ -60,90 +57,57 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     await validateTask(task, cls, String(event.metadata.discriminatorValue));
   }
 
-  async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
-    const task = event.entity as { id?: unknown; queue?: string; createdAt?: Date };
-    const announcement = announcementOf(task.queue ?? "default", String(event.metadata.discriminatorValue));
-    const runner = event.queryRunner;
-    const history = (event.metadata.target as typeof BaseTaskEntity).history && task.id !== undefined && task.id !== null;
-    const enqueued = history ? [{ id: String(task.id), at: task.createdAt ?? new Date() }] : [];
-    if (!runner.isTransactionActive) {
-      // Autocommitted already. An insert() of many rows calls this once per row: gather them and
-      // announce once, after the statement.
-      if (enqueued.length > 0) await recordEnqueued(runner, enqueued);
-      announceSoon(event.connection, announcement);
-      return;
-    }
-    let state = pending.get(runner);
-    if (!state) pending.set(runner, (state = { announcements: new Set(), notified: new Set(), enqueued: [] }));
-    state.announcements.add(announcement);
-    state.enqueued.push(...enqueued);
-  }
-
-  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
-    const state = pending.get(event.queryRunner);
-    if (!state) return;
-    // History first, in the same transaction: the events commit with their tasks.
-    const enqueued = state.enqueued.splice(0);
-    if (enqueued.length > 0) await recordEnqueued(event.queryRunner, enqueued);
-    const fresh = [...state.announcements].filter((a) => !state.notified.has(a));
-    if (fresh.length === 0) return;
-    // Inside the transaction: PostgreSQL delivers the NOTIFY at commit, or drops it on rollback.
-    await announceNewTasks(event.connection, event.queryRunner, fresh);
-    for (const a of fresh) state.notified.add(a);
+  afterInsert(event: InsertEvent<BaseTaskEntity>): void {
+    const task = event.entity as { queue?: string };
+    announceInserted(event.queryRunner, [announcementOf(task.queue ?? "default", String(event.metadata.discriminatorValue))]);
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
-    const state = pending.get(event.queryRunner);
+    const announcements = pending.get(event.queryRunner);
     // A released savepoint is not a commit: wait for the outermost one.
-    if (!state || event.queryRunner.isTransactionActive) return;
+    if (!announcements || event.queryRunner.isTransactionActive) return;
     pending.delete(event.queryRunner);
-    announceCommitted(event.connection, [...state.announcements]);
+    for (const announcement of announcements) announceSoon(event.connection, announcement);
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
-    const state = pending.get(event.queryRunner);
-    if (!state) return;
+    // A rolled-back savepoint keeps what it announced: at worst a wake-up that finds nothing.
     if (!event.queryRunner.isTransactionActive) pending.delete(event.queryRunner);
-    // A rolled-back savepoint took its NOTIFY with it: announce again at the next commit.
-    else state.notified.clear();
   }
 }
 
 /**
- * Announces tasks inserted outside save() (enqueueMany) the way afterInsert announces saved ones:
- * at the commit of `runner`'s transaction when one is open, else soon after. Their "enqueued"
- * events are written by the caller.
+ * Announces inserted tasks: at the commit of `runner`'s transaction when one is open, else soon
+ * after (an insert() of many rows calls afterInsert once per row: they are announced once).
  */
 export function announceInserted(runner: QueryRunner, announcements: Iterable<string>): void {
   if (!runner.isTransactionActive) {
     for (const announcement of announcements) announceSoon(runner.connection, announcement);
     return;
   }
-  let state = pending.get(runner);
-  if (!state) pending.set(runner, (state = { announcements: new Set(), notified: new Set(), enqueued: [] }));
-  for (const announcement of announcements) state.announcements.add(announcement);
+  let waiting = pending.get(runner);
+  if (!waiting) pending.set(runner, (waiting = new Set()));
+  for (const announcement of announcements) waiting.add(announcement);
 }
 
-/** Writes "enqueued" events. */
-async function recordEnqueued(runner: QueryRunner, tasks: { id: string; at: Date }[]): Promise<void> {
-  await recordEvents(runner.manager, tasks.map((t) => ({ taskId: t.id, kind: "enqueued" as const, at: t.at, attempt: 0 })));
-}
+/** Committed new tasks whose NOTIFY is not sent yet (queue and type), per DataSource. */
+const unsent = new Map<DataSource, Set<string>>();
 
-/** Autocommitted new tasks not yet announced (queue and type), per DataSource. */
-const autocommitted = new Map<DataSource, Set<string>>();
-
+/**
+ * Wakes this process's workers at once, and other processes' with one NOTIFY for what was
+ * committed in this turn of the event loop (a multi-row insert() announces each row).
+ */
 function announceSoon(dataSource: DataSource, announcement: string): void {
-  let waiting = autocommitted.get(dataSource);
+  announceCommitted(dataSource, [announcement]);
+  let waiting = unsent.get(dataSource);
   if (waiting) {
     waiting.add(announcement);
     return;
   }
-  autocommitted.set(dataSource, (waiting = new Set([announcement])));
+  unsent.set(dataSource, (waiting = new Set([announcement])));
   setImmediate(() => {
-    autocommitted.delete(dataSource);
-    const list = [...waiting];
-    announceCommitted(dataSource, list);
-    announceNewTasks(dataSource, null, list).catch(() => {
+    unsent.delete(dataSource);
+    announceNewTasks(dataSource, [...waiting]).catch(() => {
       // Only a wake-up was lost: workers still find the tasks by polling.
     });
   });

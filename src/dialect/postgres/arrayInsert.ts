@@ -1,6 +1,5 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../../errors";
-import type { AlsoWith } from "../traits";
 
 /** Rows per unnest statement: large, but each array stays well below PostgreSQL's 1 GB value limit. */
 const MAX_ROWS_PER_UNNEST = 10_000;
@@ -17,11 +16,10 @@ export async function arrayInsert(
   columns: readonly string[],
   rows: readonly unknown[][],
   returning: string | null,
-  alsoWith: AlsoWith | undefined,
 ): Promise<unknown[] | null> {
   const types = await columnTypes(runner, table);
   if (!columns.every((c) => types.get(c) !== undefined && !types.get(c)!.endsWith("]"))) return null;
-  return unnestInsert(runner, table, columns, rows, returning, types, alsoWith);
+  return unnestInsert(runner, table, columns, rows, returning, types);
 }
 
 async function unnestInsert(
@@ -31,7 +29,6 @@ async function unnestInsert(
   rows: readonly unknown[][],
   returning: string | null,
   types: Map<string, string>,
-  alsoWith: AlsoWith | undefined,
 ): Promise<unknown[]> {
   const escape = (name: string) => runner.connection.driver.escape(name);
   const out: unknown[] = [];
@@ -54,12 +51,7 @@ async function unnestInsert(
       ? `unnest(${arrays.join(", ")}) AS u(${arrays.map((_, i) => `c${i + 1}`).join(", ")})`
       : `generate_series(1, $${params.push(chunk.length)}::int)`;
     const insert = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) SELECT ${values.join(", ")} FROM ${source}`;
-    // `inserted` keeps only what is read of it. RETURNING * kept every column of every row: with it
-    // an enqueueMany of 10,000 with history took about 14 µs of server CPU per task, 12 without.
-    const kept = [...new Set([...(returning ? [returning] : []), ...(alsoWith?.reads ?? [])])].map(escape).join(", ");
-    const sql = alsoWith
-      ? `WITH inserted AS (${insert} RETURNING ${kept}), also AS (${alsoWith.sql}) SELECT ${returning ? escape(returning) : "NULL"} FROM inserted`
-      : insert + (returning ? ` RETURNING ${escape(returning)}` : "");
+    const sql = insert + (returning ? ` RETURNING ${escape(returning)}` : "");
     const result: unknown = await runner.query(sql, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];

@@ -8,7 +8,7 @@ import type { WakeHandler } from "../dialect";
  */
 export const NOTIFY_CHANNEL = "ormq_tasks";
 
-/** Sends the coalesced wake-up inside the inserting transaction, so it is delivered at commit. */
+/** Sends the coalesced wake-up for tasks just committed. */
 export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, announcements: Iterable<string>): Promise<void> {
   // Payload limit is 8000 bytes; past it, an empty payload wakes every worker.
   let payload = JSON.stringify([...announcements]);
