@@ -1,7 +1,7 @@
-import type { DataSource } from "typeorm";
+import type { DataSource, Logger } from "typeorm";
 import { BaseTaskEntity, enqueueMany, InvalidOptionError, processForever, TaskDefinitionError, TaskValidationError } from "../src";
 import { QuietTask, RecordRun, RunLog, SendEmail, ValidatedEmail, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 
 describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
@@ -102,6 +102,40 @@ describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
     } finally {
       controller.abort();
       await worker;
+    }
+  });
+});
+
+describe.each(DIALECTS)("save() of one task on %s", (dialect) => {
+  let db: TestDb;
+  useTestDatabase(dialect, (opened) => ({ db } = opened), testEntities);
+
+  // PostgreSQL: three round trips; SQLite's are in-process calls, and TypeORM reads the new row's
+  // generated columns back with a SELECT there. No statement of ormq's own in either.
+  it("is TypeORM's statements alone in autocommit (PostgreSQL: START TRANSACTION, INSERT, COMMIT), and the NOTIFY follows on its own", async () => {
+    const statements: string[] = [];
+    const counting: Logger = {
+      logQuery: (query) => void statements.push(query),
+      logQueryError: () => {},
+      logQuerySlow: () => {},
+      logSchemaBuild: () => {},
+      logMigration: () => {},
+      log: () => {},
+    };
+    const ds = await openDataSource(db, testEntities, { logging: ["query"], logger: counting, migrationsRun: false });
+    try {
+      await ds.getRepository(SendEmail).save(SendEmail.create({ to: "warm@example.com" })); // measures the clock once
+      await new Promise((resolve) => setImmediate(resolve)); // its NOTIFY
+      statements.length = 0;
+      const task = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "one@example.com" }));
+      expect(task.id).toBeDefined();
+      const ownStatements = statements.map((s) => s.trim().split(/\s+/)[0].toUpperCase());
+      expect(ownStatements).toEqual(dialect === "postgres" ? ["START", "INSERT", "COMMIT"] : ["BEGIN", "INSERT", "SELECT", "COMMIT"]);
+      const count = ownStatements.length;
+      await until("the NOTIFY", () => statements.length > count || dialect === "sqlite");
+      expect(statements.slice(count)).toEqual(dialect === "postgres" ? [expect.stringContaining("pg_notify")] : []);
+    } finally {
+      await ds.destroy();
     }
   });
 });
