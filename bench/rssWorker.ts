@@ -5,13 +5,12 @@
 import pino from "pino";
 import { processN } from "../src";
 import { Noop, open } from "./common";
-import { RECOMMENDED } from "./scenarios/drain";
 
 async function main() {
   const [url, count] = process.argv.slice(2);
   const ds = await open(url, { migrationsRun: false });
   const t0 = performance.now();
-  await processN(Noop, Number(count), { dataSource: ds, ...RECOMMENDED, logger: pino({ level: "warn" }) });
+  await processN(Noop, Number(count), { dataSource: ds, logger: pino({ level: "warn" }) }); // the defaults
   const ms = performance.now() - t0;
   await ds.destroy();
   console.log(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, ms }));

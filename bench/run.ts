@@ -17,10 +17,10 @@ import { Databases, type DatabaseName, type Result } from "./common";
 import { startBenchPostgres } from "./postgres";
 import { writeResults } from "./results";
 import { ceiling } from "./scenarios/ceiling";
-import { drain, memory, RECOMMENDED } from "./scenarios/drain";
+import { drain, memory, TUNED } from "./scenarios/drain";
 import { enqueue } from "./scenarios/enqueue";
-import { latency } from "./scenarios/latency";
-import { graphileWorker, plainjob } from "./scenarios/others";
+import { graphileLatency, latency } from "./scenarios/latency";
+import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
 import { scheduled } from "./scenarios/scheduled";
 
 const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others"] as const;
@@ -74,45 +74,65 @@ async function main() {
       }
     }
     for (const database of databases) {
-      await run("enqueue", database, async () => (await enqueue(dbs, database, tasks)).forEach(record));
+      await run("enqueue", database, async () => {
+        (await enqueue(dbs, database, tasks)).forEach(record);
+        const bulk = Math.min(tasks, 10_000);
+        record(database === "postgres" ? await graphileEnqueue(dbs, bulk) : await plainjobEnqueue(dbs, bulk));
+      });
       await run("drain", database, async () => {
-        for (const concurrency of [1, 10, 50]) record(await drain(dbs, database, tasks, { concurrency, history: true }));
-        record(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: false }));
-        record(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: false, keepSucceeded: false }));
-        // What claiming ahead buys: the same without a buffer (batches of the free slots only).
-        record(await drain(dbs, database, tasks, { concurrency: RECOMMENDED.concurrency, history: true, prefetch: 0 }));
+        // The defaults first: what a user who sets nothing gets.
+        record(await drain(dbs, database, tasks, { history: true }));
+        record(await drain(dbs, database, tasks, { history: false }));
+        record(await drain(dbs, database, tasks, { concurrency: 1, history: true }));
+        // What claiming ahead buys: the same without a buffer (claims for free slots only).
+        record(await drain(dbs, database, tasks, { prefetch: 0, history: true }));
+        record(await drain(dbs, database, tasks, { ...TUNED, history: true }));
+        record(await drain(dbs, database, tasks, { ...TUNED, history: false }));
+        record(await drain(dbs, database, tasks, { ...TUNED, history: false, keepSucceeded: false }));
       });
       await run("backlog", database, async () => {
-        for (const size of backlogSizes) record(await drain(dbs, database, size, { concurrency: RECOMMENDED.concurrency, history: true }, "backlog"));
+        for (const size of backlogSizes) record(await drain(dbs, database, size, { history: true }, "backlog"));
       });
       await run("latency", database, async () => {
-        record(await latency(dbs, database, samples));
-        if (database === "postgres") record(await latency(dbs, database, samples, "other"));
+        for (const drained of [0, tasks]) {
+          (await latency(dbs, database, samples, "same", drained)).forEach(record);
+          if (database === "postgres") {
+            (await latency(dbs, database, samples, "other", drained)).forEach(record);
+            (await graphileLatency(dbs, samples, drained)).forEach(record);
+          }
+        }
       });
       await run("scheduled", database, async () => record(await scheduled(dbs, database, Math.min(samples, 200))));
-      await run("memory", database, async () => record(await memory(dbs, database, tasks)));
+      await run("memory", database, async () => {
+        for (const size of [tasks, tasks * 10]) record(await memory(dbs, database, size));
+      });
     }
-    // Head to head: ormq at the recommended settings (with history; without, as the other queues
-    // keep none; and deleting succeeded tasks too, as graphile-worker does) and the other queue,
-    // alternating, three times each; the medians are compared, so a burst of load on a shared
-    // machine hits all of them.
-    const headToHead = async (database: DatabaseName, theirs: () => Promise<Result>) => {
-      const sides = { history: [] as Result[], quiet: [] as Result[], lean: [] as Result[], theirs: [] as Result[] };
-      const concurrency = RECOMMENDED.concurrency;
+    // Head to head: ormq at its defaults, and tuned (with history; without, as the other queues
+    // keep none; and deleting succeeded tasks too, as graphile-worker does), and the other queue
+    // at its defaults and tuned, alternating, three times each; the medians are compared, so a
+    // burst of load on a shared machine hits all of them.
+    const headToHead = async (database: DatabaseName, theirs: Record<string, () => Promise<Result>>) => {
+      const ours: Record<string, () => Promise<Result>> = {
+        defaults: () => drain(dbs, database, tasks, { history: true }, "head-to-head"),
+        tuned: () => drain(dbs, database, tasks, { ...TUNED, history: true }, "head-to-head"),
+        quiet: () => drain(dbs, database, tasks, { ...TUNED, history: false }, "head-to-head"),
+        lean: () => drain(dbs, database, tasks, { ...TUNED, history: false, keepSucceeded: false }, "head-to-head"),
+      };
+      const sides = Object.entries({ ...ours, ...theirs });
+      const runs = new Map<string, Result[]>(sides.map(([name]) => [name, []]));
       for (let i = 0; i < 3; i++) {
-        sides.history.push(await drain(dbs, database, tasks, { concurrency, history: true }, "head-to-head"));
-        sides.quiet.push(await drain(dbs, database, tasks, { concurrency, history: false }, "head-to-head"));
-        sides.lean.push(await drain(dbs, database, tasks, { concurrency, history: false, keepSucceeded: false }, "head-to-head"));
-        sides.theirs.push(await theirs());
+        for (const [name, fn] of i % 2 === 0 ? sides : [...sides].reverse()) runs.get(name)!.push(await fn());
       }
-      for (const runs of Object.values(sides)) {
-        const sorted = [...runs].sort((a, b) => a.tasksPerSecond! - b.tasksPerSecond!);
+      for (const list of runs.values()) {
+        const sorted = [...list].sort((a, b) => a.tasksPerSecond! - b.tasksPerSecond!);
         const median = sorted[1];
         record({ ...median, scenario: "head-to-head", variant: `${median.variant}; median of 3, alternating (${sorted.map((r) => r.tasksPerSecond).join(", ")})` });
       }
     };
-    await run("others", "postgres", () => headToHead("postgres", () => graphileWorker(dbs, tasks, 10)));
-    await run("others", "sqlite", () => headToHead("sqlite", () => plainjob(dbs, tasks)));
+    await run("others", "postgres", () =>
+      headToHead("postgres", { graphileDefaults: () => graphileWorker(dbs, tasks, false), graphileBatched: () => graphileWorker(dbs, tasks, true) }),
+    );
+    await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => plainjob(dbs, tasks) }));
 
     console.log(`\normq benchmark, ${tasks} tasks per drain`);
     const blank = (v: unknown) => (v === undefined ? "" : v);

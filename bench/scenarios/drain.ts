@@ -6,26 +6,29 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import pino from "pino";
-import { processN } from "../../src";
+import { processN, type WorkerOptions } from "../../src";
 import { cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
 
-/** The worker settings the README recommends for many short tasks (ORMQ_BENCH_PREFETCH overrides). */
-export const RECOMMENDED = { concurrency: 50, prefetch: Number(process.env.ORMQ_BENCH_PREFETCH ?? 450) };
+/** Tuned worker settings for many short tasks: more slots, a fixed buffer of 450. */
+export const TUNED = { concurrency: 50, prefetch: 450 } as const;
 
 export interface DrainSettings {
-  concurrency: number;
+  /** Unset: the worker's default (10). */
+  concurrency?: number;
+  /** Unset: the worker's default ("auto"). */
+  prefetch?: number | "auto";
   history: boolean;
-  /** Default: RECOMMENDED.prefetch. */
-  prefetch?: number;
   /** false: succeeded tasks are deleted (`static keepSucceeded = false`, with history off). */
   keepSucceeded?: boolean;
 }
 
 /** The drain's variant in words, which RESULTS.md's targets look for. */
 export function drainVariant(settings: DrainSettings): string {
-  const prefetch = settings.prefetch ?? RECOMMENDED.prefetch;
+  const slots = settings.concurrency === undefined && settings.prefetch === undefined
+    ? "defaults (concurrency 10, prefetch auto)"
+    : `concurrency ${settings.concurrency ?? "10 (default)"}, prefetch ${settings.prefetch ?? "auto (default)"}`;
   const kept = settings.keepSucceeded === false ? ", succeeded tasks deleted" : "";
-  return `concurrency ${settings.concurrency}, prefetch ${prefetch}, history ${settings.history ? "on" : "off"}${kept}`;
+  return `${slots}, history ${settings.history ? "on" : "off"}${kept}`;
 }
 
 export async function drain(databases: Databases, database: DatabaseName, tasks: number, settings: DrainSettings, scenario = "drain"): Promise<Result> {
@@ -34,10 +37,13 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
     if (settings.keepSucceeded === false && settings.history) throw new Error("drain: the bench's class that deletes succeeded tasks has history off");
     const cls = settings.keepSucceeded === false ? LeanNoop : settings.history ? Noop : QuietNoop;
     await fill(ds, cls, tasks);
-    const prefetch = settings.prefetch ?? RECOMMENDED.prefetch;
+    // Only what the settings name is set: unset means the worker's own default.
+    const options: WorkerOptions = { dataSource: ds, logger: pino({ level: "warn" }) };
+    if (settings.concurrency !== undefined) options.concurrency = settings.concurrency;
+    if (settings.prefetch !== undefined) options.prefetch = settings.prefetch;
     const cpu0 = cpuNow();
     const t0 = performance.now();
-    const summary = await processN(cls, tasks, { dataSource: ds, concurrency: settings.concurrency, prefetch, logger: pino({ level: "warn" }) });
+    const summary = await processN(cls, tasks, options);
     const ms = performance.now() - t0;
     const cpu = cpuPerTask(cpu0, cpuNow(), tasks, database);
     if (summary.succeeded !== tasks) throw new Error(`drain: ${summary.succeeded} of ${tasks} tasks succeeded`);
@@ -54,7 +60,7 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
   }
 }
 
-/** Peak RSS of a worker process draining `tasks` at the recommended settings. */
+/** Peak RSS of a worker process draining `tasks` at the defaults. */
 export async function memory(databases: Databases, database: DatabaseName, tasks: number): Promise<Result> {
   const url = await databases.fresh(database);
   const ds = await open(url);
@@ -74,7 +80,7 @@ export async function memory(databases: Databases, database: DatabaseName, tasks
   return {
     scenario: "memory",
     database,
-    variant: `peak RSS of a worker process, concurrency ${RECOMMENDED.concurrency}, prefetch ${RECOMMENDED.prefetch}`,
+    variant: `peak RSS of a worker process, defaults`,
     tasks,
     rssMb: Math.round(maxRssKb / 1024),
     tasksPerSecond: rate(tasks, ms),

@@ -1,13 +1,19 @@
 /**
- * Latency: an idle worker; tasks enqueued one at a time; time from the enqueuing commit to run()
- * starting. The commit time is taken in an afterTransactionCommit subscriber, so it is the moment
- * the database acknowledged the COMMIT in this process.
+ * Latency as a user sees it: an idle worker (defaults, in this process); tasks enqueued one at a
+ * time with an autocommitted `save()`, a few ms apart; three times per task:
+ * - `save()` called → `run()` starting (what the user waits for),
+ * - the enqueuing commit → `run()` starting (the worker's share; the commit time is taken in an
+ *   afterTransactionCommit subscriber, the moment the database acknowledged the COMMIT here),
+ * - `save()` alone.
+ * On a fresh database, and right after a drain of `drained` tasks (a table with dead rows and a
+ * warm worker). graphile-worker the same way, from `addJob` to its handler.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { ChildEntity, EventSubscriber, type EntitySubscriberInterface, type DataSource } from "typeorm";
-import { BaseTaskEntity, processForever } from "../../src";
-import { Databases, open, percentile, type DatabaseName, type Result } from "../common";
+import { BaseTaskEntity, enqueueMany, processForever, processN } from "../../src";
+import { Databases, open, percentile, withClient, type DatabaseName, type Result } from "../common";
+import { quietGraphileLogger } from "./others";
 
 const started = new Map<string, number>();
 let lastCommitAt = 0;
@@ -28,47 +34,120 @@ export class CommitClock implements EntitySubscriberInterface {
   }
 }
 
+/** p50 and p99 of each series, one Result each. */
+function summarise(database: Result["database"], variant: string, series: Record<string, number[]>): Result[] {
+  return Object.entries(series).map(([what, times]) => {
+    times.sort((a, b) => a - b);
+    return {
+      scenario: "latency",
+      database,
+      variant: `${what}; ${variant}`,
+      tasks: times.length,
+      p50: percentile(times, 50),
+      p95: percentile(times, 95),
+      p99: percentile(times, 99),
+      max: percentile(times, 100),
+    };
+  });
+}
+
 /**
  * `via`: "same" enqueues through the worker's DataSource (this process's wake-up); "other" through
- * a second DataSource, as another process would (PostgreSQL's NOTIFY).
+ * a second DataSource, as another process would (PostgreSQL's NOTIFY). `drained`: tasks drained
+ * just before (0: a fresh database).
  */
-export async function latency(databases: Databases, database: DatabaseName, samples: number, via: "same" | "other" = "same"): Promise<Result> {
+export async function latency(databases: Databases, database: DatabaseName, samples: number, via: "same" | "other" = "same", drained = 0): Promise<Result[]> {
   const url = await databases.fresh(database);
   const probe = { entities: [LatencyProbe], subscribers: [CommitClock] };
   const ds = await open(url, probe);
   const enqueuer: DataSource = via === "same" ? ds : await open(url, { ...probe, migrationsRun: false });
   const controller = new AbortController();
-  const worker = processForever(LatencyProbe, { dataSource: ds, signal: controller.signal, concurrency: 10, logger: pino({ level: "warn" }) });
+  const logger = pino({ level: "warn" });
+  let worker: Promise<unknown> | undefined;
   try {
+    if (drained > 0) {
+      await enqueueMany(Array.from({ length: drained }, () => LatencyProbe.create({})), { dataSource: ds });
+      await processN(LatencyProbe, drained, { dataSource: ds, logger });
+      started.clear();
+    }
+    worker = processForever(LatencyProbe, { dataSource: ds, signal: controller.signal, logger });
     await sleep(200); // the worker has registered and is asleep
-    const times: number[] = [];
+    const series = { "save() called → run() start": [] as number[], "commit → run() start": [] as number[], "save() alone": [] as number[] };
+    const repo = enqueuer.getRepository(LatencyProbe);
     for (let i = 0; i < samples; i++) {
-      const task = await enqueuer.getRepository(LatencyProbe).save(LatencyProbe.create({}));
+      const calledAt = performance.now();
+      const task = await repo.save(LatencyProbe.create({}));
+      const savedAt = performance.now();
       const committedAt = lastCommitAt;
       const deadline = Date.now() + 5_000;
       while (!started.has(task.id)) {
         if (Date.now() > deadline) throw new Error(`latency: task ${task.id} did not start within 5 s`);
         await sleep(0.2);
       }
-      times.push(started.get(task.id)! - committedAt);
+      const runAt = started.get(task.id)!;
+      series["save() called → run() start"].push(runAt - calledAt);
+      series["commit → run() start"].push(runAt - committedAt);
+      series["save() alone"].push(savedAt - calledAt);
       await sleep(1 + Math.random() * 2); // idle again before the next one
     }
-    times.sort((a, b) => a - b);
-    return {
-      scenario: "latency",
-      database,
-      variant: via === "same" ? "commit → run() start, enqueued in the worker's process" : "commit → run() start, enqueued through another connection",
-      tasks: samples,
-      p50: percentile(times, 50),
-      p95: percentile(times, 95),
-      p99: percentile(times, 99),
-      max: percentile(times, 100),
-    };
+    const where = via === "same" ? "enqueued in the worker's process" : "enqueued through another connection";
+    return summarise(database, `${where}, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
   } finally {
     controller.abort();
     await worker;
     if (enqueuer !== ds) await enqueuer.destroy();
     await ds.destroy();
     started.clear();
+  }
+}
+
+/** graphile-worker 0.18 at its defaults: `addJob` called → handler start, the same way. */
+export async function graphileLatency(databases: Databases, samples: number, drained = 0): Promise<Result[]> {
+  const url = await databases.fresh("postgres");
+  const gw = await import("graphile-worker");
+  const logger = quietGraphileLogger(gw);
+  await gw.runMigrations({ connectionString: url, logger });
+  const handled = new Map<string, number>();
+  let drainedCount = 0;
+  let drainedAll: () => void = () => {};
+  const allDrained = new Promise<void>((resolve) => (drainedAll = resolve));
+  const runner = await gw.run({
+    connectionString: url,
+    concurrency: 10,
+    noHandleSignals: true,
+    logger,
+    taskList: {
+      probe: async (payload: unknown) => {
+        handled.set((payload as { n: string }).n, performance.now());
+      },
+      fill: async () => {
+        if (++drainedCount === drained) drainedAll();
+      },
+    },
+  });
+  try {
+    if (drained > 0) {
+      await withClient(url, (c) => c.query(`SELECT graphile_worker.add_job('fill', '{}'::json) FROM generate_series(1, $1)`, [drained]));
+      await allDrained;
+    }
+    await sleep(200);
+    const series = { "addJob() called → handler start": [] as number[], "addJob() alone": [] as number[] };
+    for (let i = 0; i < samples; i++) {
+      const n = String(i);
+      const calledAt = performance.now();
+      await runner.addJob("probe", { n });
+      const addedAt = performance.now();
+      const deadline = Date.now() + 5_000;
+      while (!handled.has(n)) {
+        if (Date.now() > deadline) throw new Error(`graphile latency: job ${n} did not start within 5 s`);
+        await sleep(0.2);
+      }
+      series["addJob() called → handler start"].push(handled.get(n)! - calledAt);
+      series["addJob() alone"].push(addedAt - calledAt);
+      await sleep(1 + Math.random() * 2);
+    }
+    return summarise("postgres (graphile-worker)", `graphile-worker 0.18 defaults, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
+  } finally {
+    await runner.stop();
   }
 }

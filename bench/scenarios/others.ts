@@ -1,11 +1,13 @@
 /**
- * The same drain with other queues, side by side: graphile-worker 0.18 with its batching (local
- * queue of 500, batched completion) on PostgreSQL, and plainjob 0.0.14 on SQLite.
+ * The same drain with other queues, side by side: graphile-worker 0.18 at its defaults and with
+ * its batching (local queue of 500, batched completion) on PostgreSQL, and plainjob 0.0.14 on
+ * SQLite; and their bulk enqueue (graphile-worker's add_jobs, plainjob's addMany).
  */
 import Database from "better-sqlite3";
 import { cpuNow, cpuPerTask, rate, withClient, type Databases, type Result } from "../common";
 
-export async function graphileWorker(databases: Databases, tasks: number, concurrency: number): Promise<Result> {
+export async function graphileWorker(databases: Databases, tasks: number, batched: boolean): Promise<Result> {
+  const concurrency = 10;
   const url = await databases.fresh("postgres");
   const gw = await import("graphile-worker");
   await gw.runMigrations({ connectionString: url, logger: quietGraphileLogger(gw) });
@@ -27,7 +29,7 @@ export async function graphileWorker(databases: Databases, tasks: number, concur
         if (++done === tasks) finish();
       },
     },
-    preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    ...(batched ? { preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } } } : {}),
   });
   await finished;
   // Done means completed in the database too: wait for the batched completions to land.
@@ -44,7 +46,7 @@ export async function graphileWorker(databases: Databases, tasks: number, concur
   return {
     scenario: "drain",
     database: "postgres (graphile-worker)",
-    variant: `graphile-worker 0.18, concurrency ${concurrency}, localQueue 500, completeJobBatchDelay 0`,
+    variant: batched ? `graphile-worker 0.18 batched: concurrency ${concurrency}, localQueue 500, completeJobBatchDelay 0` : `graphile-worker 0.18 defaults (concurrency ${concurrency})`,
     tasks,
     tasksPerSecond: rate(tasks, ms),
     ...cpu,
@@ -52,7 +54,7 @@ export async function graphileWorker(databases: Databases, tasks: number, concur
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-function quietGraphileLogger(gw: any) {
+export function quietGraphileLogger(gw: any) {
   return new gw.Logger(() => () => {});
 }
 
@@ -84,3 +86,47 @@ export async function plainjob(databases: Databases, tasks: number): Promise<Res
 }
 
 const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+
+/** graphile-worker's bulk enqueue: `add_jobs` with `count` jobs, median of three calls after a warm-up. */
+export async function graphileEnqueue(databases: Databases, count: number): Promise<Result> {
+  const url = await databases.fresh("postgres");
+  const gw = await import("graphile-worker");
+  await gw.runMigrations({ connectionString: url, logger: quietGraphileLogger(gw) });
+  const utils = await gw.makeWorkerUtils({ connectionString: url, logger: quietGraphileLogger(gw) });
+  try {
+    const specs = (n: number) => Array.from({ length: n }, () => ({ identifier: "noop", payload: {} }));
+    await utils.addJobs(specs(1_000));
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const batch = specs(count);
+      const t0 = performance.now();
+      await utils.addJobs(batch);
+      times.push(performance.now() - t0);
+    }
+    const median = times.sort((a, b) => a - b)[1];
+    return { scenario: "enqueue", database: "postgres (graphile-worker)", variant: "addJobs([...]) (add_jobs); after a warm-up call, median of 3 calls", tasks: count, tasksPerSecond: rate(count, median) };
+  } finally {
+    await utils.release();
+  }
+}
+
+/** plainjob's bulk enqueue: `addMany` with `count` jobs, median of three calls after a warm-up. */
+export async function plainjobEnqueue(databases: Databases, count: number): Promise<Result> {
+  const file = await databases.fresh("sqlite");
+  const pj = await import("plainjob");
+  const queue = pj.defineQueue({ connection: pj.better(new Database(file)), logger: silent });
+  try {
+    queue.addMany("noop", Array.from({ length: 1_000 }, () => ({})));
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const batch = Array.from({ length: count }, () => ({}));
+      const t0 = performance.now();
+      queue.addMany("noop", batch);
+      times.push(performance.now() - t0);
+    }
+    const median = times.sort((a, b) => a - b)[1];
+    return { scenario: "enqueue", database: "sqlite (plainjob)", variant: "addMany([...]); after a warm-up call, median of 3 calls", tasks: count, tasksPerSecond: rate(count, median) };
+  } finally {
+    queue.close();
+  }
+}
