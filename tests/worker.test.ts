@@ -92,7 +92,7 @@ describe.each(DIALECTS)("worker on %s", (dialect) => {
           await listener.query("SELECT 1");
           // Each names the queues and types it committed, so that only their workers wake. (Sent
           // on pooled connections after each commit: they may arrive in either order.)
-          const payloads = received.map((p) => JSON.stringify((JSON.parse(p) as string[]).sort())).sort();
+          const payloads = received.map((p) => JSON.stringify((JSON.parse(p) as { tasks: string[] }).tasks.sort())).sort();
           expect(payloads).toEqual([JSON.stringify(["emails/send_email"]), JSON.stringify(["emails/send_email", "records/record_run"])].sort());
         } finally {
           await listener.end();

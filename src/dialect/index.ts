@@ -5,6 +5,7 @@ import { WorkerEntity } from "../../entities/WorkerEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
+import { originOf } from "./origin";
 import { postgresTraits } from "./postgres/traits";
 import { sqliteTraits } from "./sqlite/traits";
 import type { DialectTraits } from "./traits";
@@ -51,7 +52,7 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
 export async function announceNewTasks(dataSource: DataSource, announcements: readonly string[]): Promise<void> {
   const notify = traitsOf(dataSource).notify;
   if (!notify) return;
-  await notify((sql, params) => dataSource.query(sql, params), announcements);
+  await notify((sql, params) => dataSource.query(sql, params), announcements, originOf(dataSource));
 }
 
 /**

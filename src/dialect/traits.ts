@@ -22,18 +22,24 @@ export interface DialectTraits {
   /** Most bind parameters one statement may carry. */
   readonly maxParameters: number;
   /**
-   * Multi-row inserts from one array per column (`unnest`), with a data-modifying statement over
-   * the inserted rows in the same statement (see bulkInsert). Null (the dialect has none) or a
-   * null result (not for this table): VALUES lists.
+   * Multi-row inserts from one array per column (`unnest`; see bulkInsert). Null (the dialect has
+   * none) or a null result (not for this table): VALUES lists.
    */
   readonly arrayInsert:
     | ((runner: QueryRunner, table: string, columns: readonly string[], rows: readonly unknown[][], returning: string | null) => Promise<unknown[] | null>)
     | null;
   /**
-   * Tells other processes' workers that tasks were committed (inside the inserting transaction, so
-   * it is delivered at commit); null when they notice commits on their own.
+   * Tells other processes' workers that tasks were committed (sent after the commit); null when
+   * they notice commits on their own.
    */
-  readonly notify: ((query: Query, announcements: Iterable<string>) => Promise<void>) | null;
+  readonly notify: ((query: Query, announcements: Iterable<string>, origin: string) => Promise<void>) | null;
+  /**
+   * Whether `task.save()` of one task may run as its single INSERT, autocommitted, rather than in
+   * a transaction of its own: each save has its own pooled connection (PostgreSQL). Not on
+   * TypeORM's single SQLite connection, where a statement outside a transaction would join
+   * whatever transaction another caller has open on it.
+   */
+  readonly autocommitSave: boolean;
   /** Readies a DataSource for ormq, once (connection guards). */
   prepare(dataSource: DataSource): void;
   /** The worker-side dialect: claim, complete, heartbeat, rescue, listen. */

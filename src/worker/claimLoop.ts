@@ -42,12 +42,12 @@ export interface ClaimLoopDeps {
 export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
   const { dialect, held, request, limit, logger, doze, gauge } = deps;
   const { concurrency, batchSize, pollIntervalMs } = deps.options;
-  const sleep = (ms: number) => {
+  const sleep = (ms: number, wakeOnRoom = true) => {
     if (deps.stopRequested()) {
       doze.forget();
       return Promise.resolve();
     }
-    return doze.sleep(ms);
+    return doze.sleep(ms, wakeOnRoom);
   };
   let claimFailures = 0;
   try {
@@ -83,8 +83,10 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
         // while the claim ran is ready, but the claim could not see it. Look again first.
         if (limit !== Infinity && held.running.size === 0 && held.buffered.size === 0 && !doze.pending) return;
         // Sleep until the next scheduled task is due, if that comes before the next poll; a
-        // wake-up (an enqueue, here or announced) cuts the sleep short and looks again.
-        await sleep(Math.min(pollIntervalMs, await nextDue(dialect, request, logger)));
+        // wake-up (an enqueue, here or announced) cuts the sleep short and looks again. A slot
+        // freeing up does not: nothing was ready. (processN looks again when a task ends, to
+        // return once the last one has.)
+        await sleep(Math.min(pollIntervalMs, await nextDue(dialect, request, logger)), limit !== Infinity);
         continue;
       }
       await sleep(pollIntervalMs);

@@ -8,6 +8,7 @@ import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
 import { createTaskContext } from "./context";
 import { executeAttempt } from "./executor";
+import type { WakeKind } from "./doze";
 import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
 import { attemptOf, failedForGood, handedBack } from "./outcome";
@@ -36,8 +37,8 @@ export interface HeldTasksDeps {
   workerId: string;
   typeByKey: Map<string, TaskType>;
   completer: Completer;
-  /** A slot freed or a task ended: the claim loop may look again. */
-  wake: () => void;
+  /** A slot freed or a task ended ("room"), or a task went back to the queue ("work"): see Doze. */
+  wake: (kind: WakeKind) => void;
   /** The worker is stopping: buffered tasks no longer start. */
   stopRequested: () => boolean;
   /** Too many abandoned runs (see AbandonedRuns): the worker must stop. */
@@ -192,6 +193,8 @@ export class HeldTasks {
         ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
         : undefined;
     const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
+    /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
+    let requeued = false;
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
@@ -204,6 +207,7 @@ export class HeldTasks {
       entry.finished = true;
       this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
       const status = await completer.submit(completion);
+      requeued = status === "pending";
       const durationMs = Math.round(performance.now() - startedAt);
       if (status === null) {
         logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
@@ -225,7 +229,7 @@ export class HeldTasks {
       .finally(() => {
         this.freeSlot(entry);
         this.running.delete(entry);
-        this.deps.wake();
+        this.deps.wake(requeued ? "work" : "room");
       });
     this.busySlots++;
     this.running.add(entry);
@@ -241,7 +245,7 @@ export class HeldTasks {
     entry.slotFreed = true;
     this.busySlots--;
     this.fill();
-    this.deps.wake();
+    this.deps.wake("room");
   }
 
   private failUnloadable(row: TaskRow, err: Error): void {
@@ -254,7 +258,7 @@ export class HeldTasks {
       .then(() => undefined)
       .finally(() => {
         this.running.delete(entry);
-        this.deps.wake();
+        this.deps.wake("room");
       });
     const entry: RunningTask = { attempt, abort: new AttemptAbort(), done, finished: true, runOver: true, abandoned: false, slotFreed: true };
     this.running.add(entry);

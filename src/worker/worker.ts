@@ -106,7 +106,7 @@ export class Worker {
       workerId: this.id,
       typeByKey,
       completer,
-      wake: () => this.doze.wake(),
+      wake: (kind) => this.doze.wake(kind),
       stopRequested: () => this.stopRequested,
       onAbandonLimit: (err) => {
         this.failure ??= err;

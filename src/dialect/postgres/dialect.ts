@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Pool, QueryConfig, QueryResult } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../../logger";
+import { originOf } from "../origin";
 import { PostgresListener } from "./listener";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import { tagWriteError } from "../writeFailure";
@@ -47,7 +48,7 @@ export class PostgresDialect implements Dialect {
     /** A wait for a pool connection longer than this is logged. */
     private readonly slowConnectionMs: number,
   ) {
-    this.listener = new PostgresListener(() => this.pool, logger);
+    this.listener = new PostgresListener(() => this.pool, logger, originOf(dataSource));
   }
 
   /**

@@ -3,15 +3,16 @@ import type { Logger } from "../../logger";
 import type { WakeHandler } from "../dialect";
 
 /**
- * The channel new tasks are announced on; the payload is a JSON array of announcements (queue and
- * type, see `announcementOf`), or empty for "anything".
+ * The channel new tasks are announced on. The payload is JSON, `{"from": origin, "tasks": [...]}`
+ * with the announcements (queue and type, see `announcementOf`) and the sender's tag (see
+ * origin.ts), or empty for "anything". A plain array (earlier versions) is read as announcements.
  */
 export const NOTIFY_CHANNEL = "ormq_tasks";
 
 /** Sends the coalesced wake-up for tasks just committed. */
-export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, announcements: Iterable<string>): Promise<void> {
+export async function notifyNewTasks(query: (sql: string, params: unknown[]) => Promise<unknown>, announcements: Iterable<string>, origin: string): Promise<void> {
   // Payload limit is 8000 bytes; past it, an empty payload wakes every worker.
-  let payload = JSON.stringify([...announcements]);
+  let payload = JSON.stringify({ from: origin, tasks: [...announcements] });
   if (Buffer.byteLength(payload) > 7000) payload = "";
   await query(`SELECT pg_notify($1, $2)`, [NOTIFY_CHANNEL, payload]);
 }
@@ -33,6 +34,8 @@ export class PostgresListener {
   constructor(
     private readonly pool: () => Pool,
     private readonly logger: Logger,
+    /** NOTIFYs from this origin are not ours to answer (see origin.ts). */
+    private readonly ownOrigin: string,
   ) {}
 
   async listen(onWake: WakeHandler): Promise<void> {
@@ -50,7 +53,8 @@ export class PostgresListener {
       await connected.connect();
       const onNotification = (msg: Notification) => {
         if (msg.channel !== NOTIFY_CHANNEL) return;
-        onWake(parsePayload(msg.payload));
+        const { from, tasks } = parsePayload(msg.payload);
+        if (from !== this.ownOrigin) onWake(tasks);
       };
       const onLost = (err?: Error) => {
         if (this.listener?.client !== connected) return;
@@ -111,13 +115,18 @@ export class PostgresListener {
   }
 }
 
-/** The announcements in a NOTIFY payload; null (wake) for an empty or unreadable one. */
-function parsePayload(payload: string | undefined): string[] | null {
-  if (!payload) return null;
+/** A NOTIFY payload's sender and announcements; tasks null (wake) for an empty or unreadable one. */
+export function parsePayload(payload: string | undefined): { from: string | null; tasks: string[] | null } {
+  const unknown = { from: null, tasks: null };
+  if (!payload) return unknown;
+  const announcements = (list: unknown) => (Array.isArray(list) && list.every((a) => typeof a === "string") ? list : null);
   try {
-    const list: unknown = JSON.parse(payload);
-    return Array.isArray(list) && list.every((a) => typeof a === "string") ? list : null;
+    const parsed: unknown = JSON.parse(payload);
+    if (Array.isArray(parsed)) return { from: null, tasks: announcements(parsed) };
+    if (typeof parsed !== "object" || parsed === null) return unknown;
+    const { from, tasks } = parsed as { from?: unknown; tasks?: unknown };
+    return { from: typeof from === "string" ? from : null, tasks: announcements(tasks) };
   } catch {
-    return null;
+    return unknown;
   }
 }
