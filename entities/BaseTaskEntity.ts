@@ -1,9 +1,9 @@
-import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance } from "typeorm";
+import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance, type SaveOptions } from "typeorm";
 import { OrmqConfigurationError } from "../src/errors";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
-import { taskOperations, type CancelResult } from "./operations";
+import { maybeTaskOperations, taskOperations, type CancelResult } from "./operations";
 import type { TaskStatus } from "./status";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
@@ -223,6 +223,18 @@ export abstract class BaseTaskEntity extends BaseEntity {
   withTimeout(ms: number): this {
     this.timeoutMs = checkTimeout(ms, "withTimeout(ms)");
     return this;
+  }
+
+  /**
+   * Enqueues this task (TypeORM's `save()`). On PostgreSQL a task with no cascading relation is
+   * one autocommitted INSERT, not a transaction of three statements (see taskSaveOptions);
+   * `{ transaction: true }` asks for the transaction. Inside a transaction use its manager's
+   * `save()`, as usual.
+   */
+  override save(options?: SaveOptions): Promise<this> {
+    const repository = (this.constructor as unknown as typeof BaseEntity).getRepository();
+    const operations = maybeTaskOperations();
+    return super.save(operations ? operations.saveOptions(repository.manager.connection, repository.metadata, options) : options);
   }
 
   /**

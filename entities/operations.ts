@@ -1,4 +1,4 @@
-import type { DataSource } from "typeorm";
+import type { DataSource, EntityMetadata, SaveOptions } from "typeorm";
 import type { TaskStatus } from "./status";
 import { OrmqConfigurationError } from "../src/errors";
 
@@ -9,6 +9,8 @@ import { OrmqConfigurationError } from "../src/errors";
  */
 export interface TaskOperations {
   cancel(id: string, options: { dataSource: DataSource; reason?: string }): Promise<CancelResult>;
+  /** The options `task.save()` passes on to TypeORM (see src/enqueue/saveOptions.ts). */
+  saveOptions(dataSource: DataSource, metadata: EntityMetadata, options: SaveOptions | undefined): SaveOptions | undefined;
 }
 
 /** What `cancelTask` did. */
@@ -26,6 +28,11 @@ let registered: TaskOperations | undefined;
 /** Called once by ormq's entry point. */
 export function registerTaskOperations(operations: TaskOperations): void {
   registered = operations;
+}
+
+/** The registered operations, if ormq's entry point was loaded. */
+export function maybeTaskOperations(): TaskOperations | undefined {
+  return registered;
 }
 
 /** The registered operations; a clear error when ormq's entry point was never loaded. */

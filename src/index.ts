@@ -6,11 +6,12 @@ import "reflect-metadata";
 import { registerTaskOperations } from "../entities/operations";
 import { cancelTask } from "./admin/cancel";
 import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
+import { taskSaveOptions } from "./enqueue/saveOptions";
 
 // What an import of ormq sets up, once: SQLite's 64-bit generated key, and the database
 // operations entity methods call (entities import no layer above them).
 installSqliteIntegerKey();
-registerTaskOperations({ cancel: cancelTask });
+registerTaskOperations({ cancel: cancelTask, saveOptions: taskSaveOptions });
 
 export {
   BaseTaskEntity,

@@ -1,4 +1,5 @@
-import type { DataSource, Logger } from "typeorm";
+import type { DataSource, EntityMetadata, Logger } from "typeorm";
+import { taskSaveOptions } from "../src/enqueue/saveOptions";
 import { BaseTaskEntity, enqueueMany, InvalidOptionError, processForever, TaskDefinitionError, TaskValidationError } from "../src";
 import { QuietTask, RecordRun, RunLog, SendEmail, ValidatedEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
@@ -108,7 +109,8 @@ describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
 
 describe.each(DIALECTS)("save() of one task on %s", (dialect) => {
   let db: TestDb;
-  useTestDatabase(dialect, (opened) => ({ db } = opened), testEntities);
+  let mainDs: DataSource;
+  useTestDatabase(dialect, (opened) => ({ db, ds: mainDs } = opened), testEntities);
 
   // PostgreSQL: three round trips; SQLite's are in-process calls, and TypeORM reads the new row's
   // generated columns back with a SELECT there. No statement of ormq's own in either.
@@ -134,8 +136,33 @@ describe.each(DIALECTS)("save() of one task on %s", (dialect) => {
       const count = ownStatements.length;
       await until("the NOTIFY", () => statements.length > count || dialect === "sqlite");
       expect(statements.slice(count)).toEqual(dialect === "postgres" ? [expect.stringContaining("pg_notify")] : []);
+      await new Promise((resolve) => setImmediate(resolve));
+
+      // task.save(): on PostgreSQL one autocommitted INSERT; a transaction when asked for, and on
+      // SQLite (TypeORM's one connection, which another caller's transaction may hold).
+      SendEmail.useDataSource(ds);
+      const kinds = async (save: () => Promise<unknown>) => {
+        statements.length = 0;
+        await save();
+        return statements.map((s) => s.trim().split(/\s+/)[0].toUpperCase()).filter((k) => k !== "SELECT" || dialect === "sqlite");
+      };
+      const one = dialect === "postgres" ? ["INSERT"] : ["BEGIN", "INSERT", "SELECT", "COMMIT"];
+      expect(await kinds(() => SendEmail.create({ to: "two@example.com" }).save())).toEqual(one);
+      const wrapped = dialect === "postgres" ? ["START", "INSERT", "COMMIT"] : ["BEGIN", "INSERT", "SELECT", "COMMIT"];
+      expect(await kinds(() => SendEmail.create({ to: "three@example.com" }).save({ transaction: true }))).toEqual(wrapped);
+      const stored = await ds.getRepository(SendEmail).find({ order: { id: "ASC" } });
+      expect(stored.map((t) => t.to)).toEqual(["warm@example.com", "one@example.com", "two@example.com", "three@example.com"]);
     } finally {
       await ds.destroy();
     }
+  });
+
+  it("keeps the transaction for a task class with a cascading relation", () => {
+    const plain = mainDs.getMetadata(SendEmail);
+    // The same class's metadata with one relation made cascading.
+    const cascading = { ...plain, relations: [{ isCascadeInsert: true }] } as unknown as EntityMetadata;
+    expect(taskSaveOptions(mainDs, cascading, undefined)).toBeUndefined();
+    expect(taskSaveOptions(mainDs, plain, { transaction: true })).toEqual({ transaction: true });
+    expect(taskSaveOptions(mainDs, plain, undefined)).toEqual(dialect === "postgres" ? { transaction: false } : undefined);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Latency as a user sees it: an idle worker (defaults, in this process); tasks enqueued one at a
- * time with an autocommitted `save()`, a few ms apart; three times per task:
+ * time with `task.save()` outside any transaction, a few ms apart; three times per task:
  * - `save()` called → `run()` starting (what the user waits for),
  * - the enqueuing commit → `run()` starting (the worker's share; the commit time is taken in an
  *   afterTransactionCommit subscriber, the moment the database acknowledged the COMMIT here),
@@ -26,9 +26,16 @@ export class LatencyProbe extends BaseTaskEntity {
   }
 }
 
-/** Records when a transaction committed (for every DataSource it is registered with). */
+/**
+ * Records when an enqueue committed (for every DataSource it is registered with): when the
+ * autocommitted INSERT returned, or, in a transaction, when its COMMIT did (which comes later).
+ */
 @EventSubscriber()
 export class CommitClock implements EntitySubscriberInterface {
+  afterInsert(): void {
+    lastCommitAt = performance.now();
+  }
+
   afterTransactionCommit(): void {
     lastCommitAt = performance.now();
   }
@@ -73,10 +80,10 @@ export async function latency(databases: Databases, database: DatabaseName, samp
     worker = processForever(LatencyProbe, { dataSource: ds, signal: controller.signal, logger });
     await sleep(200); // the worker has registered and is asleep
     const series = { "save() called → run() start": [] as number[], "commit → run() start": [] as number[], "save() alone": [] as number[] };
-    const repo = enqueuer.getRepository(LatencyProbe);
+    LatencyProbe.useDataSource(enqueuer);
     for (let i = 0; i < samples; i++) {
       const calledAt = performance.now();
-      const task = await repo.save(LatencyProbe.create({}));
+      const task = await LatencyProbe.create({}).save();
       const savedAt = performance.now();
       const committedAt = lastCommitAt;
       const deadline = Date.now() + 5_000;

@@ -12,6 +12,7 @@ export const postgresTraits: DialectTraits = {
   // The protocol's limit.
   maxParameters: 65_535,
   arrayInsert,
+  autocommitSave: true,
   notify: notifyNewTasks,
   prepare: guardPostgresPool,
   createDialect: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options.slowConnectionMs),

@@ -13,6 +13,7 @@ export const sqliteTraits: DialectTraits = {
   // SQLITE_MAX_VARIABLE_NUMBER since 3.32.
   maxParameters: 32_766,
   arrayInsert: null,
+  autocommitSave: false,
   notify: null,
   prepare: guardSqliteConnection,
   createDialect: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),
