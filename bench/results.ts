@@ -90,7 +90,8 @@ function targets(results: Result[]): Target[] {
   // graphile-worker keeps no history, and deletes a job once it succeeded.
   versus(`PostgreSQL drain, ormq tuned with history off and succeeded tasks deleted, as graphile-worker does, ${vsGraphile}`, drainOf("postgres", lean), graphile, 1.25);
   versus("The same, ormq tuned with history off", drainOf("postgres", quiet), graphile, 1.25);
-  versus("The same, ormq tuned with history on", drainOf("postgres", tuned), graphile, 1.25);
+  // Reported beside the target (the issue lets tuned drop history, as graphile-worker keeps none).
+  versus("The same, ormq tuned with history on (reported, not a target)", drainOf("postgres", tuned), graphile, 1.25);
   versus("SQLite drain, ormq defaults vs plainjob 0.0.14, medians of alternating runs", drainOf("sqlite", defaults), plain, 1.0);
   versus("SQLite drain, ormq tuned (history on) vs plainjob", drainOf("sqlite", tuned), plain, 2);
   versus("SQLite drain, ormq tuned with history off and succeeded tasks deleted vs plainjob", drainOf("sqlite", lean), plain, 2);
@@ -98,10 +99,16 @@ function targets(results: Result[]): Target[] {
     const ours = find(results, "latency", "postgres", (v) => v.startsWith("save() called") && v.includes("worker's process") && v.includes(drained));
     const theirs = find(results, "latency", "postgres (graphile-worker)", (v) => v.startsWith("addJob() called") && v.includes(drained));
     out.push({
-      what: `PostgreSQL latency, save() called → run() start, ${drained} (graphile-worker addJob() → handler in the same run)`,
-      goal: "p50 below graphile-worker's, p99 ≤ 4 ms",
-      measured: ours && theirs ? `p50 ${ours.p50} ms (graphile-worker ${theirs.p50} ms), p99 ${ours.p99} ms` : "",
-      met: ours && theirs ? ours.p50! < theirs.p50! && ours.p99! <= 4 : null,
+      what: `PostgreSQL latency, save() called → run() start, ${drained}, p50 (graphile-worker addJob() → handler in the same run)`,
+      goal: "below graphile-worker's",
+      measured: ours && theirs ? `${ours.p50} ms (graphile-worker ${theirs.p50} ms)` : "",
+      met: ours && theirs ? ours.p50! < theirs.p50! : null,
+    });
+    out.push({
+      what: `PostgreSQL latency, save() called → run() start, ${drained}, p99`,
+      goal: "≤ 4 ms",
+      measured: ours && theirs ? `${ours.p99} ms (graphile-worker ${theirs.p99} ms)` : "",
+      met: ours ? ours.p99! <= 4 : null,
     });
     const commit = find(results, "latency", "postgres", (v) => v.startsWith("commit →") && v.includes("worker's process") && v.includes(drained));
     out.push({ what: `PostgreSQL latency, commit → run() start, ${drained}`, goal: "p50 ≤ 0.7 ms", measured: commit ? `p50 ${commit.p50} ms, p99 ${commit.p99} ms` : "", met: commit ? commit.p50! <= 0.7 : null });
