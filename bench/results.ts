@@ -26,7 +26,7 @@ export async function writeResults(path: string, results: Result[], run: { tasks
     "so compare figures within this file, not with another machine's.",
     "",
     `- machine: ${cpu[0]?.model ?? "?"}, ${cpu.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM`,
-    `- node ${process.version}${process.execArgv.length > 0 ? ` (${process.execArgv.join(" ")})` : ""}, PostgreSQL ${pgVersion} (same host, fsync and synchronous_commit on), SQLite ${sqliteVersion} (WAL, synchronous NORMAL)`,
+    `- node ${process.version}${process.execArgv.length > 0 ? ` (${process.execArgv.join(" ")})` : ""}, PostgreSQL ${pgVersion} (same host, fsync and synchronous_commit on), SQLite ${sqliteVersion} (WAL; synchronous NORMAL on the worker's connection, FULL, SQLite's default, on the application's)`,
     `- drain size ${run.tasks} no-op tasks; one worker process; "defaults": no option but the DataSource, no node flag; "tuned": concurrency ${TUNED.concurrency}, prefetch ${TUNED.prefetch}`,
     `- run at ${new Date().toISOString()}; load average (1 min) ${run.loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end` +
       // The benchmark itself keeps about one core busy: a start above the core count means other work.
