@@ -1,13 +1,10 @@
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { DIALECTS, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
+import { restartablePostgres } from "./support/pgServer";
 import { spawnWorker, type WorkerProcess } from "./support/processes";
 
 /**
@@ -107,33 +104,6 @@ describe.each(DIALECTS)("chaos on %s", (dialect) => {
     }, 120_000);
   }
 });
-
-/** A PostgreSQL in a child process (tests/support/pg-server.mjs) that can be stopped and started. */
-async function restartablePostgres() {
-  const port = await new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-  const child = spawn(process.execPath, [join(__dirname, "support", "pg-server.mjs"), String(port)], { stdio: ["pipe", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const expectLine = async (want: string) => {
-    const { value } = await lines.next();
-    if (value !== want) throw new Error(`pg-server said ${JSON.stringify(value)}, expected ${want}`);
-  };
-  const command = async (line: string, answer: string) => {
-    child.stdin!.write(`${line}\n`);
-    await expectLine(answer);
-  };
-  await expectLine("started");
-  return {
-    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
-    stop: () => command("stop", "stopped"),
-    start: () => command("start", "started"),
-    exit: () => command("exit", "exited"),
-  };
-}
 
 describe("chaos: PostgreSQL restarts mid-drain", () => {
   it("every task succeeds", async () => {

@@ -8,7 +8,7 @@ import type { Dialect, Tables } from "./dialect";
 import { originOf } from "./origin";
 import { postgresTraits } from "./postgres/traits";
 import { sqliteTraits } from "./sqlite/traits";
-import type { DialectTraits } from "./traits";
+import type { DialectOptions, DialectTraits } from "./traits";
 
 export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqlite/connectionGuard";
@@ -42,8 +42,12 @@ export function tablesOf(dataSource: DataSource): Tables {
  * Opens the worker-side dialect for a DataSource. `slowConnectionMs`: a wait for a pooled
  * connection longer than this is logged (the worker passes its lease).
  */
-export function createDialect(dataSource: DataSource, workerId: string, logger: Logger, options: { slowConnectionMs?: number } = {}): Dialect {
-  return traitsOf(dataSource).createDialect(dataSource, tablesOf(dataSource), workerId, logger, { slowConnectionMs: options.slowConnectionMs ?? 30_000 });
+export function createDialect(dataSource: DataSource, workerId: string, logger: Logger, options: Partial<DialectOptions> = {}): Dialect {
+  return traitsOf(dataSource).createDialect(dataSource, tablesOf(dataSource), workerId, logger, {
+    slowConnectionMs: options.slowConnectionMs ?? 30_000,
+    pooler: options.pooler ?? "none",
+    listenUrl: options.listenUrl ?? null,
+  });
 }
 
 /**

@@ -2,6 +2,20 @@ import type { DataSource, QueryRunner } from "typeorm";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
 
+/** How a worker's dialect connects (PostgreSQL; SQLite ignores the pooler settings). */
+export interface DialectOptions {
+  /** A wait for a pool connection longer than this is logged. */
+  slowConnectionMs: number;
+  /**
+   * "transaction": the DataSource goes through a transaction-mode pooler (PgBouncer): no session
+   * state at all (unnamed statements, no LISTEN through it). "none": a direct connection, or a
+   * session-mode pooler.
+   */
+  pooler: "none" | "transaction";
+  /** A direct connection to PostgreSQL for LISTEN, when the DataSource's goes through a pooler. */
+  listenUrl: string | null;
+}
+
 /** Runs one statement on the application's connection (a DataSource, or a QueryRunner in a transaction). */
 export type Query = (sql: string, params: unknown[]) => Promise<unknown>;
 
@@ -43,5 +57,5 @@ export interface DialectTraits {
   /** Readies a DataSource for ormq, once (connection guards). */
   prepare(dataSource: DataSource): void;
   /** The worker-side dialect: claim, complete, heartbeat, rescue, listen. */
-  createDialect(dataSource: DataSource, tables: Tables, workerId: string, logger: Logger, options: { slowConnectionMs: number }): Dialect;
+  createDialect(dataSource: DataSource, tables: Tables, workerId: string, logger: Logger, options: DialectOptions): Dialect;
 }

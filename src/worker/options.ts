@@ -31,6 +31,8 @@ export interface ResolvedOptions {
   /** A fixed buffer, or "auto" (the default): see PrefetchGauge. */
   prefetch: number | "auto";
   pollIntervalMs: number;
+  pooler: "none" | "transaction";
+  listenUrl: string | null;
   gracePeriodMs: number;
   leaseMs: number;
   heartbeatIntervalMs: number;
@@ -95,6 +97,8 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     prefetch,
     batchSize: positiveInteger("batchSize", options.batchSize ?? Math.min(MAX_COUNT, concurrency + (prefetch === "auto" ? AUTO_MAX_HELD : prefetch)), MAX_COUNT),
     pollIntervalMs: duration("pollIntervalMs", options.pollIntervalMs ?? 1_000),
+    pooler: pooler(options.pooler),
+    listenUrl: listenUrl(options.listenUrl),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000, MAX_TIMER_MS, TIMER_NOTE),
     maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5, MAX_COUNT),
     hookTimeoutMs: duration("hookTimeoutMs", options.hookTimeoutMs ?? 30_000),
@@ -115,6 +119,26 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
   };
 }
 
+
+function pooler(value: unknown): "none" | "transaction" {
+  if (value === undefined || value === "none" || value === "transaction") return value ?? "none";
+  throw new InvalidOptionError(`option \`pooler\` must be "none" or "transaction", got ${show(value)}`);
+}
+
+function listenUrl(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  let url: URL | undefined;
+  try {
+    url = typeof value === "string" ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "postgres:" && url.protocol !== "postgresql:")) {
+    // The value may hold a password: say what is wrong without repeating it.
+    throw new InvalidOptionError("option `listenUrl` must be a postgres:// connection URL");
+  }
+  return value as string;
+}
 
 /** Why durations stop at 2^31 - 1 ms: said in each refusal, so the limit is not a surprise. */
 const TIMER_NOTE = "(about 24.8 days: node's timers cannot wait longer, and a longer one would fire at once)";

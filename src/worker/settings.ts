@@ -40,6 +40,8 @@ export const WORKER_SETTINGS: readonly Setting[] = [
   { key: "hookTimeoutMs", kind: "durationMs", defaultText: "30s", description: "How long each hook (error(), shouldRetry(), the retry policy, failed()) may take." },
   { key: "threads", kind: "positiveInteger", defaultText: "min(concurrency, CPUs)", description: "Size of the thread pool for `static executor = \"thread\"` tasks." },
   { key: "bootstrap", kind: "string", defaultText: "none", description: "Module that thread tasks' threads load: exports the DataSource (and a tsyringe container)." },
+  { key: "pooler", kind: "string", defaultText: "none", description: "PostgreSQL: `transaction` when the DataSource goes through a transaction-mode pooler (PgBouncer): no session state, no LISTEN through it." },
+  { key: "listenUrl", kind: "string", defaultText: "none", description: "PostgreSQL: a direct connection URL for LISTEN (wake-ups), when the DataSource's goes through a pooler." },
   { key: "logLevel", kind: "string", defaultText: "info", description: "trace, debug, info, warn, error, fatal or silent." },
 ];
 

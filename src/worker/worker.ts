@@ -97,7 +97,8 @@ export class Worker {
       throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");
     }
     const typeByKey = new Map(types.map((t) => [t.key, t]));
-    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs });
+    const { pooler, listenUrl } = this.options;
+    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs, pooler, listenUrl });
     const completer = new Completer(dialect, this.logger);
     const gauge = new PrefetchGauge(this.options.prefetch, this.options.concurrency);
     const held = new HeldTasks({

@@ -31,6 +31,19 @@ export interface WorkerOptions {
    * fixes it; 0 claims only for free slots.
    */
   prefetch?: number | "auto";
+  /**
+   * PostgreSQL: "transaction" when the DataSource connects through a transaction-mode pooler
+   * (PgBouncer's `pool_mode = transaction`): the worker keeps no session state (unnamed
+   * statements; no LISTEN through the pooler: give `listenUrl`, or it polls). Default "none".
+   * Without it behind such a pooler, the first lost prepared statement switches the worker to
+   * unnamed statements with a warning.
+   */
+  pooler?: "none" | "transaction";
+  /**
+   * PostgreSQL: a connection string straight to the server (not through the pooler) for the
+   * worker's LISTEN, so wake-ups work behind a pooler. One session connection per worker.
+   */
+  listenUrl?: string;
   /** How often an idle worker looks for tasks when no wake-up came. Default 1000 ms. */
   pollIntervalMs?: number;
   /** On stop, how long running tasks may finish before their signal aborts. Default 10000 ms. */

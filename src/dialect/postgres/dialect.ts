@@ -4,6 +4,7 @@ import type { DataSource } from "typeorm";
 import type { Logger } from "../../logger";
 import { originOf } from "../origin";
 import { PostgresListener } from "./listener";
+import type { DialectOptions } from "../traits";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
@@ -40,15 +41,31 @@ export class PostgresDialect implements Dialect {
   private readonly watermark = new ClaimWatermark();
   private readonly listener: PostgresListener;
 
+  /**
+   * Whether statements go as named prepared statements (parsed and planned once per connection).
+   * Not behind a transaction-mode pooler, where a statement prepared on one server connection is
+   * missing on the next: set by `pooler: "transaction"`, or found out from the first such failure.
+   */
+  private named: boolean;
+  private readonly slowConnectionMs: number;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly tables: Tables,
     readonly workerId: string,
     private readonly logger: Logger,
-    /** A wait for a pool connection longer than this is logged. */
-    private readonly slowConnectionMs: number,
+    options: DialectOptions,
   ) {
-    this.listener = new PostgresListener(() => this.pool, logger, originOf(dataSource));
+    this.slowConnectionMs = options.slowConnectionMs;
+    this.named = options.pooler !== "transaction";
+    // Behind a transaction-mode pooler LISTEN cannot work (the session it registers on is handed
+    // to other clients): only a direct connection (listenUrl) can listen; without one, polling.
+    const listenTo = options.listenUrl
+      ? () => ({ connectionString: options.listenUrl! })
+      : options.pooler === "transaction"
+        ? null
+        : () => this.pool.options;
+    this.listener = new PostgresListener(listenTo, logger, originOf(dataSource));
   }
 
   /**
@@ -61,6 +78,26 @@ export class PostgresDialect implements Dialect {
   }
 
   private async query(config: QueryConfig): Promise<QueryResult> {
+    if (!this.named) return this.queryOnce({ text: config.text, values: config.values });
+    try {
+      return await this.queryOnce(config);
+    } catch (err) {
+      // "prepared statement … does not exist" (26000) or "… already exists" (42P05) on a statement
+      // this connection prepared: the signature of a transaction-mode pooler. Neither ran it.
+      const code = (err as { code?: unknown } | null)?.code;
+      if (code !== "26000" && code !== "42P05") throw err;
+      if (this.named) {
+        this.named = false;
+        this.logger.warn(
+          { statement: config.name, code },
+          "PostgreSQL lost a prepared statement between transactions: a transaction-mode pooler (PgBouncer)? ormq now sends unnamed statements; set `pooler: \"transaction\"` (ORMQ_POOLER) to say so, and `listenUrl` for wake-ups",
+        );
+      }
+      return this.queryOnce({ text: config.text, values: config.values });
+    }
+  }
+
+  private async queryOnce(config: QueryConfig): Promise<QueryResult> {
     const pool = this.pool;
     // A connection is handed out at once while one is idle or the pool may open another: the
     // watch (a timer per statement) is for the case where this statement has to queue.

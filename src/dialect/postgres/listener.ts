@@ -1,4 +1,4 @@
-import { Client, type Notification, type Pool } from "pg";
+import { Client, type ClientConfig, type Notification } from "pg";
 import type { Logger } from "../../logger";
 import type { WakeHandler } from "../dialect";
 
@@ -32,13 +32,18 @@ export class PostgresListener {
   private listening: Promise<unknown> | undefined;
 
   constructor(
-    private readonly pool: () => Pool,
+    /** Where to LISTEN: connection settings, or null where no connection can (see PostgresDialect). */
+    private readonly connection: (() => ClientConfig) | null,
     private readonly logger: Logger,
     /** NOTIFYs from this origin are not ours to answer (see origin.ts). */
     private readonly ownOrigin: string,
   ) {}
 
   async listen(onWake: WakeHandler): Promise<void> {
+    if (!this.connection) {
+      this.logger.info({}, "behind a transaction-mode pooler without `listenUrl`: no LISTEN, polling at the poll interval");
+      return;
+    }
     await this.connect(onWake, 0);
   }
 
@@ -46,7 +51,7 @@ export class PostgresListener {
     if (this.closed) return;
     let client: Client | undefined;
     try {
-      client = new Client(this.pool().options);
+      client = new Client(this.connection!());
       const connected = client;
       // Listened to before connecting: a failed connect also emits 'error' on some versions.
       connected.on("error", () => {});

@@ -15,5 +15,5 @@ export const postgresTraits: DialectTraits = {
   autocommitSave: true,
   notify: notifyNewTasks,
   prepare: guardPostgresPool,
-  createDialect: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options.slowConnectionMs),
+  createDialect: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options),
 };
