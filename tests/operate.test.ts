@@ -41,10 +41,10 @@ describe("worker settings", () => {
     expect(() => resolveOptions(RecordRun, { dataSource: ds }, { env: { ORMQ_LOG_LEVEL: "loud" } })).toThrow(/log level must be one of trace, debug/);
   });
 
-  it("the README's table lists every setting with its flag and variable", () => {
-    const readme = readFileSync(join(__dirname, "..", "README.md"), "utf8");
+  it("the settings table in docs/workers.md lists every setting with its flag and variable", () => {
+    const page = readFileSync(join(__dirname, "..", "docs", "workers.md"), "utf8");
     for (const s of WORKER_SETTINGS) {
-      expect(readme).toContain(`| \`${s.key}\` | \`${flagName(s.key)}\` | \`${envName(s.key)}\` |`);
+      expect(page).toContain(`| \`${s.key}\` | \`${flagName(s.key)}\` | \`${envName(s.key)}\` |`);
     }
   });
 });
