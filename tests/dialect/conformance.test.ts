@@ -261,6 +261,26 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
     });
   });
 
+  it("claims go on after a migration adds a column to the task table while the worker holds its prepared statements", async () => {
+    const first = await ds.getRepository(ConfA).save(ConfA.create({ label: "before" }));
+    expect((await claimAll(worker)).map((r) => String(r.id))).toEqual([first.id]);
+    expect(await claimAll(worker)).toEqual([]); // prepares the claim's other form (after the watermark) too
+    // As a user's migration for a new task class would, on the connection the claims just used.
+    await ds.query(`ALTER TABLE ormq_tasks ADD COLUMN conformance_extra integer`);
+    try {
+      const second = await ds.getRepository(ConfA).save(ConfA.create({ label: "after" }));
+      const claimed = await claimAll(worker);
+      expect(claimed.map((r) => String(r.id))).toEqual([second.id]);
+      expect(claimed[0]).toHaveProperty("conformance_extra", null);
+      expect(await worker.complete([done(claimed[0])])).toEqual(new Map([[second.id, "succeeded"]]));
+    } finally {
+      await ds.query(`ALTER TABLE ormq_tasks DROP COLUMN conformance_extra`);
+    }
+    // And once more after the column went again.
+    const third = await ds.getRepository(ConfA).save(ConfA.create({ label: "third" }));
+    expect((await claimAll(worker)).map((r) => String(r.id))).toEqual([third.id]);
+  });
+
   it(`uses the database clock: ${dialect === "postgres" ? "the server's" : "this host's (clockSql is null: skipped)"}`, async () => {
     const clockSql = traitsOf(ds).clockSql;
     if (clockSql === null) return expect(dialect).toBe("sqlite");

@@ -85,6 +85,13 @@ export class PostgresDialect implements Dialect {
       // "prepared statement … does not exist" (26000) or "… already exists" (42P05) on a statement
       // this connection prepared: the signature of a transaction-mode pooler. Neither ran it.
       const code = (err as { code?: unknown } | null)?.code;
+      if (code === "0A000" && /cached plan must not change result type/.test(String((err as Error).message))) {
+        // The table changed under a prepared statement that returns whole rows (a migration added
+        // a task class's column while workers run): prepare every statement afresh under new names
+        // (the stale ones stay unused on their connections until those close). It did not run.
+        statementGeneration++;
+        return this.queryOnce({ ...config, name: statementName("", config.text) });
+      }
       if (code !== "26000" && code !== "42P05") throw err;
       if (this.named) {
         this.named = false;
@@ -445,6 +452,8 @@ function isPlainSuccess(c: Completion): boolean {
 }
 
 const statementNames = new Map<string, string>();
+/** Bumped when the tables changed under prepared statements: new names, prepared afresh. */
+let statementGeneration = 0;
 
 /** A stable prepared-statement name for a statement text, hashed once per text. */
 function statementName(kind: string, text: string): string {
@@ -453,5 +462,5 @@ function statementName(kind: string, text: string): string {
     name = `ormq_${kind}_${createHash("sha1").update(text).digest("hex").slice(0, 12)}`;
     statementNames.set(text, name);
   }
-  return name;
+  return statementGeneration === 0 ? name : `${name}_${statementGeneration}`;
 }
