@@ -95,7 +95,7 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     heartbeatIntervalMs,
     rescueIntervalMs: duration("rescueIntervalMs", options.rescueIntervalMs ?? 5_000),
     prefetch,
-    batchSize: positiveInteger("batchSize", options.batchSize ?? Math.min(MAX_COUNT, concurrency + (prefetch === "auto" ? AUTO_MAX_HELD : prefetch)), MAX_COUNT),
+    batchSize: positiveInteger("batchSize", options.batchSize ?? Math.min(MAX_COUNT, prefetch === "auto" ? Math.max(concurrency, AUTO_MAX_HELD) : concurrency + prefetch), MAX_COUNT),
     pollIntervalMs: duration("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     pooler: pooler(options.pooler),
     listenUrl: listenUrl(options.listenUrl),

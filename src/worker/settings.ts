@@ -17,19 +17,19 @@ type Kind = "positiveInteger" | "nonNegativeInteger" | "autoOrCount" | "duration
 export interface Setting<K extends string = keyof WorkerOptions> {
   key: K;
   kind: Kind;
-  /** The default, as the README's table shows it. */
+  /** The default, as the settings table in docs/workers.md shows it. */
   defaultText: string;
   description: string;
   /** The largest value accepted (integers). */
   max?: number;
 }
 
-/** Every worker option with a flag and an environment variable, in the README's order. */
+/** Every worker option with a flag and an environment variable, in the order of the table in docs/workers.md. */
 export const WORKER_SETTINGS: readonly Setting[] = [
   { key: "types", kind: "list", defaultText: "every type", description: "Task types (discriminator keys) to run; `ormq process` takes them as arguments." },
   { key: "queues", kind: "list", defaultText: "every queue", description: "Queues to take tasks from, comma-separated." },
   { key: "concurrency", kind: "positiveInteger", defaultText: "10", description: "Tasks run at once by one worker process." },
-  { key: "batchSize", kind: "positiveInteger", defaultText: "concurrency + prefetch", description: "Most tasks taken by one claim." },
+  { key: "batchSize", kind: "positiveInteger", defaultText: "concurrency + prefetch; with auto, 500 (or the concurrency, if larger)", description: "Most tasks taken by one claim." },
   { key: "prefetch", kind: "autoOrCount", defaultText: "auto", description: "Tasks claimed ahead of free slots, kept in a local buffer: `auto` sizes it from run and claim times, a number fixes it." },
   { key: "pollIntervalMs", kind: "durationMs", defaultText: "1s", description: "How often an idle worker looks for tasks without a wake-up." },
   { key: "leaseMs", kind: "durationMs", defaultText: "30s", description: "How long a claimed task is held before another worker may rescue it." },

@@ -19,7 +19,7 @@ export interface WorkerOptions {
   queues?: string[];
   /** Tasks run at once. Default 10. */
   concurrency?: number;
-  /** Most tasks taken by one claim. Default: the concurrency plus `prefetch` (with "auto", plus 500 in all). */
+  /** Most tasks taken by one claim. Default: the concurrency plus `prefetch`; with "auto", 500 (or the concurrency, if larger). */
   batchSize?: number;
   /**
    * Tasks claimed ahead of free slots and kept waiting here, so that a slot that frees never
