@@ -16,11 +16,15 @@ export function startHeartbeat(
   /** Whether a task is still running here (not finished meanwhile). */
   stillRunning: (id: string) => boolean,
   logger: Logger,
+  /** Told which of the ids asked were renewed by a heartbeat sent at `at` (performance.now()). */
+  onRenewed: (renewed: ReadonlySet<string>, asked: readonly string[], at: number) => void = () => {},
 ): Periodic {
   return new Periodic(intervalMs, async () => {
     const ids = runningIds();
+    const at = performance.now();
     try {
       const renewed = await dialect.heartbeat(ids, leaseMs);
+      onRenewed(renewed, ids, at);
       // A task whose outcome was written while the heartbeat ran is not lost, just done.
       const lost = ids.filter((id) => !renewed.has(id) && stillRunning(id));
       // Lost: rescued after the lease expired (the loop was blocked, the database unreachable),

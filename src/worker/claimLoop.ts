@@ -62,8 +62,8 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
       if (want > 0 && want >= Math.min(minClaim, remaining)) {
         doze.forget(); // a wake-up from here on means: look again
         let rows: TaskRow[];
+        const claimStarted = performance.now();
         try {
-          const claimStarted = performance.now();
           rows = await dialect.claim({ ...request, limit: want });
           gauge.claimedIn(performance.now() - claimStarted);
           claimFailures = 0;
@@ -76,7 +76,7 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
           await sleep(delay);
           continue;
         }
-        held.add(rows);
+        held.add(rows, claimStarted);
         if (rows.length === want) continue; // a full batch: more may be ready
         // Nothing more ready and nothing held that could enqueue more: processN is done. Unless
         // a wake-up came during the claim: a task whose outcome (a retry, say) was written

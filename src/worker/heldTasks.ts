@@ -64,6 +64,14 @@ export class HeldTasks {
   busySlots = 0;
   /** Claimed tasks waiting for a slot, in claim order. Held like running tasks. */
   readonly buffered = new Map<string, TaskRow>();
+  /**
+   * When each buffered task's lease was last known to be this worker's (this process's clock, at
+   * the start of the claim or heartbeat that said so). Past that plus the lease, the task may have
+   * been rescued and claimed elsewhere: it does not start until a heartbeat says it is still ours.
+   */
+  private readonly confirmedAt = new Map<string, number>();
+  /** Starting was held back for an unconfirmed lease (logged once per episode). */
+  private fenced = false;
   /** Tasks claimed so far, less those handed back unstarted (processN's limit counts them). */
   claimed = 0;
   readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0 };
@@ -87,18 +95,57 @@ export class HeldTasks {
     return this.running.size - this.busySlots;
   }
 
-  /** Takes claimed rows and starts what free slots allow. */
-  add(rows: readonly TaskRow[]): void {
+  /** Takes claimed rows (claimed by a statement sent at `claimedAt`) and starts what free slots allow. */
+  add(rows: readonly TaskRow[], claimedAt = performance.now()): void {
     this.claimed += rows.length;
-    for (const row of rows) this.buffered.set(String(row.id), row);
+    for (const row of rows) {
+      this.buffered.set(String(row.id), row);
+      this.confirmedAt.set(String(row.id), claimedAt);
+    }
     this.fill();
   }
 
-  /** Starts buffered tasks in free slots, in claim order. */
+  /**
+   * A heartbeat sent at `at` renewed these leases: buffered tasks among them are confirmed ours;
+   * buffered tasks it did not renew are not ours any more (rescued after a lease expired) and are
+   * dropped unstarted, their outcome the other holder's to write.
+   */
+  leasesRenewed(renewed: ReadonlySet<string>, asked: readonly string[], at: number): void {
+    const lost: string[] = [];
+    for (const id of asked) {
+      if (!this.buffered.has(id)) continue;
+      if (renewed.has(id)) this.confirmedAt.set(id, Math.max(at, this.confirmedAt.get(id) ?? at));
+      else {
+        this.buffered.delete(id);
+        this.confirmedAt.delete(id);
+        this.claimed--;
+        lost.push(id);
+      }
+    }
+    if (lost.length > 0) this.deps.logger.warn({ taskIds: lost }, "buffered tasks were rescued while this worker could not renew their leases; they will not start here");
+    if (this.fenced) {
+      this.fenced = false;
+      this.deps.logger.info({}, "leases renewed; starting tasks again");
+    }
+    this.fill();
+  }
+
+  /** Starts buffered tasks in free slots, in claim order; none whose lease may have run out. */
   fill(): void {
     while (this.busySlots < this.deps.options.concurrency && this.buffered.size > 0 && !this.deps.stopRequested()) {
       const [id, row] = this.buffered.entries().next().value as [string, TaskRow];
+      // A worker that could not renew its leases for a lease period (the database unreachable, a
+      // network cut) cannot know whether it still holds its tasks: it starts nothing until a
+      // heartbeat gets through and says which are still its own.
+      if (performance.now() - (this.confirmedAt.get(id) ?? 0) >= this.deps.options.leaseMs) {
+        if (!this.fenced) {
+          this.fenced = true;
+          this.deps.logger.warn({ buffered: this.buffered.size }, "leases not renewed for a lease period: starting nothing until a heartbeat gets through");
+        }
+        return;
+      }
       this.buffered.delete(id);
+      this.confirmedAt.delete(id);
       this.start(row);
     }
   }
@@ -111,7 +158,10 @@ export class HeldTasks {
   async handBack(ids?: string[]): Promise<void> {
     const rows = (ids ?? [...this.buffered.keys()]).map((id) => this.buffered.get(id)).filter((r): r is TaskRow => r !== undefined);
     if (rows.length === 0) return;
-    for (const row of rows) this.buffered.delete(String(row.id));
+    for (const row of rows) {
+      this.buffered.delete(String(row.id));
+      this.confirmedAt.delete(String(row.id));
+    }
     this.claimed -= rows.length; // never started: processN's limit counts them again
     await Promise.all(
       rows.map((row) => {

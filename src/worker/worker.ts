@@ -131,7 +131,11 @@ export class Worker {
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
-      maintenance.push(startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => held.heldIds(), (id) => held.stillRunning(id), this.logger));
+      maintenance.push(
+        startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => held.heldIds(), (id) => held.stillRunning(id), this.logger, (renewed, asked, at) =>
+          held.leasesRenewed(renewed, asked, at),
+        ),
+      );
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
       await dialect.listen(onAnnounced);
