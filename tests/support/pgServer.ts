@@ -19,9 +19,10 @@ export function freePort(): Promise<number> {
  * (unlike the shared test server, fsync and synchronous_commit stay on), that can be stopped and
  * started.
  */
-export async function restartablePostgres() {
+export async function restartablePostgres(network?: { listenAddresses: string; allowed: string }) {
   const port = await freePort();
-  const child = trackChild(spawn(process.execPath, [join(__dirname, "pg-server.mjs"), String(port)], { stdio: ["pipe", "pipe", "inherit"] }));
+  const args = [join(__dirname, "pg-server.mjs"), String(port), ...(network ? [network.listenAddresses, network.allowed] : [])];
+  const child = trackChild(spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] }));
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const expectLine = async (want: string) => {
     const { value } = await lines.next();

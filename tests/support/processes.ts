@@ -14,13 +14,17 @@ export interface WorkerProcess {
   child: ChildProcess;
   /** Resolves when the process printed "ready". */
   ready: Promise<void>;
+  /** What it wrote to stderr so far (its log at warn and above). */
+  stderr: () => string;
   /** Resolves with the exit code and the last JSON line it printed (its summary). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; summary: unknown; stderr: string }>;
 }
 
-export function spawnWorker(env: Record<string, string>): WorkerProcess {
+/** `prefix`: a command the worker runs under (`ip netns exec NAME` puts it on a simulated host). */
+export function spawnWorker(env: Record<string, string>, prefix: string[] = []): WorkerProcess {
   if (!existsSync(WORKER_SCRIPT)) throw new Error(`${WORKER_SCRIPT} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawnTracked(process.execPath, [WORKER_SCRIPT], {
+  const [command, ...args] = [...prefix, process.execPath, WORKER_SCRIPT];
+  const child = spawnTracked(command, args, {
     env: { ...process.env, ORMQ_TEST_WAIT_GO: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -36,7 +40,7 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; summary: unknown; stderr: string }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal, summary, stderr })),
   );
-  return { child, ready, exited };
+  return { child, ready, exited, stderr: () => stderr };
 }
 
 /** The compiled `ormq` binary and the user DataSource module it loads in the tests. */
