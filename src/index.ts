@@ -69,6 +69,9 @@ export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
 export { getStats, getReadiness, countUnfinished, type QueueStats, type TaskCount, type QueueReadiness } from "./admin/stats";
 export {
   listTasks,
+  listTaskPage,
+  LIST_PAGE_SCAN,
+  type TaskPage,
   showTask,
   TASK_STATUSES,
   MAX_LIST_LIMIT,

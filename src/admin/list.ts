@@ -13,7 +13,7 @@ import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { TASK_STATUSES } from "../../entities/status";
 import type { TaskEventKind } from "../../entities/TaskEventEntity";
 import { baseColumnKind } from "../baseColumns";
-import { eventRows, listTaskRows, taskRow } from "../dialect/taskReads";
+import { eventRows, listTaskRows, taskIdRange, taskRow } from "../dialect/taskReads";
 import { InvalidOptionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { checkTaskId } from "../validation";
@@ -57,8 +57,48 @@ export interface ListTasksOptions {
 /** The columns a list line shows, by property name. */
 const LIST_COLUMNS = ["id", "type", "queue", "status", "priority", "attempts", "maxAttempts", "runAt", "createdAt", "finishedAt", "lastError"] as const;
 
-/** Tasks matching the filters, newest first. */
+/** Tasks matching the filters, newest first (one statement, however many rows it must read). */
 export async function listTasks(options: ListTasksOptions = {}): Promise<TaskListItem[]> {
+  const { dataSource, limit } = checkList(options);
+  const rows = await listTaskRows(dataSource, LIST_COLUMNS, { status: options.status, type: options.type, queue: options.queue }, limit);
+  return rows.map(listItem);
+}
+
+/** Task ids one page reads at most, whatever the filters: the bound on a page's cost. */
+export const LIST_PAGE_SCAN = 50_000;
+
+/** One page of `listTaskPage`. */
+export interface TaskPage {
+  tasks: TaskListItem[];
+  /** Pass as `before` for the next page; null when no older task is left to look at. */
+  next: string | null;
+}
+
+/**
+ * A page of tasks matching the filters, newest first, by keyset (task ids below `before`), never
+ * OFFSET. Each page reads at most LIST_PAGE_SCAN ids, so a filter that matches few tasks in a
+ * million answers in bounded time: such a page may hold fewer than `limit` tasks (even none) and
+ * still return a cursor. Filters on the primary key range are index scans on both databases.
+ */
+export async function listTaskPage(options: ListTasksOptions & { before?: string | number } = {}): Promise<TaskPage> {
+  const { dataSource, limit } = checkList(options);
+  const cursor = options.before === undefined ? undefined : BigInt(checkTaskId(options.before, "listTaskPage(before)"));
+  const range = await taskIdRange(dataSource);
+  if (!range) return { tasks: [], next: null };
+  const below = cursor ?? BigInt(range.max) + 1n;
+  const min = BigInt(range.min);
+  if (below <= min) return { tasks: [], next: null };
+  const from = below - BigInt(LIST_PAGE_SCAN) > min ? below - BigInt(LIST_PAGE_SCAN) : min;
+  const rows = await listTaskRows(dataSource, LIST_COLUMNS, { status: options.status, type: options.type, queue: options.queue }, limit, {
+    below: below.toString(),
+    from: from.toString(),
+  });
+  const tasks = rows.map(listItem);
+  const next = tasks.length === limit ? tasks[tasks.length - 1].id : from > min ? from.toString() : null;
+  return { tasks, next };
+}
+
+function checkList(options: ListTasksOptions): { dataSource: DataSource; limit: number } {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const limit = options.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
@@ -67,8 +107,11 @@ export async function listTasks(options: ListTasksOptions = {}): Promise<TaskLis
   if (options.status !== undefined && !TASK_STATUSES.includes(options.status)) {
     throw new InvalidOptionError(`unknown status ${JSON.stringify(options.status)}: use one of ${TASK_STATUSES.join(", ")}`);
   }
-  const rows = await listTaskRows(dataSource, LIST_COLUMNS, { status: options.status, type: options.type, queue: options.queue }, limit);
-  return rows.map((r) => ({
+  return { dataSource, limit };
+}
+
+function listItem(r: Record<(typeof LIST_COLUMNS)[number], unknown>): TaskListItem {
+  return {
     id: String(r.id),
     type: r.type as string,
     queue: r.queue as string,
@@ -81,7 +124,7 @@ export async function listTasks(options: ListTasksOptions = {}): Promise<TaskLis
     createdAt: readInstant(r.createdAt) as StoredInstant,
     finishedAt: readInstant(r.finishedAt),
     lastError: readText(r.lastError),
-  }));
+  };
 }
 
 /** One event of a task's history, as `showTask` returns it (`at` as in `TaskListItem`). */

@@ -100,7 +100,8 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option("--type <type>", "only this task type")
     .option("--queue <name>", "only this queue")
     .option("--limit <n>", "most tasks shown (at most 10000)", "50")
-    .addHelpText("after", examples("ormq list --status failed --type send_email", "ormq list --queue emails --limit 10 --json"))
+    .option("--before <id>", "the page before this task id (the cursor the previous page printed)")
+    .addHelpText("after", examples("ormq list --status failed --type send_email", "ormq list --queue emails --limit 10 --json", "ormq list --status failed --before 1200345"))
     .action((flags) => listCommand(flags));
 
   withConnection(program.command("show").description("show one task with its history").argument("<id>", "task id (a positive 64-bit integer)"))

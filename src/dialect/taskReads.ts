@@ -72,19 +72,31 @@ export async function countLiveWorkers(ds: DataSource, since: number): Promise<n
   return countOf(ds.getRepository(WorkerEntity).createQueryBuilder("w").where("w.state <> 'stopped' AND w.last_heartbeat_at >= :since", { since }));
 }
 
-/** Tasks newest first, these BaseTaskEntity properties of each (raw values keyed by property). */
+/**
+ * Tasks newest first, these BaseTaskEntity properties of each (raw values keyed by property);
+ * within `ids` (below `below`, at or above `from`, decimal strings) when given: a primary-key range
+ * bounds what the statement reads whatever the filters match.
+ */
 export async function listTaskRows<K extends string>(
   ds: DataSource,
   properties: readonly K[],
   filter: { status?: TaskStatus; type?: string; queue?: string },
   limit: number,
+  ids?: { below: string; from: string },
 ): Promise<Record<K, unknown>[]> {
   const query = selectProperties(ds.getRepository(BaseTaskEntity).createQueryBuilder("t"), "t", properties);
   query.orderBy("t.id", "DESC").limit(limit);
+  if (ids) query.andWhere("t.id < :below AND t.id >= :from", ids);
   if (filter.status) query.andWhere("t.status = :status", { status: filter.status });
   if (filter.type) query.andWhere("t.type = :type", { type: filter.type });
   if (filter.queue) query.andWhere("t.queue = :queue", { queue: filter.queue });
   return query.getRawMany<Record<K, unknown>>();
+}
+
+/** The smallest and largest task ids, as decimal strings; null when there are no tasks. */
+export async function taskIdRange(ds: DataSource): Promise<{ min: string; max: string } | null> {
+  const row = await ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("MIN(t.id)", "min").addSelect("MAX(t.id)", "max").getRawOne<{ min: unknown; max: unknown }>();
+  return row && row.min !== null && row.max !== null ? { min: String(row.min), max: String(row.max) } : null;
 }
 
 /** A task's whole row (every column, by column name), or undefined. */

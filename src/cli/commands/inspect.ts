@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { TASK_STATUSES } from "../../../entities/status";
-import { listTasks, MAX_LIST_LIMIT, showTask } from "../../admin/list";
+import { listTaskPage, MAX_LIST_LIMIT, showTask } from "../../admin/list";
 import { getStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
@@ -47,14 +47,18 @@ export async function statsCommand(flags: ConnectionFlags & { json?: boolean; wa
   }
 }
 
-export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string }): Promise<void> {
+export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string; before?: string }): Promise<void> {
   if (flags.status !== undefined && !TASK_STATUSES.includes(flags.status as TaskStatus)) {
     throw new InvalidOptionError(`--status must be one of ${TASK_STATUSES.join(", ")}, got ${JSON.stringify(flags.status)}`);
   }
   const limit = flags.limit === undefined ? 50 : parseInteger(flags.limit, "--limit", 1, MAX_LIST_LIMIT);
+  const before = flags.before === undefined ? undefined : checkTaskId(flags.before, "--before");
   const conn = await connect(flags, { command: "list" });
   try {
-    const tasks = await listTasks({ dataSource: conn.dataSource, status: flags.status as TaskStatus | undefined, type: flags.type, queue: flags.queue, limit });
+    // A page by keyset, bounded in what it reads (see listTaskPage); the cursor goes to stderr, so
+    // stdout stays the table or the JSON array.
+    const { tasks, next } = await listTaskPage({ dataSource: conn.dataSource, status: flags.status as TaskStatus | undefined, type: flags.type, queue: flags.queue, limit, before });
+    if (next !== null) process.stderr.write(`more: --before ${next}\n`);
     if (flags.json) printJson(tasks);
     else
       // One line per task: the first line of the last error, cut to fit.
