@@ -170,7 +170,9 @@ export function cpuNow(): { workerMs: number; serverMs: number } {
     const close = stat.lastIndexOf(")");
     if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
     const fields = stat.slice(close + 2).split(" "); // fields[0] is the state (field 3)
-    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+    // utime, stime (fields 14, 15), and cutime, cstime (16, 17): the postmaster's reaped children,
+    // so that backends whose connection closed before the second reading still count.
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
   }
   // Linux reports in USER_HZ, 100 per second on every architecture node runs on.
   return { workerMs: (own.user + own.system) / 1000, serverMs: ticks * 10 };

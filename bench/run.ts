@@ -1,7 +1,8 @@
 /**
  * ormq's benchmark: `npm run bench` (all scenarios, both databases), or a part of it:
  *   npm run bench -- --only drain,latency --databases postgres
- * Scenarios: enqueue, drain, latency, backlog, scheduled, memory, ceiling, others (graphile-worker
+ * Scenarios: enqueue, drain, latency, backlog, scheduled, memory, ceiling, scaling (1, 2, 4 and 8
+ * worker processes on one PostgreSQL), others (graphile-worker
  * and plainjob head to head with ormq, alternating runs, medians of three). Each result is printed as one JSON line as it comes; the run ends
  * with a table, and a full run (or ORMQ_BENCH_RESULTS=path) writes bench/RESULTS.md.
  * Environment: ORMQ_BENCH_TASKS (default 20000: drain size; the backlog scenario also runs ten
@@ -21,9 +22,10 @@ import { drain, memory, TUNED } from "./scenarios/drain";
 import { enqueue } from "./scenarios/enqueue";
 import { graphileLatency, latency } from "./scenarios/latency";
 import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
+import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -133,6 +135,10 @@ async function main() {
       headToHead("postgres", { graphileDefaults: () => graphileWorker(dbs, tasks, false), graphileBatched: () => graphileWorker(dbs, tasks, true) }),
     );
     await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => plainjob(dbs, tasks) }));
+    // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
+    await run("scaling", "postgres", async () => {
+      for (const processes of [1, 2, 4, 8]) record(await scaling(dbs, tasks * 2, processes));
+    });
 
     console.log(`\normq benchmark, ${tasks} tasks per drain`);
     const blank = (v: unknown) => (v === undefined ? "" : v);
