@@ -30,6 +30,15 @@ export interface ProcessSummary {
   cancelled: number;
 }
 
+/**
+ * When a buffered task's lease was last known to be this worker's (this process's clock, at the
+ * start of the claim or heartbeat that said so), kept on the claimed row itself. Past that plus the
+ * lease, the task may have been rescued and claimed elsewhere: it does not start until a heartbeat
+ * says it is still ours.
+ */
+const CONFIRMED_AT = Symbol("confirmedAt");
+type Confirmed = TaskRow & { [CONFIRMED_AT]?: number };
+
 /** What the tasks a worker holds work with. */
 export interface HeldTasksDeps {
   options: ResolvedOptions;
@@ -64,12 +73,6 @@ export class HeldTasks {
   busySlots = 0;
   /** Claimed tasks waiting for a slot, in claim order. Held like running tasks. */
   readonly buffered = new Map<string, TaskRow>();
-  /**
-   * When each buffered task's lease was last known to be this worker's (this process's clock, at
-   * the start of the claim or heartbeat that said so). Past that plus the lease, the task may have
-   * been rescued and claimed elsewhere: it does not start until a heartbeat says it is still ours.
-   */
-  private readonly confirmedAt = new Map<string, number>();
   /** Starting was held back for an unconfirmed lease (logged once per episode). */
   private fenced = false;
   /** Tasks claimed so far, less those handed back unstarted (processN's limit counts them). */
@@ -99,8 +102,8 @@ export class HeldTasks {
   add(rows: readonly TaskRow[], claimedAt = performance.now()): void {
     this.claimed += rows.length;
     for (const row of rows) {
+      (row as Confirmed)[CONFIRMED_AT] = claimedAt;
       this.buffered.set(String(row.id), row);
-      this.confirmedAt.set(String(row.id), claimedAt);
     }
     this.fill();
   }
@@ -113,11 +116,11 @@ export class HeldTasks {
   leasesRenewed(renewed: ReadonlySet<string>, asked: readonly string[], at: number): void {
     const lost: string[] = [];
     for (const id of asked) {
-      if (!this.buffered.has(id)) continue;
-      if (renewed.has(id)) this.confirmedAt.set(id, Math.max(at, this.confirmedAt.get(id) ?? at));
+      const row = this.buffered.get(id) as Confirmed | undefined;
+      if (!row) continue;
+      if (renewed.has(id)) row[CONFIRMED_AT] = Math.max(at, row[CONFIRMED_AT] ?? at);
       else {
         this.buffered.delete(id);
-        this.confirmedAt.delete(id);
         this.claimed--;
         lost.push(id);
       }
@@ -132,12 +135,16 @@ export class HeldTasks {
 
   /** Starts buffered tasks in free slots, in claim order; none whose lease may have run out. */
   fill(): void {
+    if (this.buffered.size === 0 || this.busySlots >= this.deps.options.concurrency) return;
+    // Buffered tasks confirmed before this are not started (read once per fill: claim order is
+    // confirmation order, give or take a heartbeat).
+    const staleBefore = performance.now() - this.deps.options.leaseMs;
     while (this.busySlots < this.deps.options.concurrency && this.buffered.size > 0 && !this.deps.stopRequested()) {
       const [id, row] = this.buffered.entries().next().value as [string, TaskRow];
       // A worker that could not renew its leases for a lease period (the database unreachable, a
       // network cut) cannot know whether it still holds its tasks: it starts nothing until a
       // heartbeat gets through and says which are still its own.
-      if (performance.now() - (this.confirmedAt.get(id) ?? 0) >= this.deps.options.leaseMs) {
+      if (((row as Confirmed)[CONFIRMED_AT] ?? 0) <= staleBefore) {
         if (!this.fenced) {
           this.fenced = true;
           this.deps.logger.warn({ buffered: this.buffered.size }, "leases not renewed for a lease period: starting nothing until a heartbeat gets through");
@@ -145,7 +152,6 @@ export class HeldTasks {
         return;
       }
       this.buffered.delete(id);
-      this.confirmedAt.delete(id);
       this.start(row);
     }
   }
@@ -158,10 +164,7 @@ export class HeldTasks {
   async handBack(ids?: string[]): Promise<void> {
     const rows = (ids ?? [...this.buffered.keys()]).map((id) => this.buffered.get(id)).filter((r): r is TaskRow => r !== undefined);
     if (rows.length === 0) return;
-    for (const row of rows) {
-      this.buffered.delete(String(row.id));
-      this.confirmedAt.delete(String(row.id));
-    }
+    for (const row of rows) this.buffered.delete(String(row.id));
     this.claimed -= rows.length; // never started: processN's limit counts them again
     await Promise.all(
       rows.map((row) => {
