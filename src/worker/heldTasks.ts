@@ -116,7 +116,7 @@ export class HeldTasks {
   leasesRenewed(renewed: ReadonlySet<string>, asked: readonly string[], at: number): void {
     const lost: string[] = [];
     for (const id of asked) {
-      const row = this.buffered.get(id) as Confirmed | undefined;
+      const row: Confirmed | undefined = this.buffered.get(id);
       if (!row) continue;
       if (renewed.has(id)) row[CONFIRMED_AT] = Math.max(at, row[CONFIRMED_AT] ?? at);
       else {
