@@ -150,9 +150,27 @@ export async function deleteFinished(m: EntityManager, ids: readonly string[], s
 }
 
 /** Events older than `cutoff` whose task is gone (deleted by the application). Returns how many. */
-export async function deleteOrphanEvents(m: EntityManager, cutoff: number): Promise<number> {
-  const result = await m.createQueryBuilder().delete().from(TaskEventEntity).where(`at < :cutoff AND ${withoutTask(m)}`, { cutoff }).execute();
-  return result.affected ?? 0;
+export async function deleteOrphanEvents(m: EntityManager, cutoff: number, batch = 5_000): Promise<number> {
+  // In batches by id, each its own short statement: a million orphaned events must not become one
+  // statement that holds its locks, and a drain's claims waiting on them, for minutes.
+  let deleted = 0;
+  let after = "0";
+  for (;;) {
+    const rows: { id: unknown }[] = await m
+      .createQueryBuilder()
+      .select("e.id", "id")
+      .from(TaskEventEntity, "e")
+      .where(`e.id > :after AND e.at < :cutoff AND ${withoutTask(m, "e")}`, { after, cutoff })
+      .orderBy("e.id")
+      .limit(batch)
+      .getRawMany();
+    if (rows.length === 0) return deleted;
+    const ids = rows.map((r) => String(r.id));
+    after = ids[ids.length - 1];
+    const result = await m.createQueryBuilder().delete().from(TaskEventEntity).where("id IN (:...ids)", { ids }).execute();
+    deleted += result.affected ?? 0;
+    if (rows.length < batch) return deleted;
+  }
 }
 
 /**
@@ -169,10 +187,9 @@ export async function deleteSilentWorkers(m: EntityManager, cutoff: number, sile
   return result.affected ?? 0;
 }
 
-/** An event's task no longer exists. */
-function withoutTask(m: EntityManager): string {
+/** An event's task no longer exists (`events`: how the statement names the events table). */
+function withoutTask(m: EntityManager, events = escapedTable(m, TaskEventEntity)): string {
   const tasks = escapedTable(m, BaseTaskEntity);
-  const events = escapedTable(m, TaskEventEntity);
   return `NOT EXISTS (SELECT 1 FROM ${tasks} t WHERE t.id = ${events}.task_id)`;
 }
 

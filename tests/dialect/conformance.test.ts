@@ -7,7 +7,7 @@ import { ChildEntity, Column, type DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../src";
 import { createDialect, tablesOf, traitsOf, type Completion, type Dialect } from "../../src/dialect";
 import { bulkInsert } from "../../src/dialect/bulkInsert";
-import { cancelPending, deleteFinished, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
+import { cancelPending, deleteFinished, deleteOrphanEvents, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "../support/db";
 
 @ChildEntity("conf_a")
@@ -237,6 +237,21 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       expect(await events(old.id)).toEqual([]);
       expect(await state(recent.id)).toBeDefined();
       expect(await state(failed.id)).toBeDefined();
+    });
+  });
+
+  describe("orphaned events", () => {
+    it("are deleted in batches, older than the cutoff only, and events of existing tasks stay", async () => {
+      const [kept] = await ds.getRepository(ConfA).save([ConfA.create({ label: "kept" })]);
+      const values = (taskId: string, at: number) => `(${taskId}, 'started', ${at}, 'w', 1)`;
+      const orphans = ["900001", "900002", "900003", "900004", "900005"].map((id) => values(id, 1_000));
+      await ds.query(
+        `INSERT INTO ormq_task_events (task_id, kind, at, worker, attempt) VALUES ${[...orphans, values("900006", Date.now() + 60_000), values(kept.id, 1_000)].join(", ")}`,
+      );
+      const deleted = await deleteOrphanEvents(ds.manager, Date.now(), 2);
+      expect(deleted).toBe(5);
+      const left = ((await ds.query(`SELECT task_id FROM ormq_task_events ORDER BY task_id`)) as { task_id: unknown }[]).map((r) => String(r.task_id));
+      expect(left.sort()).toEqual([kept.id, "900006"].sort());
     });
   });
 
