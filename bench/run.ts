@@ -22,10 +22,11 @@ import { drain, memory, TUNED } from "./scenarios/drain";
 import { enqueue } from "./scenarios/enqueue";
 import { graphileLatency, latency } from "./scenarios/latency";
 import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
+import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
 import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -135,6 +136,11 @@ async function main() {
       headToHead("postgres", { graphileDefaults: () => graphileWorker(dbs, tasks, false), graphileBatched: () => graphileWorker(dbs, tasks, true) }),
     );
     await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => plainjob(dbs, tasks) }));
+    // Behind PgBouncer: the wake-up through listenUrl against no pooler at all.
+    await run("pooler", "postgres", async () => {
+      if (pgbouncerAvailable()) (await poolerLatency(dbs, samples)).forEach(record);
+      else console.log("pooler scenario skipped: no pgbouncer program on this machine");
+    });
     // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
     await run("scaling", "postgres", async () => {
       for (const processes of [1, 2, 4, 8]) record(await scaling(dbs, tasks * 2, processes));

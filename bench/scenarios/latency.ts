@@ -18,6 +18,11 @@ import { quietGraphileLogger } from "./others";
 const started = new Map<string, number>();
 let lastCommitAt = 0;
 
+/** When the probe task `id` started run(), if it did. */
+export function startedAt(id: string): number | undefined {
+  return started.get(id);
+}
+
 /** Records when run() starts. */
 @ChildEntity("bench_latency")
 export class LatencyProbe extends BaseTaskEntity {
@@ -32,6 +37,11 @@ export class LatencyProbe extends BaseTaskEntity {
  */
 @EventSubscriber()
 export class CommitClock implements EntitySubscriberInterface {
+  /** The last commit seen. */
+  static last(): number {
+    return lastCommitAt;
+  }
+
   afterInsert(): void {
     lastCommitAt = performance.now();
   }

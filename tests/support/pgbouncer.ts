@@ -12,7 +12,7 @@ import { trackChild } from "./leaks";
  * refuses to run as root: as root it runs as the `postgres` user. Its files live in a temporary
  * directory that stop() removes.
  */
-export async function startPgBouncer(upstream: { port: number }, settings: { poolSize?: number } = {}) {
+export async function startPgBouncer(upstream: { port: number }, settings: { poolSize?: number; database?: string } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "ormq-pgbouncer-"));
   const port = await freePort();
   const ini = join(dir, "pgbouncer.ini");
@@ -20,7 +20,7 @@ export async function startPgBouncer(upstream: { port: number }, settings: { poo
     ini,
     [
       "[databases]",
-      `ormq = host=127.0.0.1 port=${upstream.port} dbname=postgres user=postgres password=postgres`,
+      `ormq = host=127.0.0.1 port=${upstream.port} dbname=${settings.database ?? "postgres"} user=postgres password=postgres`,
       "[pgbouncer]",
       "listen_addr = 127.0.0.1",
       `listen_port = ${port}`,
