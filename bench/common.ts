@@ -104,6 +104,9 @@ export interface OpenOptions {
   subscribers?: Function[];
   /** Default true; false for a second DataSource on a database already set up. */
   migrationsRun?: boolean;
+  /** TypeORM's logger, and the time past which it reports a query as slow. */
+  logger?: DataSourceOptions["logger"];
+  maxQueryExecutionTime?: number;
 }
 
 /** Opens a DataSource with ormq's schema and the benchmark's entities. */
@@ -115,6 +118,7 @@ export async function open(url: string, options: OpenOptions = {}): Promise<Data
     subscribers: [...(base.subscribers as []), ...(options.subscribers ?? [])],
     migrationsRun: options.migrationsRun ?? true,
     logging: false,
+    ...(options.logger ? { logger: options.logger, maxQueryExecutionTime: options.maxQueryExecutionTime } : {}),
   } as DataSourceOptions);
   await ds.initialize();
   if (options.migrationsRun !== false) await ds.synchronize();

@@ -23,10 +23,11 @@ import { enqueue } from "./scenarios/enqueue";
 import { graphileLatency, latency } from "./scenarios/latency";
 import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
 import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
+import { pruneDuringDrain } from "./scenarios/pruneDuringDrain";
 import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -141,6 +142,9 @@ async function main() {
       if (pgbouncerAvailable()) (await poolerLatency(dbs, samples)).forEach(record);
       else console.log("pooler scenario skipped: no pgbouncer program on this machine");
     });
+    // Prune of a big backlog of finished tasks under a running drain (10x the drain size, or
+    // 1,000,000 with ORMQ_BENCH_HUGE=1).
+    await run("prune", "postgres", async () => (await pruneDuringDrain(dbs, process.env.ORMQ_BENCH_HUGE === "1" ? 1_000_000 : tasks * 10, tasks)).forEach(record));
     // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
     await run("scaling", "postgres", async () => {
       for (const processes of [1, 2, 4, 8]) record(await scaling(dbs, tasks * 2, processes));
