@@ -22,12 +22,13 @@ import { drain, memory, TUNED } from "./scenarios/drain";
 import { enqueue } from "./scenarios/enqueue";
 import { graphileLatency, latency } from "./scenarios/latency";
 import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
+import { churn } from "./scenarios/churn";
 import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
 import { pruneDuringDrain } from "./scenarios/pruneDuringDrain";
 import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -145,6 +146,10 @@ async function main() {
     // Prune of a big backlog of finished tasks under a running drain (10x the drain size, or
     // 1,000,000 with ORMQ_BENCH_HUGE=1).
     await run("prune", "postgres", async () => (await pruneDuringDrain(dbs, process.env.ORMQ_BENCH_HUGE === "1" ? 1_000_000 : tasks * 10, tasks)).forEach(record));
+    // Ten minutes of churn (ORMQ_BENCH_CHURN_MS): only when asked for by name, it is long.
+    if (only.has("churn") && !full) {
+      await run("churn", "postgres", async () => (await churn(dbs, Number(process.env.ORMQ_BENCH_CHURN_MS ?? 600_000))).forEach(record));
+    }
     // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
     await run("scaling", "postgres", async () => {
       for (const processes of [1, 2, 4, 8]) record(await scaling(dbs, tasks * 2, processes));
