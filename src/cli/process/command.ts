@@ -12,6 +12,7 @@ import { createMetrics } from "../../metrics";
 import { createLogger, type Logger } from "../../logger";
 import { TaskRegistry } from "../../registry";
 import { resolveOptions, type WorkerOptions } from "../../worker/options";
+import { InvalidOptionError } from "../../errors";
 import { processForever, processN } from "../../worker/run";
 import { readSettings, WORKER_SETTINGS } from "../../worker/settings";
 import type { ProcessSummary } from "../../worker/worker";
@@ -82,6 +83,8 @@ async function runWorker(types: string[], flags: ProcessFlags, cliOnly: CliOnly)
     else if (cluster.isPrimary) printRecord(summary as unknown as Record<string, unknown>);
     return 0;
   } catch (err) {
+    // A refused setting is the caller's input: one line, like every other command's bad input.
+    if (err instanceof InvalidOptionError) throw err;
     logger.error({ err }, "the worker failed");
     return 1;
   } finally {
