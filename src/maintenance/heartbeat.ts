@@ -17,7 +17,7 @@ export function startHeartbeat(
   stillRunning: (id: string) => boolean,
   logger: Logger,
   /** Told which of the ids asked were renewed by a heartbeat sent at `at` (performance.now()). */
-  onRenewed: (renewed: ReadonlySet<string>, asked: readonly string[], at: number) => void = () => {},
+  onRenewed: (renewed: ReadonlySet<string>, asked: readonly string[], at: number) => void,
 ): Periodic {
   return new Periodic(intervalMs, async () => {
     const ids = runningIds();

@@ -121,7 +121,7 @@ export class PostgresListener {
 }
 
 /** A NOTIFY payload's sender and announcements; tasks null (wake) for an empty or unreadable one. */
-export function parsePayload(payload: string | undefined): { from: string | null; tasks: string[] | null } {
+function parsePayload(payload: string | undefined): { from: string | null; tasks: string[] | null } {
   const unknown = { from: null, tasks: null };
   if (!payload) return unknown;
   const announcements = (list: unknown) => (Array.isArray(list) && list.every((a) => typeof a === "string") ? list : null);
