@@ -18,11 +18,6 @@ import { quietGraphileLogger } from "./others";
 const started = new Map<string, number>();
 let lastCommitAt = 0;
 
-/** When the probe task `id` started run(), if it did. */
-export function startedAt(id: string): number | undefined {
-  return started.get(id);
-}
-
 /** Records when run() starts. */
 @ChildEntity("bench_latency")
 export class LatencyProbe extends BaseTaskEntity {
@@ -37,11 +32,6 @@ export class LatencyProbe extends BaseTaskEntity {
  */
 @EventSubscriber()
 export class CommitClock implements EntitySubscriberInterface {
-  /** The last commit seen. */
-  static last(): number {
-    return lastCommitAt;
-  }
-
   afterInsert(): void {
     lastCommitAt = performance.now();
   }
@@ -69,6 +59,33 @@ function summarise(database: Result["database"], variant: string, series: Record
 }
 
 /**
+ * Enqueues `samples` probe tasks one at a time through `enqueuer` with `task.save()`, a few ms
+ * apart, each once the previous one started; an idle worker of LatencyProbe must be running.
+ * Returns the three series, in ms, unsorted.
+ */
+export async function sampleLatency(enqueuer: DataSource, samples: number): Promise<Record<"save() called → run() start" | "commit → run() start" | "save() alone", number[]>> {
+  const series = { "save() called → run() start": [] as number[], "commit → run() start": [] as number[], "save() alone": [] as number[] };
+  LatencyProbe.useDataSource(enqueuer);
+  for (let i = 0; i < samples; i++) {
+    const calledAt = performance.now();
+    const task = await LatencyProbe.create({}).save();
+    const savedAt = performance.now();
+    const committedAt = lastCommitAt;
+    const deadline = Date.now() + 5_000;
+    while (!started.has(task.id)) {
+      if (Date.now() > deadline) throw new Error(`latency: task ${task.id} did not start within 5 s`);
+      await sleep(0.2);
+    }
+    const runAt = started.get(task.id)!;
+    series["save() called → run() start"].push(runAt - calledAt);
+    series["commit → run() start"].push(runAt - committedAt);
+    series["save() alone"].push(savedAt - calledAt);
+    await sleep(1 + Math.random() * 2); // idle again before the next one
+  }
+  return series;
+}
+
+/**
  * `via`: "same" enqueues through the worker's DataSource (this process's wake-up); "other" through
  * a second DataSource, as another process would (PostgreSQL's NOTIFY). `drained`: tasks drained
  * just before (0: a fresh database).
@@ -89,24 +106,7 @@ export async function latency(databases: Databases, database: DatabaseName, samp
     }
     worker = processForever(LatencyProbe, { dataSource: ds, signal: controller.signal, logger });
     await sleep(200); // the worker has registered and is asleep
-    const series = { "save() called → run() start": [] as number[], "commit → run() start": [] as number[], "save() alone": [] as number[] };
-    LatencyProbe.useDataSource(enqueuer);
-    for (let i = 0; i < samples; i++) {
-      const calledAt = performance.now();
-      const task = await LatencyProbe.create({}).save();
-      const savedAt = performance.now();
-      const committedAt = lastCommitAt;
-      const deadline = Date.now() + 5_000;
-      while (!started.has(task.id)) {
-        if (Date.now() > deadline) throw new Error(`latency: task ${task.id} did not start within 5 s`);
-        await sleep(0.2);
-      }
-      const runAt = started.get(task.id)!;
-      series["save() called → run() start"].push(runAt - calledAt);
-      series["commit → run() start"].push(runAt - committedAt);
-      series["save() alone"].push(savedAt - calledAt);
-      await sleep(1 + Math.random() * 2); // idle again before the next one
-    }
+    const series = await sampleLatency(enqueuer, samples);
     const where = via === "same" ? "enqueued in the worker's process" : "enqueued through another connection";
     return summarise(database, `${where}, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
   } finally {

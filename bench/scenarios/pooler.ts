@@ -11,7 +11,7 @@ import type { DataSource } from "typeorm";
 import { processForever } from "../../src";
 import { startPgBouncer } from "../../tests/support/pgbouncer";
 import { Databases, open, percentile, type Result } from "../common";
-import { CommitClock, LatencyProbe, startedAt } from "./latency";
+import { CommitClock, LatencyProbe, sampleLatency } from "./latency";
 
 export function pgbouncerAvailable(): boolean {
   try {
@@ -43,20 +43,7 @@ export async function poolerLatency(databases: Databases, samples: number): Prom
       });
       try {
         await sleep(300);
-        LatencyProbe.useDataSource(enqueuer);
-        const times: number[] = [];
-        for (let i = 0; i < samples; i++) {
-          const task = await LatencyProbe.create({}).save();
-          const committedAt = CommitClock.last();
-          const deadline = Date.now() + 5_000;
-          while (startedAt(task.id) === undefined) {
-            if (Date.now() > deadline) throw new Error(`pooler latency: task ${task.id} did not start within 5 s`);
-            await sleep(0.2);
-          }
-          times.push(startedAt(task.id)! - committedAt);
-          await sleep(1 + Math.random() * 2);
-        }
-        times.sort((a, b) => a - b);
+        const times = (await sampleLatency(enqueuer, samples))["commit → run() start"].sort((a, b) => a - b);
         results.push({
           scenario: "pooler",
           database: "postgres",
