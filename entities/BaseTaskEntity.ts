@@ -5,6 +5,7 @@ import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 import { maybeTaskOperations, taskOperations, type CancelResult } from "./operations";
 import type { TaskStatus } from "./status";
+import type { UniqueOption } from "./unique";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
@@ -69,6 +70,11 @@ export interface TaskErrorRecord {
 // row: a full index would take a new entry on each claim and each completion (neither can be a HOT
 // update), for queries that never use it (the claim reads the claim index and filters by type).
 @Index("ormq_tasks_type", ["type"], { where: `status = 'failed'` })
+// Unique tasks (`static unique`): one unfinished task per key, and one task per key and window
+// whatever its status. A task of a class without `unique` has neither key and no entry in either.
+// The guard trigger (see the OrmqUniqueTasks migration) turns a duplicate insert into no insert.
+@Index("ormq_tasks_unique", ["uniqueKey"], { unique: true, where: `unique_key IS NOT NULL AND status IN ('pending', 'running')` })
+@Index("ormq_tasks_unique_window", ["uniqueWindow"], { unique: true, where: `unique_window IS NOT NULL` })
 export abstract class BaseTaskEntity extends BaseEntity {
   /** Queue a task of this class goes to, unless set on the instance. */
   static queue = "default";
@@ -100,6 +106,12 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * thread loads. Needed only with `executor = "thread"`.
    */
   static module: string | undefined = undefined;
+  /**
+   * At most one unfinished task of this class per combination of these columns, enforced by the
+   * database: `{ by: ["accountId"], onConflict: "skip" | "replace" | "error", within?: "1h" }`.
+   * See docs/flow-control.md.
+   */
+  static unique: UniqueOption | undefined = undefined;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })
@@ -167,6 +179,26 @@ export abstract class BaseTaskEntity extends BaseEntity {
   /** Set when someone asks a running task to stop; the worker running it notices. */
   @Column({ name: "cancel_requested_at", type: "bigint", nullable: true, transformer: epochMillis })
   cancelRequestedAt!: Date | null;
+
+  /**
+   * The task's unique key (`static unique`): the class's key and the values of its `by` columns.
+   * Set at enqueue; null for classes without `unique`.
+   */
+  @Column({ name: "unique_key", type: "text", nullable: true })
+  uniqueKey!: string | null;
+
+  /** The unique key and its window (`unique.within`), held whatever the task's status. */
+  @Column({ name: "unique_window", type: "text", nullable: true })
+  uniqueWindow!: string | null;
+
+  /**
+   * Not a column: after `save()` or `enqueueMany` of a unique class, true when no new task was
+   * written because a task with the same key stands; `id` is then that task's.
+   */
+  deduplicated?: boolean;
+
+  /** Not a column: true when the standing pending task took this one's data and runAt (`onConflict: "replace"`). */
+  replaced?: boolean;
 
   /** Not a column: the delay given to `delay()`, turned into `runAt` at insert. */
   [DELAY_MS]?: number;

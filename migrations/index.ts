@@ -1,4 +1,5 @@
 import { OrmqInit1763900000000 } from "./1763900000000-OrmqInit";
+import { OrmqUniqueTasks1764500000000 } from "./1764500000000-OrmqUniqueTasks";
 
 /** ormq's migrations, in order, to spread into a DataSource's `migrations`. */
-export const ormqMigrations = [OrmqInit1763900000000];
+export const ormqMigrations = [OrmqInit1763900000000, OrmqUniqueTasks1764500000000];

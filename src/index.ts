@@ -35,6 +35,7 @@ export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context
 export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics";
 export { createLogger, LOG_LEVELS } from "./logger";
 export type { TaskClass } from "./registry";
+export type { UniqueOption, OnConflict } from "./flow/uniqueSpec";
 export type { Logger } from "./logger";
 export {
   exponentialBackoff,
@@ -53,6 +54,7 @@ export {
   TaskDefinitionError,
   TaskValidationError,
   type TaskValidationIssue,
+  UniqueTaskError,
   SnoozeTask,
   CancelTask,
   TaskTimeoutError,

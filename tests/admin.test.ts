@@ -62,7 +62,7 @@ describe.each(DIALECTS)("admin functions on %s", (dialect) => {
     const q = await ds.getRepository(QuietTask).save(QuietTask.create({ fail: true }));
     await failForGood(a);
     await processN(QuietTask, 10, quiet());
-    expect(await retryFailed({ dataSource: ds, type: "always_fails" })).toEqual({ requeued: 2 });
+    expect(await retryFailed({ dataSource: ds, type: "always_fails" })).toEqual({ requeued: 2, duplicates: 0 });
     expect((await reload(ds, a)).status).toBe("pending");
     expect((await reload(ds, b)).status).toBe("pending");
     expect((await reload(ds, q)).status).toBe("failed");

@@ -47,7 +47,7 @@ describe("ormq, without a database", () => {
     try {
       const first = await runCli(["migrate", "--database-url", db.url, "--json"]);
       expect(first.code).toBe(0);
-      expect(JSON.parse(first.stdout)).toEqual({ applied: ["OrmqInit1763900000000"] });
+      expect(JSON.parse(first.stdout)).toEqual({ applied: ["OrmqInit1763900000000", "OrmqUniqueTasks1764500000000"] });
       const again = await runCli(["migrate", "--database-url", db.url]);
       expect(again.stdout.trim()).toBe("up to date");
     } finally {
@@ -144,7 +144,7 @@ describe.each(DIALECTS)("%s: the ormq binary", (dialect) => {
     );
     expect((await runCli(["stats"], env())).stdout).toContain("finished last minute");
 
-    expect(JSON.parse((await runCli(["retry", "--failed", "--type", "always_fails", "--json"], env())).stdout)).toEqual({ requeued: 1 });
+    expect(JSON.parse((await runCli(["retry", "--failed", "--type", "always_fails", "--json"], env())).stdout)).toEqual({ requeued: 1, duplicates: 0 });
     const notFailed = await runCli(["retry", waiting.id], env());
     expect(notFailed.code).toBe(1);
     expect(notFailed.stderr).toMatch(/is pending, not failed/);

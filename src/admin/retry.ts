@@ -3,6 +3,7 @@ import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
 import { failedIds, readTaskState, recordEvents, requeueFailed } from "../dialect/taskWrites";
 import { TaskRegistry } from "../registry";
+import { standingTasks } from "../dialect/uniqueTasks";
 import { announceInserted } from "../enqueue/subscriber";
 import { announcementOf } from "../enqueue/announcements";
 import { checkTaskId } from "../validation";
@@ -10,6 +11,8 @@ import { resolveDataSource } from "../dataSource";
 
 export type RetryTaskResult =
   | { outcome: "requeued"; id: string }
+  /** Its unique key is held by another unfinished task (`standingId`): it stays failed. */
+  | { outcome: "duplicate"; id: string; standingId: string | null }
   | { outcome: "notFailed"; id: string; status: TaskStatus }
   | { outcome: "notFound"; id: string };
 
@@ -20,24 +23,33 @@ export type RetryTaskResult =
 export async function retryTask(id: string | number, options: { dataSource?: DataSource } = {}): Promise<RetryTaskResult> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const taskId = checkTaskId(id, "retryTask(id)");
-  if (await dataSource.transaction((m) => requeue(m, taskId))) return { outcome: "requeued", id: taskId };
+  const outcome = await dataSource.transaction((m) => requeue(m, taskId));
+  if (outcome === true) return { outcome: "requeued", id: taskId };
+  if (outcome !== false) return { outcome: "duplicate", id: taskId, standingId: outcome.standingId };
   const state = await readTaskState(dataSource.manager, taskId);
   return state ? { outcome: "notFailed", id: taskId, status: state.status } : { outcome: "notFound", id: taskId };
 }
 
-/** Requeues every failed task, or those of one type and/or queue. Returns how many. */
-export async function retryFailed(options: { dataSource?: DataSource; type?: string; queue?: string } = {}): Promise<{ requeued: number }> {
+/**
+ * Requeues every failed task, or those of one type and/or queue. Returns how many, and how many
+ * stayed failed because another unfinished task holds their unique key (`duplicates`).
+ */
+export async function retryFailed(options: { dataSource?: DataSource; type?: string; queue?: string } = {}): Promise<{ requeued: number; duplicates: number }> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   let requeued = 0;
+  let duplicates = 0;
   let after = "0";
   for (;;) {
     const ids = await failedIds(dataSource.manager, { type: options.type, queue: options.queue }, after, 200);
-    if (ids.length === 0) return { requeued };
-    // A page of tasks per transaction: one commit and one wake-up for all of them.
-    requeued += await dataSource.transaction(async (m) => {
-      let n = 0;
-      for (const id of ids) if (await requeue(m, id)) n++;
-      return n;
+    if (ids.length === 0) return { requeued, duplicates };
+    // A page of tasks per transaction: one commit and one wake-up for all of them. A duplicate
+    // is not an error (the guard skipped its write): the page goes on.
+    await dataSource.transaction(async (m) => {
+      for (const id of ids) {
+        const outcome = await requeue(m, id);
+        if (outcome === true) requeued++;
+        else if (outcome !== false) duplicates++;
+      }
     });
     after = ids[ids.length - 1];
   }
@@ -45,11 +57,18 @@ export async function retryFailed(options: { dataSource?: DataSource; type?: str
 
 /**
  * One guarded UPDATE (status must still be `failed`), and its history event and wake-up (at the
- * commit of `m`'s transaction) when it took effect.
+ * commit of `m`'s transaction) when it took effect. Returns true when it did, or the holder of
+ * its unique key when the unique guard kept it failed.
  */
-async function requeue(m: EntityManager, id: string): Promise<boolean> {
+async function requeue(m: EntityManager, id: string): Promise<boolean | { standingId: string | null }> {
   const now = new Date(await databaseNow(m.connection, m.queryRunner));
-  if (!(await requeueFailed(m, id, now))) return false;
+  if (!(await requeueFailed(m, id, now))) {
+    // Still failed with a unique key: the guard kept it, for the task that holds the key.
+    const state = await readTaskState(m, id);
+    if (state?.status !== "failed" || state.uniqueKey === null) return false;
+    const holder = (await standingTasks(m, [{ key: state.uniqueKey, window: null }])).find((t) => t.id !== id);
+    return { standingId: holder?.id ?? null };
+  }
   const { queue, type } = (await readTaskState(m, id))!; // in this transaction, after the UPDATE: it exists
   if (TaskRegistry.for(m.connection).recordsHistory(type)) await recordEvents(m, [{ taskId: id, kind: "requeued", at: now }]);
   // Announced at commit like a new task, so that an idle worker runs it now, not at its next poll.

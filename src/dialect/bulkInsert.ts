@@ -1,6 +1,7 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../errors";
 import { traitsOf } from "./index";
+import type { BulkInsertOptions } from "./traits";
 
 /** Larger statements buy nothing measurable and make one round trip hold locks longer. */
 const MAX_ROWS_PER_STATEMENT = 2_000;
@@ -20,13 +21,14 @@ export async function bulkInsert(
   columns: readonly string[],
   rows: readonly unknown[][],
   returning: string | null,
+  options: BulkInsertOptions = {},
 ): Promise<unknown[]> {
   if (rows.length === 0) return [];
   const traits = traitsOf(runner.connection);
   if (traits.arrayInsert) {
     // One array per column (PostgreSQL's unnest): see postgres/arrayInsert.ts. Null when this
     // table cannot be inserted that way; VALUES lists then.
-    const returned = await traits.arrayInsert(runner, table, columns, rows, returning);
+    const returned = await traits.arrayInsert(runner, table, columns, rows, returning, options);
     if (returned !== null) return returned;
   }
   const escape = (name: string) => runner.connection.driver.escape(name);
@@ -50,7 +52,7 @@ export async function bulkInsert(
     const result: unknown = await runner.query(head + tuples.join(", ") + tail, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
-    if (returned.length !== chunk.length) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
+    if (returned.length !== chunk.length && !options.maySkip) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
     for (const r of returned) out.push(r[returning]);
   }
   return out;

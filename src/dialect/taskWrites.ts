@@ -49,6 +49,8 @@ export interface TaskState {
   cancelRequested: boolean;
   type: string;
   queue: string;
+  /** The task's unique key (`static unique`), or null. */
+  uniqueKey: string | null;
 }
 
 /** A task's state, or null when there is no such task. */
@@ -56,10 +58,12 @@ export async function readTaskState(m: EntityManager, id: string): Promise<TaskS
   const row = await m
     .getRepository(BaseTaskEntity)
     .createQueryBuilder("t")
-    .select(["t.status AS status", "t.cancel_requested_at AS requested", "t.type AS type", "t.queue AS queue"])
+    .select(["t.status AS status", "t.cancel_requested_at AS requested", "t.type AS type", "t.queue AS queue", "t.unique_key AS unique_key"])
     .where("t.id = :id", { id })
-    .getRawOne<{ status: TaskStatus; requested: unknown; type: string; queue: string }>();
-  return row ? { status: row.status, cancelRequested: row.requested !== null && row.requested !== undefined, type: row.type, queue: row.queue } : null;
+    .getRawOne<{ status: TaskStatus; requested: unknown; type: string; queue: string; unique_key: string | null }>();
+  return row
+    ? { status: row.status, cancelRequested: row.requested !== null && row.requested !== undefined, type: row.type, queue: row.queue, uniqueKey: row.unique_key ?? null }
+    : null;
 }
 
 /** A pending task becomes `cancelled` (guarded: still pending). True when it did. */
@@ -86,7 +90,8 @@ export async function requestCancel(m: EntityManager, id: string, lastError: str
 
 /**
  * A failed task back to the queue, due now, with at least one more attempt (`maxAttempts` raised
- * to `attempts + 1` when it was used up). Guarded: still failed. True when it was requeued.
+ * to `attempts + 1` when it was used up). Guarded: still failed. True when it was requeued; false
+ * also when the unique guard kept it failed because another unfinished task holds its key.
  */
 export async function requeueFailed(m: EntityManager, id: string, now: Date): Promise<boolean> {
   const result = await m

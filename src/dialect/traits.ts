@@ -16,6 +16,15 @@ export interface DialectOptions {
   listenUrl: string | null;
 }
 
+/** Options of bulkInsert. */
+export interface BulkInsertOptions {
+  /**
+   * Rows may be skipped by the database (unique tasks' guard trigger): fewer rows come back, the
+   * ones that went in, still in the order written.
+   */
+  maySkip?: boolean;
+}
+
 /** Runs one statement on the application's connection (a DataSource, or a QueryRunner in a transaction). */
 export type Query = (sql: string, params: unknown[]) => Promise<unknown>;
 
@@ -40,7 +49,14 @@ export interface DialectTraits {
    * none) or a null result (not for this table): VALUES lists.
    */
   readonly arrayInsert:
-    | ((runner: QueryRunner, table: string, columns: readonly string[], rows: readonly unknown[][], returning: string | null) => Promise<unknown[] | null>)
+    | ((
+        runner: QueryRunner,
+        table: string,
+        columns: readonly string[],
+        rows: readonly unknown[][],
+        returning: string | null,
+        options?: BulkInsertOptions,
+      ) => Promise<unknown[] | null>)
     | null;
   /**
    * Tells other processes' workers that tasks were committed (sent after the commit); null when
@@ -54,6 +70,27 @@ export interface DialectTraits {
    * whatever transaction another caller has open on it.
    */
   readonly autocommitSave: boolean;
+  /**
+   * The trigger that makes a duplicate unique task's insert write nothing (see
+   * postgres/uniqueGuard.ts and sqlite/uniqueGuard.ts).
+   */
+  readonly uniqueGuard: {
+    install(tasks: string): string[];
+    drop(tasks: string): string[];
+    /** Whether it is installed. */
+    installed(dataSource: DataSource, tasks: string): Promise<boolean>;
+    /**
+     * Whether the insert just made on `runner` was skipped by the guard, where the id cannot
+     * tell: SQLite leaves TypeORM the connection's previous insert id (its last_insert_rowid).
+     * Null where a skipped insert leaves no id (PostgreSQL: no RETURNING row).
+     */
+    insertSkipped: ((runner: QueryRunner) => Promise<boolean>) | null;
+    /**
+     * Installed when found missing even without `synchronize`: SQLite loses triggers whenever
+     * TypeORM rebuilds the table (as its generated migrations do to add a column).
+     */
+    installWhenMissing: boolean;
+  };
   /** Readies a DataSource for ormq, once (connection guards). */
   prepare(dataSource: DataSource): void;
   /** The worker-side dialect: claim, complete, heartbeat, rescue, listen. */

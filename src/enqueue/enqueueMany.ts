@@ -7,6 +7,9 @@ import { bulkInsert } from "../dialect/bulkInsert";
 import { OrmqError, TaskDefinitionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { announceInserted, applyDefaults } from "./subscriber";
+import { settleDuplicate } from "./uniqueEnqueue";
+import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
+import { uniqueKeysOf, type UniqueKeys, type UniqueSpec } from "../flow/uniqueSpec";
 import { announcementOf } from "./announcements";
 import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
@@ -40,7 +43,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
   if (tasks.length === 0) return [];
   const first = tasks[0] as unknown as { constructor: typeof BaseTaskEntity };
   const dataSource = options.dataSource ?? options.manager?.connection ?? resolveDataSource(first.constructor);
-  TaskRegistry.for(dataSource); // a badly declared task class fails here, with its name
+  TaskRegistry.for(dataSource); // a badly declared task class fails here, with its name (kept below)
   prepareDataSource(dataSource); // (once per DataSource; see there)
   const byClass = new Map<EntityMetadata, number[]>();
   for (let i = 0; i < tasks.length; i++) {
@@ -49,30 +52,45 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
     if (!positions) byClass.set(metadata, (positions = []));
     positions.push(i);
   }
+  const registry = TaskRegistry.for(dataSource);
   const write = async (runner: QueryRunner) => {
     const now = await databaseNow(dataSource, runner);
     // Everything is checked before the first row is written.
+    const keys = new Map<number, UniqueKeys>();
     for (const [metadata, positions] of byClass) {
       const cls = metadata.target as typeof BaseTaskEntity;
+      const type = String(metadata.discriminatorValue);
+      const spec = registry.byKey.get(type)?.unique ?? null;
+      if (spec) await ensureUniqueGuard(dataSource);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;
         applyDefaults(task, cls, now);
         checkTaskFields(task, cls.name);
-        await validateTask(task, cls, String(metadata.discriminatorValue));
+        await validateTask(task, cls, type);
+        const key = spec ? uniqueKeysOf(spec, type, task, cls.name, now) : null;
+        task.uniqueKey = key?.key ?? null;
+        task.uniqueWindow = key?.window ?? null;
+        if (key) keys.set(i, key);
       }
     }
     const table = tablesOf(dataSource).tasks;
     const announcements = new Set<string>();
     for (const [metadata, positions] of byClass) {
+      const type = String(metadata.discriminatorValue);
+      const spec = registry.byKey.get(type)?.unique ?? null;
+      // Of a unique class, the first task of each key in the batch is written (the others follow
+      // its fate below), and the database may skip it when its key stands.
+      const firsts = spec ? firstOfEachKey(positions, keys) : positions;
       const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
-      const rows = positions.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
-      const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id");
+      const rows = firsts.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
+      const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id", { maySkip: spec !== null });
       checkIncreasing(returned);
-      positions.forEach((i, n) => {
-        const task = tasks[i];
-        task.id = String(returned[n]);
-        announcements.add(announcementOf(task.queue, String(metadata.discriminatorValue)));
-      });
+      if (spec) {
+        await settleMany(runner, tasks, positions, keys, returned.map(String), spec, metadata);
+      } else {
+        positions.forEach((i, n) => (tasks[i].id = String(returned[n])));
+      }
+      for (const i of positions) if (!tasks[i].deduplicated || tasks[i].replaced) announcements.add(announcementOf(tasks[i].queue, type));
     }
     // The wake-up, sent once the transaction commits.
     announceInserted(runner, announcements);
@@ -81,6 +99,54 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
   const outer = options.manager?.queryRunner;
   if (outer?.isTransactionActive) return write(outer);
   return dataSource.transaction((manager) => write(manager.queryRunner!));
+}
+
+/** The positions that come first for their unique key, in order. */
+function firstOfEachKey(positions: readonly number[], keys: ReadonlyMap<number, UniqueKeys>): number[] {
+  const seen = new Set<string>();
+  return positions.filter((i) => {
+    const key = keys.get(i)!.key;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * After a multi-row insert of a unique class: which tasks went in (`inserted`, their ids), and for
+ * the others the rule of the class's `onConflict` against the task that stands, as save() applies
+ * it. A later task of a key already in the batch follows the first (and replaces it, for replace).
+ */
+async function settleMany(
+  runner: QueryRunner,
+  tasks: readonly BaseTaskEntity[],
+  positions: readonly number[],
+  keys: ReadonlyMap<number, UniqueKeys>,
+  inserted: readonly string[],
+  spec: UniqueSpec,
+  metadata: EntityMetadata,
+): Promise<void> {
+  const m = runner.manager;
+  const insertedByKey = new Map<string, string>();
+  for (const [id, key] of await uniqueKeysByIds(m, inserted)) insertedByKey.set(key, id);
+  const missing = positions.map((i) => keys.get(i)!).filter((k) => !insertedByKey.has(k.key));
+  const standing = new Map<string, StandingTask>();
+  for (const t of (await standingTasks(m, missing)).reverse()) standing.set(t.uniqueKey, t); // unfinished holders win
+  const done = new Set<string>();
+  for (const i of positions) {
+    const task = tasks[i] as BaseTaskEntity & ObjectLiteral;
+    const key = keys.get(i)!;
+    const id = insertedByKey.get(key.key);
+    if (id !== undefined && !done.has(key.key)) {
+      task.id = id;
+      task.deduplicated = false;
+      task.replaced = false;
+      done.add(key.key);
+      continue;
+    }
+    const holder = id !== undefined ? { id, status: "pending" as const, uniqueKey: key.key } : (standing.get(key.key) ?? null);
+    await settleDuplicate(m, task, spec, metadata, key, holder);
+  }
 }
 
 function metadataOf(dataSource: DataSource, task: unknown, index: number): EntityMetadata {

@@ -15,6 +15,7 @@ import { TaskDefinitionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { checkTaskFields, validateTask } from "../validation";
 import { announceCommitted, announcementOf } from "./announcements";
+import { markUnique, settleUnique } from "./uniqueEnqueue";
 
 /** Per open transaction: the queues and types that got tasks (see announcementOf). */
 const pending = new WeakMap<QueryRunner, Set<string>>();
@@ -48,18 +49,25 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
           "not as a plain object through the BaseTaskEntity repository",
       );
     }
-    TaskRegistry.for(event.connection); // a badly declared task class fails here, with its name
+    const registry = TaskRegistry.for(event.connection); // a badly declared task class fails here, with its name
     prepareDataSource(event.connection); // (once per DataSource; see there)
     const task = event.entity as unknown as ObjectLiteral;
-    applyDefaults(task, cls, await databaseNow(event.connection, event.queryRunner));
+    const type = String(event.metadata.discriminatorValue);
+    const now = await databaseNow(event.connection, event.queryRunner);
+    applyDefaults(task, cls, now);
     // Throwing here writes nothing; the caller's transaction can roll back cleanly.
     checkTaskFields(task, cls.name);
-    await validateTask(task, cls, String(event.metadata.discriminatorValue));
+    await validateTask(task, cls, type);
+    await markUnique(event.manager, task, registry.byKey.get(type)?.unique ?? null, type, cls.name, now);
   }
 
-  afterInsert(event: InsertEvent<BaseTaskEntity>): void {
-    const task = event.entity as { queue?: string };
-    announceInserted(event.queryRunner, [announcementOf(task.queue ?? "default", String(event.metadata.discriminatorValue))]);
+  async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
+    const task = event.entity as unknown as ObjectLiteral;
+    const type = String(event.metadata.discriminatorValue);
+    const spec = TaskRegistry.for(event.connection).byKey.get(type)?.unique ?? null;
+    // A duplicate skipped: nothing new to announce.
+    if ((await settleUnique(event.manager, task, spec, event.metadata)) === "skipped") return;
+    announceInserted(event.queryRunner, [announcementOf(task.queue ?? "default", type)]);
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {

@@ -42,6 +42,22 @@ export class TaskValidationError extends OrmqError {
 }
 
 /**
+ * An enqueue of a class with `unique = { onConflict: "error" }` met a task with the same key that
+ * still holds it. Nothing was written, and the caller's transaction is intact.
+ */
+export class UniqueTaskError extends OrmqError {
+  constructor(
+    readonly taskType: string,
+    /** The key's values by property. */
+    readonly key: Record<string, unknown>,
+    /** The id of the task that holds the key, when it could be read. */
+    readonly standingId: string | null,
+  ) {
+    super(`a ${taskType} task with the same unique key ${JSON.stringify(key)} already exists${standingId ? ` (task ${standingId})` : ""}`);
+  }
+}
+
+/**
  * Throw from run() to come back later without using an attempt:
  * `throw new SnoozeTask(60_000)`. The error() hook is not called.
  */

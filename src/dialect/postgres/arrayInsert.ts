@@ -1,5 +1,6 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../../errors";
+import type { BulkInsertOptions } from "../traits";
 
 /** Rows per unnest statement: large, but each array stays well below PostgreSQL's 1 GB value limit. */
 const MAX_ROWS_PER_UNNEST = 10_000;
@@ -16,10 +17,11 @@ export async function arrayInsert(
   columns: readonly string[],
   rows: readonly unknown[][],
   returning: string | null,
+  options: BulkInsertOptions = {},
 ): Promise<unknown[] | null> {
   const types = await columnTypes(runner, table);
   if (!columns.every((c) => types.get(c) !== undefined && !types.get(c)!.endsWith("]"))) return null;
-  return unnestInsert(runner, table, columns, rows, returning, types);
+  return unnestInsert(runner, table, columns, rows, returning, types, options);
 }
 
 async function unnestInsert(
@@ -29,6 +31,7 @@ async function unnestInsert(
   rows: readonly unknown[][],
   returning: string | null,
   types: Map<string, string>,
+  options: BulkInsertOptions,
 ): Promise<unknown[]> {
   const escape = (name: string) => runner.connection.driver.escape(name);
   const out: unknown[] = [];
@@ -55,7 +58,7 @@ async function unnestInsert(
     const result: unknown = await runner.query(sql, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
-    if (returned.length !== chunk.length) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
+    if (returned.length !== chunk.length && !options.maySkip) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
     for (const r of returned) out.push(r[returning]);
   }
   return out;

@@ -1,4 +1,5 @@
 import type { DialectTraits } from "../traits";
+import { dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements } from "./uniqueGuard";
 import { arrayInsert } from "./arrayInsert";
 import { PostgresDialect } from "./dialect";
 import { notifyNewTasks } from "./listener";
@@ -13,6 +14,7 @@ export const postgresTraits: DialectTraits = {
   maxParameters: 65_535,
   arrayInsert,
   autocommitSave: true,
+  uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, insertSkipped: null, installWhenMissing: false },
   notify: notifyNewTasks,
   prepare: guardPostgresPool,
   createDialect: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options),

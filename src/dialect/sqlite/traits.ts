@@ -1,4 +1,5 @@
 import type { DialectTraits } from "../traits";
+import { dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements, uniqueInsertSkipped } from "./uniqueGuard";
 import { guardSqliteConnection } from "./connectionGuard";
 import { SqliteDialect } from "./dialect";
 
@@ -14,6 +15,7 @@ export const sqliteTraits: DialectTraits = {
   maxParameters: 32_766,
   arrayInsert: null,
   autocommitSave: false,
+  uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, insertSkipped: uniqueInsertSkipped, installWhenMissing: true },
   notify: null,
   prepare: guardSqliteConnection,
   createDialect: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),

@@ -1,0 +1,96 @@
+/**
+ * Unique keys against generated input: any text (long, unicode, quotes, NUL-free) as a key
+ * value makes exactly one task per distinct value, and enqueueing it twice never writes twice.
+ * And bad `static unique` declarations: one TaskDefinitionError naming the class and the field.
+ */
+import fc from "fast-check";
+import { ChildEntity, Column, DataSource, type DataSourceOptions } from "typeorm";
+import { BaseTaskEntity, ormqDataSourceOptions, TaskDefinitionError, type UniqueOption } from "../../src";
+import { SyncAccount } from "../fixtures/flow";
+import { testEntities } from "../fixtures/tasks";
+import { createTestDb, DIALECTS, useTestDatabase } from "../support/db";
+
+describe.each(DIALECTS)("unique keys from generated values on %s", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (o) => (ds = o.ds), testEntities);
+
+  it("one task per distinct value, whatever the text", async () => {
+    // Text the column stores (no NUL, at most 230 characters with the prefix), from short to past
+    // the length where the key is stored as a digest.
+    const value = fc
+      .oneof(fc.string({ maxLength: 30 }), fc.string({ unit: "grapheme", minLength: 80, maxLength: 200 }))
+      .map((s) => s.replace(/\0/g, ""))
+      .filter((s) => [...s].length <= 230);
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(value, { minLength: 1, maxLength: 6 }), async (values) => {
+        const prefix = `${Math.random()}:`;
+        const ids = new Map<string, string>();
+        for (const v of [...values, ...values]) {
+          const task = await SyncAccount.create({ accountId: prefix + v }).save();
+          if (ids.has(v)) expect([v, task.deduplicated, task.id]).toEqual([v, true, ids.get(v)]);
+          else ids.set(v, task.id);
+        }
+        const stored = await ds.getRepository(SyncAccount).createQueryBuilder("t").where("t.accountId LIKE :p", { p: `${prefix.replace(/[%_]/g, "\\$&")}%` }).getCount();
+        expect(stored).toBe(values.length);
+      }),
+      { numRuns: 25, endOnFailure: true },
+    );
+  });
+});
+
+describe("bad static unique declarations", () => {
+  const declare = (unique: unknown, keepSucceeded = true) => {
+    @ChildEntity(`bad_unique_${Math.random()}`)
+    class BadUnique extends BaseTaskEntity {
+      static unique = unique as UniqueOption;
+      static keepSucceeded = keepSucceeded;
+      @Column({ type: "varchar", length: 255, nullable: true })
+      accountId!: string;
+      async run() {
+        return null;
+      }
+    }
+    return BadUnique;
+  };
+
+  // Refused when the DataSource's task classes are first checked (a worker's start, or the first
+  // enqueue, as here), before anything is written.
+  it.each([
+    [{ by: ["nope"] }, /BadUnique\.unique\.by names "nope"/],
+    [{ by: ["status"] }, /not a column/],
+    [{ by: [] }, /by must list 1 to 8/],
+    [{ by: ["accountId"], onConflict: "merge" }, /onConflict must be/],
+    [{ by: ["accountId"], within: "-1h" }, /within must be a duration/],
+    [{ by: ["accountId"], within: 0 }, /within must be a duration/],
+    [{ by: ["accountId"], extra: 1 }, /unknown field "extra"/],
+    ["accountId", /must be an object/],
+  ])("%j is refused before anything is written", async (unique, message) => {
+    const cls = declare(unique);
+    const db = await createTestDb("sqlite");
+    const base = ormqDataSourceOptions(db.url);
+    const ds = new DataSource({ ...base, entities: [...(base.entities as []), cls], logging: false } as DataSourceOptions);
+    await ds.initialize();
+    try {
+      const err = await ds.getRepository(cls).save(cls.create({ accountId: "x" })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskDefinitionError);
+      expect((err as Error).message).toMatch(message);
+    } finally {
+      await ds.destroy();
+      await db.drop();
+    }
+  });
+
+  it("within with keepSucceeded = false is refused: the window lives in the rows", async () => {
+    const cls = declare({ by: ["accountId"], within: "1h" }, false);
+    const db = await createTestDb("sqlite");
+    const base = ormqDataSourceOptions(db.url);
+    const ds = new DataSource({ ...base, entities: [...(base.entities as []), cls], logging: false } as DataSourceOptions);
+    await ds.initialize();
+    try {
+      await expect(ds.getRepository(cls).save(cls.create({ accountId: "x" }))).rejects.toThrow(/keepSucceeded = false/);
+    } finally {
+      await ds.destroy();
+      await db.drop();
+    }
+  });
+});
