@@ -29,6 +29,9 @@ export async function retryCommand(id: string | undefined, flags: ConnectionFlag
     report(flags, result);
     if (result.outcome === "notFound") throw new CliError(`no task with id ${taskId}`);
     if (result.outcome === "notFailed") throw new CliError(`task ${taskId} is ${result.status}, not failed: nothing to retry`);
+    if (result.outcome === "duplicate") {
+      throw new CliError(`task ${taskId} stays failed: its unique key is held by unfinished task ${result.standingId ?? "(finished since)"}`);
+    }
   } finally {
     await conn.close();
   }
