@@ -5,7 +5,7 @@ import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 import { maybeTaskOperations, taskOperations, type CancelResult } from "./operations";
 import type { TaskStatus } from "./status";
-import type { UniqueOption } from "./unique";
+import type { ConcurrencyLimitOption, UniqueOption } from "./unique";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
@@ -112,6 +112,11 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * See docs/flow-control.md.
    */
   static unique: UniqueOption | undefined = undefined;
+  /**
+   * At most this many tasks of this class running (claimed) at once across every worker:
+   * `2`, or `{ max: 2, by: "accountId" }` per value of a column. See docs/flow-control.md.
+   */
+  static concurrencyLimit: ConcurrencyLimitOption | undefined = undefined;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })

@@ -1,11 +1,13 @@
 import { BaseTaskEntity } from "./BaseTaskEntity";
 import { TaskEventEntity } from "./TaskEventEntity";
 import { WorkerEntity } from "./WorkerEntity";
+import { ControlEntity, MetaEntity } from "./ControlEntity";
 
 export * from "./BaseTaskEntity";
 export * from "./TaskEventEntity";
 export * from "./WorkerEntity";
+export * from "./ControlEntity";
 export { epochMillis } from "./transformers";
 
 /** ormq's entities, to spread into a DataSource's `entities` next to your own. */
-export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity];
+export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity, ControlEntity, MetaEntity];

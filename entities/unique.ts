@@ -12,3 +12,6 @@ export interface UniqueOption {
   /** A fixed window ("1h", or milliseconds): one task per key per window, finished or not. */
   within?: string | number;
 }
+
+/** `static concurrencyLimit`: at most `max` running across all workers, in all or per `by` column value. */
+export type ConcurrencyLimitOption = number | { max: number; by?: string };

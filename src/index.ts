@@ -36,6 +36,7 @@ export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics"
 export { createLogger, LOG_LEVELS } from "./logger";
 export type { TaskClass } from "./registry";
 export type { UniqueOption, OnConflict } from "./flow/uniqueSpec";
+export type { ConcurrencyLimitOption } from "../entities/unique";
 export type { Logger } from "./logger";
 export {
   exponentialBackoff,
@@ -85,5 +86,6 @@ export {
 } from "./admin/list";
 export { rescueExpiredTasks } from "./admin/rescue";
 export { retryTask, retryFailed, type RetryTaskResult } from "./admin/retry";
+export { pauseQueue, resumeQueue, pauseType, resumeType, setQueueLimits, listControls, type QueueLimits, type ControlRow } from "./admin/queues";
 export { prune, type PruneOptions, type PruneResult } from "./admin/prune";
 export type { RescuedTask } from "./dialect";

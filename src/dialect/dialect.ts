@@ -19,6 +19,31 @@ export interface ClaimRequest {
   leaseMs: number;
   /** Types whose transitions are recorded in `ormq_task_events` (a "started" event at claim). */
   historyTypes: readonly string[];
+  /** Queues whose tasks are not taken: paused, or limited (claimed under `limits` instead). */
+  excludedQueues?: readonly string[];
+  /**
+   * Claim only tasks under these concurrency limits, and no more than they leave room for:
+   * serialised with every other limited claim on the database (see limitedClaim.ts).
+   */
+  limits?: ClaimLimits;
+}
+
+/** The concurrency limits a limited claim applies. */
+export interface ClaimLimits {
+  /** Class limits: at most `max` running of `type` per value of `column` (its database name; null: in all). */
+  types: readonly { type: string; column: string | null; max: number }[];
+  /** Queue limits: at most `max` running in `queue`, of any type. */
+  queues: readonly { queue: string; max: number }[];
+}
+
+/** Flow controls set at run time (ormq_controls), and the schema version (ormq_meta). */
+export interface Controls {
+  pausedQueues: readonly string[];
+  pausedTypes: readonly string[];
+  /** Concurrency limits of queues. */
+  queueLimits: ReadonlyMap<string, number>;
+  /** ormq_meta's schema_version; null when not recorded (a schema made by synchronize). */
+  schemaVersion: number | null;
 }
 
 /**
@@ -71,6 +96,8 @@ export interface Tables {
   tasks: string;
   workers: string;
   events: string;
+  controls: string;
+  meta: string;
 }
 
 /** A worker's row in `ormq_workers` at registration. */
@@ -105,6 +132,8 @@ export interface Dialect {
    * `cancelled`. A task missing from the map was no longer this worker's to finish.
    */
   complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>>;
+  /** The flow controls every worker applies: read about once a second. */
+  readControls(): Promise<Controls>;
   /** Milliseconds until the earliest upcoming due time among tasks it could claim; null if none. */
   nextDueInMs(filter: TaskFilter): Promise<number | null>;
   /** Of these running tasks held by this worker, the ids someone asked to cancel. */

@@ -2,6 +2,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
+import { ControlEntity, MetaEntity } from "../../entities/ControlEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
@@ -10,7 +11,7 @@ import { postgresTraits } from "./postgres/traits";
 import { sqliteTraits } from "./sqlite/traits";
 import type { DialectOptions, DialectTraits } from "./traits";
 
-export type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
+export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqlite/connectionGuard";
 export type { DialectTraits, Query } from "./traits";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
@@ -28,14 +29,20 @@ export function traitsOf(dataSource: DataSource): DialectTraits {
 
 /** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */
 export function tablesOf(dataSource: DataSource): Tables {
-  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity) => {
+  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity | typeof ControlEntity | typeof MetaEntity) => {
     const metadata = dataSource.getMetadata(entity);
     return [metadata.schema, metadata.tableName]
       .filter((part): part is string => !!part)
       .map((part) => dataSource.driver.escape(part))
       .join(".");
   };
-  return { tasks: escaped(BaseTaskEntity), workers: escaped(WorkerEntity), events: escaped(TaskEventEntity) };
+  return {
+    tasks: escaped(BaseTaskEntity),
+    workers: escaped(WorkerEntity),
+    events: escaped(TaskEventEntity),
+    controls: escaped(ControlEntity),
+    meta: escaped(MetaEntity),
+  };
 }
 
 /**

@@ -22,8 +22,19 @@ export interface ClaimLoopDeps {
    * limit across workers: a limited or paused queue must get no buffer.)
    */
   gauge: PrefetchGauge;
-  /** What to claim: types, queues, lease, history types. */
+  /** What the worker claims from: types, queues, lease, history types (for the next due time). */
   request: Omit<ClaimRequest, "limit">;
+  /**
+   * Claims up to `want` ready tasks, of which at most `room` (the free slots) may be tasks under a
+   * concurrency limit (see FlowGate). Returns them in claim order, and whether the claim of tasks
+   * under no limit came back full (more may be ready).
+   */
+  claim: (want: number, room: number) => Promise<{ rows: TaskRow[]; full: boolean }>;
+  /**
+   * Whether tasks under a concurrency limit may be waiting for room: a slot freed here may be a
+   * limit's place freed, so the loop looks again then rather than at the next poll.
+   */
+  limitsActive: () => boolean;
   /** Claim at most this many tasks in all, then finish (processN); Infinity runs until stopped. */
   limit: number;
   logger: Logger;
@@ -62,9 +73,10 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
       if (want > 0 && want >= Math.min(minClaim, remaining)) {
         doze.forget(); // a wake-up from here on means: look again
         let rows: TaskRow[];
+        let full: boolean;
         const claimStarted = performance.now();
         try {
-          rows = await dialect.claim({ ...request, limit: want });
+          ({ rows, full } = await deps.claim(want, concurrency - held.busySlots - held.buffered.size));
           gauge.claimedIn(performance.now() - claimStarted);
           claimFailures = 0;
         } catch (err) {
@@ -77,7 +89,7 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
           continue;
         }
         held.add(rows, claimStarted);
-        if (rows.length === want) continue; // a full batch: more may be ready
+        if (full) continue; // a full batch: more may be ready
         // Nothing more ready and nothing held that could enqueue more: processN is done. Unless
         // a wake-up came during the claim: a task whose outcome (a retry, say) was written
         // while the claim ran is ready, but the claim could not see it. Look again first.
@@ -86,7 +98,7 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
         // wake-up (an enqueue, here or announced) cuts the sleep short and looks again. A slot
         // freeing up does not: nothing was ready. (processN looks again when a task ends, to
         // return once the last one has.)
-        await sleep(Math.min(pollIntervalMs, await nextDue(dialect, request, logger)), limit !== Infinity);
+        await sleep(Math.min(pollIntervalMs, await nextDue(dialect, request, logger)), limit !== Infinity || deps.limitsActive());
         continue;
       }
       await sleep(pollIntervalMs);

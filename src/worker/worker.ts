@@ -19,6 +19,8 @@ import { HeldTasks, type ProcessSummary } from "./heldTasks";
 import type { ResolvedOptions } from "./options";
 import { finishRunning } from "./running";
 import { selectTypes } from "./typeSelection";
+import { FlowGate } from "./flowGate";
+import { claimThrough, startControlsWatch } from "./controlsWatch";
 
 export type { ProcessSummary };
 
@@ -139,14 +141,20 @@ export class Worker {
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
       await dialect.listen(onAnnounced);
-      this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency }, "worker started");
       const historyTypes = types.filter((t) => t.cls.history).map((t) => t.key);
+      const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes };
+      const gate = new FlowGate(dialect, types, request);
+      await gate.refresh(); // before the first claim: a paused queue is never claimed from
+      maintenance.push(startControlsWatch(gate, held, this.logger, () => this.doze.wake("work")));
+      this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency, paused: gate.paused }, "worker started");
       await runClaimLoop({
         dialect,
         held,
         options: this.options,
         gauge,
-        request: { types: [...typeByKey.keys()], queues, leaseMs, historyTypes },
+        request,
+        claim: (want, room) => claimThrough(dialect, gate, want, room),
+        limitsActive: () => gate.requests().limited !== null,
         limit: this.limit,
         logger: this.logger,
         doze: this.doze,

@@ -8,7 +8,9 @@ import type { DialectOptions } from "../traits";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
-import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import { controlsOf, controlsSql, missingControls } from "../controlsRead";
+import { limitedPickSql, type SqlParts } from "../limitedClaim";
+import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
@@ -25,6 +27,9 @@ const NOW_MS = `(floor(extract(epoch from statement_timestamp()) * 1000))::bigin
  * with `id = ANY(...)` and no join.
  */
 const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
+
+/** The advisory lock every limited claim takes ("ormq", "lmtd" as int4s): one limited claim at a time. */
+const LIMITED_CLAIM_LOCK = [1869770097, 1819112548] as const;
 
 /** SQLSTATE foreign_key_violation (NO ACTION) and restrict_violation (ON DELETE RESTRICT). */
 const FOREIGN_KEY_VIOLATIONS = new Set(["23503", "23001"]);
@@ -134,6 +139,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.limits) return this.claimLimited(request, request.limits);
     const after = this.watermark.next();
     let rows = await this.claimFrom(request, after);
     this.watermark.claimed(after, rows, request.limit);
@@ -152,6 +158,7 @@ export class PostgresDialect implements Dialect {
     const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
     const param = (value: unknown) => `$${values.push(value)}`;
     const queueFilter = request.queues ? `AND queue = ANY(${param(request.queues)}::text[])` : "";
+    const excluded = request.excludedQueues?.length ? `AND queue <> ALL(${param(request.excludedQueues)}::text[])` : "";
     // Same priority, later in (run_at, id): an index range scan that starts past the entries
     // earlier claims left behind (see ClaimWatermark).
     const resume = after
@@ -173,7 +180,7 @@ export class PostgresDialect implements Dialect {
     const text = `
       WITH picked AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
-        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter} ${resume}
+        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter} ${excluded} ${resume}
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
@@ -191,6 +198,57 @@ export class PostgresDialect implements Dialect {
       ORDER BY priority DESC, run_at, id`;
     const { rows } = await this.query({ name: statementName("claim", text), text, values });
     return rows;
+  }
+
+  /**
+   * A claim under concurrency limits: in a transaction that first takes the advisory lock all
+   * limited claims share, so that the claim's count of running tasks (a snapshot taken after the
+   * lock, under READ COMMITTED) includes every other limited claim's committed tasks and none can
+   * be in flight. Three round trips where a plain claim takes one; only limited tasks pay them.
+   */
+  private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
+    const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
+    const parts: SqlParts = {
+      param: (value, type) => `$${values.push(value)}::${type}`,
+      inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
+      notInList: (column, list) => `${column} <> ALL($${values.push(list)}::text[])`,
+      lockRows: "FOR NO KEY UPDATE SKIP LOCKED",
+      escape: (column) => this.dataSource.driver.escape(column),
+    };
+    const pick = limitedPickSql(this.tables.tasks, NOW_MS, request, limits, request.limit, parts);
+    const text = `
+      WITH picked AS MATERIALIZED (${pick}), claimed AS (
+        UPDATE ${this.tables.tasks} t
+        SET status = 'running', attempts = t.attempts + 1, locked_by = $1,
+            locked_until = ${NOW_MS} + $2::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
+        WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
+        RETURNING t.*
+      ), history AS (
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
+        SELECT id, 'started', ${NOW_MS}, $1, attempts FROM claimed WHERE type = ANY($3::text[])
+      )
+      SELECT * FROM claimed ORDER BY priority DESC, run_at, id`;
+    const client = await this.pool.connect();
+    try {
+      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${LIMITED_CLAIM_LOCK[0]}, ${LIMITED_CLAIM_LOCK[1]})`);
+      const { rows } = await client.query({ text, values });
+      await client.query("COMMIT");
+      client.release();
+      return rows;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      client.release(isServerError(err) ? undefined : (err as Error));
+      throw err;
+    }
+  }
+
+  async readControls(): Promise<Controls> {
+    try {
+      const text = controlsSql(this.tables);
+      return controlsOf((await this.query({ name: statementName("controls", text), text })).rows);
+    } catch (err) {
+      throw missingControls(err);
+    }
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {

@@ -6,7 +6,9 @@ import type { Logger } from "../../logger";
 import { compareClaimOrder } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
-import type { ClaimRequest, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import { controlsOf, controlsSql, missingControls } from "../controlsRead";
+import { limitedPickSql, type SqlParts } from "../limitedClaim";
 
 /** A worker's row, inserted, or made alive again when it exists. */
 const UPSERT_WORKER = (workers: string) => `
@@ -59,18 +61,21 @@ export class SqliteDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.limits) return this.claimLimited(request, request.limits);
     // INDEXED BY: without statistics SQLite prefers the `type` index and sorts every pending row
     // on each claim (measured: 903 tasks/s at 2,000 queued, 199 at 20,000). The claim index is
     // read in claim order and the scan stops at the limit.
     const typeMarks = request.types.map(() => "?").join(", ");
     const queueFilter = request.queues ? `AND queue IN (${request.queues.map(() => "?").join(", ")})` : "";
+    const excluded = request.excludedQueues ?? [];
+    const excludedFilter = excluded.length > 0 ? `AND queue NOT IN (${excluded.map(() => "?").join(", ")})` : "";
     const sql = `
       UPDATE ${this.tables.tasks}
       SET status = 'running', attempts = attempts + 1, locked_by = @worker,
           locked_until = @now + @lease, started_at = @now, updated_at = @now
       WHERE status = 'pending' AND id IN (
         SELECT id FROM ${this.tables.tasks} INDEXED BY ormq_tasks_claim
-        WHERE status = 'pending' AND run_at <= @now AND type IN (${typeMarks}) ${queueFilter}
+        WHERE status = 'pending' AND run_at <= @now AND type IN (${typeMarks}) ${queueFilter} ${excludedFilter}
         ORDER BY priority DESC, run_at, id
         LIMIT @limit
       )
@@ -80,7 +85,7 @@ export class SqliteDialect implements Dialect {
     const recorded = new Set(request.historyTypes);
     const rows = await this.write(() => {
       const now = Date.now();
-      const claimed = stmt.all(...request.types, ...(request.queues ?? []), {
+      const claimed = stmt.all(...request.types, ...(request.queues ?? []), ...excluded, {
         worker: this.workerId,
         now,
         lease: request.leaseMs,
@@ -93,6 +98,56 @@ export class SqliteDialect implements Dialect {
     });
     // RETURNING gives no order; run in claim order.
     return rows.sort(compareClaimOrder);
+  }
+
+  /**
+   * A claim under concurrency limits (see limitedClaim.ts). SQLite has one writer at a time, and
+   * the claim runs in an immediate transaction: no other claim can come between its count of
+   * running tasks and its update.
+   */
+  private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
+    const values: unknown[] = [];
+    const marks = (list: readonly string[]) => {
+      values.push(...list);
+      return list.map(() => "?").join(", ");
+    };
+    const parts: SqlParts = {
+      param: (value) => {
+        values.push(value);
+        return "?";
+      },
+      inList: (column, list) => `${column} IN (${marks(list)})`,
+      notInList: (column, list) => `${column} NOT IN (${marks(list)})`,
+      lockRows: "",
+      escape: (column) => `"${column.replace(/"/g, '""')}"`,
+    };
+    const head = `
+      UPDATE ${this.tables.tasks}
+      SET status = 'running', attempts = attempts + 1, locked_by = ?,
+          locked_until = ? + ?, started_at = ?, updated_at = ?
+      WHERE status = 'pending' AND id IN (`;
+    const history = this.historyStatement();
+    const recorded = new Set(request.historyTypes);
+    const rows = await this.write(() => {
+      const now = Date.now();
+      values.length = 0;
+      values.push(this.workerId, now, request.leaseMs, now, now);
+      const sql = `${head}${limitedPickSql(this.tables.tasks, String(now), request, limits, request.limit, parts)}) RETURNING *`;
+      const claimed = this.db.prepare(sql).all(...values) as TaskRow[];
+      for (const row of claimed) {
+        if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
+      }
+      return claimed;
+    });
+    return rows.sort(compareClaimOrder);
+  }
+
+  async readControls(): Promise<Controls> {
+    try {
+      return controlsOf(this.prepare(controlsSql(this.tables)).all() as Record<string, unknown>[]);
+    } catch (err) {
+      throw missingControls(err);
+    }
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {

@@ -1,0 +1,71 @@
+/**
+ * Flow controls set at run time, for every worker on every host: pause and resume a queue or a
+ * task type, and a queue's concurrency limit. Each is one upsert in `ormq_controls`; workers read
+ * that table about once a second, so a change applies everywhere within a second. Lowering a
+ * limit or pausing never stops a running task: it stops new claims.
+ */
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { databaseNow } from "../dialect/clock";
+import { readControlRows, upsertControl, type ControlRow } from "../dialect/controlsWrites";
+import { InvalidOptionError } from "../errors";
+import { resolveDataSource } from "../dataSource";
+import { checkQueue } from "../validation";
+
+export type { ControlRow };
+
+/** Limits of a queue: `concurrency` is at most that many of its tasks running at once; null removes the limit. */
+export interface QueueLimits {
+  concurrency?: number | null;
+}
+
+/** The highest concurrency limit accepted (a 32-bit column, and far past any real limit). */
+const MAX_CONCURRENCY = 1_000_000;
+
+/** Stops every worker from claiming the queue's tasks (within a second); enqueue still works. */
+export async function pauseQueue(queue: string, options: { dataSource?: DataSource } = {}): Promise<void> {
+  await setControl(options, "queue", checkQueue(queue, "pauseQueue(queue)"), { paused: true });
+}
+
+/** Lets workers claim the queue's tasks again. */
+export async function resumeQueue(queue: string, options: { dataSource?: DataSource } = {}): Promise<void> {
+  await setControl(options, "queue", checkQueue(queue, "resumeQueue(queue)"), { paused: false });
+}
+
+/** Stops every worker from claiming tasks of this type (its `@ChildEntity` key), in any queue. */
+export async function pauseType(type: string, options: { dataSource?: DataSource } = {}): Promise<void> {
+  await setControl(options, "type", checkType(type, "pauseType(type)"), { paused: true });
+}
+
+/** Lets workers claim tasks of this type again. */
+export async function resumeType(type: string, options: { dataSource?: DataSource } = {}): Promise<void> {
+  await setControl(options, "type", checkType(type, "resumeType(type)"), { paused: false });
+}
+
+/** Sets a queue's limits (`{ concurrency: 5 }`; null removes it), for every worker within a second. */
+export async function setQueueLimits(queue: string, limits: QueueLimits, options: { dataSource?: DataSource } = {}): Promise<void> {
+  const name = checkQueue(queue, "setQueueLimits(queue)");
+  if (typeof limits !== "object" || limits === null) throw new InvalidOptionError("setQueueLimits(queue, limits): limits must be an object such as { concurrency: 5 }");
+  for (const key of Object.keys(limits)) if (key !== "concurrency") throw new InvalidOptionError(`setQueueLimits: unknown limit "${key}" (concurrency)`);
+  const { concurrency } = limits;
+  if (concurrency !== undefined && concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_CONCURRENCY)) {
+    throw new InvalidOptionError(`setQueueLimits: concurrency must be an integer from 1 to ${MAX_CONCURRENCY}, or null to remove it; got ${JSON.stringify(concurrency)}`);
+  }
+  await setControl(options, "queue", name, { concurrency: concurrency ?? null });
+}
+
+/** The queues and types that are paused or limited. */
+export async function listControls(options: { dataSource?: DataSource } = {}): Promise<ControlRow[]> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  return readControlRows(dataSource.manager);
+}
+
+async function setControl(options: { dataSource?: DataSource }, scope: "queue" | "type", name: string, fields: { paused?: boolean; concurrency?: number | null }): Promise<void> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  await upsertControl(dataSource.manager, scope, name, fields, await databaseNow(dataSource));
+}
+
+function checkType(type: unknown, option: string): string {
+  if (typeof type !== "string" || type.length === 0 || type.length > 255) throw new InvalidOptionError(`${option} must be a task type key (1 to 255 characters), got ${JSON.stringify(type)}`);
+  return type;
+}

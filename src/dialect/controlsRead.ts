@@ -1,0 +1,44 @@
+/**
+ * The flow controls read, for both databases: one statement over ormq_controls and ormq_meta,
+ * whose rows are turned into `Controls` here. Tolerant of odd rows: a concurrency that is not a
+ * positive integer is no limit, and a schema version that is not a number is unknown.
+ */
+import { OrmqConfigurationError } from "../errors";
+import type { Controls, Tables } from "./dialect";
+
+/** The statement (no parameters): rows of (scope, name, paused, concurrency, value). */
+export function controlsSql(tables: Tables): string {
+  return `
+    SELECT scope, name, paused, concurrency, NULL AS value FROM ${tables.controls} WHERE paused <> 0 OR concurrency IS NOT NULL
+    UNION ALL
+    SELECT 'meta' AS scope, ${'"key"'} AS name, 0 AS paused, NULL AS concurrency, value FROM ${tables.meta} WHERE ${'"key"'} = 'schema_version'`;
+}
+
+/** Controls from the statement's rows. */
+export function controlsOf(rows: readonly Record<string, unknown>[]): Controls {
+  const pausedQueues: string[] = [];
+  const pausedTypes: string[] = [];
+  const queueLimits = new Map<string, number>();
+  let schemaVersion: number | null = null;
+  for (const row of rows) {
+    const name = String(row.name);
+    if (row.scope === "meta") {
+      const version = Number(row.value);
+      schemaVersion = Number.isSafeInteger(version) ? version : null;
+      continue;
+    }
+    if (Number(row.paused) !== 0) (row.scope === "type" ? pausedTypes : pausedQueues).push(name);
+    const max = Number(row.concurrency);
+    if (row.scope === "queue" && row.concurrency !== null && Number.isSafeInteger(max) && max > 0) queueLimits.set(name, max);
+  }
+  return { pausedQueues, pausedTypes, queueLimits, schemaVersion };
+}
+
+/** A missing ormq_controls table (PostgreSQL 42P01, SQLite "no such table") as the error that says what to do. */
+export function missingControls(err: unknown): unknown {
+  const text = String((err as Error | null)?.message ?? err);
+  if ((err as { code?: unknown } | null)?.code === "42P01" || /no such table/.test(text)) {
+    return new OrmqConfigurationError("ormq's tables are older than this ormq (no ormq_controls): run ormq's migrations (OrmqFlowControl)", { cause: err });
+  }
+  return err;
+}

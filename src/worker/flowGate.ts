@@ -1,0 +1,81 @@
+/**
+ * What a worker may claim now, given the flow controls: paused queues and types are not claimed
+ * at all, and tasks under a concurrency limit (their class's, or their queue's) are claimed only
+ * through the dialect's limited claim, never ahead of free slots. The controls are read from the
+ * database about once a second (`refresh`), so a pause or a limit set anywhere takes effect here
+ * within a second; a class's own limit is known from the start.
+ */
+import { SCHEMA_VERSION } from "../../entities/ControlEntity";
+import type { ClaimLimits, ClaimRequest, Controls, Dialect, TaskRow } from "../dialect";
+import { OrmqConfigurationError } from "../errors";
+import type { TaskType } from "../registry";
+
+/** A claim request without its limit. */
+export type ClaimShape = Omit<ClaimRequest, "limit">;
+
+const NO_CONTROLS: Controls = { pausedQueues: [], pausedTypes: [], queueLimits: new Map(), schemaVersion: null };
+
+export class FlowGate {
+  private controls = NO_CONTROLS;
+
+  constructor(
+    private readonly dialect: Dialect,
+    private readonly types: readonly TaskType[],
+    /** The worker's claim: every type it runs, its queues, lease and history types. */
+    private readonly base: ClaimShape,
+  ) {}
+
+  /**
+   * Reads the controls again. Refuses a schema newer than this ormq knows: its limits and pauses
+   * would be ignored. Returns whether anything that decides what to claim changed.
+   */
+  async refresh(): Promise<boolean> {
+    const next = await this.dialect.readControls();
+    if (next.schemaVersion !== null && next.schemaVersion > SCHEMA_VERSION) {
+      throw new OrmqConfigurationError(
+        `the database's ormq tables are version ${next.schemaVersion}, newer than this ormq (version ${SCHEMA_VERSION}): upgrade ormq before running this worker`,
+      );
+    }
+    const changed = key(next) !== key(this.controls);
+    this.controls = next;
+    return changed;
+  }
+
+  /** The paused queues and types (for the worker's log and summary). */
+  get paused(): { queues: readonly string[]; types: readonly string[] } {
+    return { queues: this.controls.pausedQueues, types: this.controls.pausedTypes };
+  }
+
+  /** Whether a claimed task may not start now: its queue or type was paused since. */
+  blocked(row: TaskRow): boolean {
+    return this.controls.pausedTypes.includes(String(row.type)) || this.controls.pausedQueues.includes(String(row.queue));
+  }
+
+  /**
+   * The claims to make: `plain` for tasks under no limit (claimed ahead as the gauge says), and
+   * `limited` for tasks under one (at most the free slots). Either is null when there is nothing
+   * of that kind to claim.
+   */
+  requests(): { plain: ClaimShape | null; limited: ClaimShape | null } {
+    const { pausedQueues, pausedTypes, queueLimits } = this.controls;
+    const runnable = this.types.filter((t) => !pausedTypes.includes(t.key));
+    const wanted = (queue: string) => this.base.queues === null || this.base.queues.includes(queue);
+    const limitedQueues = [...queueLimits].filter(([queue]) => wanted(queue) && !pausedQueues.includes(queue));
+    const plainTypes = runnable.filter((t) => !t.concurrency).map((t) => t.key);
+    const excludedQueues = [...pausedQueues, ...limitedQueues.map(([queue]) => queue)];
+    const plain = plainTypes.length === 0 ? null : { ...this.base, types: plainTypes, excludedQueues };
+    const limits: ClaimLimits = {
+      types: runnable.filter((t) => t.concurrency).map((t) => ({ type: t.key, column: t.concurrency!.column, max: t.concurrency!.max })),
+      queues: limitedQueues.map(([queue, max]) => ({ queue, max })),
+    };
+    const limited =
+      runnable.length === 0 || (limits.types.length === 0 && limits.queues.length === 0)
+        ? null
+        : { ...this.base, types: runnable.map((t) => t.key), excludedQueues: pausedQueues, limits };
+    return { plain, limited };
+  }
+}
+
+function key(c: Controls): string {
+  return JSON.stringify([c.pausedQueues, c.pausedTypes, [...c.queueLimits]]);
+}

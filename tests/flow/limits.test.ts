@@ -1,0 +1,103 @@
+/**
+ * Concurrency limits and pausing across workers, on both databases: workers on separate
+ * DataSources (as separate processes would be) drain tasks under a per-key class limit and a
+ * queue limit, and never run more at once than the limit allows; a paused queue or type is not
+ * claimed, and buffered tasks of one go back.
+ */
+import type { DataSource } from "typeorm";
+import { enqueueMany, listControls, pauseQueue, pauseType, processForever, processN, resumeQueue, resumeType, setQueueLimits } from "../../src";
+import { LimitedAccount, maxOverlap, SpanTask } from "../fixtures/flow";
+import { GateTask, testEntities } from "../fixtures/tasks";
+import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+import { until } from "../support/helpers";
+
+describe.each(DIALECTS)("flow controls on %s", (dialect) => {
+  let ds: DataSource;
+  let db: TestDb;
+  useTestDatabase(dialect, (o) => ((ds = o.ds), (db = o.db)), testEntities);
+  const quiet = () => memoryLogger().logger;
+
+  it("three workers at concurrency 20 never run more than 2 per key, and drain 300 tasks over 15 keys", async () => {
+    LimitedAccount.spans = [];
+    await enqueueMany(
+      Array.from({ length: 300 }, (_, i) => LimitedAccount.create({ accountId: `acc${i % 15}` })),
+      { dataSource: ds },
+    );
+    const others = [await openDataSource(db, testEntities), await openDataSource(db, testEntities)];
+    try {
+      const summaries = await Promise.all(
+        [ds, ...others].map((source) => processN(LimitedAccount, 300, { dataSource: source, concurrency: 20, pollIntervalMs: 50, logger: quiet() })),
+      );
+      // processN stops when nothing is ready; tasks a limit held back are picked up by another round.
+      let done = summaries.reduce((n, s) => n + s.succeeded, 0);
+      for (let round = 0; done < 300 && round < 20; round++) {
+        done += (await processN(LimitedAccount, 300, { dataSource: ds, concurrency: 20, pollIntervalMs: 50, logger: quiet() })).succeeded;
+      }
+    } finally {
+      for (const o of others) await o.destroy();
+    }
+    expect(LimitedAccount.spans).toHaveLength(300);
+    for (let k = 0; k < 15; k++) expect([`acc${k}`, maxOverlap(LimitedAccount.spans, `acc${k}`)]).toEqual([`acc${k}`, 2]);
+  });
+
+  it("a queue limit set at run time holds across workers; removing it lifts it", async () => {
+    SpanTask.spans = [];
+    await setQueueLimits("spans", { concurrency: 3 }, { dataSource: ds });
+    expect(await listControls({ dataSource: ds })).toEqual([expect.objectContaining({ scope: "queue", name: "spans", paused: false, concurrency: 3 })]);
+    await enqueueMany(Array.from({ length: 60 }, () => SpanTask.create({})), { dataSource: ds });
+    const other = await openDataSource(db, testEntities);
+    try {
+      let done = 0;
+      for (let round = 0; done < 60 && round < 20; round++) {
+        const runs = await Promise.all(
+          [ds, other].map((source) => processN(SpanTask, 60, { dataSource: source, concurrency: 10, pollIntervalMs: 50, logger: quiet() })),
+        );
+        done += runs.reduce((n, s) => n + s.succeeded, 0);
+      }
+    } finally {
+      await other.destroy();
+    }
+    expect(SpanTask.spans).toHaveLength(60);
+    expect(maxOverlap(SpanTask.spans, "spans")).toBe(3);
+    await setQueueLimits("spans", { concurrency: null }, { dataSource: ds });
+    expect(await listControls({ dataSource: ds })).toEqual([]);
+  });
+
+  it("bad limits are one clear error", async () => {
+    await expect(setQueueLimits("spans", { concurrency: 0 }, { dataSource: ds })).rejects.toThrow(/concurrency must be an integer from 1/);
+    await expect(setQueueLimits("spans", { concurrency: 2.5 }, { dataSource: ds })).rejects.toThrow(/concurrency must be/);
+    await expect(setQueueLimits("spans", { rate: 1 } as never, { dataSource: ds })).rejects.toThrow(/unknown limit "rate"/);
+    await expect(setQueueLimits("", { concurrency: 1 }, { dataSource: ds })).rejects.toThrow(/queue/);
+  });
+
+  it("a paused queue or type is not ready: processN does not wait for it; resumed, it runs", async () => {
+    SpanTask.spans = [];
+    await pauseQueue("spans", { dataSource: ds });
+    await enqueueMany(Array.from({ length: 5 }, () => SpanTask.create({})), { dataSource: ds });
+    expect((await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).processed).toBe(0);
+    await resumeQueue("spans", { dataSource: ds });
+    await pauseType("span_task", { dataSource: ds });
+    expect((await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).processed).toBe(0);
+    await resumeType("span_task", { dataSource: ds });
+    expect((await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).succeeded).toBe(5);
+  });
+
+  it("pausing hands back what a running worker holds in its buffer; running tasks finish", async () => {
+    GateTask.reset();
+    await enqueueMany(Array.from({ length: 6 }, () => GateTask.create({})), { dataSource: ds });
+    const controller = new AbortController();
+    const worker = processForever(GateTask, { dataSource: ds, concurrency: 1, prefetch: 5, pollIntervalMs: 50, signal: controller.signal, logger: quiet() });
+    try {
+      await until("one running and the rest buffered", async () => GateTask.started.length === 1 && (await ds.getRepository(GateTask).countBy({ status: "running" })) === 6);
+      await pauseQueue("default", { dataSource: ds });
+      await until("the buffered tasks handed back", async () => (await ds.getRepository(GateTask).countBy({ status: "pending", attempts: 0 })) === 5);
+      GateTask.release!();
+      await until("the running one finished", async () => (await ds.getRepository(GateTask).countBy({ status: "succeeded" })) === 1);
+    } finally {
+      controller.abort();
+      await worker;
+      await resumeQueue("default", { dataSource: ds });
+    }
+    expect(GateTask.started).toHaveLength(1);
+  });
+});
