@@ -21,6 +21,9 @@ export {
   type WorkerState,
   TaskEventEntity,
   type TaskEventKind,
+  ControlEntity,
+  MetaEntity,
+  SCHEMA_VERSION,
   type TaskStatus,
   type TaskErrorRecord,
 } from "../entities";

@@ -3,6 +3,7 @@ import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
 import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, oldestReadyRunAt, readyByQueue } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
+import { readControlRows, type ControlRow } from "../dialect/controlsWrites";
 import { resolveDataSource } from "../dataSource";
 import { ageMs } from "./storedValues";
 
@@ -30,6 +31,8 @@ export interface QueueStats {
    * wait here until a class for the type is deployed, or someone removes them.
    */
   unknownTypes: { type: string; count: number }[];
+  /** Queues and types paused or limited at run time (`pauseQueue`, `setQueueLimits`, …). */
+  controls: ControlRow[];
 }
 
 /**
@@ -55,6 +58,7 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     finishedLastMinute: finished,
     liveWorkers,
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
+    controls: await readControlRows(dataSource.manager),
   };
 }
 
@@ -70,14 +74,19 @@ export interface QueueReadiness {
  * The cheap part of `getStats`, for frequent scrapes: ready tasks and the oldest one's age per
  * queue (read through the claim index), and live workers.
  */
-export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number }> {
+export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number; pausedQueues: string[] }> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const now = await databaseNow(dataSource);
   const rows = await readyByQueue(dataSource, now);
   const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
+  // A paused queue's tasks are not ready: no worker will take them until it is resumed.
+  const pausedQueues = (await readControlRows(dataSource.manager)).filter((c) => c.scope === "queue" && c.paused).map((c) => c.name);
   return {
-    queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
+    queues: rows
+      .filter((r) => !pausedQueues.includes(r.queue))
+      .map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
     liveWorkers,
+    pausedQueues,
   };
 }
 

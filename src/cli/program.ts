@@ -5,6 +5,7 @@ import { cancelCommand, migrateCommand, pruneCommand, retryCommand } from "./com
 import { listCommand, showCommand, statsCommand } from "./commands/inspect";
 import { processCommand } from "./process/command";
 import { submitCommand } from "./commands/submit";
+import { queueCommand, typeCommand } from "./commands/queue";
 import { envName, flagName, WORKER_SETTINGS } from "../worker/settings";
 
 /** The database options every command takes. */
@@ -125,6 +126,24 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option("--status <statuses>", "finished statuses to delete, comma-separated (default succeeded,cancelled)")
     .addHelpText("after", examples("ormq prune --older-than 7d", "ormq prune --older-than 30d --status succeeded,cancelled,failed"))
     .action((flags) => pruneCommand(flags));
+
+  withConnection(
+    program
+      .command("queue")
+      .description("pause or resume a queue, set its concurrency limit, or list paused and limited queues and types (for every worker within a second)")
+      .argument("<action>", "pause, resume, set or list")
+      .argument("[name]", "queue name"),
+  )
+    .option("--concurrency <n>", "with set: at most N of the queue's tasks running across all workers; none removes the limit")
+    .action((action: string, name: string | undefined, flags) => queueCommand(action, name, flags));
+
+  withConnection(
+    program
+      .command("type")
+      .description("pause or resume a task type in every queue (for every worker within a second)")
+      .argument("<action>", "pause or resume")
+      .argument("<key>", "the type's @ChildEntity key"),
+  ).action((action: string, key: string, flags) => typeCommand(action, key, flags));
 
   withConnection(program.command("migrate").description("create or update ormq's tables (runs the DataSource's migrations)"))
     .addHelpText("after", examples("ormq migrate --database-url ./app.sqlite", "ormq migrate -d dist/data-source.js"))

@@ -38,7 +38,7 @@ describe.each(DIALECTS)("unique keys from generated values on %s", (dialect) => 
   });
 });
 
-describe("bad static unique declarations", () => {
+describe("bad static unique and concurrencyLimit declarations", () => {
   const declare = (unique: unknown, keepSucceeded = true) => {
     @ChildEntity(`bad_unique_${Math.random()}`)
     class BadUnique extends BaseTaskEntity {
@@ -74,6 +74,39 @@ describe("bad static unique declarations", () => {
       const err = await ds.getRepository(cls).save(cls.create({ accountId: "x" })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TaskDefinitionError);
       expect((err as Error).message).toMatch(message);
+    } finally {
+      await ds.destroy();
+      await db.drop();
+    }
+  });
+
+  it.each([
+    [0, /must be a positive integer/],
+    [1.5, /must be a positive integer/],
+    [-2, /must be a positive integer/],
+    [{ max: 2, by: "nope" }, /concurrencyLimit\.by names "nope"/],
+    [{ max: 2, by: "status" }, /not a column/],
+    [{ max: 2, per: "x" }, /unknown field "per"/],
+    ["2", /must be a positive integer/],
+  ])("concurrencyLimit %j is refused before anything is written", async (limit, message) => {
+    @ChildEntity(`bad_limit_${Math.random()}`)
+    class BadLimit extends BaseTaskEntity {
+      static concurrencyLimit = limit as never;
+      @Column({ type: "varchar", length: 255, nullable: true })
+      accountId!: string;
+      async run() {
+        return null;
+      }
+    }
+    const db = await createTestDb("sqlite");
+    const base = ormqDataSourceOptions(db.url);
+    const ds = new DataSource({ ...base, entities: [...(base.entities as []), BadLimit], logging: false } as DataSourceOptions);
+    await ds.initialize();
+    try {
+      const err = await ds.getRepository(BadLimit).save(BadLimit.create({ accountId: "x" })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskDefinitionError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).toContain("BadLimit.concurrencyLimit");
     } finally {
       await ds.destroy();
       await db.drop();

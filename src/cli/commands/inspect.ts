@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { TASK_STATUSES } from "../../../entities/status";
 import { listTaskPage, MAX_LIST_LIMIT, showTask } from "../../admin/list";
-import { getStats } from "../../admin/stats";
+import { getStats, type QueueStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
 import { parseInteger } from "../../parse";
@@ -35,6 +35,7 @@ export async function statsCommand(flags: ConnectionFlags & { json?: boolean; wa
           ...(stats.unknownTypes.length > 0 && conn.fromModule
             ? { "types without a class": stats.unknownTypes.map((u) => `${u.type} (${u.count})`).join(", ") }
             : {}),
+          ...controlsSummary(stats.controls),
         });
       }
       if (intervalMs === null) break;
@@ -45,6 +46,13 @@ export async function statsCommand(flags: ConnectionFlags & { json?: boolean; wa
     process.off("SIGTERM", onSignal);
     await conn.close();
   }
+}
+
+/** Paused and limited queues and types, as stats lines (none when there are none). */
+function controlsSummary(controls: QueueStats["controls"]): Record<string, string> {
+  const paused = controls.filter((c) => c.paused).map((c) => `${c.scope} ${c.name}`);
+  const limited = controls.filter((c) => c.concurrency !== null).map((c) => `${c.scope} ${c.name} (${c.concurrency})`);
+  return { ...(paused.length > 0 ? { paused: paused.join(", ") } : {}), ...(limited.length > 0 ? { "concurrency limits": limited.join(", ") } : {}) };
 }
 
 export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string; before?: string }): Promise<void> {

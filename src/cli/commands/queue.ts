@@ -1,0 +1,63 @@
+/**
+ * `ormq queue pause|resume NAME`, `ormq queue set NAME --concurrency N`, `ormq queue list`, and
+ * `ormq type pause|resume KEY`: the flow controls, through the admin API.
+ */
+import { listControls, pauseQueue, pauseType, resumeQueue, resumeType, setQueueLimits } from "../../admin/queues";
+import { InvalidOptionError } from "../../errors";
+import { parseInteger } from "../../parse";
+import { checkQueue } from "../../validation";
+import { connect, type ConnectionFlags } from "../connect";
+import { printJson, printRecord, printTable } from "../output";
+
+type Flags = ConnectionFlags & { json?: boolean; concurrency?: string };
+
+/** `ormq queue <action> [name]`. */
+export async function queueCommand(action: string, name: string | undefined, flags: Flags): Promise<void> {
+  const actions = ["pause", "resume", "set", "list"];
+  if (!actions.includes(action)) throw new InvalidOptionError(`ormq queue: unknown action ${JSON.stringify(action)} (${actions.join(", ")})`);
+  if (action !== "list" && name === undefined) throw new InvalidOptionError(`ormq queue ${action} needs a queue name`);
+  if (name !== undefined) checkQueue(name, "the queue name");
+  // Every flag is checked before the database is opened.
+  let concurrency: number | null | undefined;
+  if (action === "set") {
+    if (flags.concurrency === undefined) throw new InvalidOptionError("ormq queue set needs --concurrency N (or --concurrency none to remove the limit)");
+    concurrency = flags.concurrency.trim() === "none" ? null : parseInteger(flags.concurrency, "--concurrency", 1, 1_000_000);
+  }
+  const conn = await connect(flags, { command: "queue" });
+  try {
+    const options = { dataSource: conn.dataSource };
+    if (action === "pause") await pauseQueue(name!, options);
+    if (action === "resume") await resumeQueue(name!, options);
+    if (action === "set") await setQueueLimits(name!, { concurrency }, options);
+    const controls = await listControls(options);
+    if (flags.json) return printJson(action === "list" ? controls : { [action]: name, controls });
+    if (action !== "list") printRecord({ [action === "set" ? "limited" : `${action}d`]: name! });
+    printControls(controls);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** `ormq type <pause|resume> <key>`. */
+export async function typeCommand(action: string, key: string, flags: Flags): Promise<void> {
+  if (action !== "pause" && action !== "resume") throw new InvalidOptionError(`ormq type: unknown action ${JSON.stringify(action)} (pause, resume)`);
+  const conn = await connect(flags, { command: "type" });
+  try {
+    await (action === "pause" ? pauseType : resumeType)(key, { dataSource: conn.dataSource });
+    const controls = await listControls({ dataSource: conn.dataSource });
+    if (flags.json) return printJson({ [action]: key, controls });
+    printRecord({ [`${action}d`]: key });
+    printControls(controls);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** The paused and limited queues and types, as a table. */
+export function printControls(controls: Awaited<ReturnType<typeof listControls>>): void {
+  if (controls.length === 0) return void process.stdout.write("no queue or type is paused or limited\n");
+  printTable(
+    controls.map((c) => ({ scope: c.scope, name: c.name, paused: c.paused ? "paused" : "", concurrency: c.concurrency ?? "" })),
+    { scope: "scope", name: "name", paused: "paused", concurrency: "concurrency" },
+  );
+}

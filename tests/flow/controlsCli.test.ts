@@ -1,0 +1,61 @@
+/**
+ * The flow controls from the command line (`ormq queue`, `ormq type`, `ormq stats`), and a worker
+ * that meets a schema newer than it knows.
+ */
+import type { DataSource } from "typeorm";
+import { MetaEntity, processN } from "../../src";
+import { SpanTask } from "../fixtures/flow";
+import { allTestEntities } from "../fixtures/tasks";
+import { memoryLogger, useTestDatabase, type TestDb } from "../support/db";
+import { DATA_SOURCE_MODULE, runCli } from "../support/processes";
+
+const D = ["-d", DATA_SOURCE_MODULE];
+
+describe("flow controls through the ormq command (sqlite)", () => {
+  let ds: DataSource;
+  let db: TestDb;
+  useTestDatabase("sqlite", (o) => ((ds = o.ds), (db = o.db)), allTestEntities);
+  const env = () => ({ ORMQ_DATABASE_URL: db.url });
+
+  it("pauses, limits, lists, shows in stats, resumes; bad input is one line", async () => {
+    expect((await runCli(["queue", "pause", "spans", ...D], env())).code).toBe(0);
+    expect((await runCli(["type", "pause", "send_email", ...D], env())).code).toBe(0);
+    const set = await runCli(["queue", "set", "emails", "--concurrency", "5", ...D, "--json"], env());
+    expect(set.code).toBe(0);
+    expect(JSON.parse(set.stdout).controls).toEqual([
+      expect.objectContaining({ scope: "queue", name: "emails", paused: false, concurrency: 5 }),
+      expect.objectContaining({ scope: "queue", name: "spans", paused: true, concurrency: null }),
+      expect.objectContaining({ scope: "type", name: "send_email", paused: true }),
+    ]);
+    const stats = await runCli(["stats", ...D], env());
+    expect(stats.stdout).toMatch(/paused\s+queue spans, type send_email/);
+    expect(stats.stdout).toMatch(/concurrency limits\s+queue emails \(5\)/);
+    // A paused queue is not claimed.
+    await SpanTask.create({}).save();
+    expect((await processN(SpanTask, 1, { dataSource: ds, pollIntervalMs: 50, logger: memoryLogger().logger })).processed).toBe(0);
+    expect((await runCli(["queue", "resume", "spans", ...D], env())).code).toBe(0);
+    expect((await runCli(["type", "resume", "send_email", ...D], env())).code).toBe(0);
+    expect((await runCli(["queue", "set", "emails", "--concurrency", "none", ...D], env())).code).toBe(0);
+    expect((await runCli(["queue", "list", ...D], env())).stdout).toMatch(/no queue or type is paused or limited/);
+    for (const [args, message] of [
+      [["queue", "set", "emails", "--concurrency", "0"], /--concurrency must be an integer from 1 to 1000000/],
+      [["queue", "set", "emails"], /needs --concurrency/],
+      [["queue", "stop", "emails"], /unknown action "stop"/],
+      [["queue", "pause"], /needs a queue name/],
+    ] as const) {
+      const result = await runCli([...args, ...D], env());
+      expect({ args, code: result.code }).toEqual({ args, code: 1 });
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  it("a worker refuses a schema newer than it knows", async () => {
+    await ds.getRepository(MetaEntity).save({ key: "schema_version", value: "99" });
+    try {
+      await expect(processN(SpanTask, 1, { dataSource: ds, logger: memoryLogger().logger })).rejects.toThrow(/version 99, newer than this ormq/);
+    } finally {
+      await ds.getRepository(MetaEntity).save({ key: "schema_version", value: "2" });
+    }
+  });
+});
