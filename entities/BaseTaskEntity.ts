@@ -5,7 +5,7 @@ import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 import { maybeTaskOperations, taskOperations, type CancelResult } from "./operations";
 import type { TaskStatus } from "./status";
-import type { ConcurrencyLimitOption, UniqueOption } from "./unique";
+import type { ConcurrencyLimitOption, RateLimitOption, UniqueOption } from "./unique";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
@@ -117,6 +117,11 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * `2`, or `{ max: 2, by: "accountId" }` per value of a column. See docs/flow-control.md.
    */
   static concurrencyLimit: ConcurrencyLimitOption | undefined = undefined;
+  /**
+   * At most `max` tasks of this class claimed in any `perMs` window across every worker, in all
+   * or per value of a column (`by`): `{ max: 100, perMs: 60_000 }`. See docs/flow-control.md.
+   */
+  static rateLimit: RateLimitOption | undefined = undefined;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })

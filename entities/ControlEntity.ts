@@ -1,4 +1,4 @@
-import { BaseEntity, Column, Entity, PrimaryColumn } from "typeorm";
+import { BaseEntity, Column, Entity, Index, PrimaryColumn, PrimaryGeneratedColumn } from "typeorm";
 
 /** What a control row applies to: every task of a queue, or every task of a type. */
 export type ControlScope = "queue" | "type";
@@ -25,6 +25,13 @@ export class ControlEntity extends BaseEntity {
   @Column({ type: "integer", nullable: true })
   concurrency!: number | null;
 
+  /** At most `rate_max` of its tasks claimed in any `rate_per_ms` window, across all workers; null for none. */
+  @Column({ name: "rate_max", type: "integer", nullable: true })
+  rateMax!: number | null;
+
+  @Column({ name: "rate_per_ms", type: "bigint", nullable: true })
+  ratePerMs!: string | null;
+
   /** Epoch ms of the last change. */
   @Column({ name: "updated_at", type: "bigint" })
   updatedAt!: string;
@@ -41,6 +48,26 @@ export class MetaEntity extends BaseEntity {
 
   @Column({ type: "varchar", length: 255 })
   value!: string;
+}
+
+/**
+ * One claim of a rate-limited task, held until its window ends (`until`, epoch ms by the
+ * database's clock): the count of a key's rows still held is its use of the window. Written by the
+ * limited claim, deleted by it once past.
+ */
+@Entity("ormq_rate_claims")
+@Index("ormq_rate_claims_key", ["key", "until"])
+@Index("ormq_rate_claims_until", ["until"])
+export class RateClaimEntity extends BaseEntity {
+  @PrimaryGeneratedColumn("increment", { type: "bigint" })
+  id!: string;
+
+  /** `t:<type>:<value>` for a class's limit, `q:<queue>` for a queue's. */
+  @Column({ type: "varchar", length: 600 })
+  key!: string;
+
+  @Column({ type: "bigint" })
+  until!: string;
 }
 
 /** The version of ormq's tables this ormq writes and understands. */

@@ -1,7 +1,7 @@
 import { BaseTaskEntity } from "./BaseTaskEntity";
 import { TaskEventEntity } from "./TaskEventEntity";
 import { WorkerEntity } from "./WorkerEntity";
-import { ControlEntity, MetaEntity } from "./ControlEntity";
+import { ControlEntity, MetaEntity, RateClaimEntity } from "./ControlEntity";
 
 export * from "./BaseTaskEntity";
 export * from "./TaskEventEntity";
@@ -10,4 +10,4 @@ export * from "./ControlEntity";
 export { epochMillis } from "./transformers";
 
 /** ormq's entities, to spread into a DataSource's `entities` next to your own. */
-export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity, ControlEntity, MetaEntity];
+export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity, ControlEntity, MetaEntity, RateClaimEntity];

@@ -15,3 +15,10 @@ export interface UniqueOption {
 
 /** `static concurrencyLimit`: at most `max` running across all workers, in all or per `by` column value. */
 export type ConcurrencyLimitOption = number | { max: number; by?: string };
+
+/** `static rateLimit`: at most `max` claimed in any `perMs` window across all workers, in all or per `by` column value. */
+export interface RateLimitOption {
+  max: number;
+  perMs: number;
+  by?: string;
+}

@@ -23,6 +23,7 @@ export {
   type TaskEventKind,
   ControlEntity,
   MetaEntity,
+  RateClaimEntity,
   SCHEMA_VERSION,
   type TaskStatus,
   type TaskErrorRecord,
@@ -39,7 +40,7 @@ export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics"
 export { createLogger, LOG_LEVELS } from "./logger";
 export type { TaskClass } from "./registry";
 export type { UniqueOption, OnConflict } from "./flow/uniqueSpec";
-export type { ConcurrencyLimitOption } from "../entities/unique";
+export type { ConcurrencyLimitOption, RateLimitOption } from "../entities/unique";
 export type { Logger } from "./logger";
 export {
   exponentialBackoff,

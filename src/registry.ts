@@ -2,7 +2,7 @@ import { DataSource, EntityMetadata, getMetadataArgsStorage } from "typeorm";
 import { BaseTaskEntity } from "../entities/BaseTaskEntity";
 import { OrmqConfigurationError, TaskDefinitionError } from "./errors";
 import { uniqueSpecOf, type UniqueSpec } from "./flow/uniqueSpec";
-import { concurrencyLimitOf, type ConcurrencyLimitSpec } from "./flow/limitSpec";
+import { concurrencyLimitOf, rateLimitOf, type ConcurrencyLimitSpec, type RateLimitSpec } from "./flow/limitSpec";
 
 /** A concrete or abstract task class: `BaseTaskEntity` or one of its `@ChildEntity` subclasses. */
 export type TaskClass<T extends BaseTaskEntity = BaseTaskEntity> = (abstract new () => T) & typeof BaseTaskEntity;
@@ -16,6 +16,8 @@ export interface TaskType {
   unique: UniqueSpec | null;
   /** The class's checked `static concurrencyLimit`, or null. */
   concurrency: ConcurrencyLimitSpec | null;
+  /** The class's checked `static rateLimit`, or null. */
+  rate: RateLimitSpec | null;
 }
 
 /**
@@ -52,7 +54,7 @@ export class TaskRegistry {
         throw new TaskDefinitionError(`task class ${cls.name} runs in a thread but does not say where it lives: add \`static module = __filename\``);
       }
       const key = String(metadata.discriminatorValue);
-      this.byKey.set(key, { key, cls, metadata, unique: uniqueSpecOf(cls, metadata), concurrency: concurrencyLimitOf(cls, metadata) });
+      this.byKey.set(key, { key, cls, metadata, unique: uniqueSpecOf(cls, metadata), concurrency: concurrencyLimitOf(cls, metadata), rate: rateLimitOf(cls, metadata) });
     }
   }
 

@@ -11,12 +11,15 @@ import { readControlRows, upsertControl, type ControlRow } from "../dialect/cont
 import { InvalidOptionError } from "../errors";
 import { resolveDataSource } from "../dataSource";
 import { checkQueue } from "../validation";
+import { MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "../flow/limitSpec";
 
 export type { ControlRow };
 
 /** Limits of a queue: `concurrency` is at most that many of its tasks running at once; null removes the limit. */
 export interface QueueLimits {
   concurrency?: number | null;
+  /** At most `max` of the queue's tasks claimed in any `perMs` window; null removes it. */
+  rate?: { max: number; perMs: number } | null;
 }
 
 /** The highest concurrency limit accepted (a 32-bit column, and far past any real limit). */
@@ -42,16 +45,32 @@ export async function resumeType(type: string, options: { dataSource?: DataSourc
   await setControl(options, "type", checkType(type, "resumeType(type)"), { paused: false });
 }
 
-/** Sets a queue's limits (`{ concurrency: 5 }`; null removes it), for every worker within a second. */
+/**
+ * Sets a queue's limits, for every worker within a second: `{ concurrency: 5 }` (at most 5
+ * running), `{ rate: { max: 100, perMs: 60_000 } }` (at most 100 claimed a minute); null removes
+ * one, a limit not named is left as it is.
+ */
 export async function setQueueLimits(queue: string, limits: QueueLimits, options: { dataSource?: DataSource } = {}): Promise<void> {
   const name = checkQueue(queue, "setQueueLimits(queue)");
   if (typeof limits !== "object" || limits === null) throw new InvalidOptionError("setQueueLimits(queue, limits): limits must be an object such as { concurrency: 5 }");
-  for (const key of Object.keys(limits)) if (key !== "concurrency") throw new InvalidOptionError(`setQueueLimits: unknown limit "${key}" (concurrency)`);
-  const { concurrency } = limits;
+  for (const key of Object.keys(limits)) if (key !== "concurrency" && key !== "rate") throw new InvalidOptionError(`setQueueLimits: unknown limit "${key}" (concurrency, rate)`);
+  const { concurrency, rate } = limits;
+  if (rate !== undefined && rate !== null) {
+    const { max, perMs } = rate as { max?: unknown; perMs?: unknown };
+    if (!(Number.isSafeInteger(max) && (max as number) >= 1 && (max as number) <= MAX_CONCURRENCY)) {
+      throw new InvalidOptionError(`setQueueLimits: rate.max must be an integer from 1 to ${MAX_CONCURRENCY}; got ${JSON.stringify(max)}`);
+    }
+    if (!(Number.isSafeInteger(perMs) && (perMs as number) >= MIN_RATE_WINDOW_MS && (perMs as number) <= MAX_RATE_WINDOW_MS)) {
+      throw new InvalidOptionError(`setQueueLimits: rate.perMs must be an integer from ${MIN_RATE_WINDOW_MS} to ${MAX_RATE_WINDOW_MS} (milliseconds); got ${JSON.stringify(perMs)}`);
+    }
+  }
   if (concurrency !== undefined && concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_CONCURRENCY)) {
     throw new InvalidOptionError(`setQueueLimits: concurrency must be an integer from 1 to ${MAX_CONCURRENCY}, or null to remove it; got ${JSON.stringify(concurrency)}`);
   }
-  await setControl(options, "queue", name, { concurrency: concurrency ?? null });
+  const fields: { concurrency?: number | null; rate?: { max: number; perMs: number } | null } = {};
+  if (concurrency !== undefined) fields.concurrency = concurrency;
+  if (rate !== undefined) fields.rate = rate === null ? null : { max: rate.max, perMs: rate.perMs };
+  await setControl(options, "queue", name, fields);
 }
 
 /** The queues and types that are paused or limited. */
@@ -60,7 +79,12 @@ export async function listControls(options: { dataSource?: DataSource } = {}): P
   return readControlRows(dataSource.manager);
 }
 
-async function setControl(options: { dataSource?: DataSource }, scope: "queue" | "type", name: string, fields: { paused?: boolean; concurrency?: number | null }): Promise<void> {
+async function setControl(
+  options: { dataSource?: DataSource },
+  scope: "queue" | "type",
+  name: string,
+  fields: { paused?: boolean; concurrency?: number | null; rate?: { max: number; perMs: number } | null },
+): Promise<void> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   await upsertControl(dataSource.manager, scope, name, fields, await databaseNow(dataSource));
 }

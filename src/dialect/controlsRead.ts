@@ -9,9 +9,10 @@ import type { Controls, Tables } from "./dialect";
 /** The statement (no parameters): rows of (scope, name, paused, concurrency, value). */
 export function controlsSql(tables: Tables): string {
   return `
-    SELECT scope, name, paused, concurrency, NULL AS value FROM ${tables.controls} WHERE paused <> 0 OR concurrency IS NOT NULL
+    SELECT scope, name, paused, concurrency, rate_max, rate_per_ms, NULL AS value FROM ${tables.controls}
+    WHERE paused <> 0 OR concurrency IS NOT NULL OR rate_max IS NOT NULL
     UNION ALL
-    SELECT 'meta' AS scope, ${'"key"'} AS name, 0 AS paused, NULL AS concurrency, value FROM ${tables.meta} WHERE ${'"key"'} = 'schema_version'`;
+    SELECT 'meta' AS scope, ${'"key"'} AS name, 0 AS paused, NULL AS concurrency, NULL AS rate_max, NULL AS rate_per_ms, value FROM ${tables.meta} WHERE ${'"key"'} = 'schema_version'`;
 }
 
 /** Controls from the statement's rows. */
@@ -19,6 +20,7 @@ export function controlsOf(rows: readonly Record<string, unknown>[]): Controls {
   const pausedQueues: string[] = [];
   const pausedTypes: string[] = [];
   const queueLimits = new Map<string, number>();
+  const queueRates = new Map<string, { max: number; perMs: number }>();
   let schemaVersion: number | null = null;
   for (const row of rows) {
     const name = String(row.name);
@@ -30,8 +32,13 @@ export function controlsOf(rows: readonly Record<string, unknown>[]): Controls {
     if (Number(row.paused) !== 0) (row.scope === "type" ? pausedTypes : pausedQueues).push(name);
     const max = Number(row.concurrency);
     if (row.scope === "queue" && row.concurrency !== null && Number.isSafeInteger(max) && max > 0) queueLimits.set(name, max);
+    const rateMax = Number(row.rate_max);
+    const perMs = Number(row.rate_per_ms);
+    if (row.scope === "queue" && row.rate_max !== null && Number.isSafeInteger(rateMax) && rateMax > 0 && Number.isSafeInteger(perMs) && perMs > 0) {
+      queueRates.set(name, { max: rateMax, perMs });
+    }
   }
-  return { pausedQueues, pausedTypes, queueLimits, schemaVersion };
+  return { pausedQueues, pausedTypes, queueLimits, queueRates, schemaVersion };
 }
 
 /** A missing ormq_controls table (PostgreSQL 42P01, SQLite "no such table") as the error that says what to do. */

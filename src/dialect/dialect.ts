@@ -34,6 +34,10 @@ export interface ClaimLimits {
   types: readonly { type: string; column: string | null; max: number }[];
   /** Queue limits: at most `max` running in `queue`, of any type. */
   queues: readonly { queue: string; max: number }[];
+  /** Class rate limits: at most `max` of `type` claimed per `perMs`, per value of `column` (null: in all). */
+  typeRates: readonly { type: string; column: string | null; max: number; perMs: number }[];
+  /** Queue rate limits: at most `max` of the queue's tasks claimed per `perMs`. */
+  queueRates: readonly { queue: string; max: number; perMs: number }[];
 }
 
 /** Flow controls set at run time (ormq_controls), and the schema version (ormq_meta). */
@@ -42,6 +46,8 @@ export interface Controls {
   pausedTypes: readonly string[];
   /** Concurrency limits of queues. */
   queueLimits: ReadonlyMap<string, number>;
+  /** Rate limits of queues. */
+  queueRates: ReadonlyMap<string, { max: number; perMs: number }>;
   /** ormq_meta's schema_version; null when not recorded (a schema made by synchronize). */
   schemaVersion: number | null;
 }
@@ -98,6 +104,7 @@ export interface Tables {
   events: string;
   controls: string;
   meta: string;
+  rateClaims: string;
 }
 
 /** A worker's row in `ormq_workers` at registration. */

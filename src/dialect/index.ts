@@ -2,7 +2,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
-import { ControlEntity, MetaEntity } from "../../entities/ControlEntity";
+import { ControlEntity, MetaEntity, RateClaimEntity } from "../../entities/ControlEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
@@ -29,7 +29,7 @@ export function traitsOf(dataSource: DataSource): DialectTraits {
 
 /** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */
 export function tablesOf(dataSource: DataSource): Tables {
-  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity | typeof ControlEntity | typeof MetaEntity) => {
+  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity | typeof ControlEntity | typeof MetaEntity | typeof RateClaimEntity) => {
     const metadata = dataSource.getMetadata(entity);
     return [metadata.schema, metadata.tableName]
       .filter((part): part is string => !!part)
@@ -42,6 +42,7 @@ export function tablesOf(dataSource: DataSource): Tables {
     events: escaped(TaskEventEntity),
     controls: escaped(ControlEntity),
     meta: escaped(MetaEntity),
+    rateClaims: escaped(RateClaimEntity),
   };
 }
 

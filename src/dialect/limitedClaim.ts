@@ -7,7 +7,9 @@
  *
  * Each candidate is ranked within its key (a class limit's key: its type and `by` column value)
  * and within its queue (a queue limit), among the candidates read; a candidate is picked when its
- * rank plus the running count stays within the limit. A rank among all candidates is never lower
+ * rank plus the running count stays within the limit. Rate limits work the same way, counting the
+ * claims of the window still held in ormq_rate_claims instead of the running tasks (a sliding
+ * window by the database's clock at claim). A rank among all candidates is never lower
  * than its rank among those picked, so with two limits on one task neither can be exceeded.
  */
 import type { ClaimLimits, ClaimRequest } from "./dialect";
@@ -23,6 +25,8 @@ export interface SqlParts {
   inList(column: string, values: readonly string[]): string;
   /** `column NOT IN (…)` (empty: true). */
   notInList(column: string, values: readonly string[]): string;
+  /** `column IN (…)` for task ids (through the primary key). */
+  inIds(column: string, ids: readonly string[]): string;
   /** Row lock for the candidates ("" where the dialect has one writer). */
   lockRows: string;
   escape(column: string): string;
@@ -32,43 +36,47 @@ export interface SqlParts {
  * SQL returning the ids to claim (`SELECT id …`), at most `limit`, in claim order. Text is built
  * left to right, so positional parameters are numbered in order.
  */
-export function limitedPickSql(tasks: string, now: string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts): string {
-  const typeKey = (typeColumn: string, column: (name: string) => string) => {
-    if (limits.types.length === 0) return "NULL";
-    const arms = limits.types.map((t) => {
-      const value = t.column === null ? "''" : `COALESCE(CAST(${column(sql.escape(t.column))} AS TEXT), '')`;
-      return `WHEN ${sql.param(t.type, "text")} THEN ${sql.param(t.type + ":", "text")} || ${value}`;
-    });
-    return `CASE ${typeColumn} ${arms.join(" ")} ELSE NULL END`;
-  };
+export function limitedPickSql(tasks: string, rateClaims: string, now: string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts): string {
   const limitedTypes = limits.types.map((t) => t.type);
   const limitedQueues = limits.queues.map((q) => q.queue);
+  const ratedTypes = limits.typeRates.map((t) => t.type);
+  const ratedQueues = limits.queueRates.map((q) => q.queue);
   // Every part is written in the order it appears in the text: positional parameters (SQLite's
   // `?`) are bound in the order they were pushed.
-  const candKey = typeKey("type", (c) => c);
+  const candKey = keyOfType(limits.types, "type", sql);
+  const candRateKey = keyOfType(limits.typeRates, "type", sql);
   const candTypes = sql.inList("type", request.types);
   const queueFilter = request.queues ? `AND ${sql.inList("queue", request.queues)}` : "";
   const excluded = request.excludedQueues?.length ? `AND ${sql.notInList("queue", request.excludedQueues)}` : "";
-  const candLimited = `(${sql.inList("type", limitedTypes)} OR ${sql.inList("queue", limitedQueues)})`;
+  const candLimited = [
+    sql.inList("type", limitedTypes),
+    sql.inList("type", ratedTypes),
+    sql.inList("queue", limitedQueues),
+    sql.inList("queue", ratedQueues),
+  ].join(" OR ");
   const scan = sql.param(LIMITED_SCAN, "int");
-  const usedKey = typeKey("type", (c) => c);
+  const usedKey = keyOfType(limits.types, "type", sql);
   const usedTypes = sql.inList("type", limitedTypes);
   const usedQueues = sql.inList("queue", limitedQueues);
-  const typeMax = limits.types.length === 0 ? "0" : `CASE r.type ${limits.types.map((t) => `WHEN ${sql.param(t.type, "text")} THEN ${sql.param(t.max, "int")}`).join(" ")} END`;
+  const typeMax = caseOf("r.type", limits.types.map((t) => [t.type, t.max]), sql);
   const notLimitedQueue = sql.notInList("r.queue", limitedQueues);
-  const queueMax = limits.queues.length === 0 ? "0" : `CASE r.queue ${limits.queues.map((q) => `WHEN ${sql.param(q.queue, "text")} THEN ${sql.param(q.max, "int")}`).join(" ")} END`;
+  const queueMax = caseOf("r.queue", limits.queues.map((q) => [q.queue, q.max]), sql);
+  const rateMax = caseOf("r.type", limits.typeRates.map((t) => [t.type, t.max]), sql);
+  const notRatedQueue = sql.notInList("r.queue", ratedQueues);
+  const queueRateMax = caseOf("r.queue", limits.queueRates.map((q) => [q.queue, q.max]), sql);
   const most = sql.param(limit, "int");
   return `
     WITH cand AS MATERIALIZED (
-      SELECT id, priority, run_at, queue, type, ${candKey} AS tkey FROM ${tasks}
+      SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
       WHERE status = 'pending' AND run_at <= ${now} AND ${candTypes} ${queueFilter} ${excluded}
-        AND ${candLimited}
+        AND (${candLimited})
       ORDER BY priority DESC, run_at, id
       LIMIT ${scan}
       ${sql.lockRows}
     ), ranked AS (
-      SELECT id, priority, run_at, queue, type, tkey,
+      SELECT id, priority, run_at, queue, type, tkey, rkey,
         row_number() OVER (PARTITION BY tkey ORDER BY priority DESC, run_at, id) AS trn,
+        row_number() OVER (PARTITION BY rkey ORDER BY priority DESC, run_at, id) AS rrn,
         row_number() OVER (PARTITION BY queue ORDER BY priority DESC, run_at, id) AS qrn
       FROM cand
     ), tused AS (
@@ -77,12 +85,69 @@ export function limitedPickSql(tasks: string, now: string, request: ClaimRequest
     ), qused AS (
       SELECT queue, count(*) AS n FROM ${tasks}
       WHERE status = 'running' AND ${usedQueues} GROUP BY queue
+    ), rused AS (
+      SELECT ${'"key"'} AS k, count(*) AS n FROM ${rateClaims}
+      WHERE until > ${now} AND ${'"key"'} IN (SELECT rkey FROM cand UNION SELECT 'q:' || queue FROM cand)
+      GROUP BY ${'"key"'}
     )
     SELECT r.id FROM ranked r
       LEFT JOIN tused tu ON tu.tkey = r.tkey
       LEFT JOIN qused qu ON qu.queue = r.queue
+      LEFT JOIN rused ru ON ru.k = r.rkey
+      LEFT JOIN rused rq ON rq.k = 'q:' || r.queue
     WHERE (r.tkey IS NULL OR r.trn + COALESCE(tu.n, 0) <= ${typeMax})
       AND (${notLimitedQueue} OR r.qrn + COALESCE(qu.n, 0) <= ${queueMax})
+      AND (r.rkey IS NULL OR r.rrn + COALESCE(ru.n, 0) <= ${rateMax})
+      AND (${notRatedQueue} OR r.qrn + COALESCE(rq.n, 0) <= ${queueRateMax})
     ORDER BY r.priority DESC, r.run_at, r.id
     LIMIT ${most}`;
+}
+
+/**
+ * What a limited claim records for rate limits: one row per claimed task and rate limit, held
+ * until its window ends, and the rows whose window has ended go. Two statements, run after the
+ * claim in its transaction; `ids` are the claimed tasks (bound as one list).
+ */
+export function rateClaimsSql(
+  tasks: string,
+  rateClaims: string,
+  now: string,
+  limits: ClaimLimits,
+  ids: readonly string[],
+  partsFor: (values: unknown[]) => SqlParts,
+): { text: string; values: unknown[] }[] {
+  const prune = { text: `DELETE FROM ${rateClaims} WHERE until <= ${now}`, values: [] };
+  if (ids.length === 0 || (limits.typeRates.length === 0 && limits.queueRates.length === 0)) return [prune];
+  const values: unknown[] = [];
+  const sql = partsFor(values);
+  const typeKey = keyOfType(limits.typeRates, "type", sql);
+  const typeWindow = caseOf("type", limits.typeRates.map((t) => [t.type, t.perMs]), sql, "bigint");
+  const typeIds = sql.inIds("id", ids);
+  const queueWindow = caseOf("queue", limits.queueRates.map((q) => [q.queue, q.perMs]), sql, "bigint");
+  const queueIds = sql.inIds("id", ids);
+  const rated = sql.inList("queue", limits.queueRates.map((q) => q.queue));
+  const insert = `
+    INSERT INTO ${rateClaims} (${'"key"'}, until)
+    SELECT k, ${now} + w FROM (
+      SELECT ${typeKey} AS k, ${typeWindow} AS w FROM ${tasks} WHERE ${typeIds}
+      UNION ALL
+      SELECT 'q:' || queue AS k, ${queueWindow} AS w FROM ${tasks} WHERE ${queueIds} AND ${rated}
+    ) x WHERE k IS NOT NULL`;
+  return [prune, { text: insert, values }];
+}
+
+/** A type's key under one kind of limit (`t:<type>:<by value>`), or NULL for types without one. */
+function keyOfType(limits: readonly { type: string; column: string | null }[], typeColumn: string, sql: SqlParts): string {
+  if (limits.length === 0) return "CAST(NULL AS TEXT)";
+  const arms = limits.map((t) => {
+    const value = t.column === null ? "''" : `COALESCE(CAST(${sql.escape(t.column)} AS TEXT), '')`;
+    return `WHEN ${sql.param(t.type, "text")} THEN ${sql.param(`t:${t.type}:`, "text")} || ${value}`;
+  });
+  return `CASE ${typeColumn} ${arms.join(" ")} ELSE NULL END`;
+}
+
+/** `CASE column WHEN a THEN x … END` over parameters; 0 when there are none. */
+function caseOf(column: string, arms: readonly (readonly [string, number])[], sql: SqlParts, type: "int" | "bigint" = "int"): string {
+  if (arms.length === 0) return "0";
+  return `CASE ${column} ${arms.map(([when, then]) => `WHEN ${sql.param(when, "text")} THEN ${sql.param(then, type)}`).join(" ")} END`;
 }

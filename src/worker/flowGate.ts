@@ -13,7 +13,7 @@ import type { TaskType } from "../registry";
 /** A claim request without its limit. */
 export type ClaimShape = Omit<ClaimRequest, "limit">;
 
-const NO_CONTROLS: Controls = { pausedQueues: [], pausedTypes: [], queueLimits: new Map(), schemaVersion: null };
+const NO_CONTROLS: Controls = { pausedQueues: [], pausedTypes: [], queueLimits: new Map(), queueRates: new Map(), schemaVersion: null };
 
 export class FlowGate {
   private controls = NO_CONTROLS;
@@ -57,25 +57,26 @@ export class FlowGate {
    * of that kind to claim.
    */
   requests(): { plain: ClaimShape | null; limited: ClaimShape | null } {
-    const { pausedQueues, pausedTypes, queueLimits } = this.controls;
+    const { pausedQueues, pausedTypes, queueLimits, queueRates } = this.controls;
     const runnable = this.types.filter((t) => !pausedTypes.includes(t.key));
-    const wanted = (queue: string) => this.base.queues === null || this.base.queues.includes(queue);
-    const limitedQueues = [...queueLimits].filter(([queue]) => wanted(queue) && !pausedQueues.includes(queue));
-    const plainTypes = runnable.filter((t) => !t.concurrency).map((t) => t.key);
-    const excludedQueues = [...pausedQueues, ...limitedQueues.map(([queue]) => queue)];
+    const wanted = (queue: string) => (this.base.queues === null || this.base.queues.includes(queue)) && !pausedQueues.includes(queue);
+    const limitedQueues = [...queueLimits].filter(([queue]) => wanted(queue));
+    const ratedQueues = [...queueRates].filter(([queue]) => wanted(queue));
+    const plainTypes = runnable.filter((t) => !t.concurrency && !t.rate).map((t) => t.key);
+    const excludedQueues = [...new Set([...pausedQueues, ...limitedQueues.map(([queue]) => queue), ...ratedQueues.map(([queue]) => queue)])];
     const plain = plainTypes.length === 0 ? null : { ...this.base, types: plainTypes, excludedQueues };
     const limits: ClaimLimits = {
       types: runnable.filter((t) => t.concurrency).map((t) => ({ type: t.key, column: t.concurrency!.column, max: t.concurrency!.max })),
       queues: limitedQueues.map(([queue, max]) => ({ queue, max })),
+      typeRates: runnable.filter((t) => t.rate).map((t) => ({ type: t.key, column: t.rate!.column, max: t.rate!.max, perMs: t.rate!.perMs })),
+      queueRates: ratedQueues.map(([queue, rate]) => ({ queue, ...rate })),
     };
-    const limited =
-      runnable.length === 0 || (limits.types.length === 0 && limits.queues.length === 0)
-        ? null
-        : { ...this.base, types: runnable.map((t) => t.key), excludedQueues: pausedQueues, limits };
+    const anyLimit = limits.types.length + limits.queues.length + limits.typeRates.length + limits.queueRates.length > 0;
+    const limited = runnable.length === 0 || !anyLimit ? null : { ...this.base, types: runnable.map((t) => t.key), excludedQueues: pausedQueues, limits };
     return { plain, limited };
   }
 }
 
 function key(c: Controls): string {
-  return JSON.stringify([c.pausedQueues, c.pausedTypes, [...c.queueLimits]]);
+  return JSON.stringify([c.pausedQueues, c.pausedTypes, [...c.queueLimits], [...c.queueRates]]);
 }

@@ -9,7 +9,7 @@ import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
-import { limitedPickSql, type SqlParts } from "../limitedClaim";
+import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
 import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 
 
@@ -208,14 +208,7 @@ export class PostgresDialect implements Dialect {
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
     const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
-    const parts: SqlParts = {
-      param: (value, type) => `$${values.push(value)}::${type}`,
-      inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
-      notInList: (column, list) => `${column} <> ALL($${values.push(list)}::text[])`,
-      lockRows: "FOR NO KEY UPDATE SKIP LOCKED",
-      escape: (column) => this.dataSource.driver.escape(column),
-    };
-    const pick = limitedPickSql(this.tables.tasks, NOW_MS, request, limits, request.limit, parts);
+    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, NOW_MS, request, limits, request.limit, this.sqlParts(values));
     const text = `
       WITH picked AS MATERIALIZED (${pick}), claimed AS (
         UPDATE ${this.tables.tasks} t
@@ -232,6 +225,11 @@ export class PostgresDialect implements Dialect {
     try {
       await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${LIMITED_CLAIM_LOCK[0]}, ${LIMITED_CLAIM_LOCK[1]})`);
       const { rows } = await client.query({ text, values });
+      // The rate limits' record of these claims, in the same transaction (see rateClaimsSql).
+      const ids = rows.map((r: { id: unknown }) => String(r.id));
+      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, NOW_MS, limits, ids, (v) => this.sqlParts(v))) {
+        await client.query(statement);
+      }
       await client.query("COMMIT");
       client.release();
       return rows;
@@ -240,6 +238,18 @@ export class PostgresDialect implements Dialect {
       client.release(isServerError(err) ? undefined : (err as Error));
       throw err;
     }
+  }
+
+  /** How limitedClaim.ts writes parameters here: numbered, pushed onto `values`. */
+  private sqlParts(values: unknown[]): SqlParts {
+    return {
+      param: (value, type) => `$${values.push(value)}::${type}`,
+      inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
+      notInList: (column, list) => `${column} <> ALL($${values.push(list)}::text[])`,
+      inIds: (column, ids) => `${column} = ANY($${values.push(ids)}::bigint[])`,
+      lockRows: "FOR NO KEY UPDATE SKIP LOCKED",
+      escape: (column) => this.dataSource.driver.escape(column),
+    };
   }
 
   async readControls(): Promise<Controls> {

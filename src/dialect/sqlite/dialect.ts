@@ -8,7 +8,7 @@ import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
-import { limitedPickSql, type SqlParts } from "../limitedClaim";
+import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
 
 /** A worker's row, inserted, or made alive again when it exists. */
 const UPSERT_WORKER = (workers: string) => `
@@ -106,21 +106,6 @@ export class SqliteDialect implements Dialect {
    * running tasks and its update.
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
-    const values: unknown[] = [];
-    const marks = (list: readonly string[]) => {
-      values.push(...list);
-      return list.map(() => "?").join(", ");
-    };
-    const parts: SqlParts = {
-      param: (value) => {
-        values.push(value);
-        return "?";
-      },
-      inList: (column, list) => `${column} IN (${marks(list)})`,
-      notInList: (column, list) => `${column} NOT IN (${marks(list)})`,
-      lockRows: "",
-      escape: (column) => `"${column.replace(/"/g, '""')}"`,
-    };
     const head = `
       UPDATE ${this.tables.tasks}
       SET status = 'running', attempts = attempts + 1, locked_by = ?,
@@ -130,12 +115,16 @@ export class SqliteDialect implements Dialect {
     const recorded = new Set(request.historyTypes);
     const rows = await this.write(() => {
       const now = Date.now();
-      values.length = 0;
-      values.push(this.workerId, now, request.leaseMs, now, now);
-      const sql = `${head}${limitedPickSql(this.tables.tasks, String(now), request, limits, request.limit, parts)}) RETURNING *`;
-      const claimed = this.db.prepare(sql).all(...values) as TaskRow[];
+      const values: unknown[] = [this.workerId, now, request.leaseMs, now, now];
+      const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, String(now), request, limits, request.limit, sqliteParts(values));
+      const claimed = this.db.prepare(`${head}${pick}) RETURNING *`).all(...values) as TaskRow[];
       for (const row of claimed) {
         if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
+      }
+      // The rate limits' record of these claims, in the same transaction (see rateClaimsSql).
+      const ids = claimed.map((r) => String(r.id));
+      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, String(now), limits, ids, sqliteParts)) {
+        this.db.prepare(statement.text).run(...statement.values);
       }
       return claimed;
     });
@@ -411,3 +400,21 @@ function busyDelay(attempt: number): number {
   return 1 + Math.random() * cap;
 }
 
+/** How limitedClaim.ts writes parameters here: `?`, pushed onto `values` in text order. */
+function sqliteParts(values: unknown[]): SqlParts {
+  const marks = (list: readonly unknown[]) => {
+    values.push(...list);
+    return list.map(() => "?").join(", ");
+  };
+  return {
+    param: (value) => {
+      values.push(value);
+      return "?";
+    },
+    inList: (column, list) => `${column} IN (${marks(list)})`,
+    notInList: (column, list) => `${column} NOT IN (${marks(list)})`,
+    inIds: (column, ids) => `${column} IN (${marks(ids)})`,
+    lockRows: "",
+    escape: (column) => `"${column.replace(/"/g, '""')}"`,
+  };
+}
