@@ -135,6 +135,7 @@ export function buildProgram(exit: (code: number) => void): Command {
       .argument("[name]", "queue name"),
   )
     .option("--concurrency <n>", "with set: at most N of the queue's tasks running across all workers; none removes the limit")
+    .option("--rate <max/window>", "with set: at most MAX of the queue's tasks claimed in any WINDOW (20/1s, 100/60000); none removes it")
     .action((action: string, name: string | undefined, flags) => queueCommand(action, name, flags));
 
   withConnection(

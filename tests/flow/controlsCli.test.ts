@@ -20,26 +20,29 @@ describe("flow controls through the ormq command (sqlite)", () => {
   it("pauses, limits, lists, shows in stats, resumes; bad input is one line", async () => {
     expect((await runCli(["queue", "pause", "spans", ...D], env())).code).toBe(0);
     expect((await runCli(["type", "pause", "send_email", ...D], env())).code).toBe(0);
-    const set = await runCli(["queue", "set", "emails", "--concurrency", "5", ...D, "--json"], env());
+    const set = await runCli(["queue", "set", "emails", "--concurrency", "5", "--rate", "20/1s", ...D, "--json"], env());
     expect(set.code).toBe(0);
     expect(JSON.parse(set.stdout).controls).toEqual([
-      expect.objectContaining({ scope: "queue", name: "emails", paused: false, concurrency: 5 }),
+      expect.objectContaining({ scope: "queue", name: "emails", paused: false, concurrency: 5, rate: { max: 20, perMs: 1000 } }),
       expect.objectContaining({ scope: "queue", name: "spans", paused: true, concurrency: null }),
       expect.objectContaining({ scope: "type", name: "send_email", paused: true }),
     ]);
     const stats = await runCli(["stats", ...D], env());
     expect(stats.stdout).toMatch(/paused\s+queue spans, type send_email/);
     expect(stats.stdout).toMatch(/concurrency limits\s+queue emails \(5\)/);
+    expect(stats.stdout).toMatch(/rate limits\s+queue emails \(20 per 1000 ms\)/);
     // A paused queue is not claimed.
     await SpanTask.create({}).save();
     expect((await processN(SpanTask, 1, { dataSource: ds, pollIntervalMs: 50, logger: memoryLogger().logger })).processed).toBe(0);
     expect((await runCli(["queue", "resume", "spans", ...D], env())).code).toBe(0);
     expect((await runCli(["type", "resume", "send_email", ...D], env())).code).toBe(0);
-    expect((await runCli(["queue", "set", "emails", "--concurrency", "none", ...D], env())).code).toBe(0);
+    expect((await runCli(["queue", "set", "emails", "--concurrency", "none", "--rate", "none", ...D], env())).code).toBe(0);
     expect((await runCli(["queue", "list", ...D], env())).stdout).toMatch(/no queue or type is paused or limited/);
     for (const [args, message] of [
       [["queue", "set", "emails", "--concurrency", "0"], /--concurrency must be an integer from 1 to 1000000/],
-      [["queue", "set", "emails"], /needs --concurrency/],
+      [["queue", "set", "emails"], /needs --concurrency N or --rate/],
+      [["queue", "set", "emails", "--rate", "20 per second"], /--rate must be MAX\/WINDOW/],
+      [["queue", "set", "emails", "--rate", "0/1s"], /--rate's MAX must be an integer from 1/],
       [["queue", "stop", "emails"], /unknown action "stop"/],
       [["queue", "pause"], /needs a queue name/],
     ] as const) {

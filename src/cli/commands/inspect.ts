@@ -52,7 +52,12 @@ export async function statsCommand(flags: ConnectionFlags & { json?: boolean; wa
 function controlsSummary(controls: QueueStats["controls"]): Record<string, string> {
   const paused = controls.filter((c) => c.paused).map((c) => `${c.scope} ${c.name}`);
   const limited = controls.filter((c) => c.concurrency !== null).map((c) => `${c.scope} ${c.name} (${c.concurrency})`);
-  return { ...(paused.length > 0 ? { paused: paused.join(", ") } : {}), ...(limited.length > 0 ? { "concurrency limits": limited.join(", ") } : {}) };
+  const rated = controls.filter((c) => c.rate !== null).map((c) => `${c.scope} ${c.name} (${c.rate!.max} per ${c.rate!.perMs} ms)`);
+  return {
+    ...(paused.length > 0 ? { paused: paused.join(", ") } : {}),
+    ...(limited.length > 0 ? { "concurrency limits": limited.join(", ") } : {}),
+    ...(rated.length > 0 ? { "rate limits": rated.join(", ") } : {}),
+  };
 }
 
 export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string; before?: string }): Promise<void> {

@@ -1,15 +1,16 @@
 /**
- * `ormq queue pause|resume NAME`, `ormq queue set NAME --concurrency N`, `ormq queue list`, and
+ * `ormq queue pause|resume NAME`, `ormq queue set NAME --concurrency N --rate MAX/WINDOW`, `ormq queue list`, and
  * `ormq type pause|resume KEY`: the flow controls, through the admin API.
  */
-import { listControls, pauseQueue, pauseType, resumeQueue, resumeType, setQueueLimits } from "../../admin/queues";
+import { listControls, pauseQueue, pauseType, resumeQueue, resumeType, setQueueLimits, type QueueLimits } from "../../admin/queues";
 import { InvalidOptionError } from "../../errors";
-import { parseInteger } from "../../parse";
+import { MAX_RATE_WINDOW_MS } from "../../flow/limitSpec";
+import { parseDuration, parseInteger } from "../../parse";
 import { checkQueue } from "../../validation";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord, printTable } from "../output";
 
-type Flags = ConnectionFlags & { json?: boolean; concurrency?: string };
+type Flags = ConnectionFlags & { json?: boolean; concurrency?: string; rate?: string };
 
 /** `ormq queue <action> [name]`. */
 export async function queueCommand(action: string, name: string | undefined, flags: Flags): Promise<void> {
@@ -18,17 +19,20 @@ export async function queueCommand(action: string, name: string | undefined, fla
   if (action !== "list" && name === undefined) throw new InvalidOptionError(`ormq queue ${action} needs a queue name`);
   if (name !== undefined) checkQueue(name, "the queue name");
   // Every flag is checked before the database is opened.
-  let concurrency: number | null | undefined;
+  const limits: QueueLimits = {};
   if (action === "set") {
-    if (flags.concurrency === undefined) throw new InvalidOptionError("ormq queue set needs --concurrency N (or --concurrency none to remove the limit)");
-    concurrency = flags.concurrency.trim() === "none" ? null : parseInteger(flags.concurrency, "--concurrency", 1, 1_000_000);
+    if (flags.concurrency === undefined && flags.rate === undefined) {
+      throw new InvalidOptionError("ormq queue set needs --concurrency N or --rate MAX/WINDOW (none removes either)");
+    }
+    if (flags.concurrency !== undefined) limits.concurrency = flags.concurrency.trim() === "none" ? null : parseInteger(flags.concurrency, "--concurrency", 1, 1_000_000);
+    if (flags.rate !== undefined) limits.rate = parseRate(flags.rate);
   }
   const conn = await connect(flags, { command: "queue" });
   try {
     const options = { dataSource: conn.dataSource };
     if (action === "pause") await pauseQueue(name!, options);
     if (action === "resume") await resumeQueue(name!, options);
-    if (action === "set") await setQueueLimits(name!, { concurrency }, options);
+    if (action === "set") await setQueueLimits(name!, limits, options);
     const controls = await listControls(options);
     if (flags.json) return printJson(action === "list" ? controls : { [action]: name, controls });
     if (action !== "list") printRecord({ [action === "set" ? "limited" : `${action}d`]: name! });
@@ -53,11 +57,28 @@ export async function typeCommand(action: string, key: string, flags: Flags): Pr
   }
 }
 
+/** `--rate 20/1s`: at most 20 claimed per second (the window a duration or ms); `none` removes it. */
+function parseRate(raw: string): QueueLimits["rate"] {
+  if (raw.trim() === "none") return null;
+  const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(raw);
+  if (!match) throw new InvalidOptionError(`--rate must be MAX/WINDOW such as 20/1s or 100/60000, or none; got ${JSON.stringify(raw)}`);
+  return {
+    max: parseInteger(match[1], "--rate's MAX", 1, 1_000_000),
+    perMs: parseDuration(match[2], "--rate's WINDOW", MAX_RATE_WINDOW_MS),
+  };
+}
+
 /** The paused and limited queues and types, as a table. */
 export function printControls(controls: Awaited<ReturnType<typeof listControls>>): void {
   if (controls.length === 0) return void process.stdout.write("no queue or type is paused or limited\n");
   printTable(
-    controls.map((c) => ({ scope: c.scope, name: c.name, paused: c.paused ? "paused" : "", concurrency: c.concurrency ?? "" })),
-    { scope: "scope", name: "name", paused: "paused", concurrency: "concurrency" },
+    controls.map((c) => ({
+      scope: c.scope,
+      name: c.name,
+      paused: c.paused ? "paused" : "",
+      concurrency: c.concurrency ?? "",
+      rate: c.rate ? `${c.rate.max} per ${c.rate.perMs} ms` : "",
+    })),
+    { scope: "scope", name: "name", paused: "paused", concurrency: "concurrency", rate: "rate" },
   );
 }
