@@ -32,6 +32,34 @@ export class LeanNoop extends BaseTaskEntity {
   async run() {}
 }
 
+/** No history, at most 2 running per key (`static concurrencyLimit`), across all workers. */
+@ChildEntity("bench_noop_limited")
+export class LimitedNoop extends BaseTaskEntity {
+  static history = false;
+  static concurrencyLimit = { max: 2, by: "benchKey" };
+  @Column({ type: "varchar", length: 64, nullable: true })
+  benchKey!: string | null;
+  async run() {}
+}
+
+/** No history, at most 5,000 claimed a second across all workers (`static rateLimit`). */
+@ChildEntity("bench_noop_rated")
+export class RatedNoop extends BaseTaskEntity {
+  static history = false;
+  static rateLimit = { max: 5_000, perMs: 1_000 };
+  async run() {}
+}
+
+/** No history, one unfinished task per key (`static unique`). */
+@ChildEntity("bench_noop_unique")
+export class UniqueNoop extends BaseTaskEntity {
+  static history = false;
+  static unique = { by: ["benchKey"] };
+  @Column({ type: "varchar", length: 64, nullable: true })
+  benchKey!: string | null;
+  async run() {}
+}
+
 /** A row the application writes in the same transaction as an enqueue. */
 @Entity("bench_orders")
 export class Order {
@@ -114,7 +142,7 @@ export async function open(url: string, options: OpenOptions = {}): Promise<Data
   const base = ormqDataSourceOptions(url);
   const ds = new DataSource({
     ...base,
-    entities: [...(base.entities as []), Noop, QuietNoop, LeanNoop, Order, ...(options.entities ?? [])],
+    entities: [...(base.entities as []), Noop, QuietNoop, LeanNoop, LimitedNoop, RatedNoop, UniqueNoop, Order, ...(options.entities ?? [])],
     subscribers: [...(base.subscribers as []), ...(options.subscribers ?? [])],
     migrationsRun: options.migrationsRun ?? true,
     logging: false,

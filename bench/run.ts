@@ -2,7 +2,7 @@
  * ormq's benchmark: `npm run bench` (all scenarios, both databases), or a part of it:
  *   npm run bench -- --only drain,latency --databases postgres
  * Scenarios: enqueue, drain, latency, backlog, scheduled, memory, ceiling, scaling (1, 2, 4 and 8
- * worker processes on one PostgreSQL), others (graphile-worker
+ * worker processes on one PostgreSQL), flow (limited, rate-limited and unique beside plain), others (graphile-worker
  * and plainjob head to head with ormq, alternating runs, medians of three). Each result is printed as one JSON line as it comes; the run ends
  * with a table, and a full run (or ORMQ_BENCH_RESULTS=path) writes bench/RESULTS.md.
  * Environment: ORMQ_BENCH_TASKS (default 20000: drain size; the backlog scenario also runs ten
@@ -27,8 +27,9 @@ import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
 import { pruneDuringDrain } from "./scenarios/pruneDuringDrain";
 import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
+import { limitedDrains, uniqueEnqueue } from "./scenarios/flowControl";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -149,6 +150,13 @@ async function main() {
     // Ten minutes of churn (ORMQ_BENCH_CHURN_MS): only when asked for by name, it is long.
     if (only.has("churn") && !full) {
       await run("churn", "postgres", async () => (await churn(dbs, Number(process.env.ORMQ_BENCH_CHURN_MS ?? 600_000))).forEach(record));
+    }
+    // Flow control's cost: limited and rate-limited drains beside an unlimited one; unique enqueue.
+    for (const database of databases) {
+      await run("flow", database, async () => {
+        (await limitedDrains(dbs, database, tasks)).forEach(record);
+        (await uniqueEnqueue(dbs, database, 2_000)).forEach(record);
+      });
     }
     // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
     await run("scaling", "postgres", async () => {

@@ -14,8 +14,14 @@
  */
 import type { ClaimLimits, ClaimRequest } from "./dialect";
 
-/** Candidates read per limited claim: a bound on the work, not on correctness (fewer may be claimed). */
-export const LIMITED_SCAN = 2_000;
+/**
+ * Candidates read per limited claim, per task asked for, and the most: a bound on the work, not on
+ * correctness. Tasks of saturated keys at the head of the queue can fill the scan, and then fewer
+ * are claimed (the others wait for the next claim, not forever: the head drains).
+ */
+export const LIMITED_SCAN_PER_TASK = 4;
+export const LIMITED_SCAN_MIN = 200;
+export const LIMITED_SCAN_MAX = 5_000;
 
 /** How a dialect writes a parameter and a list test. */
 export interface SqlParts {
@@ -36,7 +42,7 @@ export interface SqlParts {
  * SQL returning the ids to claim (`SELECT id …`), at most `limit`, in claim order. Text is built
  * left to right, so positional parameters are numbered in order.
  */
-export function limitedPickSql(tasks: string, rateClaims: string, now: string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts): string {
+export function limitedPickSql(tasks: string, rateClaims: string, now: () => string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts): string {
   const limitedTypes = limits.types.map((t) => t.type);
   const limitedQueues = limits.queues.map((q) => q.queue);
   const ratedTypes = limits.typeRates.map((t) => t.type);
@@ -45,6 +51,7 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: string, r
   // `?`) are bound in the order they were pushed.
   const candKey = keyOfType(limits.types, "type", sql);
   const candRateKey = keyOfType(limits.typeRates, "type", sql);
+  const candNow = now();
   const candTypes = sql.inList("type", request.types);
   const queueFilter = request.queues ? `AND ${sql.inList("queue", request.queues)}` : "";
   const excluded = request.excludedQueues?.length ? `AND ${sql.notInList("queue", request.excludedQueues)}` : "";
@@ -54,10 +61,11 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: string, r
     sql.inList("queue", limitedQueues),
     sql.inList("queue", ratedQueues),
   ].join(" OR ");
-  const scan = sql.param(LIMITED_SCAN, "int");
+  const scan = sql.param(Math.min(LIMITED_SCAN_MAX, Math.max(LIMITED_SCAN_MIN, limit * LIMITED_SCAN_PER_TASK)), "int");
   const usedKey = keyOfType(limits.types, "type", sql);
   const usedTypes = sql.inList("type", limitedTypes);
   const usedQueues = sql.inList("queue", limitedQueues);
+  const rateNow = now();
   const typeMax = caseOf("r.type", limits.types.map((t) => [t.type, t.max]), sql);
   const notLimitedQueue = sql.notInList("r.queue", limitedQueues);
   const queueMax = caseOf("r.queue", limits.queues.map((q) => [q.queue, q.max]), sql);
@@ -68,7 +76,7 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: string, r
   return `
     WITH cand AS MATERIALIZED (
       SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
-      WHERE status = 'pending' AND run_at <= ${now} AND ${candTypes} ${queueFilter} ${excluded}
+      WHERE status = 'pending' AND run_at <= ${candNow} AND ${candTypes} ${queueFilter} ${excluded}
         AND (${candLimited})
       ORDER BY priority DESC, run_at, id
       LIMIT ${scan}
@@ -87,7 +95,7 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: string, r
       WHERE status = 'running' AND ${usedQueues} GROUP BY queue
     ), rused AS (
       SELECT ${'"key"'} AS k, count(*) AS n FROM ${rateClaims}
-      WHERE until > ${now} AND ${'"key"'} IN (SELECT rkey FROM cand UNION SELECT 'q:' || queue FROM cand)
+      WHERE until > ${rateNow} AND ${'"key"'} IN (SELECT rkey FROM cand UNION SELECT 'q:' || queue FROM cand)
       GROUP BY ${'"key"'}
     )
     SELECT r.id FROM ranked r
@@ -111,15 +119,17 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: string, r
 export function rateClaimsSql(
   tasks: string,
   rateClaims: string,
-  now: string,
+  now: (sql: SqlParts) => string,
   limits: ClaimLimits,
   ids: readonly string[],
   partsFor: (values: unknown[]) => SqlParts,
 ): { text: string; values: unknown[] }[] {
-  const prune = { text: `DELETE FROM ${rateClaims} WHERE until <= ${now}`, values: [] };
+  const pruneValues: unknown[] = [];
+  const prune = { text: `DELETE FROM ${rateClaims} WHERE until <= ${now(partsFor(pruneValues))}`, values: pruneValues };
   if (ids.length === 0 || (limits.typeRates.length === 0 && limits.queueRates.length === 0)) return [prune];
   const values: unknown[] = [];
   const sql = partsFor(values);
+  const insertNow = now(sql);
   const typeKey = keyOfType(limits.typeRates, "type", sql);
   const typeWindow = caseOf("type", limits.typeRates.map((t) => [t.type, t.perMs]), sql, "bigint");
   const typeIds = sql.inIds("id", ids);
@@ -128,7 +138,7 @@ export function rateClaimsSql(
   const rated = sql.inList("queue", limits.queueRates.map((q) => q.queue));
   const insert = `
     INSERT INTO ${rateClaims} (${'"key"'}, until)
-    SELECT k, ${now} + w FROM (
+    SELECT k, ${insertNow} + w FROM (
       SELECT ${typeKey} AS k, ${typeWindow} AS w FROM ${tasks} WHERE ${typeIds}
       UNION ALL
       SELECT 'q:' || queue AS k, ${queueWindow} AS w FROM ${tasks} WHERE ${queueIds} AND ${rated}

@@ -18,18 +18,18 @@ export interface ClaimLoopDeps {
   held: HeldTasks;
   options: Pick<ResolvedOptions, "concurrency" | "batchSize" | "pollIntervalMs">;
   /**
-   * How many to claim ahead of free slots, now. (A claimed task counts as a started one for any
-   * limit across workers: a limited or paused queue must get no buffer.)
+   * How many to claim ahead of free slots, now. (A claimed task counts as a running one for any
+   * limit across workers, so the limited claim stays within limits however far ahead it claims;
+   * a paused queue is not claimed, and its buffered tasks go back: see controlsWatch.ts.)
    */
   gauge: PrefetchGauge;
   /** What the worker claims from: types, queues, lease, history types (for the next due time). */
   request: Omit<ClaimRequest, "limit">;
   /**
-   * Claims up to `want` ready tasks, of which at most `room` (the free slots) may be tasks under a
-   * concurrency limit (see FlowGate). Returns them in claim order, and whether the claim of tasks
-   * under no limit came back full (more may be ready).
+   * Claims up to `want` ready tasks, within every limit (see FlowGate). Returns them in claim
+   * order, and whether a claim came back full (more may be ready).
    */
-  claim: (want: number, room: number) => Promise<{ rows: TaskRow[]; full: boolean }>;
+  claim: (want: number) => Promise<{ rows: TaskRow[]; full: boolean }>;
   /**
    * Whether tasks under a concurrency limit may be waiting for room: a slot freed here may be a
    * limit's place freed, so the loop looks again then rather than at the next poll.
@@ -76,7 +76,7 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
         let full: boolean;
         const claimStarted = performance.now();
         try {
-          ({ rows, full } = await deps.claim(want, concurrency - held.busySlots - held.buffered.size));
+          ({ rows, full } = await deps.claim(want));
           gauge.claimedIn(performance.now() - claimStarted);
           claimFailures = 0;
         } catch (err) {

@@ -153,7 +153,7 @@ export class Worker {
         options: this.options,
         gauge,
         request,
-        claim: (want, room) => claimThrough(dialect, gate, want, room),
+        claim: (want) => claimThrough(dialect, gate, want),
         limitsActive: () => gate.requests().limited !== null,
         limit: this.limit,
         logger: this.logger,

@@ -204,11 +204,12 @@ export class PostgresDialect implements Dialect {
    * A claim under concurrency limits: in a transaction that first takes the advisory lock all
    * limited claims share, so that the claim's count of running tasks (a snapshot taken after the
    * lock, under READ COMMITTED) includes every other limited claim's committed tasks and none can
-   * be in flight. Three round trips where a plain claim takes one; only limited tasks pay them.
+   * be in flight. Three round trips where a plain claim takes one (four with rate limits); only
+   * limited tasks pay them.
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
     const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
-    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, NOW_MS, request, limits, request.limit, this.sqlParts(values));
+    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, this.sqlParts(values));
     const text = `
       WITH picked AS MATERIALIZED (${pick}), claimed AS (
         UPDATE ${this.tables.tasks} t
@@ -227,7 +228,7 @@ export class PostgresDialect implements Dialect {
       const { rows } = await client.query({ text, values });
       // The rate limits' record of these claims, in the same transaction (see rateClaimsSql).
       const ids = rows.map((r: { id: unknown }) => String(r.id));
-      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, NOW_MS, limits, ids, (v) => this.sqlParts(v))) {
+      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, ids, (v) => this.sqlParts(v))) {
         await client.query(statement);
       }
       await client.query("COMMIT");
@@ -247,7 +248,10 @@ export class PostgresDialect implements Dialect {
       inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
       notInList: (column, list) => `${column} <> ALL($${values.push(list)}::text[])`,
       inIds: (column, ids) => `${column} = ANY($${values.push(ids)}::bigint[])`,
-      lockRows: "FOR NO KEY UPDATE SKIP LOCKED",
+      // No row locks: limited claims run one at a time (the advisory lock), plain claims never
+      // take limited tasks, and the claim's UPDATE re-checks each row is still pending (a cancel
+      // that got in first wins). Locking every candidate read cost more than the claim itself.
+      lockRows: "",
       escape: (column) => this.dataSource.driver.escape(column),
     };
   }

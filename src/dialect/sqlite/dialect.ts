@@ -116,15 +116,16 @@ export class SqliteDialect implements Dialect {
     const rows = await this.write(() => {
       const now = Date.now();
       const values: unknown[] = [this.workerId, now, request.leaseMs, now, now];
-      const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, String(now), request, limits, request.limit, sqliteParts(values));
-      const claimed = this.db.prepare(`${head}${pick}) RETURNING *`).all(...values) as TaskRow[];
+      const parts = sqliteParts(values);
+      const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts);
+      const claimed = this.prepare(`${head}${pick}) RETURNING *`).all(...values) as TaskRow[];
       for (const row of claimed) {
         if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
       }
       // The rate limits' record of these claims, in the same transaction (see rateClaimsSql).
       const ids = claimed.map((r) => String(r.id));
-      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, String(now), limits, ids, sqliteParts)) {
-        this.db.prepare(statement.text).run(...statement.values);
+      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, (sql) => sql.param(now, "bigint"), limits, ids, sqliteParts)) {
+        this.prepare(statement.text).run(...statement.values);
       }
       return claimed;
     });
