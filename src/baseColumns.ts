@@ -33,6 +33,8 @@ const KINDS: Record<string, BaseColumnKind> = {
   lockedUntil: "instant",
   timeoutMs: "same",
   cancelRequestedAt: "instant",
+  uniqueKey: "same",
+  uniqueWindow: "same",
 };
 
 /** The column's kind if it is one of BaseTaskEntity's own, else undefined (use TypeORM's path). */
