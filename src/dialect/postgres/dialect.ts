@@ -184,20 +184,29 @@ export class PostgresDialect implements Dialect {
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
-      ), claimed AS (
-        UPDATE ${this.tables.tasks} t
-        SET status = 'running', attempts = t.attempts + 1, locked_by = $3,
-            locked_until = ${NOW_MS} + $4::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
-        WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
-        RETURNING t.*
-      ), history AS (
-        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
-        SELECT id, 'started', ${NOW_MS}, $3, attempts FROM claimed WHERE type = ANY($5::text[])
-      )
+      ), ${this.claimedFromPicked("$3", "$4", "$5")}
       SELECT * FROM claimed WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
       ORDER BY priority DESC, run_at, id`;
     const { rows } = await this.query({ name: statementName("claim", text), text, values });
     return rows;
+  }
+
+  /**
+   * The claim's write, after a `picked` CTE of task ids: `claimed` marks them running for this
+   * worker (guarded: still pending) and returns the rows, `history` records their "started" events.
+   * `worker`, `leaseMs` and `historyTypes` name the statement's parameters holding them.
+   */
+  private claimedFromPicked(worker: string, leaseMs: string, historyTypes: string): string {
+    return `claimed AS (
+        UPDATE ${this.tables.tasks} t
+        SET status = 'running', attempts = t.attempts + 1, locked_by = ${worker},
+            locked_until = ${NOW_MS} + ${leaseMs}::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
+        WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
+        RETURNING t.*
+      ), history AS (
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
+        SELECT id, 'started', ${NOW_MS}, ${worker}, attempts FROM claimed WHERE type = ANY(${historyTypes}::text[])
+      )`;
   }
 
   /**
@@ -211,16 +220,7 @@ export class PostgresDialect implements Dialect {
     const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
     const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, this.sqlParts(values));
     const text = `
-      WITH picked AS MATERIALIZED (${pick}), claimed AS (
-        UPDATE ${this.tables.tasks} t
-        SET status = 'running', attempts = t.attempts + 1, locked_by = $1,
-            locked_until = ${NOW_MS} + $2::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
-        WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
-        RETURNING t.*
-      ), history AS (
-        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
-        SELECT id, 'started', ${NOW_MS}, $1, attempts FROM claimed WHERE type = ANY($3::text[])
-      )
+      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", "$3")}
       SELECT * FROM claimed ORDER BY priority DESC, run_at, id`;
     const client = await this.pool.connect();
     try {

@@ -65,70 +65,71 @@ export class SqliteDialect implements Dialect {
     // INDEXED BY: without statistics SQLite prefers the `type` index and sorts every pending row
     // on each claim (measured: 903 tasks/s at 2,000 queued, 199 at 20,000). The claim index is
     // read in claim order and the scan stops at the limit.
-    const typeMarks = request.types.map(() => "?").join(", ");
-    const queueFilter = request.queues ? `AND queue IN (${request.queues.map(() => "?").join(", ")})` : "";
+    const marks = (list: readonly unknown[]) => list.map(() => "?").join(", ");
+    const queues = request.queues ?? [];
     const excluded = request.excludedQueues ?? [];
-    const excludedFilter = excluded.length > 0 ? `AND queue NOT IN (${excluded.map(() => "?").join(", ")})` : "";
-    const sql = `
-      UPDATE ${this.tables.tasks}
-      SET status = 'running', attempts = attempts + 1, locked_by = @worker,
-          locked_until = @now + @lease, started_at = @now, updated_at = @now
-      WHERE status = 'pending' AND id IN (
+    const pick = `
         SELECT id FROM ${this.tables.tasks} INDEXED BY ormq_tasks_claim
-        WHERE status = 'pending' AND run_at <= @now AND type IN (${typeMarks}) ${queueFilter} ${excludedFilter}
+        WHERE status = 'pending' AND run_at <= ? AND type IN (${marks(request.types)})
+          ${request.queues ? `AND queue IN (${marks(queues)})` : ""}
+          ${excluded.length > 0 ? `AND queue NOT IN (${marks(excluded)})` : ""}
         ORDER BY priority DESC, run_at, id
-        LIMIT @limit
-      )
-      RETURNING *`;
-    const stmt = this.prepare(sql);
-    const history = this.historyStatement();
-    const recorded = new Set(request.historyTypes);
-    const rows = await this.write(() => {
-      const now = Date.now();
-      const claimed = stmt.all(...request.types, ...(request.queues ?? []), ...excluded, {
-        worker: this.workerId,
-        now,
-        lease: request.leaseMs,
-        limit: request.limit,
-      }) as TaskRow[];
-      for (const row of claimed) {
-        if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
-      }
-      return claimed;
-    });
-    // RETURNING gives no order; run in claim order.
-    return rows.sort(compareClaimOrder);
+        LIMIT ?`;
+    return this.claimPicked(request, (now) => ({ pick, values: [now, ...request.types, ...queues, ...excluded, request.limit] }));
   }
 
   /**
    * A claim under concurrency limits (see limitedClaim.ts). SQLite has one writer at a time, and
    * the claim runs in an immediate transaction: no other claim can come between its count of
-   * running tasks and its update.
+   * running tasks and its update. The rate limits' record of the claims is written in the same
+   * transaction (see rateClaimsSql).
    */
-  private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
-    const head = `
-      UPDATE ${this.tables.tasks}
-      SET status = 'running', attempts = attempts + 1, locked_by = ?,
-          locked_until = ? + ?, started_at = ?, updated_at = ?
-      WHERE status = 'pending' AND id IN (`;
+  private claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
+    return this.claimPicked(
+      request,
+      (now) => {
+        const values: unknown[] = [];
+        const parts = sqliteParts(values);
+        const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts);
+        return { pick, values };
+      },
+      (claimed, now) => {
+        const ids = claimed.map((r) => String(r.id));
+        for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, (sql) => sql.param(now, "bigint"), limits, ids, sqliteParts)) {
+          this.prepare(statement.text).run(...statement.values);
+        }
+      },
+    );
+  }
+
+  /**
+   * Marks the tasks `pick` selects (its `?` bound to `values`) running for this worker, records
+   * their "started" events, runs `after` in the same immediate transaction, and returns the rows
+   * in claim order.
+   */
+  private async claimPicked(
+    request: ClaimRequest,
+    pickAt: (now: number) => { pick: string; values: unknown[] },
+    after?: (claimed: TaskRow[], now: number) => void,
+  ): Promise<TaskRow[]> {
     const history = this.historyStatement();
     const recorded = new Set(request.historyTypes);
     const rows = await this.write(() => {
       const now = Date.now();
-      const values: unknown[] = [this.workerId, now, request.leaseMs, now, now];
-      const parts = sqliteParts(values);
-      const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts);
-      const claimed = this.prepare(`${head}${pick}) RETURNING *`).all(...values) as TaskRow[];
+      const { pick, values } = pickAt(now);
+      const claimed = this.prepare(`
+        UPDATE ${this.tables.tasks}
+        SET status = 'running', attempts = attempts + 1, locked_by = ?,
+            locked_until = ? + ?, started_at = ?, updated_at = ?
+        WHERE status = 'pending' AND id IN (${pick})
+        RETURNING *`).all(this.workerId, now, request.leaseMs, now, now, ...values) as TaskRow[];
       for (const row of claimed) {
         if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
       }
-      // The rate limits' record of these claims, in the same transaction (see rateClaimsSql).
-      const ids = claimed.map((r) => String(r.id));
-      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, (sql) => sql.param(now, "bigint"), limits, ids, sqliteParts)) {
-        this.prepare(statement.text).run(...statement.values);
-      }
+      after?.(claimed, now);
       return claimed;
     });
+    // RETURNING gives no order; run in claim order.
     return rows.sort(compareClaimOrder);
   }
 
