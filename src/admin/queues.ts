@@ -11,7 +11,7 @@ import { readControlRows, upsertControl, type ControlRow } from "../dialect/cont
 import { InvalidOptionError } from "../errors";
 import { resolveDataSource } from "../dataSource";
 import { checkQueue } from "../validation";
-import { MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "../flow/limitSpec";
+import { isLimit, isRateWindow, MAX_LIMIT, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "../flow/limitSpec";
 
 export type { ControlRow };
 
@@ -21,9 +21,6 @@ export interface QueueLimits {
   /** At most `max` of the queue's tasks claimed in any `perMs` window; null removes it. */
   rate?: { max: number; perMs: number } | null;
 }
-
-/** The highest concurrency limit accepted (a 32-bit column, and far past any real limit). */
-const MAX_CONCURRENCY = 1_000_000;
 
 /** Stops every worker from claiming the queue's tasks (within a second); enqueue still works. */
 export async function pauseQueue(queue: string, options: { dataSource?: DataSource } = {}): Promise<void> {
@@ -57,15 +54,13 @@ export async function setQueueLimits(queue: string, limits: QueueLimits, options
   const { concurrency, rate } = limits;
   if (rate !== undefined && rate !== null) {
     const { max, perMs } = rate as { max?: unknown; perMs?: unknown };
-    if (!(Number.isSafeInteger(max) && (max as number) >= 1 && (max as number) <= MAX_CONCURRENCY)) {
-      throw new InvalidOptionError(`setQueueLimits: rate.max must be an integer from 1 to ${MAX_CONCURRENCY}; got ${JSON.stringify(max)}`);
-    }
-    if (!(Number.isSafeInteger(perMs) && (perMs as number) >= MIN_RATE_WINDOW_MS && (perMs as number) <= MAX_RATE_WINDOW_MS)) {
+    if (!isLimit(max)) throw new InvalidOptionError(`setQueueLimits: rate.max must be an integer from 1 to ${MAX_LIMIT}; got ${JSON.stringify(max)}`);
+    if (!isRateWindow(perMs)) {
       throw new InvalidOptionError(`setQueueLimits: rate.perMs must be an integer from ${MIN_RATE_WINDOW_MS} to ${MAX_RATE_WINDOW_MS} (milliseconds); got ${JSON.stringify(perMs)}`);
     }
   }
-  if (concurrency !== undefined && concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_CONCURRENCY)) {
-    throw new InvalidOptionError(`setQueueLimits: concurrency must be an integer from 1 to ${MAX_CONCURRENCY}, or null to remove it; got ${JSON.stringify(concurrency)}`);
+  if (concurrency !== undefined && concurrency !== null && !isLimit(concurrency)) {
+    throw new InvalidOptionError(`setQueueLimits: concurrency must be an integer from 1 to ${MAX_LIMIT}, or null to remove it; got ${JSON.stringify(concurrency)}`);
   }
   const fields: { concurrency?: number | null; rate?: { max: number; perMs: number } | null } = {};
   if (concurrency !== undefined) fields.concurrency = concurrency;

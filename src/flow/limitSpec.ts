@@ -26,7 +26,17 @@ export const MIN_RATE_WINDOW_MS = 10;
 export const MAX_RATE_WINDOW_MS = 366 * 24 * 3_600_000;
 
 /** Limits from 1 to this: far beyond any real limit, and within a 32-bit integer. */
-const MAX_LIMIT = 1_000_000;
+export const MAX_LIMIT = 1_000_000;
+
+/** A concurrency limit or a rate limit's `max`: an integer from 1 to MAX_LIMIT. */
+export function isLimit(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= MAX_LIMIT;
+}
+
+/** A rate limit's window: integer milliseconds from MIN_RATE_WINDOW_MS to MAX_RATE_WINDOW_MS. */
+export function isRateWindow(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= MIN_RATE_WINDOW_MS && (value as number) <= MAX_RATE_WINDOW_MS;
+}
 
 /** The class's checked `static concurrencyLimit`, or null when it has none. */
 export function concurrencyLimitOf(cls: { name: string; concurrencyLimit?: unknown }, metadata: EntityMetadata): ConcurrencyLimitSpec | null {
@@ -37,7 +47,7 @@ export function concurrencyLimitOf(cls: { name: string; concurrencyLimit?: unkno
   if (typeof option === "object") {
     for (const field of Object.keys(option)) if (field !== "max" && field !== "by") throw new TaskDefinitionError(`${where} has an unknown field "${field}" (max, by)`);
   }
-  if (!Number.isSafeInteger(max) || max < 1 || max > MAX_LIMIT) {
+  if (!isLimit(max)) {
     throw new TaskDefinitionError(`${where} must be a positive integer (at most ${MAX_LIMIT}) or { max, by }, got ${JSON.stringify(option)}`);
   }
   if (by === undefined) return { max, column: null };
@@ -54,15 +64,15 @@ export function rateLimitOf(cls: { name: string; rateLimit?: unknown }, metadata
     if (!["max", "perMs", "by"].includes(field)) throw new TaskDefinitionError(`${where} has an unknown field "${field}" (max, perMs, by)`);
   }
   const { max, perMs, by } = option;
-  if (!Number.isSafeInteger(max) || max < 1 || max > MAX_LIMIT) throw new TaskDefinitionError(`${where}.max must be a positive integer (at most ${MAX_LIMIT}), got ${JSON.stringify(max)}`);
-  if (!Number.isSafeInteger(perMs) || perMs < MIN_RATE_WINDOW_MS || perMs > MAX_RATE_WINDOW_MS) {
+  if (!isLimit(max)) throw new TaskDefinitionError(`${where}.max must be a positive integer (at most ${MAX_LIMIT}), got ${JSON.stringify(max)}`);
+  if (!isRateWindow(perMs)) {
     throw new TaskDefinitionError(`${where}.perMs must be an integer from ${MIN_RATE_WINDOW_MS} to ${MAX_RATE_WINDOW_MS} (milliseconds), got ${JSON.stringify(perMs)}`);
   }
   return { max, perMs, column: by === undefined ? null : byColumn(cls.name, where, by, metadata) };
 }
 
-/** The database name of a limit's `by` column: the class's own columns, or queue. */
-function byColumn(className: string, where: string, by: unknown, metadata: EntityMetadata): string {
+/** The database name of a key's or a limit's `by` column: the class's own columns, or queue. */
+export function byColumn(className: string, where: string, by: unknown, metadata: EntityMetadata): string {
   const column = typeof by === "string" ? metadata.columns.find((c) => c.propertyName === by) : undefined;
   if (!column || (by !== "queue" && column.target === BaseTaskEntity)) {
     throw new TaskDefinitionError(`${where}.by names ${JSON.stringify(by)}, which is not a column of ${className} (its own columns, or queue)`);

@@ -7,11 +7,11 @@
 import { createHash } from "node:crypto";
 import ms from "ms";
 import type { EntityMetadata, ObjectLiteral } from "typeorm";
-import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { OnConflict, UniqueOption } from "../../entities/unique";
 
 export type { OnConflict, UniqueOption };
 import { TaskDefinitionError, TaskValidationError } from "../errors";
+import { byColumn } from "./limitSpec";
 
 /** A checked `static unique`. */
 export interface UniqueSpec {
@@ -52,11 +52,7 @@ export function uniqueSpecOf(cls: { name: string; unique?: unknown; keepSucceede
   }
   const columns = by.map((property: unknown) => {
     if (typeof property !== "string") throw new TaskDefinitionError(`${where}.by must list property names, got ${describe(property)}`);
-    const column = metadata.columns.find((c) => c.propertyName === property);
-    if (!column || (property !== "queue" && column.target === BaseTaskEntity)) {
-      throw new TaskDefinitionError(`${where}.by names "${property}", which is not a column of ${cls.name} (its own columns, or queue)`);
-    }
-    return { property, column: column.databaseName };
+    return { property, column: byColumn(cls.name, where, property, metadata) };
   });
   if (new Set(by).size !== by.length) throw new TaskDefinitionError(`${where}.by names a property twice`);
   if (!ON_CONFLICT.has(onConflict)) {

@@ -4,7 +4,7 @@
  */
 import { listControls, pauseQueue, pauseType, resumeQueue, resumeType, setQueueLimits, type QueueLimits } from "../../admin/queues";
 import { InvalidOptionError } from "../../errors";
-import { MAX_RATE_WINDOW_MS } from "../../flow/limitSpec";
+import { MAX_LIMIT, MAX_RATE_WINDOW_MS } from "../../flow/limitSpec";
 import { parseDuration, parseInteger } from "../../parse";
 import { checkQueue } from "../../validation";
 import { connect, type ConnectionFlags } from "../connect";
@@ -24,7 +24,7 @@ export async function queueCommand(action: string, name: string | undefined, fla
     if (flags.concurrency === undefined && flags.rate === undefined) {
       throw new InvalidOptionError("ormq queue set needs --concurrency N or --rate MAX/WINDOW (none removes either)");
     }
-    if (flags.concurrency !== undefined) limits.concurrency = flags.concurrency.trim() === "none" ? null : parseInteger(flags.concurrency, "--concurrency", 1, 1_000_000);
+    if (flags.concurrency !== undefined) limits.concurrency = flags.concurrency.trim() === "none" ? null : parseInteger(flags.concurrency, "--concurrency", 1, MAX_LIMIT);
     if (flags.rate !== undefined) limits.rate = parseRate(flags.rate);
   }
   const conn = await connect(flags, { command: "queue" });
@@ -63,7 +63,7 @@ function parseRate(raw: string): QueueLimits["rate"] {
   const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(raw);
   if (!match) throw new InvalidOptionError(`--rate must be MAX/WINDOW such as 20/1s or 100/60000, or none; got ${JSON.stringify(raw)}`);
   return {
-    max: parseInteger(match[1], "--rate's MAX", 1, 1_000_000),
+    max: parseInteger(match[1], "--rate's MAX", 1, MAX_LIMIT),
     perMs: parseDuration(match[2], "--rate's WINDOW", MAX_RATE_WINDOW_MS),
   };
 }
