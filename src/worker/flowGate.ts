@@ -13,6 +13,12 @@ import type { TaskType } from "../registry";
 /** A claim request without its limit. */
 export type ClaimShape = Omit<ClaimRequest, "limit">;
 
+/** The claims a worker makes: tasks under no limit, and tasks under one. */
+export interface ClaimShapes {
+  plain: ClaimShape | null;
+  limited: ClaimShape | null;
+}
+
 const NO_CONTROLS: Controls = { pausedQueues: [], pausedTypes: [], queueLimits: new Map(), queueRates: new Map(), schemaVersion: null };
 
 export class FlowGate {
@@ -38,6 +44,7 @@ export class FlowGate {
     }
     const changed = key(next) !== key(this.controls);
     this.controls = next;
+    if (changed) this.made = undefined;
     return changed;
   }
 
@@ -56,7 +63,14 @@ export class FlowGate {
    * `limited` for tasks under one (at most the free slots). Either is null when there is nothing
    * of that kind to claim.
    */
-  requests(): { plain: ClaimShape | null; limited: ClaimShape | null } {
+  requests(): ClaimShapes {
+    // Every claim asks: made again only when the controls changed.
+    return (this.made ??= this.makeRequests());
+  }
+
+  private made: ClaimShapes | undefined;
+
+  private makeRequests(): ClaimShapes {
     const { pausedQueues, pausedTypes, queueLimits, queueRates } = this.controls;
     const runnable = this.types.filter((t) => !pausedTypes.includes(t.key));
     const wanted = (queue: string) => (this.base.queues === null || this.base.queues.includes(queue)) && !pausedQueues.includes(queue);
