@@ -53,6 +53,21 @@ describe("bad static unique and concurrencyLimit declarations", () => {
     return BadUnique;
   };
 
+  /** What the first save of a `cls` task does, on a fresh SQLite DataSource that knows only `cls`. */
+  const firstSaveError = async (cls: new () => BaseTaskEntity & { accountId: string }): Promise<unknown> => {
+    const db = await createTestDb("sqlite");
+    const base = ormqDataSourceOptions(db.url);
+    const ds = new DataSource({ ...base, entities: [...(base.entities as []), cls], logging: false } as DataSourceOptions);
+    await ds.initialize();
+    try {
+      const repository = ds.getRepository(cls);
+      return await repository.save(repository.create({ accountId: "x" } as never)).then(() => undefined, (e: unknown) => e);
+    } finally {
+      await ds.destroy();
+      await db.drop();
+    }
+  };
+
   // Refused when the DataSource's task classes are first checked (a worker's start, or the first
   // enqueue, as here), before anything is written.
   it.each([
@@ -65,19 +80,9 @@ describe("bad static unique and concurrencyLimit declarations", () => {
     [{ by: ["accountId"], extra: 1 }, /unknown field "extra"/],
     ["accountId", /must be an object/],
   ])("%j is refused before anything is written", async (unique, message) => {
-    const cls = declare(unique);
-    const db = await createTestDb("sqlite");
-    const base = ormqDataSourceOptions(db.url);
-    const ds = new DataSource({ ...base, entities: [...(base.entities as []), cls], logging: false } as DataSourceOptions);
-    await ds.initialize();
-    try {
-      const err = await ds.getRepository(cls).save(cls.create({ accountId: "x" })).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(TaskDefinitionError);
-      expect((err as Error).message).toMatch(message);
-    } finally {
-      await ds.destroy();
-      await db.drop();
-    }
+    const err = await firstSaveError(declare(unique));
+    expect(err).toBeInstanceOf(TaskDefinitionError);
+    expect((err as Error).message).toMatch(message);
   });
 
   it.each([
@@ -98,32 +103,15 @@ describe("bad static unique and concurrencyLimit declarations", () => {
         return null;
       }
     }
-    const db = await createTestDb("sqlite");
-    const base = ormqDataSourceOptions(db.url);
-    const ds = new DataSource({ ...base, entities: [...(base.entities as []), BadLimit], logging: false } as DataSourceOptions);
-    await ds.initialize();
-    try {
-      const err = await ds.getRepository(BadLimit).save(BadLimit.create({ accountId: "x" })).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(TaskDefinitionError);
-      expect((err as Error).message).toMatch(message);
-      expect((err as Error).message).toContain("BadLimit.concurrencyLimit");
-    } finally {
-      await ds.destroy();
-      await db.drop();
-    }
+    const err = await firstSaveError(BadLimit);
+    expect(err).toBeInstanceOf(TaskDefinitionError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).toContain("BadLimit.concurrencyLimit");
   });
 
   it("within with keepSucceeded = false is refused: the window lives in the rows", async () => {
-    const cls = declare({ by: ["accountId"], within: "1h" }, false);
-    const db = await createTestDb("sqlite");
-    const base = ormqDataSourceOptions(db.url);
-    const ds = new DataSource({ ...base, entities: [...(base.entities as []), cls], logging: false } as DataSourceOptions);
-    await ds.initialize();
-    try {
-      await expect(ds.getRepository(cls).save(cls.create({ accountId: "x" }))).rejects.toThrow(/keepSucceeded = false/);
-    } finally {
-      await ds.destroy();
-      await db.drop();
-    }
+    const err = await firstSaveError(declare({ by: ["accountId"], within: "1h" }, false));
+    expect(err).toBeInstanceOf(TaskDefinitionError);
+    expect((err as Error).message).toMatch(/keepSucceeded = false/);
   });
 });
