@@ -7,9 +7,9 @@ import { bulkInsert } from "../dialect/bulkInsert";
 import { OrmqError, TaskDefinitionError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { announceInserted, applyDefaults } from "./subscriber";
-import { settleDuplicate } from "./uniqueEnqueue";
+import { setKeyColumns, settleDuplicate } from "./uniqueEnqueue";
 import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
-import { uniqueKeysOf, type UniqueKeys, type UniqueSpec } from "../flow/uniqueSpec";
+import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
 import { announcementOf } from "./announcements";
 import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
@@ -67,9 +67,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
         applyDefaults(task, cls, now);
         checkTaskFields(task, cls.name);
         await validateTask(task, cls, type);
-        const key = spec ? uniqueKeysOf(spec, type, task, cls.name, now) : null;
-        task.uniqueKey = key?.key ?? null;
-        task.uniqueWindow = key?.window ?? null;
+        const key = setKeyColumns(task, spec, type, cls.name, now);
         if (key) keys.set(i, key);
       }
     }

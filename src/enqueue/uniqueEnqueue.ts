@@ -24,16 +24,21 @@ export type UniqueOutcome = "inserted" | "skipped" | "replaced";
  * instance held). Refuses a key column that is null.
  */
 export async function markUnique(m: EntityManager, task: UniqueTask, spec: UniqueSpec | null, type: string, className: string, now: number): Promise<void> {
-  if (!spec) {
-    task.uniqueKey = null;
-    task.uniqueWindow = null;
-    return;
-  }
-  const keys = uniqueKeysOf(spec, type, task, className, now);
+  const keys = setKeyColumns(task, spec, type, className, now);
+  if (!keys) return;
   await ensureUniqueGuard(m.connection);
-  task.uniqueKey = keys.key;
-  task.uniqueWindow = keys.window;
   task[KEYS] = keys;
+}
+
+/**
+ * Writes a task's key columns (null, whatever the instance held, for a class without `unique`)
+ * and returns its keys. For save() (markUnique) and enqueueMany alike.
+ */
+export function setKeyColumns(task: ObjectLiteral, spec: UniqueSpec | null, type: string, className: string, now: number): UniqueKeys | null {
+  const keys = spec ? uniqueKeysOf(spec, type, task, className, now) : null;
+  task.uniqueKey = keys?.key ?? null;
+  task.uniqueWindow = keys?.window ?? null;
+  return keys;
 }
 
 /**
