@@ -20,7 +20,7 @@ import type { ResolvedOptions } from "./options";
 import { finishRunning } from "./running";
 import { selectTypes } from "./typeSelection";
 import { FlowGate } from "./flowGate";
-import { claimThrough, startControlsWatch } from "./controlsWatch";
+import { startControlsWatch } from "./controlsWatch";
 
 export type { ProcessSummary };
 
@@ -153,8 +153,8 @@ export class Worker {
         options: this.options,
         gauge,
         request,
-        claim: (want) => claimThrough(dialect, gate, want),
-        limitsActive: () => gate.requests().limited !== null,
+        claim: (want) => gate.claim(want),
+        limitsActive: () => gate.limitsActive,
         limit: this.limit,
         logger: this.logger,
         doze: this.doze,
