@@ -1,6 +1,5 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { baseColumnKind, WRITE } from "../baseColumns";
 import { databaseNow } from "../dialect/clock";
 import { prepareDataSource, tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
@@ -13,6 +12,7 @@ import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
 import { announcementOf } from "./announcements";
 import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
+import { insertedColumns, persistentValue } from "./rowValues";
 
 /** Options of `enqueueMany`. */
 export interface EnqueueManyOptions {
@@ -79,7 +79,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       // Of a unique class, the first task of each key in the batch is written (the others follow
       // its fate below), and the database may skip it when its key stands.
       const firsts = spec ? firstOfEachKey(positions, keys) : positions;
-      const columns = metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
+      const columns = insertedColumns(metadata);
       const rows = firsts.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
       const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id", { maySkip: spec !== null });
       checkIncreasing(returned);
@@ -159,30 +159,6 @@ function metadataOf(dataSource: DataSource, task: unknown, index: number): Entit
     throw new TaskDefinitionError(`enqueueMany: ${cls.name} is not among this DataSource's entities`);
   }
   return dataSource.getMetadata(cls);
-}
-
-/**
- * A column's value as save() would write it: transformer, then the driver's conversion.
- * BaseTaskEntity's own columns are converted directly (see baseColumns.ts).
- */
-function persistentValue(dataSource: DataSource, metadata: EntityMetadata, column: EntityMetadata["columns"][number], task: BaseTaskEntity): unknown {
-  if (column.isDiscriminator) return metadata.discriminatorValue;
-  const kind = baseColumnKind(column);
-  if (kind) {
-    const value = (task as unknown as Record<string, unknown>)[column.propertyName];
-    if (value !== undefined) return WRITE[kind](value) ?? null;
-  }
-  let value = column.getEntityValue(task, true);
-  if (value === undefined) {
-    // A multi-row INSERT names every column in every row: an unset column gets its declared
-    // default here. A default that is SQL (a function) cannot be written this way.
-    if (typeof column.default === "function") {
-      throw new TaskDefinitionError(`enqueueMany: ${metadata.name}.${column.propertyName} is unset and its default is SQL; set it, or use save()`);
-    }
-    value = column.default ?? null;
-    return value;
-  }
-  return dataSource.driver.preparePersistentValue(value, column) ?? null;
 }
 
 /**
