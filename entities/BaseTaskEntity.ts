@@ -3,9 +3,9 @@ import { OrmqConfigurationError } from "../src/errors";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
-import { maybeTaskOperations, taskOperations, type CancelResult } from "./operations";
+import { maybeTaskOperations, taskOperations, type CancelResult, type WaitOptions, type WaitResult } from "./operations";
 import type { TaskStatus } from "./status";
-import type { ConcurrencyLimitOption, RateLimitOption, UniqueOption } from "./unique";
+import type { ConcurrencyLimitOption, RateLimitOption, ScheduleOption, UniqueOption } from "./unique";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
@@ -122,6 +122,11 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * or per value of a column (`by`): `{ max: 100, perMs: 60_000 }`. See docs/flow-control.md.
    */
   static rateLimit: RateLimitOption | undefined = undefined;
+  /**
+   * Enqueues a task of this class at every tick of a cron expression, once per tick across every
+   * worker: `"0 2 * * *"`, or `{ cron, timezone, catchUp, data }`. See docs/scheduling.md.
+   */
+  static schedule: ScheduleOption | string | undefined = undefined;
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })
@@ -200,6 +205,18 @@ export abstract class BaseTaskEntity extends BaseEntity {
   /** The unique key and its window (`unique.within`), held whatever the task's status. */
   @Column({ name: "unique_window", type: "text", nullable: true })
   uniqueWindow!: string | null;
+
+  /** The schedule that enqueued this task (its name), or null. Its tick is the task's `runAt`. */
+  @Column({ name: "schedule_name", type: "varchar", length: 255, nullable: true })
+  scheduleName!: string | null;
+
+  /** The last progress a run reported (`ctx.progress`), 0..1, or null. */
+  @Column({ type: "double precision", nullable: true })
+  progress!: number | null;
+
+  /** The message that came with it, or null. */
+  @Column({ name: "progress_message", type: "varchar", length: 200, nullable: true })
+  progressMessage!: string | null;
 
   /**
    * Not a column: after `save()` or `enqueueMany` of a unique class, true when no new task was
@@ -287,6 +304,16 @@ export abstract class BaseTaskEntity extends BaseEntity {
     const dataSource = (this.constructor as unknown as typeof BaseEntity & { getRepository(): { manager: { connection: DataSource } } })
       .getRepository().manager.connection;
     return taskOperations().cancel(this.id, { dataSource, reason: options.reason });
+  }
+
+  /**
+   * Waits for this saved task to finish (see `waitForResult`): resolves with its result when it
+   * succeeds, rejects with `TaskFailedError`, `TaskCancelledError` or `WaitTimeoutError`.
+   */
+  waitForResult<R = unknown>(options: WaitOptions = {}): Promise<WaitResult<R>> {
+    const dataSource = (this.constructor as unknown as typeof BaseEntity & { getRepository(): { manager: { connection: DataSource } } })
+      .getRepository().manager.connection;
+    return taskOperations().waitForResult(this.id, { dataSource, ...options }) as Promise<WaitResult<R>>;
   }
 
   /**

@@ -2,12 +2,14 @@ import { BaseTaskEntity } from "./BaseTaskEntity";
 import { TaskEventEntity } from "./TaskEventEntity";
 import { WorkerEntity } from "./WorkerEntity";
 import { ControlEntity, MetaEntity, RateClaimEntity } from "./ControlEntity";
+import { ScheduleEntity } from "./ScheduleEntity";
 
 export * from "./BaseTaskEntity";
 export * from "./TaskEventEntity";
 export * from "./WorkerEntity";
 export * from "./ControlEntity";
+export * from "./ScheduleEntity";
 export { epochMillis } from "./transformers";
 
 /** ormq's entities, to spread into a DataSource's `entities` next to your own. */
-export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity, ControlEntity, MetaEntity, RateClaimEntity];
+export const ormqEntities = [BaseTaskEntity, WorkerEntity, TaskEventEntity, ControlEntity, MetaEntity, RateClaimEntity, ScheduleEntity];

@@ -9,8 +9,40 @@ import { OrmqConfigurationError } from "../src/errors";
  */
 export interface TaskOperations {
   cancel(id: string, options: { dataSource: DataSource; reason?: string }): Promise<CancelResult>;
+  waitForResult(id: string, options: WaitOptions & { dataSource: DataSource }): Promise<WaitResult>;
   /** The options `task.save()` passes on to TypeORM (see src/enqueue/saveOptions.ts). */
   saveOptions(dataSource: DataSource, metadata: EntityMetadata, options: SaveOptions | undefined): SaveOptions | undefined;
+}
+
+/** Options of `waitForResult`. */
+export interface WaitOptions {
+  /** Rejects with `WaitTimeoutError` after this long (the task goes on). Default: no limit. */
+  timeoutMs?: number;
+  /** Rejects with the signal's reason when it aborts (the task goes on). */
+  signal?: AbortSignal;
+  /** Called with each new progress the task reports (`ctx.progress`), as the wait sees it. */
+  onProgress?: (progress: TaskProgress) => void;
+}
+
+/** A task's progress as its run reported it. */
+export interface TaskProgress {
+  /** The task's id. */
+  id: string;
+  /** 0..1. */
+  fraction: number;
+  message: string | null;
+}
+
+/** What a wait for a successful task resolves with. */
+export interface WaitResult<R = unknown> {
+  id: string;
+  /** What run() returned (as stored: JSON), or undefined when the row was deleted. */
+  result: R | undefined;
+  /**
+   * True when the task's row was gone: its class keeps no succeeded rows (`keepSucceeded =
+   * false`), so success deletes it. (A task deleted by other means reads the same way.)
+   */
+  deleted: boolean;
 }
 
 /** What `cancelTask` did. */

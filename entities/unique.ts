@@ -1,4 +1,4 @@
-/** What a task class may declare as `static unique` (checked by src/flow/uniqueSpec.ts). */
+/** What a task class may declare as `static unique`, `static schedule` and its limits (checked in src/flow and src/schedule). */
 
 /** What an enqueue does when a task with the same key stands. */
 export type OnConflict = "skip" | "replace" | "error";
@@ -21,4 +21,19 @@ export interface RateLimitOption {
   max: number;
   perMs: number;
   by?: string;
+}
+
+/** What a schedule does with the ticks it missed while no scheduler ran (or it was paused). */
+export type CatchUp = "skip" | "one" | "all";
+
+/** `static schedule` as a task class declares it: a cron string, or this. */
+export interface ScheduleOption {
+  /** 5 fields (minute first), or 6 with seconds first: "0 2 * * *", "*\/10 * * * * *". */
+  cron: string;
+  /** An IANA time zone ("Europe/Paris"). Default UTC. */
+  timezone?: string;
+  /** Default "skip": a tick more than 10 s late is not enqueued. See docs/scheduling.md. */
+  catchUp?: CatchUp;
+  /** Values of the class's own columns for every task the schedule enqueues. */
+  data?: Record<string, unknown>;
 }

@@ -35,6 +35,9 @@ const KINDS: Record<string, BaseColumnKind> = {
   cancelRequestedAt: "instant",
   uniqueKey: "same",
   uniqueWindow: "same",
+  scheduleName: "same",
+  progress: "same",
+  progressMessage: "same",
 };
 
 /** The column's kind if it is one of BaseTaskEntity's own, else undefined (use TypeORM's path). */

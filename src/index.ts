@@ -7,11 +7,12 @@ import { registerTaskOperations } from "../entities/operations";
 import { cancelTask } from "./admin/cancel";
 import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
 import { taskSaveOptions } from "./enqueue/saveOptions";
+import { waitForResult } from "./wait/resultWaiter";
 
 // What an import of ormq sets up, once: SQLite's 64-bit generated key, and the database
 // operations entity methods call (entities import no layer above them).
 installSqliteIntegerKey();
-registerTaskOperations({ cancel: cancelTask, saveOptions: taskSaveOptions });
+registerTaskOperations({ cancel: cancelTask, saveOptions: taskSaveOptions, waitForResult });
 
 export {
   BaseTaskEntity,
@@ -24,6 +25,8 @@ export {
   ControlEntity,
   MetaEntity,
   RateClaimEntity,
+  ScheduleEntity,
+  type ScheduleSource,
   SCHEMA_VERSION,
   type TaskStatus,
   type TaskErrorRecord,
@@ -40,7 +43,18 @@ export { createMetrics, type OrmqMetrics, type MetricsOptions } from "./metrics"
 export { createLogger, LOG_LEVELS } from "./logger";
 export type { TaskClass } from "./registry";
 export type { UniqueOption, OnConflict } from "./flow/uniqueSpec";
-export type { ConcurrencyLimitOption, RateLimitOption } from "../entities/unique";
+export type { ConcurrencyLimitOption, RateLimitOption, ScheduleOption, CatchUp } from "../entities/unique";
+export type { WaitOptions, WaitResult, TaskProgress } from "../entities/operations";
+export { waitForResult, waitForResults, type WaitForResultOptions } from "./wait/resultWaiter";
+export {
+  createSchedule,
+  pauseSchedule,
+  resumeSchedule,
+  deleteSchedule,
+  listSchedules,
+  type CreateScheduleOptions,
+  type ScheduleInfo,
+} from "./admin/schedules";
 export type { Logger } from "./logger";
 export {
   exponentialBackoff,
@@ -65,6 +79,8 @@ export {
   TaskTimeoutError,
   HookTimeoutError,
   TaskCancelledError,
+  TaskFailedError,
+  WaitTimeoutError,
   WorkerShutdownError,
   WorkerNeedsRestartError,
   OutcomeWriteError,

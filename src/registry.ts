@@ -3,6 +3,7 @@ import { BaseTaskEntity } from "../entities/BaseTaskEntity";
 import { OrmqConfigurationError, TaskDefinitionError } from "./errors";
 import { uniqueSpecOf, type UniqueSpec } from "./flow/uniqueSpec";
 import { concurrencyLimitOf, rateLimitOf, type ConcurrencyLimitSpec, type RateLimitSpec } from "./flow/limitSpec";
+import { scheduleSpecOf, type ScheduleSpec } from "./schedule/scheduleSpec";
 
 /** A concrete or abstract task class: `BaseTaskEntity` or one of its `@ChildEntity` subclasses. */
 export type TaskClass<T extends BaseTaskEntity = BaseTaskEntity> = (abstract new () => T) & typeof BaseTaskEntity;
@@ -18,6 +19,8 @@ export interface TaskType {
   concurrency: ConcurrencyLimitSpec | null;
   /** The class's checked `static rateLimit`, or null. */
   rate: RateLimitSpec | null;
+  /** The class's checked `static schedule` and the data of its tasks, or null. */
+  schedule: { spec: ScheduleSpec; data: unknown } | null;
 }
 
 /**
@@ -54,7 +57,15 @@ export class TaskRegistry {
         throw new TaskDefinitionError(`task class ${cls.name} runs in a thread but does not say where it lives: add \`static module = __filename\``);
       }
       const key = String(metadata.discriminatorValue);
-      this.byKey.set(key, { key, cls, metadata, unique: uniqueSpecOf(cls, metadata), concurrency: concurrencyLimitOf(cls, metadata), rate: rateLimitOf(cls, metadata) });
+      this.byKey.set(key, {
+        key,
+        cls,
+        metadata,
+        unique: uniqueSpecOf(cls, metadata),
+        concurrency: concurrencyLimitOf(cls, metadata),
+        rate: rateLimitOf(cls, metadata),
+        schedule: classSchedule(cls),
+      });
     }
   }
 
@@ -101,4 +112,12 @@ function allChildren(metadata: EntityMetadata, seen = new Set<EntityMetadata>())
     allChildren(child, seen);
   }
   return [...seen];
+}
+
+/** A class's `static schedule`, checked (TaskDefinitionError naming the class), or null. */
+function classSchedule(cls: TaskClass): TaskType["schedule"] {
+  const option: unknown = cls.schedule;
+  if (option === undefined || option === null) return null;
+  const spec = scheduleSpecOf(option, `${cls.name}.schedule`, (message) => new TaskDefinitionError(message));
+  return { spec, data: typeof option === "object" ? (option as { data?: unknown }).data : undefined };
 }

@@ -82,7 +82,12 @@ describe.each(DIALECTS)("%s: thread tasks", (dialect) => {
     // Its log line came back through the worker's logger, with the task's fields.
     const logged = exited.stderr.split("\n").find((l) => l.includes("logged in a thread"));
     expect(JSON.parse(logged!)).toMatchObject({ taskId: resolver.id, type: "thread_job", attempt: 1, mode: "resolve" });
-    expect((await reload<ThreadJob>(ds, resolver)).result).toMatchObject({ greeting: "hello from the bootstrap container", attempt: 1 });
+    expect(await reload<ThreadJob>(ds, resolver)).toMatchObject({
+      result: { greeting: "hello from the bootstrap container", attempt: 1 },
+      // Its progress came back too, and was written before its outcome.
+      progress: 0.5,
+      progressMessage: "reported from a thread",
+    });
     expect((await reload(ds, after)).status).toBe("succeeded");
     expect(await ds.getRepository(BaseTaskEntity).countBy({ status: "running" })).toBe(0);
   }, 90_000);

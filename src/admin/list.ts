@@ -43,6 +43,9 @@ export interface TaskListItem {
   createdAt: StoredInstant;
   finishedAt: StoredInstant | null;
   lastError: string | null;
+  /** The last progress its run reported (0..1), and its message; null when none. */
+  progress: number | null;
+  progressMessage: string | null;
 }
 
 export interface ListTasksOptions {
@@ -55,7 +58,7 @@ export interface ListTasksOptions {
 }
 
 /** The columns a list line shows, by property name. */
-const LIST_COLUMNS = ["id", "type", "queue", "status", "priority", "attempts", "maxAttempts", "runAt", "createdAt", "finishedAt", "lastError"] as const;
+const LIST_COLUMNS = ["id", "type", "queue", "status", "priority", "attempts", "maxAttempts", "runAt", "createdAt", "finishedAt", "lastError", "progress", "progressMessage"] as const;
 
 /** Tasks matching the filters, newest first (one statement, however many rows it must read). */
 export async function listTasks(options: ListTasksOptions = {}): Promise<TaskListItem[]> {
@@ -124,6 +127,8 @@ function listItem(r: Record<(typeof LIST_COLUMNS)[number], unknown>): TaskListIt
     createdAt: readInstant(r.createdAt) as StoredInstant,
     finishedAt: readInstant(r.finishedAt),
     lastError: readText(r.lastError),
+    progress: r.progress === null || r.progress === undefined || !Number.isFinite(Number(r.progress)) ? null : Number(r.progress),
+    progressMessage: readText(r.progressMessage),
   };
 }
 

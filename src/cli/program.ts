@@ -6,6 +6,7 @@ import { listCommand, showCommand, statsCommand } from "./commands/inspect";
 import { processCommand } from "./process/command";
 import { submitCommand } from "./commands/submit";
 import { queueCommand, typeCommand } from "./commands/queue";
+import { schedulesCommand } from "./commands/schedules";
 import { envName, flagName, WORKER_SETTINGS } from "../worker/settings";
 
 /** The database options every command takes. */
@@ -61,7 +62,7 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option("--metrics-port <port>", "serve Prometheus metrics at http://0.0.0.0:<port>/metrics [env ORMQ_METRICS_PORT]");
   for (const s of WORKER_SETTINGS) {
     if (s.key === "types") continue;
-    const value = s.kind === "list" ? "<names>" : s.kind === "durationMs" ? "<ms|duration>" : s.kind === "string" ? "<value>" : "<n>";
+    const value = s.kind === "list" ? "<names>" : s.kind === "durationMs" ? "<ms|duration>" : s.kind === "string" ? "<value>" : s.kind === "onOff" ? "<on|off>" : "<n>";
     const fallback = s.key === "bootstrap" ? "the -d module" : s.defaultText;
     processCmd.addOption(new Option(`${flagName(s.key)} ${value}`, `${s.description} (default ${fallback}) [env ${envName(s.key)}]`));
   }
@@ -145,6 +146,16 @@ export function buildProgram(exit: (code: number) => void): Command {
       .argument("<action>", "pause or resume")
       .argument("<key>", "the type's @ChildEntity key"),
   ).action((action: string, key: string, flags) => typeCommand(action, key, flags));
+
+  withConnection(
+    program
+      .command("schedules")
+      .description("list the schedules with their next run, or pause, resume or delete one")
+      .argument("[action]", "list (default), pause, resume or delete")
+      .argument("[name]", "the schedule's name (a class schedule's is its type key)"),
+  )
+    .addHelpText("after", examples("ormq schedules -d dist/data-source.js", "ormq schedules pause nightly_report -d dist/data-source.js"))
+    .action((action: string | undefined, name: string | undefined, flags) => schedulesCommand(action, name, flags));
 
   withConnection(program.command("migrate").description("create or update ormq's tables (runs the DataSource's migrations)"))
     .addHelpText("after", examples("ormq migrate --database-url ./app.sqlite", "ormq migrate -d dist/data-source.js"))

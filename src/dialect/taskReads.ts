@@ -121,3 +121,26 @@ async function countOf(query: SelectQueryBuilder<ObjectLiteral>): Promise<number
   const row = await query.select("COUNT(*)", "count").getRawOne<{ count: string | number }>();
   return Number(row?.count ?? 0);
 }
+
+/** A waited-for task's state, as stored. */
+export interface OutcomeRow {
+  id: string;
+  status: TaskStatus;
+  result: unknown;
+  last_error: unknown;
+  errors: unknown;
+  progress: unknown;
+  progress_message: unknown;
+}
+
+/** The state of the tasks with these ids (those that exist), for waitForResult. */
+export async function readOutcomes(ds: DataSource, ids: readonly string[]): Promise<OutcomeRow[]> {
+  if (ids.length === 0) return [];
+  const rows = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select(["t.id AS id", "t.status AS status", "t.result AS result", "t.last_error AS last_error", "t.errors AS errors", "t.progress AS progress", "t.progress_message AS progress_message"])
+    .where("t.id IN (:...ids)", { ids })
+    .getRawMany<OutcomeRow>();
+  return rows.map((r) => ({ ...r, id: String(r.id) }));
+}

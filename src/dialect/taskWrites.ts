@@ -205,3 +205,22 @@ function escapedTable(m: EntityManager, entity: typeof BaseTaskEntity | typeof T
     .map((part) => m.connection.driver.escape(part))
     .join(".");
 }
+
+/**
+ * A running attempt's progress (`ctx.progress`). Guarded by the attempt: still running, held by
+ * this worker, this attempt; false when it is not (its lease was lost: nothing is written).
+ */
+export async function writeProgress(
+  m: EntityManager,
+  attempt: { id: string; workerId: string; attempt: number },
+  progress: { fraction: number; message: string | null },
+): Promise<boolean> {
+  const result = await m
+    .createQueryBuilder()
+    .update(BaseTaskEntity)
+    .set({ progress: progress.fraction, progressMessage: progress.message })
+    .where("id = :id AND status = 'running' AND locked_by = :worker AND attempts = :attempt", { id: attempt.id, worker: attempt.workerId, attempt: attempt.attempt })
+    .updateEntity(false)
+    .execute();
+  return result.affected === 1;
+}

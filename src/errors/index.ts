@@ -101,10 +101,36 @@ export class HookTimeoutError extends OrmqError {
   }
 }
 
-/** The reason a task's signal aborts when someone cancels it while it runs. */
+/**
+ * The reason a task's signal aborts when someone cancels it while it runs; and what
+ * `waitForResult` rejects with when the task it waits for was cancelled (`taskId` set).
+ */
 export class TaskCancelledError extends OrmqError {
-  constructor(readonly reason = "cancelled on request") {
+  constructor(
+    readonly reason = "cancelled on request",
+    readonly taskId?: string,
+  ) {
     super(reason);
+  }
+}
+
+/** `waitForResult`: the task failed for good. `cause` is its last error, rebuilt from the stored one. */
+export class TaskFailedError extends OrmqError {
+  constructor(
+    readonly taskId: string,
+    cause: Error,
+  ) {
+    super(`task ${taskId} failed: ${cause.message}`, { cause });
+  }
+}
+
+/** `waitForResult`: the wait timed out. The task goes on. */
+export class WaitTimeoutError extends OrmqError {
+  constructor(
+    readonly taskId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`task ${taskId} did not finish within ${timeoutMs} ms of waiting (it goes on)`);
   }
 }
 

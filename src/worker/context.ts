@@ -2,6 +2,7 @@ import "reflect-metadata"; // tsyringe needs it loaded first, whatever imports t
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
 import { DataSource, EntityManager } from "typeorm";
 import type { Logger } from "../logger";
+import { checkProgress } from "./progress";
 
 /** What `run(ctx)` and the hooks receive. */
 export interface TaskContext {
@@ -19,6 +20,14 @@ export interface TaskContext {
   readonly dataSource: DataSource;
   /** The id of the worker running this attempt. */
   readonly workerId: string;
+  /**
+   * Reports progress: a fraction from 0 to 1 and an optional message (at most 200 characters).
+   * Stored on the task (at most one write a second; the last one before the outcome), shown by
+   * `ormq show` and `ormq list`, and given to `waitForResult({ onProgress })`. A bad value throws.
+   */
+  progress(fraction: number, message?: string): Promise<void>;
+  /** For a task a schedule enqueued: its tick (the task's `runAt`). Null otherwise. */
+  readonly scheduledFor: Date | null;
   /**
    * Runs `fn` in a transaction (`dataSource.transaction(fn)`). On SQLite, where TypeORM has one
    * connection per DataSource, ormq makes concurrent tasks' transactions and saves wait for each
@@ -49,6 +58,9 @@ interface ContextFields {
   logger: Lazy<Logger>;
   dataSource: DataSource;
   workerId: string;
+  scheduledFor?: Date | null;
+  /** Records a progress report (see AttemptProgress); a context without it only checks the values. */
+  progress?: (fraction: unknown, message?: unknown) => Promise<void>;
   container?: DependencyContainer;
 }
 
@@ -65,6 +77,7 @@ class AttemptContext implements TaskContext {
   readonly attempt: number;
   readonly dataSource: DataSource;
   readonly workerId: string;
+  readonly scheduledFor: Date | null;
   private madeLogger: Logger | undefined;
   private child: DependencyContainer | undefined;
 
@@ -72,6 +85,7 @@ class AttemptContext implements TaskContext {
     this.attempt = fields.attempt;
     this.dataSource = fields.dataSource;
     this.workerId = fields.workerId;
+    this.scheduledFor = fields.scheduledFor ?? null;
   }
 
   get signal(): AbortSignal {
@@ -106,6 +120,11 @@ class AttemptContext implements TaskContext {
       this.child = child;
     }
     return this.child;
+  }
+
+  get progress(): TaskContext["progress"] {
+    const report = this.fields.progress;
+    return report ? (fraction, message) => report(fraction, message) : async (fraction, message) => void checkProgress(fraction, message);
   }
 
   get resolve(): TaskContext["resolve"] {

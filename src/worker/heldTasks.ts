@@ -7,6 +7,8 @@ import { AttemptAbort } from "./abort";
 import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
 import { createTaskContext } from "./context";
+import { AttemptProgress } from "./progress";
+import { writeProgress } from "../dialect/taskWrites";
 import { executeAttempt } from "./executor";
 import type { WakeKind } from "./doze";
 import { hydrate } from "./hydrate";
@@ -232,12 +234,22 @@ export class HeldTasks {
     // Made on first use: most attempts log nothing.
     let taskLogger: Logger | undefined;
     const logger = () => (taskLogger ??= this.deps.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts }));
+    // Made when the task first reports progress: most never do.
+    let progress: AttemptProgress | undefined;
+    const attemptKey = { id: task.id, workerId: this.deps.workerId, attempt: task.attempts };
+    const reportProgress = (fraction: unknown, message?: unknown) =>
+      (progress ??= new AttemptProgress(
+        (report) => writeProgress(dataSource.manager, attemptKey, report),
+        (err) => logger().warn({ err }, "could not record the task's progress"),
+      )).report(fraction, message);
     const ctx = createTaskContext({
       attempt: task.attempts,
+      progress: reportProgress,
       signal: () => abort.signal,
       logger,
       dataSource,
       workerId: this.deps.workerId,
+      scheduledFor: task.scheduleName ? task.runAt : null,
       container: options.container,
     });
     const cls = type.cls;
@@ -255,6 +267,8 @@ export class HeldTasks {
         executeAttempt(task, ctx, abort, { onRunOver: () => (entry.runOver = true), runTask, hookTimeoutMs: options.hookTimeoutMs }),
       );
       if (abandonedRun) this.abandoned.track(abandonedRun, logger());
+      // The last progress reported is written before the outcome, while the attempt still holds the task.
+      if (progress) await progress.flush();
       if (entry.abandoned) return;
       this.deps.onRunTime?.(performance.now() - startedAt);
       entry.finished = true;

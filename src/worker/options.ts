@@ -33,6 +33,7 @@ export interface ResolvedOptions {
   pollIntervalMs: number;
   pooler: "none" | "transaction";
   listenUrl: string | null;
+  scheduler: boolean;
   gracePeriodMs: number;
   leaseMs: number;
   heartbeatIntervalMs: number;
@@ -99,6 +100,7 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     pollIntervalMs: duration("pollIntervalMs", options.pollIntervalMs ?? 1_000),
     pooler: pooler(options.pooler),
     listenUrl: listenUrl(options.listenUrl),
+    scheduler: onOff("scheduler", options.scheduler ?? true),
     gracePeriodMs: nonNegativeInteger("gracePeriodMs", options.gracePeriodMs ?? 10_000, MAX_TIMER_MS, TIMER_NOTE),
     maxAbandonedRuns: positiveInteger("maxAbandonedRuns", options.maxAbandonedRuns ?? 5, MAX_COUNT),
     hookTimeoutMs: duration("hookTimeoutMs", options.hookTimeoutMs ?? 30_000),
@@ -119,6 +121,11 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
   };
 }
 
+
+function onOff(name: string, value: unknown): boolean {
+  if (typeof value === "boolean") return value;
+  throw new InvalidOptionError(`option \`${name}\` must be true or false, got ${show(value)}`);
+}
 
 function pooler(value: unknown): "none" | "transaction" {
   if (value === undefined || value === "none" || value === "transaction") return value ?? "none";

@@ -11,7 +11,7 @@ import { InvalidOptionError } from "../errors";
 import { parseDuration, parseInteger } from "../parse";
 import type { WorkerOptions } from "./workerOptions";
 
-type Kind = "positiveInteger" | "nonNegativeInteger" | "autoOrCount" | "durationMs" | "list" | "string";
+type Kind = "positiveInteger" | "nonNegativeInteger" | "autoOrCount" | "durationMs" | "list" | "string" | "onOff";
 
 /** A worker option that has a flag and an environment variable. */
 export interface Setting<K extends string = keyof WorkerOptions> {
@@ -42,6 +42,7 @@ export const WORKER_SETTINGS: readonly Setting[] = [
   { key: "bootstrap", kind: "string", defaultText: "none", description: "Module that thread tasks' threads load: exports the DataSource (and a tsyringe container)." },
   { key: "pooler", kind: "string", defaultText: "none", description: "PostgreSQL: `transaction` when the DataSource goes through a transaction-mode pooler (PgBouncer): no session state, no LISTEN through it." },
   { key: "listenUrl", kind: "string", defaultText: "none", description: "PostgreSQL: a direct connection URL for LISTEN (wake-ups), when the DataSource's goes through a pooler." },
+  { key: "scheduler", kind: "onOff", defaultText: "on", description: "Enqueue the tasks of schedules (class `static schedule` and `createSchedule`): `on` or `off`. Any number of workers may run one." },
   { key: "logLevel", kind: "string", defaultText: "info", description: "trace, debug, info, warn, error, fatal or silent." },
 ];
 
@@ -103,6 +104,12 @@ function parse(kind: Kind, raw: string, label: string, max?: number): unknown {
   switch (kind) {
     case "string":
       return text;
+    case "onOff": {
+      const word = text.toLowerCase();
+      if (["on", "true", "1", "yes"].includes(word)) return true;
+      if (["off", "false", "0", "no"].includes(word)) return false;
+      throw new InvalidOptionError(`${label} must be on or off, got ${JSON.stringify(raw)}`);
+    }
     case "list": {
       const items = text.split(",").map((s) => s.trim());
       if (items.some((s) => s === "")) throw new InvalidOptionError(`${label} has an empty name in ${JSON.stringify(raw)}`);

@@ -9,6 +9,7 @@ import { startHeartbeat } from "../maintenance/heartbeat";
 import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
+import { startScheduler, type Scheduler } from "../maintenance/scheduler";
 import { TaskRegistry, type TaskClass } from "../registry";
 import { startCancelWatcher } from "./cancelWatcher";
 import { runClaimLoop } from "./claimLoop";
@@ -130,6 +131,7 @@ export class Worker {
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
     const maintenance: Periodic[] = [];
     let registered = false;
+    let scheduler: Scheduler | undefined;
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
@@ -140,6 +142,9 @@ export class Worker {
       );
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
+      // Every class schedule the DataSource knows, not only this worker's types: a schedule is
+      // declared in code, whoever runs its tasks.
+      if (this.options.scheduler) scheduler = await startScheduler(dataSource, [...registry.byKey.values()], this.logger);
       await dialect.listen(onAnnounced);
       const historyTypes = types.filter((t) => t.cls.history).map((t) => t.key);
       const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes };
@@ -176,7 +181,7 @@ export class Worker {
     } finally {
       // The heartbeat runs until the last running task is done: a task in its grace period keeps
       // its lease.
-      await Promise.all(maintenance.map((m) => m.stop()));
+      await Promise.all([...maintenance.map((m) => m.stop()), scheduler?.stop()]);
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
       await cancelWatcher.stop();
       unsubscribe();

@@ -44,6 +44,11 @@ export interface WorkerOptions {
    * worker's LISTEN, so wake-ups work behind a pooler. One session connection per worker.
    */
   listenUrl?: string;
+  /**
+   * Whether this worker enqueues the tasks of schedules (`static schedule`, `createSchedule`).
+   * Default true: every worker may, and each tick still becomes one task.
+   */
+  scheduler?: boolean;
   /** How often an idle worker looks for tasks when no wake-up came. Default 1000 ms. */
   pollIntervalMs?: number;
   /** On stop, how long running tasks may finish before their signal aborts. Default 10000 ms. */

@@ -3,7 +3,7 @@
  * that meets a schema newer than it knows.
  */
 import type { DataSource } from "typeorm";
-import { MetaEntity, processN } from "../../src";
+import { createSchedule, MetaEntity, processN, SCHEMA_VERSION } from "../../src";
 import { SpanTask } from "../fixtures/flow";
 import { allTestEntities } from "../fixtures/tasks";
 import { memoryLogger, useTestDatabase, type TestDb } from "../support/db";
@@ -53,12 +53,35 @@ describe("flow controls through the ormq command (sqlite)", () => {
     }
   });
 
+  it("lists the schedules with their next run, pauses and resumes one; bad input is one line", async () => {
+    await createSchedule({ dataSource: ds, name: "digest", type: "send_email", cron: "0 8 * * 1-5", timezone: "Europe/Paris", data: { to: "team@example.com" } });
+    const listed = await runCli(["schedules", ...D], env());
+    expect(listed.code).toBe(0);
+    const row = listed.stdout.split("\n").find((l) => l.includes("digest"))!;
+    expect(row.split("│").map((c) => c.trim()).filter(Boolean)).toEqual(["digest", "send_email", "0 8 * * 1-5", "Europe/Paris", "api", "active", expect.stringMatching(/^\d{4}-\d\d-\d\dT/)]);
+    const paused = await runCli(["schedules", "pause", "digest", ...D, "--json"], env());
+    expect(paused.code).toBe(0);
+    expect(JSON.parse(paused.stdout).schedules).toEqual([expect.objectContaining({ name: "digest", paused: true, source: "api" })]);
+    expect((await runCli(["schedules", "resume", "digest", ...D], env())).stdout).toMatch(/resumed\s+digest/);
+    for (const [args, message] of [
+      [["schedules", "pause", "nope"], /no schedule named "nope"/],
+      [["schedules", "stop", "digest"], /unknown action "stop"/],
+      [["schedules", "pause"], /needs a schedule name/],
+    ] as const) {
+      const result = await runCli([...args, ...D], env());
+      expect({ args, code: result.code }).toEqual({ args, code: 1 });
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    expect((await runCli(["schedules", "delete", "digest", ...D], env())).stdout).toMatch(/no schedules/);
+  });
+
   it("a worker refuses a schema newer than it knows", async () => {
     await ds.getRepository(MetaEntity).save({ key: "schema_version", value: "99" });
     try {
       await expect(processN(SpanTask, 1, { dataSource: ds, logger: memoryLogger().logger })).rejects.toThrow(/version 99, newer than this ormq/);
     } finally {
-      await ds.getRepository(MetaEntity).save({ key: "schema_version", value: "2" });
+      await ds.getRepository(MetaEntity).save({ key: "schema_version", value: String(SCHEMA_VERSION) });
     }
   });
 });

@@ -50,8 +50,12 @@ async function withAdmin<T>(url: string, fn: (c: Client) => Promise<T>): Promise
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
 type EntityTarget = Function | EntitySchema;
 
-/** Opens a DataSource on a test database with ormq's setup plus `entities`, migrated. */
-export async function openDataSource(db: TestDb, entities: EntityTarget[], extra: Partial<DataSourceOptions> = {}): Promise<DataSource> {
+/**
+ * Opens a DataSource on a test database with ormq's setup plus `entities`, migrated. `sync: false`
+ * leaves the schema as it is: for a DataSource with fewer entities than the tables hold, whose
+ * synchronize would drop the others' columns.
+ */
+export async function openDataSource(db: TestDb, entities: EntityTarget[], extra: Partial<DataSourceOptions> = {}, sync = true): Promise<DataSource> {
   const base = ormqDataSourceOptions(db.url);
   const ds = new DataSource({
     ...base,
@@ -64,7 +68,7 @@ export async function openDataSource(db: TestDb, entities: EntityTarget[], extra
     ...extra,
   } as DataSourceOptions);
   await ds.initialize();
-  await ds.synchronize();
+  if (sync) await ds.synchronize();
   return trackDataSource(ds);
 }
 

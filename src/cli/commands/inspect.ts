@@ -75,7 +75,7 @@ export async function listCommand(flags: ConnectionFlags & { json?: boolean; sta
     if (flags.json) printJson(tasks);
     else
       // One line per task: the first line of the last error, cut to fit.
-      printTable(tasks.map((t) => ({ ...t, lastError: t.lastError === null ? null : firstLine(t.lastError, 80) })), {
+      printTable(tasks.map((t) => ({ ...t, lastError: t.lastError === null ? null : firstLine(t.lastError, 80), progress: progressText(t.progress, t.progressMessage) })), {
         id: "id",
         type: "type",
         queue: "queue",
@@ -84,6 +84,7 @@ export async function listCommand(flags: ConnectionFlags & { json?: boolean; sta
         attempts: "attempts",
         runAt: "run at",
         finishedAt: "finished at",
+        progress: "progress",
         lastError: "last error",
       });
   } finally {
@@ -122,4 +123,11 @@ function seconds(raw: string): number {
 function firstLine(text: string, max: number): string {
   const chars = Array.from(text.split("\n")[0]);
   return chars.length > max ? chars.slice(0, max).join("") + "…" : chars.join("");
+}
+
+/** "40% 4 of 10 files" (the message's first line, cut), or null. */
+function progressText(fraction: number | null, message: string | null): string | null {
+  if (fraction === null) return null;
+  const percent = `${Math.round(fraction * 1000) / 10}%`;
+  return message ? `${percent} ${firstLine(message, 40)}` : percent;
 }

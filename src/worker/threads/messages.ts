@@ -27,6 +27,11 @@ export interface LogLine {
   msg?: string;
 }
 
+/** A progress report the task made in its thread (checked there), for the worker to record. */
+export interface ProgressLine {
+  progress: { fraction: number; message: string | null };
+}
+
 export type ThreadReply = { ok: true; value: unknown } | { ok: false; error: ErrorRecord };
 
 export interface ErrorRecord {

@@ -13,7 +13,7 @@ import type { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import type { TaskRow } from "../../dialect";
 import { OrmqConfigurationError } from "../../errors";
 import type { TaskContext } from "../context";
-import { fromRecord, toRecord, type LogLine, type ThreadReply, type ThreadTask } from "./messages";
+import { fromRecord, toRecord, type LogLine, type ProgressLine, type ThreadReply, type ThreadTask } from "./messages";
 
 /**
  * After a thread task's signal aborts (timeout, cancel, shutdown), how long run() has to notice
@@ -54,7 +54,10 @@ export class ThreadPool {
       port1.postMessage(toRecord(ctx.signal.reason));
       terminateTimer = setTimeout(() => terminate.abort(), TERMINATE_AFTER_ABORT_MS);
     };
-    port1.on("message", (line: LogLine) => ctx.logger[line.level](line.obj, line.msg));
+    port1.on("message", (line: LogLine | ProgressLine) => {
+      if ("progress" in line) ctx.progress(line.progress.fraction, line.progress.message ?? undefined).catch(() => undefined);
+      else ctx.logger[line.level](line.obj, line.msg);
+    });
     // The thread closes its end after its last log line; until then lines may still be on the way.
     const drained = new Promise<void>((resolve) => port1.once("close", resolve));
     if (ctx.signal.aborted) onAbort();

@@ -14,7 +14,8 @@ import { loadDataSourceModule } from "../../moduleLoader";
 import { TaskRegistry } from "../../registry";
 import { createTaskContext } from "../context";
 import { hydrate } from "../hydrate";
-import { fromRecord, toRecord, type LogLine, type ThreadReply, type ThreadTask } from "./messages";
+import { fromRecord, toRecord, type LogLine, type ProgressLine, type ThreadReply, type ThreadTask } from "./messages";
+import { checkProgress } from "../progress";
 
 interface Booted {
   dataSource: DataSource;
@@ -54,6 +55,11 @@ export default async function runAttempt(message: ThreadTask): Promise<ThreadRep
       logger: () => portLogger(message.port, {}),
       dataSource,
       workerId: message.workerId,
+      scheduledFor: task.scheduleName ? task.runAt : null,
+      // Checked here, so a bad value throws in the task; recorded (and throttled) by the worker.
+      progress: async (fraction, text) => {
+        message.port.postMessage({ progress: checkProgress(fraction, text) } satisfies ProgressLine);
+      },
       container,
     });
     return { ok: true, value: await task.run(ctx) };

@@ -1,0 +1,45 @@
+import { MigrationInterface, QueryRunner, Table } from "typeorm";
+
+/**
+ * Recurring tasks (`ormq_schedules`), the schedule that enqueued a task (`schedule_name`), and a
+ * running task's progress (`progress`, `progress_message`). Plain ADD COLUMNs: TypeORM's
+ * addColumn rebuilds a SQLite table, which would lose what decorators cannot say (the claim
+ * index's DESC, the unique guard's triggers).
+ */
+export class OrmqSchedules1764700000000 implements MigrationInterface {
+  name = "OrmqSchedules1764700000000";
+
+  async up(runner: QueryRunner): Promise<void> {
+    await runner.createTable(
+      new Table({
+        name: "ormq_schedules",
+        columns: [
+          { name: "name", type: "varchar", length: "255", isPrimary: true },
+          { name: "type", type: "varchar", length: "255" },
+          { name: "cron", type: "varchar", length: "255" },
+          { name: "timezone", type: "varchar", length: "64", isNullable: true },
+          { name: "catch_up", type: "varchar", length: "16" },
+          { name: "task", type: "text" },
+          { name: "source", type: "varchar", length: "16" },
+          { name: "paused", type: "integer", default: 0 },
+          { name: "revision", type: "integer", default: 0 },
+          { name: "last_tick", type: "bigint", isNullable: true },
+          { name: "created_at", type: "bigint" },
+          { name: "updated_at", type: "bigint" },
+        ],
+      }),
+    );
+    await runner.query(`ALTER TABLE "ormq_tasks" ADD COLUMN "schedule_name" varchar(255)`);
+    await runner.query(`ALTER TABLE "ormq_tasks" ADD COLUMN "progress" double precision`);
+    await runner.query(`ALTER TABLE "ormq_tasks" ADD COLUMN "progress_message" varchar(200)`);
+    await runner.query(`UPDATE "ormq_meta" SET "value" = '3' WHERE "key" = 'schema_version'`);
+  }
+
+  async down(runner: QueryRunner): Promise<void> {
+    await runner.query(`UPDATE "ormq_meta" SET "value" = '2' WHERE "key" = 'schema_version'`);
+    await runner.query(`ALTER TABLE "ormq_tasks" DROP COLUMN "progress_message"`);
+    await runner.query(`ALTER TABLE "ormq_tasks" DROP COLUMN "progress"`);
+    await runner.query(`ALTER TABLE "ormq_tasks" DROP COLUMN "schedule_name"`);
+    await runner.dropTable("ormq_schedules");
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Schedules on both databases: a class schedule ticking in real time under three workers on
+ * separate DataSources (as three processes), each tick enqueued once; concurrent scheduler passes
+ * over the same due ticks; run-time schedules enqueued by a worker that lacks the class; pausing;
+ * and a hand-damaged schedule row that must not stop the others.
+ */
+import type { DataSource } from "typeorm";
+import {
+  BaseTaskEntity,
+  createSchedule,
+  deleteSchedule,
+  InvalidOptionError,
+  listSchedules,
+  pauseSchedule,
+  processForever,
+  processN,
+  resumeSchedule,
+  ScheduleEntity,
+} from "../../src";
+import { Scheduler } from "../../src/maintenance/scheduler";
+import { TaskRegistry } from "../../src/registry";
+import { EverySecond, ReportTask, waitEntities } from "../fixtures/schedules";
+import { testEntities } from "../fixtures/tasks";
+import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+import { until } from "../support/helpers";
+
+const scheduledRuns = async (ds: DataSource, type: string): Promise<number[]> =>
+  (await ds.getRepository(BaseTaskEntity).find({ where: { type }, order: { runAt: "ASC" } })).map((t) => t.runAt.getTime());
+
+/** A scheduler on `ds`, run one pass at a time by the test. */
+const scheduler = (ds: DataSource) => new Scheduler(ds, [...TaskRegistry.for(ds).byKey.values()], memoryLogger().logger);
+
+describe.each(DIALECTS)("schedules on %s", (dialect) => {
+  let ds: DataSource;
+  let db: TestDb;
+  useTestDatabase(dialect, (o) => ((ds = o.ds), (db = o.db)), [...testEntities, ...waitEntities, EverySecond]);
+  afterEach(async () => {
+    // Each test starts with no run-time schedule and no report task.
+    await ds.getRepository(ScheduleEntity).delete({ source: "api" });
+    await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
+  });
+
+  it("a once-a-second class schedule under three workers for five seconds: consecutive ticks, none twice, none skipped", async () => {
+    EverySecond.ticks = [];
+    const others = [await openDataSource(db, [...testEntities, ...waitEntities, EverySecond], {}, false), await openDataSource(db, [...testEntities, ...waitEntities, EverySecond], {}, false)];
+    const stop = new AbortController();
+    const workers = [ds, ...others].map((source) => processForever(EverySecond, { dataSource: source, signal: stop.signal, pollIntervalMs: 100, logger: memoryLogger().logger }));
+    try {
+      await until("six ticks run", () => EverySecond.ticks.length >= 6, 20_000);
+    } finally {
+      stop.abort();
+      await Promise.all(workers);
+      for (const o of others) await o.destroy();
+    }
+    const ticks = await scheduledRuns(ds, "every_second");
+    expect(ticks.length).toBeGreaterThanOrEqual(6);
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i] - ticks[i - 1]).toBe(1000);
+    expect(ticks.every((t) => t % 1000 === 0)).toBe(true);
+    // Each run saw its own tick as ctx.scheduledFor.
+    expect(new Set(EverySecond.ticks).size).toBe(EverySecond.ticks.length);
+    for (const t of EverySecond.ticks) expect(ticks).toContain(t);
+    const [row] = await listSchedules({ dataSource: ds, name: "every_second" });
+    expect(row).toMatchObject({ type: "every_second", cron: "* * * * * *", source: "class", paused: false });
+    expect(row.lastTick!.getTime()).toBe(ticks.at(-1));
+    await pauseSchedule("every_second", { dataSource: ds });
+  }, 30_000);
+
+  it("three schedulers passing over the same due ticks at once write each tick once", async () => {
+    await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
+    await createSchedule({ dataSource: ds, name: "race", type: ReportTask, cron: "* * * * * *", data: { label: "race" } });
+    // Five seconds of ticks due now: set the last tick back instead of waiting for them.
+    const start = Math.floor(Date.now() / 1000) * 1000 - 5000;
+    await ds.getRepository(ScheduleEntity).update({ name: "race" }, { lastTick: String(start) });
+    const others = [await openDataSource(db, testEntities, {}, false), await openDataSource(db, testEntities, {}, false)];
+    try {
+      await Promise.all([ds, ...others].map((source) => scheduler(source).pass()));
+    } finally {
+      for (const o of others) await o.destroy();
+    }
+    const ticks = await scheduledRuns(ds, "report_task");
+    const [row] = await listSchedules({ dataSource: ds, name: "race" });
+    expect(ticks[0]).toBe(start + 1000);
+    expect(ticks.at(-1)).toBe(row.lastTick!.getTime());
+    expect(ticks.length).toBeGreaterThanOrEqual(5);
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i] - ticks[i - 1]).toBe(1000);
+    const tasks = await ds.getRepository(ReportTask).find();
+    expect(tasks.every((t) => t.label === "race" && t.scheduleName === "race" && t.status === "pending")).toBe(true);
+    expect(await deleteSchedule("race", { dataSource: ds })).toBe(true);
+  });
+
+  it("a run-time schedule is enqueued by a worker without its class, and run by one with it", async () => {
+    await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
+    const info = await createSchedule({ dataSource: ds, name: "nightly-eu", type: "report_task", cron: "0 2 * * *", timezone: "Europe/Paris", data: { label: "eu", priority: 5 } });
+    expect(info).toMatchObject({ name: "nightly-eu", type: "report_task", timezone: "Europe/Paris", source: "api", paused: false, lastTick: null });
+    expect(info.nextRun!.getTime()).toBeGreaterThan(Date.now());
+    // Two nights missed, as if no worker ran: catchUp "skip" (the default) leaves them.
+    const twoDaysAgo = Date.now() - 2 * 86_400_000;
+    await ds.getRepository(ScheduleEntity).update({ name: "nightly-eu" }, { lastTick: String(twoDaysAgo) });
+    const without = await openDataSource(db, testEntities, {}, false); // no ReportTask here
+    try {
+      expect(TaskRegistry.for(without).byKey.has("report_task")).toBe(false);
+      await scheduler(without).pass();
+      expect(await scheduledRuns(ds, "report_task")).toEqual([]);
+      // catchUp "one": one task for the missed nights, by a worker without the class.
+      await createSchedule({ dataSource: ds, name: "nightly-eu", type: ReportTask, cron: "0 2 * * *", timezone: "Europe/Paris", catchUp: "one", data: { label: "eu", priority: 5 } });
+      await ds.getRepository(ScheduleEntity).update({ name: "nightly-eu" }, { lastTick: String(twoDaysAgo) });
+      await scheduler(without).pass();
+    } finally {
+      await without.destroy();
+    }
+    const [tick] = await scheduledRuns(ds, "report_task");
+    expect(new Date(tick).toLocaleTimeString("en-GB", { timeZone: "Europe/Paris" })).toBe("02:00:00");
+    const summary = await processN(ReportTask, 1, { dataSource: ds, logger: memoryLogger().logger, scheduler: false });
+    expect(summary.succeeded).toBe(1);
+    const [done] = await ds.getRepository(ReportTask).find();
+    expect(done).toMatchObject({ priority: 5, label: "eu", result: { label: "eu", scheduledFor: new Date(tick).toISOString() } });
+  });
+
+  it("a paused schedule enqueues nothing; resumed, its ticks come again", async () => {
+    await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
+    await createSchedule({ dataSource: ds, name: "paused", type: ReportTask, cron: "* * * * * *" });
+    expect(await pauseSchedule("paused", { dataSource: ds })).toBe(true);
+    await ds.getRepository(ScheduleEntity).update({ name: "paused" }, { lastTick: String(Date.now() - 3000) });
+    await scheduler(ds).pass();
+    expect(await scheduledRuns(ds, "report_task")).toEqual([]);
+    expect((await listSchedules({ dataSource: ds, name: "paused" }))[0].paused).toBe(true);
+    expect(await resumeSchedule("paused", { dataSource: ds })).toBe(true);
+    await scheduler(ds).pass();
+    expect((await scheduledRuns(ds, "report_task")).length).toBeGreaterThanOrEqual(3);
+    expect(await pauseSchedule("no-such-schedule", { dataSource: ds })).toBe(false);
+    await deleteSchedule("paused", { dataSource: ds });
+  });
+
+  it("bad run-time definitions are one InvalidOptionError naming what is wrong", async () => {
+    const base = { dataSource: ds, name: "bad", type: ReportTask, cron: "* * * * *" };
+    await expect(createSchedule({ ...base, cron: "99 * * * *" })).rejects.toThrow(/createSchedule: invalid cron "99/);
+    await expect(createSchedule({ ...base, timezone: "Nowhere/Town" })).rejects.toThrow(/invalid timezone "Nowhere\/Town"/);
+    await expect(createSchedule({ ...base, type: "no_such_type" })).rejects.toThrow(/type "no_such_type" is not a task class/);
+    await expect(createSchedule({ ...base, data: { nope: 1 } })).rejects.toThrow(/"nope" is not a column of ReportTask/);
+    await expect(createSchedule({ ...base, name: "" })).rejects.toThrow(InvalidOptionError);
+    await expect(createSchedule({ ...base, name: "every_second" })).rejects.toThrow(/name of a task class's own schedule/);
+    expect((await listSchedules({ dataSource: ds })).map((s) => s.name)).not.toContain("bad");
+  });
+
+  it("a schedule row damaged by hand is passed over and logged; the others still tick", async () => {
+    await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
+    await createSchedule({ dataSource: ds, name: "good", type: ReportTask, cron: "* * * * * *" });
+    await createSchedule({ dataSource: ds, name: "broken-cron", type: ReportTask, cron: "* * * * * *" });
+    await createSchedule({ dataSource: ds, name: "broken-task", type: ReportTask, cron: "* * * * * *" });
+    const back = String(Date.now() - 3000);
+    const repo = ds.getRepository(ScheduleEntity);
+    await repo.update({ name: "broken-cron" }, { cron: "not a cron", lastTick: back });
+    await repo.update({ name: "broken-task" }, { task: '{"columns":["type","no_such_column"],"values":["report_task",1]}', lastTick: back });
+    await repo.update({ name: "good" }, { lastTick: back });
+    const { logger, lines } = memoryLogger();
+    await new Scheduler(ds, [], logger).pass();
+    const names = (await ds.getRepository(ReportTask).find()).map((t) => t.scheduleName);
+    expect(new Set(names)).toEqual(new Set(["good"]));
+    const logged = lines.filter((l) => l.level === "error").map((l) => (l.obj as { schedule?: string }).schedule);
+    expect(logged.sort()).toEqual(["broken-cron", "broken-task"]);
+    const broken = (await listSchedules({ dataSource: ds })).find((s) => s.name === "broken-cron")!;
+    expect(broken.nextRun).toBeNull();
+    for (const name of ["good", "broken-cron", "broken-task"]) await deleteSchedule(name, { dataSource: ds });
+  });
+});
