@@ -1,6 +1,6 @@
 import { Client } from "pg";
 import type { DataSource } from "typeorm";
-import { enqueueMany, processForever, type ProcessSummary } from "../src";
+import { createSchedule, deleteSchedule, enqueueMany, processForever, waitForResults, type ProcessSummary } from "../src";
 import { createDialect } from "../src/dialect";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { memoryLogger, openDataSource, type TestDb } from "./support/db";
@@ -172,5 +172,25 @@ describeSystem("PostgreSQL behind PgBouncer in transaction mode", () => {
       await second;
       await viaPooler.destroy();
     }
+  });
+
+  it("waits for results, and a schedule ticks, through the pooler", async () => {
+    const viaPooler = await openDataSource(through(bouncer.url), testEntities, { migrationsRun: false }, false);
+    const controller = new AbortController();
+    const worker = processForever(RecordRun, { dataSource: viaPooler, pooler: "transaction", pollIntervalMs: 100, signal: controller.signal, logger: memoryLogger().logger });
+    try {
+      const ids = await enqueueMany(Array.from({ length: 20 }, (_, i) => RecordRun.create({ label: `w${i}` })), { dataSource: viaPooler });
+      const results = await waitForResults<{ label: string }>(ids, { dataSource: viaPooler, timeoutMs: 20_000 });
+      expect(results.map((r) => r.result!.label)).toEqual(ids.map((_, i) => `w${i}`));
+      await createSchedule({ dataSource: viaPooler, name: "pooled", type: RecordRun, cron: "* * * * * *", data: { label: "tick" } });
+      await until("two ticks ran", async () => (await ds.getRepository(RecordRun).countBy({ scheduleName: "pooled", status: "succeeded" })) >= 2, 15_000);
+    } finally {
+      await deleteSchedule("pooled", { dataSource: ds });
+      controller.abort();
+      await worker;
+      await viaPooler.destroy();
+    }
+    const ticks = (await ds.getRepository(RecordRun).find({ where: { scheduleName: "pooled" }, order: { runAt: "ASC" } })).map((t) => t.runAt.getTime());
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i] - ticks[i - 1]).toBe(1000);
   });
 });
