@@ -59,9 +59,37 @@ interface ContextFields {
   dataSource: DataSource;
   workerId: string;
   scheduledFor?: Date | null;
-  /** Records a progress report (see AttemptProgress); a context without it only checks the values. */
-  progress?: (fraction: unknown, message?: unknown) => Promise<void>;
+  /** The task's id (for the progress writes). */
+  taskId?: string;
+  /**
+   * Makes the attempt's progress reporter when the task first reports (see AttemptProgress): one
+   * function per worker, so an attempt that reports nothing allocates nothing for it. A context
+   * without it only checks the values.
+   */
+  progress?: (attempt: ProgressOwner) => ProgressReporter;
   container?: DependencyContainer;
+}
+
+/** What a progress reporter knows of its attempt. */
+export interface ProgressOwner {
+  readonly id: string;
+  readonly workerId: string;
+  readonly attempt: number;
+  readonly logger: Logger;
+}
+
+/** Records an attempt's progress reports; `flush` writes the last one (the attempt's end). */
+export interface ProgressReporter {
+  report(fraction: unknown, message?: unknown): Promise<void>;
+  flush?(): Promise<void>;
+}
+
+/**
+ * Writes the attempt's last progress report; undefined (nothing to await) when it made none, as
+ * almost every attempt: no promise per task for it.
+ */
+export function flushProgress(ctx: TaskContext): Promise<void> | undefined {
+  return ctx instanceof AttemptContext ? ctx.reporter?.flush?.() : undefined;
 }
 
 /**
@@ -80,6 +108,8 @@ class AttemptContext implements TaskContext {
   readonly scheduledFor: Date | null;
   private madeLogger: Logger | undefined;
   private child: DependencyContainer | undefined;
+  /** Made on the first progress report. */
+  reporter: ProgressReporter | undefined;
 
   constructor(private readonly fields: ContextFields) {
     this.attempt = fields.attempt;
@@ -123,8 +153,9 @@ class AttemptContext implements TaskContext {
   }
 
   get progress(): TaskContext["progress"] {
-    const report = this.fields.progress;
-    return report ? (fraction, message) => report(fraction, message) : async (fraction, message) => void checkProgress(fraction, message);
+    const make = this.fields.progress;
+    if (!make) return async (fraction, message) => void checkProgress(fraction, message);
+    return (fraction, message) => (this.reporter ??= make({ id: this.fields.taskId ?? "", workerId: this.workerId, attempt: this.attempt, logger: this.logger })).report(fraction, message);
   }
 
   get resolve(): TaskContext["resolve"] {

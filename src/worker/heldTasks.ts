@@ -6,7 +6,7 @@ import type { TaskType } from "../registry";
 import { AttemptAbort } from "./abort";
 import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
-import { createTaskContext } from "./context";
+import { createTaskContext, flushProgress, type ProgressOwner } from "./context";
 import { AttemptProgress } from "./progress";
 import { writeProgress } from "../dialect/taskWrites";
 import { executeAttempt } from "./executor";
@@ -234,17 +234,10 @@ export class HeldTasks {
     // Made on first use: most attempts log nothing.
     let taskLogger: Logger | undefined;
     const logger = () => (taskLogger ??= this.deps.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts }));
-    // Made when the task first reports progress: most never do.
-    let progress: AttemptProgress | undefined;
-    const attemptKey = { id: task.id, workerId: this.deps.workerId, attempt: task.attempts };
-    const reportProgress = (fraction: unknown, message?: unknown) =>
-      (progress ??= new AttemptProgress(
-        (report) => writeProgress(dataSource.manager, attemptKey, report),
-        (err) => logger().warn({ err }, "could not record the task's progress"),
-      )).report(fraction, message);
     const ctx = createTaskContext({
       attempt: task.attempts,
-      progress: reportProgress,
+      taskId: task.id,
+      progress: this.progressReporter,
       signal: () => abort.signal,
       logger,
       dataSource,
@@ -268,7 +261,8 @@ export class HeldTasks {
       );
       if (abandonedRun) this.abandoned.track(abandonedRun, logger());
       // The last progress reported is written before the outcome, while the attempt still holds the task.
-      if (progress) await progress.flush();
+      const flushing = flushProgress(ctx);
+      if (flushing) await flushing;
       if (entry.abandoned) return;
       this.deps.onRunTime?.(performance.now() - startedAt);
       entry.finished = true;
@@ -301,6 +295,13 @@ export class HeldTasks {
     this.busySlots++;
     this.running.add(entry);
   }
+
+  /** An attempt's progress reporter, made when it first reports: its writes are guarded by the attempt. */
+  private readonly progressReporter = (owner: ProgressOwner) =>
+    new AttemptProgress(
+      (report) => writeProgress(this.deps.options.dataSource.manager, owner, report),
+      (err) => owner.logger.warn({ err }, "could not record the task's progress"),
+    );
 
   private threads(): ThreadPool {
     this.threadPool ??= new ThreadPool({ size: this.deps.options.threads, bootstrap: this.deps.options.bootstrap! });

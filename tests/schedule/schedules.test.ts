@@ -4,25 +4,35 @@
  * over the same due ticks; run-time schedules enqueued by a worker that lacks the class; pausing;
  * and a hand-damaged schedule row that must not stop the others.
  */
-import type { DataSource } from "typeorm";
+import fc from "fast-check";
+import { ChildEntity, type DataSource } from "typeorm";
 import {
   BaseTaskEntity,
   createSchedule,
   deleteSchedule,
   InvalidOptionError,
   listSchedules,
+  OrmqError,
   pauseSchedule,
   processForever,
   processN,
   resumeSchedule,
   ScheduleEntity,
+  TaskDefinitionError,
 } from "../../src";
 import { Scheduler } from "../../src/maintenance/scheduler";
 import { TaskRegistry } from "../../src/registry";
 import { EverySecond, ReportTask, waitEntities } from "../fixtures/schedules";
 import { testEntities } from "../fixtures/tasks";
-import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+import { createTestDb, DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 import { until } from "../support/helpers";
+
+/** A class whose schedule can never be read: a worker on a DataSource with it refuses to start. */
+@ChildEntity("bad_schedule")
+class BadSchedule extends BaseTaskEntity {
+  static schedule = { cron: "0 2 * * *", timezone: "Atlantis/Central" };
+  async run() {}
+}
 
 const scheduledRuns = async (ds: DataSource, type: string): Promise<number[]> =>
   (await ds.getRepository(BaseTaskEntity).find({ where: { type }, order: { runAt: "ASC" } })).map((t) => t.runAt.getTime());
@@ -131,6 +141,19 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     await deleteSchedule("paused", { dataSource: ds });
   });
 
+  it("a class with a bad static schedule stops the worker at start-up with a TaskDefinitionError naming it", async () => {
+    const other = await createTestDb(dialect);
+    const bad = await openDataSource(other, [...testEntities, BadSchedule]);
+    try {
+      const err = await processN(ReportTask, 1, { dataSource: bad, logger: memoryLogger().logger }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskDefinitionError);
+      expect((err as Error).message).toMatch(/BadSchedule\.schedule: invalid timezone "Atlantis\/Central"/);
+    } finally {
+      await bad.destroy();
+      await other.drop();
+    }
+  });
+
   it("bad run-time definitions are one InvalidOptionError naming what is wrong", async () => {
     const base = { dataSource: ds, name: "bad", type: ReportTask, cron: "* * * * *" };
     await expect(createSchedule({ ...base, cron: "99 * * * *" })).rejects.toThrow(/createSchedule: invalid cron "99/);
@@ -161,5 +184,34 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     const broken = (await listSchedules({ dataSource: ds })).find((s) => s.name === "broken-cron")!;
     expect(broken.nextRun).toBeNull();
     for (const name of ["good", "broken-cron", "broken-task"]) await deleteSchedule(name, { dataSource: ds });
+  });
+
+  it("generated definitions are stored or refused with one clear error, and a scheduler pass over them never throws", async () => {
+    const names = new Set<string>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          name: fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("ok-1", "every_second", "x".repeat(300))),
+          cron: fc.oneof(fc.constantFrom("* * * * * *", "0 2 * * *", "*/5 * * * *", "@hourly", "0 0 30 2 *", "61 * * * *"), fc.string({ maxLength: 30 })),
+          timezone: fc.option(fc.constantFrom("UTC", "Europe/Paris", "Nowhere/Town", "")),
+          catchUp: fc.option(fc.constantFrom("skip", "one", "all", "some")),
+          data: fc.option(fc.dictionary(fc.constantFrom("label", "priority", "queue", "status", "id", "nope"), fc.oneof(fc.string({ maxLength: 80 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null)))),
+        }),
+        async ({ name, cron, timezone, catchUp, data }) => {
+          try {
+            await createSchedule({ dataSource: ds, name, type: ReportTask, cron, timezone: timezone ?? undefined, catchUp: (catchUp ?? undefined) as never, data: data ?? undefined });
+            names.add(name);
+          } catch (err) {
+            expect(err).toBeInstanceOf(OrmqError);
+            expect((err as Error).message.split("\n")).toHaveLength(1);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // Every stored one is due now: a pass writes what it can and logs the rest, and does not throw.
+    await ds.getRepository(ScheduleEntity).update({ source: "api" }, { lastTick: String(Date.now() - 2000) });
+    await expect(new Scheduler(ds, [], memoryLogger().logger).pass()).resolves.toBeGreaterThan(0);
+    expect((await listSchedules({ dataSource: ds })).filter((s) => s.source === "api").length).toBe(names.size);
   });
 });

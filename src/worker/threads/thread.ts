@@ -57,9 +57,11 @@ export default async function runAttempt(message: ThreadTask): Promise<ThreadRep
       workerId: message.workerId,
       scheduledFor: task.scheduleName ? task.runAt : null,
       // Checked here, so a bad value throws in the task; recorded (and throttled) by the worker.
-      progress: async (fraction, text) => {
-        message.port.postMessage({ progress: checkProgress(fraction, text) } satisfies ProgressLine);
-      },
+      progress: () => ({
+        report: async (fraction, text) => {
+          message.port.postMessage({ progress: checkProgress(fraction, text) } satisfies ProgressLine);
+        },
+      }),
       container,
     });
     return { ok: true, value: await task.run(ctx) };
