@@ -43,9 +43,14 @@ export function controlsOf(rows: readonly Record<string, unknown>[]): Controls {
 
 /** A missing ormq_controls table (PostgreSQL 42P01, SQLite "no such table") as the error that says what to do. */
 export function missingControls(err: unknown): unknown {
+  return missingTable(err, "ormq_controls", "OrmqFlowControl");
+}
+
+/** A missing table of ormq's (PostgreSQL 42P01, SQLite "no such table") as an error naming the migration that makes it. */
+export function missingTable(err: unknown, table: string, migration: string): unknown {
   const text = String((err as Error | null)?.message ?? err);
   if ((err as { code?: unknown } | null)?.code === "42P01" || /no such table/.test(text)) {
-    return new OrmqConfigurationError("ormq's tables are older than this ormq (no ormq_controls): run ormq's migrations (OrmqFlowControl)", { cause: err });
+    return new OrmqConfigurationError(`ormq's tables are older than this ormq (no ${table}): run ormq's migrations (${migration})`, { cause: err });
   }
   return err;
 }

@@ -11,22 +11,6 @@ import { ScheduleEntity, type ScheduleSource } from "../../entities/ScheduleEnti
 import { bulkInsert } from "./bulkInsert";
 import { tablesOf, traitsOf } from "./index";
 
-/** A schedule's row as read (numbers as numbers; odd values left for the reader to refuse). */
-export interface ScheduleRow {
-  name: string;
-  type: string;
-  cron: string;
-  timezone: string | null;
-  catchUp: string;
-  task: string;
-  source: ScheduleSource;
-  paused: boolean;
-  revision: number;
-  lastTick: number | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
 /** A schedule's definition, as written. */
 export interface ScheduleDefinition {
   name: string;
@@ -36,6 +20,15 @@ export interface ScheduleDefinition {
   catchUp: string;
   task: string;
   source: ScheduleSource;
+}
+
+/** A schedule's row as read (numbers as numbers; odd values left for the reader to refuse). */
+export interface ScheduleRow extends ScheduleDefinition {
+  paused: boolean;
+  revision: number;
+  lastTick: number | null;
+  createdAt: number;
+  updatedAt: number;
 }
 
 /** Every schedule, by name; `active` leaves paused ones out. */

@@ -11,6 +11,7 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { databaseNow } from "../dialect/clock";
 import { prepareDataSource } from "../dialect";
+import { missingTable } from "../dialect/controlsRead";
 import { readSchedules, writeTick, type ScheduleRow } from "../dialect/scheduleStatements";
 import { announceInserted } from "../enqueue/subscriber";
 import { announcementOf } from "../enqueue/announcements";
@@ -46,7 +47,11 @@ export class Scheduler {
 
   /** Writes the class schedules, then runs until stopped. */
   async start(): Promise<this> {
-    await registerClassSchedules(this.dataSource, this.types, this.logger);
+    try {
+      await registerClassSchedules(this.dataSource, this.types, this.logger);
+    } catch (err) {
+      throw missingTable(err, "ormq_schedules", "OrmqSchedules");
+    }
     this.loop = this.run();
     return this;
   }
