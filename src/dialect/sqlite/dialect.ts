@@ -215,8 +215,29 @@ export class SqliteDialect implements Dialect {
 
   async registerWorker(info: WorkerInfo): Promise<void> {
     this.info = info;
+    await this.repairClaimIndex();
     const upsert = this.prepare(UPSERT_WORKER(this.tables.workers));
     await this.write(() => upsert.run(this.workerParams(Date.now())));
+  }
+
+  /**
+   * Puts back the claim index's `priority DESC` when a table rebuild lost it. TypeORM rebuilds a
+   * SQLite table to add a column (synchronize adding a task class's columns, or a generated
+   * migration) and recreates its indexes from the decorators, which cannot say DESC. The claim's
+   * ORDER BY priority DESC, run_at, id can then not be read in index order: every claim reads and
+   * sorts every pending row (measured: a 20,000-task drain at the defaults at two thirds of its
+   * rate, 23 µs more worker CPU per task). Recreating it costs one pass over the pending rows, once.
+   */
+  private async repairClaimIndex(): Promise<void> {
+    const name = "ormq_tasks_claim";
+    const row = this.db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`).get(name) as { sql?: unknown } | undefined;
+    if (typeof row?.sql !== "string" || /"priority"\s+DESC/i.test(row.sql) || !/WHERE\s+status\s*=\s*'pending'/i.test(row.sql)) return;
+    await this.write(() => {
+      this.db.exec(`DROP INDEX "${name}"`);
+      this.db.exec(`CREATE INDEX "${name}" ON ${this.tables.tasks} ("priority" DESC, "run_at", "id") WHERE status = 'pending'`);
+    });
+    this.statements.clear(); // statements prepared against the old index
+    this.logger.info({ index: name }, "recreated the claim index with priority DESC (a table rebuild had dropped it)");
   }
 
   /** This worker's row, as registered; the heartbeat writes it again if it is gone. */
