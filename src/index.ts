@@ -106,6 +106,8 @@ export {
 } from "./admin/list";
 export { rescueExpiredTasks } from "./admin/rescue";
 export { retryTask, retryFailed, type RetryTaskResult } from "./admin/retry";
+export { deleteTasks, type DeleteTasksResult } from "./admin/deleteTasks";
+export type { TaskFilter, FieldCondition } from "./admin/taskFilter";
 export { pauseQueue, resumeQueue, pauseType, resumeType, setQueueLimits, listControls, type QueueLimits, type ControlRow } from "./admin/queues";
 export { prune, type PruneOptions, type PruneResult } from "./admin/prune";
 export type { RescuedTask } from "./dialect";

@@ -4,13 +4,15 @@
  * SQLite; and their bulk enqueue (graphile-worker's add_jobs, plainjob's addMany).
  */
 import Database from "better-sqlite3";
+import { Pool } from "pg";
 import { cpuNow, cpuPerTask, rate, withClient, type Databases, type Result } from "../common";
 
 export async function graphileWorker(databases: Databases, tasks: number, batched: boolean): Promise<Result> {
   const concurrency = 10;
   const url = await databases.fresh("postgres");
   const gw = await import("graphile-worker");
-  await gw.runMigrations({ connectionString: url, logger: quietGraphileLogger(gw) });
+  const pgPool = ownedPool(url);
+  await gw.runMigrations({ pgPool, logger: quietGraphileLogger(gw) });
   await withClient(url, (c) => c.query(`SELECT graphile_worker.add_job('noop', '{}'::json) FROM generate_series(1, $1)`, [tasks]));
   await withClient(url, (c) => c.query(`VACUUM ANALYZE`));
   let done = 0;
@@ -19,7 +21,7 @@ export async function graphileWorker(databases: Databases, tasks: number, batche
   const cpu0 = cpuNow();
   const t0 = performance.now();
   const runner = await gw.run({
-    connectionString: url,
+    pgPool,
     concurrency,
     noHandleSignals: true,
     pollInterval: 1_000,
@@ -43,6 +45,7 @@ export async function graphileWorker(databases: Databases, tasks: number, batche
   const ms = performance.now() - t0;
   const cpu = cpuPerTask(cpu0, cpuNow(), tasks, "postgres");
   await runner.stop();
+  await pgPool.end();
   return {
     scenario: "drain",
     database: "postgres (graphile-worker)",
@@ -51,6 +54,19 @@ export async function graphileWorker(databases: Databases, tasks: number, batche
     tasksPerSecond: rate(tasks, ms),
     ...cpu,
   };
+}
+
+/**
+ * A pool the bench gives graphile-worker and ends itself. With only a connection string,
+ * graphile-worker's own pool could outlive the scenario, and the next scenario's drop of its
+ * database (WITH (FORCE): 57P01 on every connection) then ended the whole run on that pool's
+ * unhandled error event, seven minutes in.
+ */
+function ownedPool(url: string): Pool {
+  const pool = new Pool({ connectionString: url });
+  pool.on("error", () => {}); // an idle connection the server closed: nothing to do here
+  pool.on("connect", (client) => client.on("error", () => {})); // (graphile-worker asks for both)
+  return pool;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -91,8 +107,9 @@ const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {
 export async function graphileEnqueue(databases: Databases, count: number): Promise<Result> {
   const url = await databases.fresh("postgres");
   const gw = await import("graphile-worker");
-  await gw.runMigrations({ connectionString: url, logger: quietGraphileLogger(gw) });
-  const utils = await gw.makeWorkerUtils({ connectionString: url, logger: quietGraphileLogger(gw) });
+  const pgPool = ownedPool(url);
+  await gw.runMigrations({ pgPool, logger: quietGraphileLogger(gw) });
+  const utils = await gw.makeWorkerUtils({ pgPool, logger: quietGraphileLogger(gw) });
   try {
     const specs = (n: number) => Array.from({ length: n }, () => ({ identifier: "noop", payload: {} }));
     await utils.addJobs(specs(1_000));
@@ -107,6 +124,7 @@ export async function graphileEnqueue(databases: Databases, count: number): Prom
     return { scenario: "enqueue", database: "postgres (graphile-worker)", variant: "addJobs([...]) (add_jobs); after a warm-up call, median of 3 calls", tasks: count, tasksPerSecond: rate(count, median) };
   } finally {
     await utils.release();
+    await pgPool.end();
   }
 }
 

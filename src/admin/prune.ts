@@ -49,13 +49,43 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   const now = await databaseNow(dataSource);
   const cutoff = options.olderThan instanceof Date ? checkRunAt(options.olderThan, "prune: olderThan") : new Date(now - checkAge(options.olderThan));
   const result: PruneResult = { deleted: 0, orphanedEventsDeleted: 0, blocked: [], workersDeleted: 0 };
+  const removed = await deleteInBatches(dataSource, (after) => finishedIds(dataSource.manager, statuses, cutoff.getTime(), after, BATCH), statuses, cutoff.getTime());
+  result.deleted = removed.deleted;
+  result.blocked = removed.blocked;
+  result.orphanedEventsDeleted = await deleteOrphanEvents(dataSource.manager, cutoff.getTime());
+  // A stopped worker's row goes at the cutoff; a row still marked running only once its heartbeat
+  // is also older than WORKER_SILENCE_MS, so a short cutoff cannot hide a live worker. (Should it
+  // happen anyway, the worker's next heartbeat writes its row again.)
+  result.workersDeleted = await deleteSilentWorkers(dataSource.manager, cutoff.getTime(), now - WORKER_SILENCE_MS);
+  return result;
+}
+
+function checkAge(ms: unknown): number {
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) {
+    throw new InvalidOptionError(`prune: olderThan must be milliseconds from 0 to ${MAX_DELAY_MS} (100 years) or a valid Date, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+/**
+ * Deletes the finished tasks `next` lists, page after page (each page one guarded DELETE and its
+ * events' DELETE, in one transaction). A task your own rows still reference is skipped and
+ * reported (`blocked`), not a reason to stop half-way. For prune and deleteTasks.
+ */
+export async function deleteInBatches(
+  dataSource: DataSource,
+  next: (after: string) => Promise<string[]>,
+  statuses: readonly TaskStatus[],
+  cutoff: number,
+): Promise<{ deleted: number; blocked: { id: string; error: string }[] }> {
+  const result = { deleted: 0, blocked: [] as { id: string; error: string }[] };
   const skip = new Set<string>();
   let after = "0";
   for (;;) {
-    const ids = await finishedIds(dataSource.manager, statuses, cutoff.getTime(), after, BATCH);
-    if (ids.length === 0) break;
+    const ids = await next(after);
+    if (ids.length === 0) return result;
     after = ids[ids.length - 1];
-    const guarded = (batch: string[]) => dataSource.transaction((m) => deleteFinished(m, batch, statuses, cutoff.getTime()));
+    const guarded = (batch: string[]) => dataSource.transaction((m) => deleteFinished(m, batch, statuses, cutoff));
     try {
       result.deleted += await guarded(ids);
     } catch {
@@ -71,17 +101,4 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
       }
     }
   }
-  result.orphanedEventsDeleted = await deleteOrphanEvents(dataSource.manager, cutoff.getTime());
-  // A stopped worker's row goes at the cutoff; a row still marked running only once its heartbeat
-  // is also older than WORKER_SILENCE_MS, so a short cutoff cannot hide a live worker. (Should it
-  // happen anyway, the worker's next heartbeat writes its row again.)
-  result.workersDeleted = await deleteSilentWorkers(dataSource.manager, cutoff.getTime(), now - WORKER_SILENCE_MS);
-  return result;
-}
-
-function checkAge(ms: unknown): number {
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_DELAY_MS) {
-    throw new InvalidOptionError(`prune: olderThan must be milliseconds from 0 to ${MAX_DELAY_MS} (100 years) or a valid Date, got ${String(ms)}`);
-  }
-  return ms;
 }

@@ -1,7 +1,9 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
-import { failedIds, readTaskState, recordEvents, requeueFailed } from "../dialect/taskWrites";
+import { filteredIds, readTaskState, recordEvents, requeueFailed } from "../dialect/taskWrites";
+import { InvalidOptionError } from "../errors";
+import { checkTaskFilter, type TaskFilter } from "./taskFilter";
 import { TaskRegistry } from "../registry";
 import { standingTasks } from "../dialect/uniqueTasks";
 import { announceInserted } from "../enqueue/subscriber";
@@ -31,16 +33,20 @@ export async function retryTask(id: string | number, options: { dataSource?: Dat
 }
 
 /**
- * Requeues every failed task, or those of one type and/or queue. Returns how many, and how many
- * stayed failed because another unfinished task holds their unique key (`duplicates`).
+ * Requeues every failed task the filter matches (type, queue, creation time, the class's own
+ * columns: see TaskFilter; every failed task without one). Returns how many, and how many stayed
+ * failed because another unfinished task holds their unique key (`duplicates`).
  */
-export async function retryFailed(options: { dataSource?: DataSource; type?: string; queue?: string } = {}): Promise<{ requeued: number; duplicates: number }> {
-  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+export async function retryFailed(options: { dataSource?: DataSource } & Omit<TaskFilter, "status"> & { status?: "failed" } = {}): Promise<{ requeued: number; duplicates: number }> {
+  const { dataSource: given, ...rest } = options;
+  const dataSource = resolveDataSource(BaseTaskEntity, given);
+  if (rest.status !== undefined && rest.status !== "failed") throw new InvalidOptionError(`retryFailed: only failed tasks are retried, got status ${JSON.stringify(rest.status)}`);
+  const filter = checkTaskFilter(dataSource, { ...rest, status: "failed" }, "retryFailed");
   let requeued = 0;
   let duplicates = 0;
   let after = "0";
   for (;;) {
-    const ids = await failedIds(dataSource.manager, { type: options.type, queue: options.queue }, after, 200);
+    const ids = await filteredIds(dataSource.manager, filter, after, 200);
     if (ids.length === 0) return { requeued, duplicates };
     // A page of tasks per transaction: one commit and one wake-up for all of them. A duplicate
     // is not an error (the guard skipped its write): the page goes on.

@@ -1,7 +1,7 @@
 /** The `ormq` command line: commands, flags and help. Each command's work is in commands/. */
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import { cancelCommand, migrateCommand, pruneCommand, retryCommand } from "./commands/admin";
+import { cancelCommand, deleteCommand, migrateCommand, pruneCommand, retryCommand } from "./commands/admin";
 import { listCommand, showCommand, statsCommand } from "./commands/inspect";
 import { processCommand } from "./process/command";
 import { submitCommand } from "./commands/submit";
@@ -16,6 +16,16 @@ function withConnection(command: Command, { json = true } = {}): Command {
     .option("--database-url <url>", "postgres:// URL or SQLite file, when no -d is given [env ORMQ_DATABASE_URL]");
   if (json) command.option("--json", "print JSON instead of a table");
   return command;
+}
+
+/** The task filter flags (see taskFilterOf). */
+function withFilters(command: Command): Command {
+  return command
+    .option("--type <type>", "only this task type")
+    .option("--queue <name>", "only this queue")
+    .option("--where <condition>", "a column of the --type class: PROPERTY=VALUE, PROPERTY>=VALUE or PROPERTY<=VALUE (repeatable)", (v: string, all: string[] = []) => [...all, v])
+    .option("--created-from <date>", "created at or after this ISO date or time")
+    .option("--created-before <date>", "created before this ISO date or time");
 }
 
 /** ormq's version, from its package.json (two levels up from the source, three from dist/). */
@@ -110,12 +120,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     .addHelpText("after", examples("ormq show 42"))
     .action((id: string, flags) => showCommand(id, flags));
 
-  withConnection(program.command("retry").description("put a failed task (or all failed tasks) back in the queue").argument("[id]", "task id"))
-    .option("--failed", "every failed task (narrow with --type, --queue)")
-    .option("--type <type>", "with --failed: only this task type")
-    .option("--queue <name>", "with --failed: only this queue")
-    .addHelpText("after", examples("ormq retry 42", "ormq retry --failed --type send_email"))
+  withFilters(withConnection(program.command("retry").description("put a failed task (or all failed tasks) back in the queue").argument("[id]", "task id"))
+    .option("--failed", "every failed task (narrow with --type, --queue, --where, --created-*)"))
+    .addHelpText("after", examples("ormq retry 42", "ormq retry --failed --type send_email", "ormq retry --failed --type sync_account --where accountId=a1"))
     .action((id: string | undefined, flags) => retryCommand(id, flags));
+
+  withFilters(withConnection(program.command("delete").description("delete finished tasks (succeeded, failed, cancelled) that a filter matches, with their history")))
+    .option("--status <statuses>", "finished statuses, comma-separated (default all three)")
+    .addHelpText("after", examples("ormq delete --status failed --type send_email", "ormq delete --type sync_account --where accountId=a1 --created-before 2026-11-01"))
+    .action((flags) => deleteCommand(flags));
 
   withConnection(program.command("cancel").description("cancel a pending task, or ask a running one's worker to stop it").argument("<id>", "task id"))
     .option("--reason <text>", "recorded as the task's last error")

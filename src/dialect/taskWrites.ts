@@ -8,6 +8,7 @@
  * The worker's own statements (claim, complete, heartbeat, rescue) are the `Dialect`'s: they run
  * on connections of its own, per database (see dialect.ts).
  */
+import { applyTaskFilter, type CheckedTaskFilter } from "./taskFilterSql";
 import type { EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
@@ -112,17 +113,10 @@ export async function requeueFailed(m: EntityManager, id: string, now: Date): Pr
   return result.affected === 1;
 }
 
-/** Ids of failed tasks after `after` (by id), optionally of one type and queue, up to `limit`. */
-export async function failedIds(m: EntityManager, filter: { type?: string; queue?: string }, after: string, limit: number): Promise<string[]> {
-  const query = m
-    .getRepository(BaseTaskEntity)
-    .createQueryBuilder("t")
-    .select("t.id", "id")
-    .where("t.status = 'failed' AND t.id > :after", { after })
-    .orderBy("t.id")
-    .limit(limit);
-  if (filter.type) query.andWhere("t.type = :type", { type: filter.type });
-  if (filter.queue) query.andWhere("t.queue = :queue", { queue: filter.queue });
+/** Ids of the tasks the filter matches after `after` (by id), up to `limit`. */
+export async function filteredIds(m: EntityManager, filter: CheckedTaskFilter, after: string, limit: number): Promise<string[]> {
+  const query = m.getRepository(BaseTaskEntity).createQueryBuilder("t").select("t.id", "id").where("t.id > :after", { after }).orderBy("t.id").limit(limit);
+  applyTaskFilter(query, filter, (name) => m.connection.driver.escape(name));
   return (await query.getRawMany<{ id: string | number }>()).map((r) => String(r.id));
 }
 

@@ -3,9 +3,9 @@
  * that meets a schema newer than it knows.
  */
 import type { DataSource } from "typeorm";
-import { createSchedule, MetaEntity, processN, SCHEMA_VERSION } from "../../src";
+import { cancelTask, createSchedule, enqueueMany, MetaEntity, processN, SCHEMA_VERSION } from "../../src";
 import { SpanTask } from "../fixtures/flow";
-import { allTestEntities } from "../fixtures/tasks";
+import { allTestEntities, SendEmail } from "../fixtures/tasks";
 import { memoryLogger, useTestDatabase, type TestDb } from "../support/db";
 import { DATA_SOURCE_MODULE, runCli } from "../support/processes";
 
@@ -74,6 +74,30 @@ describe("flow controls through the ormq command (sqlite)", () => {
       expect(result.stderr.trim().split("\n")).toHaveLength(1);
     }
     expect((await runCli(["schedules", "delete", "digest", ...D], env())).stdout).toMatch(/no schedules/);
+  });
+
+  it("deletes and retries by filter, on a task class's own column; bad filters are one line", async () => {
+    const [a, b, c] = await enqueueMany([SendEmail.create({ to: "a@example.com" }), SendEmail.create({ to: "b@example.com" }), SendEmail.create({ to: "a@example.com" })], { dataSource: ds });
+    for (const id of [a, b]) await cancelTask(id, { dataSource: ds });
+    const deleted = await runCli(["delete", "--status", "cancelled", "--type", "send_email", "--where", "to=a@example.com", ...D, "--json"], env());
+    expect({ code: deleted.code, out: JSON.parse(deleted.stdout) }).toEqual({ code: 0, out: { deleted: 1, blocked: [] } });
+    expect((await ds.getRepository(SendEmail).findBy({ to: "a@example.com" })).map((t) => t.id)).toEqual([c]);
+    const retried = await runCli(["retry", "--failed", "--type", "send_email", "--where", "to=b@example.com", ...D, "--json"], env());
+    expect(JSON.parse(retried.stdout)).toEqual({ requeued: 0, duplicates: 0 }); // b is cancelled, not failed
+    for (const [args, message] of [
+      [["delete"], /needs a filter/],
+      [["delete", "--where", "to=x"], /--where needs --type/],
+      [["delete", "--type", "send_email", "--where", "nope=x"], /"nope" is not a column of SendEmail/],
+      [["delete", "--status", "pending"], /not finished: cancel it first/],
+      [["retry", "--failed", "--type", "send_email", "--where", "to~x"], /--where takes PROPERTY=VALUE/],
+      [["delete", "--status", "failed", "--created-before", "yesterday"], /--created-before takes an ISO date/],
+    ] as const) {
+      const result = await runCli([...args, ...D], env());
+      expect({ args, code: result.code }).toEqual({ args, code: 1 });
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    await ds.getRepository(SendEmail).createQueryBuilder().delete().where("type = 'send_email'").execute();
   });
 
   it("a worker refuses a schema newer than it knows", async () => {

@@ -4,6 +4,8 @@ import { cancelTask } from "../../admin/cancel";
 import { TASK_STATUSES } from "../../../entities/status";
 import { prune } from "../../admin/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
+import { deleteTasks } from "../../admin/deleteTasks";
+import type { TaskFilter } from "../../admin/taskFilter";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
 import { parseDuration } from "../../parse";
@@ -18,13 +20,19 @@ function report(flags: Json, result: Record<string, unknown>): void {
   else printRecord(result);
 }
 
-export async function retryCommand(id: string | undefined, flags: ConnectionFlags & Json & { failed?: boolean; type?: string; queue?: string }): Promise<void> {
-  if ((id === undefined) === !flags.failed) throw new InvalidOptionError("give a task id, or --failed (with --type/--queue to narrow it), not both");
-  if (id !== undefined && (flags.type || flags.queue)) throw new InvalidOptionError("--type and --queue go with --failed, not with a task id");
+/** The filter flags of `retry --failed` and `delete`. */
+export type FilterFlags = { type?: string; queue?: string; where?: string[]; createdFrom?: string; createdBefore?: string };
+
+export async function retryCommand(id: string | undefined, flags: ConnectionFlags & Json & FilterFlags & { failed?: boolean }): Promise<void> {
+  if ((id === undefined) === !flags.failed) throw new InvalidOptionError("give a task id, or --failed (with --type/--queue/--where to narrow it), not both");
+  if (id !== undefined && (flags.type || flags.queue || flags.where || flags.createdFrom || flags.createdBefore)) {
+    throw new InvalidOptionError("--type, --queue, --where and --created-* go with --failed, not with a task id");
+  }
   const taskId = id === undefined ? undefined : checkTaskId(id);
+  const filter = taskFilterOf(flags);
   const conn = await connect(flags, { command: "retry" });
   try {
-    if (taskId === undefined) return report(flags, await retryFailed({ dataSource: conn.dataSource, type: flags.type, queue: flags.queue }));
+    if (taskId === undefined) return report(flags, await retryFailed({ dataSource: conn.dataSource, ...filter }));
     const result = await retryTask(taskId, { dataSource: conn.dataSource });
     report(flags, result);
     if (result.outcome === "notFound") throw new CliError(`no task with id ${taskId}`);
@@ -67,6 +75,60 @@ export async function pruneCommand(flags: ConnectionFlags & Json & { olderThan?:
   } finally {
     await conn.close();
   }
+}
+
+export async function deleteCommand(flags: ConnectionFlags & Json & FilterFlags & { status?: string }): Promise<void> {
+  const statuses = flags.status?.split(",").map((s) => s.trim()) as TaskStatus[] | undefined;
+  for (const s of statuses ?? []) {
+    if (!["succeeded", "failed", "cancelled"].includes(s)) {
+      throw new InvalidOptionError(`--status takes finished statuses (succeeded, failed, cancelled), got ${JSON.stringify(s)}${TASK_STATUSES.includes(s) ? " (not finished: cancel it first)" : ""}`);
+    }
+  }
+  const filter = taskFilterOf(flags);
+  if (!statuses && Object.keys(filter).length === 0) {
+    throw new InvalidOptionError("ormq delete needs a filter (--status, --type, --queue, --where, --created-before); to delete by age use ormq prune");
+  }
+  const conn = await connect(flags, { command: "delete" });
+  try {
+    const result = await deleteTasks({ dataSource: conn.dataSource, ...filter, status: statuses });
+    if (flags.json) return printJson(result);
+    printRecord({ deleted: result.deleted, blocked: result.blocked.length });
+    if (result.blocked.length > 0) printTable(result.blocked, { id: "blocked task", error: "reason" });
+  } finally {
+    await conn.close();
+  }
+}
+
+/**
+ * The task filter the flags give: `--where accountId=a1`, `--where attempts>=2` (>=, <=, =; the
+ * value as text, compared as the column's type), `--created-from`/`--created-before` (ISO dates).
+ */
+export function taskFilterOf(flags: FilterFlags): Omit<TaskFilter, "status"> {
+  const filter: Omit<TaskFilter, "status"> = {};
+  if (flags.type !== undefined) filter.type = flags.type;
+  if (flags.queue !== undefined) filter.queue = flags.queue;
+  const date = (raw: string | undefined, flag: string) => {
+    if (raw === undefined) return undefined;
+    const d = new Date(raw);
+    if (!/^\d{4}-\d\d-\d\d/.test(raw) || Number.isNaN(d.getTime())) throw new InvalidOptionError(`${flag} takes an ISO date or time (2026-11-30, 2026-11-30T08:00:00Z), got ${JSON.stringify(raw)}`);
+    return d;
+  };
+  filter.createdFrom = date(flags.createdFrom, "--created-from");
+  filter.createdBefore = date(flags.createdBefore, "--created-before");
+  if (filter.createdFrom === undefined) delete filter.createdFrom;
+  if (filter.createdBefore === undefined) delete filter.createdBefore;
+  for (const clause of flags.where ?? []) {
+    const match = /^([A-Za-z_$][\w$]*)\s*(>=|<=|=)\s*(.*)$/s.exec(clause);
+    if (!match) throw new InvalidOptionError(`--where takes PROPERTY=VALUE, PROPERTY>=VALUE or PROPERTY<=VALUE (a column of the --type class), got ${JSON.stringify(clause)}`);
+    const [, name, op, value] = match;
+    filter.fields ??= {};
+    const current = filter.fields[name];
+    const range = current !== null && typeof current === "object" && !(current instanceof Date) ? current : {};
+    if (op === "=") filter.fields[name] = value;
+    else filter.fields[name] = { ...range, [op === ">=" ? "min" : "max"]: value };
+  }
+  if (filter.fields && !filter.type) throw new InvalidOptionError("--where needs --type: it filters on the columns of that task class");
+  return filter;
 }
 
 export async function migrateCommand(flags: ConnectionFlags & Json): Promise<void> {

@@ -1,0 +1,122 @@
+/**
+ * Which tasks an admin call is about: status, type, queue, a creation-time range, and the values
+ * of a task class's own columns. Checked here against the entity metadata (a column name is the
+ * class's property, never SQL from the caller), and applied to a query by the dialect
+ * (dialect/taskFilterSql.ts). For retryFailed, deleteTasks, listTasks and the dashboard.
+ */
+import type { DataSource } from "typeorm";
+import { TASK_STATUSES, type TaskStatus } from "../../entities/status";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { CheckedTaskFilter, ColumnCondition } from "../dialect/taskFilterSql";
+import { InvalidOptionError } from "../errors";
+import { TaskRegistry } from "../registry";
+import { checkQueue } from "../validation";
+
+/** A condition on one of a class's own columns: a value (equal; null for none), or a range. */
+export type FieldCondition = string | number | boolean | null | { min?: number | string | Date; max?: number | string | Date };
+
+/** Which tasks. Every condition given must hold. */
+export interface TaskFilter {
+  status?: TaskStatus | readonly TaskStatus[];
+  /** The type key (`@ChildEntity("send_email")`). Required for `fields`. */
+  type?: string;
+  queue?: string;
+  /** Created at or after / before these instants. */
+  createdFrom?: Date;
+  createdBefore?: Date;
+  /** Values of the type's own columns, by property name: `{ accountId: "a1" }`, `{ attempts: { min: 2 } }`. */
+  fields?: Record<string, FieldCondition>;
+}
+
+const MAX_TEXT = 1_000;
+
+/** Checks a filter; `where` names the call in errors. */
+export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, where: string): CheckedTaskFilter {
+  if (filter === null || typeof filter !== "object") throw new InvalidOptionError(`${where}: the filter must be an object`);
+  const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? [...(filter.status as TaskStatus[])] : [filter.status as TaskStatus];
+  for (const s of statuses) if (!TASK_STATUSES.includes(s)) throw new InvalidOptionError(`${where}: unknown status ${JSON.stringify(s)} (${TASK_STATUSES.join(", ")})`);
+  if (filter.type !== undefined && (typeof filter.type !== "string" || filter.type.length === 0 || filter.type.length > 255)) {
+    throw new InvalidOptionError(`${where}: type must be a task type key, got ${JSON.stringify(filter.type)}`);
+  }
+  const queue = filter.queue === undefined ? undefined : checkQueue(filter.queue, `${where}: queue`);
+  const instant = (value: unknown, name: string) => {
+    if (value === undefined) return undefined;
+    if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new InvalidOptionError(`${where}: ${name} must be a valid Date`);
+    return value.getTime();
+  };
+  const columns: ColumnCondition[] = [];
+  const fields = filter.fields ?? {};
+  if (typeof fields !== "object" || fields === null) throw new InvalidOptionError(`${where}: fields must be an object of column values`);
+  const names = Object.keys(fields);
+  if (names.length > 0) {
+    const type = filter.type === undefined ? undefined : TaskRegistry.for(dataSource).byKey.get(filter.type);
+    if (!type) throw new InvalidOptionError(`${where}: filtering on a class's columns needs the type of a task class this DataSource knows${filter.type ? ` (not ${JSON.stringify(filter.type)})` : ""}`);
+    for (const name of names) {
+      const column = type.metadata.columns.find((c) => c.propertyName === name && c.target !== BaseTaskEntity && !c.isDiscriminator && !c.relationMetadata);
+      if (!column) throw new InvalidOptionError(`${where}: ${JSON.stringify(name)} is not a column of ${type.cls.name}`);
+      columns.push(condition(column.databaseName, kindOf(column.type), fields[name], `${where}: ${type.cls.name}.${name}`));
+    }
+  }
+  return { statuses, type: filter.type, queue, createdFrom: instant(filter.createdFrom, "createdFrom"), createdBefore: instant(filter.createdBefore, "createdBefore"), columns };
+}
+
+/** What a column holds, as far as a filter is concerned. */
+type Kind = "integer" | "number" | "boolean" | "text" | "json";
+
+/** The largest magnitude of each integer type (PostgreSQL refuses a parameter outside it). */
+const INTEGER_LIMITS: Record<string, number> = { int2: 32_767, smallint: 32_767, int: 2_147_483_647, integer: 2_147_483_647, int4: 2_147_483_647, tinyint: 127, mediumint: 8_388_607 };
+
+const NUMBER_TYPES = new Set(["float", "float4", "float8", "double", "double precision", "real", "decimal", "numeric", "dec"]);
+const BOOLEAN_TYPES = new Set(["boolean", "bool"]);
+const JSON_TYPES = new Set(["json", "jsonb", "simple-json", "simple-array", "simple-enum"]);
+
+function kindOf(type: unknown): { kind: Kind; limit?: number } {
+  if (type === Number) return { kind: "number" };
+  const name = typeof type === "string" ? type.toLowerCase() : "";
+  if (name in INTEGER_LIMITS) return { kind: "integer", limit: INTEGER_LIMITS[name] };
+  if (name === "bigint" || name === "int8") return { kind: "integer", limit: Number.MAX_SAFE_INTEGER };
+  return { kind: kindOfOther(type, name) };
+}
+
+function kindOfOther(type: unknown, name: string): Kind {
+  if (type === Boolean) return "boolean";
+  if (NUMBER_TYPES.has(name)) return "number";
+  if (BOOLEAN_TYPES.has(name)) return "boolean";
+  if (JSON_TYPES.has(name)) return "json";
+  return "text";
+}
+
+/**
+ * One column's condition, its value checked against the column's kind: a value the column cannot
+ * hold ("abc" for an integer) is the caller's mistake, named here, not a database error later.
+ */
+function condition(column: string, { kind, limit }: { kind: Kind; limit?: number }, value: FieldCondition, where: string): ColumnCondition {
+  if (kind === "json") throw new InvalidOptionError(`${where}: a JSON column cannot be filtered on`);
+  const scalar = (v: unknown, what: string): string | number | boolean => {
+    if (kind === "number" || kind === "integer") {
+      const n = typeof v === "number" ? v : typeof v === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
+      if (!Number.isFinite(n)) throw new InvalidOptionError(`${where}: ${what} must be a number (a numeric column), got ${JSON.stringify(v)}`);
+      if (kind === "integer" && !(Number.isInteger(n) && Math.abs(n) <= limit!)) {
+        throw new InvalidOptionError(`${where}: ${what} must be an integer from -${limit} to ${limit} (the column's type), got ${JSON.stringify(v)}`);
+      }
+      return n;
+    }
+    if (kind === "boolean") {
+      if (typeof v === "boolean") return v;
+      if (v === "true" || v === "false") return v === "true";
+      throw new InvalidOptionError(`${where}: ${what} must be true or false (a boolean column), got ${JSON.stringify(v)}`);
+    }
+    if (typeof v === "string" && v.length <= MAX_TEXT && !v.includes("\u0000")) return v;
+    if (typeof v === "number" && Number.isFinite(v)) return String(v);
+    if (v instanceof Date && !Number.isNaN(v.getTime())) return v.toISOString();
+    throw new InvalidOptionError(`${where}: ${what} must be text of at most ${MAX_TEXT} characters, got ${typeof v === "string" ? "a longer or NUL-holding string" : typeof v}`);
+  };
+  if (value === null) return { column, op: "null" };
+  if (typeof value === "object" && !(value instanceof Date)) {
+    const { min, max } = value as { min?: unknown; max?: unknown };
+    const extra = Object.keys(value).filter((k) => k !== "min" && k !== "max");
+    if (extra.length > 0 || (min === undefined && max === undefined)) throw new InvalidOptionError(`${where}: a range is { min?, max? }`);
+    return { column, op: "range", min: min === undefined ? undefined : scalar(min, "min"), max: max === undefined ? undefined : scalar(max, "max") };
+  }
+  return { column, op: "eq", value: scalar(value, "the value") };
+}
