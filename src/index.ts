@@ -89,7 +89,7 @@ export {
 export { ERRORS_KEPT, MAX_DELAY_MS, MAX_ERRORS_BYTES, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES, MAX_STACK_CHARS, MAX_TIMER_MS } from "./storable";
 export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
-export { getStats, getReadiness, countUnfinished, type QueueStats, type TaskCount, type QueueReadiness } from "./admin/stats";
+export { getStats, getReadiness, countUnfinished, listWorkers, type QueueStats, type TaskCount, type QueueReadiness, type WorkerInfoRow } from "./admin/stats";
 export {
   listTasks,
   listTaskPage,
@@ -107,6 +107,7 @@ export {
 export { rescueExpiredTasks } from "./admin/rescue";
 export { retryTask, retryFailed, type RetryTaskResult } from "./admin/retry";
 export { deleteTasks, type DeleteTasksResult } from "./admin/deleteTasks";
+export { ormqDashboard, type DashboardOptions, type DashboardAuth } from "./dashboard";
 export type { TaskFilter, FieldCondition } from "./admin/taskFilter";
 export { pauseQueue, resumeQueue, pauseType, resumeType, setQueueLimits, listControls, type QueueLimits, type ControlRow } from "./admin/queues";
 export { prune, type PruneOptions, type PruneResult } from "./admin/prune";

@@ -19,6 +19,8 @@ import { TaskRegistry } from "../registry";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { readInstant, readJson, readText, type StoredInstant } from "./storedValues";
+import { checkTaskFilter, type TaskFilter } from "./taskFilter";
+import type { CheckedTaskFilter } from "../dialect/taskFilterSql";
 
 export type { StoredInstant } from "./storedValues";
 
@@ -48,11 +50,9 @@ export interface TaskListItem {
   progressMessage: string | null;
 }
 
-export interface ListTasksOptions {
+export interface ListTasksOptions extends Omit<TaskFilter, "status"> {
   dataSource?: DataSource;
   status?: TaskStatus;
-  type?: string;
-  queue?: string;
   /** Most tasks returned, newest first: 1 to MAX_LIST_LIMIT (10,000). Default 50. */
   limit?: number;
 }
@@ -63,7 +63,7 @@ const LIST_COLUMNS = ["id", "type", "queue", "status", "priority", "attempts", "
 /** Tasks matching the filters, newest first (one statement, however many rows it must read). */
 export async function listTasks(options: ListTasksOptions = {}): Promise<TaskListItem[]> {
   const { dataSource, limit } = checkList(options);
-  const rows = await listTaskRows(dataSource, LIST_COLUMNS, { status: options.status, type: options.type, queue: options.queue }, limit);
+  const rows = await listTaskRows(dataSource, LIST_COLUMNS, filterOf(dataSource, options), limit);
   return rows.map(listItem);
 }
 
@@ -92,13 +92,19 @@ export async function listTaskPage(options: ListTasksOptions & { before?: string
   const min = BigInt(range.min);
   if (below <= min) return { tasks: [], next: null };
   const from = below - BigInt(LIST_PAGE_SCAN) > min ? below - BigInt(LIST_PAGE_SCAN) : min;
-  const rows = await listTaskRows(dataSource, LIST_COLUMNS, { status: options.status, type: options.type, queue: options.queue }, limit, {
+  const rows = await listTaskRows(dataSource, LIST_COLUMNS, filterOf(dataSource, options), limit, {
     below: below.toString(),
     from: from.toString(),
   });
   const tasks = rows.map(listItem);
   const next = tasks.length === limit ? tasks[tasks.length - 1].id : from > min ? from.toString() : null;
   return { tasks, next };
+}
+
+/** The filter of a list call, checked (see TaskFilter). */
+function filterOf(dataSource: DataSource, options: ListTasksOptions): CheckedTaskFilter {
+  const { id, status, type, queue, createdFrom, createdBefore, fields } = options;
+  return checkTaskFilter(dataSource, { id, status, type, queue, createdFrom, createdBefore, fields }, "listTasks");
 }
 
 function checkList(options: ListTasksOptions): { dataSource: DataSource; limit: number } {

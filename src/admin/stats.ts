@@ -1,11 +1,11 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
-import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, oldestReadyRunAt, readyByQueue } from "../dialect/taskReads";
+import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, oldestReadyRunAt, readyByQueue, runningByWorker, workerRows } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
 import { readControlRows, type ControlRow } from "../dialect/controlsWrites";
 import { resolveDataSource } from "../dataSource";
-import { ageMs } from "./storedValues";
+import { ageMs, readInstant, readJson, type StoredInstant } from "./storedValues";
 
 /** A worker is live when not stopped and it sent a heartbeat within this long. */
 const LIVE_WITHIN_MS = 60_000;
@@ -97,4 +97,41 @@ export async function getReadiness(options: { dataSource?: DataSource } = {}): P
 export async function countUnfinished(options: { dataSource?: DataSource; types?: string[]; queues?: string[] | null } = {}): Promise<number> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   return countUnfinishedTasks(dataSource, { types: options.types, queues: options.queues });
+}
+
+/** A worker as `listWorkers` returns it. */
+export interface WorkerInfoRow {
+  id: string;
+  name: string;
+  host: string;
+  pid: number;
+  queues: string[] | null;
+  state: string;
+  startedAt: StoredInstant;
+  lastHeartbeatAt: StoredInstant;
+  stoppedAt: StoredInstant | null;
+  /** Tasks it holds running now. */
+  running: number;
+}
+
+/** Workers not stopped, and those stopped in the last hour, newest first (at most 500), with the tasks each holds. */
+export async function listWorkers(options: { dataSource?: DataSource } = {}): Promise<WorkerInfoRow[]> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  const now = await databaseNow(dataSource);
+  const [rows, running] = [await workerRows(dataSource, now - 3_600_000), await runningByWorker(dataSource)];
+  return rows.map((r) => {
+    const queues = readJson(r.queues);
+    return {
+      id: String(r.id),
+      name: String(r.name),
+      host: String(r.host),
+      pid: Number(r.pid),
+      queues: Array.isArray(queues) ? queues.map(String) : null,
+      state: String(r.state),
+      startedAt: readInstant(r.started_at) as StoredInstant,
+      lastHeartbeatAt: readInstant(r.last_heartbeat_at) as StoredInstant,
+      stoppedAt: readInstant(r.stopped_at),
+      running: running.get(String(r.id)) ?? 0,
+    };
+  });
 }

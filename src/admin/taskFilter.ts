@@ -10,13 +10,15 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { CheckedTaskFilter, ColumnCondition } from "../dialect/taskFilterSql";
 import { InvalidOptionError } from "../errors";
 import { TaskRegistry } from "../registry";
-import { checkQueue } from "../validation";
+import { checkQueue, checkTaskId } from "../validation";
 
 /** A condition on one of a class's own columns: a value (equal; null for none), or a range. */
 export type FieldCondition = string | number | boolean | null | { min?: number | string | Date; max?: number | string | Date };
 
 /** Which tasks. Every condition given must hold. */
 export interface TaskFilter {
+  /** One task, by id. */
+  id?: string | number;
   status?: TaskStatus | readonly TaskStatus[];
   /** The type key (`@ChildEntity("send_email")`). Required for `fields`. */
   type?: string;
@@ -57,7 +59,8 @@ export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, wher
       columns.push(condition(column.databaseName, kindOf(column.type), fields[name], `${where}: ${type.cls.name}.${name}`));
     }
   }
-  return { statuses, type: filter.type, queue, createdFrom: instant(filter.createdFrom, "createdFrom"), createdBefore: instant(filter.createdBefore, "createdBefore"), columns };
+  const id = filter.id === undefined ? undefined : checkTaskId(filter.id, `${where}: id`);
+  return { id, statuses, type: filter.type, queue, createdFrom: instant(filter.createdFrom, "createdFrom"), createdBefore: instant(filter.createdBefore, "createdBefore"), columns };
 }
 
 /** What a column holds, as far as a filter is concerned. */

@@ -7,6 +7,7 @@ import { processCommand } from "./process/command";
 import { submitCommand } from "./commands/submit";
 import { queueCommand, typeCommand } from "./commands/queue";
 import { schedulesCommand } from "./commands/schedules";
+import { dashboardCommand } from "./commands/dashboard";
 import { envName, flagName, WORKER_SETTINGS } from "../worker/settings";
 
 /** The database options every command takes. */
@@ -169,6 +170,15 @@ export function buildProgram(exit: (code: number) => void): Command {
   )
     .addHelpText("after", examples("ormq schedules -d dist/data-source.js", "ormq schedules pause nightly_report -d dist/data-source.js"))
     .action((action: string | undefined, name: string | undefined, flags) => schedulesCommand(action, name, flags));
+
+  withConnection(program.command("dashboard").description("serve the web dashboard until SIGINT/SIGTERM"), { json: false })
+    .option("--port <port>", "port (default 8080) [env ORMQ_DASHBOARD_PORT]")
+    .option("--host <address>", "address to bind (default 127.0.0.1)")
+    .option("--token <token>", "the token a browser signs in with, or sends as a bearer header; at least 16 characters [env ORMQ_DASHBOARD_TOKEN]")
+    .option("--no-auth", "no authentication: allowed only on a loopback address")
+    .option("--read-only", "hide and refuse every action")
+    .addHelpText("after", examples("ORMQ_DASHBOARD_TOKEN=$(openssl rand -hex 16) ormq dashboard -d dist/data-source.js --port 8080", "ormq dashboard --database-url ./app.sqlite --no-auth --read-only"))
+    .action((flags) => dashboardCommand(flags));
 
   withConnection(program.command("migrate").description("create or update ormq's tables (runs the DataSource's migrations)"))
     .addHelpText("after", examples("ormq migrate --database-url ./app.sqlite", "ormq migrate -d dist/data-source.js"))

@@ -14,6 +14,7 @@ export type ColumnCondition =
 
 /** A filter whose names were checked against the metadata. */
 export interface CheckedTaskFilter {
+  id?: string;
   /** Any of these (none: any status). */
   statuses: TaskStatus[];
   type?: string;
@@ -30,6 +31,7 @@ export function applyTaskFilter<Q extends SelectQueryBuilder<ObjectLiteral> | Wh
   filter: CheckedTaskFilter,
   escape: (name: string) => string,
 ): Q {
+  if (filter.id !== undefined) query.andWhere("t.id = :fId", { fId: filter.id });
   if (filter.statuses.length > 0) query.andWhere("t.status IN (:...fStatuses)", { fStatuses: filter.statuses });
   if (filter.type !== undefined) query.andWhere("t.type = :fType", { fType: filter.type });
   if (filter.queue !== undefined) query.andWhere("t.queue = :fQueue", { fQueue: filter.queue });

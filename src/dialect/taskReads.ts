@@ -8,6 +8,7 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
+import { applyTaskFilter, type CheckedTaskFilter } from "./taskFilterSql";
 
 /** Tasks by queue, type and status. */
 export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: string; type: string; status: TaskStatus; count: number }[]> {
@@ -80,17 +81,40 @@ export async function countLiveWorkers(ds: DataSource, since: number): Promise<n
 export async function listTaskRows<K extends string>(
   ds: DataSource,
   properties: readonly K[],
-  filter: { status?: TaskStatus; type?: string; queue?: string },
+  filter: CheckedTaskFilter,
   limit: number,
   ids?: { below: string; from: string },
 ): Promise<Record<K, unknown>[]> {
   const query = selectProperties(ds.getRepository(BaseTaskEntity).createQueryBuilder("t"), "t", properties);
   query.orderBy("t.id", "DESC").limit(limit);
   if (ids) query.andWhere("t.id < :below AND t.id >= :from", ids);
-  if (filter.status) query.andWhere("t.status = :status", { status: filter.status });
-  if (filter.type) query.andWhere("t.type = :type", { type: filter.type });
-  if (filter.queue) query.andWhere("t.queue = :queue", { queue: filter.queue });
+  applyTaskFilter(query, filter, (name) => ds.driver.escape(name));
   return query.getRawMany<Record<K, unknown>>();
+}
+
+/** Worker rows not stopped, or stopped at or after `since`, newest first (raw values by property). */
+export async function workerRows(ds: DataSource, since: number): Promise<Record<string, unknown>[]> {
+  return ds
+    .getRepository(WorkerEntity)
+    .createQueryBuilder("w")
+    .select(["w.id AS id", "w.name AS name", "w.host AS host", "w.pid AS pid", "w.queues AS queues", "w.state AS state", "w.started_at AS started_at", "w.last_heartbeat_at AS last_heartbeat_at", "w.stopped_at AS stopped_at"])
+    .where("w.state <> 'stopped' OR w.stopped_at >= :since", { since })
+    .orderBy("w.started_at", "DESC")
+    .limit(500)
+    .getRawMany();
+}
+
+/** Running tasks per worker id. */
+export async function runningByWorker(ds: DataSource): Promise<Map<string, number>> {
+  const rows = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.locked_by", "worker")
+    .addSelect("COUNT(*)", "n")
+    .where("t.status = 'running'")
+    .groupBy("t.locked_by")
+    .getRawMany<{ worker: string | null; n: string | number }>();
+  return new Map(rows.filter((r) => r.worker !== null).map((r) => [String(r.worker), Number(r.n)]));
 }
 
 /** The smallest and largest task ids, as decimal strings; null when there are no tasks. */
@@ -143,4 +167,17 @@ export async function readOutcomes(ds: DataSource, ids: readonly string[]): Prom
     .where("t.id IN (:...ids)", { ids })
     .getRawMany<OutcomeRow>();
   return rows.map((r) => ({ ...r, id: String(r.id) }));
+}
+
+/** Tasks (id, status) holding this unique key, newest first, up to `limit`. */
+export async function tasksWithUniqueKey(ds: DataSource, key: string, limit: number): Promise<{ id: string; status: string }[]> {
+  const rows = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select(["t.id AS id", "t.status AS status"])
+    .where("t.unique_key = :key", { key })
+    .orderBy("t.id", "DESC")
+    .limit(limit)
+    .getRawMany<{ id: string | number; status: string }>();
+  return rows.map((r) => ({ id: String(r.id), status: r.status }));
 }

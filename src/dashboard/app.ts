@@ -1,0 +1,290 @@
+/**
+ * The dashboard: a request handler (`ormqDashboard`) for node:http, Express, Fastify, Koa and
+ * NestJS, routed by hono. Its pages read through ormq's public admin API and its actions write
+ * through it (the same guarded writes as the CLI); it runs no SQL of its own.
+ *
+ * Bounded load: the overview's numbers come from one shared read per REFRESH_MS, however many
+ * pages are open. Every response carries security headers (a Content-Security-Policy without
+ * inline script). Bad input (an unknown filter column, a malformed id, a tampered cursor) is a 400
+ * with a message; an unexpected error is a 500 without a stack.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { getRequestListener } from "@hono/node-server";
+import { Hono, type Context } from "hono";
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { cancelTask } from "../admin/cancel";
+import { deleteTasks } from "../admin/deleteTasks";
+import { listTaskPage, showTask, TASK_STATUSES } from "../admin/list";
+import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/queues";
+import { retryFailed, retryTask } from "../admin/retry";
+import { listSchedules, pauseSchedule, resumeSchedule } from "../admin/schedules";
+import { getStats, listWorkers } from "../admin/stats";
+import type { FieldCondition, TaskFilter } from "../admin/taskFilter";
+import { tasksWithUniqueKey } from "../dialect/taskReads";
+import { InvalidOptionError, OrmqError } from "../errors";
+import type { Logger } from "../logger";
+import { TaskRegistry } from "../registry";
+import { checkTaskId } from "../validation";
+import { DASHBOARD_CSS, DASHBOARD_JS } from "./assets";
+import { checkAuth, Guard, SESSION_COOKIE, type DashboardAuth } from "./auth";
+import * as views from "./views";
+
+/** Options of `ormqDashboard`. */
+export interface DashboardOptions {
+  dataSource: DataSource;
+  /** Required: `{ token }`, `(req) => boolean` (your sessions), or "none" (see docs/dashboard.md). */
+  auth: DashboardAuth;
+  /** Hides and refuses every action. */
+  readOnly?: boolean;
+  /** The path it is mounted under when the framework does not strip it (Koa, Fastify): "/ormq". Express's `app.use` path is found by itself. */
+  basePath?: string;
+  /** Where unexpected errors are logged. Default: nowhere. */
+  logger?: Logger;
+}
+
+/** How often the overview refreshes, and how long one stats read serves every open page. */
+export const REFRESH_MS = 5_000;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-store",
+};
+
+type Env = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse }; Variables: { base: string; identity: string } };
+
+/** A request handler serving the dashboard: `(req, res)`, as node:http and Express call it. */
+export function ormqDashboard(options: DashboardOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  if (!options || typeof options !== "object" || !options.dataSource) throw new InvalidOptionError("ormqDashboard: give { dataSource, auth }");
+  const guard = new Guard(checkAuth(options.auth));
+  const basePath = options.basePath?.replace(/\/+$/, "") ?? "";
+  if (basePath !== "" && !/^\/[\w\-./]*$/.test(basePath)) throw new InvalidOptionError(`ormqDashboard: basePath must be a path such as "/ormq", got ${JSON.stringify(options.basePath)}`);
+  const listener = getRequestListener(app(options, guard).fetch);
+  return (req, res) => {
+    // The prefix: stripped by Express (req.baseUrl), or by us when given as basePath.
+    let base = (req as { baseUrl?: string }).baseUrl ?? "";
+    if (basePath && (req.url === basePath || req.url?.startsWith(`${basePath}/`) || req.url?.startsWith(`${basePath}?`))) {
+      base = basePath;
+      req.url = req.url.slice(basePath.length) || "/";
+    }
+    (req as { ormqBase?: string }).ormqBase = base;
+    void listener(req, res);
+  };
+}
+
+function app(options: DashboardOptions, guard: Guard): Hono<Env> {
+  const { dataSource } = options;
+  const readOnly = options.readOnly === true;
+  const overviewRead = sharedRead(async () => ({ stats: await getStats({ dataSource }), schedules: await listSchedules({ dataSource }), at: new Date() }), REFRESH_MS);
+  const app = new Hono<Env>();
+
+  app.use("*", async (c, next) => {
+    c.set("base", (c.env.incoming as { ormqBase?: string }).ormqBase ?? "");
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
+  });
+  app.get("/assets/dashboard.js", (c) => c.body(DASHBOARD_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
+  app.get("/assets/dashboard.css", (c) => c.body(DASHBOARD_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
+  app.get("/login", (c) => (guard.usesToken ? c.html(views.loginPage(c.get("base"), false)) : c.text("not found", 404)));
+  app.post("/login", async (c) => {
+    if (!guard.usesToken) return c.text("not found", 404);
+    const body = await c.req.parseBody();
+    const token = typeof body.token === "string" ? body.token : "";
+    if (!guard.tokenMatches(token)) return c.html(views.loginPage(c.get("base"), true), 401);
+    const path = c.get("base") || "/";
+    c.header("Set-Cookie", `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=${path}; HttpOnly; SameSite=Strict${secure(c) ? "; Secure" : ""}`);
+    return c.redirect(`${c.get("base")}/`, 303);
+  });
+
+  // Everything below needs an allowed caller, and its actions a CSRF token.
+  app.use("*", async (c, next) => {
+    const identity = await guard.identity(c.env.incoming);
+    if (identity === null) {
+      if (guard.usesToken && c.req.method === "GET") return c.redirect(`${c.get("base")}/login`, 303);
+      return c.text("authentication required", 401);
+    }
+    c.set("identity", identity);
+    if (c.req.method === "POST") {
+      if (readOnly) return c.text("the dashboard is read-only", 403);
+      const body = await c.req.parseBody();
+      if (!guard.checkCsrf(identity, body._csrf)) return c.text("missing or wrong CSRF token: reload the page and try again", 403);
+    }
+    await next();
+  });
+
+  const ctx = (c: Context<Env>): views.PageContext => ({ base: c.get("base"), csrf: guard.csrf(c.get("identity")), readOnly });
+  const page = (c: Context<Env>, title: string, body: Parameters<typeof views.layout>[2], status: 200 | 400 | 404 = 200) => c.html(views.layout(ctx(c), title, body), status);
+
+  app.get("/", async (c) => {
+    const { stats, schedules, at } = await overviewRead();
+    return page(c, "Overview", views.overview(ctx(c), stats, schedules, at));
+  });
+
+  app.get("/tasks", async (c) => {
+    const query = searchParams(c);
+    const registry = TaskRegistry.for(dataSource);
+    const type = query.type ? registry.byKey.get(query.type) : undefined;
+    const fields = type ? fieldInputs(type.metadata.columns, query) : [];
+    const filter = taskFilterOf(query, fields);
+    const before = query.before ? checkTaskId(query.before, "before (the page cursor)") : undefined;
+    const result = await listTaskPage({ dataSource, ...filter, status: filter.status as never, limit: 50, before });
+    const next = result.next === null ? null : `${c.get("base")}/tasks?${new URLSearchParams({ ...query, before: result.next }).toString()}`;
+    return page(c, "Tasks", views.tasksPage(ctx(c), query, [...registry.byKey.keys()].sort(), fields, result, next));
+  });
+
+  app.get("/tasks/find", (c) => c.redirect(`${c.get("base")}/tasks/${checkTaskId(searchParams(c).id ?? "", "id")}`, 303));
+
+  app.get("/tasks/:id", async (c) => {
+    const id = checkTaskId(c.req.param("id"), "task id");
+    const details = await showTask(id, { dataSource });
+    if (!details) return page(c, `Task ${id}`, views.message("No such task."), 404);
+    const key = typeof details.fields.uniqueKey === "string" ? details.fields.uniqueKey : null;
+    const sameKey = key ? (await tasksWithUniqueKey(dataSource, key, 20)).filter((t) => t.id !== id) : [];
+    return page(c, `Task ${id}`, views.taskPage(ctx(c), id, details, sameKey));
+  });
+
+  app.post("/tasks/:id/retry", async (c) => {
+    const id = checkTaskId(c.req.param("id"), "task id");
+    const r = await retryTask(id, { dataSource });
+    const said = r.outcome === "requeued" ? "Requeued." : r.outcome === "duplicate" ? `Still failed: task ${r.standingId ?? "?"} holds its unique key.` : r.outcome === "notFailed" ? `It is ${r.status}, not failed.` : "No such task.";
+    return page(c, `Task ${id}`, views.message(said, `${c.get("base")}/tasks/${id}`));
+  });
+  app.post("/tasks/:id/cancel", async (c) => {
+    const id = checkTaskId(c.req.param("id"), "task id");
+    const r = await cancelTask(id, { dataSource, reason: "cancelled from the dashboard" });
+    const said = { cancelled: "Cancelled.", cancelRequested: "Its worker was asked to stop it.", alreadyFinished: "It had already finished.", notFound: "No such task." }[r.outcome];
+    return page(c, `Task ${id}`, views.message(said, `${c.get("base")}/tasks/${id}`));
+  });
+  app.post("/tasks/:id/delete", async (c) => {
+    const id = checkTaskId(c.req.param("id"), "task id");
+    const details = await showTask(id, { dataSource });
+    const status = String(details?.fields.status ?? "");
+    if (!details || !["succeeded", "failed", "cancelled"].includes(status)) return page(c, `Task ${id}`, views.message(details ? `It is ${status}: only finished tasks are deleted.` : "No such task."), 400);
+    const r = await deleteTasks({ dataSource, id, status: status as never });
+    return page(c, `Task ${id}`, views.message(r.deleted === 1 ? "Deleted." : `Not deleted${r.blocked[0] ? `: ${r.blocked[0].error}` : ""}.`, `${c.get("base")}/tasks`));
+  });
+  app.post("/tasks/retry-failed", async (c) => {
+    const body = Object.fromEntries(Object.entries(await c.req.parseBody()).map(([k, v]) => [k, String(v)]));
+    const registry = TaskRegistry.for(dataSource);
+    const type = body.type ? registry.byKey.get(body.type) : undefined;
+    const filter = taskFilterOf(body, type ? fieldInputs(type.metadata.columns, body) : []);
+    const { _csrf, confirm, ...fields } = body;
+    void _csrf;
+    if (confirm !== "yes") return page(c, "Retry failed tasks", views.confirmPage(ctx(c), "/tasks/retry-failed", "Retry every failed task this filter matches?", fields));
+    const r = await retryFailed({ dataSource, ...filter, status: "failed" });
+    return page(c, "Retry failed tasks", views.message(`Requeued ${r.requeued}; ${r.duplicates} stayed failed (their unique key is held).`, `${c.get("base")}/tasks?status=failed`));
+  });
+
+  app.get("/workers", async (c) => page(c, "Workers", views.workersPage(await listWorkers({ dataSource }))));
+  app.get("/queues", async (c) => {
+    const controls = await listControls({ dataSource });
+    const stats = (await overviewRead()).stats;
+    const queues = [...new Set([...stats.counts.map((s) => s.queue), ...controls.filter((x) => x.scope === "queue").map((x) => x.name)])].sort();
+    return page(c, "Queues and schedules", views.queuesPage(ctx(c), controls, queues, await listSchedules({ dataSource })));
+  });
+  app.post("/queues/:queue/:act{pause|resume}", async (c) => {
+    const queue = c.req.param("queue");
+    await (c.req.param("act") === "pause" ? pauseQueue : resumeQueue)(queue, { dataSource });
+    overviewRead.forget();
+    return page(c, "Queues and schedules", views.message(`Queue ${queue} ${c.req.param("act") === "pause" ? "paused" : "resumed"}: every worker sees it within a second.`, `${c.get("base")}/queues`));
+  });
+  app.post("/queues/:queue/limits", async (c) => {
+    const queue = c.req.param("queue");
+    const raw = String((await c.req.parseBody()).concurrency ?? "").trim();
+    const concurrency = raw === "" || raw === "none" ? null : /^\d{1,7}$/.test(raw) ? Number(raw) : NaN;
+    if (Number.isNaN(concurrency)) throw new InvalidOptionError(`concurrency must be a whole number, or empty for none; got ${JSON.stringify(raw)}`);
+    await setQueueLimits(queue, { concurrency }, { dataSource });
+    return page(c, "Queues and schedules", views.message(`Queue ${queue}: concurrency ${concurrency ?? "unlimited"}.`, `${c.get("base")}/queues`));
+  });
+  app.post("/schedules/:name/:act{pause|resume}", async (c) => {
+    const name = c.req.param("name");
+    const found = await (c.req.param("act") === "pause" ? pauseSchedule : resumeSchedule)(name, { dataSource });
+    overviewRead.forget();
+    return page(c, "Queues and schedules", views.message(found ? `Schedule ${name} ${c.req.param("act") === "pause" ? "paused" : "resumed"}.` : "No such schedule.", `${c.get("base")}/queues`));
+  });
+
+  app.notFound((c) => c.text("not found", 404));
+  app.onError((err, c) => {
+    if (err instanceof OrmqError) return c.text(`bad request: ${err.message}`, 400);
+    options.logger?.error({ err }, "dashboard request failed");
+    return c.text("internal error (see the server's log)", 500);
+  });
+  return app;
+}
+
+/** A filter from query (or form) fields: status, type, queue, createdFrom/Before, and f.<prop>[.min|.max]. */
+function taskFilterOf(query: Record<string, string>, fields: views.FieldInput[]): TaskFilter {
+  const filter: TaskFilter = {};
+  if (query.status) {
+    if (!TASK_STATUSES.includes(query.status as never)) throw new InvalidOptionError(`unknown status ${JSON.stringify(query.status)}`);
+    filter.status = query.status as never;
+  }
+  if (query.type) filter.type = query.type;
+  if (query.queue) filter.queue = query.queue;
+  const date = (raw: string | undefined, name: string) => {
+    if (!raw) return undefined;
+    const d = new Date(raw);
+    if (Number.isNaN(d.getTime())) throw new InvalidOptionError(`${name} must be a date such as 2026-11-30T08:00, got ${JSON.stringify(raw)}`);
+    return d;
+  };
+  const from = date(query.createdFrom, "created from");
+  const before = date(query.createdBefore, "created before");
+  if (from) filter.createdFrom = from;
+  if (before) filter.createdBefore = before;
+  const known = new Set(fields.map((f) => f.name));
+  for (const key of Object.keys(query)) {
+    const m = /^f\.([^.]+)(?:\.(min|max))?$/.exec(key);
+    if (!m) continue;
+    if (!known.has(m[1])) throw new InvalidOptionError(`unknown filter column ${JSON.stringify(m[1])}${query.type ? ` for type ${JSON.stringify(query.type)}` : " (choose a type first)"}`);
+  }
+  for (const f of fields) {
+    let condition: FieldCondition | undefined;
+    if (f.kind === "number" && (f.min || f.max)) condition = { ...(f.min ? { min: f.min } : {}), ...(f.max ? { max: f.max } : {}) };
+    else if (f.kind !== "number" && f.value) condition = f.value;
+    if (condition !== undefined) (filter.fields ??= {})[f.name] = condition;
+  }
+  return filter;
+}
+
+/** The filter inputs of a class's own columns, by kind, with the values the query gives. */
+function fieldInputs(columns: readonly { propertyName: string; type: unknown; target: unknown; isDiscriminator: boolean; relationMetadata?: unknown }[], query: Record<string, string>): views.FieldInput[] {
+  const inputs: views.FieldInput[] = [];
+  for (const c of columns) {
+    if (c.target === BaseTaskEntity || c.isDiscriminator || c.relationMetadata) continue;
+    const type = typeof c.type === "string" ? c.type.toLowerCase() : c.type === Number ? "integer" : c.type === Boolean ? "boolean" : "varchar";
+    if (/json|simple-array|enum/.test(type)) continue;
+    const kind = /int|float|double|real|decimal|numeric/.test(type) ? "number" : /bool/.test(type) ? "boolean" : "text";
+    const name = c.propertyName;
+    inputs.push({ name, kind, value: query[`f.${name}`], min: query[`f.${name}.min`], max: query[`f.${name}.max`] });
+  }
+  return inputs;
+}
+
+/** The URL's query as an object (the last of repeated names). */
+function searchParams(c: Context<Env>): Record<string, string> {
+  return Object.fromEntries(new URL(c.req.url).searchParams);
+}
+
+function secure(c: Context<Env>): boolean {
+  return c.req.header("x-forwarded-proto") === "https" || (c.env.incoming.socket as { encrypted?: boolean }).encrypted === true;
+}
+
+/** One read shared by every caller for `ttlMs` (and by callers while it runs). */
+function sharedRead<T>(read: () => Promise<T>, ttlMs: number): (() => Promise<T>) & { forget(): void } {
+  let pending: Promise<T> | undefined;
+  let at = 0;
+  const get = () => {
+    if (!pending || Date.now() - at >= ttlMs) {
+      at = Date.now();
+      pending = read().catch((err: unknown) => {
+        pending = undefined;
+        throw err;
+      });
+    }
+    return pending;
+  };
+  return Object.assign(get, { forget: () => (pending = undefined) });
+}

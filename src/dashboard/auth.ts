@@ -1,0 +1,80 @@
+/**
+ * Who may use the dashboard, and CSRF protection of its actions. A token (a bearer header, or a
+ * cookie set by the login form), a hook into the host application's own sessions, or none (the
+ * CLI allows that only on loopback). Actions are POSTs carrying a token derived from the caller's
+ * credential and a secret of this dashboard: a page on another site cannot read it, so it cannot
+ * forge the form.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { InvalidOptionError } from "../errors";
+
+/** How the dashboard authenticates: a token, a hook (`auth(req)` true when allowed), or "none". */
+export type DashboardAuth = { token: string } | ((req: IncomingMessage) => boolean | Promise<boolean>) | "none";
+
+/** The cookie the login form sets. */
+export const SESSION_COOKIE = "ormq_dashboard";
+
+/** Checks an auth option: a missing or weak choice is refused when the dashboard is made. */
+export function checkAuth(auth: unknown): DashboardAuth {
+  if (auth === "none" || typeof auth === "function") return auth as DashboardAuth;
+  const token = (auth as { token?: unknown } | null)?.token;
+  if (typeof token === "string" && token.length >= 16) return { token };
+  throw new InvalidOptionError(
+    'ormqDashboard: choose how it authenticates: { auth: { token } } (at least 16 characters), { auth: (req) => boolean } (your own sessions), or { auth: "none" }',
+  );
+}
+
+export class Guard {
+  private readonly secret = randomBytes(32);
+
+  constructor(private readonly auth: DashboardAuth) {}
+
+  /** The caller's credential, when the request is allowed; null otherwise. */
+  async identity(req: IncomingMessage): Promise<string | null> {
+    if (this.auth === "none") return "none";
+    if (typeof this.auth === "function") return (await this.auth(req)) ? "hook" : null;
+    const header = req.headers.authorization;
+    const given = header?.startsWith("Bearer ") ? header.slice(7) : cookie(req, SESSION_COOKIE);
+    return given !== undefined && same(given, this.auth.token) ? "token" : null;
+  }
+
+  /** Whether a login form's token is right (token auth only). */
+  tokenMatches(given: string): boolean {
+    return typeof this.auth === "object" && same(given, this.auth.token);
+  }
+
+  get usesToken(): boolean {
+    return typeof this.auth === "object";
+  }
+
+  /** The CSRF token of a credential. */
+  csrf(identity: string): string {
+    const credential = typeof this.auth === "object" ? this.auth.token : "";
+    return createHmac("sha256", this.secret).update(`${identity}:${credential}`).digest("base64url");
+  }
+
+  checkCsrf(identity: string, given: unknown): boolean {
+    return typeof given === "string" && same(given, this.csrf(identity));
+  }
+}
+
+function same(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === name) {
+      try {
+        return decodeURIComponent(v.join("="));
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,180 @@
+/**
+ * The dashboard's routes against real databases: every page, every action, authentication (token,
+ * login form and cookie, hook), CSRF, read-only mode, escaping of hostile values, security
+ * headers, 400s for bad input, the shared overview read, and mounting under a path.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DataSource, Logger as OrmLogger } from "typeorm";
+import { BaseTaskEntity, cancelTask, createSchedule, enqueueMany, InvalidOptionError, listControls, listSchedules, ormqDashboard, processN, type DashboardOptions } from "../../src";
+import { WaitedTask, waitEntities } from "../fixtures/schedules";
+import { SendEmail, testEntities } from "../fixtures/tasks";
+import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+
+const TOKEN = "test-token-0123456789";
+const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`;
+
+async function serve(options: DashboardOptions): Promise<{ url: string; server: Server }> {
+  const server = createServer(ormqDashboard(options));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+describe.each(DIALECTS)("dashboard on %s", (dialect) => {
+  let ds: DataSource;
+  let db: TestDb;
+  let url: string;
+  let server: Server;
+  const auth = { Authorization: `Bearer ${TOKEN}` };
+  const get = (path: string, headers: Record<string, string> = auth) => fetch(url + path, { headers, redirect: "manual" });
+  const csrfOf = async (path = "/queues") => /name="_csrf" value="([^"]+)"/.exec(await (await get(path)).text())![1];
+  const post = async (path: string, fields: Record<string, string>, headers: Record<string, string> = auth) =>
+    fetch(url + path, { method: "POST", headers: { ...headers, "Content-Type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString(), redirect: "manual" });
+
+  afterAll(() => close(server));
+  useTestDatabase(dialect, (o) => ((ds = o.ds), (db = o.db)), [...testEntities, ...waitEntities]);
+  beforeAll(async () => ({ url, server } = await serve({ dataSource: ds, auth: { token: TOKEN } })));
+
+  it("refuses to be made without an authentication choice", () => {
+    expect(() => ormqDashboard({ dataSource: ds } as DashboardOptions)).toThrow(InvalidOptionError);
+    expect(() => ormqDashboard({ dataSource: ds, auth: { token: "short" } })).toThrow(/at least 16 characters/);
+  });
+
+  it("asks for the token: a login form sets a cookie; a wrong token or none gets nothing", async () => {
+    expect((await get("/", {})).headers.get("location")).toBe("/login");
+    expect((await post("/queues/default/pause", { _csrf: "x" }, {})).status).toBe(401);
+    expect((await get("/", { Authorization: "Bearer wrong-token-0123456789" })).status).toBe(303);
+    expect((await post("/login", { token: "nope" }, {})).status).toBe(401);
+    const login = await post("/login", { token: TOKEN }, {});
+    expect(login.status).toBe(303);
+    const cookie = login.headers.get("set-cookie")!;
+    expect(cookie).toMatch(/ormq_dashboard=.*HttpOnly; SameSite=Strict/);
+    const page = await get("/", { Cookie: cookie.split(";")[0] });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<h1>Overview</h1>");
+  });
+
+  it("serves every page with security headers and no inline script", async () => {
+    const [task] = await enqueueMany([WaitedTask.create({ mode: "return", n: 4 })], { dataSource: ds });
+    for (const path of ["/", "/tasks", "/tasks?type=waited_task&f.n.min=1&f.n.max=9", `/tasks/${task}`, "/workers", "/queues", "/assets/dashboard.js", "/assets/dashboard.css"]) {
+      const res = await get(path);
+      expect([path, res.status]).toEqual([path, 200]);
+      expect(res.headers.get("content-security-policy")).toMatch(/script-src 'self'/);
+      expect(res.headers.get("x-frame-options")).toBe("DENY");
+      if (path.startsWith("/assets")) continue;
+      const body = await res.text();
+      expect(body).not.toMatch(/<script>(?!<\/script>)/); // only <script src=…>, never a script body
+      expect(body).not.toMatch(/ on[a-z]+=/i);
+    }
+    const filtered = await (await get("/tasks?type=waited_task&f.n.min=4&f.n.max=4")).text();
+    expect(filtered).toContain(`/tasks/${task}"`);
+    expect((await (await get("/tasks?type=waited_task&f.n.min=5")).text())).not.toContain(`/tasks/${task}"`);
+  });
+
+  it("renders hostile values from the database as text", async () => {
+    const [id] = await enqueueMany([SendEmail.create({ to: HOSTILE })], { dataSource: ds });
+    await cancelTask(id, { dataSource: ds, reason: HOSTILE });
+    for (const path of [`/tasks/${id}`, "/tasks?type=send_email", `/tasks?type=send_email&f.to=${encodeURIComponent(HOSTILE)}`]) {
+      const body = await (await get(path)).text();
+      expect(body).toContain("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(1)&gt;");
+      expect(body).not.toContain("<script>alert(1)");
+      expect(body).not.toContain("<img src=x");
+    }
+  });
+
+  it("answers bad input with a 400 and a message, never a stack", async () => {
+    for (const [path, message] of [
+      ["/tasks/abc", /task id must be a positive 64-bit integer/],
+      ["/tasks?before=zz", /page cursor/],
+      ["/tasks?type=waited_task&f.nope=1", /unknown filter column "nope"/],
+      ["/tasks?f.n=1", /choose a type first/],
+      ["/tasks?status=bogus", /unknown status "bogus"/],
+      ["/tasks?type=waited_task&f.n.min=abc", /must be a number/],
+      ["/tasks?createdFrom=yesterday", /created from must be a date/],
+      ["/tasks/find?id=1%3Bdrop", /must be a positive 64-bit integer/],
+    ] as const) {
+      const res = await get(path);
+      const body = await res.text();
+      expect([path, res.status]).toEqual([path, 400]);
+      expect(body).toMatch(message);
+      expect(body).not.toMatch(/\n\s+at /);
+    }
+    expect((await get("/tasks/999999999")).status).toBe(404);
+  });
+
+  it("acts through the admin API: retry, cancel, delete, retry by filter with confirmation, pause and resume, limits, schedules; CSRF checked", async () => {
+    const ids = await enqueueMany([0, 1, 2].map((n) => WaitedTask.create({ mode: "fail", n: 100 + n })), { dataSource: ds });
+    await processN(WaitedTask, 100, { dataSource: ds, logger: memoryLogger().logger, scheduler: false });
+    const csrf = await csrfOf(`/tasks/${ids[1]}`);
+    expect((await post(`/tasks/${ids[0]}/retry`, {})).status).toBe(403);
+    expect((await post(`/tasks/${ids[0]}/retry`, { _csrf: "forged" })).status).toBe(403);
+    expect(await (await post(`/tasks/${ids[0]}/retry`, { _csrf: csrf })).text()).toContain("Requeued.");
+    expect((await ds.getRepository(WaitedTask).findOneByOrFail({ id: ids[0] })).status).toBe("pending");
+    expect(await (await post(`/tasks/${ids[0]}/cancel`, { _csrf: csrf })).text()).toContain("Cancelled.");
+    expect(await (await post(`/tasks/${ids[0]}/delete`, { _csrf: csrf })).text()).toContain("Deleted.");
+    expect(await ds.getRepository(BaseTaskEntity).countBy({ id: ids[0] })).toBe(0);
+    // Many tasks: a confirmation first.
+    const ask = await (await post("/tasks/retry-failed", { _csrf: csrf, status: "failed", type: "waited_task", "f.n.min": "101" })).text();
+    expect(ask).toContain("Retry every failed task this filter matches?");
+    expect(await ds.getRepository(WaitedTask).countBy({ status: "pending" })).toBe(0);
+    expect(await (await post("/tasks/retry-failed", { _csrf: csrf, status: "failed", type: "waited_task", "f.n.min": "101", confirm: "yes" })).text()).toContain("Requeued 2;");
+    expect(await (await post("/queues/mail/pause", { _csrf: csrf })).text()).toContain("Queue mail paused");
+    expect(await listControls({ dataSource: ds })).toEqual([expect.objectContaining({ scope: "queue", name: "mail", paused: true })]);
+    await post("/queues/mail/resume", { _csrf: csrf });
+    expect(await (await post("/queues/mail/limits", { _csrf: csrf, concurrency: "3" })).text()).toContain("concurrency 3");
+    expect((await post("/queues/mail/limits", { _csrf: csrf, concurrency: "many" })).status).toBe(400);
+    await createSchedule({ dataSource: ds, name: "nightly", type: WaitedTask, cron: "0 2 * * *", data: { mode: "return" } });
+    expect(await (await post("/schedules/nightly/pause", { _csrf: csrf })).text()).toContain("Schedule nightly paused");
+    expect((await listSchedules({ dataSource: ds, name: "nightly" }))[0].paused).toBe(true);
+  });
+
+  it("read-only: no action is shown, and every POST is refused", async () => {
+    const ro = await serve({ dataSource: ds, auth: { token: TOKEN }, readOnly: true });
+    try {
+      const page = await (await fetch(`${ro.url}/queues`, { headers: auth })).text();
+      expect(page).not.toContain('method="post"');
+      const res = await fetch(`${ro.url}/queues/mail/pause`, { method: "POST", headers: { ...auth, "Content-Type": "application/x-www-form-urlencoded" }, body: "_csrf=x" });
+      expect(res.status).toBe(403);
+    } finally {
+      await close(ro.server);
+    }
+  });
+
+  it("an auth hook decides from the request; a basePath prefixes every link", async () => {
+    const hooked = await serve({ dataSource: ds, auth: (req) => req.headers["x-session"] === "ok", basePath: "/ormq" });
+    try {
+      expect((await fetch(`${hooked.url}/ormq/`)).status).toBe(401);
+      const res = await fetch(`${hooked.url}/ormq/tasks`, { headers: { "x-session": "ok" } });
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      expect(body).toContain('href="/ormq/assets/dashboard.css"');
+      expect(body).toContain('action="/ormq/tasks"');
+    } finally {
+      await close(hooked.server);
+    }
+  });
+
+  it("many open overviews share one stats read per refresh interval", async () => {
+    let statsReads = 0;
+    const logger: OrmLogger = {
+      logQuery: (q) => void (/GROUP BY/.test(q) && /"status"/.test(q) && statsReads++),
+      logQueryError: () => {},
+      logQuerySlow: () => {},
+      logSchemaBuild: () => {},
+      logMigration: () => {},
+      log: () => {},
+    };
+    const counted = await openDataSource(db, [...testEntities, ...waitEntities], { logging: ["query"], logger }, false);
+    const shared = await serve({ dataSource: counted, auth: { token: TOKEN } });
+    try {
+      const pages = await Promise.all(Array.from({ length: 20 }, () => fetch(`${shared.url}/`, { headers: auth })));
+      expect(pages.map((p) => p.status)).toEqual(Array(20).fill(200));
+      expect(statsReads).toBe(1);
+    } finally {
+      await close(shared.server);
+      await counted.destroy();
+    }
+  });
+});
