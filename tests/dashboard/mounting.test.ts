@@ -1,0 +1,88 @@
+/**
+ * The dashboard mounted in Express, Fastify and Koa under /ormq, as docs/dashboard.md shows:
+ * pages answer under the prefix, links carry it, and the host application's own routes still work.
+ */
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import express from "express";
+import Fastify from "fastify";
+import Koa from "koa";
+import type { DataSource } from "typeorm";
+import { ormqDashboard } from "../../src";
+import { testEntities } from "../fixtures/tasks";
+import { useTestDatabase } from "../support/db";
+
+const TOKEN = "mount-token-0123456789";
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+async function check(url: string): Promise<void> {
+  const page = await fetch(`${url}/ormq/tasks`, { headers: auth });
+  expect(page.status).toBe(200);
+  const body = await page.text();
+  expect(body).toContain('href="/ormq/assets/dashboard.css"');
+  expect(body).toContain('action="/ormq/tasks"');
+  expect((await fetch(`${url}/ormq/assets/dashboard.js`)).status).toBe(200);
+  expect((await fetch(`${url}/ormq`, { headers: auth })).status).toBe(200);
+  expect(await (await fetch(`${url}/app`)).text()).toBe("the application");
+}
+
+const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+describe("the dashboard mounted in web frameworks", () => {
+  let ds: DataSource;
+  useTestDatabase("sqlite", (o) => (ds = o.ds), testEntities);
+
+  it("Express: app.use('/ormq', dashboard)", async () => {
+    const app = express();
+    app.use("/ormq", ormqDashboard({ dataSource: ds, auth: { token: TOKEN } }));
+    app.get("/app", (_req, res) => void res.send("the application"));
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, "127.0.0.1", () => resolve(s));
+    });
+    try {
+      await check(urlOf(server));
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("Fastify: the raw request and response, with basePath", async () => {
+    const fastify = Fastify();
+    const mounted = ormqDashboard({ dataSource: ds, auth: { token: TOKEN }, basePath: "/ormq" });
+    for (const path of ["/ormq", "/ormq/*"]) {
+      fastify.all(path, (req, reply) => {
+        reply.hijack();
+        mounted(req.raw, reply.raw);
+      });
+    }
+    fastify.get("/app", async () => "the application");
+    await fastify.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      await check(urlOf(fastify.server));
+    } finally {
+      await fastify.close();
+    }
+  });
+
+  it("Koa: ctx.respond = false, with basePath", async () => {
+    const app = new Koa();
+    const mounted = ormqDashboard({ dataSource: ds, auth: { token: TOKEN }, basePath: "/ormq" });
+    app.use(async (ctx, next) => {
+      if (ctx.path !== "/ormq" && !ctx.path.startsWith("/ormq/")) return next();
+      ctx.respond = false;
+      mounted(ctx.req, ctx.res);
+    });
+    app.use(async (ctx) => {
+      if (ctx.path === "/app") ctx.body = "the application";
+    });
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, "127.0.0.1", () => resolve(s));
+    });
+    try {
+      await check(urlOf(server));
+    } finally {
+      await close(server);
+    }
+  });
+});
