@@ -89,7 +89,7 @@ export {
 export { ERRORS_KEPT, MAX_DELAY_MS, MAX_ERRORS_BYTES, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES, MAX_STACK_CHARS, MAX_TIMER_MS } from "./storable";
 export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";
 export { ormqDataSourceOptions, DEFAULT_DATABASE } from "./config";
-export { getStats, getReadiness, countUnfinished, listWorkers, type QueueStats, type TaskCount, type QueueReadiness, type WorkerInfoRow } from "./admin/stats";
+export { getStats, getReadiness, countUnfinished, listWorkers, finishedByMinute, type QueueStats, type TaskCount, type QueueReadiness, type WorkerInfoRow } from "./admin/stats";
 export {
   listTasks,
   listTaskPage,

@@ -1,10 +1,11 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { databaseNow } from "../dialect/clock";
-import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, oldestReadyRunAt, readyByQueue, runningByWorker, workerRows } from "../dialect/taskReads";
+import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, finishedPerMinute, oldestReadyRunAt, readyByQueue, runningByWorker, workerRows } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
 import { readControlRows, type ControlRow } from "../dialect/controlsWrites";
 import { resolveDataSource } from "../dataSource";
+import { InvalidOptionError } from "../errors";
 import { ageMs, readInstant, readJson, type StoredInstant } from "./storedValues";
 
 /** A worker is live when not stopped and it sent a heartbeat within this long. */
@@ -133,5 +134,23 @@ export async function listWorkers(options: { dataSource?: DataSource } = {}): Pr
       stoppedAt: readInstant(r.stopped_at),
       running: running.get(String(r.id)) ?? 0,
     };
+  });
+}
+
+/**
+ * Tasks finished (any way) in each of the last `minutes` minutes (1 to 1,440), oldest first, by the
+ * database's clock; minutes with none are 0. It reads every task finished in that span (no index
+ * covers finish times): ask it once a minute, not once a second.
+ */
+export async function finishedByMinute(options: { dataSource?: DataSource; minutes?: number } = {}): Promise<{ minute: Date; count: number }[]> {
+  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
+  const minutes = options.minutes ?? 60;
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1_440) throw new InvalidOptionError(`finishedByMinute: minutes must be an integer from 1 to 1440, got ${JSON.stringify(minutes)}`);
+  const now = await databaseNow(dataSource);
+  const last = Math.floor(now / 60_000);
+  const counts = new Map((await finishedPerMinute(dataSource, (last - minutes + 1) * 60_000)).map((r) => [r.minute, r.count]));
+  return Array.from({ length: minutes }, (_, i) => {
+    const minute = last - minutes + 1 + i;
+    return { minute: new Date(minute * 60_000), count: counts.get(minute) ?? 0 };
   });
 }

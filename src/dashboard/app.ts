@@ -8,7 +8,9 @@
  * inline script). Bad input (an unknown filter column, a malformed id, a tampered cursor) is a 400
  * with a message; an unexpected error is a 500 without a stack.
  */
+import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { dirname, join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import { Hono, type Context } from "hono";
 import type { DataSource } from "typeorm";
@@ -19,7 +21,7 @@ import { listTaskPage, showTask, TASK_STATUSES } from "../admin/list";
 import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/queues";
 import { retryFailed, retryTask } from "../admin/retry";
 import { listSchedules, pauseSchedule, resumeSchedule } from "../admin/schedules";
-import { getStats, listWorkers } from "../admin/stats";
+import { finishedByMinute, getStats, listWorkers } from "../admin/stats";
 import type { FieldCondition, TaskFilter } from "../admin/taskFilter";
 import { tasksWithUniqueKey } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError } from "../errors";
@@ -45,6 +47,17 @@ export interface DashboardOptions {
 
 /** How often the overview refreshes, and how long one stats read serves every open page. */
 export const REFRESH_MS = 5_000;
+
+/** How long one read of the finished-per-minute chart serves every open page. */
+const CHART_MS = 60_000;
+
+/** uPlot's files, read from its package once (served by the dashboard itself: no CDN). */
+const uplotFiles = new Map<string, string>();
+function uplotAsset(name: string): string {
+  let text = uplotFiles.get(name);
+  if (text === undefined) uplotFiles.set(name, (text = readFileSync(join(dirname(require.resolve("uplot/package.json")), "dist", name), "utf8")));
+  return text;
+}
 
 const SECURITY_HEADERS: Record<string, string> = {
   "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -79,6 +92,8 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
   const { dataSource } = options;
   const readOnly = options.readOnly === true;
   const overviewRead = sharedRead(async () => ({ stats: await getStats({ dataSource }), schedules: await listSchedules({ dataSource }), at: new Date() }), REFRESH_MS);
+  // The chart's minutes change once a minute, and their read scans the hour's finished tasks.
+  const chartRead = sharedRead(() => finishedByMinute({ dataSource, minutes: 60 }), CHART_MS);
   const app = new Hono<Env>();
 
   app.use("*", async (c, next) => {
@@ -88,6 +103,8 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
   });
   app.get("/assets/dashboard.js", (c) => c.body(DASHBOARD_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
   app.get("/assets/dashboard.css", (c) => c.body(DASHBOARD_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
+  app.get("/assets/uplot.js", (c) => c.body(uplotAsset("uPlot.iife.min.js"), 200, { "Content-Type": "text/javascript; charset=utf-8" }));
+  app.get("/assets/uplot.css", (c) => c.body(uplotAsset("uPlot.min.css"), 200, { "Content-Type": "text/css; charset=utf-8" }));
   app.get("/login", (c) => (guard.usesToken ? c.html(views.loginPage(c.get("base"), false)) : c.text("not found", 404)));
   app.post("/login", async (c) => {
     if (!guard.usesToken) return c.text("not found", 404);
@@ -120,7 +137,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
 
   app.get("/", async (c) => {
     const { stats, schedules, at } = await overviewRead();
-    return page(c, "Overview", views.overview(ctx(c), stats, schedules, at));
+    return page(c, "Overview", views.overview(ctx(c), stats, schedules, at, await chartRead()));
   });
 
   app.get("/tasks", async (c) => {

@@ -6,6 +6,16 @@
 
 export const DASHBOARD_JS = `"use strict";
 (function () {
+  // The finished-per-minute chart (uPlot), from the numbers the page carries.
+  function draw() {
+    var el = document.getElementById("chart");
+    if (!el || !window.uPlot || el.dataset.drawn) return;
+    el.dataset.drawn = "1";
+    var data = JSON.parse(el.dataset.points || "[[],[]]");
+    new window.uPlot({ width: Math.min(900, el.clientWidth || 900), height: 180, scales: { x: { time: true } },
+      series: [{}, { label: "finished", stroke: "#2f6fdb", fill: "rgba(47,111,219,0.12)" }] }, data, el);
+  }
+  draw();
   var live = document.getElementById("live");
   if (live && live.dataset.refresh) {
     setInterval(function () {
@@ -16,6 +26,7 @@ export const DASHBOARD_JS = `"use strict";
           var doc = new DOMParser().parseFromString(text, "text/html");
           var next = doc.getElementById("live");
           if (next) live.replaceChildren.apply(live, Array.prototype.slice.call(next.childNodes));
+          draw();
         })
         .catch(function () {});
     }, 5000);

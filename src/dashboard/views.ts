@@ -24,7 +24,7 @@ export interface PageContext {
 export function layout(ctx: PageContext, title: string, body: Html): Html {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · ormq</title><link rel="stylesheet" href="${ctx.base}/assets/dashboard.css"><script src="${ctx.base}/assets/dashboard.js" defer></script></head>
+<title>${title} · ormq</title><link rel="stylesheet" href="${ctx.base}/assets/uplot.css"><link rel="stylesheet" href="${ctx.base}/assets/dashboard.css"><script src="${ctx.base}/assets/uplot.js" defer></script><script src="${ctx.base}/assets/dashboard.js" defer></script></head>
 <body><nav><b>ormq</b> <a href="${ctx.base}/">Overview</a> <a href="${ctx.base}/tasks">Tasks</a> <a href="${ctx.base}/workers">Workers</a> <a href="${ctx.base}/queues">Queues and schedules</a>${ctx.readOnly ? html` <span class="ro">read-only</span>` : ""}</nav>
 <main><h1>${title}</h1>${body}</main></body></html>`;
 }
@@ -37,7 +37,7 @@ export function action(ctx: PageContext, path: string, label: string, fields: Re
   )}<button type="submit">${label}</button></form>`;
 }
 
-export function overview(ctx: PageContext, stats: QueueStats, schedules: ScheduleInfo[], at: Date): Html {
+export function overview(ctx: PageContext, stats: QueueStats, schedules: ScheduleInfo[], at: Date, perMinute: { minute: Date; count: number }[]): Html {
   const queues = [...new Set(stats.counts.map((c) => c.queue))].sort();
   const count = (queue: string, status: string) => stats.counts.filter((c) => c.queue === queue && c.status === status).reduce((n, c) => n + c.count, 0);
   return html`<div id="live" data-refresh="${ctx.base}/?partial=1">
@@ -45,6 +45,8 @@ export function overview(ctx: PageContext, stats: QueueStats, schedules: Schedul
 <table><tr><th>queue</th>${TASK_STATUSES.map((s) => html`<th>${s}</th>`)}</tr>
 ${queues.map((q) => html`<tr><td><a href="${ctx.base}/tasks?queue=${encodeURIComponent(q)}">${q}</a></td>${TASK_STATUSES.map((s) => html`<td><a href="${ctx.base}/tasks?queue=${encodeURIComponent(q)}&amp;status=${s}">${count(q, s)}</a></td>`)}</tr>`)}
 </table>
+<h2>Finished per minute, the last hour</h2>
+<div id="chart" data-points="${JSON.stringify([perMinute.map((p) => p.minute.getTime() / 1000), perMinute.map((p) => p.count)])}"></div>
 <h2>Paused and limited</h2>${controls(ctx, stats.controls)}
 <h2>Schedules</h2>${scheduleTable(ctx, schedules)}
 ${stats.unknownTypes.length > 0 ? html`<h2>Types no class here runs</h2><ul>${stats.unknownTypes.map((u) => html`<li>${u.type}: ${u.count}</li>`)}</ul>` : ""}
@@ -133,7 +135,8 @@ ${["succeeded", "failed", "cancelled"].includes(status) ? action(ctx, `/tasks/${
 ${f.progress !== null && f.progress !== undefined ? html`<p>Progress: <progress max="1" value="${String(f.progress)}"></progress> ${Math.round(Number(f.progress) * 100)}% ${String(f.progressMessage ?? "")}</p>` : ""}
 <table class="fields">${Object.entries(f)
     .filter(([k]) => k !== "errors" && k !== "result")
-    .map(([k, v]) => html`<tr><th>${k}</th><td>${show(v)}</td></tr>`)}</table>
+    // The last error's first line here; its stack is under Errors.
+    .map(([k, v]) => html`<tr><th>${k}</th><td>${k === "lastError" && typeof v === "string" ? v.split("\n")[0] : show(v)}</td></tr>`)}</table>
 <h2>Result</h2><pre>${f.result === undefined || f.result === null ? "none" : JSON.stringify(f.result, null, 2)}</pre>
 <h2>Errors</h2>${errors.length === 0 ? html`<p>None.</p>` : errors.map((e) => html`<details><summary>attempt ${String(e.attempt ?? "?")}: ${String(e.name ?? "Error")}: ${String(e.message ?? "")}</summary><pre>${String(e.stack ?? "")}</pre></details>`)}
 <h2>History</h2><table><tr><th>at</th><th>event</th><th>attempt</th><th>worker</th><th>error</th></tr>

@@ -181,3 +181,20 @@ export async function tasksWithUniqueKey(ds: DataSource, key: string, limit: num
     .getRawMany<{ id: string | number; status: string }>();
   return rows.map((r) => ({ id: String(r.id), status: r.status }));
 }
+
+/**
+ * Tasks finished per minute since `since` (epoch ms), by minute (epoch ms / 60,000). No index
+ * covers finished_at: this reads the table's finished rows in range, which is why the dashboard
+ * asks at most once a minute.
+ */
+export async function finishedPerMinute(ds: DataSource, since: number): Promise<{ minute: number; count: number }[]> {
+  const rows = await ds
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.finished_at / 60000", "minute")
+    .addSelect("COUNT(*)", "count")
+    .where("t.finished_at >= :since", { since })
+    .groupBy("t.finished_at / 60000")
+    .getRawMany<{ minute: unknown; count: unknown }>();
+  return rows.map((r) => ({ minute: Math.floor(Number(r.minute)), count: Number(r.count) })).filter((r) => Number.isFinite(r.minute) && Number.isFinite(r.count));
+}

@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DataSource, Logger as OrmLogger } from "typeorm";
-import { BaseTaskEntity, cancelTask, createSchedule, enqueueMany, InvalidOptionError, listControls, listSchedules, ormqDashboard, processN, type DashboardOptions } from "../../src";
+import { BaseTaskEntity, cancelTask, createSchedule, enqueueMany, finishedByMinute, InvalidOptionError, listControls, listSchedules, ormqDashboard, processN, type DashboardOptions } from "../../src";
 import { WaitedTask, waitEntities } from "../fixtures/schedules";
 import { SendEmail, testEntities } from "../fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
@@ -154,6 +154,17 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
     } finally {
       await close(hooked.server);
     }
+  });
+
+  it("counts finished tasks per minute for the overview's chart", async () => {
+    const minutes = await finishedByMinute({ dataSource: ds, minutes: 60 });
+    expect(minutes).toHaveLength(60);
+    for (let i = 1; i < 60; i++) expect(minutes[i].minute.getTime() - minutes[i - 1].minute.getTime()).toBe(60_000);
+    const finished = await ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.finished_at >= :since", { since: minutes[0].minute.getTime() }).getCount();
+    expect(minutes.reduce((n, m) => n + m.count, 0)).toBe(finished);
+    expect(finished).toBeGreaterThan(0);
+    await expect(finishedByMinute({ dataSource: ds, minutes: 0 })).rejects.toThrow(/from 1 to 1440/);
+    expect(await (await get("/")).text()).toMatch(/id="chart" data-points="\[\[/);
   });
 
   it("many open overviews share one stats read per refresh interval", async () => {
