@@ -28,8 +28,9 @@ import { pruneDuringDrain } from "./scenarios/pruneDuringDrain";
 import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
 import { limitedDrains, uniqueEnqueue } from "./scenarios/flowControl";
+import { dashboardPages } from "./scenarios/dashboardPages";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -157,6 +158,10 @@ async function main() {
         (await limitedDrains(dbs, database, tasks)).forEach(record);
         (await uniqueEnqueue(dbs, database, 2_000)).forEach(record);
       });
+    }
+    // The dashboard's pages over a big table (a million tasks with ORMQ_BENCH_HUGE=1).
+    for (const database of databases) {
+      await run("dashboard", database, async () => (await dashboardPages(dbs, database, process.env.ORMQ_BENCH_HUGE === "1" ? 1_000_000 : tasks * 10)).forEach(record));
     }
     // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
     await run("scaling", "postgres", async () => {
