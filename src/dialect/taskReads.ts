@@ -119,8 +119,12 @@ export async function runningByWorker(ds: DataSource): Promise<Map<string, numbe
 
 /** The smallest and largest task ids, as decimal strings; null when there are no tasks. */
 export async function taskIdRange(ds: DataSource): Promise<{ min: string; max: string } | null> {
-  const row = await ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("MIN(t.id)", "min").addSelect("MAX(t.id)", "max").getRawOne<{ min: unknown; max: unknown }>();
-  return row && row.min !== null && row.max !== null ? { min: String(row.min), max: String(row.max) } : null;
+  // Two statements: SQLite answers a lone MIN() or MAX() from the index's end, but both in one
+  // statement read every row (100 ms a page at a million tasks, measured).
+  const one = (fn: "MIN" | "MAX") => ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select(`${fn}(t.id)`, "v").getRawOne<{ v: unknown }>();
+  const min = (await one("MIN"))?.v;
+  const max = (await one("MAX"))?.v;
+  return min !== null && min !== undefined && max !== null && max !== undefined ? { min: String(min), max: String(max) } : null;
 }
 
 /** A task's whole row (every column, by column name), or undefined. */
