@@ -39,5 +39,5 @@ nav{padding:.6em 1em;background:#1d2330;color:#fff}nav a{color:#cfe0ff;margin-ri
 main{padding:1em 1.5em}table{border-collapse:collapse;margin:.5em 0 1.2em}th,td{border-bottom:1px solid #e3e6ea;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f0f2f5}form.inline{display:inline}.filters{margin-bottom:1em}.filters .field{margin-left:.6em}
 pre{background:#f0f2f5;padding:.6em;overflow:auto;max-width:100%}.message{padding:.6em;background:#fff6d6;border:1px solid #f0d98a}
-table.fields th{width:14em}
+table.fields th{width:14em}nav .logout{float:right}
 `;

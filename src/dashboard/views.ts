@@ -6,7 +6,7 @@
  */
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import type { QueueStats, WorkerInfoRow } from "../admin/stats";
+import type { QueueReadiness, QueueStats, WorkerInfoRow } from "../admin/stats";
 import type { ControlRow } from "../admin/queues";
 import type { ScheduleInfo } from "../admin/schedules";
 import type { TaskDetails, TaskPage } from "../admin/list";
@@ -25,7 +25,7 @@ export function layout(ctx: PageContext, title: string, body: Html): Html {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · ormq</title><link rel="stylesheet" href="${ctx.base}/assets/uplot.css"><link rel="stylesheet" href="${ctx.base}/assets/dashboard.css"><script src="${ctx.base}/assets/uplot.js" defer></script><script src="${ctx.base}/assets/dashboard.js" defer></script></head>
-<body><nav><b>ormq</b> <a href="${ctx.base}/">Overview</a> <a href="${ctx.base}/tasks">Tasks</a> <a href="${ctx.base}/workers">Workers</a> <a href="${ctx.base}/queues">Queues and schedules</a>${ctx.readOnly ? html` <span class="ro">read-only</span>` : ""}</nav>
+<body><nav><b>ormq</b> <a href="${ctx.base}/">Overview</a> <a href="${ctx.base}/tasks">Tasks</a> <a href="${ctx.base}/workers">Workers</a> <a href="${ctx.base}/queues">Queues and schedules</a>${ctx.readOnly ? html` <span class="ro">read-only</span>` : ""}<form method="post" action="${ctx.base}/logout" class="inline logout"><input type="hidden" name="_csrf" value="${ctx.csrf}"><button type="submit">Sign out</button></form></nav>
 <main><h1>${title}</h1>${body}</main></body></html>`;
 }
 
@@ -37,13 +37,14 @@ export function action(ctx: PageContext, path: string, label: string, fields: Re
   )}<button type="submit">${label}</button></form>`;
 }
 
-export function overview(ctx: PageContext, stats: QueueStats, schedules: ScheduleInfo[], at: Date, perMinute: { minute: Date; count: number }[]): Html {
+export function overview(ctx: PageContext, stats: QueueStats, readiness: QueueReadiness[], schedules: ScheduleInfo[], at: Date, perMinute: { minute: Date; count: number }[]): Html {
+  const ready = new Map(readiness.map((r) => [r.queue, r]));
   const queues = [...new Set(stats.counts.map((c) => c.queue))].sort();
   const count = (queue: string, status: string) => stats.counts.filter((c) => c.queue === queue && c.status === status).reduce((n, c) => n + c.count, 0);
   return html`<div id="live" data-refresh="${ctx.base}/?partial=1">
 <p>As of ${at.toISOString()} · live workers: <b>${stats.liveWorkers}</b> · finished in the last minute: <b>${stats.finishedLastMinute}</b> · oldest ready task waited: <b>${stats.oldestReadyAgeMs === null ? "none ready" : `${Math.round(stats.oldestReadyAgeMs / 1000)} s`}</b></p>
-<table><tr><th>queue</th>${TASK_STATUSES.map((s) => html`<th>${s}</th>`)}</tr>
-${queues.map((q) => html`<tr><td><a href="${ctx.base}/tasks?queue=${encodeURIComponent(q)}">${q}</a></td>${TASK_STATUSES.map((s) => html`<td><a href="${ctx.base}/tasks?queue=${encodeURIComponent(q)}&amp;status=${s}">${count(q, s)}</a></td>`)}</tr>`)}
+<table><tr><th>queue</th>${TASK_STATUSES.map((s) => html`<th>${s}</th>`)}<th>ready</th><th>oldest ready waited</th></tr>
+${queues.map((q) => html`<tr><td><a href="${ctx.base}/tasks?queue=${encodeURIComponent(q)}">${q}</a></td>${TASK_STATUSES.map((s) => html`<td><a href="${ctx.base}/tasks?queue=${encodeURIComponent(q)}&amp;status=${s}">${count(q, s)}</a></td>`)}<td>${ready.get(q)?.ready ?? 0}</td><td>${ready.has(q) ? `${Math.round(ready.get(q)!.oldestReadyAgeMs / 1000)} s` : ""}</td></tr>`)}
 </table>
 <h2>Finished per minute, the last hour</h2>
 <div id="chart" data-points="${JSON.stringify([perMinute.map((p) => p.minute.getTime() / 1000), perMinute.map((p) => p.count)])}"></div>
@@ -76,7 +77,7 @@ export function queuesPage(ctx: PageContext, rows: ControlRow[], queues: string[
 ${queues.map((q) => {
   const c = rows.find((r) => r.scope === "queue" && r.name === q);
   return html`<tr><td>${q}</td><td>${c?.paused ? "paused " : ""}${action(ctx, `/queues/${encodeURIComponent(q)}/${c?.paused ? "resume" : "pause"}`, c?.paused ? "Resume" : "Pause")}</td>
-<td>${ctx.readOnly ? html`${c?.concurrency ?? "none"}` : html`<form method="post" action="${ctx.base}/queues/${encodeURIComponent(q)}/limits" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrf}">concurrency <input name="concurrency" size="6" value="${c?.concurrency ?? ""}" placeholder="none"> <button type="submit">Set</button></form>`}</td></tr>`;
+<td>${ctx.readOnly ? html`concurrency ${c?.concurrency ?? "none"}, rate ${c?.rate ? `${c.rate.max} per ${c.rate.perMs} ms` : "none"}` : html`<form method="post" action="${ctx.base}/queues/${encodeURIComponent(q)}/limits" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrf}">concurrency <input name="concurrency" size="6" value="${c?.concurrency ?? ""}" placeholder="none"> rate <input name="rateMax" size="6" value="${c?.rate?.max ?? ""}" placeholder="none"> per <input name="ratePer" size="6" value="${c?.rate ? `${c.rate.perMs}ms` : ""}" placeholder="1s"> <button type="submit">Set</button></form>`}</td></tr>`;
 })}</table>
 <h2>Paused and limited</h2>${controls(ctx, rows)}
 <h2>Schedules</h2>${scheduleTable(ctx, schedules)}`;
@@ -109,11 +110,13 @@ ${fields.map((f) =>
 <button type="submit">Filter</button></form>
 <form method="get" action="${ctx.base}/tasks/find" class="inline">id <input name="id" size="12"> <button type="submit">Open</button></form>
 ${q("status") === "failed" ? action(ctx, "/tasks/retry-failed", "Retry every failed task of this filter", filterFields(query)) : ""}
-<table><tr><th>id</th><th>type</th><th>queue</th><th>status</th><th>attempts</th><th>run at</th><th>progress</th><th>last error</th></tr>
+${ctx.readOnly ? "" : html`<form method="post" action="${ctx.base}/tasks/bulk" id="bulk"><input type="hidden" name="_csrf" value="${ctx.csrf}"></form>`}
+<table><tr>${ctx.readOnly ? "" : html`<th></th>`}<th>id</th><th>type</th><th>queue</th><th>status</th><th>attempts</th><th>run at</th><th>progress</th><th>last error</th></tr>
 ${page.tasks.map(
-  (t) => html`<tr><td><a href="${ctx.base}/tasks/${t.id}">${t.id}</a></td><td>${t.type}</td><td>${t.queue}</td><td>${t.status}</td><td>${t.attempts}/${t.maxAttempts}</td>
+  (t) => html`<tr>${ctx.readOnly ? "" : html`<td><input type="checkbox" name="ids" value="${t.id}" form="bulk" aria-label="select task ${t.id}"></td>`}<td><a href="${ctx.base}/tasks/${t.id}">${t.id}</a></td><td>${t.type}</td><td>${t.queue}</td><td>${t.status}</td><td>${t.attempts}/${t.maxAttempts}</td>
 <td>${show(t.runAt)}</td><td>${t.progress === null ? "" : `${Math.round(t.progress * 100)}%`} ${t.progressMessage ?? ""}</td><td>${(t.lastError ?? "").split("\n")[0].slice(0, 120)}</td></tr>`,
 )}</table>
+${ctx.readOnly || page.tasks.length === 0 ? "" : html`<p>Selected: <button type="submit" form="bulk" name="act" value="retry">Retry</button> <button type="submit" form="bulk" name="act" value="cancel">Cancel</button> <button type="submit" form="bulk" name="act" value="delete">Delete</button></p>`}
 ${page.tasks.length === 0 ? html`<p>No task on this page.</p>` : ""}
 ${nextHref ? html`<p><a href="${nextHref}">Older tasks →</a></p>` : ""}`;
 }
