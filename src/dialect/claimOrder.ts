@@ -22,3 +22,12 @@ export function compareBig(a: unknown, b: unknown): number {
   const y = BigInt(String(b));
   return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/** Columns every claim returns whatever it is asked for: its CTEs, its order and the worker read them. */
+const CLAIM_COLUMNS = ["id", "type", "queue", "priority", "run_at", "attempts", "status"];
+
+/** A claim's RETURNING list: the columns asked for (and those it needs), or every column. */
+export function returningColumns(columns: readonly string[] | undefined, column: (name: string) => string, all: string): string {
+  if (!columns) return all;
+  return [...new Set([...CLAIM_COLUMNS, ...columns])].map(column).join(", ");
+}

@@ -26,6 +26,13 @@ export interface ClaimRequest {
    * serialised with every other limited claim on the database (see limitedClaim.ts).
    */
   limits?: ClaimLimits;
+  /**
+   * The columns a claimed row brings back (database names, from the entity metadata); every
+   * column when absent. A worker asks for its types' columns only, not the ones it never reads
+   * (progress, the unique window, other classes' columns): measured, `t.*` of a 24-column row
+   * cost a default PostgreSQL drain 11 µs of worker CPU per task and a tenth of its rate.
+   */
+  columns?: readonly string[];
 }
 
 /** The concurrency limits a limited claim applies. */

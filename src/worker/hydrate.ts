@@ -45,3 +45,15 @@ function setter(column: ColumnMetadata, driver: Driver): (entity: BaseTaskEntity
   if (convert) return (entity, raw) => ((entity as unknown as Record<string, unknown>)[property] = convert(raw));
   return (entity, raw) => column.setEntityValue(entity, driver.prepareHydratedValue(raw, column));
 }
+
+/** Columns of ormq's own that a worker never reads from a claimed row (see ClaimRequest.columns). */
+const NOT_READ = new Set(["progress", "progress_message", "unique_window", "result"]);
+
+/** The columns a claim of these types must bring back: what hydrate() sets, for every type. */
+export function claimedColumns(metadatas: readonly EntityMetadata[]): string[] {
+  const names = new Set<string>();
+  for (const metadata of metadatas) {
+    for (const column of metadata.columns) if (!column.isVirtual && !column.relationMetadata && !NOT_READ.has(column.databaseName)) names.add(column.databaseName);
+  }
+  return [...names];
+}

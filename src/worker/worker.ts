@@ -20,6 +20,7 @@ import { HeldTasks, type ProcessSummary } from "./heldTasks";
 import type { ResolvedOptions } from "./options";
 import { finishRunning } from "./running";
 import { selectTypes } from "./typeSelection";
+import { claimedColumns } from "./hydrate";
 import { FlowGate } from "./flowGate";
 import { startControlsWatch } from "./controlsWatch";
 
@@ -147,7 +148,7 @@ export class Worker {
       if (this.options.scheduler) scheduler = await startScheduler(dataSource, [...registry.byKey.values()], this.logger);
       await dialect.listen(onAnnounced);
       const historyTypes = types.filter((t) => t.cls.history).map((t) => t.key);
-      const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes };
+      const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes, columns: claimedColumns(types.map((t) => t.metadata)) };
       const gate = new FlowGate(dialect, types, request);
       await gate.refresh(); // before the first claim: a paused queue is never claimed from
       maintenance.push(startControlsWatch(gate, held, this.logger, () => this.doze.wake("work")));

@@ -7,6 +7,7 @@ import { PostgresListener } from "./listener";
 import type { DialectOptions } from "../traits";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import { tagWriteError } from "../writeFailure";
+import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
@@ -184,7 +185,7 @@ export class PostgresDialect implements Dialect {
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
-      ), ${this.claimedFromPicked("$3", "$4", "$5")}
+      ), ${this.claimedFromPicked("$3", "$4", "$5", request.columns)}
       SELECT * FROM claimed WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
       ORDER BY priority DESC, run_at, id`;
     const { rows } = await this.query({ name: statementName("claim", text), text, values });
@@ -196,13 +197,13 @@ export class PostgresDialect implements Dialect {
    * worker (guarded: still pending) and returns the rows, `history` records their "started" events.
    * `worker`, `leaseMs` and `historyTypes` name the statement's parameters holding them.
    */
-  private claimedFromPicked(worker: string, leaseMs: string, historyTypes: string): string {
+  private claimedFromPicked(worker: string, leaseMs: string, historyTypes: string, columns: readonly string[] | undefined): string {
     return `claimed AS (
         UPDATE ${this.tables.tasks} t
         SET status = 'running', attempts = t.attempts + 1, locked_by = ${worker},
             locked_until = ${NOW_MS} + ${leaseMs}::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
         WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
-        RETURNING t.*
+        RETURNING ${returningColumns(columns, (c) => `t.${this.dataSource.driver.escape(c)}`, "t.*")}
       ), history AS (
         INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
         SELECT id, 'started', ${NOW_MS}, ${worker}, attempts FROM claimed WHERE type = ANY(${historyTypes}::text[])
@@ -220,7 +221,7 @@ export class PostgresDialect implements Dialect {
     const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
     const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, this.sqlParts(values));
     const text = `
-      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", "$3")}
+      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", "$3", request.columns)}
       SELECT * FROM claimed ORDER BY priority DESC, run_at, id`;
     const client = await this.pool.connect();
     try {

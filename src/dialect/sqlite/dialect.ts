@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { OrmqConfigurationError } from "../../errors";
 import type { Logger } from "../../logger";
-import { compareClaimOrder } from "../claimOrder";
+import { compareClaimOrder, returningColumns } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
@@ -122,7 +122,7 @@ export class SqliteDialect implements Dialect {
         SET status = 'running', attempts = attempts + 1, locked_by = ?,
             locked_until = ? + ?, started_at = ?, updated_at = ?
         WHERE status = 'pending' AND id IN (${pick})
-        RETURNING *`).all(this.workerId, now, request.leaseMs, now, now, ...values) as TaskRow[];
+        RETURNING ${returningColumns(request.columns, (c) => `"${c.replace(/"/g, '""')}"`, "*")}`).all(this.workerId, now, request.leaseMs, now, now, ...values) as TaskRow[];
       for (const row of claimed) {
         if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
       }
