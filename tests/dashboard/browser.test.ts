@@ -39,7 +39,11 @@ describeSystem("the dashboard in a browser", () => {
     stop.abort();
     await worker;
     await browser?.close();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => {
+      if (!server) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections(); // idle keep-alive sockets would hold the test process
+    });
   });
   useTestDatabase("sqlite", (o) => (ds = o.ds), [...testEntities, ...waitEntities]);
   beforeAll(async () => {

@@ -26,7 +26,11 @@ async function check(url: string): Promise<void> {
   expect(await (await fetch(`${url}/app`)).text()).toBe("the application");
 }
 
-const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+// closeAllConnections: fetch keeps idle sockets open, which would hold the test process after the run.
+const close = (server: Server) => new Promise<void>((resolve) => {
+  server.close(() => resolve());
+  server.closeAllConnections();
+});
 const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
 describe("the dashboard mounted in web frameworks", () => {

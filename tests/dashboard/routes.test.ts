@@ -20,7 +20,11 @@ async function serve(options: DashboardOptions): Promise<{ url: string; server: 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+// closeAllConnections: fetch keeps idle sockets open, which would hold the test process after the run.
+const close = (server: Server) => new Promise<void>((resolve) => {
+  server.close(() => resolve());
+  server.closeAllConnections();
+});
 
 describe.each(DIALECTS)("dashboard on %s", (dialect) => {
   let ds: DataSource;

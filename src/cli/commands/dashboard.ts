@@ -41,8 +41,9 @@ export async function dashboardCommand(flags: Flags): Promise<void> {
       process.once("SIGTERM", resolve);
     });
   } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections(); // open pages' keep-alive connections would hold the close
+    await closed;
     await conn.close();
   }
 }
