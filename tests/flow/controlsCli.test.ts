@@ -7,7 +7,8 @@ import { cancelTask, createSchedule, enqueueMany, MetaEntity, processN, SCHEMA_V
 import { SpanTask } from "../fixtures/flow";
 import { allTestEntities, SendEmail } from "../fixtures/tasks";
 import { memoryLogger, useTestDatabase, type TestDb } from "../support/db";
-import { DATA_SOURCE_MODULE, runCli } from "../support/processes";
+import { DATA_SOURCE_MODULE, runCli, startCli } from "../support/processes";
+import { until } from "../support/helpers";
 
 const D = ["-d", DATA_SOURCE_MODULE];
 
@@ -98,6 +99,27 @@ describe("flow controls through the ormq command (sqlite)", () => {
       expect(result.stderr.trim().split("\n")).toHaveLength(1);
     }
     await ds.getRepository(SendEmail).createQueryBuilder().delete().where("type = 'send_email'").execute();
+  });
+
+  it("ormq dashboard: refuses to start without an authentication choice; serves with a token until SIGTERM", async () => {
+    for (const [args, message] of [
+      [["dashboard"], /needs an authentication choice/],
+      [["dashboard", "--no-auth", "--host", "0.0.0.0"], /--no-auth is allowed only on a loopback address/],
+      [["dashboard", "--token", "short"], /at least 16 characters/],
+      [["dashboard", "--port", "70000", "--no-auth"], /--port/],
+    ] as const) {
+      const result = await runCli([...args, ...D], env());
+      expect({ args, code: result.code }).toEqual({ args, code: 1 });
+      expect(result.stderr).toMatch(message);
+    }
+    const token = "cli-token-0123456789abcdef";
+    const cli = startCli(["dashboard", "--port", "0", ...D], { ...env(), ORMQ_DASHBOARD_TOKEN: token });
+    await until("the dashboard listens", () => cli.stdoutLines().some((l) => l.startsWith("ormq dashboard on http://127.0.0.1:")));
+    const url = /http:\/\/[^ ]+/.exec(cli.stdoutLines().find((l) => l.startsWith("ormq dashboard on"))!)![0];
+    expect((await fetch(`${url}tasks`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect((await fetch(`${url}tasks`, { redirect: "manual" })).status).toBe(303);
+    cli.child.kill("SIGTERM");
+    expect((await cli.exited).code).toBe(0);
   });
 
   it("a worker refuses a schema newer than it knows", async () => {
