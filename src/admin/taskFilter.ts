@@ -4,7 +4,7 @@
  * class's property, never SQL from the caller), and applied to a query by the dialect
  * (dialect/taskFilterSql.ts). For retryFailed, deleteTasks, listTasks and the dashboard.
  */
-import type { DataSource } from "typeorm";
+import type { DataSource, EntityMetadata } from "typeorm";
 import { TASK_STATUSES, type TaskStatus } from "../../entities/status";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { CheckedTaskFilter, ColumnCondition } from "../dialect/taskFilterSql";
@@ -54,13 +54,28 @@ export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, wher
     const type = filter.type === undefined ? undefined : TaskRegistry.for(dataSource).byKey.get(filter.type);
     if (!type) throw new InvalidOptionError(`${where}: filtering on a class's columns needs the type of a task class this DataSource knows${filter.type ? ` (not ${JSON.stringify(filter.type)})` : ""}`);
     for (const name of names) {
-      const column = type.metadata.columns.find((c) => c.propertyName === name && c.target !== BaseTaskEntity && !c.isDiscriminator && !c.relationMetadata);
+      const column = ownColumns(type.metadata).find((c) => c.propertyName === name);
       if (!column) throw new InvalidOptionError(`${where}: ${JSON.stringify(name)} is not a column of ${type.cls.name}`);
       columns.push(condition(column.databaseName, kindOf(column.type), fields[name], `${where}: ${type.cls.name}.${name}`));
     }
   }
   const id = filter.id === undefined ? undefined : checkTaskId(filter.id, `${where}: id`);
   return { id, statuses, type: filter.type, queue, createdFrom: instant(filter.createdFrom, "createdFrom"), createdBefore: instant(filter.createdBefore, "createdBefore"), columns };
+}
+
+/** A class's own columns, the ones `fields` may name: not BaseTaskEntity's, the discriminator or relations. */
+function ownColumns(metadata: EntityMetadata): EntityMetadata["columns"] {
+  return metadata.columns.filter((c) => c.target !== BaseTaskEntity && !c.isDiscriminator && !c.relationMetadata);
+}
+
+/** The columns a filter form offers for a class, with the input each needs (JSON columns have none). */
+export function filterableColumns(metadata: EntityMetadata): { name: string; kind: "number" | "boolean" | "text" }[] {
+  const out: { name: string; kind: "number" | "boolean" | "text" }[] = [];
+  for (const column of ownColumns(metadata)) {
+    const { kind } = kindOf(column.type);
+    if (kind !== "json") out.push({ name: column.propertyName, kind: kind === "integer" ? "number" : kind });
+  }
+  return out;
 }
 
 /** What a column holds, as far as a filter is concerned. */

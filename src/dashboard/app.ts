@@ -13,8 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import { Hono, type Context } from "hono";
-import type { DataSource } from "typeorm";
-import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { DataSource, EntityMetadata } from "typeorm";
 import { cancelTask } from "../admin/cancel";
 import { deleteTasks } from "../admin/deleteTasks";
 import { listTaskPage, showTask, TASK_STATUSES } from "../admin/list";
@@ -22,7 +21,7 @@ import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/
 import { retryFailed, retryTask } from "../admin/retry";
 import { listSchedules, pauseSchedule, resumeSchedule } from "../admin/schedules";
 import { finishedByMinute, getReadiness, getStats, listWorkers } from "../admin/stats";
-import type { FieldCondition, TaskFilter } from "../admin/taskFilter";
+import { filterableColumns, type FieldCondition, type TaskFilter } from "../admin/taskFilter";
 import { tasksWithUniqueKey } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError } from "../errors";
 import type { Logger } from "../logger";
@@ -151,7 +150,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
     const query = searchParams(c);
     const registry = TaskRegistry.for(dataSource);
     const type = query.type ? registry.byKey.get(query.type) : undefined;
-    const fields = type ? fieldInputs(type.metadata.columns, query) : [];
+    const fields = type ? fieldInputs(type.metadata, query) : [];
     const filter = taskFilterOf(query, fields);
     const before = query.before ? checkTaskId(query.before, "before (the page cursor)") : undefined;
     const result = await listTaskPage({ dataSource, ...filter, status: filter.status as never, limit: 50, before });
@@ -220,7 +219,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
     const body = Object.fromEntries(Object.entries(await c.req.parseBody()).map(([k, v]) => [k, String(v)]));
     const registry = TaskRegistry.for(dataSource);
     const type = body.type ? registry.byKey.get(body.type) : undefined;
-    const filter = taskFilterOf(body, type ? fieldInputs(type.metadata.columns, body) : []);
+    const filter = taskFilterOf(body, type ? fieldInputs(type.metadata, body) : []);
     const { _csrf, confirm, ...fields } = body;
     void _csrf;
     if (confirm !== "yes") return page(c, "Retry failed tasks", views.confirmPage(ctx(c), "/tasks/retry-failed", "Retry every failed task this filter matches?", fields));
@@ -310,18 +309,9 @@ function taskFilterOf(query: Record<string, string>, fields: views.FieldInput[])
   return filter;
 }
 
-/** The filter inputs of a class's own columns, by kind, with the values the query gives. */
-function fieldInputs(columns: readonly { propertyName: string; type: unknown; target: unknown; isDiscriminator: boolean; relationMetadata?: unknown }[], query: Record<string, string>): views.FieldInput[] {
-  const inputs: views.FieldInput[] = [];
-  for (const c of columns) {
-    if (c.target === BaseTaskEntity || c.isDiscriminator || c.relationMetadata) continue;
-    const type = typeof c.type === "string" ? c.type.toLowerCase() : c.type === Number ? "integer" : c.type === Boolean ? "boolean" : "varchar";
-    if (/json|simple-array|enum/.test(type)) continue;
-    const kind = /int|float|double|real|decimal|numeric/.test(type) ? "number" : /bool/.test(type) ? "boolean" : "text";
-    const name = c.propertyName;
-    inputs.push({ name, kind, value: query[`f.${name}`], min: query[`f.${name}.min`], max: query[`f.${name}.max`] });
-  }
-  return inputs;
+/** The filter inputs of a class's own columns (see filterableColumns), with the values the query gives. */
+function fieldInputs(metadata: EntityMetadata, query: Record<string, string>): views.FieldInput[] {
+  return filterableColumns(metadata).map(({ name, kind }) => ({ name, kind, value: query[`f.${name}`], min: query[`f.${name}.min`], max: query[`f.${name}.max`] }));
 }
 
 /** The URL's query as an object (the last of repeated names). */
