@@ -3,7 +3,9 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity, processForever, processN, rescueExpiredTasks, WorkerEntity } from "../src";
 import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
 import { prepareDataSource } from "../src/dialect";
-import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
+import { OrmqConfigurationError } from "../src/errors";
+import { DatabaseBackoff } from "../src/worker/backoff";
+import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 
 describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
@@ -123,5 +125,59 @@ describe("postgres: connections the server ends", () => {
     } finally {
       for (const client of clients) client.release();
     }
+  });
+});
+
+describe("postgres: the database fails after the worker registered", () => {
+  let db: TestDb;
+  let ds: DataSource;
+  useTestDatabase("postgres", (opened) => ({ db, ds } = opened), testEntities);
+
+  it("a long-running worker whose start-up reads fail keeps trying, and starts when they succeed", async () => {
+    // What a restart between registering and the first claim looks like to the worker, made
+    // deterministic: the worker's role may register but not read the queue controls until granted.
+    const role = `ormq_start_${process.pid}_${Date.now()}`;
+    await ds.query(`CREATE ROLE ${role} LOGIN PASSWORD 'start'`);
+    await ds.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+    await ds.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+    await ds.query(`REVOKE SELECT ON ormq_controls FROM ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = "start";
+    const limited = await openDataSource({ ...db, url: url.toString() }, testEntities, { migrationsRun: false }, false);
+    const { logger, lines } = memoryLogger();
+    const stop = new AbortController();
+    try {
+      const running = processForever(RecordRun, { dataSource: limited, logger, signal: stop.signal });
+      await until("the worker retried its start", () => lines.some((l) => l.msg === "reading the queue controls failed; retrying"));
+      const task = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "after the outage" }));
+      await ds.query(`GRANT SELECT ON ormq_controls TO ${role}`);
+      await until("the task ran", async () => (await reload(ds, task)).status === "succeeded");
+      stop.abort();
+      expect(await running).toMatchObject({ succeeded: 1, failed: 0 });
+    } finally {
+      stop.abort();
+      await limited.destroy();
+      await ds.query(`DROP OWNED BY ${role}`);
+      await ds.query(`DROP ROLE ${role}`);
+    }
+  });
+});
+
+describe("waiting out a database that is down", () => {
+  it("a script gives up after five failures in a row, a long-running worker never; neither waits out a configuration error", () => {
+    const down = new Error("connection refused");
+    const script = new DatabaseBackoff(true);
+    const delays = Array.from({ length: 5 }, () => script.failed(down));
+    expect(delays).toEqual([200, 400, 800, 1_600, 3_200]);
+    expect(() => script.failed(down)).toThrow(down);
+    script.succeeded();
+    expect(script.failed(down)).toBe(200); // the count is of failures in a row
+
+    const forever = new DatabaseBackoff(false);
+    const longRun = Array.from({ length: 50 }, () => forever.failed(down));
+    expect(Math.max(...longRun)).toBe(5_000);
+    const config = new OrmqConfigurationError("run ormq's migrations");
+    expect(() => forever.failed(config)).toThrow(config);
   });
 });

@@ -1,12 +1,11 @@
 import type { ClaimRequest, Dialect, TaskFilter, TaskRow } from "../dialect";
 import type { Logger } from "../logger";
+import { DatabaseBackoff } from "./backoff";
 import type { Doze } from "./doze";
 import type { HeldTasks } from "./heldTasks";
 import type { ResolvedOptions } from "./options";
 import type { PrefetchGauge } from "./prefetchGauge";
 
-/** A worker that cannot claim (database down) backs off up to this long between tries. */
-const MAX_CLAIM_BACKOFF_MS = 5_000;
 /**
  * Outcomes waiting to be written beyond this many stop further claims: slots free when run()
  * returns, so without a bound a slow database would let finished-but-unwritten tasks pile up.
@@ -60,7 +59,7 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
     }
     return doze.sleep(ms, wakeOnRoom);
   };
-  let claimFailures = 0;
+  const backoff = new DatabaseBackoff(limit !== Infinity);
   try {
     while (!deps.stopRequested()) {
       held.fill();
@@ -78,12 +77,9 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
         try {
           ({ rows, full } = await deps.claim(want));
           gauge.claimedIn(performance.now() - claimStarted);
-          claimFailures = 0;
+          backoff.succeeded();
         } catch (err) {
-          claimFailures++;
-          // A script (processN) should hear that the database is gone; a long-running worker waits.
-          if (limit !== Infinity && claimFailures > 5) throw err;
-          const delay = Math.min(MAX_CLAIM_BACKOFF_MS, 100 * 2 ** claimFailures);
+          const delay = backoff.failed(err);
           logger.warn({ err, retryInMs: delay }, "claim failed; retrying");
           await sleep(delay);
           continue;

@@ -12,6 +12,7 @@ import { startRescuer } from "../maintenance/rescuer";
 import { startScheduler, type Scheduler } from "../maintenance/scheduler";
 import { TaskRegistry, type TaskClass } from "../registry";
 import { startCancelWatcher } from "./cancelWatcher";
+import { DatabaseBackoff } from "./backoff";
 import { runClaimLoop } from "./claimLoop";
 import { PrefetchGauge } from "./prefetchGauge";
 import { Completer } from "./completer";
@@ -145,12 +146,14 @@ export class Worker {
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
       // Every class schedule the DataSource knows, not only this worker's types: a schedule is
       // declared in code, whoever runs its tasks.
-      if (this.options.scheduler) scheduler = await startScheduler(dataSource, [...registry.byKey.values()], this.logger);
+      if (this.options.scheduler) scheduler = await this.waitingOutOutages("starting the scheduler", () => startScheduler(dataSource, [...registry.byKey.values()], this.logger));
       await dialect.listen(onAnnounced);
       const historyTypes = types.filter((t) => t.cls.history).map((t) => t.key);
       const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes, columns: claimedColumns(types.map((t) => t.metadata)) };
       const gate = new FlowGate(dialect, types, request);
-      await gate.refresh(); // before the first claim: a paused queue is never claimed from
+      // Before the first claim: a paused queue is never claimed from. (Stopped before it could be
+      // read, the claim loop returns without claiming.)
+      await this.waitingOutOutages("reading the queue controls", () => gate.refresh());
       maintenance.push(startControlsWatch(gate, held, this.logger, () => this.doze.wake("work")));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency, paused: gate.paused }, "worker started");
       await runClaimLoop({
@@ -193,5 +196,23 @@ export class Worker {
     }
     if (this.failure !== undefined) throw toError(this.failure);
     return { ...held.summary };
+  }
+
+  /**
+   * Runs a step of the worker's start until it succeeds, waiting out a database that went away
+   * after the worker registered (see DatabaseBackoff). Undefined when the worker is stopped first.
+   */
+  private async waitingOutOutages<T>(what: string, step: () => Promise<T>): Promise<T | undefined> {
+    const backoff = new DatabaseBackoff(this.limit !== Infinity);
+    while (!this.stopRequested) {
+      try {
+        return await step();
+      } catch (err) {
+        const delay = backoff.failed(err);
+        this.logger.warn({ err, retryInMs: delay }, `${what} failed; retrying`);
+        await this.doze.sleep(delay);
+      }
+    }
+    return undefined;
   }
 }
