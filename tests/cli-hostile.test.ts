@@ -96,7 +96,11 @@ describe.each(DIALECTS)("%s: ormq under hostile input", (dialect) => {
   ];
   /** A short title: the module path left out, long arguments cut. */
   const title = (args: string[]) => args.filter((a) => a !== DATA_SOURCE_MODULE && a !== "-d").map((a) => (a.length > 24 ? `${a.slice(0, 20)}…(${a.length})` : a)).join(" ");
-  it.each(attacks.map(([args, problem]) => [title(args), args, problem] as const))("ormq %s fails with one line naming the problem, and touches nothing", async (_title, args, problem) => {
+  // Arguments are refused before the database is opened, the same way whatever it is: those run
+  // once, on SQLite. --data is checked against the column types the DataSource reports, which
+  // differ by database: those run on both.
+  const here = attacks.filter(([args]) => dialect === "sqlite" || args.includes("--data"));
+  it.each(here.map(([args, problem]) => [title(args), args, problem] as const))("ormq %s fails with one line naming the problem, and touches nothing", async (_title, args, problem) => {
     const before = await snapshot();
     expectOneLine(await runCli(args, env()), problem);
     expect(await snapshot()).toEqual(before);
