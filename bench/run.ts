@@ -2,7 +2,8 @@
  * ormq's benchmark: `npm run bench` (all scenarios, both databases), or a part of it:
  *   npm run bench -- --only drain,latency --databases postgres
  * Scenarios: enqueue, drain, latency, backlog, scheduled, memory, ceiling, scaling (1, 2, 4 and 8
- * worker processes on one PostgreSQL), flow (limited, rate-limited and unique beside plain), others (graphile-worker
+ * worker processes on one PostgreSQL), flow (limited, rate-limited and unique beside plain), executors (run() on the
+ * event loop, in a thread, in a process: start-up and per task), others (graphile-worker
  * and plainjob head to head with ormq, alternating runs, medians of three). Each result is printed as one JSON line as it comes; the run ends
  * with a table, and a full run (or ORMQ_BENCH_RESULTS=path) writes bench/RESULTS.md.
  * Environment: ORMQ_BENCH_TASKS (default 20000: drain size; the backlog scenario also runs ten
@@ -29,8 +30,9 @@ import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
 import { limitedDrains, uniqueEnqueue } from "./scenarios/flowControl";
 import { dashboardPages } from "./scenarios/dashboardPages";
+import { executors } from "./scenarios/executors";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard", "executors"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -162,6 +164,10 @@ async function main() {
     // The dashboard's pages over a big table (a million tasks with ORMQ_BENCH_HUGE=1).
     for (const database of databases) {
       await run("dashboard", database, async () => (await dashboardPages(dbs, database, process.env.ORMQ_BENCH_HUGE === "1" ? 1_000_000 : tasks * 10)).forEach(record));
+    }
+    // What running run() in a thread or a child process costs, against the event loop.
+    for (const database of databases) {
+      await run("executors", database, async () => (await executors(dbs, database, Math.min(tasks, 5_000))).forEach(record));
     }
     // Many worker processes on one PostgreSQL (twice the drain size, so each process has work).
     await run("scaling", "postgres", async () => {

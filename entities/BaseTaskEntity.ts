@@ -96,16 +96,24 @@ export abstract class BaseTaskEntity extends BaseEntity {
    */
   static keepSucceeded = true;
   /**
-   * Where `run()` runs: `"async"` on the worker's event loop (the default, right for I/O), or
+   * Where `run()` runs: `"async"` on the worker's event loop (the default, right for I/O);
    * `"thread"` in the worker's thread pool, for CPU-bound work that would otherwise stall
-   * heartbeats and other tasks. A thread class must also say where it lives (`static module`).
+   * heartbeats and other tasks; `"process"` in a pool of child processes, for tasks that may
+   * crash (native code), run out of memory or leak, which would take a thread's whole process
+   * down. A thread or process class must also say where it lives (`static module`).
    */
-  static executor: "async" | "thread" = "async";
+  static executor: "async" | "thread" | "process" = "async";
   /**
    * The compiled module that defines this class (`static module = __filename`), which a task
-   * thread loads. Needed only with `executor = "thread"`.
+   * thread or process loads. Needed only with `executor = "thread"` or `"process"`.
    */
   static module: string | undefined = undefined;
+  /**
+   * With `executor = "process"`: the heap, in MB, a run may use (its process's V8 heap limit). A
+   * run past it fails its attempt with TaskMemoryLimitError and its process is replaced. Memory
+   * outside the V8 heap (Buffers, native allocations) is not counted. Unset: Node's default.
+   */
+  static memoryLimitMb: number | undefined = undefined;
   /**
    * At most one unfinished task of this class per combination of these columns, enforced by the
    * database: `{ by: ["accountId"], onConflict: "skip" | "replace" | "error", within?: "1h" }`.

@@ -77,6 +77,8 @@ export {
   SnoozeTask,
   CancelTask,
   TaskTimeoutError,
+  TaskProcessExitError,
+  TaskMemoryLimitError,
   HookTimeoutError,
   TaskCancelledError,
   TaskFailedError,

@@ -53,9 +53,7 @@ export class TaskRegistry {
         );
       }
       if (typeof cls.prototype.run !== "function") continue; // an abstract intermediate class
-      if (cls.executor === "thread" && !cls.module) {
-        throw new TaskDefinitionError(`task class ${cls.name} runs in a thread but does not say where it lives: add \`static module = __filename\``);
-      }
+      checkExecutor(cls);
       const key = String(metadata.discriminatorValue);
       this.byKey.set(key, {
         key,
@@ -120,4 +118,36 @@ function classSchedule(cls: TaskClass): TaskType["schedule"] {
   if (option === undefined || option === null) return null;
   const spec = scheduleSpecOf(option, `${cls.name}.schedule`, (message) => new TaskDefinitionError(message));
   return { spec, data: typeof option === "object" ? (option as { data?: unknown }).data : undefined };
+}
+
+/** The most heap a process task may be given, in MB (1 TiB): a bound, not a recommendation. */
+const MAX_MEMORY_LIMIT_MB = 1_048_576;
+/** Below this a task process cannot load TypeORM and a DataSource. */
+const MIN_MEMORY_LIMIT_MB = 32;
+
+/** A class's `static executor`, `module` and `memoryLimitMb`, checked together. */
+export function checkExecutor(cls: TaskClass): void {
+  const executor: unknown = cls.executor;
+  if (executor !== "async" && executor !== "thread" && executor !== "process") {
+    throw new TaskDefinitionError(`task class ${cls.name}: static executor must be "async", "thread" or "process", got ${shown(executor)}`);
+  }
+  if (executor !== "async" && (typeof cls.module !== "string" || cls.module === "")) {
+    throw new TaskDefinitionError(`task class ${cls.name} runs in a ${executor} but does not say where it lives: add \`static module = __filename\``);
+  }
+  const limit: unknown = cls.memoryLimitMb;
+  if (limit === undefined || limit === null) return;
+  if (executor !== "process") {
+    throw new TaskDefinitionError(`task class ${cls.name}: static memoryLimitMb applies to executor = "process" only (a thread or the event loop shares its heap)`);
+  }
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < MIN_MEMORY_LIMIT_MB || limit > MAX_MEMORY_LIMIT_MB) {
+    throw new TaskDefinitionError(
+      `task class ${cls.name}: static memoryLimitMb must be an integer from ${MIN_MEMORY_LIMIT_MB} to ${MAX_MEMORY_LIMIT_MB} (MB), got ${shown(limit)}`,
+    );
+  }
+}
+
+/** A value in a definition error: strings and numbers as they are, anything else by its type. */
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.slice(0, 100));
+  return typeof value === "number" ? String(value) : typeof value;
 }

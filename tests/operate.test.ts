@@ -14,7 +14,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Mailer, RecordRun, testEntities, UsesMailer } from "./fixtures/tasks";
 import { createTestDb, memoryLogger, openDataSource, useTestDatabase } from "./support/db";
-import { TaskRegistry } from "../src/registry";
+import fc from "fast-check";
+import { checkExecutor, TaskRegistry, type TaskClass } from "../src/registry";
 import { expectedSummary, reload } from "./support/helpers";
 
 describe("worker settings", () => {
@@ -55,7 +56,30 @@ class ThreadWithoutModule extends BaseTaskEntity {
   async run() {}
 }
 
-describe("thread task definitions", () => {
+describe("thread and process task definitions", () => {
+  it("executor, module and memoryLimitMb, whatever they hold, are taken or refused with one TaskDefinitionError naming the class", () => {
+    const anything = fc.oneof(fc.anything(), fc.constantFrom("async", "thread", "process"), fc.integer(), fc.double());
+    fc.assert(
+      fc.property(anything, fc.option(fc.oneof(fc.string(), fc.anything()), { nil: undefined }), fc.option(anything, { nil: undefined }), (executor, module, memoryLimitMb) => {
+        const cls = { name: "Hostile", executor, module, memoryLimitMb } as unknown as TaskClass;
+        const valid =
+          (executor === "async" || ((executor === "thread" || executor === "process") && typeof module === "string" && module !== "")) &&
+          (memoryLimitMb === undefined || memoryLimitMb === null || (executor === "process" && Number.isInteger(memoryLimitMb) && (memoryLimitMb as number) >= 32 && (memoryLimitMb as number) <= 1_048_576));
+        let thrown: unknown;
+        try {
+          checkExecutor(cls);
+        } catch (err) {
+          thrown = err;
+        }
+        if (valid) expect(thrown).toBeUndefined();
+        else {
+          expect(thrown).toBeInstanceOf(TaskDefinitionError);
+          expect((thrown as Error).message).toMatch(/^task class Hostile/);
+        }
+      }),
+    );
+  });
+
   it("a thread class that does not name its module fails at start-up, naming the fix", async () => {
     const db = await createTestDb("sqlite");
     const ds = await openDataSource(db, [ThreadWithoutModule]);

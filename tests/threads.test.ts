@@ -11,7 +11,7 @@ import { BaseTaskEntity } from "../src";
 import { RecordRun, allTestEntities, ThreadJob } from "./fixtures/tasks";
 import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
 import { reload, until } from "./support/helpers";
-import { DATA_SOURCE_MODULE, spawnWorker } from "./support/processes";
+import { spawnBootstrapWorker } from "./support/processes";
 
 describe.each(DIALECTS)("%s: thread tasks", (dialect) => {
   let db: TestDb;
@@ -21,18 +21,7 @@ describe.each(DIALECTS)("%s: thread tasks", (dialect) => {
   beforeAll(() => (dir = mkdtempSync(join(tmpdir(), "ormq-threads-"))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function worker(extra: Record<string, string> = {}) {
-    const w = spawnWorker({
-      ORMQ_DATABASE_URL: db.url,
-      ORMQ_BOOTSTRAP: DATA_SOURCE_MODULE,
-      ORMQ_LEASE_MS: "3000",
-      ORMQ_HEARTBEAT_INTERVAL_MS: "200",
-      ORMQ_POLL_INTERVAL_MS: "50",
-      ...extra,
-    });
-    w.ready.then(() => w.child.stdin!.write("go\n"));
-    return w;
-  }
+  const worker = (extra: Record<string, string> = {}) => spawnBootstrapWorker(db.url, extra);
 
   it("a CPU-bound thread task delays neither heartbeats nor other tasks", async () => {
     const marker = join(dir, `${dialect}-release`);

@@ -89,6 +89,30 @@ export class TaskTimeoutError extends OrmqError {
 }
 
 /**
+ * A process task's child process ended while it ran the attempt: a native crash, `process.exit()`,
+ * a kill from outside. The attempt fails with it (and is retried per the task's policy); the pool
+ * starts another process.
+ */
+export class TaskProcessExitError extends OrmqError {
+  constructor(
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+  ) {
+    super(`the task's process ended while it ran: ${signal ? `killed by ${signal}` : `exit code ${String(exitCode)}`}`);
+  }
+}
+
+/**
+ * A process task ran past its `static memoryLimitMb`: its process ran out of the heap it was given
+ * and was ended. The attempt fails with it (and is retried per the task's policy).
+ */
+export class TaskMemoryLimitError extends OrmqError {
+  constructor(readonly limitMb: number) {
+    super(`the task ran past its memory limit of ${limitMb} MB (its process ran out of heap)`);
+  }
+}
+
+/**
  * A hook (`error()`, `shouldRetry()`, `failed()`, the retry policy) that did not settle within the
  * worker's `hookTimeoutMs`: recorded like a hook that threw, and the task's outcome stands.
  */

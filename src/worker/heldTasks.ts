@@ -15,6 +15,7 @@ import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
 import { attemptOf, failedForGood, handedBack } from "./outcome";
 import type { RunningTask } from "./running";
+import { ProcessPool } from "./processes/pool";
 import { ThreadPool } from "./threads/pool";
 
 /** What a worker did: attempts finished, and how they ended. */
@@ -85,6 +86,8 @@ export class HeldTasks {
   private readonly abandoned: AbandonedRuns;
   /** Runs `static executor = "thread"` tasks; created when the first one starts. */
   private threadPool: ThreadPool | undefined;
+  /** Runs `static executor = "process"` tasks; created when the first one starts. */
+  private processPool: ProcessPool | undefined;
 
   constructor(private readonly deps: HeldTasksDeps) {
     this.abandoned = new AbandonedRuns(deps.options.maxAbandonedRuns, deps.logger, deps.onAbandonLimit);
@@ -209,7 +212,7 @@ export class HeldTasks {
 
   /** Closes the thread pool, if one was started. */
   async close(): Promise<void> {
-    await this.threadPool?.close();
+    await Promise.all([this.threadPool?.close(), this.processPool?.close()]);
   }
 
   private start(row: TaskRow): void {
@@ -249,7 +252,9 @@ export class HeldTasks {
     const runTask =
       cls.executor === "thread"
         ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
-        : undefined;
+        : cls.executor === "process"
+          ? (t: BaseTaskEntity) => this.processes().run(t, row, ctx)
+          : undefined;
     const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
     /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
     let requeued = false;
@@ -302,6 +307,12 @@ export class HeldTasks {
       (report) => writeProgress(this.deps.options.dataSource.manager, owner, report),
       (err) => owner.logger.warn({ err }, "could not record the task's progress"),
     );
+
+  private processes(): ProcessPool {
+    const { taskProcesses: size, bootstrap, taskProcessMaxTasks: maxTasks, taskProcessRecycleMb: recycleMb } = this.deps.options;
+    this.processPool ??= new ProcessPool({ size, bootstrap: bootstrap!, maxTasks, recycleMb, logger: this.deps.logger });
+    return this.processPool;
+  }
 
   private threads(): ThreadPool {
     this.threadPool ??= new ThreadPool({ size: this.deps.options.threads, bootstrap: this.deps.options.bootstrap! });

@@ -45,6 +45,9 @@ export interface ResolvedOptions {
   logger: Logger;
   container: DependencyContainer | undefined;
   threads: number;
+  taskProcesses: number;
+  taskProcessMaxTasks: number;
+  taskProcessRecycleMb: number;
   bootstrap: string | null;
   metrics: OrmqMetrics | undefined;
   onAttemptFinished: ((event: AttemptFinished) => void) | undefined;
@@ -115,6 +118,9 @@ export function resolveOptions(cls: TaskClass, given: WorkerOptions = {}, source
     logger: options.logger ?? (logLevel ? createLogger(logLevel) : getDefaultLogger()),
     container: options.container,
     threads: positiveInteger("threads", options.threads ?? Math.min(concurrency, availableParallelism()), 1_024),
+    taskProcesses: positiveInteger("taskProcesses", options.taskProcesses ?? Math.min(concurrency, availableParallelism()), 1_024),
+    taskProcessMaxTasks: positiveInteger("taskProcessMaxTasks", options.taskProcessMaxTasks ?? 1_000, MAX_COUNT),
+    taskProcessRecycleMb: positiveInteger("taskProcessRecycleMb", options.taskProcessRecycleMb ?? 1_024, 1_048_576),
     bootstrap: options.bootstrap ?? null,
     metrics: options.metrics,
     onAttemptFinished: options.onAttemptFinished,

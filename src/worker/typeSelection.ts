@@ -13,11 +13,11 @@ export function selectTypes(taskClass: TaskClass, all: TaskType[], options: Pick
     );
   }
   for (const t of types) {
-    // (That a thread class names its module is checked with the class, by the registry.)
-    if (t.cls.executor !== "thread") continue;
+    // (That a thread or process class names its module is checked with the class, by the registry.)
+    if (t.cls.executor === "async") continue;
     if (!options.bootstrap) {
       throw new OrmqConfigurationError(
-        `${t.cls.name} runs in a thread: give the worker a bootstrap module (option \`bootstrap\`, --bootstrap or ORMQ_BOOTSTRAP) that exports the thread's DataSource`,
+        `${t.cls.name} runs in a ${t.cls.executor}: give the worker a bootstrap module (option \`bootstrap\`, --bootstrap or ORMQ_BOOTSTRAP) that exports the ${t.cls.executor}'s DataSource`,
       );
     }
   }

@@ -89,10 +89,16 @@ export interface WorkerOptions {
   container?: DependencyContainer;
   /** Size of the worker_threads pool for `static executor = "thread"` tasks. Default min(concurrency, CPUs). */
   threads?: number;
+  /** Size of the process pool for `static executor = "process"` tasks. Default min(concurrency, CPUs). */
+  taskProcesses?: number;
+  /** A task process is replaced after this many attempts, so that leaks do not pile up. Default 1000. */
+  taskProcessMaxTasks?: number;
+  /** A task process holding more than this many MB resident after an attempt is replaced. Default 1024. */
+  taskProcessRecycleMb?: number;
   /**
-   * The module a task thread loads before running thread tasks: it exports the DataSource the
-   * thread works with (`dataSource` or default) and optionally a tsyringe `container`. Required
-   * when a class declares `static executor = "thread"`.
+   * The module a task thread or process loads before running its tasks: it exports the DataSource
+   * it works with (`dataSource` or default) and optionally a tsyringe `container`. Required when a
+   * class declares `static executor = "thread"` or `"process"`.
    */
   bootstrap?: string;
   /** Prometheus metrics to record into (see `createMetrics`). */

@@ -43,6 +43,23 @@ export function spawnWorker(env: Record<string, string>, prefix: string[] = []):
   return { child, ready, exited, stderr: () => stderr };
 }
 
+/**
+ * A worker process over every test type, thread and process tasks included (their bootstrap is
+ * the test DataSource module), with a short lease and poll; it starts at once.
+ */
+export function spawnBootstrapWorker(url: string, extra: Record<string, string> = {}): WorkerProcess {
+  const w = spawnWorker({
+    ORMQ_DATABASE_URL: url,
+    ORMQ_BOOTSTRAP: DATA_SOURCE_MODULE,
+    ORMQ_LEASE_MS: "3000",
+    ORMQ_HEARTBEAT_INTERVAL_MS: "200",
+    ORMQ_POLL_INTERVAL_MS: "50",
+    ...extra,
+  });
+  void w.ready.then(() => w.child.stdin!.write("go\n"));
+  return w;
+}
+
 /** The compiled `ormq` binary and the user DataSource module it loads in the tests. */
 export const CLI = join(__dirname, "..", "..", "dist", "src", "cli", "main.js");
 export const DATA_SOURCE_MODULE = join(__dirname, "..", "..", "dist", "tests", "fixtures", "data-source.js");

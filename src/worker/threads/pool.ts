@@ -13,7 +13,7 @@ import type { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import type { TaskRow } from "../../dialect";
 import { OrmqConfigurationError } from "../../errors";
 import type { TaskContext } from "../context";
-import { fromRecord, toRecord, type LogLine, type ProgressLine, type ThreadReply, type ThreadTask } from "./messages";
+import { fromRecord, PORT_END, relayLine, toRecord, type LogLine, type ProgressLine, type RemoteReply, type ThreadTask } from "../remote/messages";
 
 /**
  * After a thread task's signal aborts (timeout, cancel, shutdown), how long run() has to notice
@@ -21,7 +21,7 @@ import { fromRecord, toRecord, type LogLine, type ProgressLine, type ThreadReply
  * the thread is the only way to get the CPU back.
  */
 const TERMINATE_AFTER_ABORT_MS = 1_000;
-/** How long to wait for a thread's last log lines after its reply (its port normally closes at once). */
+/** How long to wait for a thread's last log lines after its reply (they normally come at once; a terminated thread sends none). */
 const PORT_DRAIN_MS = 1_000;
 
 export class ThreadPool {
@@ -54,12 +54,13 @@ export class ThreadPool {
       port1.postMessage(toRecord(ctx.signal.reason));
       terminateTimer = setTimeout(() => terminate.abort(), TERMINATE_AFTER_ABORT_MS);
     };
-    port1.on("message", (line: LogLine | ProgressLine) => {
-      if ("progress" in line) ctx.progress(line.progress.fraction, line.progress.message ?? undefined).catch(() => undefined);
-      else ctx.logger[line.level](line.obj, line.msg);
+    // The thread ends with PORT_END after its last line; until then lines may still be on the way.
+    let markDrained!: () => void;
+    const drained = new Promise<void>((resolve) => (markDrained = resolve));
+    port1.on("message", (line: LogLine | ProgressLine | typeof PORT_END) => {
+      if ("end" in line) markDrained();
+      else relayLine(ctx, line);
     });
-    // The thread closes its end after its last log line; until then lines may still be on the way.
-    const drained = new Promise<void>((resolve) => port1.once("close", resolve));
     if (ctx.signal.aborted) onAbort();
     else ctx.signal.addEventListener("abort", onAbort, { once: true });
     const message: ThreadTask = {
@@ -71,7 +72,7 @@ export class ThreadPool {
       port: port2,
     };
     try {
-      const reply: ThreadReply = await this.pool.run(message, { transferList: [port2] as never, signal: terminate.signal });
+      const reply: RemoteReply = await this.pool.run(message, { transferList: [port2] as never, signal: terminate.signal });
       if (reply.ok) return reply.value;
       throw fromRecord(reply.error);
     } catch (err) {

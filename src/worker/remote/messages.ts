@@ -1,21 +1,27 @@
 /**
- * What crosses between a worker and its task threads. Errors cannot cross as themselves (the
- * structured clone keeps only built-in error types), so they travel as records and are rebuilt on
- * the other side: SnoozeTask and CancelTask keep their meaning, and a thrown TypeError is still a
- * TypeError for retry policies such as `retryOn(TypeError)`.
+ * What crosses between a worker and the threads or child processes that run its tasks' run().
+ * Errors cannot cross as themselves (the structured clone keeps only built-in error types), so
+ * they travel as records and are rebuilt on the other side: SnoozeTask and CancelTask keep their
+ * meaning, and a thrown TypeError is still a TypeError for retry policies such as
+ * `retryOn(TypeError)`.
  */
 import type { MessagePort } from "node:worker_threads";
 import type { TaskRow } from "../../dialect";
+import type { Logger } from "../../logger";
 import { CancelTask, SnoozeTask, TaskCancelledError, TaskTimeoutError, WorkerShutdownError } from "../../errors";
 
-/** One attempt, as sent to a thread. */
-export interface ThreadTask {
-  /** The claimed row, hydrated again in the thread by the thread's own DataSource. */
+/** One attempt, as sent to a thread or a child process. */
+export interface RemoteTask {
+  /** The claimed row, hydrated again there by that side's own DataSource. */
   row: TaskRow;
   type: string;
   module: string;
   attempt: number;
   workerId: string;
+}
+
+/** One attempt, as sent to a thread. */
+export interface ThreadTask extends RemoteTask {
   /** Brings the abort reason to the thread when the attempt's signal aborts; takes log lines back. */
   port: MessagePort;
 }
@@ -32,7 +38,18 @@ export interface ProgressLine {
   progress: { fraction: number; message: string | null };
 }
 
-export type ThreadReply = { ok: true; value: unknown } | { ok: false; error: ErrorRecord };
+export type RemoteReply = { ok: true; value: unknown } | { ok: false; error: ErrorRecord };
+
+/** A thread's last message on an attempt's port: every line before it has arrived. */
+export const PORT_END = { end: true } as const;
+
+/** What a worker sends a task process (see processes/child.ts). */
+export type ToChild = { kind: "run"; task: RemoteTask } | { kind: "abort"; reason: ErrorRecord };
+
+/** What a task process sends back: its attempt's lines, and its reply with what it now holds. */
+export type FromChild =
+  | { kind: "line"; line: LogLine | ProgressLine }
+  | { kind: "reply"; reply: RemoteReply; memory: { rssBytes: number; heapUsedBytes: number } };
 
 export interface ErrorRecord {
   name: string;
@@ -67,4 +84,10 @@ export function fromRecord(record: ErrorRecord): Error {
   }
   if (record.stack) err.stack = record.stack;
   return err;
+}
+
+/** The worker's side: a line from a thread or process, written to the attempt's logger or progress. */
+export function relayLine(ctx: { logger: Logger; progress(fraction: number, message?: string): Promise<void> }, line: LogLine | ProgressLine): void {
+  if ("progress" in line) ctx.progress(line.progress.fraction, line.progress.message ?? undefined).catch(() => undefined);
+  else ctx.logger[line.level](line.obj, line.msg);
 }

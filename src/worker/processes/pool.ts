@@ -1,0 +1,280 @@
+/**
+ * The worker's side of `static executor = "process"`: a pool of child processes, each of which
+ * loads the user's bootstrap module once and runs one attempt at a time. In Node a process is the
+ * only isolation there is: a task that crashes in native code, runs out of memory or leaks takes
+ * its own process down, not the worker and the other tasks it holds.
+ *
+ * - A process started for a class with `static memoryLimitMb` gets that as its V8 heap limit and
+ *   runs only tasks with the same limit. A run past it ends the process: the attempt fails with
+ *   TaskMemoryLimitError.
+ * - A process that ends while it runs an attempt (a crash, `process.exit()`, a kill from outside)
+ *   fails the attempt with TaskProcessExitError naming the exit code or signal.
+ * - A timeout, a cancel or the shutdown abort reach run() as its signal's reason; a run that has
+ *   not settled TERMINATE_AFTER_ABORT_MS later has its process killed.
+ * - A process is retired after `maxTasks` attempts, or when it holds more than `recycleMb` resident
+ *   after one, so that leaks do not pile up. Processes start when needed, never ahead.
+ *
+ * Hand-written over child_process.fork rather than on a pool library: workerpool (the well-kept
+ * candidate) cannot retire one process after N tasks, and a process that exits between tasks there
+ * fails the next task sent to it ("Worker is terminated"); tinypool's crash error does not say
+ * the exit code or signal. What this needs of a pool is the small part below.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
+import type { TaskRow } from "../../dialect";
+import { OrmqConfigurationError, TaskMemoryLimitError, TaskProcessExitError, toError } from "../../errors";
+import type { Logger } from "../../logger";
+import type { TaskContext } from "../context";
+import { fromRecord, relayLine, toRecord, type FromChild, type ToChild } from "../remote/messages";
+
+/** After an attempt's signal aborts, how long run() has to settle before its process is killed. */
+const TERMINATE_AFTER_ABORT_MS = 1_000;
+/** A retired process closes its DataSource and exits; past this it is killed. */
+const RETIRE_KILL_AFTER_MS = 5_000;
+/** What V8 prints when a process runs out of the heap it was given. */
+const OUT_OF_HEAP = /heap out of memory|Reached heap limit/;
+/** The end of a process's stderr kept to read why it died. */
+const STDERR_TAIL_CHARS = 4_096;
+/** After a process exits, how long its last stderr may take to arrive. */
+const STDERR_DRAIN_MS = 200;
+
+export interface ProcessPoolOptions {
+  size: number;
+  bootstrap: string;
+  /** Retire a process after this many attempts. */
+  maxTasks: number;
+  /** Retire a process that holds more than this, resident, after an attempt. */
+  recycleMb: number;
+  logger: Logger;
+}
+
+interface Child {
+  proc: ChildProcess;
+  limitMb: number | null;
+  attempts: number;
+  busy: boolean;
+  retiring: boolean;
+  gone: boolean;
+  rssBytes: number;
+  stderrTail: string;
+  stderrEnded: Promise<void>;
+  exited: Promise<void>;
+}
+
+interface Waiter {
+  limitMb: number | null;
+  give: (child: Child) => void;
+}
+
+export class ProcessPool {
+  private readonly entry: string;
+  private readonly bootstrap: string;
+  private readonly children = new Set<Child>();
+  private readonly waiting: Waiter[] = [];
+
+  constructor(private readonly options: ProcessPoolOptions) {
+    // Processes run compiled JavaScript: the entry point is the compiled child.js.
+    this.entry = join(__dirname, "child.js");
+    if (!existsSync(this.entry)) {
+      throw new OrmqConfigurationError(`the process executor needs ormq's compiled JavaScript (${this.entry} is missing)`);
+    }
+    this.bootstrap = resolve(process.cwd(), options.bootstrap);
+  }
+
+  /** Runs `task`'s run() in a process; resolves with its value or rejects with its error. */
+  async run(task: BaseTaskEntity, row: TaskRow, ctx: TaskContext): Promise<unknown> {
+    const cls = task.constructor as typeof BaseTaskEntity;
+    const limitMb = cls.memoryLimitMb ?? null;
+    const child = await this.acquire(limitMb, ctx.signal);
+    try {
+      return await this.runOn(child, { kind: "run", task: { row, type: String(row.type), module: cls.module!, attempt: ctx.attempt, workerId: ctx.workerId } }, ctx);
+    } finally {
+      this.release(child);
+    }
+  }
+
+  /** Retires every process and waits for them to exit. */
+  async close(): Promise<void> {
+    const exits = [...this.children].map((child) => {
+      this.retire(child);
+      return child.exited;
+    });
+    await Promise.all(exits);
+  }
+
+  /** A free process with the heap limit asked for: an idle one, or a new one when there is room. */
+  private acquire(limitMb: number | null, signal: AbortSignal): Promise<Child> {
+    if (signal.aborted) return Promise.reject(toError(signal.reason));
+    return new Promise<Child>((resolvePromise, reject) => {
+      const onAbort = () => {
+        const at = this.waiting.indexOf(waiter);
+        if (at >= 0) this.waiting.splice(at, 1);
+        reject(toError(signal.reason));
+      };
+      const waiter: Waiter = {
+        limitMb,
+        give: (child) => {
+          signal.removeEventListener("abort", onAbort);
+          resolvePromise(child);
+        },
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waiting.push(waiter);
+      this.dispatch();
+    });
+  }
+
+  /** Hands out processes to the attempts waiting, in order, starting processes where there is room. */
+  private dispatch(): void {
+    for (let i = 0; i < this.waiting.length; ) {
+      const waiter = this.waiting[i];
+      const usable = (c: Child) => !c.busy && !c.retiring && !c.gone;
+      let child = [...this.children].find((c) => usable(c) && c.limitMb === waiter.limitMb);
+      if (!child) {
+        const live = [...this.children].filter((c) => !c.retiring && !c.gone);
+        if (live.length >= this.options.size) {
+          // Full: an idle process with another heap limit makes way; otherwise the attempt waits.
+          const other = live.find(usable);
+          if (!other) {
+            i++;
+            continue;
+          }
+          this.retire(other);
+        }
+        child = this.spawn(waiter.limitMb);
+      }
+      this.waiting.splice(i, 1);
+      child.busy = true;
+      waiter.give(child);
+    }
+  }
+
+  private release(child: Child): void {
+    child.busy = false;
+    child.attempts++;
+    if (!child.gone && !child.retiring) {
+      if (child.attempts >= this.options.maxTasks) this.retire(child);
+      else if (child.rssBytes > this.options.recycleMb * 1024 * 1024) {
+        this.options.logger.info({ pid: child.proc.pid, rssMb: Math.round(child.rssBytes / 1024 / 1024), recycleMb: this.options.recycleMb }, "task process recycled past its memory mark");
+        this.retire(child);
+      }
+    }
+    this.dispatch();
+  }
+
+  private spawn(limitMb: number | null): Child {
+    const proc = fork(this.entry, [this.bootstrap], {
+      // Only the heap limit: the worker's own flags (an inspector port, a loader) are not the task's.
+      execArgv: limitMb === null ? [] : [`--max-old-space-size=${limitMb}`],
+      // The structured clone, as for threads: Dates, Buffers and bigints in rows and results survive.
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+    });
+    let exitedResolve!: () => void;
+    const child: Child = {
+      proc,
+      limitMb,
+      attempts: 0,
+      busy: false,
+      retiring: false,
+      gone: false,
+      rssBytes: 0,
+      stderrTail: "",
+      stderrEnded: new Promise<void>((done) => proc.stderr!.once("close", done)),
+      exited: new Promise<void>((done) => (exitedResolve = done)),
+    };
+    // Its stderr goes where the worker's does, and its end is kept to tell a heap limit from a crash.
+    proc.stderr!.on("data", (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      child.stderrTail = (child.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);
+    });
+    const gone = (code: number | null, signal: string | null) => {
+      if (child.gone) return;
+      child.gone = true;
+      this.children.delete(child);
+      exitedResolve();
+      if (!child.busy && !child.retiring) this.options.logger.warn({ pid: proc.pid, exitCode: code, signal }, "a task process ended between attempts; another starts when needed");
+      this.dispatch();
+    };
+    proc.once("exit", gone);
+    // A fork that failed (no pid) never exits: it is gone all the same.
+    proc.on("error", (err) => {
+      this.options.logger.warn({ err, pid: proc.pid }, "task process error");
+      if (proc.pid === undefined) gone(null, null);
+    });
+    this.children.add(child);
+    return child;
+  }
+
+  /** Closes a process's channel: it closes its DataSource and exits, or is killed after a while. */
+  private retire(child: Child): void {
+    if (child.retiring || child.gone) return;
+    child.retiring = true;
+    const timer = setTimeout(() => child.proc.kill("SIGKILL"), RETIRE_KILL_AFTER_MS);
+    timer.unref();
+    void child.exited.then(() => clearTimeout(timer));
+    if (child.proc.connected) child.proc.disconnect();
+    else child.proc.kill("SIGKILL");
+  }
+
+  /** Runs one attempt on `child`, to its reply, or to the process's end. */
+  private runOn(child: Child, message: ToChild, ctx: TaskContext): Promise<unknown> {
+    const { proc } = child;
+    return new Promise<unknown>((resolvePromise, reject) => {
+      let killTimer: NodeJS.Timeout | undefined;
+      let killedForAbort = false;
+      const finish = () => {
+        clearTimeout(killTimer);
+        ctx.signal.removeEventListener("abort", onAbort);
+        proc.off("message", onMessage);
+        proc.off("exit", onExit);
+      };
+      const onAbort = () => {
+        post(proc, { kind: "abort", reason: toRecord(ctx.signal.reason) });
+        killTimer = setTimeout(() => {
+          killedForAbort = true;
+          proc.kill("SIGKILL");
+        }, TERMINATE_AFTER_ABORT_MS);
+      };
+      const onMessage = (received: FromChild) => {
+        if (received.kind === "line") return relayLine(ctx, received.line);
+        finish();
+        child.rssBytes = received.memory.rssBytes;
+        if (received.reply.ok) resolvePromise(received.reply.value);
+        else reject(fromRecord(received.reply.error));
+      };
+      const onExit = (code: number | null, signal: string | null) => {
+        finish();
+        // Its last words (V8's out-of-heap message) may still be on their way.
+        void Promise.race([child.stderrEnded, new Promise((r) => setTimeout(r, STDERR_DRAIN_MS))]).then(() => {
+          if (killedForAbort) reject(toError(ctx.signal.reason));
+          else if (child.limitMb !== null && OUT_OF_HEAP.test(child.stderrTail)) reject(new TaskMemoryLimitError(child.limitMb));
+          else reject(new TaskProcessExitError(code, signal));
+        });
+      };
+      proc.on("message", onMessage);
+      proc.once("exit", onExit);
+      if (ctx.signal.aborted) onAbort();
+      else ctx.signal.addEventListener("abort", onAbort, { once: true });
+      if (child.gone || !proc.connected) return onExit(proc.exitCode, proc.signalCode);
+      try {
+        proc.send(message);
+      } catch (err) {
+        // A row the structured clone cannot carry: the attempt fails with why; the process is fine.
+        finish();
+        reject(toError(err));
+      }
+    });
+  }
+}
+
+/** Sends to a process whose channel may have closed (it died): its exit says what happened. */
+function post(proc: ChildProcess, message: ToChild): void {
+  try {
+    if (proc.connected) proc.send(message);
+  } catch {
+    // the exit handler reports it
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The far side of a thread or process task: what runs an attempt's run() away from the worker.
+ * It loads the user's bootstrap module once (its DataSource and, optionally, a tsyringe
+ * container), then for each attempt hydrates the claimed row into the task's class, builds a
+ * context on its own DataSource and container, and replies with the value or the error. The
+ * claim, the outcome and the hooks stay with the worker; log lines and progress go back to it.
+ */
+import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import type { DataSource } from "typeorm";
+import { OrmqConfigurationError } from "../../errors";
+import type { Logger } from "../../logger";
+import { loadDataSourceModule } from "../../moduleLoader";
+import { TaskRegistry } from "../../registry";
+import { createTaskContext } from "../context";
+import { hydrate } from "../hydrate";
+import { checkProgress } from "../progress";
+import { toRecord, type LogLine, type ProgressLine, type RemoteReply, type RemoteTask } from "./messages";
+
+interface Booted {
+  dataSource: DataSource;
+  container: DependencyContainer;
+  registry: TaskRegistry;
+}
+
+export class RemoteRuntime {
+  private booted: Promise<Booted> | undefined;
+
+  constructor(private readonly bootstrap: string) {}
+
+  /** Runs one attempt. Never throws: whatever happens is the reply. */
+  async run(message: RemoteTask, signal: AbortSignal, send: (line: LogLine | ProgressLine) => void): Promise<RemoteReply> {
+    try {
+      // A failed start (database down) is retried by the next attempt rather than kept forever.
+      this.booted ??= this.boot().catch((err) => {
+        this.booted = undefined;
+        throw err;
+      });
+      const { dataSource, container, registry } = await this.booted;
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require(message.module);
+      const type = registry.byKey.get(message.type);
+      if (!type) {
+        throw new OrmqConfigurationError(`task type ${message.type} is not among the entities of the bootstrap module's DataSource (${this.bootstrap})`);
+      }
+      const task = hydrate(type.metadata, dataSource.driver, message.row);
+      const ctx = createTaskContext({
+        attempt: message.attempt,
+        signal,
+        logger: () => lineLogger(send, {}),
+        dataSource,
+        workerId: message.workerId,
+        scheduledFor: task.scheduleName ? task.runAt : null,
+        // Checked here, so a bad value throws in the task; recorded (and throttled) by the worker.
+        progress: () => ({
+          report: async (fraction, text) => send({ progress: checkProgress(fraction, text) }),
+        }),
+        container,
+      });
+      return { ok: true, value: await task.run(ctx) };
+    } catch (err) {
+      return { ok: false, error: toRecord(err) };
+    }
+  }
+
+  /** Closes the DataSource, if it was opened. */
+  async close(): Promise<void> {
+    const booted = await this.booted?.catch(() => undefined);
+    if (booted?.dataSource.isInitialized) await booted.dataSource.destroy();
+  }
+
+  private async boot(): Promise<Booted> {
+    const loaded = loadDataSourceModule(this.bootstrap, "bootstrap");
+    if (!loaded.dataSource.isInitialized) await loaded.dataSource.initialize();
+    return { dataSource: loaded.dataSource, container: loaded.container ?? rootContainer, registry: TaskRegistry.for(loaded.dataSource) };
+  }
+}
+
+/**
+ * The task's logger away from the worker: each line goes back to the worker and is written by the
+ * worker's own logger (with the task's fields), so these tasks log where every other task does.
+ */
+function lineLogger(send: (line: LogLine) => void, bindings: Record<string, unknown>): Logger {
+  const line = (level: LogLine["level"]) => (obj: object, msg?: string) => {
+    const fields: Record<string, unknown> = { ...bindings, ...obj };
+    // Errors do not survive the structured clone with their fields: send them as records.
+    for (const [key, value] of Object.entries(fields)) if (value instanceof Error) fields[key] = toRecord(value);
+    send({ level, obj: fields, msg });
+  };
+  return {
+    debug: line("debug"),
+    info: line("info"),
+    warn: line("warn"),
+    error: line("error"),
+    child: (more) => lineLogger(send, { ...bindings, ...more }),
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * `static executor = "process"`: run() in a pool of child processes, so a task that crashes, runs
+ * out of memory or never ends takes down only its own process. The workers here are child
+ * processes running compiled JavaScript, as a task process must load the task's compiled module;
+ * the bootstrap module is tests/fixtures/data-source.ts.
+ */
+import type { DataSource } from "typeorm";
+import { BaseTaskEntity, cancelTask } from "../src";
+import { allTestEntities, ProcessJob, RecordRun } from "./fixtures/tasks";
+import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
+import { reload, until } from "./support/helpers";
+import { spawnBootstrapWorker } from "./support/processes";
+
+describe.each(DIALECTS)("%s: process tasks", (dialect) => {
+  let db: TestDb;
+  let ds: DataSource;
+  useTestDatabase(dialect, (opened) => ({ db, ds } = opened), allTestEntities);
+  beforeEach(async () => {
+    await ds.getRepository(BaseTaskEntity).createQueryBuilder().delete().execute();
+  });
+
+  const worker = (extra: Record<string, string> = {}) => spawnBootstrapWorker(db.url, extra);
+
+  const job = (processMode: ProcessJob["processMode"]) => ProcessJob.create({ processMode });
+
+  it("a native crash, a run past its heap limit and one past its timeout each fail only their own attempt; the others succeed", async () => {
+    const repo = ds.getRepository(ProcessJob);
+    const crash = await repo.save(job("abort").withMaxAttempts(1));
+    const hog = await repo.save(job("hog"));
+    const spin = await repo.save(job("spin").withTimeout(500));
+    const good = await repo.save([job("ok"), job("ok"), job("resolve")]);
+    const thrower = await repo.save(job("throw"));
+    const exitOnce = await repo.save(job("exit_once"));
+    const beside = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "on the event loop" }));
+
+    const w = worker({ ORMQ_CONCURRENCY: "4", ORMQ_TASK_PROCESSES: "4" });
+    const exited = await w.exited;
+    expect({ code: exited.code, signal: exited.signal }).toEqual({ code: 0, signal: null });
+    expect(exited.summary).toMatchObject({ succeeded: 5, failed: 4 });
+
+    const failedWith = async (task: { id: string }) => {
+      const row = await reload(ds, task);
+      return { status: row.status, error: row.errors!.at(-1) };
+    };
+    // process.abort() is what a segfault in native code looks like from outside: a signal.
+    expect(await failedWith(crash)).toMatchObject({ status: "failed", error: { name: "TaskProcessExitError", message: expect.stringContaining("killed by SIGABRT") } });
+    expect(await failedWith(hog)).toMatchObject({ status: "failed", error: { name: "TaskMemoryLimitError", message: expect.stringContaining("128 MB") } });
+    // A loop that never yields cannot see its signal: its process is killed, the timeout stands.
+    expect(await failedWith(spin)).toMatchObject({ status: "failed", error: { name: "TaskTimeoutError" } });
+    // An error keeps its class across the process boundary (retry policies match on it).
+    expect(await failedWith(thrower)).toMatchObject({ status: "failed", error: { name: "TypeError", message: "bad input, thrown in a task process" } });
+    // A process that exits fails that attempt; the policy retried it, in another process.
+    const retried = await reload<ProcessJob>(ds, exitOnce);
+    expect(retried).toMatchObject({ status: "succeeded", attempts: 2, result: { attempt: 2 } });
+    expect(retried.errors![0]).toMatchObject({ name: "TaskProcessExitError", message: expect.stringContaining("exit code 3") });
+
+    const workerPid = w.child.pid;
+    for (const task of good) {
+      const done = await reload<ProcessJob>(ds, task);
+      expect(done.status).toBe("succeeded");
+      expect((done.result as { pid: number }).pid).not.toBe(workerPid);
+    }
+    const resolved = await reload<ProcessJob>(ds, good[2]);
+    expect(resolved).toMatchObject({
+      result: { greeting: "hello from the bootstrap container", attempt: 1 },
+      progress: 0.5,
+      progressMessage: "reported from a task process",
+    });
+    // Its log line came back through the worker's logger, with the task's fields.
+    const logged = exited.stderr.split("\n").find((l) => l.includes("logged in a task process"));
+    expect(JSON.parse(logged!)).toMatchObject({ taskId: resolved.id, type: "process_job", attempt: 1, mode: "resolve" });
+    expect((await reload(ds, beside)).status).toBe("succeeded");
+    expect(await ds.getRepository(BaseTaskEntity).countBy({ status: "running" })).toBe(0);
+  }, 90_000);
+
+  if (dialect === "sqlite") {
+    it("a cancel ends a task that ignores its signal by ending its process; processes are replaced after taskProcessMaxTasks attempts", async () => {
+      const repo = ds.getRepository(ProcessJob);
+      const w = worker({ ORMQ_TEST_FOREVER: "1", ORMQ_CONCURRENCY: "1", ORMQ_TASK_PROCESSES: "1", ORMQ_TASK_PROCESS_MAX_TASKS: "2" });
+      try {
+        const spin = await repo.save(job("spin"));
+        await until("the spinning task to run", async () => (await reload(ds, spin)).status === "running", 30_000);
+        expect(await cancelTask(spin.id, { dataSource: ds, reason: "enough" })).toMatchObject({ outcome: "cancelRequested" });
+        await until("the cancel to end it", async () => (await reload(ds, spin)).status === "cancelled", 30_000);
+
+        // One at a time, so they run in this order in the one process slot.
+        const pids: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const task = await repo.save(job("ok"));
+          await until("the task to succeed", async () => (await reload(ds, task)).status === "succeeded", 30_000);
+          pids.push(((await reload<ProcessJob>(ds, task)).result as { pid: number }).pid);
+        }
+        // Each process serves two attempts and is replaced: three processes for five attempts.
+        expect([pids[0] === pids[1], pids[1] === pids[2], pids[2] === pids[3], pids[3] === pids[4]]).toEqual([true, false, true, false]);
+        expect(new Set(pids).size).toBe(3);
+      } finally {
+        w.child.kill("SIGTERM");
+      }
+      const exited = await w.exited;
+      expect(exited.code).toBe(0);
+    }, 90_000);
+  }
+});
