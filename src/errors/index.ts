@@ -97,8 +97,14 @@ export class TaskProcessExitError extends OrmqError {
   constructor(
     readonly exitCode: number | null,
     readonly signal: string | null,
+    options?: { cause?: unknown },
   ) {
-    super(`the task's process ended while it ran: ${signal ? `killed by ${signal}` : `exit code ${String(exitCode)}`}`);
+    super(
+      signal !== null || exitCode !== null
+        ? `the task's process ended while it ran: ${signal ? `killed by ${signal}` : `exit code ${exitCode}`}`
+        : "the task's process could not be started or was lost (see the cause)",
+      options,
+    );
   }
 }
 

@@ -7,7 +7,7 @@ import type { TaskContext } from "./context";
 import { attemptOf, cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
 import { storableText } from "../storable";
 
-/** After a timeout or cancel, how long run() may take to settle before it counts as abandoned. */
+/** After a timeout or cancel, how long run() on the event loop may take to settle before it counts as abandoned. */
 const SETTLE_AFTER_ABORT_MS = 50;
 
 /** An attempt's outcome: the write that ends it, and what it means for the summary. */
@@ -42,9 +42,14 @@ export function executeAttempt(
     runTask?: (task: BaseTaskEntity, ctx: TaskContext) => unknown;
     /** How long each hook may take (see HookTimeoutError). */
     hookTimeoutMs: number;
+    /**
+     * After a timeout or cancel, how long run() may take to settle before it counts as abandoned.
+     * A thread or process run is ended by its pool within a known time: it waits that long.
+     */
+    settleAfterAbortMs?: number;
   },
 ): Promise<AttemptResult> {
-  const { onRunOver = () => {}, runTask = (t, c) => t.run(c), hookTimeoutMs } = options;
+  const { onRunOver = () => {}, runTask = (t, c) => t.run(c), hookTimeoutMs, settleAfterAbortMs = SETTLE_AFTER_ABORT_MS } = options;
   const cls = task.constructor as typeof BaseTaskEntity;
   const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
   const timer = timeoutMs ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
@@ -79,7 +84,7 @@ export function executeAttempt(
     (thrown: unknown) => {
       try {
         over();
-        return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs).catch((internal: unknown) => lastResort(task, internal, ctx));
+        return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs, settleAfterAbortMs).catch((internal: unknown) => lastResort(task, internal, ctx));
       } catch (internal) {
         return lastResort(task, internal, ctx);
       }
@@ -121,11 +126,12 @@ async function ended(
   attempt: { running: Promise<unknown>; settled: () => boolean },
   onRunOver: () => void,
   hookTimeoutMs: number,
+  settleAfterAbortMs: number,
 ): Promise<AttemptResult> {
   const { running } = attempt;
   // A run() that honours its signal settles a moment after the abort: give it that moment
   // before calling it abandoned.
-  if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(SETTLE_AFTER_ABORT_MS)]);
+  if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(settleAfterAbortMs)]);
   const abandonedRun = attempt.settled() ? undefined : running.catch(() => undefined);
   onRunOver();
   const result = await afterThrow(task, toError(thrown), ctx, abort, hookTimeoutMs);

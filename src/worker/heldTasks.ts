@@ -16,6 +16,7 @@ import type { ResolvedOptions } from "./options";
 import { attemptOf, failedForGood, handedBack } from "./outcome";
 import type { RunningTask } from "./running";
 import { ProcessPool } from "./processes/pool";
+import { REMOTE_SETTLE_AFTER_ABORT_MS } from "./remote/messages";
 import { ThreadPool } from "./threads/pool";
 
 /** What a worker did: attempts finished, and how they ended. */
@@ -262,7 +263,13 @@ export class HeldTasks {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
       const { completion, kind, abandonedRun } = await outsideTransactions(() =>
-        executeAttempt(task, ctx, abort, { onRunOver: () => (entry.runOver = true), runTask, hookTimeoutMs: options.hookTimeoutMs }),
+        executeAttempt(task, ctx, abort, {
+          onRunOver: () => (entry.runOver = true),
+          runTask,
+          hookTimeoutMs: options.hookTimeoutMs,
+          // A thread or process run that ignores its abort is ended by its pool: not abandoned.
+          settleAfterAbortMs: runTask ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined,
+        }),
       );
       if (abandonedRun) this.abandoned.track(abandonedRun, logger());
       // The last progress reported is written before the outcome, while the attempt still holds the task.

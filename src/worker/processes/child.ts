@@ -1,49 +1,62 @@
 /**
  * A task process: what the process pool forks for `static executor = "process"` tasks. It runs
- * one attempt at a time through its RemoteRuntime (which loads the bootstrap module, the first
- * argument, once). The abort reason comes in as a message; log lines, progress and the reply go
- * back, the reply with what the process holds, so the worker can recycle it past its mark. When
- * the worker closes the channel (to retire it, or because the worker died), it closes its
- * DataSource and exits.
+ * one attempt at a time through its RemoteRuntime, whose bootstrap module (the first argument) it
+ * starts loading at once. The abort reason comes in as a message; log lines, progress and the
+ * reply go back, numbered by attempt, the reply with what the process holds, so the worker can
+ * recycle it past its mark. When the worker closes the channel (to retire it, or because the
+ * worker died), it closes its DataSource and exits.
  */
 import "reflect-metadata";
 import { RemoteRuntime } from "../remote/runtime";
 import { fromRecord, toRecord, type FromChild, type RemoteReply, type ToChild } from "../remote/messages";
 
+/** After the channel closes, the longest the DataSource may take to close before the process exits anyway. */
+const EXIT_AFTER_DISCONNECT_MS = 3_000;
+
 const runtime = new RemoteRuntime(process.argv[2]);
-let current: AbortController | undefined;
+runtime.warmUp();
+let current: { run: number; controller: AbortController } | undefined;
 
 function send(message: FromChild): void {
-  process.send?.(message);
+  if (process.connected) process.send!(message);
 }
 
-function reply(value: RemoteReply): void {
-  const { rss, heapUsed } = process.memoryUsage();
-  const memory = { rssBytes: rss, heapUsedBytes: heapUsed };
+function reply(run: number, value: RemoteReply): void {
+  let memory = { rssBytes: 0, heapUsedBytes: 0 };
   try {
-    send({ kind: "reply", reply: value, memory });
+    const { rss, heapUsed } = process.memoryUsage();
+    memory = { rssBytes: rss, heapUsedBytes: heapUsed };
+  } catch {
+    // not readable (no file descriptors left): the reply matters more
+  }
+  try {
+    send({ kind: "reply", run, reply: value, memory });
   } catch (err) {
     // A value the structured clone cannot carry (a function, a symbol): the attempt fails with why.
     const error = new TypeError(`run() returned a value that cannot be sent back to the worker: ${(err as Error).message}`);
-    send({ kind: "reply", reply: { ok: false, error: toRecord(error) }, memory });
+    send({ kind: "reply", run, reply: { ok: false, error: toRecord(error) }, memory });
   }
 }
 
 process.on("message", (message: ToChild) => {
   if (message.kind === "abort") {
-    current?.abort(fromRecord(message.reason));
+    if (current?.run === message.run) current.controller.abort(fromRecord(message.reason));
     return;
   }
-  const controller = new AbortController();
-  current = controller;
+  const attempt = { run: message.run, controller: new AbortController() };
+  current = attempt;
   void runtime
-    .run(message.task, controller.signal, (line) => send({ kind: "line", line }))
+    .run(message.task, attempt.controller.signal, (line) => {
+      // Lines of this attempt only, while it runs: its leftovers must not land on the next one.
+      if (current === attempt) send({ kind: "line", run: attempt.run, line });
+    })
     .then((value) => {
-      current = undefined;
-      reply(value);
+      if (current === attempt) current = undefined;
+      reply(attempt.run, value);
     });
 });
 
 process.on("disconnect", () => {
+  setTimeout(() => process.exit(0), EXIT_AFTER_DISCONNECT_MS).unref();
   void runtime.close().finally(() => process.exit(0));
 });

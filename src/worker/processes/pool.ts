@@ -24,21 +24,19 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import type { TaskRow } from "../../dialect";
-import { OrmqConfigurationError, TaskMemoryLimitError, TaskProcessExitError, toError } from "../../errors";
+import { OrmqConfigurationError, TaskMemoryLimitError, TaskProcessExitError, toError, WorkerShutdownError } from "../../errors";
 import type { Logger } from "../../logger";
 import type { TaskContext } from "../context";
-import { fromRecord, relayLine, toRecord, type FromChild, type ToChild } from "../remote/messages";
+import { fromRecord, relayLine, TERMINATE_AFTER_ABORT_MS, toRecord, type FromChild, type ToChild } from "../remote/messages";
 
-/** After an attempt's signal aborts, how long run() has to settle before its process is killed. */
-const TERMINATE_AFTER_ABORT_MS = 1_000;
 /** A retired process closes its DataSource and exits; past this it is killed. */
 const RETIRE_KILL_AFTER_MS = 5_000;
 /** What V8 prints when a process runs out of the heap it was given. */
 const OUT_OF_HEAP = /heap out of memory|Reached heap limit/;
 /** The end of a process's stderr kept to read why it died. */
 const STDERR_TAIL_CHARS = 4_096;
-/** After a process exits, how long its last stderr may take to arrive. */
-const STDERR_DRAIN_MS = 200;
+/** After a process exits, how long its last stderr (and a reply already sent) may take to arrive. */
+const LAST_WORDS_MS = 200;
 
 export interface ProcessPoolOptions {
   size: number;
@@ -56,7 +54,10 @@ interface Child {
   attempts: number;
   busy: boolean;
   retiring: boolean;
-  gone: boolean;
+  /** It exited (or never started): `end` says how. */
+  end: { code: number | null; signal: string | null; error?: Error } | null;
+  /** Called once when it ends; set by the attempt running on it. */
+  onEnd: (() => void) | null;
   rssBytes: number;
   stderrTail: string;
   stderrEnded: Promise<void>;
@@ -66,6 +67,7 @@ interface Child {
 interface Waiter {
   limitMb: number | null;
   give: (child: Child) => void;
+  fail: (err: Error) => void;
 }
 
 export class ProcessPool {
@@ -73,6 +75,9 @@ export class ProcessPool {
   private readonly bootstrap: string;
   private readonly children = new Set<Child>();
   private readonly waiting: Waiter[] = [];
+  private closed = false;
+  /** Numbers the attempts sent to processes: lines of an attempt that ended are dropped. */
+  private runs = 0;
 
   constructor(private readonly options: ProcessPoolOptions) {
     // Processes run compiled JavaScript: the entry point is the compiled child.js.
@@ -89,14 +94,17 @@ export class ProcessPool {
     const limitMb = cls.memoryLimitMb ?? null;
     const child = await this.acquire(limitMb, ctx.signal);
     try {
-      return await this.runOn(child, { kind: "run", task: { row, type: String(row.type), module: cls.module!, attempt: ctx.attempt, workerId: ctx.workerId } }, ctx);
+      const run = ++this.runs;
+      return await this.runOn(child, { kind: "run", run, task: { row, type: String(row.type), module: cls.module!, attempt: ctx.attempt, workerId: ctx.workerId } }, ctx);
     } finally {
       this.release(child);
     }
   }
 
-  /** Retires every process and waits for them to exit. */
+  /** Retires every process and waits for them to exit. No process starts after this. */
   async close(): Promise<void> {
+    this.closed = true;
+    for (const waiter of this.waiting.splice(0)) waiter.fail(new WorkerShutdownError());
     const exits = [...this.children].map((child) => {
       this.retire(child);
       return child.exited;
@@ -107,17 +115,26 @@ export class ProcessPool {
   /** A free process with the heap limit asked for: an idle one, or a new one when there is room. */
   private acquire(limitMb: number | null, signal: AbortSignal): Promise<Child> {
     if (signal.aborted) return Promise.reject(toError(signal.reason));
+    if (this.closed) return Promise.reject(new WorkerShutdownError());
     return new Promise<Child>((resolvePromise, reject) => {
-      const onAbort = () => {
+      const leave = () => {
         const at = this.waiting.indexOf(waiter);
         if (at >= 0) this.waiting.splice(at, 1);
+        signal.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        leave();
         reject(toError(signal.reason));
       };
       const waiter: Waiter = {
         limitMb,
         give: (child) => {
-          signal.removeEventListener("abort", onAbort);
+          leave();
           resolvePromise(child);
+        },
+        fail: (err) => {
+          leave();
+          reject(err);
         },
       };
       signal.addEventListener("abort", onAbort, { once: true });
@@ -126,14 +143,17 @@ export class ProcessPool {
     });
   }
 
-  /** Hands out processes to the attempts waiting, in order, starting processes where there is room. */
+  /**
+   * Hands out processes to the attempts waiting, in order, starting processes where there is room.
+   * Never throws: a process that cannot be started fails the attempt that asked for it.
+   */
   private dispatch(): void {
+    if (this.closed) return;
     for (let i = 0; i < this.waiting.length; ) {
       const waiter = this.waiting[i];
-      const usable = (c: Child) => !c.busy && !c.retiring && !c.gone;
       let child = [...this.children].find((c) => usable(c) && c.limitMb === waiter.limitMb);
       if (!child) {
-        const live = [...this.children].filter((c) => !c.retiring && !c.gone);
+        const live = [...this.children].filter((c) => !c.retiring && c.end === null);
         if (live.length >= this.options.size) {
           // Full: an idle process with another heap limit makes way; otherwise the attempt waits.
           const other = live.find(usable);
@@ -143,18 +163,22 @@ export class ProcessPool {
           }
           this.retire(other);
         }
-        child = this.spawn(waiter.limitMb);
+        try {
+          child = this.spawn(waiter.limitMb);
+        } catch (err) {
+          waiter.fail(new TaskProcessExitError(null, null, { cause: err })); // it leaves the queue
+          continue;
+        }
       }
-      this.waiting.splice(i, 1);
       child.busy = true;
-      waiter.give(child);
+      waiter.give(child); // it leaves the queue
     }
   }
 
   private release(child: Child): void {
     child.busy = false;
     child.attempts++;
-    if (!child.gone && !child.retiring) {
+    if (child.end === null && !child.retiring) {
       if (child.attempts >= this.options.maxTasks) this.retire(child);
       else if (child.rssBytes > this.options.recycleMb * 1024 * 1024) {
         this.options.logger.info({ pid: child.proc.pid, rssMb: Math.round(child.rssBytes / 1024 / 1024), recycleMb: this.options.recycleMb }, "task process recycled past its memory mark");
@@ -164,6 +188,7 @@ export class ProcessPool {
     this.dispatch();
   }
 
+  /** Starts a process; throws when the system refuses one (no file descriptors, no memory). */
   private spawn(limitMb: number | null): Child {
     const proc = fork(this.entry, [this.bootstrap], {
       // Only the heap limit: the worker's own flags (an inspector port, a loader) are not the task's.
@@ -179,102 +204,132 @@ export class ProcessPool {
       attempts: 0,
       busy: false,
       retiring: false,
-      gone: false,
+      end: null,
+      onEnd: null,
       rssBytes: 0,
       stderrTail: "",
-      stderrEnded: new Promise<void>((done) => proc.stderr!.once("close", done)),
+      stderrEnded: Promise.resolve(),
       exited: new Promise<void>((done) => (exitedResolve = done)),
     };
-    // Its stderr goes where the worker's does, and its end is kept to tell a heap limit from a crash.
-    proc.stderr!.on("data", (chunk: Buffer) => {
-      process.stderr.write(chunk);
-      child.stderrTail = (child.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);
-    });
-    const gone = (code: number | null, signal: string | null) => {
-      if (child.gone) return;
-      child.gone = true;
+    const ended = (end: NonNullable<Child["end"]>) => {
+      if (child.end !== null) return;
+      child.end = end;
       this.children.delete(child);
       exitedResolve();
-      if (!child.busy && !child.retiring) this.options.logger.warn({ pid: proc.pid, exitCode: code, signal }, "a task process ended between attempts; another starts when needed");
+      if (child.onEnd) child.onEnd();
+      else if (!child.retiring && !this.closed) this.options.logger.warn({ pid: proc.pid, exitCode: end.code, signal: end.signal }, "a task process ended between attempts; another starts when needed");
       this.dispatch();
     };
-    proc.once("exit", gone);
-    // A fork that failed (no pid) never exits: it is gone all the same.
+    // First: a fork the system refused reports it here (and never exits).
     proc.on("error", (err) => {
       this.options.logger.warn({ err, pid: proc.pid }, "task process error");
-      if (proc.pid === undefined) gone(null, null);
+      if (proc.pid === undefined) ended({ code: null, signal: null, error: err });
     });
+    proc.once("exit", (code, signal) => ended({ code, signal }));
+    // A process whose channel closed cannot take an attempt (it is exiting, or its task code
+    // closed it): no more are handed to it.
+    proc.once("disconnect", () => this.retire(child));
+    if (proc.stderr) {
+      // Its stderr goes where the worker's does (with backpressure), and its end is kept to tell a
+      // heap limit from a crash.
+      child.stderrEnded = new Promise<void>((done) => proc.stderr!.once("close", done));
+      proc.stderr.pipe(process.stderr, { end: false });
+      proc.stderr.on("data", (chunk: Buffer) => {
+        child.stderrTail = (child.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);
+      });
+    }
     this.children.add(child);
     return child;
   }
 
   /** Closes a process's channel: it closes its DataSource and exits, or is killed after a while. */
   private retire(child: Child): void {
-    if (child.retiring || child.gone) return;
+    if (child.retiring || child.end !== null) return;
     child.retiring = true;
     const timer = setTimeout(() => child.proc.kill("SIGKILL"), RETIRE_KILL_AFTER_MS);
     timer.unref();
     void child.exited.then(() => clearTimeout(timer));
+    if (child.busy) return; // its attempt's end retires it (see runOn)
     if (child.proc.connected) child.proc.disconnect();
     else child.proc.kill("SIGKILL");
   }
 
   /** Runs one attempt on `child`, to its reply, or to the process's end. */
-  private runOn(child: Child, message: ToChild, ctx: TaskContext): Promise<unknown> {
+  private runOn(child: Child, message: Extract<ToChild, { kind: "run" }>, ctx: TaskContext): Promise<unknown> {
     const { proc } = child;
+    child.stderrTail = ""; // what an earlier attempt printed says nothing of this one
     return new Promise<unknown>((resolvePromise, reject) => {
       let killTimer: NodeJS.Timeout | undefined;
       let killedForAbort = false;
-      const finish = () => {
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(killTimer);
         ctx.signal.removeEventListener("abort", onAbort);
         proc.off("message", onMessage);
-        proc.off("exit", onExit);
+        child.onEnd = null;
+        // A process retired while it ran (its channel closed) leaves now.
+        if (child.retiring && child.end === null) {
+          if (proc.connected) proc.disconnect();
+          else proc.kill("SIGKILL");
+        }
+        fn();
       };
       const onAbort = () => {
-        post(proc, { kind: "abort", reason: toRecord(ctx.signal.reason) });
+        post(proc, { kind: "abort", run: message.run, reason: toRecord(ctx.signal.reason) });
         killTimer = setTimeout(() => {
           killedForAbort = true;
           proc.kill("SIGKILL");
         }, TERMINATE_AFTER_ABORT_MS);
       };
       const onMessage = (received: FromChild) => {
+        if (received.run !== message.run) return; // a line of an attempt that already ended
         if (received.kind === "line") return relayLine(ctx, received.line);
-        finish();
         child.rssBytes = received.memory.rssBytes;
-        if (received.reply.ok) resolvePromise(received.reply.value);
-        else reject(fromRecord(received.reply.error));
+        const { reply } = received;
+        settle(() => (reply.ok ? resolvePromise(reply.value) : reject(fromRecord(reply.error))));
       };
-      const onExit = (code: number | null, signal: string | null) => {
-        finish();
-        // Its last words (V8's out-of-heap message) may still be on their way.
-        void Promise.race([child.stderrEnded, new Promise((r) => setTimeout(r, STDERR_DRAIN_MS))]).then(() => {
-          if (killedForAbort) reject(toError(ctx.signal.reason));
-          else if (child.limitMb !== null && OUT_OF_HEAP.test(child.stderrTail)) reject(new TaskMemoryLimitError(child.limitMb));
-          else reject(new TaskProcessExitError(code, signal));
-        });
+      child.onEnd = () => {
+        const end = child.end!;
+        // Its last words (V8's out-of-heap message, a reply already sent) may still be on their way.
+        void Promise.race([child.stderrEnded, new Promise((r) => setTimeout(r, LAST_WORDS_MS))]).then(() =>
+          settle(() => {
+            if (killedForAbort) reject(toError(ctx.signal.reason));
+            else if (child.limitMb !== null && OUT_OF_HEAP.test(child.stderrTail)) reject(new TaskMemoryLimitError(child.limitMb));
+            else reject(new TaskProcessExitError(end.code, end.signal, end.error ? { cause: end.error } : undefined));
+          }),
+        );
       };
       proc.on("message", onMessage);
-      proc.once("exit", onExit);
-      if (ctx.signal.aborted) onAbort();
-      else ctx.signal.addEventListener("abort", onAbort, { once: true });
-      if (child.gone || !proc.connected) return onExit(proc.exitCode, proc.signalCode);
+      if (child.end !== null || !proc.connected) {
+        // It ended (or is ending) between attempts, after it was handed out.
+        if (child.end !== null) child.onEnd();
+        return;
+      }
       try {
         proc.send(message);
       } catch (err) {
         // A row the structured clone cannot carry: the attempt fails with why; the process is fine.
-        finish();
-        reject(toError(err));
+        settle(() => reject(toError(err)));
+        return;
       }
+      // After the run message, so that the process knows the run an abort is for.
+      if (ctx.signal.aborted) onAbort();
+      else ctx.signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 }
 
-/** Sends to a process whose channel may have closed (it died): its exit says what happened. */
+function usable(child: Child): boolean {
+  return !child.busy && !child.retiring && child.end === null && child.proc.connected;
+}
+
+/** Sends to a process whose channel may have closed (it died): its end says what happened. */
 function post(proc: ChildProcess, message: ToChild): void {
   try {
     if (proc.connected) proc.send(message);
   } catch {
-    // the exit handler reports it
+    // its end reports it
   }
 }

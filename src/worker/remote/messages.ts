@@ -43,13 +43,26 @@ export type RemoteReply = { ok: true; value: unknown } | { ok: false; error: Err
 /** A thread's last message on an attempt's port: every line before it has arrived. */
 export const PORT_END = { end: true } as const;
 
-/** What a worker sends a task process (see processes/child.ts). */
-export type ToChild = { kind: "run"; task: RemoteTask } | { kind: "abort"; reason: ErrorRecord };
+/** What a worker sends a task process (see processes/child.ts); `run` numbers the attempt. */
+export type ToChild = { kind: "run"; run: number; task: RemoteTask } | { kind: "abort"; run: number; reason: ErrorRecord };
 
-/** What a task process sends back: its attempt's lines, and its reply with what it now holds. */
+/** What a task process sends back: an attempt's lines, and its reply with what the process now holds. */
 export type FromChild =
-  | { kind: "line"; line: LogLine | ProgressLine }
-  | { kind: "reply"; reply: RemoteReply; memory: { rssBytes: number; heapUsedBytes: number } };
+  | { kind: "line"; run: number; line: LogLine | ProgressLine }
+  | { kind: "reply"; run: number; reply: RemoteReply; memory: { rssBytes: number; heapUsedBytes: number } };
+
+/**
+ * After an attempt's signal aborts (timeout, cancel, shutdown), how long run() in a thread or a
+ * process has to notice before its thread is terminated or its process killed. CPU-bound code
+ * often never looks at its signal: ending it is the only way to get the CPU back.
+ */
+export const TERMINATE_AFTER_ABORT_MS = 1_000;
+
+/**
+ * How long the executor waits for such a run to settle after the abort before calling it
+ * abandoned: the termination, plus a margin for a loaded machine. It is sure to end.
+ */
+export const REMOTE_SETTLE_AFTER_ABORT_MS = TERMINATE_AFTER_ABORT_MS + 2_000;
 
 export interface ErrorRecord {
   name: string;

@@ -7,7 +7,7 @@
  */
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import type { DataSource } from "typeorm";
-import { OrmqConfigurationError } from "../../errors";
+import { OrmqConfigurationError, toError } from "../../errors";
 import type { Logger } from "../../logger";
 import { loadDataSourceModule } from "../../moduleLoader";
 import { TaskRegistry } from "../../registry";
@@ -27,15 +27,17 @@ export class RemoteRuntime {
 
   constructor(private readonly bootstrap: string) {}
 
+  /** Starts loading the bootstrap module and opening its DataSource, before the first attempt asks. */
+  warmUp(): void {
+    this.started().catch(() => undefined); // the attempt that waits for it hears the error
+  }
+
   /** Runs one attempt. Never throws: whatever happens is the reply. */
   async run(message: RemoteTask, signal: AbortSignal, send: (line: LogLine | ProgressLine) => void): Promise<RemoteReply> {
     try {
-      // A failed start (database down) is retried by the next attempt rather than kept forever.
-      this.booted ??= this.boot().catch((err) => {
-        this.booted = undefined;
-        throw err;
-      });
-      const { dataSource, container, registry } = await this.booted;
+      // An attempt that times out or is cancelled while the DataSource still opens ends then; the
+      // start goes on for the next attempt.
+      const { dataSource, container, registry } = await untilAborted(this.started(), signal);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       require(message.module);
       const type = registry.byKey.get(message.type);
@@ -68,6 +70,15 @@ export class RemoteRuntime {
     if (booted?.dataSource.isInitialized) await booted.dataSource.destroy();
   }
 
+  private started(): Promise<Booted> {
+    // A failed start (database down) is retried by the next attempt rather than kept forever.
+    this.booted ??= this.boot().catch((err) => {
+      this.booted = undefined;
+      throw err;
+    });
+    return this.booted;
+  }
+
   private async boot(): Promise<Booted> {
     const loaded = loadDataSourceModule(this.bootstrap, "bootstrap");
     if (!loaded.dataSource.isInitialized) await loaded.dataSource.initialize();
@@ -84,7 +95,13 @@ function lineLogger(send: (line: LogLine) => void, bindings: Record<string, unkn
     const fields: Record<string, unknown> = { ...bindings, ...obj };
     // Errors do not survive the structured clone with their fields: send them as records.
     for (const [key, value] of Object.entries(fields)) if (value instanceof Error) fields[key] = toRecord(value);
-    send({ level, obj: fields, msg });
+    try {
+      send({ level, obj: fields, msg });
+    } catch {
+      // A field the structured clone cannot carry (a function, say, in a logged config): logging
+      // must not throw in the task, so such fields go as a description.
+      send({ level, obj: sendable(fields), msg });
+    }
   };
   return {
     debug: line("debug"),
@@ -93,4 +110,36 @@ function lineLogger(send: (line: LogLine) => void, bindings: Record<string, unkn
     error: line("error"),
     child: (more) => lineLogger(send, { ...bindings, ...more }),
   };
+}
+
+/** `fields` with each value the structured clone refuses replaced by a description of it. */
+function sendable(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    try {
+      out[key] = structuredClone(value);
+    } catch {
+      out[key] = `[not sendable: ${typeof value}]`;
+    }
+  }
+  return out;
+}
+
+/** `work`, or the signal's reason if it aborts first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(toError(err));
+      },
+    );
+  });
 }

@@ -13,14 +13,8 @@ import type { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import type { TaskRow } from "../../dialect";
 import { OrmqConfigurationError } from "../../errors";
 import type { TaskContext } from "../context";
-import { fromRecord, PORT_END, relayLine, toRecord, type LogLine, type ProgressLine, type RemoteReply, type ThreadTask } from "../remote/messages";
+import { fromRecord, PORT_END, relayLine, TERMINATE_AFTER_ABORT_MS, toRecord, type LogLine, type ProgressLine, type RemoteReply, type ThreadTask } from "../remote/messages";
 
-/**
- * After a thread task's signal aborts (timeout, cancel, shutdown), how long run() has to notice
- * before its thread is terminated. CPU-bound code often never looks at its signal: terminating
- * the thread is the only way to get the CPU back.
- */
-const TERMINATE_AFTER_ABORT_MS = 1_000;
 /** How long to wait for a thread's last log lines after its reply (they normally come at once; a terminated thread sends none). */
 const PORT_DRAIN_MS = 1_000;
 
@@ -82,7 +76,7 @@ export class ThreadPool {
     } finally {
       clearTimeout(terminateTimer);
       ctx.signal.removeEventListener("abort", onAbort);
-      await Promise.race([drained, sleep(PORT_DRAIN_MS)]);
+      await Promise.race([drained, sleep(PORT_DRAIN_MS, undefined, { ref: false })]);
       port1.close();
     }
   }
