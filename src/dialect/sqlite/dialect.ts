@@ -112,7 +112,6 @@ export class SqliteDialect implements Dialect {
     pickAt: (now: number) => { pick: string; values: unknown[] },
     after?: (claimed: TaskRow[], now: number) => void,
   ): Promise<TaskRow[]> {
-    const history = this.historyStatement();
     const recorded = new Set(request.historyTypes);
     const rows = await this.write(() => {
       const now = Date.now();
@@ -123,9 +122,9 @@ export class SqliteDialect implements Dialect {
             locked_until = ? + ?, started_at = ?, updated_at = ?
         WHERE status = 'pending' AND id IN (${pick})
         RETURNING ${returningColumns(request.columns, (c) => `"${c.replace(/"/g, '""')}"`, "*")}`).all(this.workerId, now, request.leaseMs, now, now, ...values) as TaskRow[];
-      for (const row of claimed) {
-        if (recorded.has(String(row.type))) history.run({ taskId: row.id, kind: "started", now, worker: this.workerId, attempt: row.attempts, error: null });
-      }
+      const started: [unknown, unknown][] = [];
+      for (const row of claimed) if (recorded.has(String(row.type))) started.push([row.id, row.attempts]);
+      this.recordEvents("started", started, now);
       after?.(claimed, now);
       return claimed;
     });
@@ -163,12 +162,17 @@ export class SqliteDialect implements Dialect {
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
       RETURNING id`);
     const history = this.historyStatement();
+    // Plain successes (nearly every outcome) are written by one statement for the batch, under
+    // the same guard per row; the rest one by one.
+    const plain = completions.filter(isPlainSuccess);
+    const others = plain.length === completions.length ? [] : completions.filter((c) => !isPlainSuccess(c));
     // One transaction: a failure writes none of the batch.
     return this.tagged("complete", () => this.write(() => {
       const applied = new Map<string, FinalStatus>();
       const now = Date.now();
       const worker = this.workerId;
-      for (const c of completions) {
+      if (plain.length > 0) this.succeedAll(plain, now, applied);
+      for (const c of others) {
         // A referenced row is updated like any other success.
         const removal = c.remove ? this.removeUnlessReferenced(remove, c) : null;
         let status: FinalStatus | undefined;
@@ -363,6 +367,37 @@ export class SqliteDialect implements Dialect {
     }
   }
 
+  /**
+   * Writes plain successes in one statement: each row under its own guard (id, running, this
+   * worker, its attempt), the rows written read back by RETURNING. One statement and one history
+   * insert for a batch instead of two statements a task: measured on a 40,000-task drain's writes,
+   * 17.5 µs of CPU a task one by one, 10.6 batched.
+   */
+  private succeedAll(plain: readonly Completion[], now: number, applied: Map<string, FinalStatus>): void {
+    const written = this.prepare(`
+      UPDATE ${this.tables.tasks}
+      SET status = 'succeeded', result = c.value ->> 2, finished_at = ?, updated_at = ?, locked_by = NULL, locked_until = NULL
+      FROM json_each(?) AS c
+      WHERE ${this.tables.tasks}.id = c.value ->> 0 AND status = 'running' AND locked_by = ? AND attempts = c.value ->> 1
+      RETURNING id`).all(now, now, JSON.stringify(plain.map((c) => [c.id, c.attempt, c.result])), this.workerId) as { id: unknown }[];
+    const done = new Set(written.map((r) => String(r.id)));
+    const events: [unknown, unknown][] = [];
+    for (const c of plain) {
+      if (!done.has(c.id)) continue;
+      applied.set(c.id, "succeeded");
+      if (c.history) events.push([c.id, c.attempt]);
+    }
+    this.recordEvents("succeeded", events, now);
+  }
+
+  /** History events of one kind, without an error, for [task id, attempt] pairs: one statement. */
+  private recordEvents(kind: "started" | "succeeded", events: readonly [unknown, unknown][], now: number): void {
+    if (events.length === 0) return;
+    this.prepare(`
+      INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
+      SELECT value ->> 0, ?, ?, ?, value ->> 1, NULL FROM json_each(?)`).run(kind, now, this.workerId, JSON.stringify(events));
+  }
+
   private historyStatement(): Database.Statement {
     return this.prepare(
       `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (@taskId, @kind, @now, @worker, @attempt, @error)`,
@@ -440,4 +475,9 @@ function sqliteParts(values: unknown[]): SqlParts {
     lockRows: "",
     escape: (column) => `"${column.replace(/"/g, '""')}"`,
   };
+}
+
+/** A success that changes nothing but the status and the result: written in a batch (see succeedAll). */
+function isPlainSuccess(c: Completion): boolean {
+  return c.status === "succeeded" && !c.remove && c.lastError === null && c.errors === null && c.delayMs === null && !c.refundAttempt;
 }
