@@ -95,6 +95,11 @@ function targets(results: Result[]): Target[] {
   versus("SQLite drain, ormq defaults vs plainjob 0.0.14, medians of alternating runs", drainOf("sqlite", defaults), plain, 1.0);
   versus("SQLite drain, ormq tuned (history on) vs plainjob", drainOf("sqlite", tuned), plain, 2);
   versus("SQLite drain, ormq tuned with history off and succeeded tasks deleted vs plainjob", drainOf("sqlite", lean), plain, 2);
+  // Issue 18: a dashboard left open must not slow the workers (its reads are shared and bounded).
+  const watched = { history: true, dashboard: true };
+  versus("PostgreSQL drain at the defaults with a dashboard open vs without (issue 18)", drainOf("postgres", watched), drainOf("postgres", defaults), 0.97);
+  versus("PostgreSQL drain at the defaults with a dashboard open vs graphile-worker batched (issue 18: the head-to-head target holds)", drainOf("postgres", watched), graphile, 1.0);
+  versus("SQLite drain at the defaults with a dashboard open vs without (issue 18)", drainOf("sqlite", watched), drainOf("sqlite", defaults), 0.97);
   for (const drained of ["after a drain", "fresh database"]) {
     const ours = find(results, "latency", "postgres", (v) => v.startsWith("save() called") && v.includes("worker's process") && v.includes(drained));
     const theirs = find(results, "latency", "postgres (graphile-worker)", (v) => v.startsWith("addJob() called") && v.includes(drained));

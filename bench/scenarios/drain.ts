@@ -3,11 +3,15 @@
  * empty. The backlog-growth scenario is the same at larger N. Memory: the same drain in a child
  * process that reports its peak RSS.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { processN, type WorkerOptions } from "../../src";
 import { cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
+
+/** How long a dashboard runs before the drain it watches starts. */
+const SETTLE_MS = 3_000;
 
 /** Tuned worker settings for many short tasks: more slots, a fixed buffer of 450. */
 export const TUNED = { concurrency: 50, prefetch: 450 } as const;
@@ -20,6 +24,8 @@ export interface DrainSettings {
   history: boolean;
   /** false: succeeded tasks are deleted (`static keepSucceeded = false`, with history off). */
   keepSucceeded?: boolean;
+  /** A dashboard open during the drain, in another process (see bench/dashboardLoad.ts). */
+  dashboard?: boolean;
 }
 
 /** The drain's variant in words, which RESULTS.md's targets look for. */
@@ -28,11 +34,14 @@ export function drainVariant(settings: DrainSettings): string {
     ? "defaults (concurrency 10, prefetch auto)"
     : `concurrency ${settings.concurrency ?? "10 (default)"}, prefetch ${settings.prefetch ?? "auto (default)"}`;
   const kept = settings.keepSucceeded === false ? ", succeeded tasks deleted" : "";
-  return `${slots}, history ${settings.history ? "on" : "off"}${kept}`;
+  const watched = settings.dashboard ? ", a dashboard open (3 clients refreshing its overview every second)" : "";
+  return `${slots}, history ${settings.history ? "on" : "off"}${kept}${watched}`;
 }
 
 export async function drain(databases: Databases, database: DatabaseName, tasks: number, settings: DrainSettings, scenario = "drain"): Promise<Result> {
-  const ds = await open(await databases.fresh(database));
+  const url = await databases.fresh(database);
+  const ds = await open(url);
+  let dashboard: ChildProcess | undefined;
   try {
     if (settings.keepSucceeded === false && settings.history) throw new Error("drain: the bench's class that deletes succeeded tasks has history off");
     const cls = settings.keepSucceeded === false ? LeanNoop : settings.history ? Noop : QuietNoop;
@@ -41,6 +50,12 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
     const options: WorkerOptions = { dataSource: ds, logger: pino({ level: "warn" }) };
     if (settings.concurrency !== undefined) options.concurrency = settings.concurrency;
     if (settings.prefetch !== undefined) options.prefetch = settings.prefetch;
+    if (settings.dashboard) {
+      dashboard = await startDashboardLoad(url);
+      // Left open: a process that just started still compiles and collects in the background for
+      // a few seconds, which is its start's cost, not its reads'.
+      await sleep(SETTLE_MS);
+    }
     const cpu0 = cpuNow();
     const t0 = performance.now();
     const summary = await processN(cls, tasks, options);
@@ -56,8 +71,27 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
       ...cpu,
     };
   } finally {
+    if (dashboard) await stopChild(dashboard);
     await ds.destroy();
   }
+}
+
+/** Starts bench/dashboardLoad.js on the database; resolves once it serves. */
+function startDashboardLoad(url: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(__dirname, "..", "dashboardLoad.js"), url], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise<ChildProcess>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => (String(d).includes("ready") ? resolve(child) : undefined));
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`the dashboard load exited with ${code} before it was ready`)));
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
 }
 
 /** Peak RSS of a worker process draining `tasks` at the defaults. */
