@@ -5,7 +5,7 @@
  */
 import Database from "better-sqlite3";
 import { Pool } from "pg";
-import { cpuNow, cpuPerTask, rate, withClient, type Databases, type Result } from "../common";
+import { collectGarbage, cpuNow, cpuPerTask, rate, withClient, type Databases, type Result } from "../common";
 
 export async function graphileWorker(databases: Databases, tasks: number, batched: boolean): Promise<Result> {
   const concurrency = 10;
@@ -18,6 +18,7 @@ export async function graphileWorker(databases: Databases, tasks: number, batche
   let done = 0;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  collectGarbage();
   const cpu0 = cpuNow();
   const t0 = performance.now();
   const runner = await gw.run({
@@ -90,6 +91,7 @@ export async function plainjob(databases: Databases, tasks: number): Promise<Res
     },
     { queue, pollIntervall: 10, logger: silent },
   );
+  collectGarbage();
   const cpu0 = cpuNow();
   const t0 = performance.now();
   void worker.start();
