@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, deleteTasks, enqueueMany, InvalidOptionError, processN, retryFailed } from "../src";
-import { checkTaskFilter } from "../src/admin/taskFilter";
+import { checkTaskFilter, parseFilterDate } from "../src/admin/taskFilter";
 import { filteredIds } from "../src/dialect/taskWrites";
 import { WaitedTask, waitEntities } from "./fixtures/schedules";
 import { testEntities } from "./fixtures/tasks";
@@ -82,5 +82,28 @@ describe.each(DIALECTS)("admin filters on %s", (dialect) => {
       { numRuns: 300 },
     );
     expect(await ds.getRepository(BaseTaskEntity).count()).toBeGreaterThan(0);
+  });
+});
+
+describe("a creation-time bound from the command line or the dashboard's form", () => {
+  it("is an ISO date or time, or one InvalidOptionError naming the field, whatever the text", () => {
+    expect(parseFilterDate("2026-11-30", "--created-from")).toEqual(new Date("2026-11-30"));
+    expect(parseFilterDate("2026-11-30T08:00", "created from")).toEqual(new Date("2026-11-30T08:00"));
+    expect(parseFilterDate("", "created from")).toBeUndefined();
+    expect(() => parseFilterDate("yesterday", "--created-before")).toThrow(/^--created-before takes an ISO date or time .*got "yesterday"$/);
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.date({ noInvalidDate: false }).map((d) => (Number.isNaN(d.getTime()) ? "x" : d.toISOString()))), (raw) => {
+        let parsed: Date | undefined;
+        try {
+          parsed = parseFilterDate(raw, "created from");
+        } catch (err) {
+          expect(err).toBeInstanceOf(InvalidOptionError);
+          expect((err as Error).message.startsWith("created from takes an ISO date")).toBe(true);
+          return;
+        }
+        if (raw === "") expect(parsed).toBeUndefined();
+        else expect(Number.isNaN(parsed!.getTime())).toBe(false);
+      }),
+    );
   });
 });

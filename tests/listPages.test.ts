@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { enqueueMany, LIST_PAGE_SCAN, listTaskPage } from "../src";
+import { enqueueMany, InvalidOptionError, LIST_PAGE_SCAN, listTaskPage } from "../src";
 import { RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, useTestDatabase } from "./support/db";
 
@@ -9,6 +9,13 @@ describe.each(DIALECTS)("task list pages on %s", (dialect) => {
   useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
   beforeEach(async () => {
     await ds.query(`DELETE FROM ormq_tasks`);
+  });
+
+  it("refuses a bad filter whether or not a task is there to match (an empty table, a cursor below every id)", async () => {
+    const bad = { dataSource: ds, type: "send_email", fields: { to: { min: 1, max: 2, step: 3 } as never } };
+    await expect(listTaskPage(bad)).rejects.toThrow(InvalidOptionError); // the table is empty
+    await enqueueMany([RecordRun.create({ label: "one" })], { dataSource: ds });
+    await expect(listTaskPage({ ...bad, before: 1 })).rejects.toThrow(/a range is \{ min\?, max\? \}/);
   });
 
   it("pages through every task once, newest first, and ends with no cursor", async () => {

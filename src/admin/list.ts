@@ -86,13 +86,15 @@ export interface TaskPage {
 export async function listTaskPage(options: ListTasksOptions & { before?: string | number } = {}): Promise<TaskPage> {
   const { dataSource, limit } = checkList(options);
   const cursor = options.before === undefined ? undefined : BigInt(checkTaskId(options.before, "listTaskPage(before)"));
+  // Checked first: a bad filter is the caller's mistake whether or not any task is there to match.
+  const filter = filterOf(dataSource, options);
   const range = await taskIdRange(dataSource);
   if (!range) return { tasks: [], next: null };
   const below = cursor ?? BigInt(range.max) + 1n;
   const min = BigInt(range.min);
   if (below <= min) return { tasks: [], next: null };
   const from = below - BigInt(LIST_PAGE_SCAN) > min ? below - BigInt(LIST_PAGE_SCAN) : min;
-  const rows = await listTaskRows(dataSource, LIST_COLUMNS, filterOf(dataSource, options), limit, {
+  const rows = await listTaskRows(dataSource, LIST_COLUMNS, filter, limit, {
     below: below.toString(),
     from: from.toString(),
   });

@@ -32,6 +32,20 @@ export interface TaskFilter {
 
 const MAX_TEXT = 1_000;
 
+/**
+ * A creation-time bound as a command line or a form gives it: an ISO date or date and time
+ * (2026-11-30, 2026-11-30T08:00, 2026-11-30T08:00:00Z). Undefined when empty; `name` names it in
+ * the error. The one parser of the CLI's --created-from/--created-before and the dashboard's form.
+ */
+export function parseFilterDate(raw: string | undefined, name: string): Date | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const date = new Date(raw);
+  if (!/^\d{4}-\d\d-\d\d/.test(raw) || Number.isNaN(date.getTime())) {
+    throw new InvalidOptionError(`${name} takes an ISO date or time (2026-11-30, 2026-11-30T08:00:00Z), got ${JSON.stringify(raw.slice(0, 100))}`);
+  }
+  return date;
+}
+
 /** Checks a filter; `where` names the call in errors. */
 export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, where: string): CheckedTaskFilter {
   if (filter === null || typeof filter !== "object") throw new InvalidOptionError(`${where}: the filter must be an object`);

@@ -21,7 +21,7 @@ import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/
 import { retryFailed, retryTask } from "../admin/retry";
 import { listSchedules, pauseSchedule, resumeSchedule } from "../admin/schedules";
 import { finishedByMinute, getReadiness, getStats, listWorkers } from "../admin/stats";
-import { filterableColumns, type FieldCondition, type TaskFilter } from "../admin/taskFilter";
+import { filterableColumns, parseFilterDate, type FieldCondition, type TaskFilter } from "../admin/taskFilter";
 import { tasksWithUniqueKey } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError } from "../errors";
 import type { Logger } from "../logger";
@@ -284,14 +284,8 @@ function taskFilterOf(query: Record<string, string>, fields: views.FieldInput[])
   }
   if (query.type) filter.type = query.type;
   if (query.queue) filter.queue = query.queue;
-  const date = (raw: string | undefined, name: string) => {
-    if (!raw) return undefined;
-    const d = new Date(raw);
-    if (Number.isNaN(d.getTime())) throw new InvalidOptionError(`${name} must be a date such as 2026-11-30T08:00, got ${JSON.stringify(raw)}`);
-    return d;
-  };
-  const from = date(query.createdFrom, "created from");
-  const before = date(query.createdBefore, "created before");
+  const from = parseFilterDate(query.createdFrom, "created from");
+  const before = parseFilterDate(query.createdBefore, "created before");
   if (from) filter.createdFrom = from;
   if (before) filter.createdBefore = before;
   const known = new Set(fields.map((f) => f.name));

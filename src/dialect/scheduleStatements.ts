@@ -10,6 +10,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import { ScheduleEntity, type ScheduleSource } from "../../entities/ScheduleEntity";
 import { bulkInsert } from "./bulkInsert";
 import { tablesOf, traitsOf } from "./index";
+import { inFileTurn } from "./sqlite/connectionGuard";
 
 /** A schedule's definition, as written. */
 export interface ScheduleDefinition {
@@ -123,25 +124,9 @@ export interface TickWrite {
  * skipped has no id.
  */
 export async function writeTick(dataSource: DataSource, write: TickWrite, announce: (m: EntityManager) => void): Promise<string[] | null> {
-  return inTurn(dataSource, () => tickTransaction(dataSource, write, announce));
-}
-
-/**
- * An embedded database's tick writes, one at a time per file in this process. Several
- * DataSources on one SQLite file in one process (tests do this; so may an application) would
- * otherwise deadlock for the busy timeout: a second connection's BEGIN IMMEDIATE waits
- * synchronously, so the first cannot finish its transaction meanwhile. Across processes the
- * wait is harmless and SQLite's lock orders them.
- */
-const turns = new Map<string, Promise<unknown>>();
-function inTurn<T>(dataSource: DataSource, fn: () => Promise<T>): Promise<T> {
-  if (traitsOf(dataSource).clockSql !== null) return fn();
-  const file = String(dataSource.options.database);
-  const run = (turns.get(file) ?? Promise.resolve()).catch(() => undefined).then(fn);
-  const settled = run.catch(() => undefined);
-  turns.set(file, settled);
-  void settled.then(() => turns.get(file) === settled && turns.delete(file));
-  return run;
+  const tick = () => tickTransaction(dataSource, write, announce);
+  // An embedded database: one tick write at a time per file in this process (see inFileTurn).
+  return traitsOf(dataSource).clockSql !== null ? tick() : inFileTurn(String(dataSource.options.database), tick);
 }
 
 function tickTransaction(dataSource: DataSource, write: TickWrite, announce: (m: EntityManager) => void): Promise<string[] | null> {

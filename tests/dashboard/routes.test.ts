@@ -96,7 +96,7 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
       ["/tasks?f.n=1", /choose a type first/],
       ["/tasks?status=bogus", /unknown status "bogus"/],
       ["/tasks?type=waited_task&f.n.min=abc", /must be a number/],
-      ["/tasks?createdFrom=yesterday", /created from must be a date/],
+      ["/tasks?createdFrom=yesterday", /created from takes an ISO date/],
       ["/tasks/find?id=1%3Bdrop", /must be a positive 64-bit integer/],
     ] as const) {
       const res = await get(path);

@@ -5,7 +5,7 @@ import { TASK_STATUSES } from "../../../entities/status";
 import { prune } from "../../admin/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
 import { deleteTasks } from "../../admin/deleteTasks";
-import type { TaskFilter } from "../../admin/taskFilter";
+import { parseFilterDate, type TaskFilter } from "../../admin/taskFilter";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
 import { parseDuration } from "../../parse";
@@ -107,16 +107,10 @@ export function taskFilterOf(flags: FilterFlags): Omit<TaskFilter, "status"> {
   const filter: Omit<TaskFilter, "status"> = {};
   if (flags.type !== undefined) filter.type = flags.type;
   if (flags.queue !== undefined) filter.queue = flags.queue;
-  const date = (raw: string | undefined, flag: string) => {
-    if (raw === undefined) return undefined;
-    const d = new Date(raw);
-    if (!/^\d{4}-\d\d-\d\d/.test(raw) || Number.isNaN(d.getTime())) throw new InvalidOptionError(`${flag} takes an ISO date or time (2026-11-30, 2026-11-30T08:00:00Z), got ${JSON.stringify(raw)}`);
-    return d;
-  };
-  filter.createdFrom = date(flags.createdFrom, "--created-from");
-  filter.createdBefore = date(flags.createdBefore, "--created-before");
-  if (filter.createdFrom === undefined) delete filter.createdFrom;
-  if (filter.createdBefore === undefined) delete filter.createdBefore;
+  const from = parseFilterDate(flags.createdFrom, "--created-from");
+  const before = parseFilterDate(flags.createdBefore, "--created-before");
+  if (from) filter.createdFrom = from;
+  if (before) filter.createdBefore = before;
   for (const clause of flags.where ?? []) {
     const match = /^([A-Za-z_$][\w$]*)\s*(>=|<=|=)\s*(.*)$/s.exec(clause);
     if (!match) throw new InvalidOptionError(`--where takes PROPERTY=VALUE, PROPERTY>=VALUE or PROPERTY<=VALUE (a column of the --type class), got ${JSON.stringify(clause)}`);

@@ -145,3 +145,21 @@ export function outsideTransactions<T>(fn: () => T): T {
   // and an enterWith() inside would then leak into the caller's context.
   return context.run({ outside: true }, fn);
 }
+
+/** The last transaction queued per file (see inFileTurn). */
+const turns = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs `fn` after every earlier call for the same SQLite file in this process has settled: for
+ * transactions opened through TypeORM (a schedule's tick write). Several DataSources on one file
+ * in one process (tests do this; so may an application) would otherwise deadlock for the busy
+ * timeout: a second connection's BEGIN IMMEDIATE waits synchronously, so the first cannot finish
+ * its transaction meanwhile. Across processes the wait is harmless and SQLite's lock orders them.
+ */
+export function inFileTurn<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const run = (turns.get(file) ?? Promise.resolve()).catch(() => undefined).then(fn);
+  const settled = run.catch(() => undefined);
+  turns.set(file, settled);
+  void settled.then(() => turns.get(file) === settled && turns.delete(file));
+  return run;
+}
