@@ -119,7 +119,8 @@ export interface WorkerInfoRow {
 export async function listWorkers(options: { dataSource?: DataSource } = {}): Promise<WorkerInfoRow[]> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const now = await databaseNow(dataSource);
-  const [rows, running] = [await workerRows(dataSource, now - 3_600_000), await runningByWorker(dataSource)];
+  const rows = await workerRows(dataSource, now - 3_600_000);
+  const running = await runningByWorker(dataSource);
   return rows.map((r) => {
     const queues = readJson(r.queues);
     return {

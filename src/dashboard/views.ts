@@ -10,7 +10,7 @@ import type { QueueReadiness, QueueStats, WorkerInfoRow } from "../admin/stats";
 import type { ControlRow } from "../admin/queues";
 import type { ScheduleInfo } from "../admin/schedules";
 import type { TaskDetails, TaskPage } from "../admin/list";
-import { TASK_STATUSES } from "../../entities/status";
+import { FINISHED_STATUSES, TASK_STATUSES } from "../../entities/status";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -134,7 +134,7 @@ export function taskPage(ctx: PageContext, id: string, details: TaskDetails, sam
   const errors = Array.isArray(f.errors) ? (f.errors as { attempt?: unknown; name?: unknown; message?: unknown; stack?: unknown; at?: unknown }[]) : [];
   return html`<p>${status === "failed" ? action(ctx, `/tasks/${id}/retry`, "Retry") : ""}
 ${status === "pending" || status === "running" ? action(ctx, `/tasks/${id}/cancel`, "Cancel") : ""}
-${["succeeded", "failed", "cancelled"].includes(status) ? action(ctx, `/tasks/${id}/delete`, "Delete") : ""}</p>
+${FINISHED_STATUSES.includes(status as never) ? action(ctx, `/tasks/${id}/delete`, "Delete") : ""}</p>
 ${f.progress !== null && f.progress !== undefined ? html`<p>Progress: <progress max="1" value="${String(f.progress)}"></progress> ${Math.round(Number(f.progress) * 100)}% ${String(f.progressMessage ?? "")}</p>` : ""}
 <table class="fields">${Object.entries(f)
     .filter(([k]) => k !== "errors" && k !== "result")

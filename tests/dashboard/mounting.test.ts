@@ -33,6 +33,18 @@ const close = (server: Server) => new Promise<void>((resolve) => {
 });
 const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+/** Starts an application's server (`listen` calls `ready` once it listens), checks it, closes it. */
+async function checkListening(listen: (ready: () => void) => Server): Promise<void> {
+  const server = await new Promise<Server>((resolve) => {
+    const s = listen(() => resolve(s));
+  });
+  try {
+    await check(urlOf(server));
+  } finally {
+    await close(server);
+  }
+}
+
 describe("the dashboard mounted in web frameworks", () => {
   let ds: DataSource;
   useTestDatabase("sqlite", (o) => (ds = o.ds), testEntities);
@@ -41,14 +53,7 @@ describe("the dashboard mounted in web frameworks", () => {
     const app = express();
     app.use("/ormq", ormqDashboard({ dataSource: ds, auth: { token: TOKEN } }));
     app.get("/app", (_req, res) => void res.send("the application"));
-    const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, "127.0.0.1", () => resolve(s));
-    });
-    try {
-      await check(urlOf(server));
-    } finally {
-      await close(server);
-    }
+    await checkListening((ready) => app.listen(0, "127.0.0.1", ready));
   });
 
   it("Fastify: the raw request and response, with basePath", async () => {
@@ -80,13 +85,6 @@ describe("the dashboard mounted in web frameworks", () => {
     app.use(async (ctx) => {
       if (ctx.path === "/app") ctx.body = "the application";
     });
-    const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, "127.0.0.1", () => resolve(s));
-    });
-    try {
-      await check(urlOf(server));
-    } finally {
-      await close(server);
-    }
+    await checkListening((ready) => app.listen(0, "127.0.0.1", ready));
   });
 });

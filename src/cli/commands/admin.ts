@@ -1,7 +1,7 @@
 /** `ormq retry`, `ormq cancel`, `ormq prune`, `ormq migrate`: changes, through the admin API. */
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { cancelTask } from "../../admin/cancel";
-import { TASK_STATUSES } from "../../../entities/status";
+import { FINISHED_STATUSES, TASK_STATUSES } from "../../../entities/status";
 import { prune } from "../../admin/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
 import { deleteTasks } from "../../admin/deleteTasks";
@@ -60,12 +60,7 @@ export async function cancelCommand(id: string, flags: ConnectionFlags & Json & 
 export async function pruneCommand(flags: ConnectionFlags & Json & { olderThan?: string; status?: string }): Promise<void> {
   if (!flags.olderThan) throw new InvalidOptionError("--older-than is required (for example --older-than 7d)");
   const olderThan = parseDuration(flags.olderThan, "--older-than");
-  const statuses = flags.status?.split(",").map((s) => s.trim()) as TaskStatus[] | undefined;
-  for (const s of statuses ?? []) {
-    if (!["succeeded", "failed", "cancelled"].includes(s)) {
-      throw new InvalidOptionError(`--status takes finished statuses (succeeded, failed, cancelled), got ${JSON.stringify(s)}${TASK_STATUSES.includes(s) ? " (not finished)" : ""}`);
-    }
-  }
+  const statuses = finishedStatuses(flags.status, "not finished");
   const conn = await connect(flags, { command: "prune" });
   try {
     const result = await prune({ dataSource: conn.dataSource, olderThan, statuses });
@@ -78,12 +73,7 @@ export async function pruneCommand(flags: ConnectionFlags & Json & { olderThan?:
 }
 
 export async function deleteCommand(flags: ConnectionFlags & Json & FilterFlags & { status?: string }): Promise<void> {
-  const statuses = flags.status?.split(",").map((s) => s.trim()) as TaskStatus[] | undefined;
-  for (const s of statuses ?? []) {
-    if (!["succeeded", "failed", "cancelled"].includes(s)) {
-      throw new InvalidOptionError(`--status takes finished statuses (succeeded, failed, cancelled), got ${JSON.stringify(s)}${TASK_STATUSES.includes(s) ? " (not finished: cancel it first)" : ""}`);
-    }
-  }
+  const statuses = finishedStatuses(flags.status, "not finished: cancel it first");
   const filter = taskFilterOf(flags);
   if (!statuses && Object.keys(filter).length === 0) {
     throw new InvalidOptionError("ormq delete needs a filter (--status, --type, --queue, --where, --created-before); to delete by age use ormq prune");
@@ -97,6 +87,17 @@ export async function deleteCommand(flags: ConnectionFlags & Json & FilterFlags 
   } finally {
     await conn.close();
   }
+}
+
+/** `--status succeeded,failed`: finished statuses only; `unfinished` says why another is refused. */
+function finishedStatuses(raw: string | undefined, unfinished: string): TaskStatus[] | undefined {
+  const statuses = raw?.split(",").map((s) => s.trim()) as TaskStatus[] | undefined;
+  for (const s of statuses ?? []) {
+    if (!FINISHED_STATUSES.includes(s)) {
+      throw new InvalidOptionError(`--status takes finished statuses (${FINISHED_STATUSES.join(", ")}), got ${JSON.stringify(s)}${TASK_STATUSES.includes(s) ? ` (${unfinished})` : ""}`);
+    }
+  }
+  return statuses;
 }
 
 /**
