@@ -149,9 +149,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
   app.get("/tasks", async (c) => {
     const query = searchParams(c);
     const registry = TaskRegistry.for(dataSource);
-    const type = query.type ? registry.byKey.get(query.type) : undefined;
-    const fields = type ? fieldInputs(type.metadata, query) : [];
-    const filter = taskFilterOf(query, fields);
+    const { fields, filter } = filterOf(registry, query);
     const before = query.before ? checkTaskId(query.before, "before (the page cursor)") : undefined;
     const result = await listTaskPage({ dataSource, ...filter, status: filter.status as never, limit: 50, before });
     const next = result.next === null ? null : `${c.get("base")}/tasks?${new URLSearchParams({ ...query, before: result.next }).toString()}`;
@@ -218,9 +216,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
 
   app.post("/tasks/retry-failed", async (c) => {
     const body = Object.fromEntries(Object.entries(await c.req.parseBody()).map(([k, v]) => [k, String(v)]));
-    const registry = TaskRegistry.for(dataSource);
-    const type = body.type ? registry.byKey.get(body.type) : undefined;
-    const filter = taskFilterOf(body, type ? fieldInputs(type.metadata, body) : []);
+    const { filter } = filterOf(TaskRegistry.for(dataSource), body);
     const { _csrf, confirm, ...fields } = body;
     void _csrf;
     if (confirm !== "yes") return page(c, "Retry failed tasks", views.confirmPage(ctx(c), "/tasks/retry-failed", "Retry every failed task this filter matches?", fields));
@@ -274,6 +270,13 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
     return c.text("internal error (see the server's log)", 500);
   });
   return app;
+}
+
+/** The filter of a query (or form), with the inputs of its type's own columns. */
+function filterOf(registry: TaskRegistry, query: Record<string, string>): { fields: views.FieldInput[]; filter: TaskFilter } {
+  const type = query.type ? registry.byKey.get(query.type) : undefined;
+  const fields = type ? fieldInputs(type.metadata, query) : [];
+  return { fields, filter: taskFilterOf(query, fields) };
 }
 
 /** A filter from query (or form) fields: status, type, queue, createdFrom/Before, and f.<prop>[.min|.max]. */
