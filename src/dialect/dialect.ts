@@ -123,6 +123,17 @@ export interface WorkerInfo {
 }
 
 /** A task the rescue returned to the queue (or ended), and the worker that lost it. */
+/** What a heartbeat did to the leases it was asked to renew. */
+export interface Renewal {
+  /** Ids whose lease it extended. */
+  renewed: Set<string>;
+  /**
+   * Ids still held by this worker whose row another transaction had locked at that moment (this
+   * worker's own completion, a cancel request): neither renewed nor lost. The next beat tries again.
+   */
+  busy: Set<string>;
+}
+
 export interface RescuedTask {
   id: string;
   status: FinalStatus;
@@ -156,9 +167,10 @@ export interface Dialect {
   registerWorker(info: WorkerInfo): Promise<void>;
   /**
    * Records that this worker is alive and extends the lease of the running tasks it holds to the
-   * database's now plus `leaseMs`. Returns the ids whose lease it renewed (a missing id was lost).
+   * database's now plus `leaseMs`. Says which leases it renewed and which rows were busy; any
+   * other id asked was lost. It never waits for a row another transaction holds.
    */
-  heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>>;
+  heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Renewal>;
   /** Marks this worker stopped. */
   markStopped(): Promise<void>;
   /**

@@ -11,7 +11,7 @@ import { postgresTraits } from "./postgres/traits";
 import { sqliteTraits } from "./sqlite/traits";
 import type { DialectOptions, DialectTraits } from "./traits";
 
-export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
+export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqlite/connectionGuard";
 export type { DialectTraits, Query } from "./traits";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";

@@ -1,4 +1,4 @@
-import type { Dialect } from "../dialect";
+import type { Dialect, Renewal } from "../dialect";
 import type { Logger } from "../logger";
 import { Periodic } from "./periodic";
 
@@ -16,17 +16,18 @@ export function startHeartbeat(
   /** Whether a task is still running here (not finished meanwhile). */
   stillRunning: (id: string) => boolean,
   logger: Logger,
-  /** Told which of the ids asked were renewed by a heartbeat sent at `at` (performance.now()). */
-  onRenewed: (renewed: ReadonlySet<string>, asked: readonly string[], at: number) => void,
+  /** Told what a heartbeat sent at `at` (performance.now()) did to the ids it asked about. */
+  onRenewed: (renewal: Renewal, asked: readonly string[], at: number) => void,
 ): Periodic {
   return new Periodic(intervalMs, async () => {
     const ids = runningIds();
     const at = performance.now();
     try {
-      const renewed = await dialect.heartbeat(ids, leaseMs);
-      onRenewed(renewed, ids, at);
-      // A task whose outcome was written while the heartbeat ran is not lost, just done.
-      const lost = ids.filter((id) => !renewed.has(id) && stillRunning(id));
+      const renewal = await dialect.heartbeat(ids, leaseMs);
+      onRenewed(renewal, ids, at);
+      // A task whose outcome was written while the heartbeat ran is not lost, just done; a busy
+      // row is judged at the next beat.
+      const lost = ids.filter((id) => !renewal.renewed.has(id) && !renewal.busy.has(id) && stillRunning(id));
       // Lost: rescued after the lease expired (the loop was blocked, the database unreachable),
       // or finished a moment ago. Its outcome will be refused; it may be running elsewhere.
       if (lost.length > 0) logger.warn({ taskIds: lost }, "heartbeat: no longer holding these tasks");

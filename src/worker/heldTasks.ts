@@ -1,5 +1,5 @@
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { outsideTransactions, prepareDataSource, type TaskRow } from "../dialect";
+import { outsideTransactions, prepareDataSource, type Renewal, type TaskRow } from "../dialect";
 import { TaskCancelledError, toError, type WorkerNeedsRestartError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import type { TaskType } from "../registry";
@@ -116,14 +116,14 @@ export class HeldTasks {
 
   /**
    * A heartbeat sent at `at` renewed these leases: buffered tasks among them are confirmed ours;
-   * buffered tasks it did not renew are not ours any more (rescued after a lease expired) and are
-   * dropped unstarted, their outcome the other holder's to write.
+   * buffered tasks it neither renewed nor found busy are not ours any more (rescued after a lease
+   * expired) and are dropped unstarted, their outcome the other holder's to write.
    */
-  leasesRenewed(renewed: ReadonlySet<string>, asked: readonly string[], at: number): void {
+  leasesRenewed({ renewed, busy }: Renewal, asked: readonly string[], at: number): void {
     const lost: string[] = [];
     for (const id of asked) {
       const row: Confirmed | undefined = this.buffered.get(id);
-      if (!row) continue;
+      if (!row || busy.has(id)) continue;
       if (renewed.has(id)) row[CONFIRMED_AT] = Math.max(at, row[CONFIRMED_AT] ?? at);
       else {
         this.buffered.delete(id);

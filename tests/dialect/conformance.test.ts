@@ -166,8 +166,30 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       const [mine] = await claimAll(worker, 1);
       const [theirs] = await claimAll(other, 1);
       await ds.query(`DELETE FROM ormq_workers`);
-      expect(await worker.heartbeat([String(mine.id), String(theirs.id)], LEASE)).toEqual(new Set([String(mine.id)]));
+      expect(await worker.heartbeat([String(mine.id), String(theirs.id)], LEASE)).toEqual({ renewed: new Set([String(mine.id)]), busy: new Set() });
       expect(((await ds.query(`SELECT id FROM ormq_workers`)) as { id: string }[]).map((r) => r.id)).toEqual(["worker-1"]);
+    });
+
+    // SQLite has one writer on the file at a time: a row is never locked apart from the file.
+    (dialect === "postgres" ? it : it.skip)("heartbeat does not wait for a row another transaction holds: it reports it busy, and renews it once free (row locks: PostgreSQL only)", async () => {
+      await worker.registerWorker({ name: "ConfA", host: "h", pid: 1, queues: null });
+      await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
+      const [locked, free] = await claimAll(worker, 2);
+      const [lockedId, freeId] = [String(locked.id), String(free.id)];
+      await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${lockedId}, ${freeId})`);
+      // Another transaction holds one row (as this worker's completer does while it writes it).
+      const holder = ds.createQueryRunner();
+      try {
+        await holder.startTransaction();
+        await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${lockedId}`);
+        expect(await worker.heartbeat([lockedId, freeId], LEASE)).toEqual({ renewed: new Set([freeId]), busy: new Set([lockedId]) });
+        expect(Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${lockedId}`))[0].locked_until)).toBe(1);
+        await holder.commitTransaction();
+      } finally {
+        await holder.release();
+      }
+      expect(await worker.heartbeat([lockedId, freeId], LEASE)).toEqual({ renewed: new Set([lockedId, freeId]), busy: new Set() });
+      expect(Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${lockedId}`))[0].locked_until)).toBeGreaterThan(1);
     });
 
     it("rescue returns expired tasks (pending, failed when out of attempts, cancelled when asked) and leaves live ones", async () => {

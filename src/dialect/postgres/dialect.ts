@@ -11,7 +11,7 @@ import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
-import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
@@ -434,19 +434,39 @@ export class PostgresDialect implements Dialect {
     return [this.workerId, info.name, info.host, info.pid, info.queues ? JSON.stringify(info.queues) : null];
   }
 
-  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>> {
+  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Renewal> {
     // One round trip: the worker's row (written again if it is gone) and its tasks' leases.
+    //
+    // The leases are locked with SKIP LOCKED, never waited for. This worker's completer writes
+    // the same rows at the same time, in its own order (the plans differ: the completion goes in by
+    // primary key, this by whichever index the planner likes), and two multi-row UPDATEs that lock
+    // overlapping rows in different orders deadlock: PostgreSQL then aborts one of them (seen
+    // behind PgBouncer, four workers, 5,000 tasks). A row another transaction holds is reported
+    // busy: it is still this worker's by the statement's snapshot, and the next beat renews it.
     const text = `
       WITH alive AS (
         ${this.upsertWorker}
         RETURNING id
+      ), ours AS MATERIALIZED (
+        SELECT id FROM ${this.tables.tasks}
+        WHERE id = ANY($6::bigint[]) AND status = 'running' AND locked_by = $1
+      ), held AS MATERIALIZED (
+        SELECT id FROM ${this.tables.tasks}
+        WHERE id IN (SELECT id FROM ours) AND status = 'running' AND locked_by = $1
+        FOR UPDATE SKIP LOCKED
+      ), renewed AS (
+        UPDATE ${this.tables.tasks} t SET locked_until = ${NOW_MS} + $7::bigint
+        FROM held WHERE t.id = held.id AND t.status = 'running' AND t.locked_by = $1
+        RETURNING t.id
       )
-      UPDATE ${this.tables.tasks} SET locked_until = ${NOW_MS} + $7::bigint
-      WHERE id = ANY($6::bigint[]) AND status = 'running' AND locked_by = $1
-      RETURNING id`;
+      SELECT id, true AS renewed FROM renewed
+      UNION ALL
+      SELECT id, false AS renewed FROM ours WHERE id NOT IN (SELECT id FROM held)`;
     const values = [...this.workerValues(), runningIds, leaseMs];
     const { rows } = await this.query({ name: statementName("heartbeat", text), text, values });
-    return new Set(rows.map((r: { id: unknown }) => String(r.id)));
+    const renewal: Renewal = { renewed: new Set(), busy: new Set() };
+    for (const r of rows as { id: unknown; renewed: boolean }[]) (r.renewed ? renewal.renewed : renewal.busy).add(String(r.id));
+    return renewal;
   }
 
   async markStopped(): Promise<void> {

@@ -6,7 +6,7 @@ import type { Logger } from "../../logger";
 import { compareClaimOrder, returningColumns } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
-import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
 
@@ -252,8 +252,9 @@ export class SqliteDialect implements Dialect {
     return { id: this.workerId, name: info.name, host: info.host, pid: info.pid, queues: info.queues ? JSON.stringify(info.queues) : null, now };
   }
 
-  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Set<string>> {
-    // The worker's row is written again if it is gone (pruned while the worker was silent).
+  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Renewal> {
+    // The worker's row is written again if it is gone (pruned while the worker was silent). One
+    // writer at a time holds the file, so no row is ever busy here.
     const alive = this.prepare(UPSERT_WORKER(this.tables.workers));
     const renew = this.prepare(`
       UPDATE ${this.tables.tasks} SET locked_until = @now + @lease
@@ -263,7 +264,7 @@ export class SqliteDialect implements Dialect {
       const now = Date.now();
       alive.run(this.workerParams(now));
       const rows = renew.all({ now, lease: leaseMs, ids: JSON.stringify(runningIds.map(Number)), worker: this.workerId }) as { id: number }[];
-      return new Set(rows.map((r) => String(r.id)));
+      return { renewed: new Set(rows.map((r) => String(r.id))), busy: new Set<string>() };
     });
   }
 
