@@ -210,6 +210,22 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       expect(await worker.complete([done(again)])).toEqual(new Map());
     });
 
+    (dialect === "postgres" ? it : it.skip)("rescue does not wait for an expired row another transaction holds: it takes the others, and that one next round (row locks: PostgreSQL only)", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
+      const [locked, free] = await claimAll(worker, 2);
+      await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${String(locked.id)}, ${String(free.id)})`);
+      const holder = ds.createQueryRunner();
+      try {
+        await holder.startTransaction();
+        await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${String(locked.id)}`);
+        expect(await other.rescueExpired(100)).toEqual([{ id: String(free.id), status: "pending" }]);
+        await holder.commitTransaction();
+      } finally {
+        await holder.release();
+      }
+      expect(await other.rescueExpired(100)).toEqual([{ id: String(locked.id), status: "pending" }]);
+    });
+
     it("cancelRequested names only this worker's running tasks with a request", async () => {
       await ds.getRepository(ConfA).save(Array.from({ length: 3 }, () => ConfA.create({})));
       const [asked, notAsked] = await claimAll(worker, 2);

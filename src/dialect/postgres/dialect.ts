@@ -453,7 +453,7 @@ export class PostgresDialect implements Dialect {
       ), held AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
         WHERE id IN (SELECT id FROM ours) AND status = 'running' AND locked_by = $1
-        FOR UPDATE SKIP LOCKED
+        FOR NO KEY UPDATE SKIP LOCKED
       ), renewed AS (
         UPDATE ${this.tables.tasks} t SET locked_until = ${NOW_MS} + $7::bigint
         FROM held WHERE t.id = held.id AND t.status = 'running' AND t.locked_by = $1
@@ -500,8 +500,13 @@ export class PostgresDialect implements Dialect {
       byId[row.id] = [row.attempts, row.lockedBy, values.lastError, values.errors];
     }
     const v = (i: number) => `($1::jsonb -> t.id::text ->> ${i})`;
+    // Rows another transaction holds (their holder writing its outcome late, an admin's cancel)
+    // are skipped, not waited for: waiting while holding other rows could deadlock with that
+    // writer; whatever is still expired is rescued next round.
     const text = `
-      WITH rescued AS (
+      WITH free AS MATERIALIZED (
+        SELECT id FROM ${this.tables.tasks} WHERE id = ANY($2::bigint[]) FOR NO KEY UPDATE SKIP LOCKED
+      ), rescued AS (
       UPDATE ${this.tables.tasks} t
       SET status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
@@ -510,7 +515,7 @@ export class PostgresDialect implements Dialect {
           run_at = ${NOW_MS},
           finished_at = CASE WHEN t.cancel_requested_at IS NULL AND t.attempts < t.max_attempts THEN NULL ELSE ${NOW_MS} END,
           updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
-      WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_until < ${NOW_MS}
+      WHERE t.id IN (SELECT id FROM free) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_until < ${NOW_MS}
         AND t.attempts = ${v(0)}::int AND t.locked_by IS NOT DISTINCT FROM ${v(1)}
       RETURNING t.id, t.status, t.attempts, t.last_error
       ), history AS (
