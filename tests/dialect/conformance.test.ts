@@ -170,27 +170,29 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       expect(((await ds.query(`SELECT id FROM ormq_workers`)) as { id: string }[]).map((r) => r.id)).toEqual(["worker-1"]);
     });
 
-    // SQLite has one writer on the file at a time: a row is never locked apart from the file.
-    (dialect === "postgres" ? it : it.skip)("heartbeat does not wait for a row another transaction holds: it reports it busy, and renews it once free (row locks: PostgreSQL only)", async () => {
-      await worker.registerWorker({ name: "ConfA", host: "h", pid: 1, queues: null });
-      await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
-      const [locked, free] = await claimAll(worker, 2);
-      const [lockedId, freeId] = [String(locked.id), String(free.id)];
-      await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${lockedId}, ${freeId})`);
-      // Another transaction holds one row (as this worker's completer does while it writes it).
-      const holder = ds.createQueryRunner();
-      try {
-        await holder.startTransaction();
-        await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${lockedId}`);
-        expect(await worker.heartbeat([lockedId, freeId], LEASE)).toEqual({ renewed: new Set([freeId]), busy: new Set([lockedId]) });
-        expect(Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${lockedId}`))[0].locked_until)).toBe(1);
-        await holder.commitTransaction();
-      } finally {
-        await holder.release();
-      }
-      expect(await worker.heartbeat([lockedId, freeId], LEASE)).toEqual({ renewed: new Set([lockedId, freeId]), busy: new Set() });
-      expect(Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${lockedId}`))[0].locked_until)).toBeGreaterThan(1);
-    });
+    // PostgreSQL only: SQLite has one writer on the file at a time, so no row is locked apart from the file.
+    if (dialect === "postgres") {
+      it("heartbeat does not wait for a row another transaction holds: it reports it busy, and renews it once free (row locks: PostgreSQL only)", async () => {
+        await worker.registerWorker({ name: "ConfA", host: "h", pid: 1, queues: null });
+        await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
+        const [locked, free] = await claimAll(worker, 2);
+        const [lockedId, freeId] = [String(locked.id), String(free.id)];
+        await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${lockedId}, ${freeId})`);
+        // Another transaction holds one row (as this worker's completer does while it writes it).
+        const holder = ds.createQueryRunner();
+        try {
+          await holder.startTransaction();
+          await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${lockedId}`);
+          expect(await worker.heartbeat([lockedId, freeId], LEASE)).toEqual({ renewed: new Set([freeId]), busy: new Set([lockedId]) });
+          expect(Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${lockedId}`))[0].locked_until)).toBe(1);
+          await holder.commitTransaction();
+        } finally {
+          await holder.release();
+        }
+        expect(await worker.heartbeat([lockedId, freeId], LEASE)).toEqual({ renewed: new Set([lockedId, freeId]), busy: new Set() });
+        expect(Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${lockedId}`))[0].locked_until)).toBeGreaterThan(1);
+      });
+    }
 
     it("rescue returns expired tasks (pending, failed when out of attempts, cancelled when asked) and leaves live ones", async () => {
       await ds.getRepository(ConfB).save(Array.from({ length: 4 }, () => ConfB.create({})));
@@ -210,21 +212,23 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       expect(await worker.complete([done(again)])).toEqual(new Map());
     });
 
-    (dialect === "postgres" ? it : it.skip)("rescue does not wait for an expired row another transaction holds: it takes the others, and that one next round (row locks: PostgreSQL only)", async () => {
-      await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
-      const [locked, free] = await claimAll(worker, 2);
-      await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${String(locked.id)}, ${String(free.id)})`);
-      const holder = ds.createQueryRunner();
-      try {
-        await holder.startTransaction();
-        await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${String(locked.id)}`);
-        expect(await other.rescueExpired(100)).toEqual([{ id: String(free.id), status: "pending" }]);
-        await holder.commitTransaction();
-      } finally {
-        await holder.release();
-      }
-      expect(await other.rescueExpired(100)).toEqual([{ id: String(locked.id), status: "pending" }]);
-    });
+    if (dialect === "postgres") {
+      it("rescue does not wait for an expired row another transaction holds: it takes the others, and that one next round (row locks: PostgreSQL only)", async () => {
+        await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
+        const [locked, free] = await claimAll(worker, 2);
+        await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${String(locked.id)}, ${String(free.id)})`);
+        const holder = ds.createQueryRunner();
+        try {
+          await holder.startTransaction();
+          await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${String(locked.id)}`);
+          expect(await other.rescueExpired(100)).toEqual([{ id: String(free.id), status: "pending" }]);
+          await holder.commitTransaction();
+        } finally {
+          await holder.release();
+        }
+        expect(await other.rescueExpired(100)).toEqual([{ id: String(locked.id), status: "pending" }]);
+      });
+    }
 
     it("cancelRequested names only this worker's running tasks with a request", async () => {
       await ds.getRepository(ConfA).save(Array.from({ length: 3 }, () => ConfA.create({})));
