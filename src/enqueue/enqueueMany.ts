@@ -12,7 +12,7 @@ import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
 import { announcementOf } from "./announcements";
 import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
-import { insertedColumns, persistentValue } from "./rowValues";
+import { rowWriter } from "./rowValues";
 
 /** Options of `enqueueMany`. */
 export interface EnqueueManyOptions {
@@ -79,9 +79,9 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       // Of a unique class, the first task of each key in the batch is written (the others follow
       // its fate below), and the database may skip it when its key stands.
       const firsts = spec ? firstOfEachKey(positions, keys) : positions;
-      const columns = insertedColumns(metadata);
-      const rows = firsts.map((i) => columns.map((c) => persistentValue(dataSource, metadata, c, tasks[i])));
-      const returned = await bulkInsert(runner, table, columns.map((c) => c.databaseName), rows, "id", { maySkip: spec !== null });
+      const writer = rowWriter(dataSource, metadata);
+      const rows = firsts.map((i) => writer.values(tasks[i]));
+      const returned = await bulkInsert(runner, table, writer.columns.map((c) => c.databaseName), rows, "id", { maySkip: spec !== null });
       checkIncreasing(returned);
       if (spec) {
         await settleMany(runner, tasks, positions, keys, returned.map(String), spec, metadata);
