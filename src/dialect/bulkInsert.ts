@@ -1,7 +1,7 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../errors";
 import { traitsOf } from "./index";
-import type { BulkInsertOptions } from "./traits";
+import type { BulkInsertOptions, DialectTraits } from "./traits";
 
 /** Larger statements buy nothing measurable and make one round trip hold locks longer. */
 const MAX_ROWS_PER_STATEMENT = 2_000;
@@ -40,20 +40,30 @@ export async function bulkInsert(
   for (let start = 0; start < rows.length; start += perStatement) {
     const chunk = rows.slice(start, start + perStatement);
     const params: unknown[] = [];
-    const tuples: string[] = [];
-    for (const row of chunk) {
-      const marks: string[] = [];
-      for (const value of row) {
-        params.push(value);
-        marks.push(traits.parameter(params.length));
-      }
-      tuples.push(`(${marks.join(", ")})`);
-    }
-    const result: unknown = await runner.query(head + tuples.join(", ") + tail, params);
+    for (const row of chunk) for (const value of row) params.push(value);
+    const result: unknown = await runner.query(head + valuesList(traits, chunk.length, columns.length) + tail, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
     if (returned.length !== chunk.length && !options.maySkip) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
     for (const r of returned) out.push(r[returning]);
   }
   return out;
+}
+
+/**
+ * `(?, ?), (?, ?)…` for `rows` rows of `columns` values. Where every mark is the same (SQLite's
+ * `?`), one row's text is repeated rather than built per row: SQLite's statements carry up to
+ * 32,766 marks: building each one cost enqueueMany about 1 µs of its ~20 µs of CPU a task.
+ */
+function valuesList(traits: DialectTraits, rows: number, columns: number): string {
+  if (traits.parameter(1) === traits.parameter(2)) {
+    return Array<string>(rows).fill(`(${Array<string>(columns).fill(traits.parameter(1)).join(", ")})`).join(", ");
+  }
+  const tuples: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    const marks: string[] = [];
+    for (let c = 1; c <= columns; c++) marks.push(traits.parameter(r * columns + c));
+    tuples.push(`(${marks.join(", ")})`);
+  }
+  return tuples.join(", ");
 }
