@@ -82,12 +82,14 @@ export function parseTemplate(text: string): TaskTemplate {
 }
 
 /**
- * The row to write for one tick: the template, with the tick as `run_at`, `now` as the creation
- * time, the schedule's name, and the unique window of the tick (see uniqueKeysOf).
+ * The row to write for one tick: the template, with the tick as `run_at` and as the creation time
+ * (`created_at`: the one time of a task that nothing moves afterwards, so `ctx.scheduledFor` reads
+ * the tick on every attempt, after a retry or a snooze too; see scheduledForOf), `now` as the
+ * update time, the schedule's name, and the unique window of the tick (see uniqueKeysOf).
  */
 export function tickRow(template: TaskTemplate, schedule: string, tick: number, now: number): { columns: string[]; values: unknown[] } {
   const columns = [...template.columns, "run_at", "created_at", "updated_at", "schedule_name"];
-  const values: unknown[] = [...template.values, tick, now, now, schedule];
+  const values: unknown[] = [...template.values, tick, tick, now, schedule];
   const key = template.values[template.columns.indexOf("unique_key")];
   if (template.uniqueWithinMs !== null && typeof key === "string") {
     columns.push("unique_window");

@@ -96,6 +96,15 @@ export function flushProgress(ctx: TaskContext): Promise<void> | undefined {
  * Builds a task's context. The signal, the logger and the child container are made only if the
  * task asks for them: most tasks use none, and a worker starts thousands of attempts a second.
  */
+/**
+ * The tick a schedule enqueued this task for, or null. The tick is the task's creation time
+ * (tickRow writes it so): unlike `runAt`, which a retry, a snooze or a rescue moves, nothing
+ * changes it afterwards, so every attempt sees the same tick.
+ */
+export function scheduledForOf(task: { scheduleName: string | null; createdAt: Date }): Date | null {
+  return task.scheduleName ? task.createdAt : null;
+}
+
 export function createTaskContext(fields: ContextFields): TaskContext {
   return new AttemptContext(fields);
 }

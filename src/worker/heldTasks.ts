@@ -6,7 +6,7 @@ import type { TaskType } from "../registry";
 import { AttemptAbort } from "./abort";
 import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
-import { createTaskContext, flushProgress, type ProgressOwner } from "./context";
+import { createTaskContext, flushProgress, scheduledForOf, type ProgressOwner } from "./context";
 import { AttemptProgress } from "./progress";
 import { writeProgress } from "../dialect/taskWrites";
 import { executeAttempt } from "./executor";
@@ -246,7 +246,7 @@ export class HeldTasks {
       logger,
       dataSource,
       workerId: this.deps.workerId,
-      scheduledFor: task.scheduleName ? task.runAt : null,
+      scheduledFor: scheduledForOf(task),
       container: options.container,
     });
     const cls = type.cls;

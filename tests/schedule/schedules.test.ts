@@ -126,6 +126,33 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     expect(done).toMatchObject({ priority: 5, label: "eu", result: { label: "eu", scheduledFor: new Date(tick).toISOString() } });
   });
 
+  it("ctx.scheduledFor is the tick on every attempt: a retry moves runAt, not the tick", async () => {
+    await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
+    await createSchedule({ dataSource: ds, name: "retried", type: ReportTask, cron: "* * * * * *", data: { label: "fail-once" } });
+    const tick = Math.floor(Date.now() / 1000) * 1000 - 1000;
+    await ds.getRepository(ScheduleEntity).update({ name: "retried" }, { lastTick: String(tick - 1000) });
+    await scheduler(ds).pass();
+    await deleteSchedule("retried", { dataSource: ds });
+    // One tick's task is kept (a second may have passed, and made two).
+    const [written, ...later] = await ds.getRepository(ReportTask).find({ order: { id: "ASC" } });
+    if (later.length > 0) await ds.getRepository(ReportTask).delete(later.map((t) => t.id));
+    const enqueuedFor = written.runAt.toISOString();
+    ReportTask.seen = [];
+    const run = () => processN(ReportTask, 1, { dataSource: ds, logger: memoryLogger().logger, scheduler: false });
+    expect(await run()).toMatchObject({ retried: 1 });
+    // The retry moved runAt past the tick. Made due now (as if its 1.5 s had passed), it runs again.
+    const [retried] = await ds.getRepository(ReportTask).find();
+    expect(retried.runAt.getTime()).toBeGreaterThan(Date.parse(enqueuedFor));
+    await ds.getRepository(ReportTask).update({ id: retried.id }, { runAt: new Date(Date.now() - 1) });
+    expect(await run()).toMatchObject({ succeeded: 1 });
+    const [done] = await ds.getRepository(ReportTask).find();
+    expect(ReportTask.seen).toEqual([
+      { attempt: 1, scheduledFor: enqueuedFor },
+      { attempt: 2, scheduledFor: enqueuedFor },
+    ]);
+    expect(done.result).toEqual({ label: "fail-once", scheduledFor: enqueuedFor });
+  });
+
   it("a paused schedule enqueues nothing; resumed, its ticks come again", async () => {
     await ds.getRepository(BaseTaskEntity).delete({ type: "report_task" });
     await createSchedule({ dataSource: ds, name: "paused", type: ReportTask, cron: "* * * * * *" });

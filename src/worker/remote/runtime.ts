@@ -11,7 +11,7 @@ import { OrmqConfigurationError, toError } from "../../errors";
 import type { Logger } from "../../logger";
 import { loadDataSourceModule } from "../../moduleLoader";
 import { TaskRegistry } from "../../registry";
-import { createTaskContext } from "../context";
+import { createTaskContext, scheduledForOf } from "../context";
 import { hydrate } from "../hydrate";
 import { checkProgress } from "../progress";
 import { toRecord, type LogLine, type ProgressLine, type RemoteReply, type RemoteTask } from "./messages";
@@ -51,7 +51,7 @@ export class RemoteRuntime {
         logger: () => lineLogger(send, {}),
         dataSource,
         workerId: message.workerId,
-        scheduledFor: task.scheduleName ? task.runAt : null,
+        scheduledFor: scheduledForOf(task),
         // Checked here, so a bad value throws in the task; recorded (and throttled) by the worker.
         progress: () => ({
           report: async (fraction, text) => send({ progress: checkProgress(fraction, text) }),
