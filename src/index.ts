@@ -87,6 +87,8 @@ export {
   WorkerNeedsRestartError,
   OutcomeWriteError,
   RetryPolicyError,
+  RemoteTaskError,
+  errorIs,
 } from "./errors";
 export { ERRORS_KEPT, MAX_DELAY_MS, MAX_ERRORS_BYTES, MAX_MESSAGE_CHARS, MAX_RESULT_BYTES, MAX_STACK_CHARS, MAX_TIMER_MS } from "./storable";
 export { cancelTask, type CancelResult, type CancelOptions } from "./admin/cancel";

@@ -41,12 +41,13 @@ describe.each(DIALECTS)("%s: process tasks", (dialect) => {
     const good = await repo.save([job("ok"), job("ok"), job("resolve")]);
     const thrower = await repo.save(job("throw"));
     const exitOnce = await repo.save(job("exit_once"));
+    const busyOnce = await repo.save(job("busy_once"));
     const beside = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "on the event loop" }));
 
     const w = worker({ ORMQ_CONCURRENCY: "4", ORMQ_TASK_PROCESSES: "4" });
     const exited = await w.exited;
     expect({ code: exited.code, signal: exited.signal }).toEqual({ code: 0, signal: null });
-    expect(exited.summary).toMatchObject({ succeeded: 5, failed: 4 });
+    expect(exited.summary).toMatchObject({ succeeded: 6, failed: 4 });
 
     const failedWith = async (task: { id: string }) => {
       const row = await reload(ds, task);
@@ -63,6 +64,11 @@ describe.each(DIALECTS)("%s: process tasks", (dialect) => {
     const retried = await reload<ProcessJob>(ds, exitOnce);
     expect(retried).toMatchObject({ status: "succeeded", attempts: 2, result: { attempt: 2 } });
     expect(retried.errors![0]).toMatchObject({ name: "TaskProcessExitError", message: expect.stringContaining("exit code 3") });
+    // An error of the task's own class comes back as a RemoteTaskError with its class names and
+    // its plain properties: retryOn([ServiceError]) and the policy's check of `code` matched it.
+    const busy = await reload<ProcessJob>(ds, busyOnce);
+    expect(busy).toMatchObject({ status: "succeeded", attempts: 2, result: { attempt: 2 } });
+    expect(busy.errors![0]).toMatchObject({ name: "ServiceBusyError", message: "the service is busy" });
 
     const workerPid = w.child.pid;
     for (const task of good) {

@@ -188,6 +188,33 @@ export class WorkerShutdownError extends OrmqError {
 }
 
 
+/**
+ * An error thrown in a thread or a task process whose class the worker cannot rebuild (a class of
+ * your own): it keeps the thrown error's `name`, `message`, `stack` and plain own properties
+ * (`code`, `status`…), and the names of its classes, most derived first. `errorIs` and
+ * `retryOn` match it by those names, as `instanceof` would have matched the original.
+ */
+export class RemoteTaskError extends Error {
+  constructor(
+    name: string,
+    message: string,
+    /** The thrown error's class names, most derived first (`["NotFound", "HttpError"]`). */
+    readonly classNames: readonly string[],
+  ) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/**
+ * Whether `error` is an instance of `cls`, or was one where it was thrown: a `RemoteTaskError`
+ * from a thread or a task process whose class, or one of its parents, has `cls`'s name.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function errorIs(error: unknown, cls: abstract new (...args: any[]) => Error): boolean {
+  return error instanceof cls || (error instanceof RemoteTaskError && error.classNames.includes(cls.name));
+}
+
 /** Turns anything thrown into an Error, keeping the original as `cause` when it was not one. */
 export function toError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;

@@ -9,7 +9,7 @@
  * `maxAttempts` still caps attempts whatever the policy says. Policies are pure: the built-in ones
  * take an injectable clock (and random source), so tests need not wait.
  */
-import { InvalidOptionError } from "../errors";
+import { errorIs, InvalidOptionError } from "../errors";
 
 /** After failed attempt number `attempt` (1-based), when to run again; `null` to give up. */
 export type RetryPolicy = (attempt: number, error: Error) => Date | null;
@@ -62,11 +62,14 @@ export function limitAttempts(n: number, policy: RetryPolicy): RetryPolicy {
   return (attempt, error) => (attempt >= n ? null : policy(attempt, error));
 }
 
-/** Retries only errors that are instances of one of `errorClasses`; gives up on any other. */
+/**
+ * Retries only errors that are instances of one of `errorClasses` (for a thread or process task,
+ * that were instances where they were thrown: see `errorIs`); gives up on any other.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function retryOn(errorClasses: ReadonlyArray<abstract new (...args: any[]) => Error>, policy: RetryPolicy): RetryPolicy {
   if (errorClasses.length === 0) throw new InvalidOptionError("retryOn: give at least one error class");
-  return (attempt, error) => (errorClasses.some((cls) => error instanceof cls) ? policy(attempt, error) : null);
+  return (attempt, error) => (errorClasses.some((cls) => errorIs(error, cls)) ? policy(attempt, error) : null);
 }
 
 /** Never retries. */

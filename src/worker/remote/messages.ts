@@ -8,7 +8,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { TaskRow } from "../../dialect";
 import type { Logger } from "../../logger";
-import { CancelTask, SnoozeTask, TaskCancelledError, TaskTimeoutError, WorkerShutdownError } from "../../errors";
+import { CancelTask, RemoteTaskError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../../errors";
 
 /** One attempt, as sent to a thread or a child process. */
 export interface RemoteTask {
@@ -68,18 +68,95 @@ export interface ErrorRecord {
   name: string;
   message: string;
   stack?: string;
+  /** The thrown error's class names below Error, most derived first (see RemoteTaskError). */
+  classNames?: string[];
+  /** Its own plain properties (`code`, `status`…): strings, finite numbers, booleans, null. */
+  props?: Record<string, string | number | boolean | null>;
   snoozeMs?: number;
   cancelReason?: string;
   timeoutMs?: number;
 }
 
 export function toRecord(err: unknown): ErrorRecord {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const record: ErrorRecord = { name: e.name, message: e.message, stack: e.stack };
+  try {
+    return recordOf(err);
+  } catch {
+    // A Proxy whose every trap throws cannot even be asked whether it is an Error.
+    return { name: "Error", message: "(a thrown value that could not be read)" };
+  }
+}
+
+function recordOf(err: unknown): ErrorRecord {
+  const e = toError(err);
+  // Read defensively: a thrown object's getters (or a Proxy) may throw, and this runs in the
+  // task's process, where a throw here would lose the attempt's outcome.
+  const read = (key: "name" | "message" | "stack"): string | undefined => {
+    try {
+      const value: unknown = e[key];
+      return value === undefined ? undefined : String(value);
+    } catch {
+      return undefined;
+    }
+  };
+  const record: ErrorRecord = { name: read("name") ?? "Error", message: read("message") ?? "(an error whose message could not be read)", stack: read("stack") };
   if (e instanceof SnoozeTask) record.snoozeMs = e.delayMs;
   if (e instanceof CancelTask) record.cancelReason = e.reason;
   if (e instanceof TaskTimeoutError) record.timeoutMs = e.timeoutMs;
+  const classNames = classNamesOf(e);
+  if (classNames.length > 0) record.classNames = classNames;
+  const props = plainProps(e);
+  if (props) record.props = props;
   return record;
+}
+
+/** Bounds on what of an error crosses over: a thrown value can be anything. */
+const MAX_CLASSES = 10;
+const MAX_PROPS = 20;
+const MAX_PROP_CHARS = 1_000;
+
+/**
+ * The names of an error's classes below Error, most derived first, down to the built-in one it
+ * extends (`["NotFound", "HttpError"]`, `["BadInput", "TypeError"]`); none for Error itself or a
+ * plain built-in one, which are rebuilt as such.
+ */
+function classNamesOf(e: Error): string[] {
+  const names: string[] = [];
+  try {
+    for (let proto = Object.getPrototypeOf(e); proto && names.length < MAX_CLASSES; proto = Object.getPrototypeOf(proto)) {
+      const ctor: unknown = Object.prototype.hasOwnProperty.call(proto, "constructor") ? proto.constructor : undefined;
+      if (typeof ctor !== "function" || ctor === Error) break;
+      if (Object.values(BUILT_IN).includes(ctor as ErrorConstructor)) {
+        // A plain TypeError is rebuilt as one (no names); a class of yours below it names it too.
+        if (names.length > 0) names.push(ctor.name);
+        break;
+      }
+      if (ctor.name) names.push(String(ctor.name).slice(0, 200));
+    }
+  } catch {
+    // A hostile prototype (a throwing getter): the names found so far.
+  }
+  return names;
+}
+
+/** An error's own enumerable properties that are plain values (`code`, `status`…), bounded. */
+function plainProps(e: Error): ErrorRecord["props"] | undefined {
+  let props: ErrorRecord["props"] | undefined;
+  try {
+    for (const key of Object.keys(e).slice(0, MAX_PROPS)) {
+      if (key === "name" || key === "message" || key === "stack") continue;
+      const value: unknown = (e as unknown as Record<string, unknown>)[key];
+      const plain =
+        value === null || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value))
+          ? value
+          : typeof value === "string"
+            ? value.slice(0, MAX_PROP_CHARS)
+            : undefined;
+      if (plain !== undefined) (props ??= {})[key.slice(0, 200)] = plain;
+    }
+  } catch {
+    // A throwing getter: the properties read so far.
+  }
+  return props;
 }
 
 const BUILT_IN: Record<string, ErrorConstructor> = { TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
@@ -91,11 +168,15 @@ export function fromRecord(record: ErrorRecord): Error {
   else if (record.timeoutMs !== undefined) err = new TaskTimeoutError(record.timeoutMs);
   else if (record.name === "TaskCancelledError") err = new TaskCancelledError();
   else if (record.name === "WorkerShutdownError") err = new WorkerShutdownError();
+  else if (record.classNames && record.classNames.length > 0) err = new RemoteTaskError(record.name, record.message, record.classNames);
   else {
     err = new (BUILT_IN[record.name] ?? Error)(record.message);
     if (err.name !== record.name) err.name = record.name;
   }
   if (record.stack) err.stack = record.stack;
+  for (const [key, value] of Object.entries(record.props ?? {})) {
+    if (!(key in err)) (err as unknown as Record<string, unknown>)[key] = value;
+  }
   return err;
 }
 
