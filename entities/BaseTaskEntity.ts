@@ -5,7 +5,7 @@ import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 import { maybeTaskOperations, taskOperations, type CancelResult, type WaitOptions, type WaitResult } from "./operations";
 import type { TaskStatus } from "./status";
-import type { ConcurrencyLimitOption, RateLimitOption, ScheduleOption, UniqueOption } from "./unique";
+import type { ConcurrencyLimitOption, Loose, RateLimitOption, ScheduleOption, UniqueOption } from "./unique";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
@@ -102,7 +102,7 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * crash (native code), run out of memory or leak, which would take a thread's whole process
    * down. A thread or process class must also say where it lives (`static module`).
    */
-  static executor: "async" | "thread" | "process" = "async";
+  static executor: Loose<"async" | "thread" | "process"> = "async";
   /**
    * The compiled module that defines this class (`static module = __filename`), which a task
    * thread or process loads. Needed only with `executor = "thread"` or `"process"`.

@@ -3,12 +3,20 @@
 /** What an enqueue does when a task with the same key stands. */
 export type OnConflict = "skip" | "replace" | "error";
 
+/**
+ * One of `T`'s literals, or any string (checked when the class is registered, with a
+ * TaskDefinitionError naming it). A subclass's `static unique = { onConflict: "skip" }` is typed
+ * `string` by TypeScript (a static initializer takes no type from the base class), which a plain
+ * union would refuse (TS2417) unless written `as const`; editors still offer the literals.
+ */
+export type Loose<T extends string> = T | (string & {});
+
 /** `static unique` as a task class declares it. */
 export interface UniqueOption {
   /** Property names of the key: the class's own columns, or `queue`. */
   by: readonly string[];
-  /** Default "skip". */
-  onConflict?: OnConflict;
+  /** "skip" (default), "replace" or "error". */
+  onConflict?: Loose<OnConflict>;
   /** A fixed window ("1h", or milliseconds): one task per key per window, finished or not. */
   within?: string | number;
 }
@@ -32,8 +40,8 @@ export interface ScheduleOption {
   cron: string;
   /** An IANA time zone ("Europe/Paris"). Default UTC. */
   timezone?: string;
-  /** Default "skip": a tick more than 10 s late is not enqueued. See docs/scheduling.md. */
-  catchUp?: CatchUp;
+  /** "skip" (default: a tick more than 10 s late is not enqueued), "one" or "all". See docs/scheduling.md. */
+  catchUp?: Loose<CatchUp>;
   /** Values of the class's own columns for every task the schedule enqueues. */
   data?: Record<string, unknown>;
 }

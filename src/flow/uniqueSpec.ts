@@ -55,7 +55,7 @@ export function uniqueSpecOf(cls: { name: string; unique?: unknown; keepSucceede
     return { property, column: byColumn(cls.name, where, property, metadata) };
   });
   if (new Set(by).size !== by.length) throw new TaskDefinitionError(`${where}.by names a property twice`);
-  if (!ON_CONFLICT.has(onConflict)) {
+  if (!isOnConflict(onConflict)) {
     throw new TaskDefinitionError(`${where}.onConflict must be "skip", "replace" or "error", got ${describe(onConflict)}`);
   }
   let withinMs: number | null = null;
@@ -104,4 +104,8 @@ function describe(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+function isOnConflict(value: unknown): value is OnConflict {
+  return ON_CONFLICT.has(value as OnConflict);
 }

@@ -32,6 +32,10 @@ const MAX_CRON_CHARS = 255;
 
 const CATCH_UPS: readonly CatchUp[] = ["skip", "one", "all"];
 
+function isCatchUp(value: unknown): value is CatchUp {
+  return CATCH_UPS.includes(value as CatchUp);
+}
+
 /**
  * Checks a schedule definition. `where` names it in the error (`NightlyReport.schedule`,
  * `createSchedule`), and `fail` makes the error (TaskDefinitionError for a class,
@@ -49,7 +53,7 @@ export function scheduleSpecOf(value: unknown, where: string, fail: (message: st
   if (timezone !== undefined && timezone !== null && (typeof timezone !== "string" || timezone.length > 64)) {
     throw fail(`${where}.timezone: expected an IANA time zone name such as "Europe/Paris", got ${describe(timezone)}`);
   }
-  if (catchUp !== undefined && !CATCH_UPS.includes(catchUp)) {
+  if (catchUp !== undefined && !isCatchUp(catchUp)) {
     throw fail(`${where}.catchUp: expected "skip", "one" or "all", got ${describe(catchUp)}`);
   }
   const spec: ScheduleSpec = { cron: cron.trim(), timezone: timezone ?? null, catchUp: catchUp ?? "skip" };
