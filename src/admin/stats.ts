@@ -21,7 +21,7 @@ export interface TaskCount {
 
 export interface QueueStats {
   counts: TaskCount[];
-  /** How long the oldest task that is ready (pending and due) has waited, in ms; null if none. */
+  /** How long the oldest task that is ready (pending, due, not in a paused queue or of a paused type) has waited, in ms; null if none. */
   oldestReadyAgeMs: number | null;
   /** Tasks that finished (any way) in the last minute. */
   finishedLastMinute: number;
@@ -45,7 +45,8 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
   const registry = TaskRegistry.for(dataSource);
   const counts = await countByQueueTypeStatus(dataSource);
   const now = await databaseNow(dataSource);
-  const oldest = await oldestReadyRunAt(dataSource, now);
+  const controls = await readControlRows(dataSource.manager);
+  const oldest = await oldestReadyRunAt(dataSource, now, pausedNames(controls));
   const finished = await countFinishedSince(dataSource, now - 60_000);
   const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
   const unknown = new Map<string, number>();
@@ -59,8 +60,14 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     finishedLastMinute: finished,
     liveWorkers,
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
-    controls: await readControlRows(dataSource.manager),
+    controls,
   };
+}
+
+/** Paused queues and types: their tasks are not ready, as no worker takes them until resumed. */
+function pausedNames(controls: readonly ControlRow[]): { queues: string[]; types: string[] } {
+  const paused = (scope: ControlRow["scope"]) => controls.filter((c) => c.scope === scope && c.paused).map((c) => c.name);
+  return { queues: paused("queue"), types: paused("type") };
 }
 
 /** Ready tasks (pending and due) in one queue. */
@@ -75,19 +82,19 @@ export interface QueueReadiness {
  * The cheap part of `getStats`, for frequent scrapes: ready tasks and the oldest one's age per
  * queue (read through the claim index), and live workers.
  */
-export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number; pausedQueues: string[] }> {
+export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number; pausedQueues: string[]; pausedTypes: string[] }> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const now = await databaseNow(dataSource);
-  const rows = await readyByQueue(dataSource, now);
+  const { queues: pausedQueues, types: pausedTypes } = pausedNames(await readControlRows(dataSource.manager));
+  const rows = await readyByQueue(dataSource, now, pausedTypes);
   const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
-  // A paused queue's tasks are not ready: no worker will take them until it is resumed.
-  const pausedQueues = (await readControlRows(dataSource.manager)).filter((c) => c.scope === "queue" && c.paused).map((c) => c.name);
   return {
     queues: rows
       .filter((r) => !pausedQueues.includes(r.queue))
       .map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
     liveWorkers,
     pausedQueues,
+    pausedTypes,
   };
 }
 

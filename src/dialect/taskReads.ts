@@ -30,13 +30,11 @@ export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: s
 }
 
 /** The earliest `run_at` among ready tasks (pending, due at `now`), as stored; null if none. */
-export async function oldestReadyRunAt(ds: DataSource, now: number): Promise<unknown> {
-  const row = await ds
-    .getRepository(BaseTaskEntity)
-    .createQueryBuilder("t")
-    .select("MIN(t.run_at)", "oldest")
-    .where("t.status = 'pending' AND t.run_at <= :now", { now })
-    .getRawOne<{ oldest: unknown }>();
+export async function oldestReadyRunAt(ds: DataSource, now: number, paused: { queues: readonly string[]; types: readonly string[] }): Promise<unknown> {
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("MIN(t.run_at)", "oldest").where("t.status = 'pending' AND t.run_at <= :now", { now });
+  if (paused.queues.length > 0) query.andWhere("t.queue NOT IN (:...pausedQueues)", { pausedQueues: paused.queues });
+  if (paused.types.length > 0) query.andWhere("t.type NOT IN (:...pausedTypes)", { pausedTypes: paused.types });
+  const row = await query.getRawOne<{ oldest: unknown }>();
   return row?.oldest ?? null;
 }
 
@@ -46,17 +44,16 @@ export async function countFinishedSince(ds: DataSource, since: number): Promise
 }
 
 /** Ready tasks per queue, with the earliest `run_at` of each (as stored). */
-export async function readyByQueue(ds: DataSource, now: number): Promise<{ queue: string; ready: number; oldest: unknown }[]> {
-  const rows = await ds
+export async function readyByQueue(ds: DataSource, now: number, excludedTypes: readonly string[] = []): Promise<{ queue: string; ready: number; oldest: unknown }[]> {
+  const query = ds
     .getRepository(BaseTaskEntity)
     .createQueryBuilder("t")
     .select("t.queue", "queue")
     .addSelect("COUNT(*)", "ready")
     .addSelect("MIN(t.run_at)", "oldest")
-    .where("t.status = 'pending' AND t.run_at <= :now", { now })
-    .groupBy("t.queue")
-    .orderBy("t.queue")
-    .getRawMany<{ queue: string; ready: string | number; oldest: unknown }>();
+    .where("t.status = 'pending' AND t.run_at <= :now", { now });
+  if (excludedTypes.length > 0) query.andWhere("t.type NOT IN (:...excludedTypes)", { excludedTypes });
+  const rows = await query.groupBy("t.queue").orderBy("t.queue").getRawMany<{ queue: string; ready: string | number; oldest: unknown }>();
   return rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldest: r.oldest }));
 }
 

@@ -5,7 +5,7 @@
  * claimed, and buffered tasks of one go back.
  */
 import type { DataSource } from "typeorm";
-import { enqueueMany, listControls, pauseQueue, pauseType, processForever, processN, resumeQueue, resumeType, setQueueLimits } from "../../src";
+import { enqueueMany, getReadiness, getStats, listControls, pauseQueue, pauseType, processForever, processN, resumeQueue, resumeType, setQueueLimits } from "../../src";
 import { LimitedAccount, maxOverlap, RatedTask, SpanTask } from "../fixtures/flow";
 import { GateTask, testEntities } from "../fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
@@ -109,13 +109,22 @@ describe.each(DIALECTS)("flow controls on %s", (dialect) => {
 
   it("a paused queue or type is not ready: processN does not wait for it; resumed, it runs", async () => {
     SpanTask.spans = [];
+    // Nor do the readiness figures (the ready metric) and getStats' oldest ready task count it.
+    const readySpans = async () => ({
+      ready: (await getReadiness({ dataSource: ds })).queues.find((q) => q.queue === "spans")?.ready ?? 0,
+      oldest: (await getStats({ dataSource: ds })).oldestReadyAgeMs,
+    });
     await pauseQueue("spans", { dataSource: ds });
     await enqueueMany(Array.from({ length: 5 }, () => SpanTask.create({})), { dataSource: ds });
     expect((await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).processed).toBe(0);
+    expect(await readySpans()).toEqual({ ready: 0, oldest: null });
     await resumeQueue("spans", { dataSource: ds });
     await pauseType("span_task", { dataSource: ds });
     expect((await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).processed).toBe(0);
+    expect(await readySpans()).toEqual({ ready: 0, oldest: null });
+    expect((await getReadiness({ dataSource: ds })).pausedTypes).toEqual(["span_task"]);
     await resumeType("span_task", { dataSource: ds });
+    expect(await readySpans()).toMatchObject({ ready: 5, oldest: expect.any(Number) });
     expect((await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).succeeded).toBe(5);
   });
 
