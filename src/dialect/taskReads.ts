@@ -57,6 +57,14 @@ export async function readyByQueue(ds: DataSource, now: number, excludedTypes: r
   return rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldest: r.oldest }));
 }
 
+/** Ready tasks (pending and due) of some types, and queues when given. */
+export async function countReadyTasks(ds: DataSource, filter: { types: readonly string[]; queues: readonly string[] | null }, now: number): Promise<number> {
+  if (filter.types.length === 0) return 0;
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.status = 'pending' AND t.run_at <= :now", { now }).andWhere("t.type IN (:...types)", { types: filter.types });
+  if (filter.queues) query.andWhere("t.queue IN (:...queues)", { queues: filter.queues });
+  return countOf(query);
+}
+
 /** Pending and running tasks, optionally of some types and queues. */
 export async function countUnfinishedTasks(ds: DataSource, filter: { types?: readonly string[]; queues?: readonly string[] | null }): Promise<number> {
   const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.status IN ('pending', 'running')");

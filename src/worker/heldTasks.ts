@@ -32,6 +32,12 @@ export interface ProcessSummary {
   snoozed: number;
   /** Tasks that ended cancelled (CancelTask, or cancelled while running). */
   cancelled: number;
+  /**
+   * A run that stops when nothing is ready (processN, `--until-empty`): ready tasks of its types
+   * and queues it left because a pause or a concurrency or rate limit held them back. 0 when
+   * nothing was paused or limited, and for a worker that ran until stopped.
+   */
+  heldBack: number;
 }
 
 /**
@@ -81,7 +87,7 @@ export class HeldTasks {
   private fenced = false;
   /** Tasks claimed so far, less those handed back unstarted (processN's limit counts them). */
   claimed = 0;
-  readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0 };
+  readonly summary: ProcessSummary = { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0, heldBack: 0 };
   /** The last task started (processOne reports it). */
   lastTaskId: string | undefined;
   private readonly abandoned: AbandonedRuns;

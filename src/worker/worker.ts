@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
+import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
-import { createDialect, prepareDataSource } from "../dialect";
+import { createDialect, prepareDataSource, type TaskFilter } from "../dialect";
+import { databaseNow } from "../dialect/clock";
+import { countReadyTasks } from "../dialect/taskReads";
 import { concerns, onCommitted } from "../enqueue/announcements";
 import { TaskSubscriber } from "../enqueue/subscriber";
 import { OrmqConfigurationError, toError } from "../errors";
@@ -169,6 +172,10 @@ export class Worker {
         doze: this.doze,
         stopRequested: () => this.stopRequested,
       });
+      // processN stopped with nothing claimable: say how many ready tasks a pause or a limit held back.
+      if (this.limit !== Infinity && !this.stopRequested && held.claimed < this.limit && (gate.limitsActive || gate.paused.queues.length + gate.paused.types.length > 0)) {
+        held.summary.heldBack = await countHeldBack(dataSource, request, this.logger);
+      }
     } catch (err) {
       this.failure ??= err;
       this.stop(); // running tasks get the grace period, as on a signal
@@ -214,5 +221,15 @@ export class Worker {
       }
     }
     return undefined;
+  }
+}
+
+/** Ready tasks of a worker's types and queues (what a pause or a limit left behind); 0 when it cannot tell. */
+async function countHeldBack(dataSource: DataSource, filter: TaskFilter, logger: Logger): Promise<number> {
+  try {
+    return await countReadyTasks(dataSource, filter, await databaseNow(dataSource));
+  } catch (err) {
+    logger.debug({ err }, "could not count the tasks left behind");
+    return 0;
   }
 }

@@ -22,5 +22,5 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 
 /** A worker summary with zeroes for every count not given. */
 export function expectedSummary(counts: Partial<ProcessSummary>): ProcessSummary {
-  return { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0, ...counts };
+  return { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0, heldBack: 0, ...counts };
 }
