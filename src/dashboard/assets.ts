@@ -1,7 +1,8 @@
 /**
  * The dashboard's only script and stylesheet, served by the dashboard itself (no CDN, no build
  * step). The script refreshes the overview's live part every few seconds (polling: it works
- * through any proxy), and asks before a form that says so is sent.
+ * through any proxy) and draws the chart. Actions that touch more than one task are confirmed by a
+ * page the server renders (see app.ts), not by the script: they work with scripts off.
  */
 
 export const DASHBOARD_JS = `"use strict";

@@ -1,9 +1,12 @@
 /**
- * The dashboard mounted in Express, Fastify and Koa under /ormq, as docs/dashboard.md shows:
+ * The dashboard mounted in Express, NestJS, Fastify and Koa under /ormq, as the README and
+ * docs/dashboard.md show:
  * pages answer under the prefix, links carry it, and the host application's own routes still work.
  */
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
+import { Controller, Get, Module } from "@nestjs/common";
+import { NestFactory } from "@nestjs/core";
 import express from "express";
 import Fastify from "fastify";
 import Koa from "koa";
@@ -45,6 +48,18 @@ async function checkListening(listen: (ready: () => void) => Server): Promise<vo
   }
 }
 
+/** A NestJS application with one route of its own. */
+@Controller()
+class AppController {
+  @Get("app")
+  app(): string {
+    return "the application";
+  }
+}
+
+@Module({ controllers: [AppController] })
+class AppModule {}
+
 describe("the dashboard mounted in web frameworks", () => {
   let ds: DataSource;
   useTestDatabase("sqlite", (o) => (ds = o.ds), testEntities);
@@ -54,6 +69,17 @@ describe("the dashboard mounted in web frameworks", () => {
     app.use("/ormq", ormqDashboard({ dataSource: ds, auth: { token: TOKEN } }));
     app.get("/app", (_req, res) => void res.send("the application"));
     await checkListening((ready) => app.listen(0, "127.0.0.1", ready));
+  });
+
+  it("NestJS (on Express): app.use('/ormq', dashboard) in main.ts", async () => {
+    const app = await NestFactory.create(AppModule, { logger: false });
+    app.use("/ormq", ormqDashboard({ dataSource: ds, auth: { token: TOKEN } }));
+    await app.listen(0, "127.0.0.1");
+    try {
+      await check(urlOf(app.getHttpServer() as Server));
+    } finally {
+      await app.close();
+    }
   });
 
   it("Fastify: the raw request and response, with basePath", async () => {
