@@ -124,6 +124,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
 
   // Everything below needs an allowed caller, and its actions a CSRF token.
   app.use("*", async (c, next) => {
+    if (guard.refusesRemote(c.env.incoming)) return c.text('this dashboard has no authentication (auth: "none") and answers callers on this machine only', 403);
     const identity = await guard.identity(c.env.incoming);
     if (identity === null) {
       if (guard.usesToken && c.req.method === "GET") return c.redirect(`${c.get("base")}/login`, 303);

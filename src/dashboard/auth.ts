@@ -1,16 +1,20 @@
 /**
  * Who may use the dashboard, and CSRF protection of its actions. A token (a bearer header, or a
- * cookie set by the login form), a hook into the host application's own sessions, or none (the
- * CLI allows that only on loopback). Actions are POSTs carrying a token derived from the caller's
- * credential and a secret of this dashboard: a page on another site cannot read it, so it cannot
- * forge the form.
+ * cookie set by the login form), a hook into the host application's own sessions, or none, which
+ * answers loopback callers only (and the CLI binds only to loopback). Actions are POSTs carrying a
+ * token derived from the caller's credential (the token, or the session the hook names) and a
+ * secret of this dashboard: a page on another site cannot read it, so it cannot forge the form.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { InvalidOptionError } from "../errors";
 
-/** How the dashboard authenticates: a token, a hook (`auth(req)` true when allowed), or "none". */
-export type DashboardAuth = { token: string } | ((req: IncomingMessage) => boolean | Promise<boolean>) | "none";
+/**
+ * How the dashboard authenticates: a token; a hook, `auth(req)`, that allows a request by returning
+ * true or, better, the caller's session id (a non-empty string: CSRF tokens are then bound to that
+ * session, not shared by every user of the hook); or "none" (loopback callers only).
+ */
+export type DashboardAuth = { token: string } | ((req: IncomingMessage) => boolean | string | null | undefined | Promise<boolean | string | null | undefined>) | "none";
 
 /** The cookie the login form sets. */
 export const SESSION_COOKIE = "ormq_dashboard";
@@ -33,7 +37,11 @@ export class Guard {
   /** The caller's credential, when the request is allowed; null otherwise. */
   async identity(req: IncomingMessage): Promise<string | null> {
     if (this.auth === "none") return "none";
-    if (typeof this.auth === "function") return (await this.auth(req)) ? "hook" : null;
+    if (typeof this.auth === "function") {
+      const allowed: unknown = await this.auth(req);
+      if (typeof allowed === "string" && allowed !== "") return `session:${allowed}`;
+      return allowed === true ? "hook" : null;
+    }
     const header = req.headers.authorization;
     const given = header?.startsWith("Bearer ") ? header.slice(7) : cookie(req, SESSION_COOKIE);
     return given !== undefined && same(given, this.auth.token) ? "token" : null;
@@ -46,6 +54,11 @@ export class Guard {
 
   get usesToken(): boolean {
     return typeof this.auth === "object";
+  }
+
+  /** With no authentication, only a caller on this machine may use the dashboard. */
+  refusesRemote(req: IncomingMessage): boolean {
+    return this.auth === "none" && !isLoopback(req.socket?.remoteAddress);
   }
 
   /** The CSRF token of a credential. */
@@ -77,4 +90,11 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** 127.0.0.0/8, ::1, and IPv4 loopback as IPv6 clients show it (::ffff:127.0.0.1). */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }

@@ -4,19 +4,21 @@
  * headers, 400s for bad input, the shared overview read, and mounting under a path.
  */
 import { createServer, type Server } from "node:http";
+import { hostname, networkInterfaces } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { DataSource, Logger as OrmLogger } from "typeorm";
 import { BaseTaskEntity, cancelTask, createSchedule, enqueueMany, finishedByMinute, InvalidOptionError, listControls, listSchedules, ormqDashboard, processN, type DashboardOptions } from "../../src";
 import { WaitedTask, waitEntities } from "../fixtures/schedules";
 import { SendEmail, testEntities } from "../fixtures/tasks";
+import { isLoopback } from "../../src/dashboard/auth";
 import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 
 const TOKEN = "test-token-0123456789";
 const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`;
 
-async function serve(options: DashboardOptions): Promise<{ url: string; server: Server }> {
+async function serve(options: DashboardOptions, host = "127.0.0.1"): Promise<{ url: string; server: Server }> {
   const server = createServer(ormqDashboard(options));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
@@ -86,6 +88,24 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
       expect(body).not.toContain("<script>alert(1)");
       expect(body).not.toContain("<img src=x");
     }
+  });
+
+  it("shows a failed attempt's hostile error and stack as text, and the worker that ran it", async () => {
+    // First in line (earlier tests leave tasks pending): the one attempt below is its.
+    const [id] = await enqueueMany([WaitedTask.create({ mode: "hostile", priority: 1_000 })], { dataSource: ds });
+    await processN(WaitedTask, 1, { dataSource: ds, logger: memoryLogger().logger, scheduler: false });
+    const body = await (await get(`/tasks/${id}`)).text();
+    expect(body).toContain("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(1)&gt;");
+    expect(body).toContain("at &lt;img src=x onerror=alert(2)&gt; (hostile.js:1:1)");
+    expect(body).not.toContain("<img src=x");
+    expect(body).not.toContain("<script>alert");
+    // The workers page lists the worker that ran it: host, pid, types, state, heartbeat, tasks held.
+    const workers = await (await get("/workers")).text();
+    const row = workers.split("<tr>").find((r) => r.includes(`<td>${process.pid}</td>`));
+    expect(row).toBeDefined();
+    expect(row).toContain(hostname());
+    expect(row).toContain("WaitedTask");
+    expect(row).toContain("stopped");
   });
 
   it("answers bad input with a 400 and a message, never a stack", async () => {
@@ -179,6 +199,45 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
       expect(body).toContain('action="/ormq/tasks"');
     } finally {
       await close(hooked.server);
+    }
+  });
+
+  it("a hook that names the caller's session binds CSRF tokens to that session", async () => {
+    const hooked = await serve({ dataSource: ds, auth: (req) => (typeof req.headers["x-session"] === "string" ? req.headers["x-session"] : null) });
+    const as = (session: string) => ({ "x-session": session, "Content-Type": "application/x-www-form-urlencoded" });
+    try {
+      const page = await (await fetch(`${hooked.url}/queues`, { headers: as("alice") })).text();
+      const alices = /name="_csrf" value="([^"]+)"/.exec(page)![1];
+      const pause = (session: string, csrf: string) =>
+        fetch(`${hooked.url}/queues/hooked/pause`, { method: "POST", headers: as(session), body: new URLSearchParams({ _csrf: csrf }).toString(), redirect: "manual" });
+      expect((await pause("mallory", alices)).status).toBe(403);
+      expect((await pause("alice", alices)).status).not.toBe(403);
+      expect((await listControls({ dataSource: ds })).find((c) => c.scope === "queue" && c.name === "hooked")).toMatchObject({ paused: true });
+    } finally {
+      await close(hooked.server);
+    }
+  });
+
+  it('auth: "none" answers callers on this machine only', async () => {
+    expect(["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"].every(isLoopback)).toBe(true);
+    expect(["192.0.2.2", "::ffff:10.0.0.1", "fd00::2", "", undefined].some(isLoopback)).toBe(false);
+    const open = await serve({ dataSource: ds, auth: "none" }, "0.0.0.0");
+    const port = (open.server.address() as AddressInfo).port;
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/tasks`)).status).toBe(200);
+      // A caller from another address: this machine's own non-loopback address is one.
+      const external = Object.values(networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+      if (external === undefined) {
+        console.log("no non-loopback IPv4 address here: the remote caller half is not run");
+        return;
+      }
+      const res = await fetch(`http://${external}:${port}/tasks`);
+      expect(res.status).toBe(403);
+      expect(await res.text()).toMatch(/no authentication .* this machine only/);
+    } finally {
+      await close(open.server);
     }
   });
 
