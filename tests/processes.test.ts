@@ -122,5 +122,37 @@ describe.each(DIALECTS)("%s: process tasks", (dialect) => {
       const exited = await w.exited;
       expect(exited.code).toBe(0);
     }, 90_000);
+
+    it("a process killed from outside fails that attempt with the signal, and the retry runs in a new one; a process past taskProcessRecycleMb is replaced", async () => {
+      const repo = ds.getRepository(ProcessJob);
+      const w = worker({ ORMQ_TEST_FOREVER: "1", ORMQ_CONCURRENCY: "1", ORMQ_TASK_PROCESSES: "1", ORMQ_TASK_PROCESS_RECYCLE_MB: "250" });
+      const pidOf = async (task: ProcessJob) => {
+        await until("the task to succeed", async () => (await reload(ds, task)).status === "succeeded", 30_000);
+        return ((await reload<ProcessJob>(ds, task)).result as { pid: number }).pid;
+      };
+      try {
+        const waiting = await repo.save(job("wait_once"));
+        await until("the task to wait", async () => /^waiting in \d+$/.test((await reload<ProcessJob>(ds, waiting)).progressMessage ?? ""), 30_000);
+        const waiter = Number((await reload<ProcessJob>(ds, waiting)).progressMessage!.split(" ").at(-1));
+        process.kill(waiter, "SIGKILL");
+        const retriedIn = await pidOf(waiting);
+        expect(retriedIn).not.toBe(waiter);
+        const killed = await reload<ProcessJob>(ds, waiting);
+        expect(killed).toMatchObject({ attempts: 2, result: { attempt: 2 } });
+        expect(killed.errors![0]).toMatchObject({ name: "TaskProcessExitError", message: expect.stringContaining("killed by SIGKILL") });
+
+        // A process well under the mark serves attempt after attempt; one left holding 300 MB
+        // (outside the V8 heap, where memoryLimitMb cannot reach) is replaced after its attempt.
+        const first = await pidOf(await repo.save(job("ok")));
+        expect(await pidOf(await repo.save(job("ok")))).toBe(first);
+        expect(await pidOf(await repo.save(job("leak")))).toBe(first);
+        expect(await pidOf(await repo.save(job("ok")))).not.toBe(first);
+        await until("the replaced process to be gone", () => !alive(first), 10_000);
+      } finally {
+        w.child.kill("SIGTERM");
+      }
+      const exited = await w.exited;
+      expect(exited.code).toBe(0);
+    }, 90_000);
   }
 });
