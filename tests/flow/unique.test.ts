@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { enqueueMany, processN, retryTask, TaskValidationError, UniqueTaskError } from "../../src";
+import { BaseTaskEntity, enqueueMany, processN, retryFailed, retryTask, TaskValidationError, UniqueTaskError } from "../../src";
 import { DebounceAccount, HourlyAccount, StrictAccount, SyncAccount } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
 import { DIALECTS, memoryLogger, useTestDatabase } from "../support/db";
@@ -98,5 +98,44 @@ describe.each(DIALECTS)("unique tasks on %s", (dialect) => {
     const holder = await SyncAccount.create({ accountId: "r1" }).save();
     expect(holder.deduplicated).toBe(false);
     await expect(retryTask(failed.id, { dataSource: ds })).resolves.toMatchObject({ outcome: "duplicate", id: failed.id, standingId: holder.id });
+  });
+
+  it("replace: a running duplicate is left alone and the new one is skipped", async () => {
+    const running = await DebounceAccount.create({ accountId: "run1", note: "running" }).save();
+    // As a worker's claim leaves it (the guard's rule depends on the status, not on who holds it).
+    await ds.getRepository(BaseTaskEntity).update({ id: running.id }, { status: "running", lockedBy: "elsewhere" });
+    const second = await DebounceAccount.create({ accountId: "run1", note: "new" }).save();
+    expect({ id: second.id, deduplicated: second.deduplicated, replaced: second.replaced }).toEqual({ id: running.id, deduplicated: true, replaced: false });
+    expect(await ds.getRepository(DebounceAccount).findOneByOrFail({ id: running.id })).toMatchObject({ note: "running", status: "running" });
+    expect(await ds.getRepository(DebounceAccount).countBy({ accountId: "run1" })).toBe(1);
+  });
+
+  it("enqueueMany: replace updates the standing task; error rolls the whole call back", async () => {
+    const standing = await DebounceAccount.create({ accountId: "mr1", note: "old" }).save();
+    const tasks = [DebounceAccount.create({ accountId: "mr1", note: "newer" }), DebounceAccount.create({ accountId: "mr2", note: "fresh" })];
+    const ids = await enqueueMany(tasks, { dataSource: ds });
+    expect(ids[0]).toBe(standing.id);
+    expect(tasks.map((t) => [t.deduplicated, t.replaced])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
+    expect((await ds.getRepository(DebounceAccount).findOneByOrFail({ id: standing.id })).note).toBe("newer");
+
+    await StrictAccount.create({ accountId: "me1" }).save();
+    const err = await enqueueMany([StrictAccount.create({ accountId: "me2" }), StrictAccount.create({ accountId: "me1" })], { dataSource: ds }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UniqueTaskError);
+    // All or nothing: the task before the duplicate was not kept either.
+    expect(await ds.getRepository(StrictAccount).countBy({ accountId: "me2" })).toBe(0);
+  });
+
+  it("retryFailed goes on past a task whose key another unfinished task holds, and counts it", async () => {
+    // On a queue of their own: earlier tests leave failed tasks of this class.
+    const ids = await enqueueMany(["rf1", "rf2", "rf3"].map((accountId) => SyncAccount.create({ accountId }).onQueue("retry-failed")), { dataSource: ds });
+    await ds.getRepository(BaseTaskEntity).update(ids, { status: "failed" });
+    const holder = await SyncAccount.create({ accountId: "rf2" }).save();
+    expect(holder.deduplicated).toBe(false);
+    expect(await retryFailed({ dataSource: ds, type: "sync_account", queue: "retry-failed" })).toEqual({ requeued: 2, duplicates: 1 });
+    const statuses = await ds.getRepository(SyncAccount).find({ where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+    expect(statuses.map((t) => t.status)).toEqual(["pending", "failed", "pending"]);
   });
 });
