@@ -34,6 +34,34 @@ export interface QueueStats {
   unknownTypes: { type: string; count: number }[];
   /** Queues and types paused or limited at run time (`pauseQueue`, `setQueueLimits`, …). */
   controls: ControlRow[];
+  /**
+   * What the task classes this DataSource knows declare (`static unique`, `concurrencyLimit`,
+   * `rateLimit`), for those that declare any. `by` names database columns.
+   */
+  classControls: ClassControls[];
+}
+
+/** A task class's declared flow control. */
+export interface ClassControls {
+  type: string;
+  unique: { by: string[]; onConflict: string; withinMs: number | null } | null;
+  concurrency: { max: number; by: string | null } | null;
+  rate: { max: number; perMs: number; by: string | null } | null;
+}
+
+/** The declared flow control of every class of a registry that has any, by type. */
+function classControlsOf(registry: TaskRegistry): ClassControls[] {
+  const out: ClassControls[] = [];
+  for (const t of registry.byKey.values()) {
+    if (!t.unique && !t.concurrency && !t.rate) continue;
+    out.push({
+      type: t.key,
+      unique: t.unique ? { by: t.unique.by.map((b) => b.column), onConflict: t.unique.onConflict, withinMs: t.unique.withinMs } : null,
+      concurrency: t.concurrency ? { max: t.concurrency.max, by: t.concurrency.column } : null,
+      rate: t.rate ? { max: t.rate.max, perMs: t.rate.perMs, by: t.rate.column } : null,
+    });
+  }
+  return out.sort((a, b) => a.type.localeCompare(b.type));
 }
 
 /**
@@ -61,6 +89,7 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
     liveWorkers,
     unknownTypes: [...unknown].map(([type, count]) => ({ type, count })),
     controls,
+    classControls: classControlsOf(registry),
   };
 }
 

@@ -32,6 +32,10 @@ describe("flow controls through the ormq command (sqlite)", () => {
     expect(stats.stdout).toMatch(/paused\s+queue spans, type send_email/);
     expect(stats.stdout).toMatch(/concurrency limits\s+queue emails \(5\)/);
     expect(stats.stdout).toMatch(/rate limits\s+queue emails \(20 per 1000 ms\)/);
+    // And what the classes declare.
+    expect(stats.stdout).toMatch(/class limited_account\s+at most 2 running per accountId/);
+    expect(stats.stdout).toMatch(/class rated_task\s+at most 20 per 1000 ms\n/);
+    expect(stats.stdout).toMatch(/class hourly_account\s+unique by accountId \(skip, within 3600000 ms\)/);
     // A paused queue is not claimed.
     await SpanTask.create({}).save();
     expect((await processN(SpanTask, 1, { dataSource: ds, pollIntervalMs: 50, logger: memoryLogger().logger })).processed).toBe(0);

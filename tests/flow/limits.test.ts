@@ -100,6 +100,13 @@ describe.each(DIALECTS)("flow controls on %s", (dialect) => {
     expect((await processN(SpanTask, 8, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).succeeded).toBe(3);
   });
 
+  it("getStats shows what the classes declare beside what was set at run time", async () => {
+    const { classControls } = await getStats({ dataSource: ds });
+    expect(classControls.find((c) => c.type === "limited_account")).toEqual({ type: "limited_account", unique: null, concurrency: { max: 2, by: "accountId" }, rate: null });
+    expect(classControls.find((c) => c.type === "rated_task")).toEqual({ type: "rated_task", unique: null, concurrency: null, rate: { max: 20, perMs: 1_000, by: null } });
+    expect(classControls.find((c) => c.type === "span_task")).toBeUndefined(); // declares none
+  });
+
   it("bad limits are one clear error", async () => {
     await expect(setQueueLimits("spans", { rate: { max: 0, perMs: 1000 } }, { dataSource: ds })).rejects.toThrow(/rate.max must be/);
     await expect(setQueueLimits("spans", { rate: { max: 5, perMs: -1 } }, { dataSource: ds })).rejects.toThrow(/rate.perMs must be/);

@@ -36,6 +36,7 @@ export async function statsCommand(flags: ConnectionFlags & { json?: boolean; wa
             ? { "types without a class": stats.unknownTypes.map((u) => `${u.type} (${u.count})`).join(", ") }
             : {}),
           ...controlsSummary(stats.controls),
+          ...classControlsSummary(stats.classControls),
         });
       }
       if (intervalMs === null) break;
@@ -58,6 +59,21 @@ function controlsSummary(controls: QueueStats["controls"]): Record<string, strin
     ...(limited.length > 0 ? { "concurrency limits": limited.join(", ") } : {}),
     ...(rated.length > 0 ? { "rate limits": rated.join(", ") } : {}),
   };
+}
+
+/** What the task classes declare, one line per class (none when no class declares any). */
+function classControlsSummary(classes: QueueStats["classControls"]): Record<string, string> {
+  const per = (by: string | null) => (by === null ? "" : ` per ${by}`);
+  const lines = classes.map((c) =>
+    [
+      c.unique ? `unique by ${c.unique.by.join(", ")} (${c.unique.onConflict}${c.unique.withinMs === null ? "" : `, within ${c.unique.withinMs} ms`})` : null,
+      c.concurrency ? `at most ${c.concurrency.max} running${per(c.concurrency.by)}` : null,
+      c.rate ? `at most ${c.rate.max} per ${c.rate.perMs} ms${per(c.rate.by)}` : null,
+    ]
+      .filter((part) => part !== null)
+      .join("; "),
+  );
+  return Object.fromEntries(classes.map((c, i) => [`class ${c.type}`, lines[i]]));
 }
 
 export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string; before?: string }): Promise<void> {
