@@ -138,6 +138,32 @@ describe.each(DIALECTS)("flow controls on %s", (dialect) => {
     expect(await processN(SpanTask, 5, { dataSource: ds, pollIntervalMs: 50, logger: quiet() })).toMatchObject({ succeeded: 5, heldBack: 0 });
   });
 
+  it("a queue limit changed while a worker runs: raised, more start within about a second; lowered, none is stopped", async () => {
+    GateTask.reset();
+    await setQueueLimits("gates", { concurrency: 2 }, { dataSource: ds });
+    await enqueueMany(Array.from({ length: 6 }, () => GateTask.create({}).onQueue("gates")), { dataSource: ds });
+    const running = () => ds.getRepository(GateTask).countBy({ status: "running" });
+    const controller = new AbortController();
+    const worker = processForever(GateTask, { dataSource: ds, concurrency: 10, pollIntervalMs: 50, signal: controller.signal, logger: quiet() });
+    try {
+      await until("two running", async () => GateTask.started.length === 2);
+      // A claimed task counts against the limit: none is held in a buffer beyond it.
+      expect(await running()).toBe(2);
+      await setQueueLimits("gates", { concurrency: 5 }, { dataSource: ds });
+      await until("five running", async () => GateTask.started.length === 5, 3_000);
+      await setQueueLimits("gates", { concurrency: 1 }, { dataSource: ds });
+      GateTask.release!();
+      await until("all six done", async () => (await ds.getRepository(GateTask).countBy({ status: "succeeded" })) === 6);
+    } finally {
+      controller.abort();
+      await worker;
+      await setQueueLimits("gates", { concurrency: null }, { dataSource: ds });
+    }
+    // Lowering the limit to 1 under five running tasks aborted none of them.
+    expect(GateTask.abortReasons).toEqual([]);
+    expect(GateTask.started).toHaveLength(6);
+  });
+
   it("pausing hands back what a running worker holds in its buffer; running tasks finish", async () => {
     GateTask.reset();
     await enqueueMany(Array.from({ length: 6 }, () => GateTask.create({})), { dataSource: ds });
