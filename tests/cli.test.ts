@@ -140,6 +140,10 @@ describe.each(DIALECTS)("%s: the ormq binary", (dialect) => {
     const shown = JSON.parse((await runCli(["show", doomed.id, "--json"], env())).stdout);
     expect(shown.fields).toMatchObject({ id: doomed.id, type: "always_fails", status: "failed", attempts: 1 });
     expect(shown.events.map((e: { kind: string }) => e.kind)).toEqual(["enqueued", "started", "failed"]); // the first from the row
+    // A task's progress (as ctx.progress stores it) in show and in list's progress column.
+    await ds.getRepository(RecordRun).update({ id: waiting.id }, { progress: 0.4, progressMessage: "4 of 10 files" });
+    expect(JSON.parse((await runCli(["show", waiting.id, "--json"], env())).stdout).fields).toMatchObject({ progress: 0.4, progressMessage: "4 of 10 files" });
+    expect((await runCli(["list", "--status", "pending"], env())).stdout).toMatch(/40% 4 of 10 files/);
     const stats = JSON.parse((await runCli(["stats", "--json"], env())).stdout);
     expect(stats.counts).toEqual(
       expect.arrayContaining([
