@@ -1,4 +1,5 @@
 import type { DataSource } from "typeorm";
+import { waitForResults } from "../src";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
 import { spawnWorker } from "./support/processes";
@@ -11,18 +12,22 @@ describe.each(DIALECTS)("%s: four worker processes drain one queue", (dialect) =
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);
 
-  it(`runs each of ${TASKS} tasks exactly once`, async () => {
+  it(`runs each of ${TASKS} tasks exactly once; this process waits for results the others produce`, async () => {
     const tasks = Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `t${i}` }));
     await ds.getRepository(RecordRun).save(tasks, { chunk: 250 });
 
     const workers = Array.from({ length: PROCESSES }, () => spawnWorker({ ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10" }));
     try {
       await Promise.all(workers.map((w) => w.ready));
+      // Waits made here, for tasks the worker processes run: every 40th task.
+      const waited = tasks.filter((_, i) => i % 40 === 0);
+      const results = waitForResults(waited.map((t) => t.id), { dataSource: ds, timeoutMs: 60_000 });
       for (const w of workers) w.child.stdin!.write("go\n");
-      const results = await Promise.all(workers.map((w) => w.exited));
-      for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(await results).toEqual(waited.map((t) => ({ id: t.id, result: { label: t.label, cls: "RecordRun" }, deleted: false })));
+      const exits = await Promise.all(workers.map((w) => w.exited));
+      for (const r of exits) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
 
-      const succeeded = results.reduce((sum, r) => sum + (r.summary as { succeeded: number }).succeeded, 0);
+      const succeeded = exits.reduce((sum, r) => sum + (r.summary as { succeeded: number }).succeeded, 0);
       expect(succeeded).toBe(TASKS);
       const runs = await ds.getRepository(RunLog).find();
       expect(runs).toHaveLength(TASKS);
