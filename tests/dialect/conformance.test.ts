@@ -4,7 +4,7 @@
  * dialect must pass it as it is; a capability a dialect lacks is skipped by its name.
  */
 import { ChildEntity, Column, type DataSource } from "typeorm";
-import { BaseTaskEntity } from "../../src";
+import { BaseTaskEntity, pauseQueue, pauseType, setQueueLimits } from "../../src";
 import { createDialect, tablesOf, traitsOf, type Completion, type Dialect } from "../../src/dialect";
 import { bulkInsert } from "../../src/dialect/bulkInsert";
 import { cancelPending, deleteFinished, deleteOrphanEvents, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
@@ -245,6 +245,54 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       const due = await worker.nextDueInMs({ types: ["conf_a"], queues: null });
       expect(due).toBeGreaterThan(100_000);
       expect(due).toBeLessThanOrEqual(120_000);
+    });
+  });
+
+  describe("flow control", () => {
+    afterEach(async () => {
+      await ds.query(`DELETE FROM ormq_controls`);
+      await ds.query(`DELETE FROM ormq_rate_claims`);
+    });
+    const noLimits = { types: [], queues: [], typeRates: [], queueRates: [] };
+
+    it("readControls reads paused queues and types and queue limits as the admin API writes them", async () => {
+      await pauseQueue("qa", { dataSource: ds });
+      await pauseType("conf_b", { dataSource: ds });
+      await setQueueLimits("qb", { concurrency: 3, rate: { max: 10, perMs: 1_000 } }, { dataSource: ds });
+      const controls = await worker.readControls();
+      expect({ ...controls, queueLimits: [...controls.queueLimits], queueRates: [...controls.queueRates] }).toMatchObject({
+        pausedQueues: ["qa"],
+        pausedTypes: ["conf_b"],
+        queueLimits: [["qb", 3]],
+        queueRates: [["qb", { max: 10, perMs: 1_000 }]],
+      });
+    });
+
+    it("a claim leaves excluded queues alone", async () => {
+      await ds.getRepository(ConfA).save(ConfA.create({})); // queue qa
+      await ds.getRepository(ConfB).save(ConfB.create({})); // queue qb
+      const rows = await worker.claim({ types: ["conf_a", "conf_b"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: [], excludedQueues: ["qa"] });
+      expect(rows.map((r) => r.type)).toEqual(["conf_b"]);
+    });
+
+    it("a limited claim takes no more than a concurrency limit leaves room for, across workers, until a place is freed", async () => {
+      await ds.getRepository(ConfA).save(["k1", "k1", "k1", "k2"].map((label) => ConfA.create({ label })));
+      const limited = (d: Dialect) =>
+        d.claim({ types: ["conf_a"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: [], limits: { ...noLimits, types: [{ type: "conf_a", column: "label", max: 1 }] } });
+      const first = await limited(worker);
+      expect(first.map((r) => r.label).sort()).toEqual(["k1", "k2"]);
+      expect(await limited(other)).toEqual([]); // k1 and k2 each hold their one place
+      const k1 = first.find((r) => r.label === "k1")!;
+      expect(await worker.complete([done(k1)])).toEqual(new Map([[String(k1.id), "succeeded"]]));
+      expect((await limited(other)).map((r) => r.label)).toEqual(["k1"]);
+    });
+
+    it("a limited claim takes no more than a rate limit allows in its window", async () => {
+      await ds.getRepository(ConfB).save(Array.from({ length: 5 }, () => ConfB.create({})));
+      const limited = (d: Dialect) =>
+        d.claim({ types: ["conf_b"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: [], limits: { ...noLimits, queueRates: [{ queue: "qb", max: 2, perMs: 60_000 }] } });
+      expect(await limited(worker)).toHaveLength(2);
+      expect(await limited(other)).toEqual([]); // the window's two are taken, whoever asks
     });
   });
 
