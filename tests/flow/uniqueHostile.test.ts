@@ -5,10 +5,10 @@
  */
 import fc from "fast-check";
 import { ChildEntity, Column, DataSource, type DataSourceOptions } from "typeorm";
-import { BaseTaskEntity, ormqDataSourceOptions, TaskDefinitionError, type UniqueOption } from "../../src";
+import { BaseTaskEntity, ormqDataSourceOptions, processN, TaskDefinitionError, type UniqueOption } from "../../src";
 import { SyncAccount } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
-import { createTestDb, DIALECTS, useTestDatabase } from "../support/db";
+import { createTestDb, DIALECTS, memoryLogger, useTestDatabase } from "../support/db";
 
 describe.each(DIALECTS)("unique keys from generated values on %s", (dialect) => {
   let ds: DataSource;
@@ -38,7 +38,7 @@ describe.each(DIALECTS)("unique keys from generated values on %s", (dialect) => 
   });
 });
 
-describe("bad static unique and concurrencyLimit declarations", () => {
+describe("bad static unique, concurrencyLimit and rateLimit declarations", () => {
   const declare = (unique: unknown, keepSucceeded = true) => {
     @ChildEntity(`bad_unique_${Math.random()}`)
     class BadUnique extends BaseTaskEntity {
@@ -107,6 +107,51 @@ describe("bad static unique and concurrencyLimit declarations", () => {
     expect(err).toBeInstanceOf(TaskDefinitionError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).toContain("BadLimit.concurrencyLimit");
+  });
+
+  it.each([
+    [{ max: 0, perMs: 1_000 }, /rateLimit\.max must be a positive integer/],
+    [{ max: 5, perMs: -1 }, /rateLimit\.perMs must be an integer from 10/],
+    [{ max: 5 }, /rateLimit\.perMs must be/],
+    [{ max: 5, perMs: 1_000, by: "nope" }, /rateLimit\.by names "nope"/],
+    [{ max: 5, perMs: 1_000, burst: 2 }, /unknown field "burst"/],
+    [[5, 1_000], /must be \{ max, perMs, by\? \}/],
+  ])("rateLimit %j is refused before anything is written", async (limit, message) => {
+    @ChildEntity(`bad_rate_${Math.random()}`)
+    class BadRate extends BaseTaskEntity {
+      static rateLimit = limit as never;
+      @Column({ type: "varchar", length: 255, nullable: true })
+      accountId!: string;
+      async run() {
+        return null;
+      }
+    }
+    const err = await firstSaveError(BadRate);
+    expect(err).toBeInstanceOf(TaskDefinitionError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).toContain("BadRate.rateLimit");
+  });
+
+  it("a worker refuses to start on a DataSource with a badly declared class, naming it", async () => {
+    @ChildEntity(`bad_start_${Math.random()}`)
+    class BadStart extends BaseTaskEntity {
+      static concurrencyLimit = { max: 2, by: "nope" };
+      async run() {
+        return null;
+      }
+    }
+    const db = await createTestDb("sqlite");
+    const base = ormqDataSourceOptions(db.url);
+    const ds = new DataSource({ ...base, entities: [...(base.entities as []), BadStart], logging: false } as DataSourceOptions);
+    await ds.initialize();
+    try {
+      const err = await processN(BadStart, 1, { dataSource: ds, logger: memoryLogger().logger }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskDefinitionError);
+      expect((err as Error).message).toContain('BadStart.concurrencyLimit.by names "nope"');
+    } finally {
+      await ds.destroy();
+      await db.drop();
+    }
   });
 
   it("within with keepSucceeded = false is refused: the window lives in the rows", async () => {
