@@ -46,8 +46,10 @@ describe.each(DIALECTS)("chaos on %s", (dialect) => {
     await ds.query(`DELETE FROM test_runs`);
   });
 
-  it("four workers drain 5,000 tasks while one is killed with SIGKILL about every 0.5 s", async () => {
-    const TASKS = 5_000;
+  it("four workers drain 3,000 tasks while one is killed with SIGKILL about every 0.5 s", async () => {
+    // Enough for a kill every half second through the whole drain (tens of kills on either
+    // database), and no more: the drain under fire is the suite's longest test.
+    const TASKS = 3_000;
     await ds.getRepository(RecordRun).save(Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `c${i}` })), { chunk: 500 });
     const env = { ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10", ...FAST };
     let live = await Promise.all(Array.from({ length: 4 }, () => startWorker(env)));
