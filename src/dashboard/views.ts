@@ -49,6 +49,7 @@ ${queues.map((q) => html`<tr><td><a href="${ctx.base}/tasks?queue=${encodeURICom
 <h2>Finished per minute, the last hour</h2>
 <div id="chart" data-points="${JSON.stringify([perMinute.map((p) => p.minute.getTime() / 1000), perMinute.map((p) => p.count)])}"></div>
 <h2>Paused and limited</h2>${controls(ctx, stats.controls)}
+${classControls(ctx, stats.classControls)}
 <h2>Schedules</h2>${scheduleTable(ctx, schedules)}
 ${stats.unknownTypes.length > 0 ? html`<h2>Types no class here runs</h2><ul>${stats.unknownTypes.map((u) => html`<li>${u.type}: ${u.count}</li>`)}</ul>` : ""}
 </div>`;
@@ -60,6 +61,16 @@ export function controls(ctx: PageContext, rows: ControlRow[]): Html {
 ${rows.map(
   (c) => html`<tr><td>${c.scope}</td><td>${c.name}</td><td>${c.paused ? "paused" : ""}</td><td>${c.concurrency ?? ""}</td><td>${c.rate ? `${c.rate.max} per ${c.rate.perMs} ms` : ""}</td>
 <td>${c.scope === "queue" ? action(ctx, `/queues/${encodeURIComponent(c.name)}/${c.paused ? "resume" : "pause"}`, c.paused ? "Resume" : "Pause") : ""}</td></tr>`,
+)}</table>`;
+}
+
+/** What the task classes declare (static unique, concurrencyLimit, rateLimit); nothing when none does. */
+function classControls(ctx: PageContext, rows: QueueStats["classControls"]): Html | string {
+  if (rows.length === 0) return "";
+  const per = (by: string | null) => (by === null ? "" : ` per ${by}`);
+  return html`<h3>Declared by task classes</h3><table><tr><th>type</th><th>unique</th><th>concurrency</th><th>rate</th></tr>
+${rows.map(
+  (c) => html`<tr><td><a href="${ctx.base}/tasks?type=${encodeURIComponent(c.type)}">${c.type}</a></td><td>${c.unique ? `by ${c.unique.by.join(", ")} (${c.unique.onConflict}${c.unique.withinMs === null ? "" : `, within ${c.unique.withinMs} ms`})` : ""}</td><td>${c.concurrency ? `${c.concurrency.max}${per(c.concurrency.by)}` : ""}</td><td>${c.rate ? `${c.rate.max} per ${c.rate.perMs} ms${per(c.rate.by)}` : ""}</td></tr>`,
 )}</table>`;
 }
 

@@ -74,6 +74,8 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
       expect(body).not.toMatch(/<script>(?!<\/script>)/); // only <script src=…>, never a script body
       expect(body).not.toMatch(/ on[a-z]+=/i);
     }
+    // The overview shows what the classes declare beside what was set at run time.
+    expect(await (await get("/")).text()).toMatch(/Declared by task classes.*limited_account<\/a><\/td><td><\/td><td>2 per accountId</s);
     const filtered = await (await get("/tasks?type=waited_task&f.n.min=4&f.n.max=4")).text();
     expect(filtered).toContain(`/tasks/${task}"`);
     expect((await (await get("/tasks?type=waited_task&f.n.min=5")).text())).not.toContain(`/tasks/${task}"`);
