@@ -43,6 +43,11 @@ describe("errors across a thread or process boundary", () => {
     expect(bad).toMatchObject({ classNames: ["BadInput", "TypeError"] });
     expect(errorIs(bad, TypeError)).toBe(true);
 
+    // A thrown string or object comes back as a plain Error carrying its text.
+    const thrownText = cross("just text");
+    expect(thrownText).not.toBeInstanceOf(RemoteTaskError);
+    expect(thrownText).toMatchObject({ name: "Error", message: expect.stringContaining("just text") });
+
     // ormq's own meanings survive as their classes.
     expect(cross(new SnoozeTask(250))).toMatchObject({ delayMs: 250 });
     expect(cross(new SnoozeTask(250))).toBeInstanceOf(SnoozeTask);

@@ -49,6 +49,16 @@ export interface ClassControls {
   rate: { max: number; perMs: number; by: string | null } | null;
 }
 
+/** A class's declared controls in words ("by accountId (skip, within 3600000 ms)", "2 per accountId", "100 per 60000 ms"), for the CLI and the dashboard. */
+export function describeClassControls(c: ClassControls): { unique: string | null; concurrency: string | null; rate: string | null } {
+  const per = (by: string | null) => (by === null ? "" : ` per ${by}`);
+  return {
+    unique: c.unique ? `by ${c.unique.by.join(", ")} (${c.unique.onConflict}${c.unique.withinMs === null ? "" : `, within ${c.unique.withinMs} ms`})` : null,
+    concurrency: c.concurrency ? `${c.concurrency.max} running${per(c.concurrency.by)}` : null,
+    rate: c.rate ? `${c.rate.max} per ${c.rate.perMs} ms${per(c.rate.by)}` : null,
+  };
+}
+
 /** The declared flow control of every class of a registry that has any, by type. */
 function classControlsOf(registry: TaskRegistry): ClassControls[] {
   const out: ClassControls[] = [];

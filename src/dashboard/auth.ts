@@ -39,8 +39,9 @@ export class Guard {
     if (this.auth === "none") return "none";
     if (typeof this.auth === "function") {
       const allowed: unknown = await this.auth(req);
-      if (typeof allowed === "string" && allowed !== "") return `session:${allowed}`;
-      return allowed === true ? "hook" : null;
+      if (typeof allowed === "string") return allowed === "" ? null : `session:${allowed}`;
+      // Any other truthy value allows (a hook may return its user object), with a shared identity.
+      return allowed ? "hook" : null;
     }
     const header = req.headers.authorization;
     const given = header?.startsWith("Bearer ") ? header.slice(7) : cookie(req, SESSION_COOKIE);
@@ -56,9 +57,18 @@ export class Guard {
     return typeof this.auth === "object";
   }
 
-  /** With no authentication, only a caller on this machine may use the dashboard. */
+  /**
+   * With no authentication, only a caller on this machine may use the dashboard: a loopback
+   * address, or a Unix socket (no address at all). A request a proxy forwarded (it says so in a
+   * `Forwarded`, `X-Forwarded-For` or `X-Real-IP` header) comes from the proxy's caller, whoever
+   * that is: refused, as a proxy on this machine would make every caller look local.
+   */
   refusesRemote(req: IncomingMessage): boolean {
-    return this.auth === "none" && !isLoopback(req.socket?.remoteAddress);
+    if (this.auth !== "none") return false;
+    const h = req.headers;
+    if (h.forwarded !== undefined || h["x-forwarded-for"] !== undefined || h["x-real-ip"] !== undefined) return true;
+    const address = req.socket?.remoteAddress;
+    return address !== undefined && !isLoopback(address);
   }
 
   /** The CSRF token of a credential. */
@@ -92,9 +102,10 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
   return undefined;
 }
 
-/** 127.0.0.0/8, ::1, and IPv4 loopback as IPv6 clients show it (::ffff:127.0.0.1). */
+/** 127.0.0.0/8, ::1, IPv4 loopback as IPv6 sockets show it (::ffff:127.0.0.1), and `localhost`. */
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
+  if (address === "localhost") return true;
   const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
   return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }

@@ -6,7 +6,7 @@
  */
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import type { QueueReadiness, QueueStats, WorkerInfoRow } from "../admin/stats";
+import { describeClassControls, type QueueReadiness, type QueueStats, type WorkerInfoRow } from "../admin/stats";
 import type { ControlRow } from "../admin/queues";
 import type { ScheduleInfo } from "../admin/schedules";
 import type { TaskDetails, TaskPage } from "../admin/list";
@@ -67,11 +67,11 @@ ${rows.map(
 /** What the task classes declare (static unique, concurrencyLimit, rateLimit); nothing when none does. */
 function classControls(ctx: PageContext, rows: QueueStats["classControls"]): Html | string {
   if (rows.length === 0) return "";
-  const per = (by: string | null) => (by === null ? "" : ` per ${by}`);
   return html`<h3>Declared by task classes</h3><table><tr><th>type</th><th>unique</th><th>concurrency</th><th>rate</th></tr>
-${rows.map(
-  (c) => html`<tr><td><a href="${ctx.base}/tasks?type=${encodeURIComponent(c.type)}">${c.type}</a></td><td>${c.unique ? `by ${c.unique.by.join(", ")} (${c.unique.onConflict}${c.unique.withinMs === null ? "" : `, within ${c.unique.withinMs} ms`})` : ""}</td><td>${c.concurrency ? `${c.concurrency.max}${per(c.concurrency.by)}` : ""}</td><td>${c.rate ? `${c.rate.max} per ${c.rate.perMs} ms${per(c.rate.by)}` : ""}</td></tr>`,
-)}</table>`;
+${rows.map((c) => {
+  const d = describeClassControls(c);
+  return html`<tr><td><a href="${ctx.base}/tasks?type=${encodeURIComponent(c.type)}">${c.type}</a></td><td>${d.unique ?? ""}</td><td>${d.concurrency ?? ""}</td><td>${d.rate ?? ""}</td></tr>`;
+})}</table>`;
 }
 
 export function scheduleTable(ctx: PageContext, schedules: ScheduleInfo[]): Html {

@@ -122,18 +122,20 @@ export interface WorkerInfo {
   queues: readonly string[] | null;
 }
 
-/** A task the rescue returned to the queue (or ended), and the worker that lost it. */
 /** What a heartbeat did to the leases it was asked to renew. */
 export interface Renewal {
   /** Ids whose lease it extended. */
   renewed: Set<string>;
   /**
-   * Ids still held by this worker whose row another transaction had locked at that moment (this
-   * worker's own completion, a cancel request): neither renewed nor lost. The next beat tries again.
+   * Ids this worker still held by the statement's snapshot whose row it could not lock at once:
+   * another transaction held it (this worker's own completion, a cancel request), or it changed
+   * since the snapshot (an outcome or a rescue just committed). Neither renewed nor judged lost:
+   * the next beat tells.
    */
   busy: Set<string>;
 }
 
+/** A task the rescue returned to the queue (or ended), and the worker that lost it. */
 export interface RescuedTask {
   id: string;
   status: FinalStatus;

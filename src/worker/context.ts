@@ -93,18 +93,21 @@ export function flushProgress(ctx: TaskContext): Promise<void> | undefined {
 }
 
 /**
+ * The tick a schedule enqueued this task for, or null. tickRow writes the tick as both the task's
+ * `runAt` and its `createdAt`; a retry, a snooze or a rescue only moves `runAt` later, so the
+ * earlier of the two is the tick on every attempt. (A tick task written before ormq wrote the
+ * tick as `createdAt` has its write time there, later than its first `runAt`: the minimum still
+ * gives the tick for its first attempt.)
+ */
+export function scheduledForOf(task: { scheduleName: string | null; createdAt: Date; runAt: Date }): Date | null {
+  if (!task.scheduleName) return null;
+  return task.runAt.getTime() < task.createdAt.getTime() ? task.runAt : task.createdAt;
+}
+
+/**
  * Builds a task's context. The signal, the logger and the child container are made only if the
  * task asks for them: most tasks use none, and a worker starts thousands of attempts a second.
  */
-/**
- * The tick a schedule enqueued this task for, or null. The tick is the task's creation time
- * (tickRow writes it so): unlike `runAt`, which a retry, a snooze or a rescue moves, nothing
- * changes it afterwards, so every attempt sees the same tick.
- */
-export function scheduledForOf(task: { scheduleName: string | null; createdAt: Date }): Date | null {
-  return task.scheduleName ? task.createdAt : null;
-}
-
 export function createTaskContext(fields: ContextFields): TaskContext {
   return new AttemptContext(fields);
 }

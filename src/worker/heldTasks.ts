@@ -33,9 +33,10 @@ export interface ProcessSummary {
   /** Tasks that ended cancelled (CancelTask, or cancelled while running). */
   cancelled: number;
   /**
-   * A run that stops when nothing is ready (processN, `--until-empty`): ready tasks of its types
-   * and queues it left because a pause or a concurrency or rate limit held them back. 0 when
-   * nothing was paused or limited, and for a worker that ran until stopped.
+   * A run that stops when nothing is ready (processN, `--until-empty`) while something is paused
+   * or limited: the ready tasks of its types and queues it left behind (those a pause or a limit
+   * held back, and any that fell due after its last claim). 0 when nothing was paused or
+   * limited, and for a worker that ran until stopped.
    */
   heldBack: number;
 }

@@ -141,8 +141,8 @@ export class Worker {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
       maintenance.push(
-        startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => held.heldIds(), (id) => held.stillRunning(id), this.logger, (renewed, asked, at) =>
-          held.leasesRenewed(renewed, asked, at),
+        startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => held.heldIds(), (id) => held.stillRunning(id), this.logger, (renewal, asked, at) =>
+          held.leasesRenewed(renewal, asked, at),
         ),
       );
       maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));

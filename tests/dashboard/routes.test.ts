@@ -75,7 +75,7 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
       expect(body).not.toMatch(/ on[a-z]+=/i);
     }
     // The overview shows what the classes declare beside what was set at run time.
-    expect(await (await get("/")).text()).toMatch(/Declared by task classes.*limited_account<\/a><\/td><td><\/td><td>2 per accountId</s);
+    expect(await (await get("/")).text()).toMatch(/Declared by task classes.*limited_account<\/a><\/td><td><\/td><td>2 running per accountId</s);
     const filtered = await (await get("/tasks?type=waited_task&f.n.min=4&f.n.max=4")).text();
     expect(filtered).toContain(`/tasks/${task}"`);
     expect((await (await get("/tasks?type=waited_task&f.n.min=5")).text())).not.toContain(`/tasks/${task}"`);
@@ -191,7 +191,8 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
   });
 
   it("an auth hook decides from the request; a basePath prefixes every link", async () => {
-    const hooked = await serve({ dataSource: ds, auth: (req) => req.headers["x-session"] === "ok", basePath: "/ormq" });
+    // Any truthy value allows (a hook may return its user object); a falsy one refuses.
+    const hooked = await serve({ dataSource: ds, auth: ((req: { headers: Record<string, unknown> }) => (req.headers["x-session"] === "ok" ? { user: "ada" } : undefined)) as never, basePath: "/ormq" });
     try {
       expect((await fetch(`${hooked.url}/ormq/`)).status).toBe(401);
       const res = await fetch(`${hooked.url}/ormq/tasks`, { headers: { "x-session": "ok" } });
@@ -227,6 +228,9 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
     const port = (open.server.address() as AddressInfo).port;
     try {
       expect((await fetch(`http://127.0.0.1:${port}/tasks`)).status).toBe(200);
+      // Through a proxy on this machine, every caller would look local: a forwarded request is refused.
+      expect((await fetch(`http://127.0.0.1:${port}/tasks`, { headers: { "X-Forwarded-For": "203.0.113.9" } })).status).toBe(403);
+      expect((await fetch(`http://127.0.0.1:${port}/tasks`, { headers: { Forwarded: "for=203.0.113.9" } })).status).toBe(403);
       // A caller from another address: this machine's own non-loopback address is one.
       const external = Object.values(networkInterfaces())
         .flat()

@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { TaskDefinitionError } from "../../src";
 import { cronOf, dueTicks, MAX_CATCH_UP, nextTick, ON_TIME_MS, scheduleSpecOf } from "../../src/schedule/scheduleSpec";
+import { scheduledForOf } from "../../src/worker/context";
 
 const spec = (cron: string, timezone: string | null = null) => cronOf({ cron, timezone });
 const fail = (m: string) => new TaskDefinitionError(m);
@@ -130,5 +131,17 @@ describe("scheduleSpecOf", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("scheduledForOf", () => {
+  const tick = new Date("2026-11-30T02:00:00Z");
+  const later = (ms: number) => new Date(tick.getTime() + ms);
+  it("is the tick on every attempt: a retry moves runAt later, never createdAt", () => {
+    expect(scheduledForOf({ scheduleName: "nightly", createdAt: tick, runAt: tick })).toEqual(tick);
+    expect(scheduledForOf({ scheduleName: "nightly", createdAt: tick, runAt: later(60_000) })).toEqual(tick);
+    // A tick task written before the tick was its createdAt: its first runAt is the tick.
+    expect(scheduledForOf({ scheduleName: "nightly", createdAt: later(3_600_000), runAt: tick })).toEqual(tick);
+    expect(scheduledForOf({ scheduleName: null, createdAt: tick, runAt: tick })).toBeNull();
   });
 });

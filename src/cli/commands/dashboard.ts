@@ -6,23 +6,21 @@
 import { createServer } from "node:http";
 import { isIP } from "node:net";
 import { ormqDashboard } from "../../dashboard";
-import type { DashboardAuth } from "../../dashboard/auth";
+import { isLoopback, type DashboardAuth } from "../../dashboard/auth";
 import { InvalidOptionError } from "../../errors";
 import { parseInteger } from "../../parse";
 import { connect, type ConnectionFlags } from "../connect";
 
 type Flags = ConnectionFlags & { port?: string; host?: string; token?: string; auth?: boolean; readOnly?: boolean };
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
-
 export async function dashboardCommand(flags: Flags): Promise<void> {
   const port = parseInteger(flags.port ?? process.env.ORMQ_DASHBOARD_PORT ?? "8080", "--port", 0, 65_535);
   const host = flags.host ?? "127.0.0.1";
-  if (!LOOPBACK.has(host) && isIP(host) === 0 && !/^[a-z0-9.-]{1,253}$/i.test(host)) throw new InvalidOptionError(`--host must be an address or a host name, got ${JSON.stringify(host)}`);
+  if (!isLoopback(host) && isIP(host) === 0 && !/^[a-z0-9.-]{1,253}$/i.test(host)) throw new InvalidOptionError(`--host must be an address or a host name, got ${JSON.stringify(host)}`);
   const token = flags.token ?? process.env.ORMQ_DASHBOARD_TOKEN;
   let auth: DashboardAuth;
   if (flags.auth === false) {
-    if (!LOOPBACK.has(host)) throw new InvalidOptionError(`--no-auth is allowed only on a loopback address (127.0.0.1, ::1), not ${host}: give --token or ORMQ_DASHBOARD_TOKEN`);
+    if (!isLoopback(host)) throw new InvalidOptionError(`--no-auth is allowed only on a loopback address (127.0.0.1, ::1, localhost), not ${host}: give --token or ORMQ_DASHBOARD_TOKEN`);
     if (token) throw new InvalidOptionError("--no-auth and a token: choose one");
     auth = "none";
   } else {

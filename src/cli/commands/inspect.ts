@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { TASK_STATUSES } from "../../../entities/status";
 import { listTaskPage, MAX_LIST_LIMIT, showTask } from "../../admin/list";
-import { getStats, type QueueStats } from "../../admin/stats";
+import { describeClassControls, getStats, type QueueStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
 import { parseInteger } from "../../parse";
@@ -63,17 +63,13 @@ function controlsSummary(controls: QueueStats["controls"]): Record<string, strin
 
 /** What the task classes declare, one line per class (none when no class declares any). */
 function classControlsSummary(classes: QueueStats["classControls"]): Record<string, string> {
-  const per = (by: string | null) => (by === null ? "" : ` per ${by}`);
-  const lines = classes.map((c) =>
-    [
-      c.unique ? `unique by ${c.unique.by.join(", ")} (${c.unique.onConflict}${c.unique.withinMs === null ? "" : `, within ${c.unique.withinMs} ms`})` : null,
-      c.concurrency ? `at most ${c.concurrency.max} running${per(c.concurrency.by)}` : null,
-      c.rate ? `at most ${c.rate.max} per ${c.rate.perMs} ms${per(c.rate.by)}` : null,
-    ]
-      .filter((part) => part !== null)
-      .join("; "),
+  return Object.fromEntries(
+    classes.map((c) => {
+      const { unique, concurrency, rate } = describeClassControls(c);
+      const parts = [unique && `unique ${unique}`, concurrency && `at most ${concurrency}`, rate && `at most ${rate}`];
+      return [`class ${c.type}`, parts.filter((p) => p !== null).join("; ")];
+    }),
   );
-  return Object.fromEntries(classes.map((c, i) => [`class ${c.type}`, lines[i]]));
 }
 
 export async function listCommand(flags: ConnectionFlags & { json?: boolean; status?: string; type?: string; queue?: string; limit?: string; before?: string }): Promise<void> {

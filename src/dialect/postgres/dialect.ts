@@ -441,22 +441,27 @@ export class PostgresDialect implements Dialect {
     // the same rows at the same time, in its own order (the plans differ: the completion goes in by
     // primary key, this by whichever index the planner likes), and two multi-row UPDATEs that lock
     // overlapping rows in different orders deadlock: PostgreSQL then aborts one of them (seen
-    // behind PgBouncer, four workers, 5,000 tasks). A row another transaction holds is reported
-    // busy: it is still this worker's by the statement's snapshot, and the next beat renews it.
+    // behind PgBouncer, four workers, 5,000 tasks). A row it cannot lock at once (held by another
+    // transaction, or changed since the statement's snapshot) is reported busy: this worker's by
+    // the snapshot, and the next beat says whether it still is. The status tests go through
+    // NOT_INDEXABLE so that the plan starts from the ids (the primary key), never from the
+    // lease index's every running row.
     const text = `
       WITH alive AS (
         ${this.upsertWorker}
         RETURNING id
       ), ours AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
-        WHERE id = ANY($6::bigint[]) AND status = 'running' AND locked_by = $1
+        WHERE id = ANY($6::bigint[]) AND ${NOT_INDEXABLE("status")} = 'running' AND locked_by = $1
       ), held AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
-        WHERE id IN (SELECT id FROM ours) AND status = 'running' AND locked_by = $1
+        WHERE id IN (SELECT id FROM ours) AND ${NOT_INDEXABLE("status")} = 'running' AND locked_by = $1
         FOR NO KEY UPDATE SKIP LOCKED
       ), renewed AS (
+        -- Locked above and checked again on the locked version (READ COMMITTED re-checks a row
+        -- that changed since the snapshot): the id is guard enough here.
         UPDATE ${this.tables.tasks} t SET locked_until = ${NOW_MS} + $7::bigint
-        FROM held WHERE t.id = held.id AND t.status = 'running' AND t.locked_by = $1
+        FROM held WHERE t.id = held.id
         RETURNING t.id
       )
       SELECT id, true AS renewed FROM renewed

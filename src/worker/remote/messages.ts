@@ -98,11 +98,17 @@ function recordOf(err: unknown): ErrorRecord {
       return undefined;
     }
   };
-  const record: ErrorRecord = { name: read("name") ?? "Error", message: read("message") ?? "(an error whose message could not be read)", stack: read("stack") };
+  const thrownError = err instanceof Error;
+  const record: ErrorRecord = {
+    // A thrown string or object becomes a plain Error (its text as the message), not an OrmqError.
+    name: thrownError ? (read("name") ?? "Error") : "Error",
+    message: read("message") ?? "(an error whose message could not be read)",
+    stack: read("stack"),
+  };
   if (e instanceof SnoozeTask) record.snoozeMs = e.delayMs;
   if (e instanceof CancelTask) record.cancelReason = e.reason;
   if (e instanceof TaskTimeoutError) record.timeoutMs = e.timeoutMs;
-  const classNames = classNamesOf(e);
+  const classNames = thrownError ? classNamesOf(e) : [];
   if (classNames.length > 0) record.classNames = classNames;
   const props = plainProps(e);
   if (props) record.props = props;
