@@ -97,6 +97,40 @@ describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
     expect(await reload(ds, task)).toMatchObject({ status: "succeeded", attempts: 1, errors: [] });
   });
 
+  // PostgreSQL only: SQLite locks the file, not a row.
+  if (dialect === "postgres") {
+    it("a task row another transaction holds for half a lease: the heartbeat goes on for the rest and says so once; renewed when free", async () => {
+      const [held, other] = await ds.getRepository(GateTask).save([GateTask.create({}), GateTask.create({})]);
+      const { logger, lines } = memoryLogger();
+      const controller = new AbortController();
+      const worker = processForever(GateTask, { dataSource: ds, logger, signal: controller.signal, concurrency: 2, leaseMs: 1_200, heartbeatIntervalMs: 150 });
+      const holder = ds.createQueryRunner();
+      const leaseOf = async (id: string) => Number((await ds.query(`SELECT locked_until FROM ormq_tasks WHERE id = ${id}`))[0].locked_until);
+      try {
+        await until("both running", () => GateTask.started.length === 2);
+        await holder.startTransaction();
+        await holder.query(`UPDATE ormq_tasks SET updated_at = updated_at WHERE id = ${held.id}`);
+        const warned = () => lines.filter((l) => l.level === "warn" && /held this task's row for half a lease/.test(l.msg ?? ""));
+        await until("the warning", () => warned().length > 0);
+        expect(warned()[0].obj).toMatchObject({ taskId: held.id });
+        // The other task's lease went on being renewed meanwhile.
+        const before = await leaseOf(other.id);
+        await until("the other lease renewed again", async () => (await leaseOf(other.id)) > before);
+        await holder.commitTransaction();
+        const stale = await leaseOf(held.id);
+        await until("the held one renewed once free", async () => (await leaseOf(held.id)) > stale);
+        expect(warned()).toHaveLength(1);
+        expect(lines.filter((l) => l.level === "warn" && /no longer holding/.test(l.msg ?? ""))).toEqual([]);
+      } finally {
+        if (holder.isTransactionActive) await holder.rollbackTransaction();
+        await holder.release();
+        GateTask.release!();
+        controller.abort();
+        await worker;
+      }
+    });
+  }
+
   it("a worker registers itself, heartbeats, and is marked stopped on a graceful stop", async () => {
     await ds.getRepository(RecordRun).save(RecordRun.create({ label: "w" }));
     await processN(RecordRun, 1, { dataSource: ds, logger: memoryLogger().logger });
