@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import { hostname, networkInterfaces } from "node:os";
 import type { AddressInfo } from "node:net";
-import type { DataSource, Logger as OrmLogger } from "typeorm";
+import { In, type DataSource, type Logger as OrmLogger } from "typeorm";
 import { BaseTaskEntity, cancelTask, createSchedule, enqueueMany, finishedByMinute, InvalidOptionError, listControls, listSchedules, ormqDashboard, processN, type DashboardOptions } from "../../src";
 import { WaitedTask, waitEntities } from "../fixtures/schedules";
 import { SendEmail, testEntities } from "../fixtures/tasks";
@@ -154,6 +154,10 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
     await createSchedule({ dataSource: ds, name: "nightly", type: WaitedTask, cron: "0 2 * * *", data: { mode: "return" } });
     expect(await (await post("/schedules/nightly/pause", { _csrf: csrf })).text()).toContain("Schedule nightly paused");
     expect((await listSchedules({ dataSource: ds, name: "nightly" }))[0].paused).toBe(true);
+    await post("/schedules/nightly/resume", { _csrf: csrf });
+    expect((await listSchedules({ dataSource: ds, name: "nightly" }))[0].paused).toBe(false);
+    // Search by id goes to the task's page.
+    expect((await get(`/tasks/find?id=${ids[1]}`)).headers.get("location")).toBe(`/tasks/${ids[1]}`);
   });
 
   it("acts on selected tasks after a confirmation; sets a rate limit; signs out", async () => {
@@ -168,6 +172,11 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
     expect(ask).toContain(`Retry these 2 tasks (${ids[0]}, ${ids[1]})?`);
     expect(await ds.getRepository(WaitedTask).countBy({ n: 200, status: "failed" })).toBe(1);
     expect(await (await post("/tasks/bulk", { _csrf: csrf, act: "retry", idList: ids.join(","), confirm: "yes" })).text()).toContain("retry: requeued 2.");
+    // Cancel them all (pending now), then delete them all (finished now).
+    expect(await (await post("/tasks/bulk", { _csrf: csrf, act: "cancel", idList: ids.join(","), confirm: "yes" })).text()).toContain("cancel:");
+    expect(await ds.getRepository(WaitedTask).countBy({ n: In([200, 201]), status: "cancelled" })).toBe(2);
+    expect(await (await post("/tasks/bulk", { _csrf: csrf, act: "delete", idList: ids.join(","), confirm: "yes" })).text()).toContain("delete:");
+    expect(await ds.getRepository(WaitedTask).countBy({ n: In([200, 201]) })).toBe(0);
     expect((await post("/tasks/bulk", { _csrf: csrf, act: "explode", idList: ids.join(",") })).status).toBe(400);
     expect((await post("/tasks/bulk", { _csrf: csrf, act: "cancel", idList: "1,x" })).status).toBe(400);
     expect(await (await post("/queues/mail/limits", { _csrf: csrf, concurrency: "", rateMax: "20", ratePer: "1s" })).text()).toContain("rate 20 per 1000 ms");
@@ -181,8 +190,11 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
   it("read-only: no action is shown, and every POST is refused", async () => {
     const ro = await serve({ dataSource: ds, auth: { token: TOKEN }, readOnly: true });
     try {
-      const page = await (await fetch(`${ro.url}/queues`, { headers: auth })).text();
-      expect(page).not.toMatch(/action="[^"]*\/(queues|tasks|schedules)\//); // only "Sign out" posts
+      const [task] = await enqueueMany([WaitedTask.create({ mode: "return" })], { dataSource: ds });
+      for (const path of ["/queues", "/tasks", `/tasks/${task}`]) {
+        const page = await (await fetch(`${ro.url}${path}`, { headers: auth })).text();
+        expect([path, page]).not.toEqual([path, expect.stringMatching(/method="post" action="[^"]*\/(queues|tasks|schedules)\//)]); // only "Sign out" posts
+      }
       const res = await fetch(`${ro.url}/queues/mail/pause`, { method: "POST", headers: { ...auth, "Content-Type": "application/x-www-form-urlencoded" }, body: "_csrf=x" });
       expect(res.status).toBe(403);
     } finally {
