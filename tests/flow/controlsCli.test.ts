@@ -124,6 +124,16 @@ describe("flow controls through the ormq command (sqlite)", () => {
     expect((await fetch(`${url}tasks`, { redirect: "manual" })).status).toBe(303);
     cli.child.kill("SIGTERM");
     expect((await cli.exited).code).toBe(0);
+
+    // --no-auth on loopback, read-only: pages open to this machine, every action refused.
+    const open = startCli(["dashboard", "--port", "0", "--no-auth", "--read-only", ...D], env());
+    await until("the dashboard listens", () => open.stdoutLines().some((l) => l.startsWith("ormq dashboard on http://127.0.0.1:")));
+    const openUrl = /http:\/\/[^ ]+/.exec(open.stdoutLines().find((l) => l.startsWith("ormq dashboard on"))!)![0];
+    expect((await fetch(`${openUrl}tasks`)).status).toBe(200);
+    const pause = await fetch(`${openUrl}queues/spans/pause`, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "_csrf=x" });
+    expect(pause.status).toBe(403);
+    open.child.kill("SIGTERM");
+    expect((await open.exited).code).toBe(0);
   });
 
   it("a worker refuses a schema newer than it knows", async () => {
