@@ -99,9 +99,12 @@ export function flushProgress(ctx: TaskContext): Promise<void> | undefined {
  * tick as `createdAt` has its write time there, later than its first `runAt`: the minimum still
  * gives the tick for its first attempt.)
  */
-export function scheduledForOf(task: { scheduleName: string | null; createdAt: Date; runAt: Date }): Date | null {
+export function scheduledForOf(task: { scheduleName: string | null; createdAt: Date | null; runAt: Date | null }): Date | null {
   if (!task.scheduleName) return null;
-  return task.runAt.getTime() < task.createdAt.getTime() ? task.runAt : task.createdAt;
+  // Either may be damaged in a row written by hand (null, not a date): the other one, or null.
+  const times = [task.runAt, task.createdAt].filter((d): d is Date => d instanceof Date && !Number.isNaN(d.getTime()));
+  if (times.length === 0) return null;
+  return times.reduce((a, b) => (b.getTime() < a.getTime() ? b : a));
 }
 
 /**

@@ -143,5 +143,8 @@ describe("scheduledForOf", () => {
     // A tick task written before the tick was its createdAt: its first runAt is the tick.
     expect(scheduledForOf({ scheduleName: "nightly", createdAt: later(3_600_000), runAt: tick })).toEqual(tick);
     expect(scheduledForOf({ scheduleName: null, createdAt: tick, runAt: tick })).toBeNull();
+    // A row damaged by hand: what is left of it, never a throw.
+    expect(scheduledForOf({ scheduleName: "nightly", createdAt: null, runAt: later(5) })).toEqual(later(5));
+    expect(scheduledForOf({ scheduleName: "nightly", createdAt: new Date(NaN), runAt: null })).toBeNull();
   });
 });
