@@ -71,6 +71,16 @@ describe.each(DIALECTS)("%s: process tasks", (dialect) => {
     expect(busy.errors![0]).toMatchObject({ name: "ServiceBusyError", message: "the service is busy" });
 
     const workerPid = w.child.pid;
+    // The hooks ran on the worker, with the error as it came back: for the TypeError thrown in a
+    // task process, error() after its one attempt, then failed().
+    const hooks = exited.stderr
+      .split("\n")
+      .filter((l) => l.includes("process task hook"))
+      .map((l) => JSON.parse(l) as { taskId: string; hook: string; errName: string; hookPid: number });
+    expect(hooks.filter((h) => h.taskId === thrower.id).map((h) => [h.hook, h.errName, h.hookPid])).toEqual([
+      ["error", "TypeError", workerPid],
+      ["failed", "TypeError", workerPid],
+    ]);
     for (const task of good) {
       const done = await reload<ProcessJob>(ds, task);
       expect(done.status).toBe("succeeded");
