@@ -26,7 +26,7 @@ export interface TaskContext {
    * `ormq show` and `ormq list`, and given to `waitForResult({ onProgress })`. A bad value throws.
    */
   progress(fraction: number, message?: string): Promise<void>;
-  /** For a task a schedule enqueued: its tick (the task's `runAt`). Null otherwise. */
+  /** For a task a schedule enqueued: its tick, the same on every attempt (see scheduledForOf). Null otherwise. */
   readonly scheduledFor: Date | null;
   /**
    * Runs `fn` in a transaction (`dataSource.transaction(fn)`). On SQLite, where TypeORM has one
