@@ -103,7 +103,7 @@ export async function getStats(options: { dataSource?: DataSource } = {}): Promi
   };
 }
 
-/** Paused queues and types: their tasks are not ready, as no worker takes them until resumed. */
+/** The paused queues and types among the controls. */
 function pausedNames(controls: readonly ControlRow[]): { queues: string[]; types: string[] } {
   const paused = (scope: ControlRow["scope"]) => controls.filter((c) => c.scope === scope && c.paused).map((c) => c.name);
   return { queues: paused("queue"), types: paused("type") };
@@ -124,16 +124,14 @@ export interface QueueReadiness {
 export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number; pausedQueues: string[]; pausedTypes: string[] }> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const now = await databaseNow(dataSource);
-  const { queues: pausedQueues, types: pausedTypes } = pausedNames(await readControlRows(dataSource.manager));
-  const rows = await readyByQueue(dataSource, now, pausedTypes);
+  const paused = pausedNames(await readControlRows(dataSource.manager));
+  const rows = await readyByQueue(dataSource, now, paused);
   const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
   return {
-    queues: rows
-      .filter((r) => !pausedQueues.includes(r.queue))
-      .map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
+    queues: rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldestReadyAgeMs: ageMs(now, r.oldest) ?? 0 })),
     liveWorkers,
-    pausedQueues,
-    pausedTypes,
+    pausedQueues: paused.queues,
+    pausedTypes: paused.types,
   };
 }
 

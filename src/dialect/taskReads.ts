@@ -30,12 +30,22 @@ export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: s
 }
 
 /** The earliest `run_at` among ready tasks (pending, due at `now`), as stored; null if none. */
-export async function oldestReadyRunAt(ds: DataSource, now: number, paused: { queues: readonly string[]; types: readonly string[] }): Promise<unknown> {
+export async function oldestReadyRunAt(ds: DataSource, now: number, paused: Paused): Promise<unknown> {
   const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("MIN(t.run_at)", "oldest").where("t.status = 'pending' AND t.run_at <= :now", { now });
+  const row = await excludingPaused(query, paused).getRawOne<{ oldest: unknown }>();
+  return row?.oldest ?? null;
+}
+
+/** Paused queues and types: their tasks are not ready, as no worker takes them until resumed. */
+export interface Paused {
+  queues: readonly string[];
+  types: readonly string[];
+}
+
+function excludingPaused<Q extends SelectQueryBuilder<BaseTaskEntity>>(query: Q, paused: Paused): Q {
   if (paused.queues.length > 0) query.andWhere("t.queue NOT IN (:...pausedQueues)", { pausedQueues: paused.queues });
   if (paused.types.length > 0) query.andWhere("t.type NOT IN (:...pausedTypes)", { pausedTypes: paused.types });
-  const row = await query.getRawOne<{ oldest: unknown }>();
-  return row?.oldest ?? null;
+  return query;
 }
 
 /** Tasks that finished at or after `since`. */
@@ -43,8 +53,8 @@ export async function countFinishedSince(ds: DataSource, since: number): Promise
   return countOf(ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.finished_at >= :since", { since }));
 }
 
-/** Ready tasks per queue, with the earliest `run_at` of each (as stored). */
-export async function readyByQueue(ds: DataSource, now: number, excludedTypes: readonly string[] = []): Promise<{ queue: string; ready: number; oldest: unknown }[]> {
+/** Ready tasks per queue, with the earliest `run_at` of each (as stored); none of paused queues or types. */
+export async function readyByQueue(ds: DataSource, now: number, paused: Paused): Promise<{ queue: string; ready: number; oldest: unknown }[]> {
   const query = ds
     .getRepository(BaseTaskEntity)
     .createQueryBuilder("t")
@@ -52,8 +62,7 @@ export async function readyByQueue(ds: DataSource, now: number, excludedTypes: r
     .addSelect("COUNT(*)", "ready")
     .addSelect("MIN(t.run_at)", "oldest")
     .where("t.status = 'pending' AND t.run_at <= :now", { now });
-  if (excludedTypes.length > 0) query.andWhere("t.type NOT IN (:...excludedTypes)", { excludedTypes });
-  const rows = await query.groupBy("t.queue").orderBy("t.queue").getRawMany<{ queue: string; ready: string | number; oldest: unknown }>();
+  const rows = await excludingPaused(query, paused).groupBy("t.queue").orderBy("t.queue").getRawMany<{ queue: string; ready: string | number; oldest: unknown }>();
   return rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldest: r.oldest }));
 }
 
