@@ -36,7 +36,16 @@ export interface SqlParts {
   /** Row lock for the candidates ("" where the dialect has one writer). */
   lockRows: string;
   escape(column: string): string;
+  /**
+   * A key expression (text) bounded to what ormq_rate_claims.key holds: a long key is replaced by
+   * its head and a digest, so a long `by` value can never make a claim fail. The identity where
+   * the column has no length limit (SQLite's text).
+   */
+  boundedKey(expression: string): string;
 }
+
+/** Keys longer than this (characters) are stored as their first 100 characters and an md5 digest: 133 in all, far below the column's 600. */
+export const MAX_STORED_KEY = 300;
 
 /**
  * SQL returning the ids to claim (`SELECT id …`), at most `limit`, in claim order. Text is built
@@ -153,7 +162,7 @@ function keyOfType(limits: readonly { type: string; column: string | null }[], t
     const value = t.column === null ? "''" : `COALESCE(CAST(${sql.escape(t.column)} AS TEXT), '')`;
     return `WHEN ${sql.param(t.type, "text")} THEN ${sql.param(`t:${t.type}:`, "text")} || ${value}`;
   });
-  return `CASE ${typeColumn} ${arms.join(" ")} ELSE NULL END`;
+  return sql.boundedKey(`CASE ${typeColumn} ${arms.join(" ")} ELSE NULL END`);
 }
 
 /** `CASE column WHEN a THEN x … END` over parameters; 0 when there are none. */

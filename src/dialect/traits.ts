@@ -77,8 +77,12 @@ export interface DialectTraits {
   readonly uniqueGuard: {
     install(tasks: string): string[];
     drop(tasks: string): string[];
-    /** Whether it is installed. */
-    installed(dataSource: DataSource, tasks: string): Promise<boolean>;
+    /**
+     * Whether it is installed, read on `runner` when given (the caller's connection, inside its
+     * transaction): "committed" when the read could only see committed state (a connection of its
+     * own), "seen" when it may include the caller's own uncommitted install, or "absent".
+     */
+    installed(dataSource: DataSource, tasks: string, runner?: QueryRunner): Promise<"committed" | "seen" | "absent">;
     /**
      * Whether the insert just made on `runner` was skipped by the guard, where the id cannot
      * tell: SQLite leaves TypeORM the connection's previous insert id (its last_insert_rowid).

@@ -16,45 +16,62 @@ export interface StandingTask {
   uniqueKey: string;
 }
 
-const guards = new WeakMap<DataSource, Promise<void>>();
+/** DataSources whose guard was seen committed: no more checks. */
+const confirmed = new WeakSet<DataSource>();
+/**
+ * Query runners whose open transaction installed the guard: what they see of it may not be
+ * committed yet (a rollback takes it away), so it confirms nothing.
+ */
+const installedBy = new WeakSet<QueryRunner>();
 
 /**
- * Checks once per DataSource that the guard trigger is there (ormq's OrmqUniqueTasks migration
- * installs it). A DataSource run with `synchronize` gets it installed here, as synchronize
- * installs the unique indexes, and so does a SQLite file (see installWhenMissing); otherwise a
- * missing guard is an error naming the migration, since without it a duplicate would abort the
- * caller's transaction instead of being skipped.
+ * Checks that the guard trigger is there (ormq's OrmqUniqueTasks migration installs it), until it
+ * has been seen committed once per DataSource. A DataSource run with `synchronize` gets it
+ * installed here, as synchronize installs the unique indexes, and so does SQLite (see
+ * installWhenMissing); otherwise a missing guard is an error naming the migration, since without
+ * it a duplicate would abort the caller's transaction instead of being skipped.
+ *
+ * Everything runs on the caller's own connection (`runner`), inside its transaction when it has
+ * one: asking the pool for a second connection while the caller holds one deadlocks a burst of
+ * first enqueues on a small pool. An install made inside the caller's transaction protects that
+ * transaction's inserts and is rolled back with it, so it is not remembered: the next enqueue
+ * looks again, and installs again after a rollback.
  */
-export function ensureUniqueGuard(dataSource: DataSource): Promise<void> {
-  let guard = guards.get(dataSource);
-  if (!guard) {
-    guard = checkGuard(dataSource);
-    guard.catch(() => guards.delete(dataSource)); // asked again next time
-    guards.set(dataSource, guard);
-  }
-  return guard;
-}
-
-async function checkGuard(dataSource: DataSource): Promise<void> {
+export async function ensureUniqueGuard(dataSource: DataSource, runner?: QueryRunner): Promise<void> {
+  if (confirmed.has(dataSource)) return;
   const traits = traitsOf(dataSource).uniqueGuard;
   const tasks = tablesOf(dataSource).tasks;
+  const on = runner && !runner.isReleased ? runner : undefined;
   // Another process may be installing it at this moment (SQLite: "database is locked"): look
   // again, for about two seconds, before giving up.
   for (let attempt = 0; ; attempt++) {
     try {
-      if (await traits.installed(dataSource, tasks)) return;
+      const seen = await traits.installed(dataSource, tasks, on);
+      if (seen !== "absent") {
+        if (seen === "committed" || !on || !installedBy.has(on)) confirmed.add(dataSource);
+        return;
+      }
       if (!dataSource.options.synchronize && !traits.installWhenMissing) {
         throw new OrmqConfigurationError(
           "unique tasks need ormq's guard trigger on ormq_tasks, which is missing: run ormq's migrations (OrmqUniqueTasks), or synchronize",
         );
       }
-      for (const statement of traits.install(tasks)) await dataSource.query(statement);
+      for (const statement of traits.install(tasks)) await (on ?? dataSource).query(statement);
+      if (on?.isTransactionActive) installedBy.add(on);
+      else confirmed.add(dataSource);
       return;
     } catch (err) {
-      if (err instanceof OrmqConfigurationError || attempt >= 40) throw err;
+      // Only a busy database is worth a second look; on PostgreSQL a failed statement has aborted
+      // the caller's transaction, where nothing more can run.
+      if (err instanceof OrmqConfigurationError || attempt >= 40 || !isBusy(err)) throw err;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown; driverError?: { code?: unknown } }).driverError?.code ?? (err as { code?: unknown }).code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY") || /database is locked/.test(String((err as Error)?.message));
 }
 
 /**

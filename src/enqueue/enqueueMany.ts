@@ -61,7 +61,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       const cls = metadata.target as typeof BaseTaskEntity;
       const type = String(metadata.discriminatorValue);
       const spec = registry.byKey.get(type)?.unique ?? null;
-      if (spec) await ensureUniqueGuard(dataSource);
+      if (spec) await ensureUniqueGuard(dataSource, runner);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;
         applyDefaults(task, cls, now);

@@ -26,7 +26,7 @@ export type UniqueOutcome = "inserted" | "skipped" | "replaced";
 export async function markUnique(m: EntityManager, task: UniqueTask, spec: UniqueSpec | null, type: string, className: string, now: number): Promise<void> {
   const keys = setKeyColumns(task, spec, type, className, now);
   if (!keys) return;
-  await ensureUniqueGuard(m.connection);
+  await ensureUniqueGuard(m.connection, m.queryRunner);
   task[KEYS] = keys;
 }
 

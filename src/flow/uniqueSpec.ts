@@ -11,11 +11,14 @@ import type { OnConflict, UniqueOption } from "../../entities/unique";
 
 export type { OnConflict, UniqueOption };
 import { TaskDefinitionError, TaskValidationError } from "../errors";
+import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
+import { keyKindOf, keyPartOf, type KeyKind } from "./keyValue";
 import { byColumn } from "./limitSpec";
 
 /** A checked `static unique`. */
 export interface UniqueSpec {
-  by: readonly { property: string; column: string }[];
+  /** The key's columns: property, database name, metadata, and how their values compare (see keyValue.ts). */
+  by: readonly { property: string; column: string; metadata: ColumnMetadata; kind: KeyKind }[];
   onConflict: OnConflict;
   withinMs: number | null;
 }
@@ -52,7 +55,9 @@ export function uniqueSpecOf(cls: { name: string; unique?: unknown; keepSucceede
   }
   const columns = by.map((property: unknown) => {
     if (typeof property !== "string") throw new TaskDefinitionError(`${where}.by must list property names, got ${describe(property)}`);
-    return { property, column: byColumn(cls.name, where, property, metadata) };
+    const column = byColumn(cls.name, where, property, metadata);
+    const columnMetadata = metadata.columns.find((c) => c.propertyName === property)!;
+    return { property, column, metadata: columnMetadata, kind: keyKindOf(columnMetadata) };
   });
   if (new Set(by).size !== by.length) throw new TaskDefinitionError(`${where}.by names a property twice`);
   if (!isOnConflict(onConflict)) {
@@ -81,7 +86,7 @@ export function uniqueSpecOf(cls: { name: string; unique?: unknown; keepSucceede
 export function uniqueKeysOf(spec: UniqueSpec, type: string, task: ObjectLiteral, className: string, now: number): UniqueKeys {
   const values: Record<string, unknown> = {};
   const parts: unknown[] = [];
-  for (const { property } of spec.by) {
+  for (const { property, metadata, kind } of spec.by) {
     const value = task[property];
     if (value === null || value === undefined) {
       throw new TaskValidationError(type, [
@@ -89,7 +94,8 @@ export function uniqueKeysOf(spec: UniqueSpec, type: string, task: ObjectLiteral
       ]);
     }
     values[property] = value;
-    parts.push(value instanceof Date ? value.toISOString() : typeof value === "bigint" ? String(value) : value);
+    // The value as the column stores it: 42, "42" and 42n are one key in an integer column.
+    parts.push(keyPartOf(value, metadata, kind));
   }
   const text = `${type}:${JSON.stringify(parts)}`;
   // Long keys (a long text column) are stored as a digest of the same text.

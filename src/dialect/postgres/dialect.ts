@@ -10,7 +10,7 @@ import { tagWriteError } from "../writeFailure";
 import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
-import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
+import { limitedPickSql, MAX_STORED_KEY, rateClaimsSql, type SqlParts } from "../limitedClaim";
 import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 
 
@@ -254,6 +254,9 @@ export class PostgresDialect implements Dialect {
       // that got in first wins). Locking every candidate read cost more than the claim itself.
       lockRows: "",
       escape: (column) => this.dataSource.driver.escape(column),
+      // The key is computed once (a subquery's column) and replaced by a digest past the bound.
+      boundedKey: (e) =>
+        `(SELECT CASE WHEN length(k) > ${MAX_STORED_KEY} THEN left(k, 100) || '#' || md5(k) ELSE k END FROM (SELECT ${e} AS k) bk)`,
     };
   }
 

@@ -13,7 +13,7 @@
  * write conflict does there (retry it). The unique indexes are the guarantee either way.
  */
 
-import type { DataSource } from "typeorm";
+import type { DataSource, QueryRunner } from "typeorm";
 
 /** The advisory lock space of ormq's key locks ("ormq" as an int4); the second key is the key's hash. */
 const LOCK_SPACE = 1869770097;
@@ -53,13 +53,13 @@ export function dropUniqueGuardStatements(tasks: string): string[] {
   ];
 }
 
-/** Whether the guard is installed on `tasks`. */
-export async function uniqueGuardInstalled(dataSource: DataSource, tasks: string): Promise<boolean> {
-  const rows = await dataSource.query<{ n: number }[]>(
+/** Whether the guard is installed on `tasks`, read on the caller's connection when given (never a second one from the pool). */
+export async function uniqueGuardInstalled(dataSource: DataSource, tasks: string, runner?: QueryRunner): Promise<"seen" | "absent"> {
+  const rows = (await (runner ?? dataSource).query(
     `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname IN ('ormq_unique_insert', 'ormq_unique_requeue')`,
     [tasks],
-  );
-  return rows[0]?.n === 2;
+  )) as { n: number }[];
+  return rows[0]?.n === 2 ? "seen" : "absent";
 }
 
 /** `name` in the schema of `table` (`"s"."ormq_tasks"` → `"s"."name"`). */

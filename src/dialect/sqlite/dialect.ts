@@ -475,6 +475,8 @@ function sqliteParts(values: unknown[]): SqlParts {
     inIds: (column, ids) => `${column} IN (${marks(ids)})`,
     lockRows: "",
     escape: (column) => `"${column.replace(/"/g, '""')}"`,
+    // SQLite does not enforce a varchar's length: a key of any length is stored as it is.
+    boundedKey: (e) => e,
   };
 }
 

@@ -34,16 +34,18 @@ export function dropUniqueGuardStatements(): string[] {
 const INSTALLED = `SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger' AND name IN ('ormq_unique_insert', 'ormq_unique_requeue')`;
 
 /**
- * Whether the guard is installed. Read on a connection of its own: on TypeORM's, inside the first
- * save's deferred transaction, a read before the insert would make that insert fail at once with
- * SQLITE_BUSY if another process wrote in between (the snapshot could not become a write).
+ * Whether the guard is installed. Read on a connection of its own, which sees only committed
+ * state: on TypeORM's, inside the first save's deferred transaction, a read before the insert
+ * would make that insert fail at once with SQLITE_BUSY if another process wrote in between (the
+ * snapshot could not become a write), and it would see an install the caller may roll back. An
+ * in-memory database has only TypeORM's connection.
  */
-export async function uniqueGuardInstalled(dataSource: DataSource): Promise<boolean> {
+export async function uniqueGuardInstalled(dataSource: DataSource): Promise<"committed" | "seen" | "absent"> {
   const file = String((dataSource.options as { database?: unknown }).database ?? "");
-  if (file === "" || file === ":memory:") return (await dataSource.query<{ n: number }[]>(INSTALLED))[0]?.n === 2;
+  if (file === "" || file === ":memory:") return (await dataSource.query<{ n: number }[]>(INSTALLED))[0]?.n === 2 ? "seen" : "absent";
   const db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });
   try {
-    return (db.prepare(INSTALLED).get() as { n: number }).n === 2;
+    return (db.prepare(INSTALLED).get() as { n: number }).n === 2 ? "committed" : "absent";
   } finally {
     db.close();
   }
