@@ -55,3 +55,16 @@ async function measure(dataSource: DataSource, sql: string, runner?: QueryRunner
   const after = Date.now();
   return { offsetMs: Number(rows[0].now) - Math.round((before + after) / 2), measuredAt: after };
 }
+
+/**
+ * The database's time read now, with one query (this host's clock for an embedded database), and
+ * kept as the offset from here on. For decisions that a stale offset must not make: a clock that
+ * jumped while the offset was measured would otherwise be believed for up to a minute.
+ */
+export async function freshDatabaseNow(dataSource: DataSource): Promise<number> {
+  const clockSql = traitsOf(dataSource).clockSql;
+  if (clockSql === null) return Date.now();
+  const fresh = await measure(dataSource, clockSql);
+  offsets.set(dataSource, fresh);
+  return Date.now() + fresh.offsetMs;
+}

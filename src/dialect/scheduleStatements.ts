@@ -7,6 +7,7 @@
  * orders them) and write no task. So each tick becomes exactly one task.
  */
 import type { DataSource, EntityManager } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { ScheduleEntity, type ScheduleSource } from "../../entities/ScheduleEntity";
 import { bulkInsert } from "./bulkInsert";
 import { tablesOf, traitsOf } from "./index";
@@ -143,4 +144,58 @@ function tickTransaction(dataSource: DataSource, write: TickWrite, announce: (m:
     announce(m);
     return ids.map(String);
   });
+}
+
+/** A schedule whose last tick is ahead of the database's clock, as read (see recoverSchedule). */
+export interface ScheduleAhead {
+  name: string;
+  revision: number;
+  lastTick: number;
+}
+
+/**
+ * Brings back a schedule whose last tick a clock that ran ahead left in the future: its last tick
+ * becomes `now`, and the tasks it wrote for ticks after `now` (pending; a tick task's created_at is
+ * its tick) are deleted, since their ticks will be written again when they really come. Guarded
+ * like a tick (name, revision, the last tick read): of several schedulers, one does it. Returns
+ * how many tasks were deleted, or null when another scheduler (or a change) came first.
+ */
+export async function recoverSchedule(dataSource: DataSource, ahead: ScheduleAhead, now: number): Promise<number | null> {
+  const recover = () =>
+    dataSource.transaction(async (m) => {
+      const moved = await m
+        .createQueryBuilder()
+        .update(ScheduleEntity)
+        .set({ lastTick: String(now) })
+        .where("name = :name AND revision = :revision AND last_tick = :lastTick", { name: ahead.name, revision: ahead.revision, lastTick: String(ahead.lastTick) })
+        .execute();
+      if (moved.affected !== 1) return null;
+      const removed = await m
+        .createQueryBuilder()
+        .delete()
+        .from(BaseTaskEntity)
+        .where("schedule_name = :name AND status = 'pending' AND created_at > :now", { name: ahead.name, now })
+        .execute();
+      return removed.affected ?? 0;
+    });
+  return traitsOf(dataSource).clockSql !== null ? recover() : inFileTurn(String(dataSource.options.database), recover);
+}
+
+/**
+ * Inserts a schedule's task rows and rolls them back: what a tick would write, tried once when the
+ * schedule is defined, so that a row the database refuses (a NUL byte in PostgreSQL text, a value
+ * longer than its column) is refused then, not at every tick. Throws the database's error.
+ */
+export async function tryTickRows(dataSource: DataSource, columns: string[], rows: unknown[][]): Promise<void> {
+  const rolledBack = new Error("ormq: a trial insert, rolled back");
+  const trial = () =>
+    dataSource
+      .transaction(async (m) => {
+        await bulkInsert(m.queryRunner!, tablesOf(dataSource).tasks, columns, rows, "id", { maySkip: true });
+        throw rolledBack;
+      })
+      .catch((err: unknown) => {
+        if (err !== rolledBack) throw err;
+      });
+  return traitsOf(dataSource).clockSql !== null ? trial() : inFileTurn(String(dataSource.options.database), trial);
 }

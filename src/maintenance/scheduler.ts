@@ -9,10 +9,10 @@
  * logged once per change and passed over; the others go on.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import { databaseNow } from "../dialect/clock";
+import { databaseNow, freshDatabaseNow } from "../dialect/clock";
 import { prepareDataSource } from "../dialect";
 import { missingTable } from "../dialect/controlsRead";
-import { readSchedules, writeTick, type ScheduleRow } from "../dialect/scheduleStatements";
+import { readSchedules, recoverSchedule, writeTick, type ScheduleRow } from "../dialect/scheduleStatements";
 import { announceInserted } from "../enqueue/subscriber";
 import { announcementOf } from "../enqueue/announcements";
 import type { Logger } from "../logger";
@@ -89,6 +89,10 @@ export class Scheduler {
       if (this.stopped) break;
       try {
         const cron = cronOf(row);
+        if (row.lastTick !== null && aheadOfClock(cron, row.lastTick, now)) {
+          await this.recover(row, row.lastTick, now);
+          continue;
+        }
         const after = row.lastTick ?? row.createdAt;
         const due = dueTicks(cron, catchUpOf(row.catchUp), Number.isFinite(after) ? after : now, now);
         if (due.last !== null) await this.enqueue(row, due.enqueue, due.last, due.skipped, now);
@@ -120,11 +124,46 @@ export class Scheduler {
     this.logger.debug({ schedule: row.name, ticks: ticks.map((t) => new Date(t).toISOString()), taskIds: ids }, "schedule ticks enqueued");
   }
 
+  /**
+   * A schedule whose last tick is more than a period ahead of the database's clock: a clock (this
+   * host's, or the database's) ran ahead while a scheduler wrote ticks, and came back. Left alone,
+   * it would write nothing until the clock reached that tick again. It goes on from now; the tasks
+   * written for ticks still ahead are removed (their ticks are written when they come), and it is
+   * said once.
+   */
+  private async recover(row: ScheduleRow, lastTick: number, seenAt: number): Promise<void> {
+    // The clock is read again first: the offset in use may itself have been measured during the jump.
+    const now = await freshDatabaseNow(this.dataSource);
+    if (!aheadOfClock(cronOf(row), lastTick, now)) {
+      this.logger.debug({ schedule: row.name, seenAt, now }, "a schedule's last tick looked ahead of a stale clock reading; not moved");
+      return;
+    }
+    const removed = await recoverSchedule(this.dataSource, { name: row.name, revision: row.revision, lastTick }, now);
+    if (removed === null) return; // another scheduler did it
+    this.logger.warn(
+      { schedule: row.name, lastTick: new Date(lastTick).toISOString(), now: new Date(now).toISOString(), aheadMs: lastTick - now, removedTasks: removed },
+      "a schedule's last tick was ahead of the database's clock (a clock jumped?): it ticks again from now, and the tasks it had written for ticks still ahead were removed",
+    );
+  }
+
   private report(key: string, problem: string, log: () => void): void {
     if (this.reported.get(key) === problem) return;
     this.reported.set(key, problem);
     log();
   }
+}
+
+/**
+ * Whether a last tick is further ahead of `now` than one period of the schedule (and a second, for
+ * clocks of several hosts that differ by milliseconds): no scheduler could have written it by
+ * this clock. A jump shorter than a period leaves nothing to mend: the tick written is the next
+ * one, due at its own time.
+ */
+export function aheadOfClock(cron: ReturnType<typeof cronOf>, lastTick: number, now: number): boolean {
+  if (lastTick <= now + 1_000) return false;
+  const following = nextTick(cron, lastTick);
+  const period = following === null ? 0 : following - lastTick;
+  return lastTick - now > Math.max(period, 1_000);
 }
 
 function catchUpOf(value: string): CatchUp {

@@ -50,8 +50,10 @@ export function scheduleSpecOf(value: unknown, where: string, fail: (message: st
   if (typeof cron !== "string" || cron.trim() === "" || cron.length > MAX_CRON_CHARS) {
     throw fail(`${where}.cron: expected a cron expression of at most ${MAX_CRON_CHARS} characters, got ${describe(cron)}`);
   }
-  if (timezone !== undefined && timezone !== null && (typeof timezone !== "string" || timezone.length > 64)) {
-    throw fail(`${where}.timezone: expected an IANA time zone name such as "Europe/Paris", got ${describe(timezone)}`);
+  if (timezone !== undefined && timezone !== null && (typeof timezone !== "string" || timezone.trim() === "" || timezone.length > 64)) {
+    // An empty name is refused, not taken as UTC: croner reads "" as the host's local time, and a
+    // schedule that means UTC says so by leaving the time zone out.
+    throw fail(`${where}.timezone: expected an IANA time zone name such as "Europe/Paris" (leave it out for UTC), got ${describe(timezone)}`);
   }
   if (catchUp !== undefined && !isCatchUp(catchUp)) {
     throw fail(`${where}.catchUp: expected "skip", "one" or "all", got ${describe(catchUp)}`);
@@ -71,6 +73,8 @@ export function scheduleSpecOf(value: unknown, where: string, fail: (message: st
 
 /** croner's schedule object for a spec (paused: ormq runs no croner timers, only its maths). */
 export function cronOf(spec: Pick<ScheduleSpec, "cron" | "timezone">): Cron {
+  // A blank time zone in a row written by hand would be the host's local time to croner.
+  if (spec.timezone !== null && spec.timezone.trim() === "") throw new RangeError("timezone: an empty time zone name (leave it out for UTC)");
   return new Cron(spec.cron, { paused: true, timezone: spec.timezone ?? "UTC", mode: "5-or-6-parts" });
 }
 

@@ -9,6 +9,7 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { applyDefaults } from "../enqueue/subscriber";
 import { insertedColumns, persistentValue } from "../enqueue/rowValues";
 import { setKeyColumns } from "../enqueue/uniqueEnqueue";
+import { tryTickRows } from "../dialect/scheduleStatements";
 import { InvalidOptionError } from "../errors";
 import type { TaskType } from "../registry";
 import { checkTaskFields, validateTask } from "../validation";
@@ -62,7 +63,20 @@ export async function taskTemplate(dataSource: DataSource, type: TaskType, data:
     columns.push(column.databaseName);
     values.push(value as string | number | boolean | null);
   }
-  return { columns, values, uniqueWithinMs: type.unique?.withinMs ?? null };
+  const template: TaskTemplate = { columns, values, uniqueWithinMs: type.unique?.withinMs ?? null };
+  // What a tick could never write (a NUL byte in PostgreSQL text, a value longer than its column)
+  // is refused now: each tick's insert would fail the same way, for ever.
+  const trial = tickRow(template, "trial", now, now);
+  try {
+    await tryTickRows(dataSource, trial.columns, [trial.values]);
+  } catch (err) {
+    throw new InvalidOptionError(`${where}.data: a task of ${type.cls.name} with this data cannot be written: ${firstLine(err)}`, { cause: err });
+  }
+  return template;
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split("\n")[0].slice(0, 300);
 }
 
 /** A stored template, checked: a row that was tampered with is refused here, not at the INSERT. */

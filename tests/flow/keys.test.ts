@@ -29,7 +29,7 @@ describe.each(DIALECTS)("keys on %s", (dialect) => {
       { num: "042", flag: true, amount: 1.5, at: AT },
     ];
     for (const values of variants) {
-      const dup = await TypedKey.create(values).save();
+      const dup = await (TypedKey.create(values) as TypedKey).save();
       expect({ values, deduplicated: dup.deduplicated, id: dup.id }).toEqual({ values, deduplicated: true, id: first.id });
     }
     // What TypeORM reads back (a bigint and a decimal as strings on PostgreSQL) is the same key.

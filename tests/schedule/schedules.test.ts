@@ -20,6 +20,7 @@ import {
   ScheduleEntity,
   TaskDefinitionError,
 } from "../../src";
+import { databaseNow } from "../../src/dialect/clock";
 import { Scheduler } from "../../src/maintenance/scheduler";
 import { TaskRegistry } from "../../src/registry";
 import { EverySecond, ReportTask, waitEntities } from "../fixtures/schedules";
@@ -185,11 +186,71 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     const base = { dataSource: ds, name: "bad", type: ReportTask, cron: "* * * * *" };
     await expect(createSchedule({ ...base, cron: "99 * * * *" })).rejects.toThrow(/createSchedule: invalid cron "99/);
     await expect(createSchedule({ ...base, timezone: "Nowhere/Town" })).rejects.toThrow(/invalid timezone "Nowhere\/Town"/);
+    // croner would read an empty time zone as the host's local time.
+    await expect(createSchedule({ ...base, timezone: "" })).rejects.toThrow(/createSchedule.timezone: .*leave it out for UTC/);
+    await expect(createSchedule({ ...base, timezone: "  " })).rejects.toThrow(InvalidOptionError);
     await expect(createSchedule({ ...base, type: "no_such_type" })).rejects.toThrow(/type "no_such_type" is not a task class/);
     await expect(createSchedule({ ...base, data: { nope: 1 } })).rejects.toThrow(/"nope" is not a column of ReportTask/);
     await expect(createSchedule({ ...base, name: "" })).rejects.toThrow(InvalidOptionError);
     await expect(createSchedule({ ...base, name: "every_second" })).rejects.toThrow(/name of a task class's own schedule/);
     expect((await listSchedules({ dataSource: ds })).map((s) => s.name)).not.toContain("bad");
+  });
+
+  it("data a tick could never write is refused at creation; what it can write ticks", async () => {
+    const base = { dataSource: ds, type: ReportTask, cron: "* * * * * *" };
+    // Longer than the column (varchar(64)): PostgreSQL refuses it; SQLite does not enforce it.
+    const cases = [
+      { name: "nul", data: { label: "a\u0000b" }, refusedOn: ["postgres"] },
+      { name: "too-long", data: { label: "x".repeat(65) }, refusedOn: ["postgres"] },
+      { name: "fine", data: { label: "region-a" }, refusedOn: [] },
+    ];
+    for (const { name, data, refusedOn } of cases) {
+      const made = createSchedule({ ...base, name, data });
+      if (refusedOn.includes(dialect)) await expect(made).rejects.toThrow(new RegExp(`createSchedule.data: a task of ReportTask with this data cannot be written`));
+      else await expect(made).resolves.toMatchObject({ name });
+    }
+    const stored = (await listSchedules({ dataSource: ds })).filter((s) => s.source === "api").map((s) => s.name);
+    await ds.getRepository(ScheduleEntity).update({ source: "api" }, { lastTick: String(Date.now() - 2000) });
+    const { logger, lines } = memoryLogger();
+    await new Scheduler(ds, [], logger).pass();
+    // Every stored schedule wrote its ticks, and nothing was logged as failing.
+    const wrote = new Set((await ds.getRepository(ReportTask).find()).map((t) => t.scheduleName));
+    expect([...wrote].sort()).toEqual([...stored].sort());
+    expect(lines.filter((l) => l.level === "error" || l.level === "warn")).toEqual([]);
+  });
+
+  it("a clock that jumped an hour ahead and came back: the schedule ticks again from the database's now, and what it wrote ahead is removed, said once", async () => {
+    await createSchedule({ dataSource: ds, name: "jumpy", type: ReportTask, cron: "* * * * * *" });
+    const { logger, lines } = memoryLogger();
+    // A DataSource of its own: the clock offset it measures while the clock is ahead is its own.
+    const other = await openDataSource(db, [...testEntities, ...waitEntities, EverySecond], {}, false);
+    try {
+      const jumpy = new Scheduler(other, [], logger);
+      // The clock's offset is measured before the jump, as a running worker's would have been.
+      await databaseNow(other);
+      const realNow = Date.now.bind(Date);
+      const jump = jest.spyOn(Date, "now").mockImplementation(() => realNow() + 3_600_000);
+      try {
+        await jumpy.pass();
+    } finally {
+      jump.mockRestore();
+    }
+    const ahead = await ds.getRepository(ReportTask).findBy({ scheduleName: "jumpy" });
+    expect(ahead.length).toBeGreaterThan(0);
+    expect(ahead.every((t) => t.runAt.getTime() > Date.now() + 3_000_000)).toBe(true);
+    // The clock is back: the next ticks are written at their time, not an hour later.
+    await until("a tick written by the clock that came back", async () => {
+      await jumpy.pass();
+      return (await ds.getRepository(ReportTask).findBy({ scheduleName: "jumpy" })).some((t) => t.runAt.getTime() <= Date.now());
+    });
+    const tasks = await ds.getRepository(ReportTask).findBy({ scheduleName: "jumpy" });
+    expect(tasks.filter((t) => t.runAt.getTime() > Date.now() + 60_000)).toEqual([]);
+    const warned = lines.filter((l) => l.level === "warn");
+    expect(warned).toHaveLength(1);
+    expect(warned[0].obj).toMatchObject({ schedule: "jumpy", removedTasks: ahead.length });
+    } finally {
+      await other.destroy();
+    }
   });
 
   it("a schedule row damaged by hand is passed over and logged; the others still tick", async () => {
@@ -201,16 +262,19 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     const repo = ds.getRepository(ScheduleEntity);
     await repo.update({ name: "broken-cron" }, { cron: "not a cron", lastTick: back });
     await repo.update({ name: "broken-task" }, { task: '{"columns":["type","no_such_column"],"values":["report_task",1]}', lastTick: back });
+    // An empty time zone would be the host's local time to croner.
+    await createSchedule({ dataSource: ds, name: "broken-zone", type: ReportTask, cron: "* * * * * *" });
+    await repo.update({ name: "broken-zone" }, { timezone: "", lastTick: back });
     await repo.update({ name: "good" }, { lastTick: back });
     const { logger, lines } = memoryLogger();
     await new Scheduler(ds, [], logger).pass();
     const names = (await ds.getRepository(ReportTask).find()).map((t) => t.scheduleName);
     expect(new Set(names)).toEqual(new Set(["good"]));
     const logged = lines.filter((l) => l.level === "error").map((l) => (l.obj as { schedule?: string }).schedule);
-    expect(logged.sort()).toEqual(["broken-cron", "broken-task"]);
+    expect(logged.sort()).toEqual(["broken-cron", "broken-task", "broken-zone"]);
     const broken = (await listSchedules({ dataSource: ds })).find((s) => s.name === "broken-cron")!;
     expect(broken.nextRun).toBeNull();
-    for (const name of ["good", "broken-cron", "broken-task"]) await deleteSchedule(name, { dataSource: ds });
+    for (const name of ["good", "broken-cron", "broken-task", "broken-zone"]) await deleteSchedule(name, { dataSource: ds });
   });
 
   it("generated definitions are stored or refused with one clear error, and a scheduler pass over them never throws", async () => {
@@ -222,7 +286,12 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
           cron: fc.oneof(fc.constantFrom("* * * * * *", "0 2 * * *", "*/5 * * * *", "@hourly", "0 0 30 2 *", "61 * * * *"), fc.string({ maxLength: 30 })),
           timezone: fc.option(fc.constantFrom("UTC", "Europe/Paris", "Nowhere/Town", "")),
           catchUp: fc.option(fc.constantFrom("skip", "one", "all", "some")),
-          data: fc.option(fc.dictionary(fc.constantFrom("label", "priority", "queue", "status", "id", "nope"), fc.oneof(fc.string({ maxLength: 80 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null)))),
+          data: fc.option(
+            fc.dictionary(
+              fc.constantFrom("label", "priority", "queue", "status", "id", "nope"),
+              fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: "binary", maxLength: 20 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null)),
+            ),
+          ),
         }),
         async ({ name, cron, timezone, catchUp, data }) => {
           try {
@@ -238,7 +307,13 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     );
     // Every stored one is due now: a pass writes what it can and logs the rest, and does not throw.
     await ds.getRepository(ScheduleEntity).update({ source: "api" }, { lastTick: String(Date.now() - 2000) });
-    await expect(new Scheduler(ds, [], memoryLogger().logger).pass()).resolves.toBeGreaterThan(0);
-    expect((await listSchedules({ dataSource: ds })).filter((s) => s.source === "api").length).toBe(names.size);
+    const { logger, lines } = memoryLogger();
+    await expect(new Scheduler(ds, [], logger).pass()).resolves.toBeGreaterThan(0);
+    const stored = (await listSchedules({ dataSource: ds })).filter((s) => s.source === "api");
+    expect(stored.length).toBe(names.size);
+    // What was stored can be written: every one of them ticked, and nothing failed.
+    expect(lines.filter((l) => l.level === "error")).toEqual([]);
+    const wrote = new Set((await ds.getRepository(ReportTask).find()).map((t) => t.scheduleName));
+    expect(stored.filter((s) => s.cron === "* * * * * *" && !wrote.has(s.name)).map((s) => s.name)).toEqual([]);
   });
 });
