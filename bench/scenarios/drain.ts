@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { processN, type WorkerOptions } from "../../src";
-import { collectGarbage, cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
+import { cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
 
 /** How long a dashboard runs before the drain it watches starts. */
 const SETTLE_MS = 3_000;
@@ -56,7 +56,6 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
       // a few seconds, which is its start's cost, not its reads'.
       await sleep(SETTLE_MS);
     }
-    collectGarbage();
     const cpu0 = cpuNow();
     const t0 = performance.now();
     const summary = await processN(cls, tasks, options);
