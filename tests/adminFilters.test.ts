@@ -5,7 +5,27 @@
  */
 import fc from "fast-check";
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, deleteTasks, enqueueMany, InvalidOptionError, processN, retryFailed } from "../src";
+import {
+  BaseTaskEntity,
+  countUnfinished,
+  createSchedule,
+  deleteSchedule,
+  deleteTasks,
+  enqueueMany,
+  InvalidOptionError,
+  listSchedules,
+  listTaskPage,
+  listTasks,
+  pauseQueue,
+  pauseSchedule,
+  pauseType,
+  processN,
+  resumeQueue,
+  resumeSchedule,
+  resumeType,
+  retryFailed,
+  setQueueLimits,
+} from "../src";
 import { checkTaskFilter, parseFilterDate } from "../src/admin/taskFilter";
 import { filteredIds } from "../src/dialect/taskWrites";
 import { WaitedTask, waitEntities } from "./fixtures/schedules";
@@ -82,6 +102,73 @@ describe.each(DIALECTS)("admin filters on %s", (dialect) => {
       { numRuns: 300 },
     );
     expect(await ds.getRepository(BaseTaskEntity).count()).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * Every admin call that takes text from its caller and compares it in SQL, with `value` in its
+ * text argument, and the field its error must name.
+ */
+function textCalls(ds: DataSource, value: string): [string, () => Promise<unknown>][] {
+  const dataSource = ds;
+  return [
+    ["listTasks: type", () => listTasks({ dataSource, type: value })],
+    ["listTasks: queue", () => listTasks({ dataSource, queue: value })],
+    ["listTasks: SendEmail.to", () => listTasks({ dataSource, type: "send_email", fields: { to: value } })],
+    ["listTasks: SendEmail.to", () => listTasks({ dataSource, type: "send_email", fields: { to: { min: value } } })],
+    ["listTasks: type", () => listTaskPage({ dataSource, type: value })],
+    ["retryFailed: type", () => retryFailed({ dataSource, type: value })],
+    ["deleteTasks: type", () => deleteTasks({ dataSource, type: value })],
+    ["pauseType(type)", () => pauseType(value, { dataSource })],
+    ["resumeType(type)", () => resumeType(value, { dataSource })],
+    ["pauseQueue(queue)", () => pauseQueue(value, { dataSource })],
+    ["resumeQueue(queue)", () => resumeQueue(value, { dataSource })],
+    ["setQueueLimits(queue)", () => setQueueLimits(value, { concurrency: 2 }, { dataSource })],
+    ["pauseSchedule(name)", () => pauseSchedule(value, { dataSource })],
+    ["resumeSchedule(name)", () => resumeSchedule(value, { dataSource })],
+    ["deleteSchedule(name)", () => deleteSchedule(value, { dataSource })],
+    ["listSchedules: name", () => listSchedules({ dataSource, name: value })],
+    ["createSchedule: name", () => createSchedule({ dataSource, name: value, type: WaitedTask, cron: "0 2 * * *", data: { mode: "return" } })],
+    ["countUnfinished: types", () => countUnfinished({ dataSource, types: ["waited_task", value] })],
+    ["countUnfinished: queues", () => countUnfinished({ dataSource, queues: [value] })],
+  ];
+}
+
+describe.each(DIALECTS)("text the database cannot compare, on %s", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (o) => (ds = o.ds), [...testEntities, ...waitEntities]);
+
+  it("is refused by every admin call, with an InvalidOptionError naming the field and the value", async () => {
+    // NUL: PostgreSQL's text cannot hold it (the query fails). A lone surrogate: the driver sends
+    // U+FFFD in its place, so the query would compare another value than the one given.
+    for (const value of ["a\u0000b", "\u0000", "\ud800", "x\udc00y"]) {
+      for (const [field, call] of textCalls(ds, value)) {
+        let thrown: unknown;
+        await call().then(
+          () => (thrown = "no error"),
+          (err: unknown) => (thrown = err),
+        );
+        expect([field, value, thrown]).toEqual([field, value, expect.any(InvalidOptionError)]);
+        const message = (thrown as Error).message;
+        expect([field, message.startsWith(field), message.includes(JSON.stringify(value))]).toEqual([field, true, true]);
+      }
+    }
+  });
+
+  it("any string, NULs and lone surrogates included, is read or refused with an InvalidOptionError", async () => {
+    const text = fc.oneof(fc.string({ unit: "binary", maxLength: 12 }), fc.string({ unit: "binary-ascii", maxLength: 12 }), fc.constantFrom("waited_task", "default", "\u0000", "\ud83d", "\ude00", "\ud83d\ude00"));
+    const calls = textCalls(ds, "").length;
+    await fc.assert(
+      fc.asyncProperty(text, fc.nat(calls - 1), async (value, which) => {
+        const [field, call] = textCalls(ds, value)[which];
+        try {
+          await call();
+        } catch (err) {
+          expect([field, value, err]).toEqual([field, value, expect.any(InvalidOptionError)]);
+        }
+      }),
+      { numRuns: 400 },
+    );
   });
 });
 

@@ -10,7 +10,7 @@ import { databaseNow } from "../dialect/clock";
 import { readControlRows, upsertControl, type ControlRow } from "../dialect/controlsWrites";
 import { InvalidOptionError } from "../errors";
 import { resolveDataSource } from "../dataSource";
-import { checkQueue } from "../validation";
+import { checkFilterText, checkQueueFilter } from "./taskFilter";
 import { isLimit, isRateWindow, MAX_LIMIT, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "../flow/limitSpec";
 
 export type { ControlRow };
@@ -24,12 +24,12 @@ export interface QueueLimits {
 
 /** Stops every worker from claiming the queue's tasks (within a second); enqueue still works. */
 export async function pauseQueue(queue: string, options: { dataSource?: DataSource } = {}): Promise<void> {
-  await setControl(options, "queue", checkQueue(queue, "pauseQueue(queue)"), { paused: true });
+  await setControl(options, "queue", checkQueueFilter(queue, "pauseQueue(queue)"), { paused: true });
 }
 
 /** Lets workers claim the queue's tasks again. */
 export async function resumeQueue(queue: string, options: { dataSource?: DataSource } = {}): Promise<void> {
-  await setControl(options, "queue", checkQueue(queue, "resumeQueue(queue)"), { paused: false });
+  await setControl(options, "queue", checkQueueFilter(queue, "resumeQueue(queue)"), { paused: false });
 }
 
 /** Stops every worker from claiming tasks of this type (its `@ChildEntity` key), in any queue. */
@@ -48,7 +48,7 @@ export async function resumeType(type: string, options: { dataSource?: DataSourc
  * one, a limit not named is left as it is.
  */
 export async function setQueueLimits(queue: string, limits: QueueLimits, options: { dataSource?: DataSource } = {}): Promise<void> {
-  const name = checkQueue(queue, "setQueueLimits(queue)");
+  const name = checkQueueFilter(queue, "setQueueLimits(queue)");
   if (typeof limits !== "object" || limits === null) throw new InvalidOptionError("setQueueLimits(queue, limits): limits must be an object such as { concurrency: 5 }");
   for (const key of Object.keys(limits)) if (key !== "concurrency" && key !== "rate") throw new InvalidOptionError(`setQueueLimits: unknown limit "${key}" (concurrency, rate)`);
   const { concurrency, rate } = limits;
@@ -85,6 +85,5 @@ async function setControl(
 }
 
 function checkType(type: unknown, option: string): string {
-  if (typeof type !== "string" || type.length === 0 || type.length > 255) throw new InvalidOptionError(`${option} must be a task type key (1 to 255 characters), got ${JSON.stringify(type)}`);
-  return type;
+  return checkFilterText(type, option);
 }

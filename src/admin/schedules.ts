@@ -14,6 +14,7 @@ import { InvalidOptionError } from "../errors";
 import { TaskRegistry, type TaskClass } from "../registry";
 import { putSchedule, scheduleDefinition } from "../schedule/definitions";
 import { cronOf, nextTick, scheduleSpecOf, type CatchUp } from "../schedule/scheduleSpec";
+import { checkFilterText } from "./taskFilter";
 
 /** What `createSchedule` takes. */
 export interface CreateScheduleOptions {
@@ -96,7 +97,8 @@ export async function deleteSchedule(name: string, options: { dataSource?: DataS
 /** Every schedule (or the one named), with its next run by the database's clock. */
 export async function listSchedules(options: { dataSource?: DataSource; name?: string } = {}): Promise<ScheduleInfo[]> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const rows = await readSchedules(dataSource.manager, { name: options.name });
+  const name = options.name === undefined ? undefined : checkName(options.name, "listSchedules: name");
+  const rows = await readSchedules(dataSource.manager, { name });
   const now = await databaseNow(dataSource);
   return rows.map((row) => {
     let nextRun: Date | null = null;
@@ -121,9 +123,10 @@ export async function listSchedules(options: { dataSource?: DataSource; name?: s
 }
 
 function checkName(name: unknown, where: string): string {
+  // The text any query may compare first (NUL, lone surrogates), then what a name may hold.
   // eslint-disable-next-line no-control-regex
-  if (typeof name !== "string" || name.length === 0 || name.length > 255 || /[\u0000-\u001f\u007f]/.test(name)) {
+  if (/[\u0000-\u001f\u007f]/.test(checkFilterText(name, where))) {
     throw new InvalidOptionError(`${where} must be 1 to 255 characters without control characters, got ${JSON.stringify(name)}`);
   }
-  return name;
+  return name as string;
 }

@@ -7,6 +7,7 @@ import { readControlRows, type ControlRow } from "../dialect/controlsWrites";
 import { resolveDataSource } from "../dataSource";
 import { InvalidOptionError } from "../errors";
 import { ageMs, readInstant, readJson, type StoredInstant } from "./storedValues";
+import { checkFilterText, checkQueueFilter } from "./taskFilter";
 
 /** A worker is live when not stopped and it sent a heartbeat within this long. */
 const LIVE_WITHIN_MS = 60_000;
@@ -141,7 +142,9 @@ export async function getReadiness(options: { dataSource?: DataSource } = {}): P
  */
 export async function countUnfinished(options: { dataSource?: DataSource; types?: string[]; queues?: string[] | null } = {}): Promise<number> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  return countUnfinishedTasks(dataSource, { types: options.types, queues: options.queues });
+  const types = options.types?.map((t) => checkFilterText(t, "countUnfinished: types"));
+  const queues = options.queues?.map((q) => checkQueueFilter(q, "countUnfinished: queues"));
+  return countUnfinishedTasks(dataSource, { types, queues });
 }
 
 /** A worker as `listWorkers` returns it. */

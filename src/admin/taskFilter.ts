@@ -33,6 +33,32 @@ export interface TaskFilter {
 const MAX_TEXT = 1_000;
 
 /**
+ * Text from a caller that a query compares: a type key, a queue, a column's value, a schedule's
+ * name. The one check of such text, for every admin call that takes it and so for the dashboard
+ * and the CLI, which go through them. Refused with an InvalidOptionError naming `field` and the
+ * value when it is not a string of `min` to `max` characters, or holds what the databases cannot
+ * compare: a NUL (PostgreSQL's text cannot hold one, so the query would fail) or a lone UTF-16
+ * surrogate (the drivers send U+FFFD in its place, so the query would compare another value than
+ * the one given).
+ */
+export function checkFilterText(value: unknown, field: string, { min = 1, max = 255 }: { min?: number; max?: number } = {}): string {
+  let problem: string | null = null;
+  if (typeof value !== "string") problem = "must be text";
+  else if (value.length < min || value.length > max) problem = `must be ${min} to ${max} characters`;
+  else if (value.includes("\u0000")) problem = "cannot hold a NUL character (\\u0000)";
+  // String.prototype.isWellFormed (node 20); ES2022's lib lacks its type.
+  else if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) problem = "cannot hold a lone UTF-16 surrogate";
+  if (problem === null) return value as string;
+  const shown = typeof value === "string" ? JSON.stringify(value) : typeof value === "number" || typeof value === "boolean" || value === null ? String(value) : `a value of type ${typeof value}`;
+  throw new InvalidOptionError(`${field} ${problem}, got ${shown.length > 80 ? `${shown.slice(0, 80)}… (${shown.length} characters)` : shown}`);
+}
+
+/** A queue name to filter or act on: the text check above, then the rule of queue names (validation.ts). */
+export function checkQueueFilter(value: unknown, field: string): string {
+  return checkQueue(checkFilterText(value, field, { max: 100 }), field);
+}
+
+/**
  * A creation-time bound as a command line or a form gives it: an ISO date or date and time
  * (2026-11-30, 2026-11-30T08:00, 2026-11-30T08:00:00Z). Undefined when empty; `name` names it in
  * the error. The one parser of the CLI's --created-from/--created-before and the dashboard's form.
@@ -51,10 +77,8 @@ export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, wher
   if (filter === null || typeof filter !== "object") throw new InvalidOptionError(`${where}: the filter must be an object`);
   const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? [...(filter.status as TaskStatus[])] : [filter.status as TaskStatus];
   for (const s of statuses) if (!TASK_STATUSES.includes(s)) throw new InvalidOptionError(`${where}: unknown status ${JSON.stringify(s)} (${TASK_STATUSES.join(", ")})`);
-  if (filter.type !== undefined && (typeof filter.type !== "string" || filter.type.length === 0 || filter.type.length > 255)) {
-    throw new InvalidOptionError(`${where}: type must be a task type key, got ${JSON.stringify(filter.type)}`);
-  }
-  const queue = filter.queue === undefined ? undefined : checkQueue(filter.queue, `${where}: queue`);
+  const type = filter.type === undefined ? undefined : checkFilterText(filter.type, `${where}: type`);
+  const queue = filter.queue === undefined ? undefined : checkQueueFilter(filter.queue, `${where}: queue`);
   const instant = (value: unknown, name: string) => {
     if (value === undefined) return undefined;
     if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new InvalidOptionError(`${where}: ${name} must be a valid Date`);
@@ -65,16 +89,16 @@ export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, wher
   if (typeof fields !== "object" || fields === null) throw new InvalidOptionError(`${where}: fields must be an object of column values`);
   const names = Object.keys(fields);
   if (names.length > 0) {
-    const type = filter.type === undefined ? undefined : TaskRegistry.for(dataSource).byKey.get(filter.type);
-    if (!type) throw new InvalidOptionError(`${where}: filtering on a class's columns needs the type of a task class this DataSource knows${filter.type ? ` (not ${JSON.stringify(filter.type)})` : ""}`);
+    const known = type === undefined ? undefined : TaskRegistry.for(dataSource).byKey.get(type);
+    if (!known) throw new InvalidOptionError(`${where}: filtering on a class's columns needs the type of a task class this DataSource knows${type ? ` (not ${JSON.stringify(type)})` : ""}`);
     for (const name of names) {
-      const column = ownColumns(type.metadata).find((c) => c.propertyName === name);
-      if (!column) throw new InvalidOptionError(`${where}: ${JSON.stringify(name)} is not a column of ${type.cls.name}`);
-      columns.push(condition(column.databaseName, kindOf(column.type), fields[name], `${where}: ${type.cls.name}.${name}`));
+      const column = ownColumns(known.metadata).find((c) => c.propertyName === name);
+      if (!column) throw new InvalidOptionError(`${where}: ${JSON.stringify(name)} is not a column of ${known.cls.name}`);
+      columns.push(condition(column.databaseName, kindOf(column.type), fields[name], `${where}: ${known.cls.name}.${name}`));
     }
   }
   const id = filter.id === undefined ? undefined : checkTaskId(filter.id, `${where}: id`);
-  return { id, statuses, type: filter.type, queue, createdFrom: instant(filter.createdFrom, "createdFrom"), createdBefore: instant(filter.createdBefore, "createdBefore"), columns };
+  return { id, statuses, type, queue, createdFrom: instant(filter.createdFrom, "createdFrom"), createdBefore: instant(filter.createdBefore, "createdBefore"), columns };
 }
 
 /** A class's own columns, the ones `fields` may name: not BaseTaskEntity's, the discriminator or relations. */
@@ -138,10 +162,10 @@ function condition(column: string, { kind, limit }: { kind: Kind; limit?: number
       if (v === "true" || v === "false") return v === "true";
       throw new InvalidOptionError(`${where}: ${what} must be true or false (a boolean column), got ${JSON.stringify(v)}`);
     }
-    if (typeof v === "string" && v.length <= MAX_TEXT && !v.includes("\u0000")) return v;
+    if (typeof v === "string") return checkFilterText(v, `${where}: ${what}`, { min: 0, max: MAX_TEXT });
     if (typeof v === "number" && Number.isFinite(v)) return String(v);
     if (v instanceof Date && !Number.isNaN(v.getTime())) return v.toISOString();
-    throw new InvalidOptionError(`${where}: ${what} must be text of at most ${MAX_TEXT} characters, got ${typeof v === "string" ? "a longer or NUL-holding string" : typeof v}`);
+    throw new InvalidOptionError(`${where}: ${what} must be text of at most ${MAX_TEXT} characters, got ${typeof v}`);
   };
   if (value === null) return { column, op: "null" };
   if (typeof value === "object" && !(value instanceof Date)) {

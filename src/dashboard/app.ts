@@ -5,8 +5,9 @@
  *
  * Bounded load: the overview's numbers come from one shared read per REFRESH_MS, however many
  * pages are open. Every response carries security headers (a Content-Security-Policy without
- * inline script). Bad input (an unknown filter column, a malformed id, a tampered cursor) is a 400
- * with a message; an unexpected error is a 500 without a stack.
+ * inline script). Bad input (an unknown filter column, a malformed id, a tampered cursor, text
+ * the database cannot compare) is a 400 with a message; an unexpected error is a 500 without a
+ * stack.
  */
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -21,7 +22,7 @@ import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/
 import { retryFailed, retryTask } from "../admin/retry";
 import { listSchedules, pauseSchedule, resumeSchedule } from "../admin/schedules";
 import { finishedByMinute, getReadiness, getStats, listWorkers } from "../admin/stats";
-import { filterableColumns, parseFilterDate, type FieldCondition, type TaskFilter } from "../admin/taskFilter";
+import { checkTaskFilter, filterableColumns, parseFilterDate, type FieldCondition, type TaskFilter } from "../admin/taskFilter";
 import { tasksWithUniqueKey } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError } from "../errors";
 import type { Logger } from "../logger";
@@ -80,6 +81,13 @@ export function ormqDashboard(options: DashboardOptions): (req: IncomingMessage,
   if (basePath !== "" && !/^\/[\w\-./]*$/.test(basePath)) throw new InvalidOptionError(`ormqDashboard: basePath must be a path such as "/ormq", got ${JSON.stringify(options.basePath)}`);
   const listener = getRequestListener(app(options, guard).fetch);
   return (req, res) => {
+    // Without authentication, who may ask at all: before anything else (assets too), and before
+    // hono, which cannot read a request without a Host header.
+    const refused = guard.refusesRemote(req) ? 'this dashboard has no authentication (auth: "none") and answers callers on this machine only' : guard.hostRefusal(req);
+    if (refused !== null) {
+      res.writeHead(403, { ...SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8" }).end(refused);
+      return;
+    }
     // The prefix: stripped by Express (req.baseUrl), or by us when given as basePath.
     let base = (req as { baseUrl?: string }).baseUrl ?? "";
     if (basePath && (req.url === basePath || req.url?.startsWith(`${basePath}/`) || req.url?.startsWith(`${basePath}?`))) {
@@ -124,7 +132,6 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
 
   // Everything below needs an allowed caller, and its actions a CSRF token.
   app.use("*", async (c, next) => {
-    if (guard.refusesRemote(c.env.incoming)) return c.text('this dashboard has no authentication (auth: "none") and answers callers on this machine only', 403);
     const identity = await guard.identity(c.env.incoming);
     if (identity === null) {
       if (guard.usesToken && c.req.method === "GET") return c.redirect(`${c.get("base")}/login`, 303);
@@ -218,6 +225,8 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
   app.post("/tasks/retry-failed", async (c) => {
     const body = Object.fromEntries(Object.entries(await c.req.parseBody()).map(([k, v]) => [k, String(v)]));
     const { filter } = filterOf(TaskRegistry.for(dataSource), body);
+    // Checked before the confirmation: a filter retryFailed would refuse is refused now, not after "yes".
+    checkTaskFilter(dataSource, { ...filter, status: "failed" }, "retryFailed");
     const { _csrf, confirm, ...fields } = body;
     void _csrf;
     if (confirm !== "yes") return page(c, "Retry failed tasks", views.confirmPage(ctx(c), "/tasks/retry-failed", "Retry every failed task this filter matches?", fields));

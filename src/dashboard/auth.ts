@@ -1,18 +1,21 @@
 /**
  * Who may use the dashboard, and CSRF protection of its actions. A token (a bearer header, or a
  * cookie set by the login form), a hook into the host application's own sessions, or none, which
- * answers loopback callers only (and the CLI binds only to loopback). Actions are POSTs carrying a
+ * answers loopback callers only (and the CLI binds only to loopback), and only when they address it
+ * by a loopback name (no DNS rebinding: see Guard.hostRefusal). Actions are POSTs carrying a
  * token derived from the caller's credential (the token, or the session the hook names) and a
  * secret of this dashboard: a page on another site cannot read it, so it cannot forge the form.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { isIP } from "node:net";
 import { InvalidOptionError } from "../errors";
 
 /**
  * How the dashboard authenticates: a token; a hook, `auth(req)`, that allows a request by returning
  * true or, better, the caller's session id (a non-empty string: CSRF tokens are then bound to that
- * session, not shared by every user of the hook); or "none" (loopback callers only).
+ * session, not shared by every user of the hook); or "none" (loopback callers only, addressing it
+ * as localhost, 127.0.0.0/8 or [::1]).
  */
 export type DashboardAuth = { token: string } | ((req: IncomingMessage) => boolean | string | null | undefined | Promise<boolean | string | null | undefined>) | "none";
 
@@ -71,6 +74,30 @@ export class Guard {
     return address !== undefined && !isLoopback(address);
   }
 
+  /**
+   * With no authentication, why a request is refused for its Host header; null when it is not.
+   * A page of any site can make its own name resolve to 127.0.0.1 (DNS rebinding): the browser
+   * then sends that page's requests here, from loopback, and lets the page read the answers
+   * (same origin, by name), the CSRF token included. Only the Host header still names the
+   * attacker's site, so only loopback names are answered, as local development servers do
+   * (Vite, webpack-dev-server). A request without a Host header (HTTP/1.0 allows it) is refused
+   * too: every browser sends one, and another client can send `Host: localhost`. With a
+   * credential there is nothing to gain: a rebound page has neither the token nor the cookie,
+   * which belongs to the real name.
+   */
+  hostRefusal(req: IncomingMessage): string | null {
+    if (this.auth !== "none") return null;
+    const host = req.headers.host;
+    if (isLoopbackHost(host)) return null;
+    const port = req.socket?.localPort;
+    const named = host === undefined || host === "" ? "this request has no Host header" : `not Host ${JSON.stringify(host.slice(0, 100))}`;
+    return (
+      `this dashboard has no authentication (auth: "none"), so it answers only requests addressed to this machine by a loopback name (localhost, 127.0.0.1, [::1]), ${named}: ` +
+      `a page of another site can point its own name at this machine (DNS rebinding) and would read the dashboard and use its actions. ` +
+      `Address it as localhost${port ? `:${port}` : ""} (or 127.0.0.1, [::1]), or give it a token.`
+    );
+  }
+
   /** The CSRF token of a credential. */
   csrf(identity: string): string {
     const credential = typeof this.auth === "object" ? this.auth.token : "";
@@ -108,4 +135,15 @@ export function isLoopback(address: string | undefined): boolean {
   if (address === "localhost") return true;
   const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
   return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/**
+ * Whether a Host header names this machine by a loopback name: `localhost`, an address of
+ * 127.0.0.0/8, or `[::1]`, each with or without a port (any letter case). Names under
+ * `.localhost` are not among them: not every resolver keeps them on this machine.
+ */
+export function isLoopbackHost(host: string | undefined): boolean {
+  const m = /^(\[::1\]|[^:[\]]+)(?::\d{1,5})?$/.exec(host?.toLowerCase() ?? "");
+  if (!m) return false;
+  return m[1] === "localhost" || m[1] === "[::1]" || (isIP(m[1]) === 4 && m[1].startsWith("127."));
 }

@@ -3,14 +3,27 @@
  * login form and cookie, hook), CSRF, read-only mode, escaping of hostile values, security
  * headers, 400s for bad input, the shared overview read, and mounting under a path.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import { hostname, networkInterfaces } from "node:os";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
+import fc from "fast-check";
 import { In, type DataSource, type Logger as OrmLogger } from "typeorm";
-import { BaseTaskEntity, cancelTask, createSchedule, enqueueMany, finishedByMinute, InvalidOptionError, listControls, listSchedules, ormqDashboard, processN, type DashboardOptions } from "../../src";
+import {
+  BaseTaskEntity,
+  cancelTask,
+  createSchedule,
+  enqueueMany,
+  finishedByMinute,
+  InvalidOptionError,
+  listControls,
+  listSchedules,
+  ormqDashboard,
+  processN,
+  type DashboardOptions,
+} from "../../src";
 import { WaitedTask, waitEntities } from "../fixtures/schedules";
 import { SendEmail, testEntities } from "../fixtures/tasks";
-import { isLoopback } from "../../src/dashboard/auth";
+import { isLoopback, isLoopbackHost } from "../../src/dashboard/auth";
 import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 
 const TOKEN = "test-token-0123456789";
@@ -128,6 +141,23 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
       expect(body).not.toMatch(/\n\s+at /);
     }
     expect((await get("/tasks/999999999")).status).toBe(404);
+  });
+
+  it("answers a NUL in a filter with a 400 naming the field, on the task pages and the retry-by-filter action", async () => {
+    await enqueueMany([WaitedTask.create({ mode: "return" })], { dataSource: ds }); // a task to read: an empty table is never queried
+    for (const path of ["/tasks?type=%00", "/tasks?type=a%00b&status=failed", "/tasks?queue=%00", "/tasks?type=send_email&f.to=%00"]) {
+      const res = await get(path);
+      const body = await res.text();
+      expect([path, res.status]).toEqual([path, 400]);
+      expect(body).toMatch(/^bad request: listTasks: (type|queue|SendEmail\.to)/);
+    }
+    const csrf = await csrfOf();
+    // Refused at the confirmation already, and at the confirmed POST.
+    for (const confirm of [{}, { confirm: "yes" }] as Record<string, string>[]) {
+      const res = await post("/tasks/retry-failed", { _csrf: csrf, status: "failed", type: "waited\u0000task", ...confirm });
+      expect([confirm, res.status]).toEqual([confirm, 400]);
+      expect(await res.text()).toContain('retryFailed: type cannot hold a NUL character (\\u0000), got "waited\\u0000task"');
+    }
   });
 
   it("acts through the admin API: retry, cancel, delete, retry by filter with confirmation, pause and resume, limits, schedules; CSRF checked", async () => {
@@ -290,6 +320,156 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
     } finally {
       await close(shared.server);
       await counted.destroy();
+    }
+  });
+});
+
+/**
+ * `text` percent-encoded byte by byte as UTF-8, a lone surrogate as the three bytes UTF-8 would
+ * give it: what a client can send (the server decodes such bytes as U+FFFD).
+ */
+function percentEncoded(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    const bytes =
+      cp < 0x80
+        ? [cp]
+        : cp < 0x800
+          ? [0xc0 | (cp >> 6), 0x80 | (cp & 63)]
+          : cp < 0x10000
+            ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)]
+            : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)];
+    out += bytes.map((b) => `%${b.toString(16).padStart(2, "0")}`).join("");
+  }
+  return out;
+}
+
+/** One request with exactly these headers (fetch will not send another Host), and its answer. */
+function send(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on("error", reject).end(body);
+  });
+}
+
+describe.each(DIALECTS)("dashboard input on %s", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (o) => (ds = o.ds), [...testEntities, ...waitEntities]);
+
+  beforeAll(async () => {
+    await enqueueMany([0, 1, 2].map((n) => WaitedTask.create({ mode: "fail", n })), { dataSource: ds });
+    await enqueueMany([SendEmail.create({ to: "a@example.com" })], { dataSource: ds });
+    await processN(WaitedTask, 3, { dataSource: ds, logger: memoryLogger().logger, scheduler: false });
+    await createSchedule({ dataSource: ds, name: "nightly", type: WaitedTask, cron: "0 2 * * *", data: { mode: "return" } });
+  });
+
+  it("any text in a filter, a form field or a path gives a 200 or a 400 page, never a 500", async () => {
+    const { url, server } = await serve({ dataSource: ds, auth: { token: TOKEN } });
+    const headers = { Authorization: `Bearer ${TOKEN}` };
+    try {
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(await (await fetch(`${url}/queues`, { headers })).text())![1];
+      // Values as a client sends them: any string (NULs and lone surrogates included), any bytes.
+      const value = fc.oneof(
+        fc.string({ unit: "binary", maxLength: 20 }).map(percentEncoded),
+        fc.string({ unit: fc.constantFrom("\u0000", "\ud800", "\udfff", "\ud83d\ude00", "a", "_", "%", "&", "é"), maxLength: 6 }).map(percentEncoded),
+        fc.string({ unit: "binary-ascii", maxLength: 20 }).map(percentEncoded),
+        fc.uint8Array({ maxLength: 12 }).map((bytes) => [...bytes].map((b) => `%${b.toString(16).padStart(2, "0")}`).join("")),
+        fc.constantFrom("%00", "a%00b", "%ED%A0%80", "%FF", "waited_task", "send_email", "failed", "1", "2026-11-30", "9999999999999999999999", ""),
+      );
+      const name = fc.oneof({ arbitrary: fc.constantFrom("type", "queue", "f.mode", "f.to"), weight: 3 }, fc.constantFrom("type", "queue", "status", "createdFrom", "createdBefore", "before", "id", "f.n", "f.n.min", "f.n.max", "f.mode", "f.to", "act", "ids", "idList", "concurrency", "rateMax", "ratePer"), value);
+      const type = fc.constantFrom(undefined, "waited_task", "send_email");
+      // Each request, and the statuses it may answer: 200 or 400; 303 for the find form's redirect;
+      // 404 where a path names a task that is not there, or does not match a route at all.
+      const form = (fields: [string, string][]) => fields.map(([k, v]) => `${k}=${v}`).join("&");
+      const requests = fc.oneof(
+        fc.record({ path: fc.constantFrom("/", "/tasks", "/tasks", "/tasks", "/tasks/find", "/workers", "/queues"), name, value, type }).map(({ path, name, value, type }) => ({
+          method: "GET",
+          path: `${path}?${form([...(type ? [["type", type] as [string, string]] : []), [name, value]])}`,
+          body: undefined,
+          allowed: path === "/tasks/find" ? [303, 400] : [200, 400],
+        })),
+        fc.record({ name, value, type, confirm: fc.boolean() }).map(({ name, value, type, confirm }) => ({
+          method: "POST",
+          path: "/tasks/retry-failed",
+          body: form([["_csrf", csrf], ["status", "failed"], ...(type ? [["type", type] as [string, string]] : []), [name, value], ...(confirm ? [["confirm", "yes"] as [string, string]] : [])]),
+          allowed: [200, 400],
+        })),
+        fc.record({ act: fc.oneof(fc.constantFrom("retry", "cancel", "delete"), value), ids: value, confirm: fc.boolean() }).map(({ act, ids, confirm }) => ({
+          method: "POST",
+          path: "/tasks/bulk",
+          body: form([["_csrf", csrf], ["act", act], ["ids", ids], ["idList", ids], ...(confirm ? [["confirm", "yes"] as [string, string]] : [])]),
+          allowed: [200, 400],
+        })),
+        fc.record({ route: fc.constantFrom("/tasks/:", "/tasks/:/retry", "/tasks/:/cancel", "/tasks/:/delete", "/queues/:/pause", "/queues/:/resume", "/queues/:/limits", "/schedules/:/pause", "/schedules/:/resume"), value }).map(({ route, value }) => ({
+          method: route === "/tasks/:" ? "GET" : "POST",
+          path: route.replace(":", value),
+          body: route === "/tasks/:" ? undefined : form([["_csrf", csrf], ["concurrency", "2"]]),
+          allowed: [200, 400, 404],
+        })),
+        fc.record({ field: fc.constantFrom("concurrency", "rateMax", "ratePer"), value }).map(({ field, value }) => ({
+          method: "POST",
+          path: "/queues/mail/limits",
+          body: form([["_csrf", csrf], ["rateMax", "5"], [field, value]]),
+          allowed: [200, 400],
+        })),
+      );
+      await fc.assert(
+        fc.asyncProperty(requests, async ({ method, path, body, allowed }) => {
+          const res = await fetch(url + path, { method, headers: { ...headers, "Content-Type": "application/x-www-form-urlencoded" }, body, redirect: "manual" });
+          const text = await res.text();
+          expect([method, path, body, res.status, allowed.includes(res.status)]).toEqual([method, path, body, res.status, true]);
+          // A refusal says why, without a stack (a task's page shows its errors' stacks: not checked).
+          if (res.status === 400 && !text.startsWith("<!doctype html>")) expect(text).toMatch(/^bad request: /);
+          if (res.status === 400) expect(text).not.toMatch(/\n\s+at /);
+        }),
+        { numRuns: 400 },
+      );
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("a loopback Host is localhost, 127.0.0.0/8 or [::1], with or without a port", () => {
+    expect(["localhost", "LOCALHOST:8080", "127.0.0.1", "127.0.0.1:80", "127.9.8.7:65535", "[::1]", "[::1]:8080"].filter((h) => !isLoopbackHost(h))).toEqual([]);
+    const others = ["attacker.example", "attacker.example:8080", "localhost.attacker.example", "app.localhost", "127.0.0.1.nip.io", "127.0.0.256", "10.0.0.1", "[::2]", "[::1", "localhost:", "localhost:port", "", undefined];
+    expect(others.filter((h) => isLoopbackHost(h))).toEqual([]);
+  });
+
+  it('auth: "none" answers only requests addressed to a loopback name (no DNS rebinding)', async () => {
+    const open = await serve({ dataSource: ds, auth: "none" });
+    const port = (open.server.address() as AddressInfo).port;
+    const page = (host: string) => send(port, "GET", "/tasks", { Host: host });
+    try {
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, "localhost"]) expect([host, (await page(host)).status]).toEqual([host, 200]);
+      // A page of attacker.example whose name now points at 127.0.0.1: its requests say so in Host.
+      const refused = await page("attacker.example");
+      expect(refused.status).toBe(403);
+      expect(refused.text).toMatch(/no authentication .*Host "attacker\.example".*localhost/s);
+      expect(refused.text).not.toContain("_csrf");
+      for (const path of ["/", "/queues", "/workers", "/tasks/1", "/assets/dashboard.js"]) {
+        expect([path, (await send(port, "GET", path, { Host: `attacker.example:${port}` })).status]).toEqual([path, 403]);
+      }
+      // Its actions too, even with a token it got elsewhere.
+      const csrf = /name="_csrf" value="([^"]+)"/.exec((await page(`localhost:${port}`)).text)![1];
+      const pause = (host: string) => send(port, "POST", "/queues/rebound/pause", { Host: host, "Content-Type": "application/x-www-form-urlencoded" }, `_csrf=${encodeURIComponent(csrf)}`);
+      expect((await pause("attacker.example")).status).toBe(403);
+      expect((await listControls({ dataSource: ds })).some((c) => c.name === "rebound")).toBe(false);
+      expect((await pause(`127.0.0.1:${port}`)).status).toBe(200);
+      expect((await listControls({ dataSource: ds })).find((c) => c.name === "rebound")).toMatchObject({ paused: true });
+      // No Host at all (HTTP/1.0 allows it): refused the same way.
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = "";
+        const socket = connect(port, "127.0.0.1", () => socket.end("GET /tasks HTTP/1.0\r\n\r\n"));
+        socket.setEncoding("utf8").on("data", (d: string) => (text += d)).on("end", () => resolve(text)).on("error", reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 403 .*no Host header/s);
+    } finally {
+      await close(open.server);
     }
   });
 });

@@ -1,7 +1,9 @@
 /**
  * `ormq dashboard`: serves the web dashboard on its own port until SIGINT/SIGTERM. It binds to
  * 127.0.0.1 unless told otherwise, and refuses to start without an authentication choice: a token
- * (`--token` or ORMQ_DASHBOARD_TOKEN), or `--no-auth`, which only a loopback address may use.
+ * (`--token` or ORMQ_DASHBOARD_TOKEN), or `--no-auth`, which only a loopback address may use (and
+ * which answers only requests addressed to a loopback name, as the address it prints is: see
+ * Guard.hostRefusal).
  */
 import { createServer } from "node:http";
 import { isIP } from "node:net";
