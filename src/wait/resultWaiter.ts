@@ -5,6 +5,12 @@
  * time, and with none open nothing runs. Polling rather than a notification per completion: a
  * drain nobody waits on pays nothing, and it works the same on SQLite, on PostgreSQL, and behind
  * a transaction pooler (where LISTEN does not).
+ *
+ * While a wait is open its poll timer holds the process (a wait is something the program is
+ * doing: a script's `await task.waitForResult()` must not end with the event loop empty); with
+ * none open nothing is left behind. A read that fails is logged and made again at the next poll;
+ * one that fails while the database answers is split until the ids it fails on are found, and only
+ * their waits are rejected.
  */
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
@@ -12,7 +18,9 @@ import { resolveDataSource } from "../dataSource";
 import type { TaskProgress, WaitOptions, WaitResult } from "../../entities/operations";
 import { readOutcomes, type OutcomeRow } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError, toError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from "../errors";
+import { getDefaultLogger, type Logger } from "../logger";
 import { MAX_TIMER_MS } from "../storable";
+import { checkTaskId, MAX_TASK_ID } from "../validation";
 
 /** How often the tasks waited for are read: an outcome is seen within this of its commit. */
 export const POLL_MS = 500;
@@ -20,12 +28,21 @@ export const POLL_MS = 500;
 /** Ids per query. */
 const CHUNK = 500;
 
+/** A valid id that reads nothing: whether the database answers the read at all. */
+const PROBE_ID = MAX_TASK_ID.toString();
+
 interface Wait {
   resolve: (result: WaitResult) => void;
   reject: (err: Error) => void;
   onProgress?: (progress: TaskProgress) => void;
   /** The progress last delivered, as `fraction|message`. */
   seen?: string;
+  /** `reads` when the wait was made: a read numbered above it began after the call. */
+  madeAt: number;
+  /** A read begun after the call has ended (read or failed): from then on the timeout may fire. */
+  read: boolean;
+  /** Set when the timeout fired before that read: the read decides, then the wait times out. */
+  overdue?: () => void;
 }
 
 export class ResultWaiter {
@@ -33,7 +50,14 @@ export class ResultWaiter {
   private readonly waits = new Map<string, Set<Wait>>();
   private looping = false;
   private wakeUp: (() => void) | undefined;
+  private sleeping: NodeJS.Timeout | undefined;
   private lastPoll = 0;
+  /** Polls begun so far. */
+  private reads = 0;
+  /** Reads are failing (logged once, and once more when they work again). */
+  private failing = false;
+  /** Where failed reads are reported: ormq's default logger (a test may give its own). */
+  logger: Logger = getDefaultLogger();
 
   private constructor(private readonly dataSource: DataSource) {}
 
@@ -43,7 +67,7 @@ export class ResultWaiter {
     return waiter;
   }
 
-  /** Waits for task `id`. */
+  /** Waits for task `id` (a checked id: the decimal text of a positive 64-bit integer). */
   wait(id: string, options: WaitOptions): Promise<WaitResult> {
     const { timeoutMs, signal, onProgress } = options;
     if (timeoutMs !== undefined && !(Number.isSafeInteger(timeoutMs) && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)) {
@@ -53,8 +77,11 @@ export class ResultWaiter {
     if (signal?.aborted) return Promise.reject(toError(signal.reason));
     return new Promise<WaitResult>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      let done = false;
       const onAbort = () => finish(() => reject(toError(signal!.reason)));
       const finish = (settle: () => void) => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
         this.remove(id, wait);
@@ -64,8 +91,18 @@ export class ResultWaiter {
         resolve: (result) => finish(() => resolve(result)),
         reject: (err) => finish(() => reject(toError(err))),
         onProgress,
+        madeAt: this.reads,
+        read: false,
       };
-      if (timeoutMs !== undefined) timer = setTimeout(() => wait.reject(new WaitTimeoutError(id, timeoutMs)), timeoutMs);
+      if (timeoutMs !== undefined) {
+        // The outcome is read at least once before a timeout: `timeoutMs: 0` on a task that
+        // already finished resolves. A timer that fires first leaves the decision to that read.
+        timer = setTimeout(() => {
+          const timeOut = () => wait.reject(new WaitTimeoutError(id, timeoutMs));
+          if (wait.read) timeOut();
+          else wait.overdue = timeOut;
+        }, timeoutMs);
+      }
       signal?.addEventListener("abort", onAbort, { once: true });
       let set = this.waits.get(id);
       if (!set) this.waits.set(id, (set = new Set()));
@@ -79,6 +116,11 @@ export class ResultWaiter {
     if (!set) return;
     set.delete(wait);
     if (set.size === 0) this.waits.delete(id);
+    // The last wait ended: the poll timer must not hold the process any longer.
+    if (this.waits.size === 0) {
+      clearTimeout(this.sleeping);
+      this.wakeUp?.();
+    }
   }
 
   /** A new wait: poll soon (so a task already finished resolves at once), or start polling. */
@@ -98,33 +140,96 @@ export class ResultWaiter {
       this.lastPoll = Date.now();
       await this.poll();
       if (this.waits.size === 0) break;
+      // Not unref()'d: an open wait keeps the process alive (remove() ends the sleep with the last).
       await new Promise<void>((resolve) => {
         this.wakeUp = resolve;
-        setTimeout(resolve, POLL_MS).unref();
+        this.sleeping = setTimeout(resolve, POLL_MS);
       });
-      this.wakeUp = undefined;
+      clearTimeout(this.sleeping);
+      this.wakeUp = this.sleeping = undefined;
     }
     this.looping = false;
     if (this.waits.size > 0) this.kick(); // a wait made as the loop ended
   }
 
   private async poll(): Promise<void> {
+    const seq = ++this.reads;
     const ids = [...this.waits.keys()];
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
-      let rows: OutcomeRow[];
-      try {
-        rows = await readOutcomes(this.dataSource, chunk);
-      } catch {
-        // The database is unreachable for now: the waits go on (their timeouts still run).
-        return;
+    try {
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        const chunk = ids.slice(i, i + CHUNK);
+        if (!(await this.read(chunk))) return;
       }
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const id of chunk) {
-        const waits = this.waits.get(id);
-        if (!waits) continue;
-        for (const wait of [...waits]) settle(id, byId.get(id), wait);
+      if (this.failing) this.logger.info({}, "waitForResult: the tasks waited for are read again");
+      this.failing = false;
+    } finally {
+      // Every wait made before this poll began has now had its read (or its failure).
+      for (const waits of this.waits.values()) {
+        for (const wait of [...waits]) {
+          if (wait.madeAt >= seq || wait.read) continue;
+          wait.read = true;
+          wait.overdue?.();
+        }
       }
+    }
+  }
+
+  /**
+   * Reads `ids` and settles their waits. A read that fails while the database answers is split in
+   * halves until the ids it fails on are found: their waits are rejected, naming the id, and the
+   * others are settled as usual. Returns false when the database does not answer (nothing is
+   * rejected: the waits go on, and are read again at the next poll; their timeouts still run).
+   */
+  private async read(ids: string[]): Promise<boolean> {
+    let failure: unknown;
+    try {
+      this.deliver(ids, await readOutcomes(this.dataSource, ids));
+      return true;
+    } catch (err) {
+      failure = err;
+    }
+    if (!(await this.answers(failure, ids.length))) return false;
+    if (ids.length > 1) {
+      const half = Math.ceil(ids.length / 2);
+      return (await this.read(ids.slice(0, half))) && (await this.read(ids.slice(half)));
+    }
+    // One id, and the database answers: read it once more, so that a failure of the moment (a
+    // connection cut, a deadlock) does not end the wait.
+    const [id] = ids;
+    try {
+      this.deliver(ids, await readOutcomes(this.dataSource, ids));
+      return true;
+    } catch (err) {
+      const error = new OrmqError(`waitForResult: task ${id}'s outcome cannot be read: ${toError(err).message}`, { cause: err });
+      this.logger.warn({ taskId: id, err }, "waitForResult: a task's outcome cannot be read; its waits are rejected, the others go on");
+      for (const wait of [...(this.waits.get(id) ?? [])]) wait.reject(error);
+      return true;
+    }
+  }
+
+  /**
+   * Whether the database answers the same read for an id no row has in practice (the largest id)
+   * after a read failed: then the failure is the ids'. If not, says so once.
+   */
+  private async answers(failure: unknown, count: number): Promise<boolean> {
+    try {
+      await readOutcomes(this.dataSource, [PROBE_ID]);
+      return true;
+    } catch {
+      if (!this.failing) {
+        this.logger.warn({ err: failure, ids: count }, "waitForResult: reading the tasks waited for failed; the waits go on, read again at each poll");
+      }
+      this.failing = true;
+      return false;
+    }
+  }
+
+  private deliver(ids: readonly string[], rows: OutcomeRow[]): void {
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const id of ids) {
+      const waits = this.waits.get(id);
+      if (!waits) continue;
+      for (const wait of [...waits]) settle(id, byId.get(id), wait);
     }
   }
 }
@@ -194,11 +299,20 @@ export interface WaitForResultOptions extends WaitOptions {
  * Waits for task `id` to finish: resolves with `{ id, result, deleted }` when it succeeds; rejects
  * with `TaskFailedError` (its last error as `cause`) when it fails for good, `TaskCancelledError`
  * when it is cancelled, `WaitTimeoutError` after `timeoutMs`, or the signal's reason. A task that
- * already finished resolves at once; a missing row resolves as deleted (see WaitResult).
+ * already finished resolves at once; a missing row resolves as deleted (see WaitResult). The
+ * outcome is read at least once before a timeout (`timeoutMs: 0` reads once), and an open wait
+ * keeps the process alive. An `id` that no task can have (not a positive 64-bit integer, as a
+ * decimal string or a safe integer) is refused with `InvalidOptionError`, naming it.
  */
 export function waitForResult<R = unknown>(id: string | number, options: WaitForResultOptions = {}): Promise<WaitResult<R>> {
-  const text = String(id);
-  if (!/^\d{1,19}$/.test(text)) return Promise.reject(new InvalidOptionError(`waitForResult: expected a task id, got ${JSON.stringify(id)}`));
+  let text: string;
+  try {
+    // Checked here rather than at the database: PostgreSQL fails the whole poll on a value its
+    // bigint cannot hold, and SQLite matches nothing (a wait for "0" would resolve as deleted).
+    text = checkTaskId(id, "waitForResult(id)");
+  } catch (err) {
+    return Promise.reject(toError(err));
+  }
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   try {
     return ResultWaiter.for(dataSource).wait(text, options) as Promise<WaitResult<R>>;

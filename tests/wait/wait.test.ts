@@ -2,13 +2,20 @@
  * Waiting for results and progress, on both databases, with the worker on another DataSource (as
  * another process would be): success, failure for good, cancel, timeout, abort, a deleted row,
  * a task already finished, many waits at once on one connection, and progress reports (throttled,
- * the last one kept, bad values an error in the task).
+ * the last one kept, bad values an error in the task). Ids no task can have are refused at the
+ * call; a read that fails on one id rejects that wait alone; the first read comes before any
+ * timeout; and a script's wait keeps its process alive.
  */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import type { DataSource } from "typeorm";
 import {
   enqueueMany,
   InvalidOptionError,
   listTasks,
+  OrmqError,
   processForever,
   processN,
   TaskCancelledError,
@@ -18,12 +25,17 @@ import {
   WaitTimeoutError,
   type TaskProgress,
 } from "../../src";
+import { ResultWaiter } from "../../src/wait/resultWaiter";
 import { AttemptProgress, checkProgress } from "../../src/worker/progress";
 import fc from "fast-check";
 import { WaitedEphemeral, WaitedTask, waitEntities } from "../fixtures/schedules";
 import { testEntities } from "../fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 import { reload, until } from "../support/helpers";
+import { trackChild } from "../support/leaks";
+
+/** The compiled script a wait-keeps-the-process-alive test runs (`npm run build` makes it). */
+const WAIT_SCRIPT = join(__dirname, "..", "..", "dist", "tests", "fixtures", "wait-process.js");
 
 const entities = [...testEntities, ...waitEntities];
 
@@ -134,9 +146,114 @@ describe.each(DIALECTS)("waitForResult on %s", (dialect) => {
   });
 
   it("refuses a bad id or timeout with one clear error", async () => {
-    await expect(waitForResult("not-an-id", { dataSource: ds })).rejects.toThrow(/expected a task id/);
+    await expect(waitForResult("not-an-id", { dataSource: ds })).rejects.toThrow(/waitForResult\(id\) must be a positive 64-bit integer.*"not-an-id"/);
     await expect(waitForResult("1", { dataSource: ds, timeoutMs: -1 })).rejects.toBeInstanceOf(InvalidOptionError);
   });
+
+  it("refuses an id no task can have (0, past 2^63-1, an unsafe number) at the call, naming it", async () => {
+    // Before: "0" resolved as deleted on both databases, and past 2^63-1 PostgreSQL failed the
+    // whole poll (a bigint overflow), so the wait hung and starved the waits beside it.
+    for (const id of ["0", "9999999999999999999", "9223372036854775808", "00", 0, -1, 1.5, 2 ** 53, "", " 1", "1e3"]) {
+      const err = await waitForResult(id, { dataSource: ds, timeoutMs: 1_000 }).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      expect((err as Error).message).toContain(typeof id === "string" ? JSON.stringify(id) : String(id));
+    }
+    // The bounds themselves are ids; leading zeros name the same task.
+    await expect(waitForResult("9223372036854775807", { dataSource: ds, timeoutMs: 10_000 })).resolves.toEqual({ id: "9223372036854775807", result: undefined, deleted: true });
+    const task = await WaitedTask.create({ mode: "return", n: 3 }).save();
+    await task.waitForResult({ timeoutMs: 10_000 });
+    await expect(waitForResult(`00${task.id}`, { dataSource: ds, timeoutMs: 10_000 })).resolves.toEqual({ id: task.id, result: { n: 3, doubled: 6 }, deleted: false });
+  });
+
+  it("a read that fails on one id rejects that wait alone, naming the id; the waits beside it resolve", async () => {
+    // PostgreSQL fails the whole read on an id its bigint cannot hold (SQLite matches nothing: no
+    // id fails a read there). The public call refuses such an id: this goes past the check.
+    if (dialect !== "postgres") return;
+    const waiterDs = await openDataSource(db, entities, {}, false);
+    bindTo(ds);
+    const { logger, lines } = memoryLogger();
+    let heldId: string | undefined;
+    try {
+      const done = await WaitedTask.create({ mode: "return", n: 11 }).save();
+      await done.waitForResult({ timeoutMs: 10_000 });
+      const held = await WaitedTask.create({ mode: "hold", n: 12 }).save();
+      heldId = held.id;
+      const waiter = ResultWaiter.for(waiterDs);
+      waiter.logger = logger;
+      // All in one turn: one read for the three ids, as waitForResults makes it.
+      const bad = waiter.wait("99999999999999999999", { timeoutMs: 30_000 }).catch((e: unknown) => e);
+      const good = waitForResult(done.id, { dataSource: waiterDs, timeoutMs: 10_000 });
+      const later = waitForResult(held.id, { dataSource: waiterDs, timeoutMs: 30_000 });
+      await expect(good).resolves.toEqual({ id: done.id, result: { n: 11, doubled: 22 }, deleted: false });
+      const err = await bad;
+      expect(err).not.toBeInstanceOf(WaitTimeoutError);
+      expect(err).toBeInstanceOf(OrmqError);
+      expect((err as Error).message).toMatch(/task 99999999999999999999's outcome cannot be read/);
+      expect(lines).toContainEqual(expect.objectContaining({ level: "warn", obj: expect.objectContaining({ taskId: "99999999999999999999" }) }));
+      // The other waits go on polling.
+      WaitedTask.released.add(held.id);
+      await expect(later).resolves.toEqual({ id: held.id, result: { n: 12 }, deleted: false });
+    } finally {
+      if (heldId) WaitedTask.released.add(heldId);
+      await waiterDs.destroy();
+      bindTo(ds);
+    }
+  });
+
+  it("timeoutMs: 0 on a task already finished resolves: the first read comes before any timeout", async () => {
+    const tasks = await Promise.all([1, 2, 3].map((n) => WaitedTask.create({ mode: "return", n }).save()));
+    await waitForResults(tasks.map((t) => t.id), { dataSource: ds, timeoutMs: 10_000 });
+    const held = await WaitedTask.create({ mode: "hold" }).save();
+    // A waiter of its own, so its first read starts from a setImmediate, not from a loop already
+    // running. Made from a setImmediate callback, then the event loop held 5 ms: the zero-delay
+    // timers are due at the next timers phase, which comes before the check phase of the read.
+    const waiterDs = await openDataSource(db, entities, {}, false);
+    bindTo(ds);
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      const waiting = waitForResults(tasks.map((t) => t.id), { dataSource: waiterDs, timeoutMs: 0 });
+      const pending = waitForResult(held.id, { dataSource: waiterDs, timeoutMs: 0 }).catch((e: unknown) => e);
+      const heldUntil = Date.now() + 5;
+      while (Date.now() < heldUntil); // the loop held on purpose (see above)
+      await expect(waiting).resolves.toEqual(tasks.map((t) => ({ id: t.id, result: { n: t.n, doubled: t.n * 2 }, deleted: false })));
+      // A task still running times out after that first read.
+      expect(await pending).toBeInstanceOf(WaitTimeoutError);
+    } finally {
+      WaitedTask.released.add(held.id);
+      await waiterDs.destroy();
+      bindTo(ds);
+    }
+  });
+
+  it("a script's wait with no timeout keeps its process alive until the task finishes", async () => {
+    // Before, on SQLite, the poll timer was unref()'d and nothing else held the process: the
+    // script exited with code 0 at once, printing no result.
+    if (!existsSync(WAIT_SCRIPT)) throw new Error(`${WAIT_SCRIPT} is missing: run \`npm run build\` first (npm test does)`);
+    const child = trackChild(
+      spawn(process.execPath, [WAIT_SCRIPT], { env: { ...process.env, ORMQ_DATABASE_URL: db.url, ORMQ_TEST_N: "77", ORMQ_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] }),
+    );
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    const lines: string[] = [];
+    createInterface({ input: child.stdout! }).on("line", (line) => lines.push(line));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.on("exit", (code) => resolve({ code, at: Date.now() })));
+    let gone = false;
+    void exited.then(() => (gone = true));
+    await until("the script saved its task", () => lines.some((l) => l.startsWith("saved ")) || gone);
+    const saved = lines.find((l) => l.startsWith("saved "));
+    expect(saved).toBeDefined();
+    const id = saved!.slice("saved ".length);
+    // The test's worker holds the task running until it is released here.
+    await until("the worker runs the script's task", async () => (await reload(ds, { id })).status === "running" || gone);
+    const releasedAt = Date.now();
+    WaitedTask.released.add(id);
+    const { code, at } = await exited;
+    expect({ code, stderr, lines }).toEqual({ code: 0, stderr: "", lines: [`saved ${id}`, JSON.stringify({ id, result: { n: 77 }, deleted: false })] });
+    expect(at).toBeGreaterThanOrEqual(releasedAt);
+  }, 30_000);
 });
 
 describe("progress reports", () => {
