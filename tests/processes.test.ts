@@ -4,20 +4,44 @@
  * processes running compiled JavaScript, as a task process must load the task's compiled module;
  * the bootstrap module is tests/fixtures/data-source.ts.
  */
+import { readFileSync } from "node:fs";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, cancelTask } from "../src";
 import { allTestEntities, ProcessJob, RecordRun } from "./fixtures/tasks";
 import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
 import { reload, until } from "./support/helpers";
+import { SYSTEM_TESTS } from "./support/pgbouncer";
 import { spawnBootstrapWorker } from "./support/processes";
 
-/** Whether a process of this pid exists. */
+if (!SYSTEM_TESTS) {
+  console.log("tests/processes.test.ts: the SIGKILLed-worker test skipped: it kills a real worker under a task spinning at full CPU; set ORMQ_SYSTEM_TESTS=1, as .ci/run does");
+}
+const itSystem = SYSTEM_TESTS ? it : it.skip;
+
+/** Whether a process of this pid exists (and is not a zombie: killed, waiting for its parent to reap it). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // "pid (comm) S ...": the state follows the command's name, which may hold spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc (not Linux): kill(pid, 0) said it is there
+  }
+}
+
+/** Kills what a failed test may have left running, so that it does not outlive the test. */
+function killLeft(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone, as it should be
+    }
   }
 }
 
@@ -32,6 +56,14 @@ describe.each(DIALECTS)("%s: process tasks", (dialect) => {
   const worker = (extra: Record<string, string> = {}) => spawnBootstrapWorker(db.url, extra);
 
   const job = (processMode: ProcessJob["processMode"]) => ProcessJob.create({ processMode });
+
+  /** The pids a `child_wait`/`child_spin` task reports once it runs: its `sleep`'s and its process's. */
+  const sleepOf = async (task: ProcessJob) => {
+    const said = async () => (await reload<ProcessJob>(ds, task)).progressMessage ?? "";
+    await until("the task to start its sleep", async () => /^sleep \d+ under \d+$/.test(await said()), 30_000);
+    const [, sleep, , taskProcess] = (await said()).split(" ");
+    return { sleep: Number(sleep), taskProcess: Number(taskProcess) };
+  };
 
   it("a native crash, a run past its heap limit and one past its timeout each fail only their own attempt; the others succeed", async () => {
     const repo = ds.getRepository(ProcessJob);
@@ -132,6 +164,81 @@ describe.each(DIALECTS)("%s: process tasks", (dialect) => {
       const exited = await w.exited;
       expect(exited.code).toBe(0);
     }, 90_000);
+
+    it("a task's whole process group is killed at its timeout, at a cancel, when its process is replaced and at the worker's stop: the `sleep` it started is gone", async () => {
+      const repo = ds.getRepository(ProcessJob);
+      // Info: the test waits for the worker's "stopping" line before its second SIGTERM.
+      const w = worker({ ORMQ_TEST_FOREVER: "1", ORMQ_CONCURRENCY: "1", ORMQ_TASK_PROCESSES: "1", ORMQ_TASK_PROCESS_MAX_TASKS: "2", ORMQ_LOG_LEVEL: "info" });
+      const left: number[] = [];
+      try {
+        // A process started first, so that the timeout below is not spent starting one.
+        const warmUp = await repo.save(job("ok"));
+        await until("the first task to succeed", async () => (await reload(ds, warmUp)).status === "succeeded", 30_000);
+
+        // Timed out: its process is killed a second after the abort it ignores, and the sleep with it.
+        const timed = await repo.save(job("child_wait").withTimeout(3_000).withMaxAttempts(1));
+        const atTimeout = await sleepOf(timed);
+        left.push(atTimeout.sleep);
+        await until("the timeout to fail it", async () => (await reload(ds, timed)).status === "failed", 30_000);
+        expect((await reload(ds, timed)).errors!.at(-1)).toMatchObject({ name: "TaskTimeoutError" });
+        await until("the timed-out task's sleep to be gone", () => !alive(atTimeout.sleep), 5_000);
+
+        // Cancelled: the same.
+        const cancelled = await repo.save(job("child_wait"));
+        const atCancel = await sleepOf(cancelled);
+        left.push(atCancel.sleep);
+        expect(await cancelTask(cancelled.id, { dataSource: ds, reason: "enough" })).toMatchObject({ outcome: "cancelRequested" });
+        await until("the cancel to end it", async () => (await reload(ds, cancelled)).status === "cancelled", 30_000);
+        await until("the cancelled task's sleep to be gone", () => !alive(atCancel.sleep), 5_000);
+
+        // Left running by a task that returned: it lives with its process, which serves two
+        // attempts, and goes when that process is replaced (a process that exits takes its group).
+        const leaver = await repo.save(job("child_left"));
+        await until("the task to succeed", async () => (await reload(ds, leaver)).status === "succeeded", 30_000);
+        const { pid, sleep } = (await reload<ProcessJob>(ds, leaver)).result as { pid: number; sleep: number };
+        left.push(sleep);
+        expect(alive(sleep)).toBe(true);
+        const next = await repo.save(job("ok"));
+        await until("the next task to succeed", async () => (await reload(ds, next)).status === "succeeded", 30_000);
+        expect(((await reload<ProcessJob>(ds, next)).result as { pid: number }).pid).toBe(pid);
+        await until("the replaced process's sleep to be gone", () => !alive(sleep), 5_000);
+
+        // At the worker's stop: a second SIGTERM skips the grace period; the run is aborted, then killed.
+        const atStop = await sleepOf(await repo.save(job("child_wait")));
+        left.push(atStop.sleep);
+        w.child.kill("SIGTERM");
+        await until("the worker to start stopping", () => w.stderr().includes("stopping: waiting for running tasks"), 10_000);
+        w.child.kill("SIGTERM");
+        expect((await w.exited).code).toBe(0);
+        await until("the sleep of the task running at the stop to be gone", () => !alive(atStop.sleep), 5_000);
+      } finally {
+        w.child.kill("SIGKILL");
+        await w.exited;
+        killLeft(left);
+      }
+    }, 90_000);
+
+    itSystem("a task process dies with its worker, whatever it runs: after a SIGKILL of the worker, a task spinning in a tight loop and one waiting are gone, and the sleeps they started", async () => {
+      const w = worker({ ORMQ_TEST_FOREVER: "1", ORMQ_CONCURRENCY: "2", ORMQ_TASK_PROCESSES: "2" });
+      const left: number[] = [];
+      try {
+        const repo = ds.getRepository(ProcessJob);
+        // The spinning one never sees its channel close; the waiting one does (a transcode waiting
+        // for its ffmpeg), and must not leave its sleep behind as it exits.
+        const [spinning, waiting] = await Promise.all([sleepOf(await repo.save(job("child_spin"))), sleepOf(await repo.save(job("child_wait")))]);
+        left.push(spinning.sleep, spinning.taskProcess, waiting.sleep, waiting.taskProcess);
+        w.child.kill("SIGKILL");
+        await w.exited;
+        await until("the spinning task process to be gone", () => !alive(spinning.taskProcess), 5_000);
+        await until("the spinning one's sleep to be gone", () => !alive(spinning.sleep), 5_000);
+        await until("the waiting task process to be gone", () => !alive(waiting.taskProcess), 5_000);
+        await until("the waiting one's sleep to be gone", () => !alive(waiting.sleep), 5_000);
+      } finally {
+        w.child.kill("SIGKILL");
+        await w.exited;
+        killLeft(left);
+      }
+    }, 60_000);
 
     it("a process killed from outside fails that attempt with the signal, and the retry runs in a new one; a process past taskProcessRecycleMb is replaced", async () => {
       const repo = ds.getRepository(ProcessJob);

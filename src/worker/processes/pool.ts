@@ -11,6 +11,10 @@
  *   fails the attempt with TaskProcessExitError naming the exit code or signal.
  * - A timeout, a cancel or the shutdown abort reach run() as its signal's reason; a run that has
  *   not settled TERMINATE_AFTER_ABORT_MS later has its process killed.
+ * - Each process leads a process group of its own, and a kill is of the group: what a task started
+ *   (an ffmpeg, a shell) dies with its process, at a timeout, a cancel, a recycle or the worker's
+ *   stop. A process that exits has its group killed after it, for what a task left running.
+ *   The process dies with its worker too (child.ts watches for it).
  * - A process is retired after `maxTasks` attempts, or when it holds more than `recycleMb` resident
  *   after one, so that leaks do not pile up. Processes start when needed, never ahead.
  *
@@ -193,6 +197,10 @@ export class ProcessPool {
     const proc = fork(this.entry, [this.bootstrap], {
       // Only the heap limit: the worker's own flags (an inspector port, a loader) are not the task's.
       execArgv: limitMb === null ? [] : [`--max-old-space-size=${limitMb}`],
+      // The leader of a process group (and session) of its own, so that one kill reaches what its
+      // tasks started (see killGroup). It no longer gets a terminal's Ctrl-C: the worker does, and
+      // stops it. The IPC channel stays; that it still dies with the worker is child.ts's work.
+      detached: true,
       // The structured clone, as for threads: Dates, Buffers and bigints in rows and results survive.
       serialization: "advanced",
       stdio: ["ignore", "inherit", "pipe", "ipc"],
@@ -213,6 +221,9 @@ export class ProcessPool {
     };
     const ended = (end: NonNullable<Child["end"]>) => {
       if (child.end !== null) return;
+      // What its tasks started and left running (it was retired, crashed or was killed from outside)
+      // goes with it: before `exited` resolves, so that a closed pool left nothing behind.
+      killGroup(proc);
       child.end = end;
       this.children.delete(child);
       exitedResolve();
@@ -246,12 +257,12 @@ export class ProcessPool {
   private retire(child: Child): void {
     if (child.retiring || child.end !== null) return;
     child.retiring = true;
-    const timer = setTimeout(() => child.proc.kill("SIGKILL"), RETIRE_KILL_AFTER_MS);
+    const timer = setTimeout(() => killGroup(child.proc), RETIRE_KILL_AFTER_MS);
     timer.unref();
     void child.exited.then(() => clearTimeout(timer));
     if (child.busy) return; // its attempt's end retires it (see runOn)
     if (child.proc.connected) child.proc.disconnect();
-    else child.proc.kill("SIGKILL");
+    else killGroup(child.proc);
   }
 
   /** Runs one attempt on `child`, to its reply, or to the process's end. */
@@ -272,7 +283,7 @@ export class ProcessPool {
         // A process retired while it ran (its channel closed) leaves now.
         if (child.retiring && child.end === null) {
           if (proc.connected) proc.disconnect();
-          else proc.kill("SIGKILL");
+          else killGroup(proc);
         }
         fn();
       };
@@ -280,7 +291,7 @@ export class ProcessPool {
         post(proc, { kind: "abort", run: message.run, reason: toRecord(ctx.signal.reason) });
         killTimer = setTimeout(() => {
           killedForAbort = true;
-          proc.kill("SIGKILL");
+          killGroup(proc);
         }, TERMINATE_AFTER_ABORT_MS);
       };
       const onMessage = (received: FromChild) => {
@@ -323,6 +334,21 @@ export class ProcessPool {
 
 function usable(child: Child): boolean {
   return !child.busy && !child.retiring && child.end === null && child.proc.connected;
+}
+
+/**
+ * SIGKILLs a task process's group: the process (if it has not exited) and whatever it started that
+ * did not leave the group. The group outlives its leader while one of them is alive, and its number
+ * is not handed to another process meanwhile.
+ */
+function killGroup(proc: ChildProcess): void {
+  if (proc.pid === undefined) return; // never started
+  try {
+    process.kill(-proc.pid, "SIGKILL");
+  } catch {
+    // No such group: all gone. Or no process groups on this system: the process itself (a no-op once it exited).
+    proc.kill("SIGKILL");
+  }
 }
 
 /** Sends to a process whose channel may have closed (it died): its end says what happened. */
