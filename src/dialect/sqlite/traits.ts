@@ -1,6 +1,7 @@
 import type { DialectTraits } from "../traits";
 import { dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements, uniqueInsertSkipped } from "./uniqueGuard";
 import { guardSqliteConnection } from "./connectionGuard";
+import { skipRereadOfSetColumns } from "./insertReread";
 import { SqliteDialect } from "./dialect";
 
 /**
@@ -17,6 +18,9 @@ export const sqliteTraits: DialectTraits = {
   autocommitSave: false,
   uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, insertSkipped: uniqueInsertSkipped, installWhenMissing: true },
   notify: null,
-  prepare: guardSqliteConnection,
+  prepare: (dataSource) => {
+    guardSqliteConnection(dataSource);
+    skipRereadOfSetColumns(dataSource);
+  },
   createDialect: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),
 };
