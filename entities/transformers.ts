@@ -12,7 +12,13 @@ import type { ValueTransformer } from "typeorm";
 export const epochMillis: ValueTransformer = {
   to(value: unknown): unknown {
     if (value === null || value === undefined) return value;
-    if (value instanceof Date) return value.getTime();
+    // As decimal text, not a number: TypeORM's SQLite driver writes number parameters into the SQL
+    // text, so an INSERT carrying three fresh timestamps was a new statement at every save(),
+    // prepared again (and pushed through TypeORM's 100-statement cache). Text is bound as a
+    // parameter; the bigint column stores it as the same integer (SQLite's INTEGER affinity,
+    // PostgreSQL's bigint input), and compares it as one. Measured: the save()'s INSERT 0.18-0.24
+    // ms with a prepare each time, 0.06-0.09 ms from the cache.
+    if (value instanceof Date) return String(value.getTime());
     // FindOperators and raw SQL functions pass through; TypeORM transforms operator values itself.
     return value;
   },

@@ -20,9 +20,12 @@ import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 const SET_BEFORE_INSERT = new Set(["status", "attempts"]);
 
 const trimmed = new WeakSet<EntityMetadata>();
+const done = new WeakSet<DataSource>();
 
-/** Trims the read after insert of every task class of `dataSource`, once per metadata. */
+/** Trims the read after insert of every task class of `dataSource`, once (prepare runs at every enqueue). */
 export function skipRereadOfSetColumns(dataSource: DataSource): void {
+  if (done.has(dataSource) || !dataSource.isInitialized) return;
+  done.add(dataSource);
   for (const metadata of dataSource.entityMetadatas) {
     if (trimmed.has(metadata) || !isTaskClass(metadata.target)) continue;
     trimmed.add(metadata);
