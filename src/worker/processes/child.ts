@@ -10,7 +10,7 @@
  * with its group, whatever its task is doing: see WATCHDOG.
  */
 import "reflect-metadata";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { RemoteRuntime } from "../remote/runtime";
 import { fromRecord, toRecord, type FromChild, type RemoteReply, type ToChild } from "../remote/messages";
@@ -143,10 +143,37 @@ process.on("message", (message: ToChild) => {
     });
 });
 
+/**
+ * Kills the other processes of this process's group (what its tasks started), and leaves this one
+ * to exit as it means to. Linux: found in /proc by their process group; elsewhere nothing is done
+ * here (the watchdog and the pool cover it).
+ */
+function killRestOfGroup(): void {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      // "pid (comm) state ppid pgrp ...": the command's name may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === process.pid) process.kill(Number(name), "SIGKILL");
+    } catch {
+      // gone meanwhile, or not ours to kill
+    }
+  }
+}
+
 process.on("disconnect", () => {
   const exit = () => {
-    // Retired, the worker kills the group after this process exits; if it died, nothing will.
     if (workerGone()) killOwnGroup();
+    // The channel closes before a dying worker's children are handed to another parent, so
+    // workerGone() can still say no here when the worker was killed: what the tasks started goes
+    // either way (a retired process's leftovers would be killed by the pool after it exits).
+    else killRestOfGroup();
     process.exit(0);
   };
   setTimeout(exit, EXIT_AFTER_DISCONNECT_MS).unref();
