@@ -14,7 +14,7 @@
  * - Each process leads a process group of its own, and a kill is of the group: what a task started
  *   (an ffmpeg, a shell) dies with its process, at a timeout, a cancel, a recycle or the worker's
  *   stop. A process that exits has its group killed after it, for what a task left running.
- *   The process dies with its worker too (child.ts watches for it).
+ *   The process dies with its worker too (its watchdog thread watches for it: watchdog.ts).
  * - A process is retired after `maxTasks` attempts, or when it holds more than `recycleMb` resident
  *   after one, so that leaks do not pile up. Processes start when needed, never ahead.
  *
