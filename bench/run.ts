@@ -21,7 +21,7 @@ import { writeResults } from "./results";
 import { ceiling } from "./scenarios/ceiling";
 import { drain, memory, TUNED } from "./scenarios/drain";
 import { enqueue } from "./scenarios/enqueue";
-import { graphileLatency, latency } from "./scenarios/latency";
+import { graphileLatency, latency, plainjobLatency } from "./scenarios/latency";
 import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
 import { churn } from "./scenarios/churn";
 import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
@@ -108,6 +108,8 @@ async function main() {
           if (database === "postgres") {
             (await latency(dbs, database, samples, "other", drained)).forEach(record);
             (await graphileLatency(dbs, samples, drained)).forEach(record);
+          } else {
+            (await plainjobLatency(dbs, samples, drained)).forEach(record);
           }
         }
       });

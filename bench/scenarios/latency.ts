@@ -168,3 +168,52 @@ export async function graphileLatency(databases: Databases, samples: number, dra
     await runner.stop();
   }
 }
+
+/**
+ * plainjob 0.0.14 on SQLite: `add()` called → processor start, the same way, its worker polling
+ * every 10 ms (as in the drain; its default, 1 s, would make its latency the poll's). It has no
+ * wake-up: a job waits for the next poll.
+ */
+export async function plainjobLatency(databases: Databases, samples: number, drained = 0): Promise<Result[]> {
+  const file = await databases.fresh("sqlite");
+  const pj = await import("plainjob");
+  const Database = (await import("better-sqlite3")).default;
+  const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+  const connection = pj.better(new Database(file));
+  const queue = pj.defineQueue({ connection, logger: silent });
+  const handled = new Map<string, number>();
+  let drainedCount = 0;
+  let drainedAll: () => void = () => {};
+  const allDrained = new Promise<void>((resolve) => (drainedAll = resolve));
+  const probe = pj.defineWorker("probe", async (job: { data: string }) => void handled.set((JSON.parse(job.data) as { n: string }).n, performance.now()), { queue, pollIntervall: 10, logger: silent });
+  const filler = pj.defineWorker("fill", async () => void (++drainedCount === drained && drainedAll()), { queue, pollIntervall: 10, logger: silent });
+  void probe.start();
+  try {
+    if (drained > 0) {
+      void filler.start();
+      for (let i = 0; i < drained; i += 1_000) queue.addMany("fill", Array.from({ length: Math.min(1_000, drained - i) }, () => ({})));
+      await allDrained;
+      await filler.stop();
+    }
+    await sleep(200);
+    const series = { "add() called → processor start": [] as number[], "add() alone": [] as number[] };
+    for (let i = 0; i < samples; i++) {
+      const n = String(i);
+      const calledAt = performance.now();
+      queue.add("probe", { n });
+      const addedAt = performance.now();
+      const deadline = Date.now() + 5_000;
+      while (!handled.has(n)) {
+        if (Date.now() > deadline) throw new Error(`plainjob latency: job ${n} did not start within 5 s`);
+        await sleep(0.2);
+      }
+      series["add() called → processor start"].push(handled.get(n)! - calledAt);
+      series["add() alone"].push(addedAt - calledAt);
+      await sleep(1 + Math.random() * 2);
+    }
+    return summarise("sqlite (plainjob)", `plainjob 0.0.14, its worker polling every 10 ms, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
+  } finally {
+    await probe.stop();
+    queue.close();
+  }
+}
