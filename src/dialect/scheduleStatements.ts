@@ -125,9 +125,12 @@ export interface TickWrite {
  * skipped has no id.
  */
 export async function writeTick(dataSource: DataSource, write: TickWrite, announce: (m: EntityManager) => void): Promise<string[] | null> {
-  const tick = () => tickTransaction(dataSource, write, announce);
-  // An embedded database: one tick write at a time per file in this process (see inFileTurn).
-  return traitsOf(dataSource).clockSql !== null ? tick() : inFileTurn(String(dataSource.options.database), tick);
+  return inTurn(dataSource, () => tickTransaction(dataSource, write, announce));
+}
+
+/** Runs a schedule write: on an embedded database, one at a time per file in this process (see inFileTurn). */
+function inTurn<T>(dataSource: DataSource, write: () => Promise<T>): Promise<T> {
+  return traitsOf(dataSource).clockSql !== null ? write() : inFileTurn(String(dataSource.options.database), write);
 }
 
 function tickTransaction(dataSource: DataSource, write: TickWrite, announce: (m: EntityManager) => void): Promise<string[] | null> {
@@ -161,7 +164,7 @@ export interface ScheduleAhead {
  * how many tasks were deleted, or null when another scheduler (or a change) came first.
  */
 export async function recoverSchedule(dataSource: DataSource, ahead: ScheduleAhead, now: number): Promise<number | null> {
-  const recover = () =>
+  return inTurn(dataSource, () =>
     dataSource.transaction(async (m) => {
       const moved = await m
         .createQueryBuilder()
@@ -177,8 +180,8 @@ export async function recoverSchedule(dataSource: DataSource, ahead: ScheduleAhe
         .where("schedule_name = :name AND status = 'pending' AND created_at > :now", { name: ahead.name, now })
         .execute();
       return removed.affected ?? 0;
-    });
-  return traitsOf(dataSource).clockSql !== null ? recover() : inFileTurn(String(dataSource.options.database), recover);
+    }),
+  );
 }
 
 /**
@@ -188,7 +191,7 @@ export async function recoverSchedule(dataSource: DataSource, ahead: ScheduleAhe
  */
 export async function tryTickRows(dataSource: DataSource, columns: string[], rows: unknown[][]): Promise<void> {
   const rolledBack = new Error("ormq: a trial insert, rolled back");
-  const trial = () =>
+  return inTurn(dataSource, () =>
     dataSource
       .transaction(async (m) => {
         await bulkInsert(m.queryRunner!, tablesOf(dataSource).tasks, columns, rows, "id", { maySkip: true });
@@ -196,6 +199,6 @@ export async function tryTickRows(dataSource: DataSource, columns: string[], row
       })
       .catch((err: unknown) => {
         if (err !== rolledBack) throw err;
-      });
-  return traitsOf(dataSource).clockSql !== null ? trial() : inFileTurn(String(dataSource.options.database), trial);
+      }),
+  );
 }
