@@ -148,21 +148,7 @@ export async function graphileLatency(databases: Databases, samples: number, dra
       await allDrained;
     }
     await sleep(200);
-    const series = { "addJob() called → handler start": [] as number[], "addJob() alone": [] as number[] };
-    for (let i = 0; i < samples; i++) {
-      const n = String(i);
-      const calledAt = performance.now();
-      await runner.addJob("probe", { n });
-      const addedAt = performance.now();
-      const deadline = Date.now() + 5_000;
-      while (!handled.has(n)) {
-        if (Date.now() > deadline) throw new Error(`graphile latency: job ${n} did not start within 5 s`);
-        await sleep(0.2);
-      }
-      series["addJob() called → handler start"].push(handled.get(n)! - calledAt);
-      series["addJob() alone"].push(addedAt - calledAt);
-      await sleep(1 + Math.random() * 2);
-    }
+    const series = await sampleOther("addJob()", "handler", samples, handled, (n) => runner.addJob("probe", { n }));
     return summarise("postgres (graphile-worker)", `graphile-worker 0.18 defaults, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
   } finally {
     await runner.stop();
@@ -196,24 +182,35 @@ export async function plainjobLatency(databases: Databases, samples: number, dra
       await filler.stop();
     }
     await sleep(200);
-    const series = { "add() called → processor start": [] as number[], "add() alone": [] as number[] };
-    for (let i = 0; i < samples; i++) {
-      const n = String(i);
-      const calledAt = performance.now();
-      queue.add("probe", { n });
-      const addedAt = performance.now();
-      const deadline = Date.now() + 5_000;
-      while (!handled.has(n)) {
-        if (Date.now() > deadline) throw new Error(`plainjob latency: job ${n} did not start within 5 s`);
-        await sleep(0.2);
-      }
-      series["add() called → processor start"].push(handled.get(n)! - calledAt);
-      series["add() alone"].push(addedAt - calledAt);
-      await sleep(1 + Math.random() * 2);
-    }
+    const series = await sampleOther("add()", "processor", samples, handled, (n) => void queue.add("probe", { n }));
     return summarise("sqlite (plainjob)", `plainjob 0.0.14, its worker polling every 10 ms, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
   } finally {
     await probe.stop();
     queue.close();
   }
+}
+
+/**
+ * Another queue's latency series, sampled as sampleLatency samples ormq's: `samples` jobs enqueued
+ * one at a time through `add`, a few ms apart, each once the previous one started (`handled` gets
+ * its start time by job number). Series named "<call> called → <runner> start" and "<call> alone".
+ */
+async function sampleOther(call: string, runner: string, samples: number, handled: Map<string, number>, add: (n: string) => Promise<unknown> | void): Promise<Record<string, number[]>> {
+  const total: number[] = [];
+  const alone: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const n = String(i);
+    const calledAt = performance.now();
+    await add(n);
+    const addedAt = performance.now();
+    const deadline = Date.now() + 5_000;
+    while (!handled.has(n)) {
+      if (Date.now() > deadline) throw new Error(`latency: ${call} job ${n} did not start within 5 s`);
+      await sleep(0.2);
+    }
+    total.push(handled.get(n)! - calledAt);
+    alone.push(addedAt - calledAt);
+    await sleep(1 + Math.random() * 2);
+  }
+  return { [`${call} called → ${runner} start`]: total, [`${call} alone`]: alone };
 }
