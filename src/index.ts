@@ -7,7 +7,7 @@ import { registerTaskOperations } from "../entities/operations";
 import { cancelTask } from "./admin/cancel";
 import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
 import { taskSaveOptions } from "./enqueue/saveOptions";
-import { waitForResult } from "./wait/resultWaiter";
+import { waitForResult } from "./wait/waitForResult";
 
 // What an import of ormq sets up, once: SQLite's 64-bit generated key, and the database
 // operations entity methods call (entities import no layer above them).
@@ -45,7 +45,10 @@ export type { TaskClass } from "./registry";
 export type { UniqueOption, OnConflict } from "./flow/uniqueSpec";
 export type { ConcurrencyLimitOption, RateLimitOption, ScheduleOption, CatchUp } from "../entities/unique";
 export type { WaitOptions, WaitResult, TaskProgress } from "../entities/operations";
-export { waitForResult, waitForResults, type WaitForResultOptions } from "./wait/resultWaiter";
+export { waitForResult, waitForResults, type WaitForResultOptions } from "./wait/waitForResult";
+export { ormqFor, type OrmqClient } from "./client/client";
+export type { OrmqEventMap, OrmqEventName, OrmqListener, TaskRef, AttemptRef, AttemptEnded, AttemptOutcome } from "./client/events";
+export type { Middleware } from "./client/middleware";
 export {
   createSchedule,
   pauseSchedule,

@@ -28,12 +28,11 @@ export interface TaskType {
  * then, so a badly declared class fails at start-up with a message naming it, not mid-run.
  */
 export class TaskRegistry {
-  private static readonly cache = new WeakMap<DataSource, TaskRegistry>();
-
   /** Every registered task type, by key. Abstract classes (no `run()`) are not here. */
   readonly byKey = new Map<string, TaskType>();
 
-  private constructor(readonly dataSource: DataSource) {
+  /** Built once per DataSource, by its client (`ormqFor(dataSource).registry`). */
+  constructor(readonly dataSource: DataSource) {
     if (!dataSource.isInitialized) {
       throw new OrmqConfigurationError("the DataSource is not initialized: call dataSource.initialize() first");
     }
@@ -65,16 +64,6 @@ export class TaskRegistry {
         schedule: classSchedule(cls),
       });
     }
-  }
-
-  /** The registry of a DataSource, built and checked on first use. */
-  static for(dataSource: DataSource): TaskRegistry {
-    let registry = TaskRegistry.cache.get(dataSource);
-    if (!registry) {
-      registry = new TaskRegistry(dataSource);
-      TaskRegistry.cache.set(dataSource, registry);
-    }
-    return registry;
   }
 
   /**

@@ -6,6 +6,7 @@ import { hydrate } from "../src/worker/hydrate";
 import { AlwaysFails, Image, RecordRun, RunLog, SendEmail, SleepyTask, SpecialRecordRun, testEntities, TxTask } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, makeAllDue, reload, until } from "./support/helpers";
+import { ormqFor } from "../src/client/client";
 
 describe.each(DIALECTS)("core on %s", (dialect) => {
   let db: TestDb;
@@ -127,7 +128,7 @@ describe.each(DIALECTS)("core on %s", (dialect) => {
       const dialect = createDialect(ds, "hydrate-test", memoryLogger().logger);
       try {
         const [row] = await dialect.claim({ types: ["sleepy"], queues: null, limit: 1, leaseMs: 60_000, historyTypes: [] });
-        const type = TaskRegistry.for(ds).byKey.get("sleepy")!;
+        const type = ormqFor(ds).registry.byKey.get("sleepy")!;
         const task = hydrate(type.metadata, ds.driver, row);
         expect(task).toBeInstanceOf(SleepyTask);
         const found = await ds.getRepository(SleepyTask).findOneByOrFail({ id: saved.id });

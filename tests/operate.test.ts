@@ -17,6 +17,7 @@ import { createTestDb, memoryLogger, openDataSource, useTestDatabase } from "./s
 import fc from "fast-check";
 import { checkExecutor, TaskRegistry, type TaskClass } from "../src/registry";
 import { expectedSummary, reload } from "./support/helpers";
+import { ormqFor } from "../src/client/client";
 
 describe("worker settings", () => {
   let ds: DataSource;
@@ -84,7 +85,7 @@ describe("thread and process task definitions", () => {
     const db = await createTestDb("sqlite");
     const ds = await openDataSource(db, [ThreadWithoutModule]);
     try {
-      expect(() => TaskRegistry.for(ds)).toThrow(new TaskDefinitionError(
+      expect(() => ormqFor(ds).registry).toThrow(new TaskDefinitionError(
         "task class ThreadWithoutModule runs in a thread but does not say where it lives: add `static module = __filename`",
       ));
     } finally {

@@ -1,13 +1,12 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES } from "../../entities/BaseTaskEntity";
 import type { CancelResult } from "../../entities/operations";
-import { databaseNow } from "../dialect/clock";
 import { cancelPending, readTaskState, recordEvents, requestCancel } from "../dialect/taskWrites";
-import { TaskRegistry } from "../registry";
 import { OrmqError } from "../errors";
 import { MAX_MESSAGE_CHARS, storableText } from "../storable";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
+import { ormqFor } from "../client/client";
 
 export type { CancelResult };
 
@@ -36,10 +35,10 @@ export async function cancelTask(id: string | number, options: CancelOptions = {
   const m = dataSource.manager;
   // A task can move between our statements (claimed, retried): go round again, a few times at most.
   for (let round = 0; round < 5; round++) {
-    const now = new Date(await databaseNow(dataSource));
+    const now = new Date(await ormqFor(dataSource).clock.now());
     if (await cancelPending(m, taskId, lastError, now)) {
       const state = await readTaskState(m, taskId);
-      if (state && TaskRegistry.for(dataSource).recordsHistory(state.type)) {
+      if (state && ormqFor(dataSource).registry.recordsHistory(state.type)) {
         await recordEvents(m, [{ taskId, kind: "cancelled", at: now, error: lastError }]);
       }
       return { outcome: "cancelled", id: taskId };

@@ -15,12 +15,12 @@ import type { TaskEventKind } from "../../entities/TaskEventEntity";
 import { baseColumnKind } from "../baseColumns";
 import { eventRows, listTaskRows, taskIdRange, taskRow } from "../dialect/taskReads";
 import { InvalidOptionError } from "../errors";
-import { TaskRegistry } from "../registry";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { readInstant, readJson, readText, type StoredInstant } from "./storedValues";
 import { checkTaskFilter, type TaskFilter } from "./taskFilter";
 import type { CheckedTaskFilter } from "../dialect/taskFilterSql";
+import { ormqFor } from "../client/client";
 
 export type { StoredInstant } from "./storedValues";
 
@@ -170,7 +170,7 @@ export async function showTask(id: string | number, options: { dataSource?: Data
   const raw = await taskRow(dataSource, taskId);
   if (!raw) return null;
   // The row's own class when this DataSource has it; else the base columns, and the rest as stored.
-  const metadata = TaskRegistry.for(dataSource).byKey.get(String(raw.type))?.metadata ?? base;
+  const metadata = ormqFor(dataSource).registry.byKey.get(String(raw.type))?.metadata ?? base;
   const fields: Record<string, unknown> = {};
   const known = new Set<string>();
   for (const column of metadata.columns) {

@@ -1,11 +1,11 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../dialect/clock";
 import { deleteFinished, deleteOrphanEvents, deleteSilentWorkers, finishedIds } from "../dialect/taskWrites";
 import { InvalidOptionError, toError } from "../errors";
 import { MAX_DELAY_MS } from "../storable";
 import { checkRunAt } from "../validation";
 import { resolveDataSource } from "../dataSource";
+import { ormqFor } from "../client/client";
 
 export interface PruneOptions {
   dataSource?: DataSource;
@@ -46,7 +46,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   for (const status of statuses) {
     if (!FINISHED_STATUSES.includes(status)) throw new InvalidOptionError(`prune: statuses may only name finished statuses, got ${JSON.stringify(status)}`);
   }
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   const cutoff = options.olderThan instanceof Date ? checkRunAt(options.olderThan, "prune: olderThan") : new Date(now - checkAge(options.olderThan));
   const result: PruneResult = { deleted: 0, orphanedEventsDeleted: 0, blocked: [], workersDeleted: 0 };
   const removed = await deleteInBatches(dataSource, (after) => finishedIds(dataSource.manager, statuses, cutoff.getTime(), after, BATCH), statuses, cutoff.getTime());

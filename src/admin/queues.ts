@@ -6,12 +6,12 @@
  */
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../dialect/clock";
 import { readControlRows, upsertControl, type ControlRow } from "../dialect/controlsWrites";
 import { InvalidOptionError } from "../errors";
 import { resolveDataSource } from "../dataSource";
 import { checkFilterText, checkQueueFilter } from "./taskFilter";
 import { isLimit, isRateWindow, MAX_LIMIT, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "../flow/limitSpec";
+import { ormqFor } from "../client/client";
 
 export type { ControlRow };
 
@@ -81,7 +81,7 @@ async function setControl(
   fields: { paused?: boolean; concurrency?: number | null; rate?: { max: number; perMs: number } | null },
 ): Promise<void> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  await upsertControl(dataSource.manager, scope, name, fields, await databaseNow(dataSource));
+  await upsertControl(dataSource.manager, scope, name, fields, await ormqFor(dataSource).clock.now());
 }
 
 function checkType(type: unknown, option: string): string {

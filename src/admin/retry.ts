@@ -1,15 +1,13 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../dialect/clock";
 import { filteredIds, readTaskState, recordEvents, requeueFailed } from "../dialect/taskWrites";
 import { InvalidOptionError } from "../errors";
 import { checkTaskFilter, type TaskFilter } from "./taskFilter";
-import { TaskRegistry } from "../registry";
 import { standingTasks } from "../dialect/uniqueTasks";
-import { announceInserted } from "../enqueue/subscriber";
 import { announcementOf } from "../enqueue/announcements";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
+import { ormqFor } from "../client/client";
 
 export type RetryTaskResult =
   | { outcome: "requeued"; id: string }
@@ -67,7 +65,7 @@ export async function retryFailed(options: { dataSource?: DataSource } & Omit<Ta
  * its unique key when the unique guard kept it failed.
  */
 async function requeue(m: EntityManager, id: string): Promise<boolean | { standingId: string | null }> {
-  const now = new Date(await databaseNow(m.connection, m.queryRunner));
+  const now = new Date(await ormqFor(m.connection).clock.now(m.queryRunner));
   if (!(await requeueFailed(m, id, now))) {
     // Still failed with a unique key: the guard kept it, for the task that holds the key.
     const state = await readTaskState(m, id);
@@ -76,8 +74,8 @@ async function requeue(m: EntityManager, id: string): Promise<boolean | { standi
     return { standingId: holder?.id ?? null };
   }
   const { queue, type } = (await readTaskState(m, id))!; // in this transaction, after the UPDATE: it exists
-  if (TaskRegistry.for(m.connection).recordsHistory(type)) await recordEvents(m, [{ taskId: id, kind: "requeued", at: now }]);
+  if (ormqFor(m.connection).registry.recordsHistory(type)) await recordEvents(m, [{ taskId: id, kind: "requeued", at: now }]);
   // Announced at commit like a new task, so that an idle worker runs it now, not at its next poll.
-  announceInserted(m.queryRunner!, [announcementOf(queue, type)]);
+  ormqFor(m.connection).announcements.inserted(m.queryRunner!, [announcementOf(queue, type)]);
   return true;
 }

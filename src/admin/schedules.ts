@@ -7,14 +7,14 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { ScheduleSource } from "../../entities/ScheduleEntity";
-import { databaseNow } from "../dialect/clock";
 import { deleteSchedule as deleteScheduleRow, readSchedules, setSchedulePaused } from "../dialect/scheduleStatements";
 import { resolveDataSource } from "../dataSource";
 import { InvalidOptionError } from "../errors";
-import { TaskRegistry, type TaskClass } from "../registry";
+import { type TaskClass } from "../registry";
 import { putSchedule, scheduleDefinition } from "../schedule/definitions";
 import { cronOf, nextTick, scheduleSpecOf, type CatchUp } from "../schedule/scheduleSpec";
 import { checkFilterText } from "./taskFilter";
+import { ormqFor } from "../client/client";
 
 /** What `createSchedule` takes. */
 export interface CreateScheduleOptions {
@@ -57,7 +57,7 @@ export async function createSchedule(options: CreateScheduleOptions): Promise<Sc
   if (options === null || typeof options !== "object") throw new InvalidOptionError("createSchedule: expected { name, type, cron, … }");
   const name = checkName(options.name, "createSchedule: name");
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const registry = TaskRegistry.for(dataSource);
+  const registry = ormqFor(dataSource).registry;
   const key = typeof options.type === "string" ? options.type : dataSource.hasMetadata(options.type) ? String(dataSource.getMetadata(options.type).discriminatorValue) : undefined;
   const type = key === undefined ? undefined : registry.byKey.get(key);
   if (!type) {
@@ -75,13 +75,13 @@ export async function createSchedule(options: CreateScheduleOptions): Promise<Sc
 /** Stops a schedule's ticks (within a couple of seconds). False when there is no such schedule. */
 export async function pauseSchedule(name: string, options: { dataSource?: DataSource } = {}): Promise<boolean> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  return setSchedulePaused(dataSource.manager, checkName(name, "pauseSchedule(name)"), true, await databaseNow(dataSource));
+  return setSchedulePaused(dataSource.manager, checkName(name, "pauseSchedule(name)"), true, await ormqFor(dataSource).clock.now());
 }
 
 /** Starts a paused schedule again; the ticks missed meanwhile follow its `catchUp`. False when there is no such schedule. */
 export async function resumeSchedule(name: string, options: { dataSource?: DataSource } = {}): Promise<boolean> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  return setSchedulePaused(dataSource.manager, checkName(name, "resumeSchedule(name)"), false, await databaseNow(dataSource));
+  return setSchedulePaused(dataSource.manager, checkName(name, "resumeSchedule(name)"), false, await ormqFor(dataSource).clock.now());
 }
 
 /**
@@ -99,7 +99,7 @@ export async function listSchedules(options: { dataSource?: DataSource; name?: s
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const name = options.name === undefined ? undefined : checkName(options.name, "listSchedules: name");
   const rows = await readSchedules(dataSource.manager, { name });
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   return rows.map((row) => {
     let nextRun: Date | null = null;
     try {

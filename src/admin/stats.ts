@@ -1,6 +1,5 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../dialect/clock";
 import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, finishedPerMinute, oldestReadyRunAt, readyByQueue, runningByWorker, workerRows } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
 import { readControlRows, type ControlRow } from "../dialect/controlsWrites";
@@ -8,6 +7,7 @@ import { resolveDataSource } from "../dataSource";
 import { InvalidOptionError } from "../errors";
 import { ageMs, readInstant, readJson, type StoredInstant } from "./storedValues";
 import { checkFilterText, checkQueueFilter } from "./taskFilter";
+import { ormqFor } from "../client/client";
 
 /** A worker is live when not stopped and it sent a heartbeat within this long. */
 const LIVE_WITHIN_MS = 60_000;
@@ -81,9 +81,9 @@ function classControlsOf(registry: TaskRegistry): ClassControls[] {
  */
 export async function getStats(options: { dataSource?: DataSource } = {}): Promise<QueueStats> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const registry = TaskRegistry.for(dataSource);
+  const registry = ormqFor(dataSource).registry;
   const counts = await countByQueueTypeStatus(dataSource);
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   const controls = await readControlRows(dataSource.manager);
   const oldest = await oldestReadyRunAt(dataSource, now, pausedNames(controls));
   const finished = await countFinishedSince(dataSource, now - 60_000);
@@ -124,7 +124,7 @@ export interface QueueReadiness {
  */
 export async function getReadiness(options: { dataSource?: DataSource } = {}): Promise<{ queues: QueueReadiness[]; liveWorkers: number; pausedQueues: string[]; pausedTypes: string[] }> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   const paused = pausedNames(await readControlRows(dataSource.manager));
   const rows = await readyByQueue(dataSource, now, paused);
   const liveWorkers = await countLiveWorkers(dataSource, now - LIVE_WITHIN_MS);
@@ -165,7 +165,7 @@ export interface WorkerInfoRow {
 /** Workers not stopped, and those stopped in the last hour, newest first (at most 500), with the tasks each holds. */
 export async function listWorkers(options: { dataSource?: DataSource } = {}): Promise<WorkerInfoRow[]> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   const rows = await workerRows(dataSource, now - 3_600_000);
   const running = await runningByWorker(dataSource);
   return rows.map((r) => {
@@ -194,7 +194,7 @@ export async function finishedByMinute(options: { dataSource?: DataSource; minut
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const minutes = options.minutes ?? 60;
   if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1_440) throw new InvalidOptionError(`finishedByMinute: minutes must be an integer from 1 to 1440, got ${JSON.stringify(minutes)}`);
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   const last = Math.floor(now / 60_000);
   const counts = new Map((await finishedPerMinute(dataSource, (last - minutes + 1) * 60_000)).map((r) => [r.minute, r.count]));
   return Array.from({ length: minutes }, (_, i) => {

@@ -9,8 +9,8 @@ import { TASK_STATUSES, type TaskStatus } from "../../entities/status";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { CheckedTaskFilter, ColumnCondition } from "../dialect/taskFilterSql";
 import { InvalidOptionError } from "../errors";
-import { TaskRegistry } from "../registry";
 import { checkQueue, checkTaskId } from "../validation";
+import { ormqFor } from "../client/client";
 
 /** A condition on one of a class's own columns: a value (equal; null for none), or a range. */
 export type FieldCondition = string | number | boolean | null | { min?: number | string | Date; max?: number | string | Date };
@@ -89,7 +89,7 @@ export function checkTaskFilter(dataSource: DataSource, filter: TaskFilter, wher
   if (typeof fields !== "object" || fields === null) throw new InvalidOptionError(`${where}: fields must be an object of column values`);
   const names = Object.keys(fields);
   if (names.length > 0) {
-    const known = type === undefined ? undefined : TaskRegistry.for(dataSource).byKey.get(type);
+    const known = type === undefined ? undefined : ormqFor(dataSource).registry.byKey.get(type);
     if (!known) throw new InvalidOptionError(`${where}: filtering on a class's columns needs the type of a task class this DataSource knows${type ? ` (not ${JSON.stringify(type)})` : ""}`);
     for (const name of names) {
       const column = ownColumns(known.metadata).find((c) => c.propertyName === name);

@@ -32,6 +32,7 @@ import { parseDuration } from "../parse";
 import { DASHBOARD_CSS, DASHBOARD_JS } from "./assets";
 import { checkAuth, Guard, SESSION_COOKIE, type DashboardAuth } from "./auth";
 import * as views from "./views";
+import { ormqFor } from "../client/client";
 
 /** Options of `ormqDashboard`. */
 export interface DashboardOptions {
@@ -156,7 +157,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
 
   app.get("/tasks", async (c) => {
     const query = searchParams(c);
-    const registry = TaskRegistry.for(dataSource);
+    const registry = ormqFor(dataSource).registry;
     const { fields, filter } = filterOf(registry, query);
     const before = query.before ? checkTaskId(query.before, "before (the page cursor)") : undefined;
     const result = await listTaskPage({ dataSource, ...filter, status: filter.status as never, limit: 50, before });
@@ -224,7 +225,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
 
   app.post("/tasks/retry-failed", async (c) => {
     const body = Object.fromEntries(Object.entries(await c.req.parseBody()).map(([k, v]) => [k, String(v)]));
-    const { filter } = filterOf(TaskRegistry.for(dataSource), body);
+    const { filter } = filterOf(ormqFor(dataSource).registry, body);
     // Checked before the confirmation: a filter retryFailed would refuse is refused now, not after "yes".
     checkTaskFilter(dataSource, { ...filter, status: "failed" }, "retryFailed");
     const { _csrf, confirm, ...fields } = body;

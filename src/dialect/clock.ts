@@ -18,35 +18,57 @@ interface Offset {
   offsetMs: number;
   measuredAt: number;
 }
-const offsets = new WeakMap<DataSource, Offset>();
-const refreshing = new WeakSet<DataSource>();
-/** A first measurement in flight on a connection: callers on that same connection share it. */
-const firstMeasurements = new WeakMap<object, Promise<Offset>>();
 
-/** The database's current time in epoch ms (this host's clock corrected by the measured offset). */
-export async function databaseNow(dataSource: DataSource, runner?: QueryRunner): Promise<number> {
-  const clockSql = traitsOf(dataSource).clockSql;
-  if (clockSql === null) return Date.now(); // an embedded database: this host's clock is its clock
-  let known = offsets.get(dataSource);
-  if (!known) {
-    // Nothing known yet: measure on the caller's own connection (its transaction's, if any). A
-    // bulk save calls this for every row at once: one query per connection, shared.
-    const key: object = runner ?? dataSource;
-    let first = firstMeasurements.get(key);
-    if (!first) {
-      first = measure(dataSource, clockSql, runner).finally(() => firstMeasurements.delete(key));
-      firstMeasurements.set(key, first);
-    }
-    known = await first;
-    offsets.set(dataSource, known);
-  } else if (Date.now() - known.measuredAt > REFRESH_MS && !refreshing.has(dataSource)) {
-    refreshing.add(dataSource);
-    measure(dataSource, clockSql)
-      .then((fresh) => offsets.set(dataSource, fresh))
-      .catch(() => {}) // keep the old offset; try again next time
-      .finally(() => refreshing.delete(dataSource));
+/** A DataSource's clock: held by its client (see src/client/client.ts), one per DataSource. */
+export class DatabaseClock {
+  private offset: Offset | undefined;
+  private refreshing = false;
+  /** A first measurement in flight on a connection: callers on that same connection share it. */
+  private readonly firstMeasurements = new WeakMap<object, Promise<Offset>>();
+  /** The database's query for its time in epoch ms; null: an embedded database, whose clock is this host's. */
+  private readonly clockSql: string | null;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.clockSql = traitsOf(dataSource).clockSql;
   }
-  return Date.now() + known.offsetMs;
+
+  /** The database's current time in epoch ms (this host's clock corrected by the measured offset). */
+  async now(runner?: QueryRunner): Promise<number> {
+    const clockSql = this.clockSql;
+    if (clockSql === null) return Date.now(); // an embedded database: this host's clock is its clock
+    let known = this.offset;
+    if (!known) {
+      // Nothing known yet: measure on the caller's own connection (its transaction's, if any). A
+      // bulk save calls this for every row at once: one query per connection, shared.
+      const key: object = runner ?? this.dataSource;
+      let first = this.firstMeasurements.get(key);
+      if (!first) {
+        first = measure(this.dataSource, clockSql, runner).finally(() => this.firstMeasurements.delete(key));
+        this.firstMeasurements.set(key, first);
+      }
+      known = await first;
+      this.offset = known;
+    } else if (Date.now() - known.measuredAt > REFRESH_MS && !this.refreshing) {
+      this.refreshing = true;
+      measure(this.dataSource, clockSql)
+        .then((fresh) => (this.offset = fresh))
+        .catch(() => {}) // keep the old offset; try again next time
+        .finally(() => (this.refreshing = false));
+    }
+    return Date.now() + known.offsetMs;
+  }
+
+  /**
+   * The database's time read now, with one query (this host's clock for an embedded database), and
+   * kept as the offset from here on. For decisions that a stale offset must not make: a clock that
+   * jumped while the offset was measured would otherwise be believed for up to a minute.
+   */
+  async fresh(): Promise<number> {
+    if (this.clockSql === null) return Date.now();
+    const fresh = await measure(this.dataSource, this.clockSql);
+    this.offset = fresh;
+    return Date.now() + fresh.offsetMs;
+  }
 }
 
 async function measure(dataSource: DataSource, sql: string, runner?: QueryRunner): Promise<Offset> {
@@ -54,17 +76,4 @@ async function measure(dataSource: DataSource, sql: string, runner?: QueryRunner
   const rows: { now: string }[] = runner ? await runner.query(sql) : await dataSource.query(sql);
   const after = Date.now();
   return { offsetMs: Number(rows[0].now) - Math.round((before + after) / 2), measuredAt: after };
-}
-
-/**
- * The database's time read now, with one query (this host's clock for an embedded database), and
- * kept as the offset from here on. For decisions that a stale offset must not make: a clock that
- * jumped while the offset was measured would otherwise be believed for up to a minute.
- */
-export async function freshDatabaseNow(dataSource: DataSource): Promise<number> {
-  const clockSql = traitsOf(dataSource).clockSql;
-  if (clockSql === null) return Date.now();
-  const fresh = await measure(dataSource, clockSql);
-  offsets.set(dataSource, fresh);
-  return Date.now() + fresh.offsetMs;
 }

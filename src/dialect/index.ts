@@ -6,7 +6,7 @@ import { ControlEntity, MetaEntity, RateClaimEntity } from "../../entities/Contr
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
-import { originOf } from "./origin";
+import { newOrigin } from "./origin";
 import { postgresTraits } from "./postgres/traits";
 import { sqliteTraits } from "./sqlite/traits";
 import type { DialectOptions, DialectTraits } from "./traits";
@@ -55,16 +55,19 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
     slowConnectionMs: options.slowConnectionMs ?? 30_000,
     pooler: options.pooler ?? "none",
     listenUrl: options.listenUrl ?? null,
+    // The worker passes its client's tag; a dialect made for one admin call gets a tag of its own.
+    origin: options.origin ?? newOrigin(),
   });
 }
 
 /**
- * Announces committed new tasks to other processes where the dialect does (a PostgreSQL NOTIFY).
+ * Announces committed new tasks to other processes where the dialect does (a PostgreSQL NOTIFY),
+ * tagged with the DataSource's `origin`.
  */
-export async function announceNewTasks(dataSource: DataSource, announcements: readonly string[]): Promise<void> {
+export async function announceNewTasks(dataSource: DataSource, announcements: readonly string[], origin: string): Promise<void> {
   const notify = traitsOf(dataSource).notify;
   if (!notify) return;
-  await notify((sql, params) => dataSource.query(sql, params), announcements, originOf(dataSource));
+  await notify((sql, params) => dataSource.query(sql, params), announcements, origin);
 }
 
 /**

@@ -14,6 +14,8 @@ export interface DialectOptions {
   pooler: "none" | "transaction";
   /** A direct connection to PostgreSQL for LISTEN, when the DataSource's goes through a pooler. */
   listenUrl: string | null;
+  /** The tag this DataSource's NOTIFYs carry (its client's `origin`): its own are ignored. */
+  origin: string;
 }
 
 /** Options of bulkInsert. */

@@ -16,17 +16,20 @@ export interface StandingTask {
   uniqueKey: string;
 }
 
-/** DataSources whose guard was seen committed: no more checks. */
-const confirmed = new WeakSet<DataSource>();
-/**
- * Query runners whose open transaction installed the guard: what they see of it may not be
- * committed yet (a rollback takes it away), so it confirms nothing.
- */
-const installedBy = new WeakSet<QueryRunner>();
+/** What a DataSource's client knows of its unique guard (see ensureUniqueGuard). */
+export class UniqueGuardState {
+  /** The guard was seen committed: no more checks. */
+  confirmed = false;
+  /**
+   * Query runners whose open transaction installed the guard: what they see of it may not be
+   * committed yet (a rollback takes it away), so it confirms nothing.
+   */
+  readonly installedBy = new WeakSet<QueryRunner>();
+}
 
 /**
  * Checks that the guard trigger is there (ormq's OrmqUniqueTasks migration installs it), until it
- * has been seen committed once per DataSource. A DataSource run with `synchronize` gets it
+ * has been seen committed once per DataSource (its `state`, held by the DataSource's client). A DataSource run with `synchronize` gets it
  * installed here, as synchronize installs the unique indexes, and so does SQLite (see
  * installWhenMissing); otherwise a missing guard is an error naming the migration, since without
  * it a duplicate would abort the caller's transaction instead of being skipped.
@@ -37,8 +40,8 @@ const installedBy = new WeakSet<QueryRunner>();
  * transaction's inserts and is rolled back with it, so it is not remembered: the next enqueue
  * looks again, and installs again after a rollback.
  */
-export async function ensureUniqueGuard(dataSource: DataSource, runner?: QueryRunner): Promise<void> {
-  if (confirmed.has(dataSource)) return;
+export async function ensureUniqueGuard(state: UniqueGuardState, dataSource: DataSource, runner?: QueryRunner): Promise<void> {
+  if (state.confirmed) return;
   const traits = traitsOf(dataSource).uniqueGuard;
   const tasks = tablesOf(dataSource).tasks;
   const on = runner && !runner.isReleased ? runner : undefined;
@@ -48,7 +51,7 @@ export async function ensureUniqueGuard(dataSource: DataSource, runner?: QueryRu
     try {
       const seen = await traits.installed(dataSource, tasks, on);
       if (seen !== "absent") {
-        if (seen === "committed" || !on || !installedBy.has(on)) confirmed.add(dataSource);
+        if (seen === "committed" || !on || !state.installedBy.has(on)) state.confirmed = true;
         return;
       }
       if (!dataSource.options.synchronize && !traits.installWhenMissing) {
@@ -57,8 +60,8 @@ export async function ensureUniqueGuard(dataSource: DataSource, runner?: QueryRu
         );
       }
       for (const statement of traits.install(tasks)) await (on ?? dataSource).query(statement);
-      if (on?.isTransactionActive) installedBy.add(on);
-      else confirmed.add(dataSource);
+      if (on?.isTransactionActive) state.installedBy.add(on);
+      else state.confirmed = true;
       return;
     } catch (err) {
       // Only a busy database is worth a second look; on PostgreSQL a failed statement has aborted

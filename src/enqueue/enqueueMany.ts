@@ -1,11 +1,9 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../dialect/clock";
 import { prepareDataSource, tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
 import { OrmqError, TaskDefinitionError } from "../errors";
-import { TaskRegistry } from "../registry";
-import { announceInserted, applyDefaults } from "./subscriber";
+import { applyDefaults } from "./subscriber";
 import { setKeyColumns, settleDuplicate } from "./uniqueEnqueue";
 import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
 import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
@@ -13,6 +11,7 @@ import { announcementOf } from "./announcements";
 import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { rowWriter } from "./rowValues";
+import { ormqFor } from "../client/client";
 
 /** Options of `enqueueMany`. */
 export interface EnqueueManyOptions {
@@ -43,7 +42,8 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
   if (tasks.length === 0) return [];
   const first = tasks[0] as unknown as { constructor: typeof BaseTaskEntity };
   const dataSource = options.dataSource ?? options.manager?.connection ?? resolveDataSource(first.constructor);
-  TaskRegistry.for(dataSource); // a badly declared task class fails here, with its name (kept below)
+  const client = ormqFor(dataSource);
+  const registry = client.registry; // a badly declared task class fails here, with its name
   prepareDataSource(dataSource); // (once per DataSource; see there)
   const byClass = new Map<EntityMetadata, number[]>();
   for (let i = 0; i < tasks.length; i++) {
@@ -52,21 +52,25 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
     if (!positions) byClass.set(metadata, (positions = []));
     positions.push(i);
   }
-  const registry = TaskRegistry.for(dataSource);
   const write = async (runner: QueryRunner) => {
-    const now = await databaseNow(dataSource, runner);
+    const now = await client.clock.now(runner);
     // Everything is checked before the first row is written.
     const keys = new Map<number, UniqueKeys>();
     for (const [metadata, positions] of byClass) {
       const cls = metadata.target as typeof BaseTaskEntity;
       const type = String(metadata.discriminatorValue);
       const spec = registry.byKey.get(type)?.unique ?? null;
-      if (spec) await ensureUniqueGuard(dataSource, runner);
+      if (spec) await ensureUniqueGuard(client.uniqueGuard, dataSource, runner);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;
-        applyDefaults(task, cls, now);
-        checkTaskFields(task, cls.name);
-        await validateTask(task, cls, type);
+        const prepare = async () => {
+          applyDefaults(task, cls, now);
+          checkTaskFields(task, cls.name);
+          await validateTask(task, cls, type);
+        };
+        // The client's enqueue middleware sees each task as save() would show it.
+        if (client.middleware.hasEnqueue) await client.middleware.enqueue(tasks[i], prepare);
+        else await prepare();
         const key = setKeyColumns(task, spec, type, cls.name, now);
         if (key) keys.set(i, key);
       }
@@ -88,10 +92,15 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       } else {
         positions.forEach((i, n) => (tasks[i].id = String(returned[n])));
       }
-      for (const i of positions) if (!tasks[i].deduplicated || tasks[i].replaced) announcements.add(announcementOf(tasks[i].queue, type));
+      const tell = client.events.listening("task:enqueued");
+      for (const i of positions) {
+        if (tasks[i].deduplicated && !tasks[i].replaced) continue;
+        announcements.add(announcementOf(tasks[i].queue, type));
+        if (tell) client.events.emit("task:enqueued", { taskId: String(tasks[i].id), type, queue: tasks[i].queue });
+      }
     }
     // The wake-up, sent once the transaction commits.
-    announceInserted(runner, announcements);
+    client.announcements.inserted(runner, announcements);
     return tasks.map((t) => t.id);
   };
   const outer = options.manager?.queryRunner;

@@ -1,24 +1,18 @@
 import {
-  DataSource,
   EntitySubscriberInterface,
   EventSubscriber,
   InsertEvent,
   ObjectLiteral,
-  QueryRunner,
   TransactionCommitEvent,
   TransactionRollbackEvent,
 } from "typeorm";
 import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../../entities/BaseTaskEntity";
-import { databaseNow } from "../dialect/clock";
-import { announceNewTasks, prepareDataSource } from "../dialect";
+import { ormqFor } from "../client/client";
+import { prepareDataSource } from "../dialect";
 import { TaskDefinitionError } from "../errors";
-import { TaskRegistry } from "../registry";
 import { checkTaskFields, validateTask } from "../validation";
-import { announceCommitted, announcementOf } from "./announcements";
+import { announcementOf } from "./announcements";
 import { markUnique, settleUnique } from "./uniqueEnqueue";
-
-/** Per open transaction: the queues and types that got tasks (see announcementOf). */
-const pending = new WeakMap<QueryRunner, Set<string>>();
 
 /**
  * Applies a task class's defaults at insert and announces new tasks once they are committed.
@@ -32,6 +26,8 @@ const pending = new WeakMap<QueryRunner, Set<string>>();
  * An autocommitted save() on PostgreSQL is then three statements (BEGIN, INSERT, COMMIT) where an
  * event row and a NOTIFY inside the transaction made it five, and the enqueuer does not wait for
  * the wake-up. A wake-up lost to a crash right after a commit costs a poll interval, no task.
+ *
+ * Everything it keeps about a DataSource (registry, clock, announcements) is its client's.
  */
 @EventSubscriber()
 export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity> {
@@ -49,76 +45,44 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
           "not as a plain object through the BaseTaskEntity repository",
       );
     }
-    const registry = TaskRegistry.for(event.connection); // a badly declared task class fails here, with its name
+    const client = ormqFor(event.connection);
+    const registry = client.registry; // a badly declared task class fails here, with its name
     prepareDataSource(event.connection); // (once per DataSource; see there)
     const task = event.entity as unknown as ObjectLiteral;
     const type = String(event.metadata.discriminatorValue);
-    const now = await databaseNow(event.connection, event.queryRunner);
-    applyDefaults(task, cls, now);
-    // Throwing here writes nothing; the caller's transaction can roll back cleanly.
-    checkTaskFields(task, cls.name);
-    await validateTask(task, cls, type);
+    const now = await client.clock.now(event.queryRunner);
+    const prepare = async () => {
+      applyDefaults(task, cls, now);
+      // Throwing here writes nothing; the caller's transaction can roll back cleanly.
+      checkTaskFields(task, cls.name);
+      await validateTask(task, cls, type);
+    };
+    if (client.middleware.hasEnqueue) await client.middleware.enqueue(task as BaseTaskEntity, prepare);
+    else await prepare();
+    // After the middleware: the key is made of the columns as they will be written.
     await markUnique(event.manager, task, registry.byKey.get(type)?.unique ?? null, type, cls.name, now);
   }
 
   async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {
     const task = event.entity as unknown as ObjectLiteral;
     const type = String(event.metadata.discriminatorValue);
-    const spec = TaskRegistry.for(event.connection).byKey.get(type)?.unique ?? null;
+    const client = ormqFor(event.connection);
+    const spec = client.registry.byKey.get(type)?.unique ?? null;
     // A duplicate skipped: nothing new to announce.
     if ((await settleUnique(event.manager, task, spec, event.metadata)) === "skipped") return;
-    announceInserted(event.queryRunner, [announcementOf(task.queue ?? "default", type)]);
+    const queue = String(task.queue ?? "default");
+    client.announcements.inserted(event.queryRunner, [announcementOf(queue, type)]);
+    if (client.events.listening("task:enqueued")) client.events.emit("task:enqueued", { taskId: String(task.id), type, queue });
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
-    const announcements = pending.get(event.queryRunner);
-    // A released savepoint is not a commit: wait for the outermost one.
-    if (!announcements || event.queryRunner.isTransactionActive) return;
-    pending.delete(event.queryRunner);
-    for (const announcement of announcements) announceSoon(event.connection, announcement);
+    // A released savepoint is not a commit: the announcements wait for the outermost one.
+    ormqFor(event.connection).announcements.committed(event.queryRunner);
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
-    // A rolled-back savepoint keeps what it announced: at worst a wake-up that finds nothing.
-    if (!event.queryRunner.isTransactionActive) pending.delete(event.queryRunner);
+    ormqFor(event.connection).announcements.rolledBack(event.queryRunner);
   }
-}
-
-/**
- * Announces inserted tasks: at the commit of `runner`'s transaction when one is open, else soon
- * after (an insert() of many rows calls afterInsert once per row: they are announced once).
- */
-export function announceInserted(runner: QueryRunner, announcements: Iterable<string>): void {
-  if (!runner.isTransactionActive) {
-    for (const announcement of announcements) announceSoon(runner.connection, announcement);
-    return;
-  }
-  let waiting = pending.get(runner);
-  if (!waiting) pending.set(runner, (waiting = new Set()));
-  for (const announcement of announcements) waiting.add(announcement);
-}
-
-/** Committed new tasks whose NOTIFY is not sent yet (queue and type), per DataSource. */
-const unsent = new Map<DataSource, Set<string>>();
-
-/**
- * Wakes this process's workers at once, and other processes' with one NOTIFY for what was
- * committed in this turn of the event loop (a multi-row insert() announces each row).
- */
-function announceSoon(dataSource: DataSource, announcement: string): void {
-  announceCommitted(dataSource, [announcement]);
-  let waiting = unsent.get(dataSource);
-  if (waiting) {
-    waiting.add(announcement);
-    return;
-  }
-  unsent.set(dataSource, (waiting = new Set([announcement])));
-  setImmediate(() => {
-    unsent.delete(dataSource);
-    announceNewTasks(dataSource, [...waiting]).catch(() => {
-      // Only a wake-up was lost: workers still find the tasks by polling.
-    });
-  });
 }
 
 /** ormq's subscribers, to spread into a DataSource's `subscribers`. */

@@ -10,6 +10,7 @@ import type { EntityManager, EntityMetadata, ObjectLiteral } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { ensureUniqueGuard, insertSkipped, replacePending, standingTasks, type StandingTask } from "../dialect/uniqueTasks";
 import { UniqueTaskError } from "../errors";
+import { ormqFor } from "../client/client";
 import { uniqueKeysOf, type UniqueKeys, type UniqueSpec } from "../flow/uniqueSpec";
 
 /** A task's key columns, kept on the instance between its before- and after-insert. */
@@ -26,7 +27,7 @@ export type UniqueOutcome = "inserted" | "skipped" | "replaced";
 export async function markUnique(m: EntityManager, task: UniqueTask, spec: UniqueSpec | null, type: string, className: string, now: number): Promise<void> {
   const keys = setKeyColumns(task, spec, type, className, now);
   if (!keys) return;
-  await ensureUniqueGuard(m.connection, m.queryRunner);
+  await ensureUniqueGuard(ormqFor(m.connection).uniqueGuard, m.connection, m.queryRunner);
   task[KEYS] = keys;
 }
 

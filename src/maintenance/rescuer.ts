@@ -1,3 +1,4 @@
+import type { ClientEvents } from "../client/events";
 import type { Dialect } from "../dialect";
 import type { Logger } from "../logger";
 import { Periodic } from "./periodic";
@@ -10,14 +11,17 @@ const BATCH = 100;
  * two rescuers, or a rescuer and a late completion, cannot both win. No hooks run: the rescuing
  * worker may not even have the task's class.
  */
-export function startRescuer(dialect: Dialect, intervalMs: number, logger: Logger): Periodic {
+export function startRescuer(dialect: Dialect, intervalMs: number, logger: Logger, events?: ClientEvents): Periodic {
   return new Periodic(
     intervalMs,
     async () => {
       try {
         for (;;) {
           const rescued = await dialect.rescueExpired(BATCH);
-          for (const task of rescued) logger.warn({ taskId: task.id, status: task.status }, "rescued a task whose worker was lost");
+          for (const task of rescued) {
+            logger.warn({ taskId: task.id, status: task.status }, "rescued a task whose worker was lost");
+            events?.emit("task:rescued", { taskId: task.id, status: task.status, rescuedBy: dialect.workerId });
+          }
           if (rescued.length < BATCH) break;
         }
       } catch (err) {

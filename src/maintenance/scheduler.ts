@@ -9,17 +9,16 @@
  * logged once per change and passed over; the others go on.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import { databaseNow, freshDatabaseNow } from "../dialect/clock";
 import { prepareDataSource } from "../dialect";
 import { missingTable } from "../dialect/controlsRead";
 import { readSchedules, recoverSchedule, writeTick, type ScheduleRow } from "../dialect/scheduleStatements";
-import { announceInserted } from "../enqueue/subscriber";
 import { announcementOf } from "../enqueue/announcements";
 import type { Logger } from "../logger";
 import type { TaskType } from "../registry";
 import { registerClassSchedules } from "../schedule/definitions";
 import { cronOf, dueTicks, nextTick, type CatchUp } from "../schedule/scheduleSpec";
 import { parseTemplate, tickRow } from "../schedule/taskTemplate";
+import { ormqFor } from "../client/client";
 
 /** The longest a scheduler sleeps: how soon it sees a schedule made or changed elsewhere. */
 export const MAX_SLEEP_MS = 2_000;
@@ -83,7 +82,7 @@ export class Scheduler {
   /** One look at every active schedule. Returns how long to sleep until the next tick. */
   async pass(): Promise<number> {
     const rows = await readSchedules(this.dataSource.manager, { active: true });
-    let now = await databaseNow(this.dataSource);
+    let now = await ormqFor(this.dataSource).clock.now();
     let next = now + MAX_SLEEP_MS;
     for (const row of rows) {
       if (this.stopped) break;
@@ -104,7 +103,7 @@ export class Scheduler {
           this.logger.error({ err, schedule: row.name, type: row.type }, "schedule passed over: its definition or its task cannot be used (fix or delete it)"),
         );
       }
-      now = await databaseNow(this.dataSource);
+      now = await ormqFor(this.dataSource).clock.now();
     }
     return Math.max(AFTER_TICK_MS, Math.min(MAX_SLEEP_MS, next - now + AFTER_TICK_MS));
   }
@@ -117,7 +116,7 @@ export class Scheduler {
     const ids = await writeTick(
       this.dataSource,
       { name: row.name, revision: row.revision, lastTick: row.lastTick, next: last, columns, rows: made.map((m) => m.values) },
-      (m: EntityManager) => announceInserted(m.queryRunner!, [announcementOf(queue, row.type)]),
+      (m: EntityManager) => ormqFor(m.connection).announcements.inserted(m.queryRunner!, [announcementOf(queue, row.type)]),
     );
     if (ids === null) return; // another scheduler wrote these ticks
     if (skipped > 0) this.logger.info({ schedule: row.name, skipped, catchUp: row.catchUp }, "missed ticks of a schedule were not enqueued");
@@ -133,7 +132,7 @@ export class Scheduler {
    */
   private async recover(row: ScheduleRow, lastTick: number, seenAt: number): Promise<void> {
     // The clock is read again first: the offset in use may itself have been measured during the jump.
-    const now = await freshDatabaseNow(this.dataSource);
+    const now = await ormqFor(this.dataSource).clock.fresh();
     if (!aheadOfClock(cronOf(row), lastTick, now)) {
       this.logger.debug({ schedule: row.name, seenAt, now }, "a schedule's last tick looked ahead of a stale clock reading; not moved");
       return;

@@ -4,12 +4,12 @@
  * a cron spec and the task row each tick writes (see taskTemplate.ts).
  */
 import type { DataSource } from "typeorm";
-import { databaseNow } from "../dialect/clock";
 import { deleteSchedule, insertSchedule, readSchedules, sameDefinition, updateSchedule, type ScheduleDefinition } from "../dialect/scheduleStatements";
 import type { Logger } from "../logger";
 import type { TaskType } from "../registry";
 import type { ScheduleSpec } from "./scheduleSpec";
 import { taskTemplate } from "./taskTemplate";
+import { ormqFor } from "../client/client";
 
 /** The definition of a schedule of `type`. */
 export async function scheduleDefinition(
@@ -21,7 +21,7 @@ export async function scheduleDefinition(
   source: ScheduleDefinition["source"],
   where: string,
 ): Promise<ScheduleDefinition> {
-  const template = await taskTemplate(dataSource, type, data, where, await databaseNow(dataSource));
+  const template = await taskTemplate(dataSource, type, data, where, await ormqFor(dataSource).clock.now());
   return { name, type: type.key, cron: spec.cron, timezone: spec.timezone, catchUp: spec.catchUp, task: JSON.stringify(template), source };
 }
 
@@ -32,7 +32,7 @@ export async function scheduleDefinition(
  */
 export async function putSchedule(dataSource: DataSource, definition: ScheduleDefinition): Promise<boolean> {
   const m = dataSource.manager;
-  const now = await databaseNow(dataSource);
+  const now = await ormqFor(dataSource).clock.now();
   for (let round = 0; round < 3; round++) {
     let [row] = await readSchedules(m, { name: definition.name });
     if (!row) {

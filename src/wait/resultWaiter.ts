@@ -13,14 +13,12 @@
  * their waits are rejected.
  */
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { resolveDataSource } from "../dataSource";
 import type { TaskProgress, WaitOptions, WaitResult } from "../../entities/operations";
 import { readOutcomes, type OutcomeRow } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError, toError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from "../errors";
 import { getDefaultLogger, type Logger } from "../logger";
 import { MAX_TIMER_MS } from "../storable";
-import { checkTaskId, MAX_TASK_ID } from "../validation";
+import { MAX_TASK_ID } from "../validation";
 
 /** How often the tasks waited for are read: an outcome is seen within this of its commit. */
 export const POLL_MS = 500;
@@ -46,7 +44,6 @@ interface Wait {
 }
 
 export class ResultWaiter {
-  private static readonly cache = new WeakMap<DataSource, ResultWaiter>();
   private readonly waits = new Map<string, Set<Wait>>();
   private looping = false;
   private wakeUp: (() => void) | undefined;
@@ -59,13 +56,8 @@ export class ResultWaiter {
   /** Where failed reads are reported: ormq's default logger (a test may give its own). */
   logger: Logger = getDefaultLogger();
 
-  private constructor(private readonly dataSource: DataSource) {}
-
-  static for(dataSource: DataSource): ResultWaiter {
-    let waiter = ResultWaiter.cache.get(dataSource);
-    if (!waiter) ResultWaiter.cache.set(dataSource, (waiter = new ResultWaiter(dataSource)));
-    return waiter;
-  }
+  /** One per DataSource, made by its client (`ormqFor(dataSource).waiter`). */
+  constructor(private readonly dataSource: DataSource) {}
 
   /** Waits for task `id` (a checked id: the decimal text of a positive 64-bit integer). */
   wait(id: string, options: WaitOptions): Promise<WaitResult> {
@@ -287,41 +279,4 @@ function lastError(row: OutcomeRow): Error {
   if (typeof last?.name === "string") err.name = last.name;
   if (typeof last?.stack === "string") err.stack = last.stack;
   return err;
-}
-
-/** Options of `waitForResult(id, …)` and `waitForResults`. */
-export interface WaitForResultOptions extends WaitOptions {
-  /** Default: the DataSource BaseTaskEntity is bound to. */
-  dataSource?: DataSource;
-}
-
-/**
- * Waits for task `id` to finish: resolves with `{ id, result, deleted }` when it succeeds; rejects
- * with `TaskFailedError` (its last error as `cause`) when it fails for good, `TaskCancelledError`
- * when it is cancelled, `WaitTimeoutError` after `timeoutMs`, or the signal's reason. A task that
- * already finished resolves at once; a missing row resolves as deleted (see WaitResult). The
- * outcome is read at least once before a timeout (`timeoutMs: 0` reads once), and an open wait
- * keeps the process alive. An `id` that no task can have (not a positive 64-bit integer, as a
- * decimal string or a safe integer) is refused with `InvalidOptionError`, naming it.
- */
-export function waitForResult<R = unknown>(id: string | number, options: WaitForResultOptions = {}): Promise<WaitResult<R>> {
-  let text: string;
-  try {
-    // Checked here rather than at the database: PostgreSQL fails the whole poll on a value its
-    // bigint cannot hold, and SQLite matches nothing (a wait for "0" would resolve as deleted).
-    text = checkTaskId(id, "waitForResult(id)");
-  } catch (err) {
-    return Promise.reject(toError(err));
-  }
-  const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  try {
-    return ResultWaiter.for(dataSource).wait(text, options) as Promise<WaitResult<R>>;
-  } catch (err) {
-    return Promise.reject(toError(err));
-  }
-}
-
-/** Waits for each of `ids` (the ids enqueueMany returned): their results in order, or the first rejection. */
-export function waitForResults<R = unknown>(ids: readonly (string | number)[], options: WaitForResultOptions = {}): Promise<WaitResult<R>[]> {
-  return Promise.all(ids.map((id) => waitForResult<R>(id, options)));
 }

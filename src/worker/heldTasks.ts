@@ -3,6 +3,8 @@ import { outsideTransactions, prepareDataSource, type Renewal, type TaskRow } fr
 import { TaskCancelledError, toError, type WorkerNeedsRestartError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import type { TaskType } from "../registry";
+import type { ClientEvents } from "../client/events";
+import type { MiddlewareStack } from "../client/middleware";
 import { AttemptAbort } from "./abort";
 import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
@@ -57,6 +59,10 @@ export interface HeldTasksDeps {
   workerId: string;
   typeByKey: Map<string, TaskType>;
   completer: Completer;
+  /** The DataSource client's events (claimed, started, the outcomes). */
+  events: ClientEvents;
+  /** The DataSource client's run middleware, around each run(). */
+  middleware: MiddlewareStack;
   /** A slot freed or a task ended ("room"), or a task went back to the queue ("work"): see Doze. */
   wake: (kind: WakeKind) => void;
   /** The worker is stopping: buffered tasks no longer start. */
@@ -114,9 +120,12 @@ export class HeldTasks {
   /** Takes claimed rows (claimed by a statement sent at `claimedAt`) and starts what free slots allow. */
   add(rows: readonly TaskRow[], claimedAt = performance.now()): void {
     this.claimed += rows.length;
+    const { events } = this.deps;
+    const tell = events.listening("task:claimed");
     for (const row of rows) {
       (row as Confirmed)[CONFIRMED_AT] = claimedAt;
       this.buffered.set(String(row.id), row);
+      if (tell) events.emit("task:claimed", { taskId: String(row.id), type: String(row.type), queue: String(row.queue), workerId: this.deps.workerId, attempt: Number(row.attempts) });
     }
     this.fill();
   }
@@ -257,15 +266,21 @@ export class HeldTasks {
       container: options.container,
     });
     const cls = type.cls;
-    const runTask =
+    const { events, middleware } = this.deps;
+    const executorRun =
       cls.executor === "thread"
         ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
         : cls.executor === "process"
           ? (t: BaseTaskEntity) => this.processes().run(t, row, ctx)
           : undefined;
+    // Without run middleware (nearly always), run() is called directly: no chain per attempt.
+    const runTask = middleware.hasRun
+      ? (t: BaseTaskEntity, c: typeof ctx) => middleware.run(t, c, () => (executorRun ? executorRun(t) : t.run(c)))
+      : executorRun;
     const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
     /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
     let requeued = false;
+    if (events.listening("task:started")) events.emit("task:started", { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts });
     entry.done = (async () => {
       const startedAt = performance.now();
       // A task never inherits a transaction owner's context from whoever started the worker.
@@ -275,7 +290,7 @@ export class HeldTasks {
           runTask,
           hookTimeoutMs: options.hookTimeoutMs,
           // A thread or process run that ignores its abort is ended by its pool: not abandoned.
-          settleAfterAbortMs: runTask ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined,
+          settleAfterAbortMs: executorRun ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined,
         }),
       );
       if (abandonedRun) this.abandoned.track(abandonedRun, logger());
@@ -301,9 +316,11 @@ export class HeldTasks {
       const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind === "succeeded" && status === "failed" ? "failed" : kind;
       if (outcome === null) return;
       this.summary[outcome]++;
-      const event = { taskId: task.id, type: type.key, queue: task.queue, outcome, durationMs };
-      options.metrics?.attemptFinished(event);
-      options.onAttemptFinished?.(event);
+      if (events.listening("task:finished") || events.listening(`task:${outcome}`)) {
+        const event = { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts, outcome, durationMs };
+        events.emit("task:finished", event);
+        events.emit(`task:${outcome}`, event);
+      }
     })()
       .catch((err) => logger().error({ err }, "internal error while finishing a task"))
       .finally(() => {

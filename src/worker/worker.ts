@@ -2,9 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
 import { createDialect, prepareDataSource, type TaskFilter } from "../dialect";
-import { databaseNow } from "../dialect/clock";
 import { countReadyTasks } from "../dialect/taskReads";
-import { concerns, onCommitted } from "../enqueue/announcements";
+import { concerns } from "../enqueue/announcements";
 import { TaskSubscriber } from "../enqueue/subscriber";
 import { OrmqConfigurationError, toError } from "../errors";
 import type { Logger } from "../logger";
@@ -13,7 +12,7 @@ import type { Periodic } from "../maintenance/periodic";
 import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
 import { startScheduler, type Scheduler } from "../maintenance/scheduler";
-import { TaskRegistry, type TaskClass } from "../registry";
+import { type TaskClass } from "../registry";
 import { startCancelWatcher } from "./cancelWatcher";
 import { DatabaseBackoff } from "./backoff";
 import { runClaimLoop } from "./claimLoop";
@@ -27,6 +26,7 @@ import { selectTypes } from "./typeSelection";
 import { claimedColumns } from "./hydrate";
 import { FlowGate } from "./flowGate";
 import { startControlsWatch } from "./controlsWatch";
+import { ormqFor } from "../client/client";
 
 export type { ProcessSummary };
 
@@ -98,7 +98,8 @@ export class Worker {
 
   private async runToEnd(): Promise<ProcessSummary> {
     const { dataSource, signal } = this.options;
-    const registry = TaskRegistry.for(dataSource);
+    const client = ormqFor(dataSource);
+    const registry = client.registry;
     prepareDataSource(dataSource); // before the dialect connects (see prepareDataSource)
     const types = selectTypes(this.taskClass, registry.typesFor(this.taskClass), this.options);
     if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
@@ -106,7 +107,7 @@ export class Worker {
     }
     const typeByKey = new Map(types.map((t) => [t.key, t]));
     const { pooler, listenUrl } = this.options;
-    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs, pooler, listenUrl });
+    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs, pooler, listenUrl, origin: client.origin });
     const completer = new Completer(dialect, this.logger);
     const gauge = new PrefetchGauge(this.options.prefetch, this.options.concurrency);
     const held = new HeldTasks({
@@ -114,6 +115,8 @@ export class Worker {
       logger: this.logger,
       workerId: this.id,
       typeByKey,
+      events: client.events,
+      middleware: client.middleware,
       completer,
       wake: (kind) => this.doze.wake(kind),
       stopRequested: () => this.stopRequested,
@@ -131,7 +134,19 @@ export class Worker {
     const onAnnounced = (announcements: readonly string[] | null) => {
       if (concerns(announcements, myTypes, this.options.queues)) this.doze.wake();
     };
-    const unsubscribe = onCommitted(dataSource, onAnnounced);
+    const unsubscribe = client.announcements.onCommitted(onAnnounced);
+    // The worker's own observers (options.metrics, onAttemptFinished) are subscribers of its
+    // client's events, for this worker's attempts.
+    const { metrics, onAttemptFinished } = this.options;
+    const unobserve =
+      metrics || onAttemptFinished
+        ? client.on("task:finished", ({ workerId, taskId, type, queue, outcome, durationMs }) => {
+            if (workerId !== this.id) return;
+            const event = { taskId, type, queue, outcome, durationMs };
+            metrics?.attemptFinished(event);
+            onAttemptFinished?.(event);
+          })
+        : undefined;
     const cancelWatcher = startCancelWatcher(dialect, this.logger, () => held.cancellable(), (ids) => held.cancelRequested(ids));
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
     const maintenance: Periodic[] = [];
@@ -145,7 +160,7 @@ export class Worker {
           held.leasesRenewed(renewal, asked, at),
         ),
       );
-      maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger));
+      maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger, client.events));
       if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
       // Every class schedule the DataSource knows, not only this worker's types: a schedule is
       // declared in code, whoever runs its tasks.
@@ -159,6 +174,7 @@ export class Worker {
       await this.waitingOutOutages("reading the queue controls", () => gate.refresh());
       maintenance.push(startControlsWatch(gate, held, this.logger, () => this.doze.wake("work")));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency, paused: gate.paused }, "worker started");
+      client.events.emit("worker:started", { workerId: this.id, types: [...typeByKey.keys()], queues: this.options.queues });
       await runClaimLoop({
         dialect,
         held,
@@ -196,10 +212,12 @@ export class Worker {
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
       await cancelWatcher.stop();
       unsubscribe();
+      unobserve?.();
       signal?.removeEventListener("abort", onAbort);
       await held.close();
       await dialect.close();
       this.logger.info({ ...held.summary }, "worker stopped");
+      client.events.emit("worker:stopped", { workerId: this.id, processed: held.summary.processed });
     }
     if (this.failure !== undefined) throw toError(this.failure);
     return { ...held.summary };
@@ -227,7 +245,7 @@ export class Worker {
 /** Ready tasks of a worker's types and queues (what a pause or a limit left behind); 0 when it cannot tell. */
 async function countHeldBack(dataSource: DataSource, filter: TaskFilter, logger: Logger): Promise<number> {
   try {
-    return await countReadyTasks(dataSource, filter, await databaseNow(dataSource));
+    return await countReadyTasks(dataSource, filter, await ormqFor(dataSource).clock.now());
   } catch (err) {
     logger.debug({ err }, "could not count the tasks left behind");
     return 0;

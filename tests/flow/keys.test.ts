@@ -12,6 +12,7 @@ import { TaskRegistry } from "../../src/registry";
 import { TenantRated, TypedKey } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
 import { createTestDb, DIALECTS, memoryLogger, openDataSource, useTestDatabase } from "../support/db";
+import { ormqFor } from "../../src/client/client";
 
 const AT = new Date("2026-03-01T12:00:00.000Z");
 
@@ -53,7 +54,7 @@ describe.each(DIALECTS)("keys on %s", (dialect) => {
   });
 
   it("property: an integer key is one key as a number, a string (any leading zeros or sign) or a bigint", async () => {
-    const spec = TaskRegistry.for(ds).byKey.get("typed_key")!.unique!;
+    const spec = ormqFor(ds).registry.byKey.get("typed_key")!.unique!;
     const key = (task: Partial<TypedKey>) => uniqueKeysOf(spec, "typed_key", { flag: true, amount: 1, at: AT, ...task }, "TypedKey", 0).key;
     fc.assert(
       fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.nat(3), (n, zeros) => {

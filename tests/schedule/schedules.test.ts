@@ -20,13 +20,12 @@ import {
   ScheduleEntity,
   TaskDefinitionError,
 } from "../../src";
-import { databaseNow } from "../../src/dialect/clock";
 import { Scheduler } from "../../src/maintenance/scheduler";
-import { TaskRegistry } from "../../src/registry";
 import { EverySecond, ReportTask, waitEntities } from "../fixtures/schedules";
 import { testEntities } from "../fixtures/tasks";
 import { createTestDb, DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 import { until } from "../support/helpers";
+import { ormqFor } from "../../src/client/client";
 
 /** A class whose schedule can never be read: a worker on a DataSource with it refuses to start. */
 @ChildEntity("bad_schedule")
@@ -39,7 +38,7 @@ const scheduledRuns = async (ds: DataSource, type: string): Promise<number[]> =>
   (await ds.getRepository(BaseTaskEntity).find({ where: { type }, order: { runAt: "ASC" } })).map((t) => t.runAt.getTime());
 
 /** A scheduler on `ds`, run one pass at a time by the test. */
-const scheduler = (ds: DataSource) => new Scheduler(ds, [...TaskRegistry.for(ds).byKey.values()], memoryLogger().logger);
+const scheduler = (ds: DataSource) => new Scheduler(ds, [...ormqFor(ds).registry.byKey.values()], memoryLogger().logger);
 
 describe.each(DIALECTS)("schedules on %s", (dialect) => {
   let ds: DataSource;
@@ -109,7 +108,7 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     await ds.getRepository(ScheduleEntity).update({ name: "nightly-eu" }, { lastTick: String(twoDaysAgo) });
     const without = await openDataSource(db, testEntities, {}, false); // no ReportTask here
     try {
-      expect(TaskRegistry.for(without).byKey.has("report_task")).toBe(false);
+      expect(ormqFor(without).registry.byKey.has("report_task")).toBe(false);
       await scheduler(without).pass();
       expect(await scheduledRuns(ds, "report_task")).toEqual([]);
       // catchUp "one": one task for the missed nights, by a worker without the class.
@@ -227,7 +226,7 @@ describe.each(DIALECTS)("schedules on %s", (dialect) => {
     try {
       const jumpy = new Scheduler(other, [], logger);
       // The clock's offset is measured before the jump, as a running worker's would have been.
-      await databaseNow(other);
+      await ormqFor(other).clock.now();
       const realNow = Date.now.bind(Date);
       const jump = jest.spyOn(Date, "now").mockImplementation(() => realNow() + 3_600_000);
       try {

@@ -25,7 +25,7 @@ import {
   WaitTimeoutError,
   type TaskProgress,
 } from "../../src";
-import { ResultWaiter } from "../../src/wait/resultWaiter";
+import { ormqFor } from "../../src/client/client";
 import { AttemptProgress, checkProgress } from "../../src/worker/progress";
 import fc from "fast-check";
 import { WaitedEphemeral, WaitedTask, waitEntities } from "../fixtures/schedules";
@@ -181,7 +181,7 @@ describe.each(DIALECTS)("waitForResult on %s", (dialect) => {
       await done.waitForResult({ timeoutMs: 10_000 });
       const held = await WaitedTask.create({ mode: "hold", n: 12 }).save();
       heldId = held.id;
-      const waiter = ResultWaiter.for(waiterDs);
+      const waiter = ormqFor(waiterDs).waiter;
       waiter.logger = logger;
       // All in one turn: one read for the three ids, as waitForResults makes it.
       const bad = waiter.wait("99999999999999999999", { timeoutMs: 30_000 }).catch((e: unknown) => e);

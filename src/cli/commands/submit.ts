@@ -2,12 +2,12 @@
 import { getMetadataArgsStorage } from "typeorm";
 import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { InvalidOptionError } from "../../errors";
-import { TaskRegistry } from "../../registry";
 import { checkQueue } from "../../validation";
 import { parseDuration, parseInteger } from "../../parse";
 import { connect, type ConnectionFlags } from "../connect";
 import { printJson, printRecord } from "../output";
 import { checkTaskData, missingRequired } from "../taskFields";
+import { ormqFor } from "../../client/client";
 
 /** The bound of --priority (as checkPriority) and --max-attempts: what a 32-bit `integer` column holds. */
 const INT32_MAX = 2 ** 31 - 1;
@@ -38,7 +38,7 @@ export async function submitCommand(typeKey: string, flags: SubmitFlags): Promis
   if (flags.queue !== undefined) checkQueue(flags.queue, "--queue");
   const conn = await connect(flags, { command: "submit", needsClasses: true });
   try {
-    const registry = TaskRegistry.for(conn.dataSource);
+    const registry = ormqFor(conn.dataSource).registry;
     const type = registry.byKey.get(typeKey);
     if (!type) throw new InvalidOptionError(`unknown task type ${JSON.stringify(typeKey)}; known: ${[...registry.byKey.keys()].join(", ") || "none"}`);
     // Only the task's own columns come from --data; ormq's (status, attempts, …) are not the caller's to set.

@@ -10,7 +10,7 @@ import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { countUnfinished } from "../../admin/stats";
 import { createMetrics } from "../../metrics";
 import { createLogger, type Logger } from "../../logger";
-import { TaskRegistry } from "../../registry";
+import { ormqFor } from "../../client/client";
 import { resolveOptions, type WorkerOptions } from "../../worker/options";
 import { InvalidOptionError } from "../../errors";
 import { processForever, processN } from "../../worker/run";
@@ -66,7 +66,7 @@ async function runWorker(types: string[], flags: ProcessFlags, cliOnly: CliOnly)
     // Resolved once here so a bad flag or type is reported before anything runs.
     const resolved = resolveOptions(BaseTaskEntity, options, { flags: flagValues });
     if (showProgress) {
-      const all = TaskRegistry.for(conn.dataSource).typesFor(BaseTaskEntity).map((t) => t.key);
+      const all = ormqFor(conn.dataSource).registry.typesFor(BaseTaskEntity).map((t) => t.key);
       progress = new Progress(() => countUnfinished({ dataSource: conn.dataSource, types: resolved.types ?? all, queues: resolved.queues }));
       options.onAttemptFinished = (event) => progress!.finished(event);
       await progress.start();

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import type { Pool, QueryConfig, QueryResult } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../../logger";
-import { originOf } from "../origin";
 import { PostgresListener } from "./listener";
 import type { DialectOptions } from "../traits";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
@@ -71,7 +70,7 @@ export class PostgresDialect implements Dialect {
       : options.pooler === "transaction"
         ? null
         : () => this.pool.options;
-    this.listener = new PostgresListener(listenTo, logger, originOf(dataSource));
+    this.listener = new PostgresListener(listenTo, logger, options.origin);
   }
 
   /**

@@ -15,6 +15,7 @@ import { createTaskContext, scheduledForOf } from "../context";
 import { hydrate } from "../hydrate";
 import { checkProgress } from "../progress";
 import { toRecord, type LogLine, type ProgressLine, type RemoteReply, type RemoteTask } from "./messages";
+import { ormqFor } from "../../client/client";
 
 interface Booted {
   dataSource: DataSource;
@@ -82,7 +83,7 @@ export class RemoteRuntime {
   private async boot(): Promise<Booted> {
     const loaded = loadDataSourceModule(this.bootstrap, "bootstrap");
     if (!loaded.dataSource.isInitialized) await loaded.dataSource.initialize();
-    return { dataSource: loaded.dataSource, container: loaded.container ?? rootContainer, registry: TaskRegistry.for(loaded.dataSource) };
+    return { dataSource: loaded.dataSource, container: loaded.container ?? rootContainer, registry: ormqFor(loaded.dataSource).registry };
   }
 }
 
