@@ -8,7 +8,10 @@ import { submitCommand } from "./commands/submit";
 import { queueCommand, typeCommand } from "./commands/queue";
 import { schedulesCommand } from "./commands/schedules";
 import { dashboardCommand } from "./commands/dashboard";
-import { envName, flagName, WORKER_SETTINGS } from "../worker/settings";
+import { helpLine } from "../settings/docs";
+import { entries, flagName } from "../settings/table";
+import { WORKER_SETTING_TABLE } from "../worker/settings";
+import { PROCESS_SETTING_TABLE } from "./process/flags";
 
 /** The database options every command takes. */
 function withConnection(command: Command, { json = true } = {}): Command {
@@ -66,16 +69,11 @@ export function buildProgram(exit: (code: number) => void): Command {
     program
       .command("process")
       .description("run a worker: claim and run tasks until stopped (SIGINT/SIGTERM) or, with --until-empty, until none is ready")
-      .argument("[types...]", "task types (discriminator keys) to run; default every type [env ORMQ_TYPES]"),
-  )
-    .option("--until-empty", "stop when no task is ready and none is running (a progress bar in a terminal)")
-    .option("--processes <n>", "fork N supervised worker processes; a crashed one is restarted [env ORMQ_PROCESSES]")
-    .option("--metrics-port <port>", "serve Prometheus metrics at http://0.0.0.0:<port>/metrics [env ORMQ_METRICS_PORT]");
-  for (const s of WORKER_SETTINGS) {
-    if (s.key === "types") continue;
-    const value = s.kind === "list" ? "<names>" : s.kind === "durationMs" ? "<ms|duration>" : s.kind === "string" ? "<value>" : s.kind === "onOff" ? "<on|off>" : "<n>";
-    const fallback = s.key === "bootstrap" ? "the -d module" : s.defaultText;
-    processCmd.addOption(new Option(`${flagName(s.key)} ${value}`, `${s.description} (default ${fallback}) [env ${envName(s.key)}]`));
+      .argument("[types...]", "task types (discriminator keys) to run, as --types; default every type [env ORMQ_TYPES]"),
+  ).option("--until-empty", "stop when no task is ready and none is running (a progress bar in a terminal)");
+  // Every setting's flag, from the tables: its name, value, default and variable are derived there.
+  for (const [key, spec] of [...entries(WORKER_SETTING_TABLE), ...entries(PROCESS_SETTING_TABLE)]) {
+    processCmd.addOption(new Option(`${flagName(key)} ${spec.parser.placeholder}`, helpLine(key, spec)));
   }
   processCmd
     .addHelpText(

@@ -1,7 +1,7 @@
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { InvalidOptionError } from "../errors";
 import type { TaskClass } from "../registry";
-import { resolveOptions, type SettingSources, type WorkerOptions } from "./options";
+import { resolveOptions, type ResolvedOptions, type SettingSources, type WorkerOptions } from "./options";
 import { Worker, type ProcessSummary } from "./worker";
 
 /*
@@ -16,8 +16,12 @@ import { Worker, type ProcessSummary } from "./worker";
  */
 export async function processN(taskClass: TaskClass, n: number, options?: WorkerOptions, sources?: SettingSources): Promise<ProcessSummary> {
   if (!Number.isInteger(n) || n < 0) throw new InvalidOptionError(`processN: n must be an integer of 0 or more, got ${n}`);
-  const worker = new Worker(taskClass, resolveOptions(taskClass, options, sources), n);
-  return worker.run();
+  return runN(taskClass, resolveOptions(taskClass, options, sources), n);
+}
+
+/** processN with options resolved already (`ormq process` resolves its settings once, at the edge). */
+export async function runN(taskClass: TaskClass, resolved: ResolvedOptions, n: number): Promise<ProcessSummary> {
+  return new Worker(taskClass, resolved, n).run();
 }
 
 /** Runs one ready task, if any; resolves with it as it is after the attempt, or null. */
@@ -35,7 +39,11 @@ export async function processOne<T extends BaseTaskEntity>(taskClass: TaskClass<
  * it could not finish. A second SIGINT/SIGTERM skips the rest of the grace period.
  */
 export async function processForever(taskClass: TaskClass, options?: WorkerOptions, sources?: SettingSources): Promise<ProcessSummary> {
-  const resolved = resolveOptions(taskClass, options, sources);
+  return runForever(taskClass, resolveOptions(taskClass, options, sources));
+}
+
+/** processForever with options resolved already (`ormq process` resolves its settings once, at the edge). */
+export async function runForever(taskClass: TaskClass, resolved: ResolvedOptions): Promise<ProcessSummary> {
   const worker = new Worker(taskClass, resolved, Infinity);
   let signals = 0;
   const onSignal = (name: NodeJS.Signals) => {

@@ -1,131 +1,171 @@
 /**
- * The worker settings that can also come from the environment and the command line. Each has one
- * name in code (`leaseMs`), one flag (`--lease-ms`) and one environment variable (`ORMQ_LEASE_MS`),
- * derived from that name so they cannot drift apart. Precedence: flags, then the environment, then
- * options given in code, then defaults.
+ * The worker's settings: the one table from which the option types (`WorkerOptions`), the defaults,
+ * the checks, `ormq process`'s flags, the `ORMQ_…` variables and the settings table in
+ * docs/workers.md are all derived (tests/settingsDoc.test.ts fails when the docs differ).
  *
  * Task defaults (queue, maxAttempts, retry, timeout) are not here on purpose: they belong to the
  * task classes, where they are reviewed with the code that depends on them.
  */
+import { availableParallelism } from "node:os";
 import { InvalidOptionError } from "../errors";
-import { parseDuration, parseInteger } from "../parse";
-import type { WorkerOptions } from "./workerOptions";
+import { LOG_LEVELS } from "../logger";
+import { autoOrCount, duration, integer, nameList, oneOf, onOff, postgresUrl, text } from "../settings/parsers";
+import { entries, resolveTable, setting, type GivenSettings, type ResolvedSettings, type SettingSources, type SettingSpec } from "../settings/table";
+import { MAX_TIMER_MS } from "../storable";
+import { AUTO_MAX_HELD } from "./prefetchGauge";
 
-type Kind = "positiveInteger" | "nonNegativeInteger" | "autoOrCount" | "durationMs" | "list" | "string" | "onOff";
-
-/** A worker option that has a flag and an environment variable. */
-export interface Setting<K extends string = keyof WorkerOptions> {
-  key: K;
-  kind: Kind;
-  /** The default, as the settings table in docs/workers.md shows it. */
-  defaultText: string;
-  description: string;
-  /** The largest value accepted (integers). */
-  max?: number;
-}
-
-/** Every worker option with a flag and an environment variable, in the order of the table in docs/workers.md. */
-export const WORKER_SETTINGS: readonly Setting[] = [
-  { key: "types", kind: "list", defaultText: "every type", description: "Task types (discriminator keys) to run; `ormq process` takes them as arguments." },
-  { key: "queues", kind: "list", defaultText: "every queue", description: "Queues to take tasks from, comma-separated." },
-  { key: "concurrency", kind: "positiveInteger", defaultText: "10", description: "Tasks run at once by one worker process." },
-  { key: "batchSize", kind: "positiveInteger", defaultText: "concurrency + prefetch; with auto, 500 (or the concurrency, if larger)", description: "Most tasks taken by one claim." },
-  { key: "prefetch", kind: "autoOrCount", defaultText: "auto", description: "Tasks claimed ahead of free slots, kept in a local buffer: `auto` sizes it from run and claim times, a number fixes it." },
-  { key: "pollIntervalMs", kind: "durationMs", defaultText: "1s", description: "How often an idle worker looks for tasks without a wake-up." },
-  { key: "leaseMs", kind: "durationMs", defaultText: "30s", description: "How long a claimed task is held before another worker may rescue it." },
-  { key: "heartbeatIntervalMs", kind: "durationMs", defaultText: "min(5s, lease/3)", description: "How often leases are renewed; at most half the lease." },
-  { key: "rescueIntervalMs", kind: "durationMs", defaultText: "5s", description: "How often expired leases are looked for." },
-  { key: "gracePeriodMs", kind: "durationMs", defaultText: "10s", description: "On stop, how long running tasks may finish before their signal aborts." },
-  { key: "maxAbandonedRuns", kind: "positiveInteger", defaultText: "5", description: "Runs (or hooks) still running past their abort signal or deadline before the worker asks to be restarted." },
-  { key: "hookTimeoutMs", kind: "durationMs", defaultText: "30s", description: "How long each hook (error(), shouldRetry(), the retry policy, failed()) may take." },
-  { key: "threads", kind: "positiveInteger", defaultText: "min(concurrency, CPUs)", description: "Size of the thread pool for `static executor = \"thread\"` tasks." },
-  { key: "taskProcesses", kind: "positiveInteger", defaultText: "min(concurrency, CPUs)", description: "Size of the process pool for `static executor = \"process\"` tasks." },
-  { key: "taskProcessMaxTasks", kind: "positiveInteger", defaultText: "1000", description: "A task process is replaced after this many attempts (leaks do not pile up)." },
-  { key: "taskProcessRecycleMb", kind: "positiveInteger", defaultText: "1024", description: "A task process holding more than this many MB resident after an attempt is replaced." },
-  { key: "bootstrap", kind: "string", defaultText: "none", description: "Module that thread and process tasks load: exports the DataSource (and a tsyringe container)." },
-  { key: "pooler", kind: "string", defaultText: "none", description: "PostgreSQL: `transaction` when the DataSource goes through a transaction-mode pooler (PgBouncer): no session state, no LISTEN through it." },
-  { key: "listenUrl", kind: "string", defaultText: "none", description: "PostgreSQL: a direct connection URL for LISTEN (wake-ups), when the DataSource's goes through a pooler." },
-  { key: "scheduler", kind: "onOff", defaultText: "on", description: "Enqueue the tasks of schedules (class `static schedule` and `createSchedule`): `on` or `off`. Any number of workers may run one." },
-  { key: "logLevel", kind: "string", defaultText: "info", description: "trace, debug, info, warn, error, fatal or silent." },
-];
-
-/** `leaseMs` → `--lease-ms`. */
-export function flagName(key: string): string {
-  return "--" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
-}
-
-/** `leaseMs` → `ORMQ_LEASE_MS`. */
-export function envName(key: string): string {
-  return "ORMQ_" + key.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
-}
+export { envName, flagName } from "../settings/table";
 
 /**
- * Reads the settings present in `values` (environment variables, or flags as strings) into worker
- * options. A bad value throws an error naming where it came from (`ORMQ_CONCURRENCY`, `--concurrency`).
+ * The most of anything a worker counts (concurrency, batch size, prefetch, abandoned runs): far
+ * beyond what one process can use, and small enough that nothing derived from it overflows.
  */
-export function readSettings(
-  values: Record<string, string | undefined>,
-  source: "env" | "flags",
-  skip: ReadonlySet<string> = new Set(),
-): Partial<WorkerOptions> {
-  return readSettingsOf(WORKER_SETTINGS, values, source, skip) as Partial<WorkerOptions>;
+const MAX_COUNT = 100_000;
+
+/** Why durations stop at 2^31 - 1 ms: said in each refusal, so the limit is not a surprise. */
+export const TIMER_NOTE = "(about 24.8 days: node's timers cannot wait longer, and a longer one would fire at once)";
+
+/** A duration a node timer can wait for. */
+const timerMs = duration({ min: 1, max: MAX_TIMER_MS, why: TIMER_NOTE });
+
+/** What the computed defaults read: settings whose own defaults are values (see resolveTable). */
+export interface Earlier {
+  concurrency: number;
+  prefetch: number | "auto";
+  leaseMs: number;
 }
+
+/** Every worker setting, in the order of the table in docs/workers.md. */
+export const WORKER_SETTING_TABLE = {
+  types: setting({
+    parser: nameList("task type keys"),
+    default: null,
+    defaultText: "every type of the class",
+    description: "Task types (discriminator keys) to run; `ormq process` also takes them as arguments.",
+  }),
+  queues: setting({ parser: nameList("queue names"), default: null, defaultText: "every queue", description: "Queues to take tasks from." }),
+  concurrency: setting({ parser: integer({ min: 1, max: MAX_COUNT }), default: 10, description: "Tasks run at once (`processOne`: 1)." }),
+  batchSize: setting({
+    parser: integer({ min: 1, max: MAX_COUNT }),
+    default: (s: Earlier) => Math.min(MAX_COUNT, s.prefetch === "auto" ? Math.max(s.concurrency, AUTO_MAX_HELD) : s.concurrency + s.prefetch),
+    defaultText: `concurrency + prefetch; with auto, ${AUTO_MAX_HELD} (or the concurrency, if larger)`,
+    description: "Most tasks taken by one claim.",
+  }),
+  prefetch: setting({
+    parser: autoOrCount(MAX_COUNT),
+    default: "auto",
+    description:
+      "Tasks claimed ahead of free slots and kept in a local buffer, held like running tasks: `auto` sizes it from run and claim times, a number fixes it, 0 claims only for free slots.",
+  }),
+  pollIntervalMs: setting({ parser: timerMs, default: 1_000, description: "How often an idle worker looks for tasks when no wake-up came." }),
+  leaseMs: setting({ parser: timerMs, default: 30_000, description: "How long a claimed task is held (`lockedUntil`) without a heartbeat before another worker may rescue it." }),
+  heartbeatIntervalMs: setting({
+    parser: timerMs,
+    // A third of the lease leaves two renewals' time before the lease runs out.
+    default: (s: Earlier) => Math.min(5_000, Math.floor(s.leaseMs / 3)),
+    defaultText: "min(5s, lease/3)",
+    description: "How often the worker renews its tasks' leases and its `ormq_workers` row; at most half the lease.",
+  }),
+  rescueIntervalMs: setting({ parser: timerMs, default: 5_000, description: "How often the worker returns tasks with expired leases to the queue (±20%)." }),
+  gracePeriodMs: setting({
+    parser: duration({ min: 0, max: MAX_TIMER_MS, why: TIMER_NOTE }),
+    default: 10_000,
+    description: "On stop, how long running tasks may finish before their signal aborts.",
+  }),
+  maxAbandonedRuns: setting({
+    parser: integer({ min: 1, max: MAX_COUNT }),
+    default: 5,
+    description:
+      "Timed-out or cancelled runs, and hooks past `hookTimeoutMs`, still running: at this many the worker stops claiming and asks for a restart (`WorkerNeedsRestartError`).",
+  }),
+  hookTimeoutMs: setting({ parser: timerMs, default: 30_000, description: "How long each hook (`error()`, `shouldRetry()`, the retry policy, `failed()`) may take." }),
+  threads: setting({
+    parser: integer({ min: 1, max: 1_024 }),
+    default: (s: Earlier) => Math.min(s.concurrency, availableParallelism()),
+    defaultText: "min(concurrency, CPUs)",
+    description: 'Size of the thread pool for `static executor = "thread"` tasks.',
+  }),
+  taskProcesses: setting({
+    parser: integer({ min: 1, max: 1_024 }),
+    default: (s: Earlier) => Math.min(s.concurrency, availableParallelism()),
+    defaultText: "min(concurrency, CPUs)",
+    description: 'Size of the process pool for `static executor = "process"` tasks.',
+  }),
+  taskProcessMaxTasks: setting({
+    parser: integer({ min: 1, max: MAX_COUNT }),
+    default: 1_000,
+    description: "A task process is replaced after this many attempts, so that leaks do not pile up.",
+  }),
+  taskProcessRecycleMb: setting({
+    parser: integer({ min: 1, max: 1_048_576 }),
+    default: 1_024,
+    description: "A task process holding more than this many MB resident after an attempt is replaced.",
+  }),
+  bootstrap: setting({
+    parser: text("a module path"),
+    default: null,
+    defaultText: "none; for `ormq process`, the `-d` module",
+    description:
+      "The module a task thread or process loads before running its tasks: it exports the DataSource (and optionally a tsyringe `container`). Required by `static executor = \"thread\"` or `\"process\"` tasks.",
+  }),
+  pooler: setting({
+    parser: oneOf(["none", "transaction"]),
+    default: "none",
+    description:
+      "PostgreSQL: `transaction` when the DataSource connects through a transaction-mode pooler (PgBouncer's `pool_mode = transaction`): the worker keeps no session state (unnamed statements; no LISTEN through the pooler: give `listenUrl`, or it polls).",
+  }),
+  listenUrl: setting({
+    parser: postgresUrl(),
+    default: null,
+    defaultText: "none",
+    description: "PostgreSQL: a connection URL straight to the server, not through the pooler, for the worker's LISTEN, so wake-ups work behind a pooler.",
+  }),
+  scheduler: setting({
+    parser: onOff(),
+    default: true,
+    description: "Whether this worker enqueues the tasks of schedules (`static schedule`, `createSchedule`); any number of workers may, and each tick is still one task.",
+  }),
+  logLevel: setting({
+    parser: oneOf(LOG_LEVELS),
+    // Null, not "info": without one, the worker logs through the shared default logger.
+    default: null,
+    defaultText: "info",
+    description: "The level of ormq's default logger (not of a `logger` you pass).",
+    subject: "log level",
+  }),
+};
+
+/** The table's shape, checked against what the computed defaults read. */
+export type WorkerSettingTable = typeof WORKER_SETTING_TABLE;
+
+/** Worker settings as code gives them (part of `WorkerOptions`). */
+export type GivenWorkerSettings = GivenSettings<WorkerSettingTable>;
+
+/** Every worker setting, resolved and checked. */
+export type WorkerSettings = ResolvedSettings<WorkerSettingTable>;
+
+// The computed defaults read `Earlier`: a compile error here means it no longer matches the table.
+const earlierMatchesTable: (s: WorkerSettings) => Earlier = (s) => s;
+void earlierMatchesTable;
+
+/** A worker setting with its name (the table as a list, for those that walk it). */
+export interface Setting extends SettingSpec {
+  key: keyof WorkerSettingTable;
+}
+
+/** Every worker setting with its name, in table order. */
+export const WORKER_SETTINGS: readonly Setting[] = entries(WORKER_SETTING_TABLE).map(([key, spec]) => ({ ...spec, key: key as Setting["key"] }));
 
 /**
- * The same, for any list of settings (the CLI's own, such as `--processes`): one mechanism, one
- * precedence. Flags win over the environment: see `settingsFrom`.
+ * Resolves the worker settings once: flags, then the environment (`process.env` unless given), then
+ * `given`, then defaults; and checks the rule that ties two of them.
  */
-export function readSettingsOf<K extends string>(
-  list: readonly Setting<K>[],
-  values: Record<string, string | undefined>,
-  source: "env" | "flags",
-  skip: ReadonlySet<string> = new Set(),
-): Partial<Record<K, unknown>> {
-  const options: Partial<Record<K, unknown>> = {};
-  for (const setting of list) {
-    if (skip.has(setting.key)) continue;
-    const name = source === "env" ? envName(setting.key) : setting.key;
-    const raw = values[name];
-    if (raw === undefined || raw === "") continue;
-    const label = source === "env" ? envName(setting.key) : flagName(setting.key);
-    options[setting.key] = parse(setting.kind, raw, label, setting.max);
+export function resolveWorkerSettings(given: GivenWorkerSettings, sources: SettingSources = {}): WorkerSettings {
+  const settings = resolveTable(WORKER_SETTING_TABLE, given, { flags: sources.flags, env: sources.env ?? process.env });
+  if (settings.heartbeatIntervalMs * 2 > settings.leaseMs) {
+    throw new InvalidOptionError(
+      `option \`heartbeatIntervalMs\` (${settings.heartbeatIntervalMs}) must be at most half of \`leaseMs\` (${settings.leaseMs}), or live tasks would be rescued`,
+    );
   }
-  return options;
-}
-
-/** Settings from flags, then from the environment for those no flag gave. */
-export function settingsFrom<K extends string>(
-  list: readonly Setting<K>[],
-  sources: { flags: Record<string, string | undefined>; env: Record<string, string | undefined> },
-): Partial<Record<K, unknown>> {
-  const fromFlags = readSettingsOf(list, sources.flags, "flags");
-  return { ...readSettingsOf(list, sources.env, "env", new Set(Object.keys(fromFlags))), ...fromFlags };
-}
-
-function parse(kind: Kind, raw: string, label: string, max?: number): unknown {
-  const text = raw.trim();
-  switch (kind) {
-    case "string":
-      return text;
-    case "onOff": {
-      const word = text.toLowerCase();
-      if (["on", "true", "1", "yes"].includes(word)) return true;
-      if (["off", "false", "0", "no"].includes(word)) return false;
-      throw new InvalidOptionError(`${label} must be on or off, got ${JSON.stringify(raw)}`);
-    }
-    case "list": {
-      const items = text.split(",").map((s) => s.trim());
-      if (items.some((s) => s === "")) throw new InvalidOptionError(`${label} has an empty name in ${JSON.stringify(raw)}`);
-      return items;
-    }
-    case "durationMs":
-      return parseDuration(raw, label, Number.MAX_SAFE_INTEGER);
-    case "autoOrCount":
-      if (text.toLowerCase() === "auto") return "auto";
-      if (!/^\d+$/.test(text)) throw new InvalidOptionError(`${label} must be "auto" or an integer of 0 or more, got ${JSON.stringify(raw)}`);
-      return parseInteger(raw, label, 0, max);
-    case "positiveInteger":
-    case "nonNegativeInteger":
-      return parseInteger(raw, label, kind === "positiveInteger" ? 1 : 0, max);
-  }
+  return settings;
 }

@@ -8,38 +8,34 @@ import type { Server } from "node:http";
 import { collectDefaultMetrics, register as globalRegistry, Registry } from "prom-client";
 import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { countUnfinished } from "../../admin/stats";
-import { createMetrics } from "../../metrics";
-import { createLogger, type Logger } from "../../logger";
-import { ormqFor } from "../../client/client";
-import { resolveOptions, type WorkerOptions } from "../../worker/options";
+import { createMetrics, type OrmqMetrics } from "../../metrics";
+import { createLogger } from "../../logger";
+import { completeOptions, type ResolvedOptions } from "../../worker/options";
 import { InvalidOptionError } from "../../errors";
-import { processForever, processN } from "../../worker/run";
-import { readSettings, WORKER_SETTINGS } from "../../worker/settings";
+import { runForever, runN } from "../../worker/run";
 import type { ProcessSummary } from "../../worker/worker";
 import { connect } from "../connect";
 import { printJson, printRecord } from "../output";
-import { readCliOnly, type CliOnly, type ProcessFlags } from "./flags";
+import { readProcessSettings, type ProcessFlags, type ProcessSettings } from "./flags";
 import { serveMetrics } from "./metricsServer";
 import { Progress } from "./progress";
 import { STOP, supervise } from "./supervisor";
+import { ormqFor } from "../../client/client";
 
 /** Runs the command; resolves with the process's exit code. */
 export async function processCommand(types: string[], flags: ProcessFlags): Promise<number> {
-  const cliOnly = readCliOnly(flags);
-  if (cliOnly.processes > 1 && cluster.isPrimary) return supervise(cliOnly.processes, cliOnly, flags);
-  return runWorker(types, flags, cliOnly);
+  // The one place this command reads its settings: a bad flag or variable fails here, before the
+  // database is opened or a process forked.
+  const settings = readProcessSettings(types, flags, process.env);
+  if (settings.processes > 1 && cluster.isPrimary) return supervise(settings, flags.untilEmpty === true);
+  return runWorker(settings, flags);
 }
 
-async function runWorker(types: string[], flags: ProcessFlags, cliOnly: CliOnly): Promise<number> {
-  const flagValues: Record<string, string | undefined> = {};
-  for (const s of WORKER_SETTINGS) if (typeof flags[s.key] === "string") flagValues[s.key] = flags[s.key] as string;
-  if (types.length > 0) flagValues.types = types.join(",");
+async function runWorker(settings: ProcessSettings, flags: ProcessFlags): Promise<number> {
   const showProgress = flags.untilEmpty === true && process.stdout.isTTY === true && cluster.isPrimary;
-  // Log lines would tear the progress bar: below warn only when asked for.
-  const explicitLevel = flagValues.logLevel ?? process.env.ORMQ_LOG_LEVEL;
-  // Logs go to stderr, so stdout carries only the command's output (a summary, --json).
-  const logger: Logger = createLogger(explicitLevel ?? (showProgress ? "warn" : "info"), { fd: 2 });
-  readSettings(flagValues, "flags"); // bad flags fail here, before the database is opened
+  // Log lines would tear the progress bar: below warn only when asked for. Logs go to stderr, so
+  // stdout carries only the command's output (a summary, --json).
+  const logger = createLogger(settings.worker.logLevel ?? (showProgress ? "warn" : "info"), { fd: 2 });
   const conn = await connect(flags, { command: "process", needsClasses: true });
   const stop = new AbortController();
   const onMessage = (message: unknown) => message === STOP && stop.abort();
@@ -47,35 +43,31 @@ async function runWorker(types: string[], flags: ProcessFlags, cliOnly: CliOnly)
   let server: Server | undefined;
   let progress: Progress | undefined;
   try {
-    const options: WorkerOptions = {
-      dataSource: conn.dataSource,
-      container: conn.container,
-      logger,
-      signal: stop.signal,
-      // Thread tasks' threads load the same module by default: it imports the task classes.
-      bootstrap: flags.dataSource ?? process.env.ORMQ_DATA_SOURCE,
-    };
-    if (cliOnly.metricsPort !== null) {
+    let metrics: OrmqMetrics | undefined;
+    if (settings.metricsPort !== null) {
       // In a cluster, the supervisor serves the metrics it gathers from the worker processes'
       // global registries; alone, this process serves its own.
       const registry = cluster.isWorker ? globalRegistry : new Registry();
       collectDefaultMetrics({ register: registry });
-      options.metrics = createMetrics({ dataSource: conn.dataSource, registry });
-      if (cluster.isPrimary) server = await serveMetrics(cliOnly.metricsPort, () => registry.metrics(), registry.contentType, logger);
+      metrics = createMetrics({ dataSource: conn.dataSource, registry });
+      if (cluster.isPrimary) server = await serveMetrics(settings.metricsPort, () => registry.metrics(), registry.contentType, logger);
     }
-    // Resolved once here so a bad flag or type is reported before anything runs.
-    const resolved = resolveOptions(BaseTaskEntity, options, { flags: flagValues });
+    const resolved: ResolvedOptions = completeOptions(BaseTaskEntity, settings.worker, {
+      dataSource: conn.dataSource,
+      container: conn.container,
+      logger,
+      signal: stop.signal,
+      metrics,
+      onAttemptFinished: showProgress ? (event) => progress?.finished(event) : undefined,
+    });
     if (showProgress) {
       const all = ormqFor(conn.dataSource).registry.typesFor(BaseTaskEntity).map((t) => t.key);
       progress = new Progress(() => countUnfinished({ dataSource: conn.dataSource, types: resolved.types ?? all, queues: resolved.queues }));
-      options.onAttemptFinished = (event) => progress!.finished(event);
       await progress.start();
     }
     let summary: ProcessSummary;
     try {
-      summary = flags.untilEmpty
-        ? await untilEmpty(options, flagValues, stop)
-        : await processForever(BaseTaskEntity, options, { flags: flagValues });
+      summary = flags.untilEmpty ? await untilEmpty(resolved, stop) : await runForever(BaseTaskEntity, resolved);
     } finally {
       progress?.stop();
     }
@@ -95,7 +87,7 @@ async function runWorker(types: string[], flags: ProcessFlags, cliOnly: CliOnly)
 }
 
 /** processN until nothing is ready; the first SIGINT/SIGTERM stops it gently, a second exits. */
-async function untilEmpty(options: WorkerOptions, flags: Record<string, string | undefined>, stop: AbortController): Promise<ProcessSummary> {
+async function untilEmpty(resolved: ResolvedOptions, stop: AbortController): Promise<ProcessSummary> {
   let signals = 0;
   const onSignal = () => {
     if (++signals === 1) return stop.abort();
@@ -105,7 +97,7 @@ async function untilEmpty(options: WorkerOptions, flags: Record<string, string |
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    return await processN(BaseTaskEntity, Number.MAX_SAFE_INTEGER, options, { flags });
+    return await runN(BaseTaskEntity, resolved, Number.MAX_SAFE_INTEGER);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

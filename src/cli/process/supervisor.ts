@@ -2,7 +2,7 @@ import cluster from "node:cluster";
 import type { Server } from "node:http";
 import { AggregatorRegistry } from "prom-client";
 import { createLogger } from "../../logger";
-import type { CliOnly, ProcessFlags } from "./flags";
+import type { ProcessSettings } from "./flags";
 import { serveMetrics } from "./metricsServer";
 
 /** Messages from the supervisor to a worker process. */
@@ -11,19 +11,20 @@ export const STOP = "ormq:stop";
 /**
  * The supervisor: forks `count` worker processes running the same command, restarts one that
  * exits with an error (backing off when it crashes again and again), and stops them all on
- * SIGINT/SIGTERM (a second signal cuts their grace period short).
+ * SIGINT/SIGTERM (a second signal cuts their grace period short). `settings` were resolved by
+ * processCommand; each worker process resolves its own from the same flags and environment.
  */
-export async function supervise(count: number, cliOnly: CliOnly, flags: ProcessFlags): Promise<number> {
-  const logger = createLogger(process.env.ORMQ_LOG_LEVEL ?? "info", { fd: 2 });
-  const untilEmpty = flags.untilEmpty === true;
+export async function supervise(settings: ProcessSettings, untilEmpty: boolean): Promise<number> {
+  const count = settings.processes;
+  const logger = createLogger(settings.worker.logLevel ?? "info", { fd: 2 });
   let stopping = 0;
   let failedExits = 0;
   let crashesInARow = 0;
   const live = new Set<number>();
   let server: Server | undefined;
-  if (cliOnly.metricsPort !== null) {
+  if (settings.metricsPort !== null) {
     const aggregator = new AggregatorRegistry();
-    server = await serveMetrics(cliOnly.metricsPort, () => aggregator.clusterMetrics(), aggregator.contentType, logger);
+    server = await serveMetrics(settings.metricsPort, () => aggregator.clusterMetrics(), aggregator.contentType, logger);
   }
   const done = new Promise<void>((resolve) => {
     const fork = () => {
