@@ -28,14 +28,14 @@ module.exports = {
       severity: "error",
       comment: "Only the dialect layer (and the migrations) talk to a database driver directly.",
       from: { path: "^(src|entities)/", pathNot: "^src/dialect/" },
-      to: { path: "node_modules/(pg|better-sqlite3|pg-pool)/", dependencyTypesNot: ["type-only"] },
+      to: { path: "node_modules/(pg|better-sqlite3|pg-pool)/" },
     },
     {
       name: "dialect-internals-stay-inside",
       severity: "error",
       comment:
-        "Outside src/dialect/, a dialect is reached through its contract and index.ts (and the statement modules beside them), never through postgres/ or sqlite/ directly; the entry point's install of the SQLite key patch is the one exception.",
-      from: { path: "^(src|entities)/", pathNot: "^(src/dialect/|src/index\\.ts$|src/config\\.ts$)" },
+        "Outside src/dialect/, a dialect is reached through its contract and index.ts (and the statement modules beside them), never through postgres/ or sqlite/ directly.",
+      from: { path: "^(src|entities)/", pathNot: "^src/dialect/" },
       to: { path: "^src/dialect/(postgres|sqlite)/" },
     },
     {
@@ -43,13 +43,21 @@ module.exports = {
       severity: "error",
       comment: "The CLI uses the public API, the admin functions and the read-only query module, not the worker's dialect.",
       from: { path: "^src/cli/" },
-      to: { path: "^src/dialect/", pathNot: "^src/dialect/taskReads\\.ts$", dependencyTypesNot: ["type-only"] },
+      to: { path: "^src/dialect/", pathNot: "^src/dialect/taskReads\\.ts$" },
+    },
+    {
+      name: "the-root-entry-is-small",
+      severity: "error",
+      comment:
+        "`ormq` holds what a user defines, enqueues, runs and waits with: it does not load the operators' functions (ormq/admin), the dashboard, the metrics (prom-client) or the test helpers, not even through another module.",
+      from: { path: "^src/index\\.ts$" },
+      to: { path: "^src/(admin|dashboard|testing|cli)/|^src/metrics\\.ts$", reachable: true },
     },
     {
       name: "no-orphans-in-src",
       severity: "error",
       comment: "A module nothing imports is dead code (the entry points excepted).",
-      from: { orphan: true, path: "^src/", pathNot: ["^src/index\\.ts$", "^src/cli/main\\.ts$", "^src/worker/threads/thread\\.ts$", "\\.d\\.ts$"] },
+      from: { orphan: true, path: "^src/", pathNot: ["^src/index\\.ts$", "^src/(admin|testing)/index\\.ts$", "^src/metrics\\.ts$", "^src/cli/main\\.ts$", "^src/worker/threads/thread\\.ts$", "\\.d\\.ts$"] },
       to: {},
     },
   ],

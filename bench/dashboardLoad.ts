@@ -7,7 +7,7 @@
 import "reflect-metadata";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ormqDashboard } from "../src";
+import { ormqDashboard } from "../src/dashboard";
 import { open } from "./common";
 
 const TOKEN = "bench-token-0123456789";

@@ -4,8 +4,8 @@ import { OrmqConfigurationError } from "../src/errors";
 
 /**
  * What entity methods that need the database (`task.cancel()`) call. Entities sit at the bottom
- * of the house and import no layer above them; ormq's entry point (`src/index.ts`) registers the
- * admin functions here when it loads.
+ * of the house and import no layer above them; ormq registers the operations here when a DataSource
+ * with its subscriber is built (`src/setup.ts`).
  */
 export interface TaskOperations {
   cancel(id: string, options: { dataSource: DataSource; reason?: string }): Promise<CancelResult>;
@@ -57,20 +57,20 @@ export type CancelResult =
 
 let registered: TaskOperations | undefined;
 
-/** Called once by ormq's entry point. */
+/** Called once, by `installOrmq` (src/setup.ts). */
 export function registerTaskOperations(operations: TaskOperations): void {
   registered = operations;
 }
 
-/** The registered operations, if ormq's entry point was loaded. */
+/** The registered operations, once a DataSource with ormq's subscriber was built. */
 export function maybeTaskOperations(): TaskOperations | undefined {
   return registered;
 }
 
-/** The registered operations; a clear error when ormq's entry point was never loaded. */
+/** The registered operations; a clear error when no DataSource with ormq's subscriber was built. */
 export function taskOperations(): TaskOperations {
   if (!registered) {
-    throw new OrmqConfigurationError('ormq\'s entry point was not loaded: import from "ormq" (not from its files) before calling task methods');
+    throw new OrmqConfigurationError("ormq is not set up: build the DataSource with ormq's subscribers (`subscribers: [...ormqSubscribers]`, or ormqDataSourceOptions) before calling task methods");
   }
   return registered;
 }

@@ -1,7 +1,7 @@
 import type { DataSourceOptions } from "typeorm";
 import { ormqEntities } from "../entities";
 import { ormqMigrations } from "../migrations";
-import { installSqliteIntegerKey } from "./dialect/sqlite/integerKey";
+import { installSqliteIntegerKey } from "./dialect";
 import { ormqSubscribers } from "./enqueue/subscriber";
 
 /** Where ormq looks for its database when none is given: `ORMQ_DATABASE_URL`, else this file. */
@@ -13,7 +13,7 @@ export const DEFAULT_DATABASE = "./ormq.sqlite";
  * `entities` (spread these options and extend the arrays).
  */
 export function ormqDataSourceOptions(url: string = process.env.ORMQ_DATABASE_URL ?? DEFAULT_DATABASE): DataSourceOptions {
-  installSqliteIntegerKey(); // for a caller that did not load src/index.ts (the CLI)
+  installSqliteIntegerKey(); // before the DataSource is built: synchronize and migration:generate need it
   const common = {
     entities: [...ormqEntities],
     subscribers: [...ormqSubscribers],

@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DataSource } from "typeorm";
 import { getReadiness } from "./admin/stats";
-import type { AttemptFinished } from "./worker/attemptFinished";
+import type { OrmqMetrics } from "./worker/attemptFinished";
 
 export interface MetricsOptions {
   /** The database whose queue state the gauges report. Without it, only the worker metrics exist. */
@@ -22,12 +22,7 @@ export interface MetricsOptions {
   prefix?: string;
 }
 
-/** ormq's metrics and the registry that holds them. */
-export interface OrmqMetrics {
-  readonly registry: Registry;
-  /** Records one finished attempt (workers call this; so can custom runners). */
-  attemptFinished(event: AttemptFinished): void;
-}
+export type { OrmqMetrics };
 
 /** How long one database read serves the gauges: a scrape reads all three at once. */
 const READ_CACHE_MS = 1_000;

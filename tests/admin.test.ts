@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
-import { getStats, processForever, processN, prune, retryFailed, retryTask, TaskEventEntity } from "../src";
+import { processForever, processN } from "../src";
+import { getStats, prune, retryFailed, retryTask, TaskEventEntity } from "../src/admin";
 import { AlwaysFails, Invoice, QuietTask, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue, reload, until } from "./support/helpers";

@@ -5,27 +5,24 @@
  */
 import fc from "fast-check";
 import type { DataSource } from "typeorm";
+import { BaseTaskEntity, enqueueMany, InvalidOptionError, processN } from "../src";
 import {
-  BaseTaskEntity,
   countUnfinished,
   createSchedule,
   deleteSchedule,
   deleteTasks,
-  enqueueMany,
-  InvalidOptionError,
   listSchedules,
   listTaskPage,
   listTasks,
   pauseQueue,
   pauseSchedule,
   pauseType,
-  processN,
   resumeQueue,
   resumeSchedule,
   resumeType,
   retryFailed,
   setQueueLimits,
-} from "../src";
+} from "../src/admin";
 import { checkTaskFilter, parseFilterDate } from "../src/admin/taskFilter";
 import { filteredIds } from "../src/dialect/taskWrites";
 import { WaitedTask, waitEntities } from "./fixtures/schedules";

@@ -5,7 +5,8 @@
  * control character to the terminal.
  */
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, cancelTask, InvalidOptionError, retryTask, showTask, TaskEventEntity } from "../src";
+import { BaseTaskEntity, InvalidOptionError } from "../src";
+import { cancelTask, retryTask, showTask, TaskEventEntity } from "../src/admin";
 import { allTestEntities, RecordRun, SendEmail } from "./fixtures/tasks";
 import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
 import { DATA_SOURCE_MODULE, runCli, type CliResult } from "./support/processes";

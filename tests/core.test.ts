@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, getStats, processN, processOne } from "../src";
+import { BaseTaskEntity, processN, processOne } from "../src";
+import { getStats } from "../src/admin";
 import { createDialect } from "../src/dialect";
 import { TaskRegistry } from "../src/registry";
 import { hydrate } from "../src/worker/hydrate";

@@ -1,7 +1,6 @@
 import type { DataSource } from "typeorm";
 import {
   BaseTaskEntity,
-  cancelTask,
   InvalidOptionError,
   processForever,
   processN,
@@ -10,6 +9,7 @@ import {
   WorkerNeedsRestartError,
   type ProcessSummary,
 } from "../src";
+import { cancelTask } from "../src/admin";
 import {
   GateTask,
   hookEvents,

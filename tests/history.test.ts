@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
-import { cancelTask, processN, prune, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src";
+import { processN } from "../src";
+import { cancelTask, prune, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src/admin";
 import { AlwaysFails, EphemeralTask, Invoice, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";

@@ -7,21 +7,9 @@
  */
 import fc from "fast-check";
 import { ChildEntity, Column, type DataSource } from "typeorm";
-import {
-  BaseTaskEntity,
-  CancelTask,
-  getStats,
-  InvalidOptionError,
-  MAX_ERRORS_BYTES,
-  MAX_MESSAGE_CHARS,
-  MAX_STACK_CHARS,
-  processForever,
-  processN,
-  prune,
-  rescueExpiredTasks,
-  SnoozeTask,
-  type WorkerOptions,
-} from "../src";
+import { BaseTaskEntity, CancelTask, InvalidOptionError, processForever, processN, SnoozeTask, type WorkerOptions } from "../src";
+import { getStats, prune, rescueExpiredTasks } from "../src/admin";
+import { MAX_ERRORS_BYTES, MAX_MESSAGE_CHARS, MAX_STACK_CHARS } from "../src/storable";
 import { ormqEntities } from "../src";
 import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, until } from "./support/helpers";

@@ -1,5 +1,7 @@
 import type { DataSource } from "typeorm";
-import { enqueueMany, InvalidOptionError, LIST_PAGE_SCAN, listTaskPage } from "../src";
+import { enqueueMany, InvalidOptionError } from "../src";
+import { listTaskPage } from "../src/admin";
+import { LIST_PAGE_SCAN } from "../src/admin/list";
 import { RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, useTestDatabase } from "./support/db";
 

@@ -1,6 +1,7 @@
 import { Client } from "pg";
 import type { DataSource } from "typeorm";
-import { createSchedule, deleteSchedule, enqueueMany, processForever, waitForResults, type ProcessSummary } from "../src";
+import { enqueueMany, processForever, waitForResults, type ProcessSummary } from "../src";
+import { createSchedule, deleteSchedule } from "../src/admin";
 import { createDialect } from "../src/dialect";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { memoryLogger, openDataSource, type TestDb } from "./support/db";

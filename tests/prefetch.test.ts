@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, cancelTask, processForever, processN, type ProcessSummary } from "../src";
+import { BaseTaskEntity, processForever, processN, type ProcessSummary } from "../src";
+import { cancelTask } from "../src/admin";
 import { createDialect, type Completion } from "../src/dialect";
 import { Completer } from "../src/worker/completer";
 import { EphemeralTask, GateTask, RecordRun, RunLog, testEntities } from "./fixtures/tasks";

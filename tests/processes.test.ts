@@ -6,7 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, cancelTask } from "../src";
+import { BaseTaskEntity } from "../src";
+import { cancelTask } from "../src/admin";
 import { allTestEntities, ProcessJob, RecordRun } from "./fixtures/tasks";
 import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
 import { reload, until } from "./support/helpers";

@@ -1,6 +1,7 @@
 import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, processForever, processN, rescueExpiredTasks, WorkerEntity } from "../src";
+import { BaseTaskEntity, processForever, processN } from "../src";
+import { rescueExpiredTasks, WorkerEntity } from "../src/admin";
 import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
 import { prepareDataSource } from "../src/dialect";
 import { OrmqConfigurationError } from "../src/errors";

@@ -7,7 +7,8 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { enqueueMany, ormqDashboard } from "../../src";
+import { enqueueMany } from "../../src";
+import { ormqDashboard } from "../../src/dashboard";
 import { LimitedNoop, open, type Databases, type DatabaseName, type Result } from "../common";
 
 const TOKEN = "bench-token-0123456789";

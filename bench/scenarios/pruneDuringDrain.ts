@@ -5,7 +5,8 @@
  */
 import pino from "pino";
 import type { Logger as TypeOrmLogger } from "typeorm";
-import { processN, prune } from "../../src";
+import { processN } from "../../src";
+import { prune } from "../../src/admin";
 import { Databases, fill, Noop, open, rate, type Result } from "../common";
 
 export async function pruneDuringDrain(databases: Databases, finished: number, drained: number): Promise<Result[]> {

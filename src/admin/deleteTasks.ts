@@ -8,7 +8,7 @@ import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entiti
 import { filteredIds } from "../dialect/taskWrites";
 import { resolveDataSource } from "../dataSource";
 import { InvalidOptionError } from "../errors";
-import { deleteInBatches } from "./prune";
+import { deleteInBatches } from "../maintenance/prune";
 import { checkTaskFilter, type TaskFilter } from "./taskFilter";
 
 /** What deleteTasks did. */

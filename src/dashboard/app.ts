@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import { Hono, type Context } from "hono";
 import type { DataSource, EntityMetadata } from "typeorm";
-import { cancelTask } from "../admin/cancel";
+import { cancelTask } from "../tasks/cancel";
 import { deleteTasks } from "../admin/deleteTasks";
 import { listTaskPage, showTask, TASK_STATUSES } from "../admin/list";
 import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/queues";

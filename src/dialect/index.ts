@@ -13,6 +13,8 @@ import type { DialectOptions, DialectTraits } from "./traits";
 
 export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqlite/connectionGuard";
+/** SQLite's 64-bit generated key in TypeORM's DDL (see sqlite/integerKey.ts): installed once per process. */
+export { installSqliteIntegerKey } from "./sqlite/integerKey";
 export type { DialectTraits, Query } from "./traits";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 

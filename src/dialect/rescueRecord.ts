@@ -1,3 +1,4 @@
+import { WorkerLostError } from "../errors";
 import { boundedJsonList, ERRORS_KEPT, MAX_ERRORS_BYTES, MAX_NAME_CHARS, storableText } from "../storable";
 
 /** A running task whose lease expired, as the rescue reads it. */
@@ -38,10 +39,10 @@ export const READ_ERRORS = `CASE WHEN errors IS NULL OR length(errors) <= ${MAX_
 export function rescueValues(row: ExpiredRow, now: number): RescueValues {
   const worker = storableText(row.lockedBy ?? "?", MAX_NAME_CHARS);
   const message = `worker ${worker} stopped renewing its lease`;
-  const record = { attempt: row.attempts, at: now, name: "WorkerLostError", message };
+  const record = { attempt: row.attempts, at: now, name: WorkerLostError.name, message };
   const before = storedList(row.errors);
   const list = before === null ? [record] : [...before, record].slice(-ERRORS_KEPT);
-  return { lastError: `WorkerLostError: ${message}`, errors: boundedJsonList(list), replaced: before === null && !isEmpty(row.errors) };
+  return { lastError: `${WorkerLostError.name}: ${message}`, errors: boundedJsonList(list), replaced: before === null && !isEmpty(row.errors) };
 }
 
 /** The stored list, or null when there is none or it cannot be read as one. */

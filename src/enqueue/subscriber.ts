@@ -13,6 +13,7 @@ import { TaskDefinitionError } from "../errors";
 import { checkTaskFields, validateTask } from "../validation";
 import { announcementOf } from "./announcements";
 import { markUnique, settleUnique } from "./uniqueEnqueue";
+import { installOrmq } from "../setup";
 
 /**
  * Applies a task class's defaults at insert and announces new tasks once they are committed.
@@ -31,6 +32,10 @@ import { markUnique, settleUnique } from "./uniqueEnqueue";
  */
 @EventSubscriber()
 export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity> {
+  constructor() {
+    installOrmq(); // TypeORM builds its subscribers first when it builds a DataSource
+  }
+
   listenTo() {
     return BaseTaskEntity;
   }

@@ -194,7 +194,7 @@ export class WorkerShutdownError extends OrmqError {
  * (`code`, `status`…), and the names of its classes, most derived first. `errorIs` and
  * `retryOn` match it by those names, as `instanceof` would have matched the original.
  */
-export class RemoteTaskError extends Error {
+export class RemoteTaskError extends OrmqError {
   constructor(
     name: string,
     message: string,
@@ -202,9 +202,16 @@ export class RemoteTaskError extends Error {
     readonly classNames: readonly string[],
   ) {
     super(message);
-    this.name = name;
+    this.name = name; // the thrown error's, not this class's (OrmqError set its own)
   }
 }
+
+/**
+ * A task's worker stopped renewing its lease (it died, froze or lost the database) and the rescue
+ * returned the task to the queue: recorded as the attempt's error, and the cause of a
+ * `TaskFailedError` when that was its last attempt.
+ */
+export class WorkerLostError extends OrmqError {}
 
 /**
  * Whether `error` is an instance of `cls`, or was one where it was thrown: a `RemoteTaskError`

@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import type { TaskStatus } from "../../entities/BaseTaskEntity";
-import { prune } from "../admin/prune";
+import { prune } from "./prune";
 import type { Logger } from "../logger";
 import { Periodic } from "./periodic";
 

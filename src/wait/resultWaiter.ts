@@ -15,7 +15,7 @@
 import type { DataSource } from "typeorm";
 import type { TaskProgress, WaitOptions, WaitResult } from "../../entities/operations";
 import { readOutcomes, type OutcomeRow } from "../dialect/taskReads";
-import { InvalidOptionError, OrmqError, toError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from "../errors";
+import { InvalidOptionError, OrmqError, toError, TaskCancelledError, TaskFailedError, WaitTimeoutError, WorkerLostError } from "../errors";
 import { getDefaultLogger, type Logger } from "../logger";
 import { MAX_TIMER_MS } from "../storable";
 import { MAX_TASK_ID } from "../validation";
@@ -275,7 +275,9 @@ function lastError(row: OutcomeRow): Error {
     records = null;
   }
   const last = Array.isArray(records) ? (records[records.length - 1] as { name?: unknown; message?: unknown; stack?: unknown } | undefined) : undefined;
-  const err = new Error(typeof last?.message === "string" ? last.message : typeof row.last_error === "string" ? row.last_error : "failed");
+  const message = typeof last?.message === "string" ? last.message : typeof row.last_error === "string" ? row.last_error : "failed";
+  // A lost worker is ormq's own error: rebuilt as its class. Any other keeps its name only.
+  const err = last?.name === WorkerLostError.name ? new WorkerLostError(message) : new Error(message);
   if (typeof last?.name === "string") err.name = last.name;
   if (typeof last?.stack === "string") err.stack = last.stack;
   return err;

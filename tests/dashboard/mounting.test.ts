@@ -11,7 +11,7 @@ import express from "express";
 import Fastify from "fastify";
 import Koa from "koa";
 import type { DataSource } from "typeorm";
-import { ormqDashboard } from "../../src";
+import { ormqDashboard } from "../../src/dashboard";
 import { testEntities } from "../fixtures/tasks";
 import { useTestDatabase } from "../support/db";
 

@@ -8,19 +8,9 @@ import { hostname, networkInterfaces } from "node:os";
 import { connect, type AddressInfo } from "node:net";
 import fc from "fast-check";
 import { In, type DataSource, type Logger as OrmLogger } from "typeorm";
-import {
-  BaseTaskEntity,
-  cancelTask,
-  createSchedule,
-  enqueueMany,
-  finishedByMinute,
-  InvalidOptionError,
-  listControls,
-  listSchedules,
-  ormqDashboard,
-  processN,
-  type DashboardOptions,
-} from "../../src";
+import { BaseTaskEntity, enqueueMany, InvalidOptionError, processN } from "../../src";
+import { cancelTask, createSchedule, finishedByMinute, listControls, listSchedules } from "../../src/admin";
+import { ormqDashboard, type DashboardOptions } from "../../src/dashboard";
 import { WaitedTask, waitEntities } from "../fixtures/schedules";
 import { SendEmail, testEntities } from "../fixtures/tasks";
 import { isLoopback, isLoopbackHost } from "../../src/dashboard/auth";

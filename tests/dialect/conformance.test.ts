@@ -4,7 +4,8 @@
  * dialect must pass it as it is; a capability a dialect lacks is skipped by its name.
  */
 import { ChildEntity, Column, type DataSource } from "typeorm";
-import { BaseTaskEntity, pauseQueue, pauseType, setQueueLimits } from "../../src";
+import { BaseTaskEntity } from "../../src";
+import { pauseQueue, pauseType, setQueueLimits } from "../../src/admin";
 import { createDialect, tablesOf, traitsOf, type Completion, type Dialect } from "../../src/dialect";
 import { bulkInsert } from "../../src/dialect/bulkInsert";
 import { cancelPending, deleteFinished, deleteOrphanEvents, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";

@@ -3,7 +3,9 @@
  * that meets a schema newer than it knows.
  */
 import type { DataSource } from "typeorm";
-import { cancelTask, createSchedule, enqueueMany, MetaEntity, processN, SCHEMA_VERSION } from "../../src";
+import { enqueueMany, processN } from "../../src";
+import { MetaEntity, SCHEMA_VERSION } from "../../entities";
+import { cancelTask, createSchedule } from "../../src/admin";
 import { SpanTask } from "../fixtures/flow";
 import { allTestEntities, SendEmail } from "../fixtures/tasks";
 import { memoryLogger, useTestDatabase, type TestDb } from "../support/db";

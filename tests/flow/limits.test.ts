@@ -5,7 +5,8 @@
  * claimed, and buffered tasks of one go back.
  */
 import type { DataSource } from "typeorm";
-import { enqueueMany, getReadiness, getStats, listControls, pauseQueue, pauseType, processForever, processN, resumeQueue, resumeType, setQueueLimits } from "../../src";
+import { enqueueMany, processForever, processN } from "../../src";
+import { getReadiness, getStats, listControls, pauseQueue, pauseType, resumeQueue, resumeType, setQueueLimits } from "../../src/admin";
 import { LimitedAccount, maxOverlap, RatedTask, SpanTask } from "../fixtures/flow";
 import { GateTask, testEntities } from "../fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";

@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, enqueueMany, processN, retryFailed, retryTask, TaskValidationError, UniqueTaskError } from "../../src";
+import { BaseTaskEntity, enqueueMany, processN, TaskValidationError, UniqueTaskError } from "../../src";
+import { retryFailed, retryTask } from "../../src/admin";
 import { DebounceAccount, HourlyAccount, StrictAccount, SyncAccount } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
 import { DIALECTS, memoryLogger, useTestDatabase } from "../support/db";

@@ -6,20 +6,8 @@
  */
 import fc from "fast-check";
 import { ChildEntity, type DataSource } from "typeorm";
-import {
-  BaseTaskEntity,
-  createSchedule,
-  deleteSchedule,
-  InvalidOptionError,
-  listSchedules,
-  OrmqError,
-  pauseSchedule,
-  processForever,
-  processN,
-  resumeSchedule,
-  ScheduleEntity,
-  TaskDefinitionError,
-} from "../../src";
+import { BaseTaskEntity, InvalidOptionError, OrmqError, processForever, processN, TaskDefinitionError } from "../../src";
+import { createSchedule, deleteSchedule, listSchedules, pauseSchedule, resumeSchedule, ScheduleEntity } from "../../src/admin";
 import { Scheduler } from "../../src/maintenance/scheduler";
 import { EverySecond, ReportTask, waitEntities } from "../fixtures/schedules";
 import { testEntities } from "../fixtures/tasks";

@@ -14,7 +14,6 @@ import type { DataSource } from "typeorm";
 import {
   enqueueMany,
   InvalidOptionError,
-  listTasks,
   OrmqError,
   processForever,
   processN,
@@ -25,6 +24,7 @@ import {
   WaitTimeoutError,
   type TaskProgress,
 } from "../../src";
+import { listTasks } from "../../src/admin";
 import { ormqFor } from "../../src/client/client";
 import { AttemptProgress, checkProgress } from "../../src/worker/progress";
 import fc from "fast-check";

@@ -1,8 +1,8 @@
 /** `ormq retry`, `ormq cancel`, `ormq prune`, `ormq migrate`: changes, through the admin API. */
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
-import { cancelTask } from "../../admin/cancel";
+import { cancelTask } from "../../tasks/cancel";
 import { FINISHED_STATUSES, TASK_STATUSES } from "../../../entities/status";
-import { prune } from "../../admin/prune";
+import { prune } from "../../maintenance/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
 import { deleteTasks } from "../../admin/deleteTasks";
 import { parseFilterDate, type TaskFilter } from "../../admin/taskFilter";

@@ -11,8 +11,8 @@ import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSql
 const PATCHED = Symbol.for("ormq.sqliteIntegerKey");
 
 /**
- * Installs the mapping once per process (idempotent). Called by ormq's entry points (`src/index.ts`,
- * `ormqDataSourceOptions`, the CLI), not as a side effect of importing an entity.
+ * Installs the mapping once per process (idempotent). Called by `ormqDataSourceOptions` and when a
+ * DataSource with ormq's subscriber is built (`src/setup.ts`), not as a side effect of an import.
  */
 export function installSqliteIntegerKey(): void {
   const proto = AbstractSqliteDriver.prototype as unknown as Record<PropertyKey, unknown> & {

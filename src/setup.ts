@@ -1,0 +1,21 @@
+/**
+ * What ormq installs into TypeORM, once per process, when a DataSource with ormq's subscriber is
+ * built (TypeORM constructs the subscriber while it builds the DataSource's metadata, before any
+ * task can be saved): the operations entity methods call (`task.save()`'s options,
+ * `task.cancel()`, `task.waitForResult()`; entities import no layer above them), and SQLite's
+ * 64-bit generated key. Importing ormq installs nothing.
+ */
+import { registerTaskOperations } from "../entities/operations";
+import { installSqliteIntegerKey } from "./dialect";
+import { taskSaveOptions } from "./enqueue/saveOptions";
+import { cancelTask } from "./tasks/cancel";
+import { waitForResult } from "./wait/waitForResult";
+
+let installed = false;
+
+export function installOrmq(): void {
+  if (installed) return;
+  installed = true;
+  installSqliteIntegerKey();
+  registerTaskOperations({ cancel: cancelTask, saveOptions: taskSaveOptions, waitForResult });
+}
