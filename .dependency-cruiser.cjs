@@ -1,6 +1,6 @@
 /**
- * The import rules that keep ormq's structure, checked by `npm test` (npm run depcheck). See the
- * README's "Structure" section for the rooms these name.
+ * The import rules that keep ormq's structure, checked by `npm test` (npm run depcheck). See
+ * docs/architecture.md for the rooms these name.
  */
 module.exports = {
   forbidden: [

@@ -13,6 +13,7 @@
  * than its rank among those picked, so with two limits on one task neither can be exceeded.
  */
 import type { ClaimLimits, ClaimRequest } from "./dialect";
+import { readyWhere } from "./lifecycle";
 
 /**
  * Candidates read per limited claim, per task asked for, and the most: a bound on the work, not on
@@ -85,7 +86,7 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: () => str
   return `
     WITH cand AS MATERIALIZED (
       SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
-      WHERE status = 'pending' AND run_at <= ${candNow} AND ${candTypes} ${queueFilter} ${excluded}
+      WHERE ${readyWhere(candNow)} AND ${candTypes} ${queueFilter} ${excluded}
         AND (${candLimited})
       ORDER BY priority DESC, run_at, id
       LIMIT ${scan}

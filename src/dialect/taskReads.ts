@@ -9,6 +9,7 @@ import type { TaskStatus } from "../../entities/status";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { applyTaskFilter, type CheckedTaskFilter } from "./taskFilterSql";
+import { readyWhere } from "./lifecycle";
 
 /** Tasks by queue, type and status. */
 export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: string; type: string; status: TaskStatus; count: number }[]> {
@@ -31,7 +32,7 @@ export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: s
 
 /** The earliest `run_at` among ready tasks (pending, due at `now`), as stored; null if none. */
 export async function oldestReadyRunAt(ds: DataSource, now: number, paused: Paused): Promise<unknown> {
-  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("MIN(t.run_at)", "oldest").where("t.status = 'pending' AND t.run_at <= :now", { now });
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").select("MIN(t.run_at)", "oldest").where(readyWhere(":now", "t."), { now });
   const row = await excludingPaused(query, paused).getRawOne<{ oldest: unknown }>();
   return row?.oldest ?? null;
 }
@@ -61,7 +62,7 @@ export async function readyByQueue(ds: DataSource, now: number, paused: Paused):
     .select("t.queue", "queue")
     .addSelect("COUNT(*)", "ready")
     .addSelect("MIN(t.run_at)", "oldest")
-    .where("t.status = 'pending' AND t.run_at <= :now", { now });
+    .where(readyWhere(":now", "t."), { now });
   const rows = await excludingPaused(query, paused).groupBy("t.queue").orderBy("t.queue").getRawMany<{ queue: string; ready: string | number; oldest: unknown }>();
   return rows.map((r) => ({ queue: r.queue, ready: Number(r.ready), oldest: r.oldest }));
 }
@@ -69,7 +70,7 @@ export async function readyByQueue(ds: DataSource, now: number, paused: Paused):
 /** Ready tasks (pending and due) of some types, and queues when given. */
 export async function countReadyTasks(ds: DataSource, filter: { types: readonly string[]; queues: readonly string[] | null }, now: number): Promise<number> {
   if (filter.types.length === 0) return 0;
-  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.status = 'pending' AND t.run_at <= :now", { now }).andWhere("t.type IN (:...types)", { types: filter.types });
+  const query = ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where(readyWhere(":now", "t."), { now }).andWhere("t.type IN (:...types)", { types: filter.types });
   if (filter.queues) query.andWhere("t.queue IN (:...queues)", { queues: filter.queues });
   return countOf(query);
 }

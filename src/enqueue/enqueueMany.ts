@@ -63,14 +63,19 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       if (spec) await ensureUniqueGuard(client.uniqueGuard, dataSource, runner);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;
-        const prepare = async () => {
+        if (client.middleware.hasEnqueue) {
+          // The client's enqueue middleware sees each task as save() would show it.
+          await client.middleware.enqueue(tasks[i], async () => {
+            applyDefaults(task, cls, now);
+            checkTaskFields(task, cls.name);
+            await validateTask(task, cls, type);
+          });
+        } else {
+          // Without middleware (nearly always): no closure and no extra await per task.
           applyDefaults(task, cls, now);
           checkTaskFields(task, cls.name);
           await validateTask(task, cls, type);
-        };
-        // The client's enqueue middleware sees each task as save() would show it.
-        if (client.middleware.hasEnqueue) await client.middleware.enqueue(tasks[i], prepare);
-        else await prepare();
+        }
         const key = setKeyColumns(task, spec, type, cls.name, now);
         if (key) keys.set(i, key);
       }

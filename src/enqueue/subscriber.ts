@@ -56,14 +56,19 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     const task = event.entity as unknown as ObjectLiteral;
     const type = String(event.metadata.discriminatorValue);
     const now = await client.clock.now(event.queryRunner);
-    const prepare = async () => {
+    if (client.middleware.hasEnqueue) {
+      await client.middleware.enqueue(task as BaseTaskEntity, async () => {
+        applyDefaults(task, cls, now);
+        checkTaskFields(task, cls.name);
+        await validateTask(task, cls, type);
+      });
+    } else {
+      // Without middleware (nearly always), as directly as before it existed. Throwing here
+      // writes nothing; the caller's transaction can roll back cleanly.
       applyDefaults(task, cls, now);
-      // Throwing here writes nothing; the caller's transaction can roll back cleanly.
       checkTaskFields(task, cls.name);
       await validateTask(task, cls, type);
-    };
-    if (client.middleware.hasEnqueue) await client.middleware.enqueue(task as BaseTaskEntity, prepare);
-    else await prepare();
+    }
     // After the middleware: the key is made of the columns as they will be written.
     await markUnique(event.manager, task, registry.byKey.get(type)?.unique ?? null, type, cls.name, now);
   }

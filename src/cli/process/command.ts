@@ -5,10 +5,10 @@
  */
 import cluster from "node:cluster";
 import type { Server } from "node:http";
-import { collectDefaultMetrics, register as globalRegistry, Registry } from "prom-client";
 import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
 import { countUnfinished } from "../../admin/stats";
-import { createMetrics, type OrmqMetrics } from "../../metrics";
+import type { OrmqMetrics } from "../../worker/attemptFinished";
+import { loadMetrics } from "./promClient";
 import { createLogger } from "../../logger";
 import { completeOptions, type ResolvedOptions } from "../../worker/options";
 import { InvalidOptionError } from "../../errors";
@@ -47,8 +47,9 @@ async function runWorker(settings: ProcessSettings, flags: ProcessFlags): Promis
     if (settings.metricsPort !== null) {
       // In a cluster, the supervisor serves the metrics it gathers from the worker processes'
       // global registries; alone, this process serves its own.
-      const registry = cluster.isWorker ? globalRegistry : new Registry();
-      collectDefaultMetrics({ register: registry });
+      const { prom, createMetrics } = loadMetrics();
+      const registry = cluster.isWorker ? prom.register : new prom.Registry();
+      prom.collectDefaultMetrics({ register: registry });
       metrics = createMetrics({ dataSource: conn.dataSource, registry });
       if (cluster.isPrimary) server = await serveMetrics(settings.metricsPort, () => registry.metrics(), registry.contentType, logger);
     }

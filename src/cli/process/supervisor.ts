@@ -1,9 +1,9 @@
 import cluster from "node:cluster";
 import type { Server } from "node:http";
-import { AggregatorRegistry } from "prom-client";
 import { createLogger } from "../../logger";
 import type { ProcessSettings } from "./flags";
 import { serveMetrics } from "./metricsServer";
+import { loadMetrics } from "./promClient";
 
 /** Messages from the supervisor to a worker process. */
 export const STOP = "ormq:stop";
@@ -23,7 +23,7 @@ export async function supervise(settings: ProcessSettings, untilEmpty: boolean):
   const live = new Set<number>();
   let server: Server | undefined;
   if (settings.metricsPort !== null) {
-    const aggregator = new AggregatorRegistry();
+    const aggregator = new (loadMetrics().prom.AggregatorRegistry)();
     server = await serveMetrics(settings.metricsPort, () => aggregator.clusterMetrics(), aggregator.contentType, logger);
   }
   const done = new Promise<void>((resolve) => {

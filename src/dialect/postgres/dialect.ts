@@ -11,6 +11,7 @@ import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, MAX_STORED_KEY, rateClaimsSql, type SqlParts } from "../limitedClaim";
 import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
@@ -180,7 +181,7 @@ export class PostgresDialect implements Dialect {
     const text = `
       WITH picked AS MATERIALIZED (
         SELECT id FROM ${this.tables.tasks}
-        WHERE status = 'pending' AND run_at <= ${NOW_MS} AND type = ANY($1::text[]) ${queueFilter} ${excluded} ${resume}
+        WHERE ${readyWhere(NOW_MS)} AND type = ANY($1::text[]) ${queueFilter} ${excluded} ${resume}
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
@@ -362,13 +363,13 @@ export class PostgresDialect implements Dialect {
     const text = `
       WITH done AS (
       UPDATE ${this.tables.tasks} t
-      SET status = CASE WHEN ${v(1)} = 'pending' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE ${v(1)} END,
+      SET status = ${statusAfterOutcomeSql(v(1), "t.cancel_requested_at")},
           result = ${v(2)},
           last_error = COALESCE(${v(3)}, t.last_error),
           errors = COALESCE(${v(4)}, t.errors),
           attempts = t.attempts - ${v(6)}::int,
           run_at = CASE WHEN ${v(5)} IS NULL THEN t.run_at ELSE ${NOW_MS} + ${v(5)}::bigint END,
-          finished_at = CASE WHEN ${v(1)} = 'pending' AND t.cancel_requested_at IS NULL THEN NULL ELSE ${NOW_MS} END,
+          finished_at = ${finishedAtAfterOutcomeSql(v(1), "t.cancel_requested_at", NOW_MS)},
           updated_at = ${NOW_MS},
           locked_by = NULL, locked_until = NULL
       WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_by = $3
@@ -515,12 +516,11 @@ export class PostgresDialect implements Dialect {
         SELECT id FROM ${this.tables.tasks} WHERE id = ANY($2::bigint[]) FOR NO KEY UPDATE SKIP LOCKED
       ), rescued AS (
       UPDATE ${this.tables.tasks} t
-      SET status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                        WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
+      SET status = ${statusAfterRescueSql("t.")},
           last_error = ${v(2)},
           errors = ${v(3)},
           run_at = ${NOW_MS},
-          finished_at = CASE WHEN t.cancel_requested_at IS NULL AND t.attempts < t.max_attempts THEN NULL ELSE ${NOW_MS} END,
+          finished_at = ${finishedAtAfterRescueSql(NOW_MS, "t.")},
           updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
       WHERE t.id IN (SELECT id FROM free) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_until < ${NOW_MS}
         AND t.attempts = ${v(0)}::int AND t.locked_by IS NOT DISTINCT FROM ${v(1)}
@@ -551,10 +551,6 @@ function isServerError(err: unknown): boolean {
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code);
 }
 
-/** A success with nothing else to write: no error to record, no delay, no refund. */
-function isPlainSuccess(c: Completion): boolean {
-  return c.status === "succeeded" && c.event === "succeeded" && c.lastError === null && c.errors === null && c.delayMs === null && !c.refundAttempt;
-}
 
 const statementNames = new Map<string, string>();
 /** Bumped when the tables changed under prepared statements: new names, prepared afresh. */

@@ -9,6 +9,7 @@ import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
+import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 
 /** A worker's row, inserted, or made alive again when it exists. */
 const UPSERT_WORKER = (workers: string) => `
@@ -70,7 +71,7 @@ export class SqliteDialect implements Dialect {
     const excluded = request.excludedQueues ?? [];
     const pick = `
         SELECT id FROM ${this.tables.tasks} INDEXED BY ormq_tasks_claim
-        WHERE status = 'pending' AND run_at <= ? AND type IN (${marks(request.types)})
+        WHERE ${readyWhere("?")} AND type IN (${marks(request.types)})
           ${request.queues ? `AND queue IN (${marks(queues)})` : ""}
           ${excluded.length > 0 ? `AND queue NOT IN (${marks(excluded)})` : ""}
         ORDER BY priority DESC, run_at, id
@@ -145,13 +146,13 @@ export class SqliteDialect implements Dialect {
     // go back to pending. (SET expressions see the row as it was before this UPDATE.)
     const stmt = this.prepare(`
       UPDATE ${this.tables.tasks}
-      SET status = CASE WHEN @status = 'pending' AND cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE @status END,
+      SET status = ${statusAfterOutcomeSql("@status", "cancel_requested_at")},
           result = @result,
           last_error = COALESCE(@lastError, last_error),
           errors = COALESCE(@errors, errors),
           attempts = attempts - @refund,
           run_at = CASE WHEN @delayMs IS NULL THEN run_at ELSE @now + @delayMs END,
-          finished_at = CASE WHEN @status = 'pending' AND cancel_requested_at IS NULL THEN NULL ELSE @now END,
+          finished_at = ${finishedAtAfterOutcomeSql("@status", "cancel_requested_at", "@now")},
           updated_at = @now,
           locked_by = NULL, locked_until = NULL
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
@@ -283,12 +284,11 @@ export class SqliteDialect implements Dialect {
       ORDER BY locked_until LIMIT @limit`);
     const rescue = this.prepare(`
       UPDATE ${this.tables.tasks}
-      SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
-                        WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+      SET status = ${statusAfterRescueSql()},
           last_error = @lastError,
           errors = @errors,
           run_at = @now,
-          finished_at = CASE WHEN cancel_requested_at IS NULL AND attempts < max_attempts THEN NULL ELSE @now END,
+          finished_at = ${finishedAtAfterRescueSql("@now")},
           updated_at = @now, locked_by = NULL, locked_until = NULL
       WHERE id = @id AND status = 'running' AND locked_until < @now AND attempts = @attempts AND locked_by IS @lockedBy
       RETURNING status`);
@@ -480,7 +480,3 @@ function sqliteParts(values: unknown[]): SqlParts {
   };
 }
 
-/** A success that changes nothing but the status and the result: written in a batch (see succeedAll). */
-function isPlainSuccess(c: Completion): boolean {
-  return c.status === "succeeded" && !c.remove && c.lastError === null && c.errors === null && c.delayMs === null && !c.refundAttempt;
-}
