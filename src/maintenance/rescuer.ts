@@ -7,15 +7,17 @@ const BATCH = 100;
 
 /**
  * Returns to the queue the running tasks whose lease expired: their worker died or stopped
- * heartbeating. Every live worker runs one; the rescue's own UPDATE re-checks status and lease, so
- * two rescuers, or a rescuer and a late completion, cannot both win. No hooks run: the rescuing
+ * heartbeating. Every live worker runs one, and the one holding the rescue's lease (`mine`, see
+ * Maintainer) does the work; the rescue's own UPDATE re-checks status and lease anyway, so two
+ * rescuers, or a rescuer and a late completion, cannot both win. No hooks run: the rescuing
  * worker may not even have the task's class.
  */
-export function startRescuer(dialect: Dialect, intervalMs: number, logger: Logger, events?: ClientEvents): Periodic {
+export function startRescuer(dialect: Dialect, intervalMs: number, logger: Logger, events?: ClientEvents, mine: () => Promise<boolean> = async () => true): Periodic {
   return new Periodic(
     intervalMs,
     async () => {
       try {
+        if (!(await mine())) return; // another worker rescues (see Maintainer)
         for (;;) {
           const rescued = await dialect.rescueExpired(BATCH);
           for (const task of rescued) {

@@ -38,6 +38,8 @@ export class Scheduler {
     private readonly dataSource: DataSource,
     private readonly types: readonly TaskType[],
     private readonly logger: Logger,
+    /** Whether this worker ticks this round (see Maintainer); the others look again later. */
+    private readonly mine: () => Promise<boolean> = async () => true,
   ) {
     // SQLite: the tick's transaction begins IMMEDIATE, so schedulers of several processes queue
     // for the write lock instead of failing busy (see dialect/sqlite/connectionGuard.ts).
@@ -66,7 +68,7 @@ export class Scheduler {
     while (!this.stopped) {
       let sleepMs = MAX_SLEEP_MS;
       try {
-        sleepMs = await this.pass();
+        if (await this.mine()) sleepMs = await this.pass();
       } catch (err) {
         this.report("", String(err), () => this.logger.warn({ err }, "the scheduler could not read the schedules; trying again"));
       }
@@ -170,6 +172,6 @@ function catchUpOf(value: string): CatchUp {
 }
 
 /** Starts a worker's scheduler (after writing its class schedules). */
-export function startScheduler(dataSource: DataSource, types: readonly TaskType[], logger: Logger): Promise<Scheduler> {
-  return new Scheduler(dataSource, types, logger).start();
+export function startScheduler(dataSource: DataSource, types: readonly TaskType[], logger: Logger, mine?: () => Promise<boolean>): Promise<Scheduler> {
+  return new Scheduler(dataSource, types, logger, mine).start();
 }

@@ -123,7 +123,7 @@ export const WORKER_SETTING_TABLE = {
   scheduler: setting({
     parser: onOff(),
     default: true,
-    description: "Whether this worker enqueues the tasks of schedules (`static schedule`, `createSchedule`); any number of workers may, and each tick is still one task.",
+    description: "Whether this worker may enqueue the tasks of schedules (`static schedule`, `createSchedule`): one worker at a time does (the holder of the schedules' lease), and each tick is one task whoever writes it.",
   }),
   logLevel: setting({
     parser: oneOf(LOG_LEVELS),

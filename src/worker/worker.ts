@@ -8,10 +8,11 @@ import { TaskSubscriber } from "../enqueue/subscriber";
 import { OrmqConfigurationError, toError } from "../errors";
 import type { Logger } from "../logger";
 import { startHeartbeat } from "../maintenance/heartbeat";
-import type { Periodic } from "../maintenance/periodic";
+import { Maintainer } from "../maintenance/maintainer";
+import { Services } from "../maintenance/services";
 import { startPruner } from "../maintenance/pruner";
 import { startRescuer } from "../maintenance/rescuer";
-import { startScheduler, type Scheduler } from "../maintenance/scheduler";
+import { startScheduler } from "../maintenance/scheduler";
 import { type TaskClass } from "../registry";
 import { startCancelWatcher } from "./cancelWatcher";
 import { DatabaseBackoff } from "./backoff";
@@ -147,24 +148,31 @@ export class Worker {
             onAttemptFinished?.(event);
           })
         : undefined;
-    const cancelWatcher = startCancelWatcher(dialect, this.logger, () => held.cancellable(), (ids) => held.cancelRequested(ids));
+    // Beside the claim loop, started in turn and stopped in reverse once the running tasks are done.
+    const services = new Services(this.logger);
+    services.add("cancel watcher", startCancelWatcher(dialect, this.logger, () => held.cancellable(), (ids) => held.cancelRequested(ids)));
+    // The rescue, the prune and the schedules' ticks are done by one worker at a time (the holder
+    // of each one's lease); released when this worker stops, after those jobs have stopped.
+    const maintainer = services.add("maintenance leases", new Maintainer(dataSource, this.id, this.options.leaseMs, this.logger));
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
-    const maintenance: Periodic[] = [];
     let registered = false;
-    let scheduler: Scheduler | undefined;
     try {
       await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
       registered = true;
-      maintenance.push(
+      services.add(
+        "heartbeat",
         startHeartbeat(dialect, heartbeatIntervalMs, leaseMs, () => held.heldIds(), (id) => held.stillRunning(id), this.logger, (renewal, asked, at) =>
           held.leasesRenewed(renewal, asked, at),
         ),
       );
-      maintenance.push(startRescuer(dialect, rescueIntervalMs, this.logger, client.events));
-      if (this.options.prune) maintenance.push(startPruner(dataSource, this.options.prune, this.logger));
+      services.add("rescuer", startRescuer(dialect, rescueIntervalMs, this.logger, client.events, maintainer.gate("rescue")));
+      if (this.options.prune) services.add("pruner", startPruner(dataSource, this.options.prune, this.logger, maintainer.gate("prune")));
       // Every class schedule the DataSource knows, not only this worker's types: a schedule is
       // declared in code, whoever runs its tasks.
-      if (this.options.scheduler) scheduler = await this.waitingOutOutages("starting the scheduler", () => startScheduler(dataSource, [...registry.byKey.values()], this.logger));
+      if (this.options.scheduler) {
+        const scheduler = await this.waitingOutOutages("starting the scheduler", () => startScheduler(dataSource, [...registry.byKey.values()], this.logger, maintainer.gate("schedule")));
+        if (scheduler) services.add("scheduler", scheduler);
+      }
       await dialect.listen(onAnnounced);
       const historyTypes = types.filter((t) => t.cls.history).map((t) => t.key);
       const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes, columns: claimedColumns(types.map((t) => t.metadata)) };
@@ -172,7 +180,7 @@ export class Worker {
       // Before the first claim: a paused queue is never claimed from. (Stopped before it could be
       // read, the claim loop returns without claiming.)
       await this.waitingOutOutages("reading the queue controls", () => gate.refresh());
-      maintenance.push(startControlsWatch(gate, held, this.logger, () => this.doze.wake("work")));
+      services.add("controls watch", startControlsWatch(gate, held, this.logger, () => this.doze.wake("work")));
       this.logger.info({ types: [...typeByKey.keys()], queues: this.options.queues, concurrency: this.options.concurrency, paused: gate.paused }, "worker started");
       client.events.emit("worker:started", { workerId: this.id, types: [...typeByKey.keys()], queues: this.options.queues });
       await runClaimLoop({
@@ -208,9 +216,8 @@ export class Worker {
     } finally {
       // The heartbeat runs until the last running task is done: a task in its grace period keeps
       // its lease.
-      await Promise.all([...maintenance.map((m) => m.stop()), scheduler?.stop()]);
+      await services.stopAll();
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
-      await cancelWatcher.stop();
       unsubscribe();
       unobserve?.();
       signal?.removeEventListener("abort", onAbort);
