@@ -10,6 +10,18 @@ const SQL_CALLS = [
   },
 ];
 
+/** Library internals: only src/dialect/libraryInternals.ts reaches them (see there). */
+const LIBRARY_INTERNALS = [
+  {
+    selector: "MemberExpression[property.name=/^(master|transactionDepth|_clients|getInsertionReturningColumns|normalizeType)$/]",
+    message: "TypeORM's and pg-pool's internals are reached through src/dialect/libraryInternals.ts only (each has a test there).",
+  },
+  {
+    selector: "ImportDeclaration[importKind!='type'][source.value=/^typeorm\\u002F/]",
+    message: "TypeORM's deep modules are reached through src/dialect/libraryInternals.ts only.",
+  },
+];
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "tests/**", "bench/**", "examples/**", "*.js", "*.mjs", "*.cjs"] },
   js.configs.recommended,
@@ -34,12 +46,16 @@ export default tseslint.config(
       // Interface methods that may be sync or async in implementations.
       "@typescript-eslint/require-await": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", caughtErrors: "none" }],
-      "no-restricted-syntax": ["error", ...SQL_CALLS],
+      "no-restricted-syntax": ["error", ...SQL_CALLS, ...LIBRARY_INTERNALS],
     },
   },
   {
     // The dialect layer and the migrations own every statement on ormq's tables.
     files: ["src/dialect/**/*.ts", "migrations/**/*.ts"],
+    rules: { "no-restricted-syntax": ["error", ...LIBRARY_INTERNALS] },
+  },
+  {
+    files: ["src/dialect/libraryInternals.ts"],
     rules: { "no-restricted-syntax": "off" },
   },
 );

@@ -12,7 +12,7 @@
  * dialect/limitedClaim.ts), so they follow the same rule by construction.
  */
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
-import { ApplyValueTransformers } from "typeorm/util/ApplyValueTransformers";
+import { transformTo } from "../dialect/libraryInternals";
 
 /** How a column's values compare once stored. */
 export type KeyKind = "integer" | "decimal" | "boolean" | "instant" | "day" | "uuid" | "json" | "text";
@@ -47,7 +47,7 @@ export function keyPartOf(value: unknown, column: ColumnMetadata, kind: KeyKind)
   const stored: unknown =
     kind === "instant"
       ? column.transformer
-        ? ApplyValueTransformers.transformTo(column.transformer, value)
+        ? transformTo(column.transformer, value)
         : value
       : column.entityMetadata.connection.driver.preparePersistentValue(value, column);
   switch (kind) {

@@ -12,6 +12,7 @@ import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, MAX_STORED_KEY, rateClaimsSql, type SqlParts } from "../limitedClaim";
 import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
+import { poolOf } from "../libraryInternals";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
@@ -80,7 +81,9 @@ export class PostgresDialect implements Dialect {
    * by the application): a silent wait looks like a frozen worker.
    */
   private get pool(): Pool {
-    return (this.dataSource.driver as unknown as { master: Pool }).master;
+    const pool = poolOf(this.dataSource);
+    if (!pool) throw new Error("the DataSource's pool is not open: is the DataSource initialized?");
+    return pool;
   }
 
   private async query(config: QueryConfig): Promise<QueryResult> {

@@ -10,18 +10,19 @@
  * covered too (the worker readies its DataSource before it connects); its LISTEN connection, outside
  * the pool, has a listener of its own.
  */
-import type { Pool, PoolClient } from "pg";
+import type { Pool } from "pg";
 import type { DataSource } from "typeorm";
+import { openClientsOf, poolOf } from "../libraryInternals";
 
 const guarded = new WeakSet<Pool>();
 
 export function guardPostgresPool(dataSource: DataSource): void {
-  const pool = (dataSource.driver as unknown as { master?: Pool }).master;
+  const pool = poolOf(dataSource);
   if (!pool || guarded.has(pool)) return;
   guarded.add(pool);
   pool.on("connect", (client) => client.on("error", ignoreError));
   // Clients opened before ormq saw this DataSource (pg-pool keeps them in a private list).
-  for (const client of (pool as unknown as { _clients?: PoolClient[] })._clients ?? []) client.on("error", ignoreError);
+  for (const client of openClientsOf(pool)) client.on("error", ignoreError);
 }
 
 function ignoreError(): void {}

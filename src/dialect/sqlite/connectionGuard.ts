@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DataSource, QueryRunner } from "typeorm";
+import { resetTransactionDepth, SQLITE_BEGIN } from "../libraryInternals";
 
 /**
  * Makes TypeORM's single better-sqlite3 connection safe for concurrent callers.
@@ -80,7 +81,7 @@ export function guardSqliteConnection(dataSource: DataSource): void {
   const query = runner.query.bind(runner) as (sql: string, ...rest: unknown[]) => Promise<unknown>;
   runner.query = (async (sql: string, ...rest: unknown[]) => {
     if (isOwner()) {
-      if (state.immediateNext && sql === "BEGIN TRANSACTION") {
+      if (state.immediateNext && sql === SQLITE_BEGIN) {
         state.immediateNext = false;
         sql = "BEGIN IMMEDIATE TRANSACTION";
       }
@@ -112,7 +113,7 @@ export function guardSqliteConnection(dataSource: DataSource): void {
         // BEGIN failed (busy past the timeout, say): TypeORM leaves its flag set; undo it.
         state.immediateNext = false;
         state.active = false;
-        (runner as unknown as { transactionDepth: number }).transactionDepth = 0;
+        resetTransactionDepth(runner);
         release();
         throw err;
       }

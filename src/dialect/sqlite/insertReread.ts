@@ -15,6 +15,7 @@
 import type { DataSource } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { BaseTaskEntity } from "../../../entities/BaseTaskEntity";
+import { narrowInsertReread } from "../libraryInternals";
 
 /** BaseTaskEntity's columns with a database default that applyDefaults always sets. */
 const SET_BEFORE_INSERT = new Set(["status", "attempts"]);
@@ -29,8 +30,7 @@ export function skipRereadOfSetColumns(dataSource: DataSource): void {
   for (const metadata of dataSource.entityMetadatas) {
     if (trimmed.has(metadata) || !isTaskClass(metadata.target)) continue;
     trimmed.add(metadata);
-    const all = metadata.getInsertionReturningColumns.bind(metadata);
-    metadata.getInsertionReturningColumns = () => all().filter((c) => !(c.target === BaseTaskEntity && SET_BEFORE_INSERT.has(c.propertyName)));
+    narrowInsertReread(metadata, (c) => !(c.target === BaseTaskEntity && SET_BEFORE_INSERT.has(c.propertyName)));
   }
 }
 

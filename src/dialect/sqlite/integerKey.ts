@@ -1,4 +1,4 @@
-import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSqliteDriver";
+import { patchSqliteColumnTypes } from "../libraryInternals";
 
 /**
  * ormq_tasks.id is `bigint` so that PostgreSQL stores 64-bit ids. SQLite allows AUTOINCREMENT
@@ -15,17 +15,7 @@ const PATCHED = Symbol.for("ormq.sqliteIntegerKey");
  * DataSource with ormq's subscriber is built (`src/setup.ts`), not as a side effect of an import.
  */
 export function installSqliteIntegerKey(): void {
-  const proto = AbstractSqliteDriver.prototype as unknown as Record<PropertyKey, unknown> & {
-    normalizeType(column: { type?: unknown; isPrimary?: boolean; isGenerated?: boolean; generationStrategy?: string }): string;
-  };
-  if (!proto[PATCHED]) {
-    const original = proto.normalizeType;
-    proto.normalizeType = function (column) {
-      if (column.type === "bigint" && column.isPrimary && column.isGenerated && column.generationStrategy === "increment") {
-        return "integer";
-      }
-      return original.call(this, column);
-    };
-    proto[PATCHED] = true;
-  }
+  patchSqliteColumnTypes(PATCHED, (column, original) =>
+    column.type === "bigint" && column.isPrimary && column.isGenerated && column.generationStrategy === "increment" ? "integer" : original(),
+  );
 }

@@ -1,0 +1,73 @@
+/**
+ * Everything ormq relies on inside TypeORM (1.1.x), and inside node-postgres's pool, that is not
+ * their public API: each in one function here, each with a test of its own in
+ * tests/libraryInternals.test.ts, so that an upgrade that changes one fails there, by name, before
+ * anything else. No other module touches these (`npm run lint` refuses `.master`,
+ * `transactionDepth`, `_clients` and `getInsertionReturningColumns` anywhere else).
+ */
+import type { Pool, PoolClient } from "pg";
+import type { DataSource, QueryRunner } from "typeorm";
+import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSqliteDriver";
+import { ApplyValueTransformers } from "typeorm/util/ApplyValueTransformers";
+import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
+import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+
+/** The pg Pool behind a PostgreSQL DataSource (TypeORM's `driver.master`); undefined before it connects. */
+export function poolOf(dataSource: DataSource): Pool | undefined {
+  return (dataSource.driver as unknown as { master?: Pool }).master;
+}
+
+/** The clients a pg Pool has open already (pg-pool's private `_clients`): empty when it has none. */
+export function openClientsOf(pool: Pool): readonly PoolClient[] {
+  return (pool as unknown as { _clients?: PoolClient[] })._clients ?? [];
+}
+
+/** The statement TypeORM's SQLite query runners send to begin a transaction (ormq makes it IMMEDIATE). */
+export const SQLITE_BEGIN = "BEGIN TRANSACTION";
+
+/**
+ * Resets a query runner's transaction depth (TypeORM keeps it in a field): after a BEGIN that
+ * failed, TypeORM has counted a transaction that never began.
+ */
+export function resetTransactionDepth(runner: QueryRunner): void {
+  (runner as unknown as { transactionDepth: number }).transactionDepth = 0;
+}
+
+/**
+ * Replaces how the SQLite drivers name a column's type in DDL (`AbstractSqliteDriver.prototype.
+ * normalizeType`): `wrap` receives the column and TypeORM's own answer. Once per process.
+ */
+export function patchSqliteColumnTypes(marker: symbol, wrap: (column: SqliteColumn, original: () => string) => string): void {
+  const proto = AbstractSqliteDriver.prototype as unknown as Record<PropertyKey, unknown> & { normalizeType(column: SqliteColumn): string };
+  if (proto[marker]) return;
+  const original = proto.normalizeType;
+  proto.normalizeType = function (this: unknown, column: SqliteColumn) {
+    return wrap(column, () => original.call(this, column));
+  };
+  proto[marker] = true;
+}
+
+/** What normalizeType is given of a column. */
+export interface SqliteColumn {
+  type?: unknown;
+  isPrimary?: boolean;
+  isGenerated?: boolean;
+  generationStrategy?: string;
+}
+
+/**
+ * Narrows the columns TypeORM reads back after an INSERT on a driver without RETURNING
+ * (`EntityMetadata.getInsertionReturningColumns`, which ReturningResultsEntityUpdator calls).
+ */
+export function narrowInsertReread(metadata: EntityMetadata, keep: (column: ColumnMetadata) => boolean): void {
+  const all = metadata.getInsertionReturningColumns.bind(metadata);
+  metadata.getInsertionReturningColumns = () => all().filter(keep);
+}
+
+/**
+ * A value as a column's transformer(s) write it (TypeORM's `ApplyValueTransformers.transformTo`,
+ * not exported from its root): what a unique key is built from (see flow/keyValue.ts).
+ */
+export function transformTo(transformer: ColumnMetadata["transformer"], value: unknown): unknown {
+  return transformer ? ApplyValueTransformers.transformTo(transformer, value) : value;
+}
