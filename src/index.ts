@@ -23,7 +23,7 @@ export type { WorkerOptions, AttemptFinished } from "./worker/options";
 export type { ProcessSummary } from "./worker/worker";
 export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context";
 export type { Logger } from "./logger";
-export { waitForResult, waitForResults, type WaitForResultOptions } from "./wait/waitForResult";
+export { waitForResult, waitForResults, type WaitForResultOptions } from "./tasks/waitForResult";
 export type { WaitOptions, WaitResult, TaskProgress } from "../entities/operations";
 
 // The client of a DataSource: events and middleware.

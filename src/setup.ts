@@ -7,9 +7,9 @@
  */
 import { registerTaskOperations } from "../entities/operations";
 import { installSqliteIntegerKey } from "./dialect";
-import { taskSaveOptions } from "./enqueue/saveOptions";
+import { taskSaveOptions } from "./tasks/saveOptions";
 import { cancelTask } from "./tasks/cancel";
-import { waitForResult } from "./wait/waitForResult";
+import { waitForResult } from "./tasks/waitForResult";
 
 let installed = false;
 

@@ -10,7 +10,7 @@ import { MAX_DELAY_MS } from "./storable";
 
 /**
  * Queue names: 1–100 letters, digits, `_`, `-`, `.` or `:`. (No `/`: a new-task announcement is
- * `queue/type`, split at the first slash; see enqueue/announcements.ts.)
+ * `queue/type`, split at the first slash; see client/announcements.ts.)
  */
 export const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 

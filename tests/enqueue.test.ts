@@ -1,5 +1,5 @@
 import type { DataSource, EntityMetadata, Logger } from "typeorm";
-import { taskSaveOptions } from "../src/enqueue/saveOptions";
+import { taskSaveOptions } from "../src/tasks/saveOptions";
 import { BaseTaskEntity, enqueueMany, InvalidOptionError, processForever, TaskDefinitionError, TaskValidationError } from "../src";
 import { QuietTask, RecordRun, RunLog, SendEmail, ValidatedEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";

@@ -11,7 +11,7 @@ import {
 } from "../src";
 import { GateTask, RecordRun, RunLog, SendEmail, testEntities } from "./fixtures/tasks";
 import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
-import { concerns } from "../src/enqueue/announcements";
+import { concerns } from "../src/client/announcements";
 import { expectedSummary, reload, until } from "./support/helpers";
 
 describe.each(DIALECTS)("worker on %s", (dialect) => {

@@ -4,7 +4,7 @@ import { filteredIds, readTaskState, recordEvents, requeueFailed } from "../dial
 import { InvalidOptionError } from "../errors";
 import { checkTaskFilter, type TaskFilter } from "./taskFilter";
 import { standingTasks } from "../dialect/uniqueTasks";
-import { announcementOf } from "../enqueue/announcements";
+import { announcementOf } from "../client/announcements";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { ormqFor } from "../client/client";

@@ -13,7 +13,7 @@ import { traitsOf, type DialectTraits } from "../dialect";
 import { DatabaseClock } from "../dialect/clock";
 import { newOrigin } from "../dialect/origin";
 import { UniqueGuardState } from "../dialect/uniqueTasks";
-import { Announcements } from "../enqueue/announcements";
+import { Announcements } from "./announcements";
 import { OrmqConfigurationError } from "../errors";
 import { TaskRegistry } from "../registry";
 import { ResultWaiter } from "../wait/resultWaiter";

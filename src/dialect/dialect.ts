@@ -93,7 +93,7 @@ export interface Completion {
 
 /**
  * Called when tasks may have become ready; `announcements` (queue and type, see `announcementOf`
- * in ../enqueue/announcements.ts) narrow it when known.
+ * in ../client/announcements.ts) narrow it when known.
  */
 export type WakeHandler = (announcements: readonly string[] | null) => void;
 

@@ -7,7 +7,7 @@ import { applyDefaults } from "./subscriber";
 import { setKeyColumns, settleDuplicate } from "./uniqueEnqueue";
 import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
 import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
-import { announcementOf } from "./announcements";
+import { announcementOf } from "../client/announcements";
 import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { rowWriter } from "./rowValues";

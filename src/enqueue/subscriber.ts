@@ -11,7 +11,7 @@ import { ormqFor } from "../client/client";
 import { prepareDataSource } from "../dialect";
 import { TaskDefinitionError } from "../errors";
 import { checkTaskFields, validateTask } from "../validation";
-import { announcementOf } from "./announcements";
+import { announcementOf } from "../client/announcements";
 import { markUnique, settleUnique } from "./uniqueEnqueue";
 import { installOrmq } from "../setup";
 

@@ -12,7 +12,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import { prepareDataSource } from "../dialect";
 import { missingTable } from "../dialect/controlsRead";
 import { readSchedules, recoverSchedule, writeTick, type ScheduleRow } from "../dialect/scheduleStatements";
-import { announcementOf } from "../enqueue/announcements";
+import { announcementOf } from "../client/announcements";
 import type { Logger } from "../logger";
 import type { TaskType } from "../registry";
 import { registerClassSchedules } from "../schedule/definitions";

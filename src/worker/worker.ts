@@ -3,7 +3,7 @@ import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
 import { createDialect, prepareDataSource, type TaskFilter } from "../dialect";
 import { countReadyTasks } from "../dialect/taskReads";
-import { concerns } from "../enqueue/announcements";
+import { concerns } from "../client/announcements";
 import { TaskSubscriber } from "../enqueue/subscriber";
 import { OrmqConfigurationError, toError } from "../errors";
 import type { Logger } from "../logger";
