@@ -1,7 +1,10 @@
 import type { DataSourceOptions } from "typeorm";
 import { ormqEntities } from "../entities";
 import { ormqMigrations } from "../migrations";
-import { installSqliteIntegerKey } from "./dialect";
+import { dataSourceOptionsForUrl, installSqliteIntegerKey } from "./dialect";
+
+/** The file a DataSource keeps its database in (SQLite), or null for a server or `:memory:`. */
+export { databaseFileOf } from "./dialect";
 import { ormqSubscribers } from "./enqueue/subscriber";
 
 /** Where ormq looks for its database when none is given: `ORMQ_DATABASE_URL`, else this file. */
@@ -19,7 +22,5 @@ export function ormqDataSourceOptions(url: string = process.env.ORMQ_DATABASE_UR
     subscribers: [...ormqSubscribers],
     migrations: [...ormqMigrations],
   };
-  if (/^postgres(ql)?:\/\//.test(url)) return { type: "postgres", url, ...common };
-  // WAL lets readers and ormq's worker connection proceed while one connection writes.
-  return { type: "better-sqlite3", database: url.replace(/^sqlite:(\/\/)?/, ""), enableWAL: true, ...common };
+  return { ...dataSourceOptionsForUrl(url), ...common };
 }

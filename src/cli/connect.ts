@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import type { DependencyContainer } from "tsyringe";
 import { DataSource } from "typeorm";
-import { ormqDataSourceOptions } from "../config";
+import { databaseFileOf, ormqDataSourceOptions } from "../config";
 import { OrmqConfigurationError } from "../errors";
 import { loadDataSourceModule } from "../moduleLoader";
 
@@ -45,8 +45,9 @@ export async function connect(flags: ConnectionFlags, options: { needsClasses?: 
   }
   if (!url) throw new OrmqConfigurationError("no database: pass -d ./dist/data-source.js or --database-url, or set ORMQ_DATA_SOURCE or ORMQ_DATABASE_URL");
   const dsOptions = ormqDataSourceOptions(url);
-  if (dsOptions.type === "better-sqlite3" && !options.mayCreate && dsOptions.database !== ":memory:" && !existsSync(dsOptions.database)) {
-    throw new OrmqConfigurationError(`no SQLite database at ${dsOptions.database} (run \`ormq migrate\` to create one)`);
+  const file = databaseFileOf(dsOptions);
+  if (file !== null && !options.mayCreate && !existsSync(file)) {
+    throw new OrmqConfigurationError(`no SQLite database at ${file} (run \`ormq migrate\` to create one)`);
   }
   const dataSource = new DataSource({ ...dsOptions, logging: false });
   await dataSource.initialize();

@@ -1,4 +1,4 @@
-import type { DataSource } from "typeorm";
+import type { DataSource, DataSourceOptions } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
@@ -18,15 +18,32 @@ export { installSqliteIntegerKey } from "./sqlite/integerKey";
 export type { DialectTraits, Query } from "./traits";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
+/** Every dialect, in the order a database URL is offered to them (the last takes any URL). */
+const ALL_TRAITS: readonly DialectTraits[] = [postgresTraits, sqliteTraits];
+
 /**
  * The one place that decides which dialect serves a DataSource: its traits (capabilities, and the
  * worker-side dialect it opens). Any other driver is a clear error.
  */
 export function traitsOf(dataSource: DataSource): DialectTraits {
   const type = dataSource.options.type;
-  if (type === "postgres") return postgresTraits;
-  if (type === "better-sqlite3") return sqliteTraits;
-  throw new OrmqConfigurationError(`ormq supports the "postgres" and "better-sqlite3" drivers, not "${type}"`);
+  const traits = ALL_TRAITS.find((t) => t.driver === type);
+  if (traits) return traits;
+  throw new OrmqConfigurationError(`ormq supports the ${ALL_TRAITS.map((t) => `"${t.driver}"`).join(" and ")} drivers, not "${type}"`);
+}
+
+/** The DataSource options of a database URL: the first dialect that claims it. */
+export function dataSourceOptionsForUrl(url: string): DataSourceOptions {
+  for (const traits of ALL_TRAITS) {
+    const options = traits.optionsForUrl(url);
+    if (options) return options;
+  }
+  throw new OrmqConfigurationError(`no ormq dialect serves the database URL ${JSON.stringify(url.slice(0, 100))}`);
+}
+
+/** The file a DataSource's database lives in (an embedded database), or null. */
+export function databaseFileOf(options: DataSourceOptions): string | null {
+  return ALL_TRAITS.find((t) => t.driver === options.type)?.databaseFile(options) ?? null;
 }
 
 /** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */

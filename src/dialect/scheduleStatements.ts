@@ -130,7 +130,7 @@ export async function writeTick(dataSource: DataSource, write: TickWrite, announ
 
 /** Runs a schedule write: on an embedded database, one at a time per file in this process (see inFileTurn). */
 function inTurn<T>(dataSource: DataSource, write: () => Promise<T>): Promise<T> {
-  return traitsOf(dataSource).clockSql !== null ? write() : inFileTurn(String(dataSource.options.database), write);
+  return traitsOf(dataSource).writesTakeTurnsPerFile ? inFileTurn(String(dataSource.options.database), write) : write();
 }
 
 function tickTransaction(dataSource: DataSource, write: TickWrite, announce: (m: EntityManager) => void): Promise<string[] | null> {

@@ -1,4 +1,4 @@
-import type { DataSource, QueryRunner } from "typeorm";
+import type { DataSource, DataSourceOptions, QueryRunner } from "typeorm";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
 
@@ -37,6 +37,20 @@ export type Query = (sql: string, params: unknown[]) => Promise<unknown>;
  */
 export interface DialectTraits {
   readonly name: "postgres" | "sqlite";
+  /** The TypeORM driver (`DataSourceOptions.type`) it serves. */
+  readonly driver: DataSourceOptions["type"];
+  /**
+   * The DataSource options of a database URL this dialect serves (`postgres://…`), or null when
+   * the URL is not its own. The SQLite dialect takes any URL none other claims (a file path).
+   */
+  optionsForUrl(url: string): DataSourceOptions | null;
+  /** The file a DataSource of this dialect keeps its database in; null for a server (or `:memory:`). */
+  databaseFile(options: DataSourceOptions): string | null;
+  /**
+   * Writes to one database file take turns within a process (an embedded database): schedule
+   * writes queue per file rather than fail busy (see scheduleStatements.ts inFileTurn).
+   */
+  readonly writesTakeTurnsPerFile: boolean;
   /**
    * A statement that returns the database's clock in epoch ms as `now`; null when the database's
    * clock is this host's (an embedded database).

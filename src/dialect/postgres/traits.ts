@@ -8,6 +8,10 @@ import { guardPostgresPool } from "./poolGuard";
 /** PostgreSQL: a server with its own clock, numbered parameters, unnest inserts and NOTIFY. */
 export const postgresTraits: DialectTraits = {
   name: "postgres",
+  driver: "postgres",
+  optionsForUrl: (url) => (/^postgres(ql)?:\/\//.test(url) ? { type: "postgres", url } : null),
+  databaseFile: () => null,
+  writesTakeTurnsPerFile: false,
   clockSql: `SELECT (floor(extract(epoch from clock_timestamp()) * 1000))::bigint AS now`,
   parameter: (n) => `$${n}`,
   // The protocol's limit.

@@ -10,6 +10,11 @@ import { SqliteDialect } from "./dialect";
  */
 export const sqliteTraits: DialectTraits = {
   name: "sqlite",
+  driver: "better-sqlite3",
+  // WAL lets readers and ormq's worker connection proceed while one connection writes.
+  optionsForUrl: (url) => ({ type: "better-sqlite3", database: url.replace(/^sqlite:(\/\/)?/, ""), enableWAL: true }),
+  databaseFile: (options) => (options.type === "better-sqlite3" && options.database !== ":memory:" ? options.database : null),
+  writesTakeTurnsPerFile: true,
   clockSql: null,
   parameter: () => "?",
   // SQLITE_MAX_VARIABLE_NUMBER since 3.32.

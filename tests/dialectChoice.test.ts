@@ -1,0 +1,38 @@
+/**
+ * The one place that picks a dialect (src/dialect/index.ts): from a database URL (the options
+ * `ormqDataSourceOptions` builds) and from a DataSource's driver; and the file an embedded
+ * database lives in. No other module branches on the database.
+ */
+import { DataSource } from "typeorm";
+import { ormqDataSourceOptions } from "../src";
+import { databaseFileOf } from "../src/config";
+import { traitsOf } from "../src/dialect";
+
+describe("choosing the dialect", () => {
+  it("a postgres:// or postgresql:// URL is PostgreSQL; anything else is a SQLite file (with WAL)", () => {
+    expect(ormqDataSourceOptions("postgres://u:p@h/db")).toMatchObject({ type: "postgres", url: "postgres://u:p@h/db" });
+    expect(ormqDataSourceOptions("postgresql://h/db")).toMatchObject({ type: "postgres" });
+    expect(ormqDataSourceOptions("./app.sqlite")).toMatchObject({ type: "better-sqlite3", database: "./app.sqlite", enableWAL: true });
+    expect(ormqDataSourceOptions("sqlite://data/x.db")).toMatchObject({ type: "better-sqlite3", database: "data/x.db" });
+    for (const url of ["postgres://h/db", "./a.sqlite"]) {
+      const options = ormqDataSourceOptions(url);
+      expect(options.entities).toBeDefined();
+      expect(options.subscribers).toBeDefined();
+      expect(options.migrations).toBeDefined();
+    }
+  });
+
+  it("the file of an embedded database, and none for a server or :memory:", () => {
+    expect(databaseFileOf(ormqDataSourceOptions("./a.sqlite"))).toBe("./a.sqlite");
+    expect(databaseFileOf(ormqDataSourceOptions("postgres://h/db"))).toBeNull();
+    expect(databaseFileOf({ type: "better-sqlite3", database: ":memory:" })).toBeNull();
+  });
+
+  it("a DataSource of another driver is refused with the drivers ormq supports", () => {
+    // (TypeORM cannot build a MySQL DataSource without mysql2 installed: only its options are read.)
+    const ds = { options: { type: "mysql" } } as unknown as DataSource;
+    expect(() => traitsOf(ds)).toThrow('ormq supports the "postgres" and "better-sqlite3" drivers, not "mysql"');
+    expect(traitsOf(new DataSource(ormqDataSourceOptions("postgres://h/db"))).name).toBe("postgres");
+    expect(traitsOf(new DataSource(ormqDataSourceOptions("./a.sqlite"))).name).toBe("sqlite");
+  });
+});
