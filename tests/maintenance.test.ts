@@ -5,7 +5,8 @@
  */
 import fc from "fast-check";
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, ormqFor, processForever } from "../src";
+import { BaseTaskEntity, ormqFor, processForever, TaskFailedError, waitForResult, WorkerLostError } from "../src";
+import { rescueExpiredTasks } from "../src/admin";
 import { MetaEntity } from "../entities/ControlEntity";
 import { holdLease, leaseHolder, parseLease, releaseLease } from "../src/dialect/maintenanceLease";
 import { RecordRun, testEntities } from "./fixtures/tasks";
@@ -107,5 +108,20 @@ describe.each(DIALECTS)("maintenance leases on %s", (dialect) => {
       offRescued();
       offStarted();
     }
+  });
+
+  it("a task whose worker was lost on its last attempt fails, and its wait's cause is a WorkerLostError", async () => {
+    const [task] = await ds.getRepository(RecordRun).save([RecordRun.create({ label: "lost", maxAttempts: 1 })]);
+    await ds
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ status: "running", lockedBy: "gone", lockedUntil: new Date(1), attempts: 1 })
+      .whereInIds([task.id])
+      .execute();
+    expect(await rescueExpiredTasks({ dataSource: ds, logger: memoryLogger().logger })).toEqual([{ id: task.id, status: "failed" }]);
+    const err = await waitForResult(task.id, { dataSource: ds, timeoutMs: 5_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as TaskFailedError).cause).toBeInstanceOf(WorkerLostError);
+    expect((err as TaskFailedError).cause).toMatchObject({ name: "WorkerLostError" });
   });
 });
