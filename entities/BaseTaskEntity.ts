@@ -5,7 +5,7 @@ import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 import { maybeTaskOperations, taskOperations, type CancelResult, type WaitOptions, type WaitResult } from "./operations";
 import type { TaskStatus } from "./status";
-import type { ConcurrencyLimitOption, Loose, RateLimitOption, ScheduleOption, UniqueOption } from "./unique";
+import type { ConcurrencyLimitOption, Loose, RateLimitOption, ScheduleOption, UniqueOption } from "./classOptions";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";

@@ -6,7 +6,8 @@
  */
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { readControlRows, upsertControl, type ControlRow } from "../dialect/controlsWrites";
+import { readControlRows, type ControlRow } from "../dialect/controlsRead";
+import { upsertControl } from "../dialect/controlsWrites";
 import { InvalidOptionError } from "../errors";
 import { resolveDataSource } from "../dataSource";
 import { checkFilterText, checkQueueFilter } from "./taskFilter";

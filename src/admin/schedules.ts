@@ -7,7 +7,7 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { ScheduleSource } from "../../entities/ScheduleEntity";
-import { deleteSchedule as deleteScheduleRow, readSchedules, setSchedulePaused } from "../dialect/scheduleStatements";
+import { deleteScheduleRows, readSchedules, setSchedulePaused } from "../dialect/scheduleStatements";
 import { resolveDataSource } from "../dataSource";
 import { InvalidOptionError } from "../errors";
 import { type TaskClass } from "../registry";
@@ -91,7 +91,7 @@ export async function resumeSchedule(name: string, options: { dataSource?: DataS
  */
 export async function deleteSchedule(name: string, options: { dataSource?: DataSource } = {}): Promise<boolean> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
-  return deleteScheduleRow(dataSource.manager, checkName(name, "deleteSchedule(name)"));
+  return deleteScheduleRows(dataSource.manager, checkName(name, "deleteSchedule(name)"));
 }
 
 /** Every schedule (or the one named), with its next run by the database's clock. */

@@ -2,7 +2,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type TaskStatus } from "../../entities/BaseTaskEntity";
 import { countByQueueTypeStatus, countFinishedSince, countLiveWorkers, countUnfinishedTasks, finishedPerMinute, oldestReadyRunAt, readyByQueue, runningByWorker, workerRows } from "../dialect/taskReads";
 import { TaskRegistry } from "../registry";
-import { readControlRows, type ControlRow } from "../dialect/controlsWrites";
+import { readControlRows, type ControlRow } from "../dialect/controlsRead";
 import { resolveDataSource } from "../dataSource";
 import { InvalidOptionError } from "../errors";
 import { ageMs, readInstant, readJson, type StoredInstant } from "./storedValues";

@@ -1,8 +1,11 @@
 /**
  * The flow controls read, for both databases: one statement over ormq_controls and ormq_meta,
- * whose rows are turned into `Controls` here. Tolerant of odd rows: a concurrency that is not a
+ * whose rows are turned into `Controls` here (the worker's read), and the control rows as the
+ * admin functions list them (`readControlRows`). Tolerant of odd rows: a concurrency that is not a
  * positive integer is no limit, and a schema version that is not a number is unknown.
  */
+import type { EntityManager } from "typeorm";
+import { ControlEntity, type ControlScope } from "../../entities/ControlEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Controls, Tables } from "./dialect";
 
@@ -53,4 +56,34 @@ export function missingTable(err: unknown, table: string, migration: string): un
     return new OrmqConfigurationError(`ormq's tables are older than this ormq (no ${table}): run ormq's migrations (${migration})`, { cause: err });
   }
   return err;
+}
+
+/** A control row as read. */
+export interface ControlRow {
+  scope: ControlScope;
+  name: string;
+  paused: boolean;
+  concurrency: number | null;
+  /** At most `max` claimed per `perMs`, or null. */
+  rate: { max: number; perMs: number } | null;
+  updatedAt: number;
+}
+
+/** Every control row that says something (paused, or a limit), by scope and name. */
+export async function readControlRows(m: EntityManager): Promise<ControlRow[]> {
+  const rows = await m
+    .getRepository(ControlEntity)
+    .createQueryBuilder("c")
+    .where("c.paused <> 0 OR c.concurrency IS NOT NULL OR c.rate_max IS NOT NULL")
+    .orderBy("c.scope")
+    .addOrderBy("c.name")
+    .getMany();
+  return rows.map((r) => ({
+    scope: r.scope,
+    name: r.name,
+    paused: Number(r.paused) !== 0,
+    concurrency: r.concurrency,
+    rate: r.rateMax === null || r.ratePerMs === null ? null : { max: Number(r.rateMax), perMs: Number(r.ratePerMs) },
+    updatedAt: Number(r.updatedAt),
+  }));
 }

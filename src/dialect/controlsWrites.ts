@@ -1,20 +1,11 @@
 /**
- * The writes and reads of `ormq_controls` on the application's connection, through TypeORM's
- * query builder (one statement for both databases): an upsert per change, keyed by scope and name.
+ * The writes of `ormq_controls` on the application's connection, through TypeORM's query builder
+ * (one statement for both databases): an upsert per change, keyed by scope and name. The reads
+ * are in controlsRead.ts.
  */
 import type { EntityManager } from "typeorm";
 import { ControlEntity, type ControlScope } from "../../entities/ControlEntity";
 
-/** A control row as read. */
-export interface ControlRow {
-  scope: ControlScope;
-  name: string;
-  paused: boolean;
-  concurrency: number | null;
-  /** At most `max` claimed per `perMs`, or null. */
-  rate: { max: number; perMs: number } | null;
-  updatedAt: number;
-}
 
 /** Sets fields of one control row, creating it when missing. */
 export async function upsertControl(
@@ -45,23 +36,4 @@ export async function upsertControl(
     .orUpdate(update, ["scope", "name"])
     .updateEntity(false)
     .execute();
-}
-
-/** Every control row that says something (paused, or a limit), by scope and name. */
-export async function readControlRows(m: EntityManager): Promise<ControlRow[]> {
-  const rows = await m
-    .getRepository(ControlEntity)
-    .createQueryBuilder("c")
-    .where("c.paused <> 0 OR c.concurrency IS NOT NULL OR c.rate_max IS NOT NULL")
-    .orderBy("c.scope")
-    .addOrderBy("c.name")
-    .getMany();
-  return rows.map((r) => ({
-    scope: r.scope,
-    name: r.name,
-    paused: Number(r.paused) !== 0,
-    concurrency: r.concurrency,
-    rate: r.rateMax === null || r.ratePerMs === null ? null : { max: Number(r.rateMax), perMs: Number(r.ratePerMs) },
-    updatedAt: Number(r.updatedAt),
-  }));
 }

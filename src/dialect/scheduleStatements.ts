@@ -94,7 +94,7 @@ export async function setSchedulePaused(m: EntityManager, name: string, paused: 
 }
 
 /** Deletes schedules by name (only of `source`, when given). True when one existed. */
-export async function deleteSchedule(m: EntityManager, names: string | readonly string[], source?: ScheduleSource): Promise<boolean> {
+export async function deleteScheduleRows(m: EntityManager, names: string | readonly string[], source?: ScheduleSource): Promise<boolean> {
   const list = typeof names === "string" ? [names] : names;
   if (list.length === 0) return false;
   const query = m.createQueryBuilder().delete().from(ScheduleEntity).where("name IN (:...list)", { list });

@@ -5,7 +5,7 @@
  */
 import type { EntityMetadata } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import type { ConcurrencyLimitOption, RateLimitOption } from "../../entities/unique";
+import type { ConcurrencyLimitOption, RateLimitOption } from "../../entities/classOptions";
 import { TaskDefinitionError } from "../errors";
 
 /** A checked concurrency limit: `column` is the database name of the `by` column, or null. */

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import ms from "ms";
 import type { EntityMetadata, ObjectLiteral } from "typeorm";
-import type { OnConflict, UniqueOption } from "../../entities/unique";
+import type { OnConflict, UniqueOption } from "../../entities/classOptions";
 
 export type { OnConflict, UniqueOption };
 import { TaskDefinitionError, TaskValidationError } from "../errors";

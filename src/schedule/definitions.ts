@@ -4,7 +4,7 @@
  * a cron spec and the task row each tick writes (see taskTemplate.ts).
  */
 import type { DataSource } from "typeorm";
-import { deleteSchedule, insertSchedule, readSchedules, sameDefinition, updateSchedule, type ScheduleDefinition } from "../dialect/scheduleStatements";
+import { deleteScheduleRows, insertSchedule, readSchedules, sameDefinition, updateSchedule, type ScheduleDefinition } from "../dialect/scheduleStatements";
 import type { Logger } from "../logger";
 import type { TaskType } from "../registry";
 import type { ScheduleSpec } from "./scheduleSpec";
@@ -55,7 +55,7 @@ export async function putSchedule(dataSource: DataSource, definition: ScheduleDe
  */
 export async function registerClassSchedules(dataSource: DataSource, types: readonly TaskType[], logger: Logger): Promise<void> {
   const unscheduled = types.filter((t) => !t.schedule).map((t) => t.key);
-  for (let i = 0; i < unscheduled.length; i += 500) await deleteSchedule(dataSource.manager, unscheduled.slice(i, i + 500), "class");
+  for (let i = 0; i < unscheduled.length; i += 500) await deleteScheduleRows(dataSource.manager, unscheduled.slice(i, i + 500), "class");
   for (const type of types) {
     if (!type.schedule) continue;
     const definition = await scheduleDefinition(dataSource, type.key, type, type.schedule.spec, type.schedule.data, "class", `${type.cls.name}.schedule`);

@@ -5,7 +5,7 @@
  * pure function of the clock it is given.
  */
 import { Cron } from "croner";
-import type { CatchUp, ScheduleOption } from "../../entities/unique";
+import type { CatchUp, ScheduleOption } from "../../entities/classOptions";
 
 export type { CatchUp, ScheduleOption };
 
