@@ -3,12 +3,11 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { prepareDataSource, tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
 import { OrmqError, TaskDefinitionError } from "../errors";
-import { applyDefaults } from "./subscriber";
+import { prepareForInsert } from "./subscriber";
 import { setKeyColumns, settleDuplicate } from "./uniqueEnqueue";
 import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
 import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
 import { announcementOf } from "../client/announcements";
-import { checkTaskFields, validateTask } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { rowWriter } from "./rowValues";
 import { ormqFor } from "../client/client";
@@ -63,19 +62,8 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       if (spec) await ensureUniqueGuard(client.uniqueGuard, dataSource, runner);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;
-        if (client.middleware.hasEnqueue) {
-          // The client's enqueue middleware sees each task as save() would show it.
-          await client.middleware.enqueue(tasks[i], async () => {
-            applyDefaults(task, cls, now);
-            checkTaskFields(task, cls.name);
-            await validateTask(task, cls, type);
-          });
-        } else {
-          // Without middleware (nearly always): no closure and no extra await per task.
-          applyDefaults(task, cls, now);
-          checkTaskFields(task, cls.name);
-          await validateTask(task, cls, type);
-        }
+        // The client's enqueue middleware sees each task as save() would show it.
+        await prepareForInsert(client.middleware, task, cls, type, now);
         const key = setKeyColumns(task, spec, type, cls.name, now);
         if (key) keys.set(i, key);
       }
