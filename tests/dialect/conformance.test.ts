@@ -10,6 +10,7 @@ import { createDialect, tablesOf, traitsOf, type Completion, type Dialect } from
 import { bulkInsert } from "../../src/dialect/bulkInsert";
 import { cancelPending, deleteFinished, deleteOrphanEvents, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "../support/db";
+import { until } from "../support/helpers";
 
 @ChildEntity("conf_a")
 class ConfA extends BaseTaskEntity {
@@ -392,5 +393,50 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
     if (clockSql === null) return expect(dialect).toBe("sqlite");
     const [{ now }] = (await ds.query(clockSql)) as { now: unknown }[];
     expect(Math.abs(Number(now) - Date.now())).toBeLessThan(5_000);
+  });
+
+  describe("registration, wake-ups, closing and the unique guard", () => {
+    it("registerWorker writes the worker's row, running; markStopped marks it stopped", async () => {
+      await worker.registerWorker({ name: "ConfA", host: "h", pid: 42, queues: ["qa"] });
+      const [row] = await ds.query(`SELECT state, pid, stopped_at FROM ormq_workers WHERE id = 'worker-1'`);
+      expect(row).toMatchObject({ state: "running", pid: 42, stopped_at: null });
+      await worker.markStopped();
+      const [after] = await ds.query(`SELECT state, stopped_at FROM ormq_workers WHERE id = 'worker-1'`);
+      expect(after.state).toBe("stopped");
+      expect(after.stopped_at).not.toBeNull();
+    });
+
+    it("listen wakes the worker when another connection commits a task, until close", async () => {
+      const woken: (readonly string[] | null)[] = [];
+      await worker.listen((announcements) => woken.push(announcements));
+      woken.length = 0;
+      await ds.getRepository(ConfA).save(ConfA.create({ label: "wake" }));
+      await until("the worker is woken", () => woken.length > 0, 5_000);
+      // What a wake-up names, when it names anything, concerns the committed task.
+      const named = woken.filter((w): w is readonly string[] => w !== null).flat();
+      for (const a of named) expect(a).toBe("qa/conf_a");
+      await worker.close();
+      woken.length = 0;
+      await ds.getRepository(ConfA).save(ConfA.create({ label: "after close" }));
+      await new Promise((r) => setTimeout(r, 300)); // several change checks, and a NOTIFY's delivery
+      expect(woken).toEqual([]);
+      worker = createDialect(ds, "worker-1", memoryLogger().logger); // afterEach closes it again
+    });
+
+    it("the unique guard: reported installed once installed, absent once dropped, and installed again", async () => {
+      const traits = traitsOf(ds);
+      const tasks = tablesOf(ds).tasks;
+      // (On SQLite, TypeORM's rebuild of the table for the test classes' columns dropped the
+      // migration's trigger: the reason for installWhenMissing.)
+      if ((await traits.uniqueGuard.installed(ds, tasks)) === "absent") for (const statement of traits.uniqueGuard.install(tasks)) await ds.query(statement);
+      expect(await traits.uniqueGuard.installed(ds, tasks)).not.toBe("absent");
+      try {
+        for (const statement of traits.uniqueGuard.drop(tasks)) await ds.query(statement);
+        expect(await traits.uniqueGuard.installed(ds, tasks)).toBe("absent");
+      } finally {
+        for (const statement of traits.uniqueGuard.install(tasks)) await ds.query(statement);
+      }
+      expect(await traits.uniqueGuard.installed(ds, tasks)).not.toBe("absent");
+    });
   });
 });
