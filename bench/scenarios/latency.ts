@@ -13,7 +13,7 @@ import pino from "pino";
 import { ChildEntity, EventSubscriber, type EntitySubscriberInterface, type DataSource } from "typeorm";
 import { BaseTaskEntity, enqueueMany, processForever, processN } from "../../src";
 import { Databases, open, percentile, withClient, type DatabaseName, type Result } from "../common";
-import { quietGraphileLogger } from "./others";
+import { ownedPool, quietGraphileLogger } from "./others";
 
 const started = new Map<string, number>();
 let lastCommitAt = 0;
@@ -123,13 +123,17 @@ export async function graphileLatency(databases: Databases, samples: number, dra
   const url = await databases.fresh("postgres");
   const gw = await import("graphile-worker");
   const logger = quietGraphileLogger(gw);
-  await gw.runMigrations({ connectionString: url, logger });
+  // A pool the scenario owns and ends (see ownedPool): graphile-worker's own, made from a
+  // connection string, could outlive it, and the next scenario's drop of this database then
+  // ended the whole run on that pool's unhandled error event (seen in a smoke run).
+  const pgPool = ownedPool(url);
+  await gw.runMigrations({ pgPool, logger });
   const handled = new Map<string, number>();
   let drainedCount = 0;
   let drainedAll: () => void = () => {};
   const allDrained = new Promise<void>((resolve) => (drainedAll = resolve));
   const runner = await gw.run({
-    connectionString: url,
+    pgPool,
     concurrency: 10,
     noHandleSignals: true,
     logger,
@@ -152,6 +156,7 @@ export async function graphileLatency(databases: Databases, samples: number, dra
     return summarise("postgres (graphile-worker)", `graphile-worker 0.18 defaults, ${drained > 0 ? `after a drain of ${drained}` : "fresh database"}`, series);
   } finally {
     await runner.stop();
+    await pgPool.end();
   }
 }
 

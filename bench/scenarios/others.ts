@@ -65,7 +65,7 @@ export async function graphileWorker(databases: Databases, tasks: number, batche
  * database (WITH (FORCE): 57P01 on every connection) then ended the whole run on that pool's
  * unhandled error event, seven minutes in.
  */
-function ownedPool(url: string): Pool {
+export function ownedPool(url: string): Pool {
   const pool = new Pool({ connectionString: url });
   pool.on("error", () => {}); // an idle connection the server closed: nothing to do here
   pool.on("connect", (client) => client.on("error", () => {})); // (graphile-worker asks for both)
