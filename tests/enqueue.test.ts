@@ -1,9 +1,9 @@
-import type { DataSource, EntityMetadata, Logger } from "typeorm";
+import type { DataSource, EntityMetadata } from "typeorm";
 import { taskSaveOptions } from "../src/tasks/saveOptions";
 import { BaseTaskEntity, enqueueMany, InvalidOptionError, processForever, TaskDefinitionError, TaskValidationError } from "../src";
 import { QuietTask, RecordRun, RunLog, SendEmail, ValidatedEmail, testEntities } from "./fixtures/tasks";
 import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
-import { until } from "./support/helpers";
+import { statementLog, until } from "./support/helpers";
 
 describe.each(DIALECTS)("enqueueMany on %s", (dialect) => {
   let ds: DataSource;
@@ -115,15 +115,7 @@ describe.each(DIALECTS)("save() of one task on %s", (dialect) => {
   // PostgreSQL: three round trips; SQLite's are in-process calls, and TypeORM reads the new row's
   // generated columns back with a SELECT there. No statement of ormq's own in either.
   it("is TypeORM's statements alone in autocommit (PostgreSQL: START TRANSACTION, INSERT, COMMIT), and the NOTIFY follows on its own", async () => {
-    const statements: string[] = [];
-    const counting: Logger = {
-      logQuery: (query) => void statements.push(query),
-      logQueryError: () => {},
-      logQuerySlow: () => {},
-      logSchemaBuild: () => {},
-      logMigration: () => {},
-      log: () => {},
-    };
+    const { statements, logger: counting } = statementLog();
     const ds = await openDataSource(db, testEntities, { logging: ["query"], logger: counting, migrationsRun: false });
     try {
       await ds.getRepository(SendEmail).save(SendEmail.create({ to: "warm@example.com" })); // measures the clock once

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "pg";
 import { DataSource, type Logger as TypeOrmLogger } from "typeorm";
+import { statementLog } from "./support/helpers";
 import { BaseTaskEntity, ormqEntities } from "../src";
 import { installSqliteIntegerKey } from "../src/dialect";
 import { narrowInsertReread, openClientsOf, poolOf, resetTransactionDepth, SQLITE_BEGIN, transformTo } from "../src/dialect/libraryInternals";
@@ -46,15 +47,7 @@ describe("TypeORM's and node-postgres's internals ormq relies on", () => {
   });
 
   it("the SQLite query runner begins a transaction with exactly BEGIN TRANSACTION, and counts its depth in transactionDepth", async () => {
-    const sent: string[] = [];
-    const logger: TypeOrmLogger = {
-      logQuery: (q) => void sent.push(q),
-      logQueryError: () => {},
-      logQuerySlow: () => {},
-      logSchemaBuild: () => {},
-      logMigration: () => {},
-      log: () => {},
-    };
+    const { statements: sent, logger } = statementLog();
     const { ds, done } = await plainSqlite(logger);
     try {
       sent.length = 0;

@@ -5,22 +5,14 @@
  * INSERT's text is the same at every save (its instants are bound), so its statement is prepared once.
  */
 import type { DataSource } from "typeorm";
-import type { Logger as TypeOrmLogger } from "typeorm";
+import { statementLog } from "./support/helpers";
 import { EphemeralTask, SendEmail, testEntities } from "./fixtures/tasks";
 import { createTestDb, openDataSource, type TestDb } from "./support/db";
 
 describe("the read after a task's insert (sqlite)", () => {
   let db: TestDb;
   let ds: DataSource;
-  const queries: string[] = [];
-  const logger: TypeOrmLogger = {
-    logQuery: (query) => void queries.push(query),
-    logQueryError: () => {},
-    logQuerySlow: () => {},
-    logSchemaBuild: () => {},
-    logMigration: () => {},
-    log: () => {},
-  };
+  const { statements: queries, logger } = statementLog();
   beforeAll(async () => {
     db = await createTestDb("sqlite");
     ds = await openDataSource(db, testEntities, { logger, logging: true });

@@ -1,3 +1,4 @@
+import type { Logger as TypeOrmLogger } from "typeorm";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, type ProcessSummary } from "../../src";
 
@@ -23,4 +24,14 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 /** A worker summary with zeroes for every count not given. */
 export function expectedSummary(counts: Partial<ProcessSummary>): ProcessSummary {
   return { processed: 0, succeeded: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0, heldBack: 0, ...counts };
+}
+
+/** A TypeORM logger that keeps every statement it is shown, in order (and logs nothing else). */
+export function statementLog(): { statements: string[]; logger: TypeOrmLogger } {
+  const statements: string[] = [];
+  const ignore = () => {};
+  return {
+    statements,
+    logger: { logQuery: (query) => void statements.push(query), logQueryError: ignore, logQuerySlow: ignore, logSchemaBuild: ignore, logMigration: ignore, log: ignore },
+  };
 }
