@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table } from "typeorm";
+import { schemaParts } from "./schemaParts";
 
 /**
  * Creates `ormq_tasks` (the columns of BaseTaskEntity), `ormq_workers` (WorkerEntity) and
@@ -13,8 +14,8 @@ export class OrmqInit1763900000000 implements MigrationInterface {
 
   async up(runner: QueryRunner): Promise<void> {
     const millis = { type: "bigint" } as const;
-    // SQLite allows AUTOINCREMENT only on INTEGER PRIMARY KEY, which is 64-bit there anyway.
-    const idType = runner.connection.options.type === "postgres" ? "bigint" : "integer";
+    const schema = schemaParts(runner);
+    const idType = schema.generatedIdType;
     await runner.createTable(
       new Table({
         name: "ormq_tasks",
@@ -41,19 +42,15 @@ export class OrmqInit1763900000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.query(`CREATE INDEX "ormq_tasks_type" ON "ormq_tasks" ("type") WHERE status = 'failed'`);
+    await schema.createIndex("ormq_tasks_type", "ormq_tasks", ["type"], { where: "status = 'failed'" });
     // The earliest upcoming due time among tasks made ready later than they were created, for an
     // idle worker's sleep.
-    await runner.query(
-      `CREATE INDEX "ormq_tasks_scheduled" ON "ormq_tasks" ("run_at") WHERE status = 'pending' AND run_at > created_at`,
-    );
+    await schema.createIndex("ormq_tasks_scheduled", "ormq_tasks", ["run_at"], { where: "status = 'pending' AND run_at > created_at" });
     // Running tasks by lease end: the rescue of expired leases reads only this.
-    await runner.query(`CREATE INDEX "ormq_tasks_lease" ON "ormq_tasks" ("locked_until") WHERE status = 'running'`);
+    await schema.createIndex("ormq_tasks_lease", "ormq_tasks", ["locked_until"], { where: "status = 'running'" });
     // Ready tasks in claim order. The only index ormq's hot path needs; partial, so finished tasks
     // (most of the table, in time) cost it nothing.
-    await runner.query(
-      `CREATE INDEX "ormq_tasks_claim" ON "ormq_tasks" ("priority" DESC, "run_at", "id") WHERE status = 'pending'`,
-    );
+    await schema.createIndex("ormq_tasks_claim", "ormq_tasks", ["priority DESC", "run_at", "id"], { where: "status = 'pending'" });
     await this.createWorkers(runner);
     await this.createEvents(runner);
   }
@@ -75,12 +72,13 @@ export class OrmqInit1763900000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.query(`CREATE INDEX "ormq_workers_heartbeat" ON "ormq_workers" ("last_heartbeat_at")`);
+    await schemaParts(runner).createIndex("ormq_workers_heartbeat", "ormq_workers", ["last_heartbeat_at"]);
   }
 
   /** No foreign key to `ormq_tasks`: see TaskEventEntity (prune removes events with their tasks). */
   private async createEvents(runner: QueryRunner): Promise<void> {
-    const idType = runner.connection.options.type === "postgres" ? "bigint" : "integer";
+    const schema = schemaParts(runner);
+    const idType = schema.generatedIdType;
     await runner.createTable(
       new Table({
         name: "ormq_task_events",
@@ -95,18 +93,16 @@ export class OrmqInit1763900000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.query(`CREATE INDEX "ormq_task_events_task" ON "ormq_task_events" ("task_id")`);
+    await schema.createIndex("ormq_task_events_task", "ormq_task_events", ["task_id"]);
   }
 
   async down(runner: QueryRunner): Promise<void> {
-    await runner.query(`DROP INDEX "ormq_task_events_task"`);
+    const schema = schemaParts(runner);
+    await schema.dropIndex("ormq_task_events_task", "ormq_task_events");
     await runner.dropTable("ormq_task_events");
-    await runner.query(`DROP INDEX "ormq_workers_heartbeat"`);
+    await schema.dropIndex("ormq_workers_heartbeat", "ormq_workers");
     await runner.dropTable("ormq_workers");
-    await runner.query(`DROP INDEX "ormq_tasks_lease"`);
-    await runner.query(`DROP INDEX "ormq_tasks_claim"`);
-    await runner.query(`DROP INDEX "ormq_tasks_type"`);
-    await runner.query(`DROP INDEX "ormq_tasks_scheduled"`);
+    for (const index of ["ormq_tasks_lease", "ormq_tasks_claim", "ormq_tasks_type", "ormq_tasks_scheduled"]) await schema.dropIndex(index, "ormq_tasks");
     await runner.dropTable("ormq_tasks");
   }
 }

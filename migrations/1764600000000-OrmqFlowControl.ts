@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table } from "typeorm";
+import { schemaParts } from "./schemaParts";
 
 /**
  * Flow controls set at run time (`ormq_controls`: paused queues and types, queue concurrency and
@@ -31,7 +32,8 @@ export class OrmqFlowControl1764600000000 implements MigrationInterface {
         ],
       }),
     );
-    const idType = runner.connection.options.type === "postgres" ? "bigint" : "integer";
+    const schema = schemaParts(runner);
+    const idType = schema.generatedIdType;
     await runner.createTable(
       new Table({
         name: "ormq_rate_claims",
@@ -42,14 +44,15 @@ export class OrmqFlowControl1764600000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.query(`CREATE INDEX "ormq_rate_claims_key" ON "ormq_rate_claims" ("key", "until")`);
-    await runner.query(`CREATE INDEX "ormq_rate_claims_until" ON "ormq_rate_claims" ("until")`);
-    await runner.query(`INSERT INTO "ormq_meta" ("key", "value") VALUES ('schema_version', '2')`);
+    await schema.createIndex("ormq_rate_claims_key", "ormq_rate_claims", ["key", "until"]);
+    await schema.createIndex("ormq_rate_claims_until", "ormq_rate_claims", ["until"]);
+    await schema.setSchemaVersion(2, "insert");
   }
 
   async down(runner: QueryRunner): Promise<void> {
-    await runner.query(`DROP INDEX "ormq_rate_claims_until"`);
-    await runner.query(`DROP INDEX "ormq_rate_claims_key"`);
+    const schema = schemaParts(runner);
+    await schema.dropIndex("ormq_rate_claims_until", "ormq_rate_claims");
+    await schema.dropIndex("ormq_rate_claims_key", "ormq_rate_claims");
     await runner.dropTable("ormq_rate_claims");
     await runner.dropTable("ormq_meta");
     await runner.dropTable("ormq_controls");

@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table } from "typeorm";
+import { schemaParts } from "./schemaParts";
 
 /**
  * Recurring tasks (`ormq_schedules`), the schedule that enqueued a task (`schedule_name`), and a
@@ -29,17 +30,17 @@ export class OrmqSchedules1764700000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.query(`ALTER TABLE "ormq_tasks" ADD COLUMN "schedule_name" varchar(255)`);
-    await runner.query(`ALTER TABLE "ormq_tasks" ADD COLUMN "progress" double precision`);
-    await runner.query(`ALTER TABLE "ormq_tasks" ADD COLUMN "progress_message" varchar(200)`);
-    await runner.query(`UPDATE "ormq_meta" SET "value" = '3' WHERE "key" = 'schema_version'`);
+    const schema = schemaParts(runner);
+    await schema.addColumn("ormq_tasks", "schedule_name", "varchar(255)");
+    await schema.addColumn("ormq_tasks", "progress", "double precision");
+    await schema.addColumn("ormq_tasks", "progress_message", "varchar(200)");
+    await schema.setSchemaVersion(3, "update");
   }
 
   async down(runner: QueryRunner): Promise<void> {
-    await runner.query(`UPDATE "ormq_meta" SET "value" = '2' WHERE "key" = 'schema_version'`);
-    await runner.query(`ALTER TABLE "ormq_tasks" DROP COLUMN "progress_message"`);
-    await runner.query(`ALTER TABLE "ormq_tasks" DROP COLUMN "progress"`);
-    await runner.query(`ALTER TABLE "ormq_tasks" DROP COLUMN "schedule_name"`);
+    const schema = schemaParts(runner);
+    await schema.setSchemaVersion(2, "update");
+    for (const column of ["progress_message", "progress", "schedule_name"]) await schema.dropColumn("ormq_tasks", column);
     await runner.dropTable("ormq_schedules");
   }
 }

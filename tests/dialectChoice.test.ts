@@ -6,7 +6,7 @@
 import { DataSource } from "typeorm";
 import { ormqDataSourceOptions } from "../src";
 import { databaseFileOf } from "../src/config";
-import { traitsOf } from "../src/dialect";
+import { contractOf } from "../src/dialect";
 
 describe("choosing the dialect", () => {
   it("a postgres:// or postgresql:// URL is PostgreSQL; anything else is a SQLite file (with WAL)", () => {
@@ -31,8 +31,8 @@ describe("choosing the dialect", () => {
   it("a DataSource of another driver is refused with the drivers ormq supports", () => {
     // (TypeORM cannot build a MySQL DataSource without mysql2 installed: only its options are read.)
     const ds = { options: { type: "mysql" } } as unknown as DataSource;
-    expect(() => traitsOf(ds)).toThrow('ormq supports the "postgres" and "better-sqlite3" drivers, not "mysql"');
-    expect(traitsOf(new DataSource(ormqDataSourceOptions("postgres://h/db"))).name).toBe("postgres");
-    expect(traitsOf(new DataSource(ormqDataSourceOptions("./a.sqlite"))).name).toBe("sqlite");
+    expect(() => contractOf(ds)).toThrow('ormq supports the "postgres" and "better-sqlite3" drivers, not "mysql"');
+    expect(contractOf(new DataSource(ormqDataSourceOptions("postgres://h/db"))).name).toBe("postgres");
+    expect(contractOf(new DataSource(ormqDataSourceOptions("./a.sqlite"))).name).toBe("sqlite");
   });
 });

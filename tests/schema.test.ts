@@ -39,4 +39,18 @@ describe.each(DIALECTS)("schema on %s", (dialect) => {
     const [row] = await ds.query(sql);
     expect(row.def).toMatch(/"?priority"? DESC/);
   });
+
+  it("every migration reverts and applies again, through the database's contract, to the same schema", async () => {
+    const migrations = ds.migrations.length;
+    for (let i = 0; i < migrations; i++) await ds.undoLastMigration();
+    const left = dialect === "postgres"
+      ? await ds.query(`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'ormq%'`)
+      : await ds.query(`SELECT name FROM sqlite_master WHERE name LIKE 'ormq%'`);
+    expect(left).toEqual([]); // tables, indexes and triggers all gone
+    expect(await ds.runMigrations()).toHaveLength(migrations);
+    const log = await ds.driver.createSchemaBuilder().log();
+    expect(log.upQueries.map((q) => q.query)).toEqual([]);
+    const [version] = await ds.query(`SELECT value FROM ormq_meta WHERE "key" = 'schema_version'`);
+    expect(version.value).toBe("3");
+  });
 });

@@ -9,7 +9,7 @@
  * middleware.
  */
 import type { DataSource } from "typeorm";
-import { traitsOf, type DialectTraits } from "../dialect";
+import { contractOf, type DatabaseContract } from "../dialect";
 import { DatabaseClock } from "../dialect/clock";
 import { newOrigin } from "../dialect/origin";
 import { UniqueGuardState } from "../dialect/uniqueTasks";
@@ -23,8 +23,8 @@ import { MiddlewareStack, type Middleware } from "./middleware";
 const clients = new WeakMap<DataSource, OrmqClient>();
 
 export class OrmqClient {
-  /** The dialect's capabilities for this DataSource's driver (the driver is checked here, once). */
-  readonly traits: DialectTraits;
+  /** The contract of this DataSource's database (the driver is checked here, once). */
+  readonly contract: DatabaseContract;
   /** The tag its NOTIFYs carry, so that its own workers skip what they were woken for in-process. */
   readonly origin = newOrigin();
   /** The database's clock as seen from this process. */
@@ -41,7 +41,7 @@ export class OrmqClient {
   private waiterMade: ResultWaiter | undefined;
 
   private constructor(readonly dataSource: DataSource) {
-    this.traits = traitsOf(dataSource);
+    this.contract = contractOf(dataSource);
     this.clock = new DatabaseClock(dataSource);
     this.announcements = new Announcements(dataSource, this.origin);
   }

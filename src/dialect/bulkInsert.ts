@@ -1,7 +1,7 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../errors";
-import { traitsOf } from "./index";
-import type { BulkInsertOptions, DialectTraits } from "./traits";
+import type { BulkInsertOptions, SqlSpelling } from "./contract";
+import { contractOf } from "./index";
 
 /** Larger statements buy nothing measurable and make one round trip hold locks longer. */
 const MAX_ROWS_PER_STATEMENT = 2_000;
@@ -24,16 +24,17 @@ export async function bulkInsert(
   options: BulkInsertOptions = {},
 ): Promise<unknown[]> {
   if (rows.length === 0) return [];
-  const traits = traitsOf(runner.connection);
-  if (traits.arrayInsert) {
+  const contract = contractOf(runner.connection);
+  const sql = contract.sql;
+  if (contract.enqueue.arrayInsert) {
     // One array per column (PostgreSQL's unnest): see postgres/arrayInsert.ts. Null when this
     // table cannot be inserted that way; VALUES lists then.
-    const returned = await traits.arrayInsert(runner, table, columns, rows, returning, options);
+    const returned = await contract.enqueue.arrayInsert(runner, table, columns, rows, returning, options);
     if (returned !== null) return returned;
   }
   const escape = (name: string) => runner.connection.driver.escape(name);
   // A multi-row INSERT is cut into statements that stay under the dialect's parameter limit.
-  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(traits.maxParameters / columns.length)));
+  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(sql.maxParameters / columns.length)));
   const head = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) VALUES `;
   const tail = returning ? ` RETURNING ${escape(returning)}` : "";
   const out: unknown[] = [];
@@ -41,7 +42,7 @@ export async function bulkInsert(
     const chunk = rows.slice(start, start + perStatement);
     const params: unknown[] = [];
     for (const row of chunk) for (const value of row) params.push(value);
-    const result: unknown = await runner.query(head + valuesList(traits, chunk.length, columns.length) + tail, params);
+    const result: unknown = await runner.query(head + valuesList(sql, chunk.length, columns.length) + tail, params);
     if (!returning) continue;
     const returned = (Array.isArray(result) ? result : []) as Record<string, unknown>[];
     if (returned.length !== chunk.length && !options.maySkip) throw new OrmqError(`bulk insert into ${table}: ${returned.length} rows returned for ${chunk.length} inserted`);
@@ -55,14 +56,14 @@ export async function bulkInsert(
  * `?`), one row's text is repeated rather than built per row: SQLite's statements carry up to
  * 32,766 marks: building each one cost enqueueMany about 1 µs of its ~20 µs of CPU a task.
  */
-function valuesList(traits: DialectTraits, rows: number, columns: number): string {
-  if (traits.parameter(1) === traits.parameter(2)) {
-    return Array<string>(rows).fill(`(${Array<string>(columns).fill(traits.parameter(1)).join(", ")})`).join(", ");
+function valuesList(sql: SqlSpelling, rows: number, columns: number): string {
+  if (sql.parameter(1) === sql.parameter(2)) {
+    return Array<string>(rows).fill(`(${Array<string>(columns).fill(sql.parameter(1)).join(", ")})`).join(", ");
   }
   const tuples: string[] = [];
   for (let r = 0; r < rows; r++) {
     const marks: string[] = [];
-    for (let c = 1; c <= columns; c++) marks.push(traits.parameter(r * columns + c));
+    for (let c = 1; c <= columns; c++) marks.push(sql.parameter(r * columns + c));
     tuples.push(`(${marks.join(", ")})`);
   }
   return tuples.join(", ");

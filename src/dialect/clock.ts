@@ -1,5 +1,5 @@
 import type { DataSource, QueryRunner } from "typeorm";
-import { traitsOf } from "./index";
+import { contractOf } from "./index";
 
 /**
  * The database's clock, as seen from this process. Due times and leases are compared with the
@@ -29,7 +29,7 @@ export class DatabaseClock {
   private readonly clockSql: string | null;
 
   constructor(private readonly dataSource: DataSource) {
-    this.clockSql = traitsOf(dataSource).clockSql;
+    this.clockSql = contractOf(dataSource).clockSql;
   }
 
   /** The database's current time in epoch ms (this host's clock corrected by the measured offset). */

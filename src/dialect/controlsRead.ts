@@ -7,15 +7,17 @@
 import type { EntityManager } from "typeorm";
 import { ControlEntity, type ControlScope } from "../../entities/ControlEntity";
 import { OrmqConfigurationError } from "../errors";
+import type { SqlSpelling } from "./contract";
 import type { Controls, Tables } from "./dialect";
 
 /** The statement (no parameters): rows of (scope, name, paused, concurrency, value). */
-export function controlsSql(tables: Tables): string {
+export function controlsSql(tables: Tables, sql: SqlSpelling): string {
+  const key = sql.escape("key");
   return `
     SELECT scope, name, paused, concurrency, rate_max, rate_per_ms, NULL AS value FROM ${tables.controls}
     WHERE paused <> 0 OR concurrency IS NOT NULL OR rate_max IS NOT NULL
     UNION ALL
-    SELECT 'meta' AS scope, ${'"key"'} AS name, 0 AS paused, NULL AS concurrency, NULL AS rate_max, NULL AS rate_per_ms, value FROM ${tables.meta} WHERE ${'"key"'} = 'schema_version'`;
+    SELECT 'meta' AS scope, ${key} AS name, 0 AS paused, NULL AS concurrency, NULL AS rate_max, NULL AS rate_per_ms, value FROM ${tables.meta} WHERE ${key} = 'schema_version'`;
 }
 
 /** Controls from the statement's rows. */

@@ -1,7 +1,8 @@
 /**
- * The contract between the worker and a database. `postgres/dialect.ts` and `sqlite/dialect.ts` are the only
- * modules that know which database is in use; they implement the same statements under the same
- * names, and real differences are capability flags, not `if (postgres)` in shared code.
+ * The worker's session on a database: the statements of the hot path and of a worker's own
+ * upkeep, each database's own (`postgres/dialect.ts`, `sqlite/dialect.ts`), opened by its contract
+ * (contract.ts `worker`). Grouped by job: tasks (claim, complete, due times, cancel requests),
+ * queues (the flow controls), workers (register, heartbeat, stop), rescue, wake-ups.
  */
 
 /** A row of `ormq_tasks` as the database returns it (column names, driver value types). */
@@ -97,8 +98,11 @@ export interface Completion {
  */
 export type WakeHandler = (announcements: readonly string[] | null) => void;
 
-/** Which tasks a worker can run: the claim's filters without its limit and lease. */
-export type TaskFilter = Pick<ClaimRequest, "types" | "queues">;
+/**
+ * Which tasks a worker can run: the claim's filters without its limit and lease. (The admin's
+ * filter of stored tasks is another thing: `TaskFilter` in admin/taskFilter.ts.)
+ */
+export type ClaimFilter = Pick<ClaimRequest, "types" | "queues">;
 import type { TaskEventKind } from "../../entities/TaskEventEntity";
 
 /** A task's status after its outcome was written. */
@@ -151,6 +155,8 @@ export interface Dialect {
   readonly completionWriters: number;
   /** This worker's id, stamped on the tasks it holds. */
   readonly workerId: string;
+
+  // Tasks
   /** Marks up to `limit` ready tasks running for this worker and returns their rows, in claim order (see claimOrder.ts). */
   claim(request: ClaimRequest): Promise<TaskRow[]>;
   /**
@@ -159,12 +165,16 @@ export interface Dialect {
    * `cancelled`. A task missing from the map was no longer this worker's to finish.
    */
   complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>>;
-  /** The flow controls every worker applies: read about once a second. */
-  readControls(): Promise<Controls>;
   /** Milliseconds until the earliest upcoming due time among tasks it could claim; null if none. */
-  nextDueInMs(filter: TaskFilter): Promise<number | null>;
+  nextDueInMs(filter: ClaimFilter): Promise<number | null>;
   /** Of these running tasks held by this worker, the ids someone asked to cancel. */
   cancelRequested(ids: readonly string[]): Promise<string[]>;
+
+  // Queues
+  /** The flow controls every worker applies: read about once a second. */
+  readControls(): Promise<Controls>;
+
+  // Workers
   /** Adds this worker's row to `ormq_workers`. */
   registerWorker(info: WorkerInfo): Promise<void>;
   /**
@@ -175,12 +185,16 @@ export interface Dialect {
   heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Renewal>;
   /** Marks this worker stopped. */
   markStopped(): Promise<void>;
+
+  // Rescue
   /**
    * Returns up to `limit` running tasks whose lease expired to the queue (attempt counted; failed
    * when out of attempts; cancelled when a cancel was requested), recording "worker lost" in their
    * errors. The UPDATE re-checks status and lease itself, so a completion that got in first wins.
    */
   rescueExpired(limit: number): Promise<RescuedTask[]>;
+
+  // Wake-ups
   /** Starts telling `onWake` when new tasks may be ready (LISTEN, or a cheap change check). */
   listen(onWake: WakeHandler): Promise<void>;
   /** Stops listening and releases the dialect's own connections. The DataSource stays open. */

@@ -7,35 +7,35 @@ import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
 import { newOrigin } from "./origin";
-import { postgresTraits } from "./postgres/traits";
-import { sqliteTraits } from "./sqlite/traits";
-import type { DialectOptions, DialectTraits } from "./traits";
+import type { DatabaseContract, DialectOptions } from "./contract";
+import { postgresContract } from "./postgres/contract";
+import { sqliteContract } from "./sqlite/contract";
 
-export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
+export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "./dialect";
 export { outsideTransactions } from "./sqlite/connectionGuard";
 /** SQLite's 64-bit generated key in TypeORM's DDL (see sqlite/integerKey.ts): installed once per process. */
 export { installSqliteIntegerKey } from "./sqlite/integerKey";
-export type { DialectTraits, Query } from "./traits";
+export type { DatabaseContract, Query } from "./contract";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
-/** Every dialect, in the order a database URL is offered to them (the last takes any URL). */
-const ALL_TRAITS: readonly DialectTraits[] = [postgresTraits, sqliteTraits];
+/** Every database's contract, in the order a database URL is offered to them (the last takes any URL). */
+const ALL_CONTRACTS: readonly DatabaseContract[] = [postgresContract, sqliteContract];
 
 /**
- * The one place that decides which dialect serves a DataSource: its traits (capabilities, and the
- * worker-side dialect it opens). Any other driver is a clear error.
+ * The one place that decides which database's contract serves a DataSource (by its driver). Any
+ * other driver is a clear error.
  */
-export function traitsOf(dataSource: DataSource): DialectTraits {
+export function contractOf(dataSource: DataSource): DatabaseContract {
   const type = dataSource.options.type;
-  const traits = ALL_TRAITS.find((t) => t.driver === type);
-  if (traits) return traits;
-  throw new OrmqConfigurationError(`ormq supports the ${ALL_TRAITS.map((t) => `"${t.driver}"`).join(" and ")} drivers, not "${type}"`);
+  const contract = ALL_CONTRACTS.find((c) => c.connection.driver === type);
+  if (contract) return contract;
+  throw new OrmqConfigurationError(`ormq supports the ${ALL_CONTRACTS.map((c) => `"${c.connection.driver}"`).join(" and ")} drivers, not "${type}"`);
 }
 
 /** The DataSource options of a database URL: the first dialect that claims it. */
 export function dataSourceOptionsForUrl(url: string): DataSourceOptions {
-  for (const traits of ALL_TRAITS) {
-    const options = traits.optionsForUrl(url);
+  for (const contract of ALL_CONTRACTS) {
+    const options = contract.connection.optionsForUrl(url);
     if (options) return options;
   }
   throw new OrmqConfigurationError(`no ormq dialect serves the database URL ${JSON.stringify(url.slice(0, 100))}`);
@@ -43,7 +43,7 @@ export function dataSourceOptionsForUrl(url: string): DataSourceOptions {
 
 /** The file a DataSource's database lives in (an embedded database), or null. */
 export function databaseFileOf(options: DataSourceOptions): string | null {
-  return ALL_TRAITS.find((t) => t.driver === options.type)?.databaseFile(options) ?? null;
+  return ALL_CONTRACTS.find((c) => c.connection.driver === options.type)?.connection.databaseFile(options) ?? null;
 }
 
 /** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */
@@ -70,7 +70,7 @@ export function tablesOf(dataSource: DataSource): Tables {
  * connection longer than this is logged (the worker passes its lease).
  */
 export function createDialect(dataSource: DataSource, workerId: string, logger: Logger, options: Partial<DialectOptions> = {}): Dialect {
-  return traitsOf(dataSource).createDialect(dataSource, tablesOf(dataSource), workerId, logger, {
+  return contractOf(dataSource).worker(dataSource, tablesOf(dataSource), workerId, logger, {
     slowConnectionMs: options.slowConnectionMs ?? 30_000,
     pooler: options.pooler ?? "none",
     listenUrl: options.listenUrl ?? null,
@@ -84,7 +84,7 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
  * tagged with the DataSource's `origin`.
  */
 export async function announceNewTasks(dataSource: DataSource, announcements: readonly string[], origin: string): Promise<void> {
-  const notify = traitsOf(dataSource).notify;
+  const notify = contractOf(dataSource).enqueue.notify;
   if (!notify) return;
   await notify((sql, params) => dataSource.query(sql, params), announcements, origin);
 }
@@ -95,5 +95,5 @@ export async function announceNewTasks(dataSource: DataSource, announcements: re
  * PostgreSQL, keeps a connection the server ends from crashing the process.
  */
 export function prepareDataSource(dataSource: DataSource): void {
-  traitsOf(dataSource).prepare(dataSource);
+  contractOf(dataSource).connection.prepare(dataSource);
 }

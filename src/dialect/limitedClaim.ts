@@ -11,7 +11,11 @@
  * claims of the window still held in ormq_rate_claims instead of the running tasks (a sliding
  * window by the database's clock at claim). A rank among all candidates is never lower
  * than its rank among those picked, so with two limits on one task neither can be exceeded.
+ *
+ * Written once for every database with its `SqlParts` (a window function and a CTE computed once
+ * are all it asks of the database).
  */
+import type { SqlParts } from "./contract";
 import type { ClaimLimits, ClaimRequest } from "./dialect";
 import { readyWhere } from "./lifecycle";
 
@@ -23,30 +27,6 @@ import { readyWhere } from "./lifecycle";
 export const LIMITED_SCAN_PER_TASK = 4;
 export const LIMITED_SCAN_MIN = 200;
 export const LIMITED_SCAN_MAX = 5_000;
-
-/** How a dialect writes a parameter and a list test. */
-export interface SqlParts {
-  /** A bind parameter, cast to `type` where the dialect needs it. */
-  param(value: unknown, type: "text" | "int" | "bigint"): string;
-  /** `column IN (…)` for a list of text values (empty: false). */
-  inList(column: string, values: readonly string[]): string;
-  /** `column NOT IN (…)` (empty: true). */
-  notInList(column: string, values: readonly string[]): string;
-  /** `column IN (…)` for task ids (through the primary key). */
-  inIds(column: string, ids: readonly string[]): string;
-  /** Row lock for the candidates ("" where the dialect has one writer). */
-  lockRows: string;
-  escape(column: string): string;
-  /**
-   * A key expression (text) bounded to what ormq_rate_claims.key holds: a long key is replaced by
-   * its head and a digest, so a long `by` value can never make a claim fail. The identity where
-   * the column has no length limit (SQLite's text).
-   */
-  boundedKey(expression: string): string;
-}
-
-/** Keys longer than this (characters) are stored as their first 100 characters and an md5 digest: 133 in all, far below the column's 600. */
-export const MAX_STORED_KEY = 300;
 
 /**
  * SQL returning the ids to claim (`SELECT id …`), at most `limit`, in claim order. Text is built
@@ -83,8 +63,10 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: () => str
   const notRatedQueue = sql.notInList("r.queue", ratedQueues);
   const queueRateMax = caseOf("r.queue", limits.queueRates.map((q) => [q.queue, q.max]), sql);
   const most = sql.param(limit, "int");
+  const key = sql.escape("key");
+  const queueRateKey = (alias: string) => sql.concat("'q:'", `${alias}queue`);
   return `
-    WITH cand AS MATERIALIZED (
+    WITH ${sql.materialized("cand")} (
       SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
       WHERE ${readyWhere(candNow)} AND ${candTypes} ${queueFilter} ${excluded}
         AND (${candLimited})
@@ -104,15 +86,15 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: () => str
       SELECT queue, count(*) AS n FROM ${tasks}
       WHERE status = 'running' AND ${usedQueues} GROUP BY queue
     ), rused AS (
-      SELECT ${'"key"'} AS k, count(*) AS n FROM ${rateClaims}
-      WHERE until > ${rateNow} AND ${'"key"'} IN (SELECT rkey FROM cand UNION SELECT 'q:' || queue FROM cand)
-      GROUP BY ${'"key"'}
+      SELECT ${key} AS k, count(*) AS n FROM ${rateClaims}
+      WHERE until > ${rateNow} AND ${key} IN (SELECT rkey FROM cand UNION SELECT ${queueRateKey("")} FROM cand)
+      GROUP BY ${key}
     )
     SELECT r.id FROM ranked r
       LEFT JOIN tused tu ON tu.tkey = r.tkey
       LEFT JOIN qused qu ON qu.queue = r.queue
       LEFT JOIN rused ru ON ru.k = r.rkey
-      LEFT JOIN rused rq ON rq.k = 'q:' || r.queue
+      LEFT JOIN rused rq ON rq.k = ${queueRateKey("r.")}
     WHERE (r.tkey IS NULL OR r.trn + COALESCE(tu.n, 0) <= ${typeMax})
       AND (${notLimitedQueue} OR r.qrn + COALESCE(qu.n, 0) <= ${queueMax})
       AND (r.rkey IS NULL OR r.rrn + COALESCE(ru.n, 0) <= ${rateMax})
@@ -146,22 +128,23 @@ export function rateClaimsSql(
   const queueWindow = caseOf("queue", limits.queueRates.map((q) => [q.queue, q.perMs]), sql, "bigint");
   const queueIds = sql.inIds("id", ids);
   const rated = sql.inList("queue", limits.queueRates.map((q) => q.queue));
+  const queueKey = sql.concat("'q:'", "queue");
   const insert = `
-    INSERT INTO ${rateClaims} (${'"key"'}, until)
+    INSERT INTO ${rateClaims} (${sql.escape("key")}, until)
     SELECT k, ${insertNow} + w FROM (
       SELECT ${typeKey} AS k, ${typeWindow} AS w FROM ${tasks} WHERE ${typeIds}
       UNION ALL
-      SELECT 'q:' || queue AS k, ${queueWindow} AS w FROM ${tasks} WHERE ${queueIds} AND ${rated}
+      SELECT ${queueKey} AS k, ${queueWindow} AS w FROM ${tasks} WHERE ${queueIds} AND ${rated}
     ) x WHERE k IS NOT NULL`;
   return [prune, { text: insert, values }];
 }
 
 /** A type's key under one kind of limit (`t:<type>:<by value>`), or NULL for types without one. */
 function keyOfType(limits: readonly { type: string; column: string | null }[], typeColumn: string, sql: SqlParts): string {
-  if (limits.length === 0) return "CAST(NULL AS TEXT)";
+  if (limits.length === 0) return sql.castText("NULL");
   const arms = limits.map((t) => {
-    const value = t.column === null ? "''" : `COALESCE(CAST(${sql.escape(t.column)} AS TEXT), '')`;
-    return `WHEN ${sql.param(t.type, "text")} THEN ${sql.param(`t:${t.type}:`, "text")} || ${value}`;
+    const value = t.column === null ? "''" : `COALESCE(${sql.castText(sql.escape(t.column))}, '')`;
+    return `WHEN ${sql.param(t.type, "text")} THEN ${sql.concat(sql.param(`t:${t.type}:`, "text"), value)}`;
   });
   return sql.boundedKey(`CASE ${typeColumn} ${arms.join(" ")} ELSE NULL END`);
 }

@@ -10,7 +10,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { ScheduleEntity, type ScheduleSource } from "../../entities/ScheduleEntity";
 import { bulkInsert } from "./bulkInsert";
-import { tablesOf, traitsOf } from "./index";
+import { contractOf, tablesOf } from "./index";
 import { inFileTurn } from "./sqlite/connectionGuard";
 
 /** A schedule's definition, as written. */
@@ -130,7 +130,7 @@ export async function writeTick(dataSource: DataSource, write: TickWrite, announ
 
 /** Runs a schedule write: on an embedded database, one at a time per file in this process (see inFileTurn). */
 function inTurn<T>(dataSource: DataSource, write: () => Promise<T>): Promise<T> {
-  return traitsOf(dataSource).writesTakeTurnsPerFile ? inFileTurn(String(dataSource.options.database), write) : write();
+  return contractOf(dataSource).connection.writesTakeTurnsPerFile ? inFileTurn(String(dataSource.options.database), write) : write();
 }
 
 function tickTransaction(dataSource: DataSource, write: TickWrite, announce: (m: EntityManager) => void): Promise<string[] | null> {

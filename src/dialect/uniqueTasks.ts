@@ -7,7 +7,7 @@ import type { DataSource, EntityManager, ObjectLiteral, QueryRunner } from "type
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import { OrmqConfigurationError } from "../errors";
-import { tablesOf, traitsOf } from "./index";
+import { contractOf, tablesOf } from "./index";
 
 /** A task that holds a unique key. */
 export interface StandingTask {
@@ -42,24 +42,24 @@ export class UniqueGuardState {
  */
 export async function ensureUniqueGuard(state: UniqueGuardState, dataSource: DataSource, runner?: QueryRunner): Promise<void> {
   if (state.confirmed) return;
-  const traits = traitsOf(dataSource).uniqueGuard;
+  const guard = contractOf(dataSource).schema.uniqueGuard;
   const tasks = tablesOf(dataSource).tasks;
   const on = runner && !runner.isReleased ? runner : undefined;
   // Another process may be installing it at this moment (SQLite: "database is locked"): look
   // again, for about two seconds, before giving up.
   for (let attempt = 0; ; attempt++) {
     try {
-      const seen = await traits.installed(dataSource, tasks, on);
+      const seen = await guard.installed(dataSource, tasks, on);
       if (seen !== "absent") {
         if (seen === "committed" || !on || !state.installedBy.has(on)) state.confirmed = true;
         return;
       }
-      if (!dataSource.options.synchronize && !traits.installWhenMissing) {
+      if (!dataSource.options.synchronize && !guard.installWhenMissing) {
         throw new OrmqConfigurationError(
           "unique tasks need ormq's guard trigger on ormq_tasks, which is missing: run ormq's migrations (OrmqUniqueTasks), or synchronize",
         );
       }
-      for (const statement of traits.install(tasks)) await (on ?? dataSource).query(statement);
+      for (const statement of guard.install(tasks)) await (on ?? dataSource).query(statement);
       if (on?.isTransactionActive) state.installedBy.add(on);
       else state.confirmed = true;
       return;
@@ -105,7 +105,7 @@ async function standingOf(m: EntityManager, keys: readonly { key: string; window
 
 /** Whether the insert just made on `runner` was skipped by the guard (see the trait), or null: look at the id. */
 export async function insertSkipped(runner: QueryRunner): Promise<boolean | null> {
-  const ask = traitsOf(runner.connection).uniqueGuard.insertSkipped;
+  const ask = contractOf(runner.connection).enqueue.insertSkipped;
   return ask ? ask(runner) : null;
 }
 

@@ -1,5 +1,5 @@
 import type { DataSource, EntityMetadata, SaveOptions } from "typeorm";
-import { traitsOf } from "../dialect";
+import { contractOf } from "../dialect";
 
 /**
  * The options `task.save()` passes on to TypeORM. A task with no cascading relation is one
@@ -10,7 +10,7 @@ import { traitsOf } from "../dialect";
  * as before (say, for a subscriber of yours that writes when a task is inserted).
  */
 export function taskSaveOptions(dataSource: DataSource, metadata: EntityMetadata, options: SaveOptions | undefined): SaveOptions | undefined {
-  if (options?.transaction !== undefined || !traitsOf(dataSource).autocommitSave) return options;
+  if (options?.transaction !== undefined || !contractOf(dataSource).enqueue.autocommitSave) return options;
   const cascades = metadata.relations.some((r) => r.isCascadeInsert || r.isCascadeUpdate || r.isCascadeSoftRemove || r.isCascadeRecover || r.isCascadeRemove);
   return cascades ? options : { ...options, transaction: false };
 }

@@ -1,4 +1,4 @@
-import type { ClaimRequest, Dialect, TaskFilter, TaskRow } from "../dialect";
+import type { ClaimRequest, Dialect, ClaimFilter, TaskRow } from "../dialect";
 import type { Logger } from "../logger";
 import { DatabaseBackoff } from "./backoff";
 import type { Doze } from "./doze";
@@ -106,7 +106,7 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
 }
 
 /** Milliseconds until the next scheduled task this worker could claim; Infinity if none or unknown. */
-async function nextDue(dialect: Dialect, filter: TaskFilter, logger: Logger): Promise<number> {
+async function nextDue(dialect: Dialect, filter: ClaimFilter, logger: Logger): Promise<number> {
   try {
     const due = await dialect.nextDueInMs(filter);
     return due === null ? Infinity : Math.max(0, due);

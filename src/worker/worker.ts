@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
-import { createDialect, prepareDataSource, type TaskFilter } from "../dialect";
+import { createDialect, prepareDataSource, type ClaimFilter } from "../dialect";
 import { countReadyTasks } from "../dialect/taskReads";
 import { concerns } from "../client/announcements";
 import { TaskSubscriber } from "../enqueue/subscriber";
@@ -250,7 +250,7 @@ export class Worker {
 }
 
 /** Ready tasks of a worker's types and queues (what a pause or a limit left behind); 0 when it cannot tell. */
-async function countHeldBack(dataSource: DataSource, filter: TaskFilter, logger: Logger): Promise<number> {
+async function countHeldBack(dataSource: DataSource, filter: ClaimFilter, logger: Logger): Promise<number> {
   try {
     return await countReadyTasks(dataSource, filter, await ormqFor(dataSource).clock.now());
   } catch (err) {

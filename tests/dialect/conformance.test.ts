@@ -6,7 +6,7 @@
 import { ChildEntity, Column, type DataSource } from "typeorm";
 import { BaseTaskEntity } from "../../src";
 import { pauseQueue, pauseType, setQueueLimits } from "../../src/admin";
-import { createDialect, tablesOf, traitsOf, type Completion, type Dialect } from "../../src/dialect";
+import { contractOf, createDialect, tablesOf, type Completion, type Dialect } from "../../src/dialect";
 import { bulkInsert } from "../../src/dialect/bulkInsert";
 import { cancelPending, deleteFinished, deleteOrphanEvents, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
 import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "../support/db";
@@ -389,7 +389,7 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
   });
 
   it(`uses the database clock: ${dialect === "postgres" ? "the server's" : "this host's (clockSql is null: skipped)"}`, async () => {
-    const clockSql = traitsOf(ds).clockSql;
+    const clockSql = contractOf(ds).clockSql;
     if (clockSql === null) return expect(dialect).toBe("sqlite");
     const [{ now }] = (await ds.query(clockSql)) as { now: unknown }[];
     expect(Math.abs(Number(now) - Date.now())).toBeLessThan(5_000);
@@ -424,19 +424,19 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
     });
 
     it("the unique guard: reported installed once installed, absent once dropped, and installed again", async () => {
-      const traits = traitsOf(ds);
+      const guard = contractOf(ds).schema.uniqueGuard;
       const tasks = tablesOf(ds).tasks;
       // (On SQLite, TypeORM's rebuild of the table for the test classes' columns dropped the
       // migration's trigger: the reason for installWhenMissing.)
-      if ((await traits.uniqueGuard.installed(ds, tasks)) === "absent") for (const statement of traits.uniqueGuard.install(tasks)) await ds.query(statement);
-      expect(await traits.uniqueGuard.installed(ds, tasks)).not.toBe("absent");
+      if ((await guard.installed(ds, tasks)) === "absent") for (const statement of guard.install(tasks)) await ds.query(statement);
+      expect(await guard.installed(ds, tasks)).not.toBe("absent");
       try {
-        for (const statement of traits.uniqueGuard.drop(tasks)) await ds.query(statement);
-        expect(await traits.uniqueGuard.installed(ds, tasks)).toBe("absent");
+        for (const statement of guard.drop(tasks)) await ds.query(statement);
+        expect(await guard.installed(ds, tasks)).toBe("absent");
       } finally {
-        for (const statement of traits.uniqueGuard.install(tasks)) await ds.query(statement);
+        for (const statement of guard.install(tasks)) await ds.query(statement);
       }
-      expect(await traits.uniqueGuard.installed(ds, tasks)).not.toBe("absent");
+      expect(await guard.installed(ds, tasks)).not.toBe("absent");
     });
   });
 });

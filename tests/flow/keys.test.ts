@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import type { DataSource } from "typeorm";
 import { enqueueMany, processN } from "../../src";
-import { tablesOf, traitsOf } from "../../src/dialect";
+import { contractOf, tablesOf } from "../../src/dialect";
 import { uniqueKeysOf } from "../../src/flow/uniqueSpec";
 import { TaskRegistry } from "../../src/registry";
 import { TenantRated, TypedKey } from "../fixtures/flow";
@@ -91,7 +91,7 @@ describe.each(DIALECTS)("the unique guard on a fresh DataSource (%s)", (dialect)
     // As an application's schema would be before ormq's first unique enqueue: no guard yet.
     const ds = await openDataSource(db, testEntities, { synchronize: true });
     try {
-      for (const statement of traitsOf(ds).uniqueGuard.drop(tablesOf(ds).tasks)) await ds.query(statement);
+      for (const statement of contractOf(ds).schema.uniqueGuard.drop(tablesOf(ds).tasks)) await ds.query(statement);
       await expect(
         ds.transaction(async (m) => {
           await m.save(TypedKey.create({ num: 1, flag: true, amount: 1, at: AT }));

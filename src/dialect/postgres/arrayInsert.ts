@@ -1,6 +1,6 @@
 import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../../errors";
-import type { BulkInsertOptions } from "../traits";
+import type { BulkInsertOptions } from "../contract";
 
 /** Rows per unnest statement: large, but each array stays well below PostgreSQL's 1 GB value limit. */
 const MAX_ROWS_PER_UNNEST = 10_000;

@@ -3,16 +3,17 @@ import type { Pool, QueryConfig, QueryResult } from "pg";
 import type { DataSource } from "typeorm";
 import type { Logger } from "../../logger";
 import { PostgresListener } from "./listener";
-import type { DialectOptions } from "../traits";
+import type { DialectOptions } from "../contract";
 import { ClaimWatermark, type ClaimPosition } from "./watermark";
 import { tagWriteError } from "../writeFailure";
 import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
-import { limitedPickSql, MAX_STORED_KEY, rateClaimsSql, type SqlParts } from "../limitedClaim";
-import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
+import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 import { poolOf } from "../libraryInternals";
+import { postgresSql } from "./sql";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
@@ -222,7 +223,7 @@ export class PostgresDialect implements Dialect {
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
     const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
-    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, this.sqlParts(values));
+    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, postgresSql.parts(values));
     const text = `
       WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", "$3", request.columns)}
       SELECT * FROM claimed ORDER BY priority DESC, run_at, id`;
@@ -232,7 +233,7 @@ export class PostgresDialect implements Dialect {
       const { rows } = await client.query({ text, values });
       // The rate limits' record of these claims, in the same transaction (see rateClaimsSql).
       const ids = rows.map((r: { id: unknown }) => String(r.id));
-      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, ids, (v) => this.sqlParts(v))) {
+      for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, ids, postgresSql.parts)) {
         await client.query(statement);
       }
       await client.query("COMMIT");
@@ -245,27 +246,9 @@ export class PostgresDialect implements Dialect {
     }
   }
 
-  /** How limitedClaim.ts writes parameters here: numbered, pushed onto `values`. */
-  private sqlParts(values: unknown[]): SqlParts {
-    return {
-      param: (value, type) => `$${values.push(value)}::${type}`,
-      inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
-      notInList: (column, list) => `${column} <> ALL($${values.push(list)}::text[])`,
-      inIds: (column, ids) => `${column} = ANY($${values.push(ids)}::bigint[])`,
-      // No row locks: limited claims run one at a time (the advisory lock), plain claims never
-      // take limited tasks, and the claim's UPDATE re-checks each row is still pending (a cancel
-      // that got in first wins). Locking every candidate read cost more than the claim itself.
-      lockRows: "",
-      escape: (column) => this.dataSource.driver.escape(column),
-      // The key is computed once (a subquery's column) and replaced by a digest past the bound.
-      boundedKey: (e) =>
-        `(SELECT CASE WHEN length(k) > ${MAX_STORED_KEY} THEN left(k, 100) || '#' || md5(k) ELSE k END FROM (SELECT ${e} AS k) bk)`,
-    };
-  }
-
   async readControls(): Promise<Controls> {
     try {
-      const text = controlsSql(this.tables);
+      const text = controlsSql(this.tables, postgresSql);
       return controlsOf((await this.query({ name: statementName("controls", text), text })).rows);
     } catch (err) {
       throw missingControls(err);
@@ -394,7 +377,7 @@ export class PostgresDialect implements Dialect {
     return new Map(rows.map((r: { id: unknown; status: FinalStatus }) => [String(r.id), r.status]));
   }
 
-  async nextDueInMs(filter: TaskFilter): Promise<number | null> {
+  async nextDueInMs(filter: ClaimFilter): Promise<number | null> {
     const queueFilter = filter.queues ? `AND queue = ANY($2::text[])` : "";
     // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
     const text = `

@@ -6,9 +6,10 @@ import type { Logger } from "../../logger";
 import { compareClaimOrder, returningColumns } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
-import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
-import { limitedPickSql, rateClaimsSql, type SqlParts } from "../limitedClaim";
+import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
+import { sqliteSql } from "./sql";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 
 /** A worker's row, inserted, or made alive again when it exists. */
@@ -90,13 +91,13 @@ export class SqliteDialect implements Dialect {
       request,
       (now) => {
         const values: unknown[] = [];
-        const parts = sqliteParts(values);
+        const parts = sqliteSql.parts(values);
         const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts);
         return { pick, values };
       },
       (claimed, now) => {
         const ids = claimed.map((r) => String(r.id));
-        for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, (sql) => sql.param(now, "bigint"), limits, ids, sqliteParts)) {
+        for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, (sql) => sql.param(now, "bigint"), limits, ids, sqliteSql.parts)) {
           this.prepare(statement.text).run(...statement.values);
         }
       },
@@ -135,7 +136,7 @@ export class SqliteDialect implements Dialect {
 
   async readControls(): Promise<Controls> {
     try {
-      return controlsOf(this.prepare(controlsSql(this.tables)).all() as Record<string, unknown>[]);
+      return controlsOf(this.prepare(controlsSql(this.tables, sqliteSql)).all() as Record<string, unknown>[]);
     } catch (err) {
       throw missingControls(err);
     }
@@ -194,7 +195,7 @@ export class SqliteDialect implements Dialect {
     }));
   }
 
-  async nextDueInMs(filter: TaskFilter): Promise<number | null> {
+  async nextDueInMs(filter: ClaimFilter): Promise<number | null> {
     const queueFilter = filter.queues ? `AND queue IN (SELECT value FROM json_each(@queues))` : "";
     // Served by the partial index ormq_tasks_scheduled (its predicate is repeated here).
     const stmt = this.prepare(`
@@ -458,25 +459,3 @@ function busyDelay(attempt: number): number {
   const cap = Math.min(25, 1 + attempt * 2);
   return 1 + Math.random() * cap;
 }
-
-/** How limitedClaim.ts writes parameters here: `?`, pushed onto `values` in text order. */
-function sqliteParts(values: unknown[]): SqlParts {
-  const marks = (list: readonly unknown[]) => {
-    values.push(...list);
-    return list.map(() => "?").join(", ");
-  };
-  return {
-    param: (value) => {
-      values.push(value);
-      return "?";
-    },
-    inList: (column, list) => `${column} IN (${marks(list)})`,
-    notInList: (column, list) => `${column} NOT IN (${marks(list)})`,
-    inIds: (column, ids) => `${column} IN (${marks(ids)})`,
-    lockRows: "",
-    escape: (column) => `"${column.replace(/"/g, '""')}"`,
-    // SQLite does not enforce a varchar's length: a key of any length is stored as it is.
-    boundedKey: (e) => e,
-  };
-}
-

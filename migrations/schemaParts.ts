@@ -1,0 +1,30 @@
+import type { QueryRunner } from "typeorm";
+import { contractOf } from "../src/dialect";
+
+/**
+ * What ormq's migrations ask of the database's contract (src/dialect/contract.ts `schema`), so
+ * that a migration says what it creates and each database says how: quoted names, indexes
+ * (partial where the database has them), plain column adds, the generated key's type, the unique
+ * guard. Plain ADD COLUMN rather than TypeORM's addColumn: that rebuilds a SQLite table, which
+ * would lose what decorators cannot say (the claim index's DESC, the unique guard's triggers).
+ */
+export function schemaParts(runner: QueryRunner) {
+  const contract = contractOf(runner.connection);
+  const q = contract.sql.escape;
+  return {
+    /** A quoted identifier. */
+    q,
+    generatedIdType: contract.schema.generatedIdType,
+    uniqueGuard: contract.schema.uniqueGuard,
+    createIndex: (name: string, table: string, columns: readonly string[], options: { where?: string; unique?: boolean } = {}) =>
+      runner.query(contract.schema.createIndex({ name, table: q(table), columns, ...options })),
+    dropIndex: (name: string, table: string) => runner.query(contract.schema.dropIndex(name, q(table))),
+    addColumn: (table: string, column: string, type: string) => runner.query(`ALTER TABLE ${q(table)} ADD COLUMN ${q(column)} ${type}`),
+    dropColumn: (table: string, column: string) => runner.query(`ALTER TABLE ${q(table)} DROP COLUMN ${q(column)}`),
+    /** ormq_meta's schema_version, which workers check (see controlsRead.ts). */
+    setSchemaVersion: (version: number, how: "insert" | "update") =>
+      how === "insert"
+        ? runner.query(`INSERT INTO ${q("ormq_meta")} (${q("key")}, ${q("value")}) VALUES ('schema_version', '${version}')`)
+        : runner.query(`UPDATE ${q("ormq_meta")} SET ${q("value")} = '${version}' WHERE ${q("key")} = 'schema_version'`),
+  };
+}

@@ -1,0 +1,18 @@
+/**
+ * Index statements in the form PostgreSQL and SQLite share (partial indexes, names unique in the
+ * schema). A database that writes them otherwise gives its own in its contract's `schema`.
+ */
+import type { IndexSpec } from "./contract";
+
+const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** CREATE INDEX, partial where asked; each column optionally followed by ` DESC`. */
+export function createIndexSql(index: IndexSpec): string {
+  const columns = index.columns.map((c) => c.replace(/^(\S+)/, (name) => escape(name))).join(", ");
+  return `CREATE ${index.unique ? "UNIQUE " : ""}INDEX ${escape(index.name)} ON ${index.table} (${columns})${index.where ? ` WHERE ${index.where}` : ""}`;
+}
+
+/** DROP INDEX: index names are the schema's (not per table) on PostgreSQL and SQLite. */
+export function dropIndexSql(name: string): string {
+  return `DROP INDEX ${escape(name)}`;
+}

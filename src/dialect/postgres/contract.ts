@@ -1,0 +1,30 @@
+import type { DatabaseContract } from "../contract";
+import { dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements } from "./uniqueGuard";
+import { arrayInsert } from "./arrayInsert";
+import { PostgresDialect } from "./dialect";
+import { notifyNewTasks } from "./listener";
+import { guardPostgresPool } from "./poolGuard";
+import { createIndexSql, dropIndexSql } from "../indexDdl";
+import { postgresSql } from "./sql";
+
+/** PostgreSQL: a server with its own clock, numbered parameters, unnest inserts and NOTIFY. */
+export const postgresContract: DatabaseContract = {
+  name: "postgres",
+  connection: {
+    driver: "postgres",
+    optionsForUrl: (url) => (/^postgres(ql)?:\/\//.test(url) ? { type: "postgres", url } : null),
+    databaseFile: () => null,
+    writesTakeTurnsPerFile: false,
+    prepare: guardPostgresPool,
+  },
+  sql: postgresSql,
+  clockSql: `SELECT (floor(extract(epoch from clock_timestamp()) * 1000))::bigint AS now`,
+  schema: {
+    generatedIdType: "bigint",
+    createIndex: createIndexSql,
+    dropIndex: dropIndexSql,
+    uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
+  },
+  enqueue: { arrayInsert, autocommitSave: true, insertSkipped: null, notify: notifyNewTasks },
+  worker: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options),
+};

@@ -1,0 +1,30 @@
+import type { SqlSpelling } from "../contract";
+
+/** Keys longer than this (characters) are stored as their first 100 characters and an md5 digest: 133 in all, far below the column's 600. */
+export const MAX_STORED_KEY = 300;
+
+const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** PostgreSQL's spelling: numbered parameters with explicit casts, arrays for lists. */
+export const postgresSql: SqlSpelling = {
+  parameter: (n) => `$${n}`,
+  // The protocol's limit.
+  maxParameters: 65_535,
+  escape,
+  parts: (values) => ({
+    param: (value, type) => `$${values.push(value)}::${type}`,
+    inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
+    notInList: (column, list) => `${column} <> ALL($${values.push(list)}::text[])`,
+    inIds: (column, ids) => `${column} = ANY($${values.push(ids)}::bigint[])`,
+    // No row locks: limited claims run one at a time (the advisory lock), plain claims never
+    // take limited tasks, and the claim's UPDATE re-checks each row is still pending (a cancel
+    // that got in first wins). Locking every candidate read cost more than the claim itself.
+    lockRows: "",
+    escape,
+    concat: (...parts) => parts.join(" || "),
+    castText: (e) => `CAST(${e} AS TEXT)`,
+    materialized: (name) => `${name} AS MATERIALIZED`,
+    // The key is computed once (a subquery's column) and replaced by a digest past the bound.
+    boundedKey: (e) => `(SELECT CASE WHEN length(k) > ${MAX_STORED_KEY} THEN left(k, 100) || '#' || md5(k) ELSE k END FROM (SELECT ${e} AS k) bk)`,
+  }),
+};

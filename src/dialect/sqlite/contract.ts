@@ -1,0 +1,37 @@
+import type { DatabaseContract } from "../contract";
+import { createIndexSql, dropIndexSql } from "../indexDdl";
+import { dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements, uniqueInsertSkipped } from "./uniqueGuard";
+import { guardSqliteConnection } from "./connectionGuard";
+import { skipRereadOfSetColumns } from "./insertReread";
+import { SqliteDialect } from "./dialect";
+import { sqliteSql } from "./sql";
+
+/**
+ * SQLite: embedded (its clock is this host's), `?` parameters, VALUES inserts; workers notice
+ * other connections' commits through `PRAGMA data_version`, so nothing is announced.
+ */
+export const sqliteContract: DatabaseContract = {
+  name: "sqlite",
+  connection: {
+    driver: "better-sqlite3",
+    // WAL lets readers and ormq's worker connection proceed while one connection writes.
+    optionsForUrl: (url) => ({ type: "better-sqlite3", database: url.replace(/^sqlite:(\/\/)?/, ""), enableWAL: true }),
+    databaseFile: (options) => (options.type === "better-sqlite3" && options.database !== ":memory:" ? options.database : null),
+    writesTakeTurnsPerFile: true,
+    prepare: (dataSource) => {
+      guardSqliteConnection(dataSource);
+      skipRereadOfSetColumns(dataSource);
+    },
+  },
+  sql: sqliteSql,
+  clockSql: null,
+  schema: {
+    // AUTOINCREMENT is allowed only on INTEGER PRIMARY KEY, which is 64-bit in SQLite anyway.
+    generatedIdType: "integer",
+    createIndex: createIndexSql,
+    dropIndex: dropIndexSql,
+    uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: true },
+  },
+  enqueue: { arrayInsert: null, autocommitSave: false, insertSkipped: uniqueInsertSkipped, notify: null },
+  worker: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),
+};

@@ -1,0 +1,34 @@
+import type { SqlSpelling } from "../contract";
+
+/** SQLite's spelling: `?` parameters bound in text order, VALUES lists for lists. */
+const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+export const sqliteSql: SqlSpelling = {
+  parameter: () => "?",
+  // SQLITE_MAX_VARIABLE_NUMBER since 3.32.
+  maxParameters: 32_766,
+  escape,
+  parts: (values) => {
+    const marks = (list: readonly unknown[]) => {
+      values.push(...list);
+      return list.map(() => "?").join(", ");
+    };
+    return {
+      param: (value) => {
+        values.push(value);
+        return "?";
+      },
+      inList: (column, list) => `${column} IN (${marks(list)})`,
+      notInList: (column, list) => `${column} NOT IN (${marks(list)})`,
+      inIds: (column, ids) => `${column} IN (${marks(ids)})`,
+      // One writer at a time: nothing to lock.
+      lockRows: "",
+      escape,
+      concat: (...parts) => parts.join(" || "),
+      castText: (e) => `CAST(${e} AS TEXT)`,
+      materialized: (name) => `${name} AS MATERIALIZED`,
+      // SQLite does not enforce a varchar's length: a key of any length is stored as it is.
+      boundedKey: (e) => e,
+    };
+  },
+};
