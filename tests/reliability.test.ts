@@ -3,7 +3,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity, processForever, processN } from "../src";
 import { rescueExpiredTasks, WorkerEntity } from "../src/admin";
 import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks";
-import { prepareDataSource } from "../src/dialect";
+import { ormqFor } from "../src";
 import { OrmqConfigurationError } from "../src/errors";
 import { DatabaseBackoff } from "../src/worker/backoff";
 import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
@@ -152,7 +152,7 @@ describe("postgres: connections the server ends", () => {
     const pool = (ds.driver as unknown as { master: Pool }).master;
     const before = await pool.connect(); // opened before ormq saw the DataSource
     before.release();
-    prepareDataSource(ds); // what every ormq entry point (save, enqueueMany, a worker) does first
+    ormqFor(ds).prepare(); // what every ormq entry point (save, enqueueMany, a worker) does first
     const clients = await Promise.all([pool.connect(), pool.connect()]); // one reused, one new
     try {
       // Checked out, pg-pool's own idle listener is off: only ormq's is left.

@@ -1,9 +1,9 @@
 /**
- * The settings tables (src/worker/settings.ts, src/cli/process/flags.ts) and their one resolution:
+ * The settings tables (src/worker/settings.ts, src/cli/workerCommand/flags.ts) and their one resolution:
  * pure, no database. The worker's own precedence tests are in operate.test.ts.
  */
 import { buildProgram } from "../src/cli/program";
-import { PROCESS_SETTING_TABLE, readProcessSettings } from "../src/cli/process/flags";
+import { PROCESS_SETTING_TABLE, readProcessSettings } from "../src/cli/workerCommand/flags";
 import { InvalidOptionError } from "../src/errors";
 import { entries, envName, flagName, resolveTable } from "../src/settings/table";
 import type { ResolvedOptions, WorkerOptions } from "../src/worker/options";

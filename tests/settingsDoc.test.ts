@@ -4,14 +4,14 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { settingsMarkdown } from "../src/cli/process/flags";
+import { settingsMarkdown } from "../src/cli/workerCommand/flags";
 
 const PAGE = join(__dirname, "..", "docs", "workers.md");
 const START = /<!-- settings table: [^\n]*-->\n/;
 const END = "<!-- end of the settings table -->";
 
 describe("docs/workers.md", () => {
-  it("holds the settings table generated from src/worker/settings.ts and src/cli/process/flags.ts", () => {
+  it("holds the settings table generated from src/worker/settings.ts and src/cli/workerCommand/flags.ts", () => {
     const page = readFileSync(PAGE, "utf8");
     const start = START.exec(page);
     const end = page.indexOf(END);

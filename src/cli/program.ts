@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Command, Option } from "commander";
 import { cancelCommand, deleteCommand, migrateCommand, pruneCommand, retryCommand } from "./commands/admin";
 import { listCommand, showCommand, statsCommand } from "./commands/inspect";
-import { processCommand } from "./process/command";
+import { processCommand } from "./workerCommand/command";
 import { submitCommand } from "./commands/submit";
 import { queueCommand, typeCommand } from "./commands/queue";
 import { schedulesCommand } from "./commands/schedules";
@@ -11,7 +11,7 @@ import { dashboardCommand } from "./commands/dashboard";
 import { helpLine } from "../settings/docs";
 import { entries, flagName } from "../settings/table";
 import { WORKER_SETTING_TABLE } from "../worker/settings";
-import { PROCESS_SETTING_TABLE } from "./process/flags";
+import { PROCESS_SETTING_TABLE } from "./workerCommand/flags";
 
 /** The database options every command takes. */
 function withConnection(command: Command, { json = true } = {}): Command {

@@ -38,12 +38,24 @@ export class OrmqClient {
   /** Enqueue and run middleware, outermost first. */
   readonly middleware = new MiddlewareStack();
   private registryBuilt: TaskRegistry | undefined;
+  private prepared = false;
   private waiterMade: ResultWaiter | undefined;
 
   private constructor(readonly dataSource: DataSource) {
     this.contract = contractOf(dataSource);
     this.clock = new DatabaseClock(dataSource);
     this.announcements = new Announcements(dataSource, this.origin);
+  }
+
+  /**
+   * Readies the DataSource for ormq (the contract's connection guards: on SQLite, TypeORM's single
+   * connection made to take turns between concurrent transactions and saves; on PostgreSQL, a
+   * connection the server ends kept from crashing the process). Every enqueue, worker start and
+   * task start calls it; once done it is a field read. Not done while the connection is busy in
+   * a transaction (the guard could not know that transaction's owner): the next call does it.
+   */
+  prepare(): void {
+    if (!this.prepared) this.prepared = this.contract.connection.prepare(this.dataSource);
   }
 
   /** The client of a DataSource, made on first use. */

@@ -128,8 +128,12 @@ export interface DatabaseContract {
      * writes queue per file rather than fail busy (see scheduleStatements.ts inFileTurn).
      */
     readonly writesTakeTurnsPerFile: boolean;
-    /** Readies a DataSource for ormq, once (connection guards). */
-    prepare(dataSource: DataSource): void;
+    /**
+     * Readies a DataSource for ormq (connection guards). True once it is done; false when it
+     * could not be yet (a connection busy in a transaction, a DataSource not initialized): the
+     * client asks again at the next enqueue or task start, and never once it is done.
+     */
+    prepare(dataSource: DataSource): boolean;
   };
 
   /** How its statements are spelled. */

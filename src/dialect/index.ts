@@ -88,12 +88,3 @@ export async function announceNewTasks(dataSource: DataSource, announcements: re
   if (!notify) return;
   await notify((sql, params) => dataSource.query(sql, params), announcements, origin);
 }
-
-/**
- * Readies a DataSource for ormq, once: on SQLite, guards TypeORM's single connection so that
- * concurrent tasks' transactions and saves wait for each other instead of interleaving; on
- * PostgreSQL, keeps a connection the server ends from crashing the process.
- */
-export function prepareDataSource(dataSource: DataSource): void {
-  contractOf(dataSource).connection.prepare(dataSource);
-}

@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { prepareDataSource, tablesOf } from "../dialect";
+import { tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
 import { OrmqError, TaskDefinitionError } from "../errors";
 import { prepareForInsert } from "./subscriber";
@@ -43,7 +43,7 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
   const dataSource = options.dataSource ?? options.manager?.connection ?? resolveDataSource(first.constructor);
   const client = ormqFor(dataSource);
   const registry = client.registry; // a badly declared task class fails here, with its name
-  prepareDataSource(dataSource); // (once per DataSource; see there)
+  client.prepare();
   const byClass = new Map<EntityMetadata, number[]>();
   for (let i = 0; i < tasks.length; i++) {
     const metadata = metadataOf(dataSource, tasks[i], i);

@@ -9,7 +9,6 @@ import {
 import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../../entities/BaseTaskEntity";
 import { ormqFor } from "../client/client";
 import type { MiddlewareStack } from "../client/middleware";
-import { prepareDataSource } from "../dialect";
 import { TaskDefinitionError } from "../errors";
 import { checkTaskFields, validateTask } from "../validation";
 import { announcementOf } from "../client/announcements";
@@ -53,7 +52,7 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     }
     const client = ormqFor(event.connection);
     const registry = client.registry; // a badly declared task class fails here, with its name
-    prepareDataSource(event.connection); // (once per DataSource; see there)
+    client.prepare();
     const task = event.entity as unknown as ObjectLiteral;
     const type = String(event.metadata.discriminatorValue);
     const now = await client.clock.now(event.queryRunner);

@@ -9,7 +9,6 @@
  * logged once per change and passed over; the others go on.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import { prepareDataSource } from "../dialect";
 import { missingTable } from "../dialect/controlsRead";
 import { readSchedules, recoverSchedule, writeTick, type ScheduleRow } from "../dialect/scheduleStatements";
 import { announcementOf } from "../client/announcements";
@@ -43,7 +42,7 @@ export class Scheduler {
   ) {
     // SQLite: the tick's transaction begins IMMEDIATE, so schedulers of several processes queue
     // for the write lock instead of failing busy (see dialect/sqlite/connectionGuard.ts).
-    prepareDataSource(dataSource);
+    ormqFor(dataSource).prepare();
   }
 
   /** Writes the class schedules, then runs until stopped. */

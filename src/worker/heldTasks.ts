@@ -1,5 +1,5 @@
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { outsideTransactions, prepareDataSource, type Renewal, type TaskRow } from "../dialect";
+import { outsideTransactions, type Renewal, type TaskRow } from "../dialect";
 import { TaskCancelledError, toError, type WorkerNeedsRestartError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import type { TaskType } from "../registry";
@@ -17,7 +17,7 @@ import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
 import { attemptOf, failedForGood, handedBack } from "./outcome";
 import type { RunningTask } from "./running";
-import { ProcessPool } from "./processes/pool";
+import { ProcessPool } from "./taskProcesses/pool";
 import { REMOTE_SETTLE_AFTER_ABORT_MS } from "./remote/messages";
 import { ThreadPool } from "./threads/pool";
 
@@ -63,6 +63,8 @@ export interface HeldTasksDeps {
   events: ClientEvents;
   /** The DataSource client's run middleware, around each run(). */
   middleware: MiddlewareStack;
+  /** The client's prepare(): a field read once the DataSource is ready. */
+  prepareDataSource: () => void;
   /** A slot freed or a task ended ("room"), or a task went back to the queue ("work"): see Doze. */
   wake: (kind: WakeKind) => void;
   /** The worker is stopping: buffered tasks no longer start. */
@@ -235,7 +237,7 @@ export class HeldTasks {
   private start(row: TaskRow): void {
     const { typeByKey, completer, options } = this.deps;
     const { dataSource } = options;
-    prepareDataSource(dataSource); // in case it was busy in a transaction when the worker started
+    this.deps.prepareDataSource(); // in case it was busy in a transaction when the worker started
     let task: BaseTaskEntity;
     let type: TaskType | undefined;
     try {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
-import { createDialect, prepareDataSource, type ClaimFilter } from "../dialect";
+import { createDialect, type ClaimFilter } from "../dialect";
 import { countReadyTasks } from "../dialect/taskReads";
 import { concerns } from "../client/announcements";
 import { TaskSubscriber } from "../enqueue/subscriber";
@@ -101,7 +101,7 @@ export class Worker {
     const { dataSource, signal } = this.options;
     const client = ormqFor(dataSource);
     const registry = client.registry;
-    prepareDataSource(dataSource); // before the dialect connects (see prepareDataSource)
+    client.prepare(); // before the dialect connects
     const types = selectTypes(this.taskClass, registry.typesFor(this.taskClass), this.options);
     if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
       throw new OrmqConfigurationError("ormq's subscriber is not registered: add ...ormqSubscribers to the DataSource's `subscribers`");
@@ -118,6 +118,7 @@ export class Worker {
       typeByKey,
       events: client.events,
       middleware: client.middleware,
+      prepareDataSource: () => client.prepare(),
       completer,
       wake: (kind) => this.doze.wake(kind),
       stopRequested: () => this.stopRequested,

@@ -16,13 +16,16 @@ import { openClientsOf, poolOf } from "../libraryInternals";
 
 const guarded = new WeakSet<Pool>();
 
-export function guardPostgresPool(dataSource: DataSource): void {
+/** True once the DataSource's pool is guarded; false when it has no pool yet (not initialized). */
+export function guardPostgresPool(dataSource: DataSource): boolean {
   const pool = poolOf(dataSource);
-  if (!pool || guarded.has(pool)) return;
+  if (!pool) return false;
+  if (guarded.has(pool)) return true;
   guarded.add(pool);
   pool.on("connect", (client) => client.on("error", ignoreError));
   // Clients opened before ormq saw this DataSource (pg-pool keeps them in a private list).
   for (const client of openClientsOf(pool)) client.on("error", ignoreError);
+  return true;
 }
 
 function ignoreError(): void {}

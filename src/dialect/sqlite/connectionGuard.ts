@@ -43,13 +43,16 @@ const guarded = new WeakSet<QueryRunner>();
 /** Whether this process guards any connection (then task runs need a context of their own). */
 let anyGuarded = false;
 
-/** Installs the guard on a better-sqlite3 DataSource's query runner, once, when it is idle. */
-export function guardSqliteConnection(dataSource: DataSource): void {
+/**
+ * Installs the guard on a better-sqlite3 DataSource's query runner, once, when it is idle. True
+ * once installed; false while the connection is in a transaction.
+ */
+export function guardSqliteConnection(dataSource: DataSource): boolean {
   const runner = dataSource.createQueryRunner(); // the driver's single runner
-  if (guarded.has(runner)) return;
+  if (guarded.has(runner)) return true;
   // Installed mid-transaction, the guard could not know that transaction's owner; the next call
-  // (every enqueue and worker start makes one) installs it once the connection is idle.
-  if (runner.isTransactionActive) return;
+  // (the client's next enqueue or task start) installs it once the connection is idle.
+  if (runner.isTransactionActive) return false;
   guarded.add(runner);
   anyGuarded = true;
 
@@ -131,6 +134,7 @@ export function guardSqliteConnection(dataSource: DataSource): void {
       }
     };
   }
+  return true;
 }
 
 /**

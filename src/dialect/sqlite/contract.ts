@@ -19,8 +19,8 @@ export const sqliteContract: DatabaseContract = {
     databaseFile: (options) => (options.type === "better-sqlite3" && options.database !== ":memory:" ? options.database : null),
     writesTakeTurnsPerFile: true,
     prepare: (dataSource) => {
-      guardSqliteConnection(dataSource);
-      skipRereadOfSetColumns(dataSource);
+      const guarded = guardSqliteConnection(dataSource);
+      return skipRereadOfSetColumns(dataSource) && guarded;
     },
   },
   sql: sqliteSql,

@@ -24,14 +24,16 @@ const trimmed = new WeakSet<EntityMetadata>();
 const done = new WeakSet<DataSource>();
 
 /** Trims the read after insert of every task class of `dataSource`, once (prepare runs at every enqueue). */
-export function skipRereadOfSetColumns(dataSource: DataSource): void {
-  if (done.has(dataSource) || !dataSource.isInitialized) return;
+export function skipRereadOfSetColumns(dataSource: DataSource): boolean {
+  if (done.has(dataSource)) return true;
+  if (!dataSource.isInitialized) return false;
   done.add(dataSource);
   for (const metadata of dataSource.entityMetadatas) {
     if (trimmed.has(metadata) || !isTaskClass(metadata.target)) continue;
     trimmed.add(metadata);
     narrowInsertReread(metadata, (c) => !(c.target === BaseTaskEntity && SET_BEFORE_INSERT.has(c.propertyName)));
   }
+  return true;
 }
 
 function isTaskClass(target: unknown): boolean {

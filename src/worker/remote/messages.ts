@@ -43,7 +43,7 @@ export type RemoteReply = { ok: true; value: unknown } | { ok: false; error: Err
 /** A thread's last message on an attempt's port: every line before it has arrived. */
 export const PORT_END = { end: true } as const;
 
-/** What a worker sends a task process (see processes/child.ts); `run` numbers the attempt. */
+/** What a worker sends a task process (see taskProcesses/child.ts); `run` numbers the attempt. */
 export type ToChild = { kind: "run"; run: number; task: RemoteTask } | { kind: "abort"; run: number; reason: ErrorRecord };
 
 /** What a task process sends back: an attempt's lines, and its reply with what the process now holds. */
