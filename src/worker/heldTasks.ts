@@ -50,6 +50,15 @@ export interface ProcessSummary {
  * says it is still ours.
  */
 const CONFIRMED_AT = Symbol("confirmedAt");
+
+/** Each outcome's own event, named once rather than built per finished task. */
+const OUTCOME_EVENTS = {
+  succeeded: "task:succeeded",
+  failed: "task:failed",
+  retried: "task:retried",
+  snoozed: "task:snoozed",
+  cancelled: "task:cancelled",
+} as const;
 type Confirmed = TaskRow & { [CONFIRMED_AT]?: number };
 
 /** What the tasks a worker holds work with. */
@@ -283,55 +292,60 @@ export class HeldTasks {
     /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
     let requeued = false;
     if (events.listening("task:started")) events.emit("task:started", { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts });
+    // Held before the attempt begins: its finally (below) may run before the first await.
+    this.busySlots++;
+    this.running.add(entry);
+    // One promise per attempt: the catch and finally are inside it, not two more links of a chain.
     entry.done = (async () => {
-      const startedAt = performance.now();
-      // A task never inherits a transaction owner's context from whoever started the worker.
-      const { completion, kind, abandonedRun } = await outsideTransactions(() =>
-        executeAttempt(task, ctx, abort, {
-          onRunOver: () => (entry.runOver = true),
-          runTask,
-          hookTimeoutMs: options.hookTimeoutMs,
-          // A thread or process run that ignores its abort is ended by its pool: not abandoned.
-          settleAfterAbortMs: executorRun ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined,
-        }),
-      );
-      if (abandonedRun) this.abandoned.track(abandonedRun, logger());
-      // The last progress reported is written before the outcome, while the attempt still holds the task.
-      const flushing = flushProgress(ctx);
-      if (flushing) await flushing;
-      if (entry.abandoned) return;
-      this.deps.onRunTime?.(performance.now() - startedAt);
-      entry.finished = true;
-      this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
-      const status = await completer.submit(completion);
-      requeued = status === "pending";
-      const durationMs = Math.round(performance.now() - startedAt);
-      if (status === null) {
-        logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
-        return;
-      }
-      if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
-      if (kind === "handedBack" && status === "pending") return;
-      this.summary.processed++;
-      // A cancel request made while it ran wins over a retry, a snooze or a hand-back; a success
-      // the database refused to store was written as a failure (see Completer).
-      const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind === "succeeded" && status === "failed" ? "failed" : kind;
-      if (outcome === null) return;
-      this.summary[outcome]++;
-      if (events.listening("task:finished") || events.listening(`task:${outcome}`)) {
-        const event = { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts, outcome, durationMs };
-        events.emit("task:finished", event);
-        events.emit(`task:${outcome}`, event);
-      }
-    })()
-      .catch((err) => logger().error({ err }, "internal error while finishing a task"))
-      .finally(() => {
+      try {
+        const startedAt = performance.now();
+        // A task never inherits a transaction owner's context from whoever started the worker.
+        const { completion, kind, abandonedRun } = await outsideTransactions(() =>
+          executeAttempt(task, ctx, abort, {
+            onRunOver: () => (entry.runOver = true),
+            runTask,
+            hookTimeoutMs: options.hookTimeoutMs,
+            // A thread or process run that ignores its abort is ended by its pool: not abandoned.
+            settleAfterAbortMs: executorRun ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined,
+          }),
+        );
+        if (abandonedRun) this.abandoned.track(abandonedRun, logger());
+        // The last progress reported is written before the outcome, while the attempt still holds the task.
+        const flushing = flushProgress(ctx);
+        if (flushing) await flushing;
+        if (entry.abandoned) return;
+        this.deps.onRunTime?.(performance.now() - startedAt);
+        entry.finished = true;
+        this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
+        const status = await completer.submit(completion);
+        requeued = status === "pending";
+        const durationMs = Math.round(performance.now() - startedAt);
+        if (status === null) {
+          logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
+          return;
+        }
+        if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
+        if (kind === "handedBack" && status === "pending") return;
+        this.summary.processed++;
+        // A cancel request made while it ran wins over a retry, a snooze or a hand-back; a success
+        // the database refused to store was written as a failure (see Completer).
+        const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind === "succeeded" && status === "failed" ? "failed" : kind;
+        if (outcome === null) return;
+        this.summary[outcome]++;
+        const outcomeEvent = OUTCOME_EVENTS[outcome];
+        if (events.listening("task:finished") || events.listening(outcomeEvent)) {
+          const event = { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts, outcome, durationMs };
+          events.emit("task:finished", event);
+          events.emit(outcomeEvent, event);
+        }
+      } catch (err) {
+        logger().error({ err }, "internal error while finishing a task");
+      } finally {
         this.freeSlot(entry);
         this.running.delete(entry);
         this.deps.wake(requeued ? "work" : "room");
-      });
-    this.busySlots++;
-    this.running.add(entry);
+      }
+    })();
   }
 
   /** An attempt's progress reporter, made when it first reports: its writes are guarded by the attempt. */
