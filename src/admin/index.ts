@@ -14,7 +14,7 @@ export {
   getReadiness,
   countUnfinished,
   listWorkers,
-  finishedByMinute,
+  countFinishedByMinute,
   type QueueStats,
   type TaskCount,
   type QueueReadiness,

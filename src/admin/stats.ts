@@ -190,10 +190,10 @@ export async function listWorkers(options: { dataSource?: DataSource } = {}): Pr
  * database's clock; minutes with none are 0. It reads every task finished in that span (no index
  * covers finish times): ask it once a minute, not once a second.
  */
-export async function finishedByMinute(options: { dataSource?: DataSource; minutes?: number } = {}): Promise<{ minute: Date; count: number }[]> {
+export async function countFinishedByMinute(options: { dataSource?: DataSource; minutes?: number } = {}): Promise<{ minute: Date; count: number }[]> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
   const minutes = options.minutes ?? 60;
-  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1_440) throw new InvalidOptionError(`finishedByMinute: minutes must be an integer from 1 to 1440, got ${JSON.stringify(minutes)}`);
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1_440) throw new InvalidOptionError(`countFinishedByMinute: minutes must be an integer from 1 to 1440, got ${JSON.stringify(minutes)}`);
   const now = await ormqFor(dataSource).clock.now();
   const last = Math.floor(now / 60_000);
   const counts = new Map((await finishedPerMinute(dataSource, (last - minutes + 1) * 60_000)).map((r) => [r.minute, r.count]));

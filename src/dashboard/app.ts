@@ -21,7 +21,7 @@ import { listTaskPage, showTask, TASK_STATUSES } from "../admin/list";
 import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/queues";
 import { retryFailed, retryTask } from "../admin/retry";
 import { listSchedules, pauseSchedule, resumeSchedule } from "../admin/schedules";
-import { finishedByMinute, getReadiness, getStats, listWorkers } from "../admin/stats";
+import { countFinishedByMinute, getReadiness, getStats, listWorkers } from "../admin/stats";
 import { checkTaskFilter, filterableColumns, parseFilterDate, type FieldCondition, type TaskFilter } from "../admin/taskFilter";
 import { tasksWithUniqueKey } from "../dialect/taskReads";
 import { InvalidOptionError, OrmqError } from "../errors";
@@ -108,7 +108,7 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
     REFRESH_MS,
   );
   // The chart's minutes change once a minute, and their read scans the hour's finished tasks.
-  const chartRead = sharedRead(() => finishedByMinute({ dataSource, minutes: 60 }), CHART_MS);
+  const chartRead = sharedRead(() => countFinishedByMinute({ dataSource, minutes: 60 }), CHART_MS);
   const app = new Hono<Env>();
 
   app.use("*", async (c, next) => {

@@ -9,7 +9,7 @@ import { connect, type AddressInfo } from "node:net";
 import fc from "fast-check";
 import { In, type DataSource, type Logger as OrmLogger } from "typeorm";
 import { BaseTaskEntity, enqueueMany, InvalidOptionError, processN } from "../../src";
-import { cancelTask, createSchedule, finishedByMinute, listControls, listSchedules } from "../../src/admin";
+import { cancelTask, createSchedule, countFinishedByMinute, listControls, listSchedules } from "../../src/admin";
 import { ormqDashboard, type DashboardOptions } from "../../src/dashboard";
 import { WaitedTask, waitEntities } from "../fixtures/schedules";
 import { SendEmail, testEntities } from "../fixtures/tasks";
@@ -280,13 +280,13 @@ describe.each(DIALECTS)("dashboard on %s", (dialect) => {
   });
 
   it("counts finished tasks per minute for the overview's chart", async () => {
-    const minutes = await finishedByMinute({ dataSource: ds, minutes: 60 });
+    const minutes = await countFinishedByMinute({ dataSource: ds, minutes: 60 });
     expect(minutes).toHaveLength(60);
     for (let i = 1; i < 60; i++) expect(minutes[i].minute.getTime() - minutes[i - 1].minute.getTime()).toBe(60_000);
     const finished = await ds.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.finished_at >= :since", { since: minutes[0].minute.getTime() }).getCount();
     expect(minutes.reduce((n, m) => n + m.count, 0)).toBe(finished);
     expect(finished).toBeGreaterThan(0);
-    await expect(finishedByMinute({ dataSource: ds, minutes: 0 })).rejects.toThrow(/from 1 to 1440/);
+    await expect(countFinishedByMinute({ dataSource: ds, minutes: 0 })).rejects.toThrow(/from 1 to 1440/);
     expect(await (await get("/")).text()).toMatch(/id="chart" data-points="\[\[/);
   });
 

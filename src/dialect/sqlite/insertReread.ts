@@ -20,14 +20,15 @@ import { narrowInsertReread } from "../libraryInternals";
 /** BaseTaskEntity's columns with a database default that applyDefaults always sets. */
 const SET_BEFORE_INSERT = new Set(["status", "attempts"]);
 
+/** Metadata already trimmed (an entity's metadata belongs to one DataSource). */
 const trimmed = new WeakSet<EntityMetadata>();
-const done = new WeakSet<DataSource>();
 
-/** Trims the read after insert of every task class of `dataSource`, once (prepare runs at every enqueue). */
+/**
+ * Trims the read after insert of every task class of `dataSource`. Called by the client's
+ * prepare() until it returns true (once the DataSource is initialized), then never again.
+ */
 export function skipRereadOfSetColumns(dataSource: DataSource): boolean {
-  if (done.has(dataSource)) return true;
   if (!dataSource.isInitialized) return false;
-  done.add(dataSource);
   for (const metadata of dataSource.entityMetadatas) {
     if (trimmed.has(metadata) || !isTaskClass(metadata.target)) continue;
     trimmed.add(metadata);
