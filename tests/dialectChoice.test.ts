@@ -9,11 +9,15 @@ import { databaseFileOf } from "../src/config";
 import { contractOf } from "../src/dialect";
 
 describe("choosing the dialect", () => {
-  it("a postgres:// or postgresql:// URL is PostgreSQL; anything else is a SQLite file (with WAL)", () => {
+  it("a postgres:// or postgresql:// URL is PostgreSQL; a path or sqlite: URL is a SQLite file (with WAL); another scheme is refused", () => {
     expect(ormqDataSourceOptions("postgres://u:p@h/db")).toMatchObject({ type: "postgres", url: "postgres://u:p@h/db" });
     expect(ormqDataSourceOptions("postgresql://h/db")).toMatchObject({ type: "postgres" });
     expect(ormqDataSourceOptions("./app.sqlite")).toMatchObject({ type: "better-sqlite3", database: "./app.sqlite", enableWAL: true });
     expect(ormqDataSourceOptions("sqlite://data/x.db")).toMatchObject({ type: "better-sqlite3", database: "data/x.db" });
+    expect(ormqDataSourceOptions("C:\\data\\app.sqlite")).toMatchObject({ type: "better-sqlite3", database: "C:\\data\\app.sqlite" });
+    // Not a file named "mysql://h/db" (MySQL is not served yet: docs/mysql.md).
+    for (const url of ["mysql://u@h/db", "mariadb://h/db", "redis://h"]) expect(() => ormqDataSourceOptions(url)).toThrow(`no ormq dialect serves the database URL "${url}"`);
+    expect(() => ormqDataSourceOptions("mysql://app:s3cret@h/db")).toThrow('no ormq dialect serves the database URL "mysql://app:***@h/db"');
     for (const url of ["postgres://h/db", "./a.sqlite"]) {
       const options = ormqDataSourceOptions(url);
       expect(options.entities).toBeDefined();

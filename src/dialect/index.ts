@@ -18,7 +18,7 @@ export { installSqliteIntegerKey } from "./sqlite/integerKey";
 export type { DatabaseContract, Query } from "./contract";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
-/** Every database's contract, in the order a database URL is offered to them (the last takes any URL). */
+/** Every database's contract, in the order a database URL is offered to them (the last takes any path). */
 const ALL_CONTRACTS: readonly DatabaseContract[] = [postgresContract, sqliteContract];
 
 /**
@@ -38,7 +38,9 @@ export function dataSourceOptionsForUrl(url: string): DataSourceOptions {
     const options = contract.connection.optionsForUrl(url);
     if (options) return options;
   }
-  throw new OrmqConfigurationError(`no ormq dialect serves the database URL ${JSON.stringify(url.slice(0, 100))}`);
+  // A password in the URL stays out of the message (it is logged and shown by the CLI).
+  const shown = url.slice(0, 100).replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
+  throw new OrmqConfigurationError(`no ormq dialect serves the database URL ${JSON.stringify(shown)}`);
 }
 
 /** The file a DataSource's database lives in (an embedded database), or null. */

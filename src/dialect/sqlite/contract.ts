@@ -14,8 +14,11 @@ export const sqliteContract: DatabaseContract = {
   name: "sqlite",
   connection: {
     driver: "better-sqlite3",
-    // WAL lets readers and ormq's worker connection proceed while one connection writes.
-    optionsForUrl: (url) => ({ type: "better-sqlite3", database: url.replace(/^sqlite:(\/\/)?/, ""), enableWAL: true }),
+    // A file path, or a sqlite: URL; a URL of another scheme (mysql://…) is no file name: refused
+    // by the caller, not made into a file of that name. WAL lets readers and ormq's worker
+    // connection proceed while one connection writes.
+    optionsForUrl: (url) =>
+      /^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !/^sqlite:/i.test(url) ? null : { type: "better-sqlite3", database: url.replace(/^sqlite:(\/\/)?/i, ""), enableWAL: true },
     databaseFile: (options) => (options.type === "better-sqlite3" && options.database !== ":memory:" ? options.database : null),
     writesTakeTurnsPerFile: true,
     prepare: (dataSource) => {
