@@ -1,0 +1,139 @@
+/**
+ * The first part of the MySQL/MariaDB dialect (issue 27, in progress): its spelling of ormq's
+ * shared statements, run on a real MariaDB. The shared statements themselves (the limited claim's
+ * pick and its rate records, the controls read) are the ones PostgreSQL and SQLite run, given the
+ * MySQL parts: what they pick here is what they pick there.
+ */
+import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
+import { controlsOf, controlsSql } from "../../src/dialect/controlsRead";
+import type { ClaimLimits, ClaimRequest, Tables } from "../../src/dialect/dialect";
+import { limitedPickSql, rateClaimsSql } from "../../src/dialect/limitedClaim";
+import { MYSQL_CLOCK_SQL, mysqlSql } from "../../src/dialect/mysql/sql";
+import { startMariaDb, type MariaDbServer } from "../support/mariadb";
+import { SYSTEM_TESTS } from "../support/pgbouncer";
+
+const RUN = SYSTEM_TESTS;
+if (!RUN) console.log("tests/dialect/mysqlSpelling.test.ts skipped: it runs a real MariaDB (the mariadb-server package); set ORMQ_SYSTEM_TESTS=1, as .ci/run does");
+const describeMaria = RUN ? describe : describe.skip;
+
+const TABLES = { tasks: "`ormq_tasks`", rateClaims: "`ormq_rate_claims`", controls: "`ormq_controls`", meta: "`ormq_meta`" } as Tables;
+const NO_LIMITS: ClaimLimits = { types: [], queues: [], typeRates: [], queueRates: [] };
+
+describeMaria("MySQL/MariaDB spelling of the shared statements, on a real MariaDB", () => {
+  let server: MariaDbServer;
+  let db: Connection;
+  beforeAll(async () => {
+    server = await startMariaDb();
+    const url = new URL(server.url);
+    db = await createConnection({ host: url.hostname, port: Number(url.port), user: "root", multipleStatements: false, supportBigNumbers: true, bigNumberStrings: true });
+    await db.query("CREATE DATABASE ormq_spelling");
+    await db.query("USE ormq_spelling");
+    // The columns these statements read, as ormq's migrations will create them here.
+    await db.query(`CREATE TABLE ormq_tasks (
+      id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, type varchar(255) NOT NULL, queue varchar(255) NOT NULL,
+      status varchar(16) NOT NULL DEFAULT 'pending', priority integer NOT NULL DEFAULT 0, run_at bigint NOT NULL,
+      label varchar(64) NULL)`);
+    await db.query("CREATE TABLE ormq_rate_claims (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, `key` varchar(600) NOT NULL, until bigint NOT NULL)");
+    await db.query(`CREATE TABLE ormq_controls (scope varchar(16) NOT NULL, name varchar(255) NOT NULL, paused integer NOT NULL DEFAULT 0,
+      concurrency integer NULL, rate_max integer NULL, rate_per_ms bigint NULL, updated_at bigint NOT NULL, PRIMARY KEY (scope, name))`);
+    await db.query("CREATE TABLE ormq_meta (`key` varchar(64) NOT NULL PRIMARY KEY, value varchar(255) NOT NULL)");
+  }, 60_000);
+  afterAll(async () => {
+    await db?.end();
+    await server?.stop();
+  });
+  beforeEach(async () => {
+    for (const table of ["ormq_tasks", "ormq_rate_claims", "ormq_controls", "ormq_meta"]) await db.query(`DELETE FROM ${table}`);
+  });
+
+  const rows = async (sql: string, values: unknown[] = []) => (await db.query<RowDataPacket[]>(sql, values))[0];
+  const add = (type: string, queue: string, label: string | null, priority = 0, runAt = 1) =>
+    db.query("INSERT INTO ormq_tasks (type, queue, label, priority, run_at) VALUES (?, ?, ?, ?, ?)", [type, queue, label, priority, runAt]);
+  const request = (types: string[], limit = 50): ClaimRequest => ({ types, queues: null, limit, leaseMs: 60_000, historyTypes: [] });
+  /** Runs the shared limited pick with the MySQL parts: the ids it would claim, in claim order. */
+  const pick = async (limits: ClaimLimits, types: string[], now = 1_000) => {
+    const values: unknown[] = [];
+    const parts = mysqlSql.parts(values);
+    const text = limitedPickSql(TABLES.tasks, TABLES.rateClaims, () => parts.param(now, "bigint"), request(types), limits, 50, parts);
+    return (await rows(text, values)).map((r) => String(r.id));
+  };
+  const claim = (ids: string[]) => (ids.length ? db.query(`UPDATE ormq_tasks SET status = 'running' WHERE id IN (${ids.map(() => "?").join(", ")})`, ids) : undefined);
+
+  it("reads the database's clock in epoch ms", async () => {
+    const [row] = await rows(MYSQL_CLOCK_SQL);
+    expect(Math.abs(Number(row.now) - Date.now())).toBeLessThan(5_000);
+  });
+
+  it("binds values in text order, writes integers as literals, and spells lists, concatenation, casts and quoted names", async () => {
+    const values: unknown[] = [];
+    const p = mysqlSql.parts(values);
+    const text = `SELECT ${p.concat(p.param("a'b", "text"), p.castText(p.param(42, "int")), "'-'", p.param("c", "text"))} AS joined,
+      ${p.inList("'x'", ["y", "x"])} AS inside, ${p.inList("'x'", [])} AS inEmpty, ${p.notInList("'x'", [])} AS notInEmpty,
+      ${p.notInList("'x'", ["x"])} AS notInside, 7 AS ${p.escape("we`ird")}`;
+    expect(values).toEqual(["a'b", "c", "y", "x", "x"]);
+    const [row] = await rows(text, values);
+    expect({ ...row }).toEqual({ joined: "a'b42-c", inside: 1, inEmpty: 0, notInEmpty: 1, notInside: 0, "we`ird": 7 });
+  });
+
+  it("bounds a key of any length to what ormq_rate_claims.key holds, the same value to the same key", async () => {
+    const long = "é".repeat(5_000);
+    const values: unknown[] = [];
+    const p = mysqlSql.parts(values);
+    const [row] = await rows(`SELECT ${p.boundedKey(p.param(long, "text"))} AS k1, ${p.boundedKey(p.param(long, "text"))} AS k2, ${p.boundedKey("NULL")} AS none`, values);
+    expect(row.k1).toBe(row.k2);
+    expect(String(row.k1).length).toBeLessThanOrEqual(600);
+    expect(row.none).toBeNull();
+    await db.query("INSERT INTO ormq_rate_claims (`key`, until) VALUES (?, 1)", [row.k1]); // fits the column
+  });
+
+  it("the limited pick takes no more than a per-key concurrency limit leaves room for, counting running tasks", async () => {
+    for (const label of ["k1", "k1", "k1", "k2", "k2", null]) await add("lim", "q", label);
+    const limits: ClaimLimits = { ...NO_LIMITS, types: [{ type: "lim", column: "label", max: 2 }] };
+    const first = await pick(limits, ["lim"]);
+    const labels = async (ids: string[]) => (await rows(`SELECT label FROM ormq_tasks WHERE id IN (${ids.join(", ")}) ORDER BY id`)).map((r) => r.label);
+    expect(await labels(first)).toEqual(["k1", "k1", "k2", "k2", null]);
+    await claim(first);
+    expect(await pick(limits, ["lim"])).toEqual([]); // every key is at its limit (null is a key too)
+    await db.query("UPDATE ormq_tasks SET status = 'succeeded' WHERE id = ?", [first[0]]);
+    expect(await labels(await pick(limits, ["lim"]))).toEqual(["k1"]);
+  });
+
+  it("the limited pick keeps claim order (priority, then due time, then id) and a queue limit across types", async () => {
+    await add("a", "shared", null, 0, 5);
+    await add("b", "shared", null, 9, 5);
+    await add("a", "shared", null, 0, 1);
+    const ids = (await rows("SELECT id FROM ormq_tasks ORDER BY id")).map((r) => String(r.id));
+    const limits: ClaimLimits = { ...NO_LIMITS, queues: [{ queue: "shared", max: 2 }] };
+    expect(await pick(limits, ["a", "b"])).toEqual([ids[1], ids[2]]);
+  });
+
+  it("rate limits: the pick counts the window's records, and the records are written and pruned by the shared statements", async () => {
+    for (let i = 0; i < 5; i++) await add("rated", "rq", "tenant");
+    const limits: ClaimLimits = { ...NO_LIMITS, typeRates: [{ type: "rated", column: "label", max: 2, perMs: 60_000 }], queueRates: [{ queue: "rq", max: 3, perMs: 60_000 }] };
+    const first = await pick(limits, ["rated"], 1_000);
+    expect(first).toHaveLength(2);
+    for (const statement of rateClaimsSql(TABLES.tasks, TABLES.rateClaims, (p) => p.param(1_000, "bigint"), limits, first, mysqlSql.parts)) {
+      await db.query(statement.text, statement.values);
+    }
+    expect((await rows("SELECT count(*) AS n FROM ormq_rate_claims"))[0].n).toBe("4"); // two per task: its type's key and its queue's
+    await claim(first);
+    expect(await pick(limits, ["rated"], 30_000)).toEqual([]); // within the window
+    expect(await pick(limits, ["rated"], 61_001)).toHaveLength(2); // the window has passed
+    const [prune] = rateClaimsSql(TABLES.tasks, TABLES.rateClaims, (p) => p.param(61_001, "bigint"), limits, [], mysqlSql.parts);
+    await db.query(prune.text, prune.values);
+    expect((await rows("SELECT count(*) AS n FROM ormq_rate_claims"))[0].n).toBe("0");
+  });
+
+  it("the controls read, with its quoted `key`", async () => {
+    await db.query("INSERT INTO ormq_controls (scope, name, paused, concurrency, updated_at) VALUES ('queue', 'q1', 1, 3, 0), ('type', 't1', 1, NULL, 0)");
+    await db.query("INSERT INTO ormq_meta (`key`, value) VALUES ('schema_version', '3')");
+    const controls = controlsOf(await rows(controlsSql(TABLES, mysqlSql)));
+    expect({ ...controls, queueLimits: [...controls.queueLimits], queueRates: [...controls.queueRates] }).toEqual({
+      pausedQueues: ["q1"],
+      pausedTypes: ["t1"],
+      queueLimits: [["q1", 3]],
+      queueRates: [],
+      schemaVersion: 3,
+    });
+  });
+});
