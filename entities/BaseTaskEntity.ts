@@ -1,4 +1,4 @@
-import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance, type SaveOptions } from "typeorm";
+import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance, type IndexOptions, type SaveOptions } from "typeorm";
 import { OrmqConfigurationError } from "../src/errors";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
@@ -55,26 +55,22 @@ export interface TaskErrorRecord {
  */
 @Entity("ormq_tasks")
 @TableInheritance({ column: { type: "varchar", name: "type", length: 255 } })
-// The claim scans this index in order: ready tasks, highest priority first, then oldest runAt,
-// then insertion order. ormq's migration creates it with `priority DESC`, which TypeORM's
-// decorators cannot express; synchronize compares only the name and the columns, so the two agree
-// and neither drops the other's index. Partial: only pending rows are ever claimed.
-@Index("ormq_tasks_claim", ["priority", "runAt", "id"], { where: `status = 'pending'` })
-// The earliest upcoming due time, for an idle worker's sleep: only tasks made ready later than
-// they were created (scheduled, retried, snoozed), so the usual immediate enqueue pays nothing.
-@Index("ormq_tasks_scheduled", ["runAt"], { where: `status = 'pending' AND run_at > created_at` })
-// Running tasks by lease end, for the rescue of expired leases.
-@Index("ormq_tasks_lease", ["lockedUntil"], { where: `status = 'running'` })
-// Failed tasks by type: the dead-letter list (`retryFailed({ type })`, `ormq list --status failed`).
-// Declaring an index on the discriminator column also stops TypeORM from adding its own, on every
-// row: a full index would take a new entry on each claim and each completion (neither can be a HOT
-// update), for queries that never use it (the claim reads the claim index and filters by type).
-@Index("ormq_tasks_type", ["type"], { where: `status = 'failed'` })
-// Unique tasks (`static unique`): one unfinished task per key, and one task per key and window
-// whatever its status. A task of a class without `unique` has neither key and no entry in either.
-// The guard trigger (see the OrmqUniqueTasks migration) turns a duplicate insert into no insert.
-@Index("ormq_tasks_unique", ["uniqueKey"], { unique: true, where: `unique_key IS NOT NULL AND status IN ('pending', 'running')` })
-@Index("ormq_tasks_unique_window", ["uniqueWindow"], { unique: true, where: `unique_window IS NOT NULL` })
+// ormq's own indexes (src/dialect/taskIndexes.ts): partial, and the claim's with `priority DESC`,
+// which no decorator can say on every database (TypeORM has no DESC, and ignores WHERE on MySQL).
+// Declared here by name, with `synchronize: false`, so that TypeORM's synchronize neither makes
+// them wrong nor drops them: ormq's migrations create them, and on a schema made by synchronize
+// alone ormq does (a worker at its registration; the unique guard's install, the unique ones).
+// The unique guard trigger (see the OrmqUniqueTasks migration) turns a duplicate insert into none.
+@Index("ormq_tasks_claim", { synchronize: false })
+@Index("ormq_tasks_scheduled", { synchronize: false })
+@Index("ormq_tasks_lease", { synchronize: false })
+// Its columns are declared (TypeORM's typings allow `synchronize: false` only without them): an
+// index on the discriminator column stops TypeORM from adding its own, on every row, which would
+// take a new entry on each claim and each completion (neither can be a HOT update) for queries that
+// never use it (the claim reads the claim index and filters by type).
+@Index("ormq_tasks_type", ["type"], { where: `status = 'failed'`, synchronize: false } as IndexOptions)
+@Index("ormq_tasks_unique", { synchronize: false })
+@Index("ormq_tasks_unique_window", { synchronize: false })
 export abstract class BaseTaskEntity extends BaseEntity {
   /** Queue a task of this class goes to, unless set on the instance. */
   static queue = "default";

@@ -103,6 +103,8 @@ export interface IndexSpec {
   unique?: boolean;
   /** Only rows that match (a partial index), where the database has them. */
   where?: string;
+  /** Nothing when an index of that name exists. */
+  ifNotExists?: boolean;
 }
 
 /** Where the SQLite-style unique guard reports its state (see uniqueTasks.ts). */

@@ -9,7 +9,8 @@ const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** CREATE INDEX, partial where asked; each column optionally followed by ` DESC`. */
 export function createIndexSql(index: IndexSpec): string {
   const columns = index.columns.map((c) => c.replace(/^(\S+)/, (name) => escape(name))).join(", ");
-  return `CREATE ${index.unique ? "UNIQUE " : ""}INDEX ${escape(index.name)} ON ${index.table} (${columns})${index.where ? ` WHERE ${index.where}` : ""}`;
+  const exists = index.ifNotExists ? "IF NOT EXISTS " : "";
+  return `CREATE ${index.unique ? "UNIQUE " : ""}INDEX ${exists}${escape(index.name)} ON ${index.table} (${columns})${index.where ? ` WHERE ${index.where}` : ""}`;
 }
 
 /** DROP INDEX: index names are the schema's (not per table) on PostgreSQL and SQLite. */

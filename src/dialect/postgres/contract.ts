@@ -6,6 +6,7 @@ import { notifyNewTasks } from "./listener";
 import { guardPostgresPool } from "./poolGuard";
 import { createIndexSql, dropIndexSql } from "../indexDdl";
 import { postgresSql } from "./sql";
+import { UNIQUE_INDEXES } from "../taskIndexes";
 
 /** PostgreSQL: a server with its own clock, numbered parameters, unnest inserts and NOTIFY. */
 export const postgresContract: DatabaseContract = {
@@ -23,8 +24,13 @@ export const postgresContract: DatabaseContract = {
     generatedIdType: "bigint",
     createIndex: createIndexSql,
     dropIndex: dropIndexSql,
-    uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
+    uniqueGuard: { install: (tasks) => [...uniqueIndexStatements(tasks), ...uniqueGuardStatements(tasks)], drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
   },
   enqueue: { arrayInsert, autocommitSave: true, insertSkipped: null, notify: notifyNewTasks },
   worker: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options),
 };
+
+/** The unique indexes the guard stands on, where a schema made by synchronize lacks them (see taskIndexes.ts). */
+function uniqueIndexStatements(tasks: string): string[] {
+  return UNIQUE_INDEXES.map((index) => createIndexSql({ ...index, table: tasks, ifNotExists: true }));
+}

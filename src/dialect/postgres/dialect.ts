@@ -14,6 +14,8 @@ import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalSta
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 import { poolOf } from "../libraryInternals";
 import { postgresSql } from "./sql";
+import { createIndexSql } from "../indexDdl";
+import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
 
 
 // The database clock in epoch milliseconds: every due time and lease compares against this one
@@ -402,7 +404,23 @@ export class PostgresDialect implements Dialect {
 
   async registerWorker(info: WorkerInfo): Promise<void> {
     this.info = info;
+    await this.ensureTaskIndexes();
     await this.query({ name: statementName("register", this.upsertWorker), text: this.upsertWorker, values: this.workerValues() });
+  }
+
+  /**
+   * Creates ormq's own indexes on ormq_tasks that are missing: a schema made by synchronize alone
+   * has none of them (see taskIndexes.ts). One catalog read when they are all there.
+   */
+  private async ensureTaskIndexes(): Promise<void> {
+    const { rows } = await this.query({
+      text: `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass`,
+      values: [this.tables.tasks],
+    });
+    for (const index of missingIndexes(TASK_INDEXES, rows.map((r) => String(r.name)))) {
+      await this.query({ text: createIndexSql({ ...index, table: this.tables.tasks, ifNotExists: true }) });
+      this.logger.info({ index: index.name }, "created ormq's index on ormq_tasks (the schema was made without ormq's migrations)");
+    }
   }
 
   /** This worker's row, as registered; the heartbeat writes it again if it is gone. */

@@ -5,6 +5,7 @@ import { guardSqliteConnection } from "./connectionGuard";
 import { skipRereadOfSetColumns } from "./insertReread";
 import { SqliteDialect } from "./dialect";
 import { sqliteSql } from "./sql";
+import { UNIQUE_INDEXES } from "../taskIndexes";
 
 /**
  * SQLite: embedded (its clock is this host's), `?` parameters, VALUES inserts; workers notice
@@ -33,8 +34,13 @@ export const sqliteContract: DatabaseContract = {
     generatedIdType: "integer",
     createIndex: createIndexSql,
     dropIndex: dropIndexSql,
-    uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: true },
+    uniqueGuard: { install: (tasks) => [...uniqueIndexStatements(tasks), ...uniqueGuardStatements(tasks)], drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: true },
   },
   enqueue: { arrayInsert: null, autocommitSave: false, insertSkipped: uniqueInsertSkipped, notify: null },
   worker: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),
 };
+
+/** The unique indexes the guard stands on, where a schema made by synchronize lacks them (see taskIndexes.ts). */
+function uniqueIndexStatements(tasks: string): string[] {
+  return UNIQUE_INDEXES.map((index) => createIndexSql({ ...index, table: tasks, ifNotExists: true }));
+}

@@ -10,6 +10,8 @@ import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalSta
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
 import { sqliteSql } from "./sql";
+import { createIndexSql } from "../indexDdl";
+import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 
 /** A worker's row, inserted, or made alive again when it exists. */
@@ -221,9 +223,25 @@ export class SqliteDialect implements Dialect {
 
   async registerWorker(info: WorkerInfo): Promise<void> {
     this.info = info;
+    await this.ensureTaskIndexes();
     await this.repairClaimIndex();
     const upsert = this.prepare(UPSERT_WORKER(this.tables.workers));
     await this.write(() => upsert.run(this.workerParams(Date.now())));
+  }
+
+  /**
+   * Creates ormq's own indexes on ormq_tasks that are missing: a schema made by synchronize alone
+   * has none of them (see taskIndexes.ts). One catalog read when they are all there.
+   */
+  private async ensureTaskIndexes(): Promise<void> {
+    const existing = (this.db.pragma(`index_list(${this.tables.tasks})`) as { name: string }[]).map((r) => r.name);
+    const missing = missingIndexes(TASK_INDEXES, existing);
+    if (missing.length === 0) return;
+    await this.write(() => {
+      for (const index of missing) this.db.exec(createIndexSql({ ...index, table: this.tables.tasks, ifNotExists: true }));
+    });
+    this.statements.clear(); // statements prepared before the indexes existed
+    for (const index of missing) this.logger.info({ index: index.name }, "created ormq's index on ormq_tasks (the schema was made without ormq's migrations)");
   }
 
   /**

@@ -1,0 +1,36 @@
+/**
+ * ormq_tasks' own indexes: partial, and the claim's `priority DESC`, which TypeORM's `@Index`
+ * cannot make on every database (no DESC anywhere, no WHERE on MySQL). The entity declares them
+ * by name with `synchronize: false`, so TypeORM's synchronize neither creates nor drops them:
+ * ormq's migrations create them, and where a schema was made by synchronize alone, ormq does (a
+ * worker at its registration: the four below; the unique guard's install: the two unique ones).
+ * A migration keeps its own copy of each definition: a migration is history.
+ */
+import type { IndexSpec } from "./contract";
+
+export type TaskIndex = Omit<IndexSpec, "table">;
+
+/** What the claim, an idle worker's sleep, the rescue and the dead-letter list read. */
+export const TASK_INDEXES: readonly TaskIndex[] = [
+  // Ready tasks in claim order: highest priority first, then oldest due time, then insertion order.
+  { name: "ormq_tasks_claim", columns: ["priority DESC", "run_at", "id"], where: "status = 'pending'" },
+  // The earliest upcoming due time, for an idle worker's sleep: only tasks made ready later than
+  // they were created (scheduled, retried, snoozed), so the usual immediate enqueue pays nothing.
+  { name: "ormq_tasks_scheduled", columns: ["run_at"], where: "status = 'pending' AND run_at > created_at" },
+  // Running tasks by lease end, for the rescue of expired leases.
+  { name: "ormq_tasks_lease", columns: ["locked_until"], where: "status = 'running'" },
+  // Failed tasks by type: the dead-letter list.
+  { name: "ormq_tasks_type", columns: ["type"], where: "status = 'failed'" },
+];
+
+/** Unique tasks: one unfinished task per key, and one task per key and window whatever its status. */
+export const UNIQUE_INDEXES: readonly TaskIndex[] = [
+  { name: "ormq_tasks_unique", columns: ["unique_key"], unique: true, where: "unique_key IS NOT NULL AND status IN ('pending', 'running')" },
+  { name: "ormq_tasks_unique_window", columns: ["unique_window"], unique: true, where: "unique_window IS NOT NULL" },
+];
+
+/** The indexes of `wanted` not among `existing` (index names read from the database). */
+export function missingIndexes(wanted: readonly TaskIndex[], existing: Iterable<string>): TaskIndex[] {
+  const have = new Set(existing);
+  return wanted.filter((index) => !have.has(index.name));
+}
