@@ -42,15 +42,15 @@ export class OrmqInit1763900000000 implements MigrationInterface {
         ],
       }),
     );
-    await schema.createIndex("ormq_tasks_type", "ormq_tasks", ["type"], { where: "status = 'failed'" });
+    await schema.createIndex("ormq_tasks_type", "ormq_tasks", ["type"], { where: "status = 'failed'", withoutWhere: { lead: ["status"] } });
     // The earliest upcoming due time among tasks made ready later than they were created, for an
     // idle worker's sleep.
-    await schema.createIndex("ormq_tasks_scheduled", "ormq_tasks", ["run_at"], { where: "status = 'pending' AND run_at > created_at" });
+    await schema.createIndex("ormq_tasks_scheduled", "ormq_tasks", ["run_at"], { where: "status = 'pending' AND run_at > created_at", withoutWhere: { lead: ["status"] } });
     // Running tasks by lease end: the rescue of expired leases reads only this.
-    await schema.createIndex("ormq_tasks_lease", "ormq_tasks", ["locked_until"], { where: "status = 'running'" });
+    await schema.createIndex("ormq_tasks_lease", "ormq_tasks", ["locked_until"], { where: "status = 'running'", withoutWhere: { lead: ["status"] } });
     // Ready tasks in claim order. The only index ormq's hot path needs; partial, so finished tasks
     // (most of the table, in time) cost it nothing.
-    await schema.createIndex("ormq_tasks_claim", "ormq_tasks", ["priority DESC", "run_at", "id"], { where: "status = 'pending'" });
+    await schema.createIndex("ormq_tasks_claim", "ormq_tasks", ["priority DESC", "run_at", "id"], { where: "status = 'pending'", withoutWhere: { lead: ["status"] } });
     await this.createWorkers(runner);
     await this.createEvents(runner);
   }

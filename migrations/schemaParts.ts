@@ -1,5 +1,6 @@
 import type { QueryRunner } from "typeorm";
 import { contractOf } from "../src/dialect";
+import type { IndexSpec } from "../src/dialect/contract";
 
 /**
  * What ormq's migrations ask of the database's contract (src/dialect/contract.ts `schema`), so
@@ -16,9 +17,15 @@ export function schemaParts(runner: QueryRunner) {
     q,
     generatedIdType: contract.schema.generatedIdType,
     uniqueGuard: contract.schema.uniqueGuard,
-    createIndex: (name: string, table: string, columns: readonly string[], options: { where?: string; unique?: boolean } = {}) =>
-      runner.query(contract.schema.createIndex({ name, table: q(table), columns, ...options })),
-    dropIndex: (name: string, table: string) => runner.query(contract.schema.dropIndex(name, q(table))),
+    createIndex: async (name: string, table: string, columns: readonly string[], options: Pick<IndexSpec, "where" | "unique" | "withoutWhere"> = {}) => {
+      const sql = contract.schema.createIndex({ name, table: q(table), columns, ...options });
+      if (sql) await runner.query(sql);
+    },
+    /** `options`: what createIndex was given, so that a database which made no such index drops none. */
+    dropIndex: async (name: string, table: string, options: Pick<IndexSpec, "where" | "withoutWhere"> = {}) => {
+      const sql = contract.schema.dropIndex({ name, table: q(table), ...options });
+      if (sql) await runner.query(sql);
+    },
     addColumn: (table: string, column: string, type: string) => runner.query(`ALTER TABLE ${q(table)} ADD COLUMN ${q(column)} ${type}`),
     dropColumn: (table: string, column: string) => runner.query(`ALTER TABLE ${q(table)} DROP COLUMN ${q(column)}`),
     /** ormq_meta's schema_version, which workers check (see controlsRead.ts). */

@@ -9,15 +9,17 @@ import { databaseFileOf } from "../src/config";
 import { contractOf } from "../src/dialect";
 
 describe("choosing the dialect", () => {
-  it("a postgres:// or postgresql:// URL is PostgreSQL; a path or sqlite: URL is a SQLite file (with WAL); another scheme is refused", () => {
+  it("a postgres:// or postgresql:// URL is PostgreSQL; mysql:// and mariadb:// are MySQL (mysql2); a path or sqlite: URL is a SQLite file (with WAL); another scheme is refused", () => {
     expect(ormqDataSourceOptions("postgres://u:p@h/db")).toMatchObject({ type: "postgres", url: "postgres://u:p@h/db" });
     expect(ormqDataSourceOptions("postgresql://h/db")).toMatchObject({ type: "postgres" });
     expect(ormqDataSourceOptions("./app.sqlite")).toMatchObject({ type: "better-sqlite3", database: "./app.sqlite", enableWAL: true });
     expect(ormqDataSourceOptions("sqlite://data/x.db")).toMatchObject({ type: "better-sqlite3", database: "data/x.db" });
     expect(ormqDataSourceOptions("C:\\data\\app.sqlite")).toMatchObject({ type: "better-sqlite3", database: "C:\\data\\app.sqlite" });
-    // Not a file named "mysql://h/db" (MySQL is not served yet: docs/mysql.md).
-    for (const url of ["mysql://u@h/db", "mariadb://h/db", "redis://h"]) expect(() => ormqDataSourceOptions(url)).toThrow(`no ormq dialect serves the database URL "${url}"`);
-    expect(() => ormqDataSourceOptions("mysql://app:s3cret@h/db")).toThrow('no ormq dialect serves the database URL "mysql://app:***@h/db"');
+    expect(ormqDataSourceOptions("mysql://u@h/db")).toMatchObject({ type: "mysql", url: "mysql://u@h/db", connectorPackage: "mysql2", bigNumberStrings: true });
+    expect(ormqDataSourceOptions("mariadb://h/db")).toMatchObject({ type: "mariadb", url: "mariadb://h/db" });
+    // Not a file named "redis://h".
+    for (const url of ["redis://h", "mssql://h/db"]) expect(() => ormqDataSourceOptions(url)).toThrow(`no ormq dialect serves the database URL "${url}"`);
+    expect(() => ormqDataSourceOptions("mssql://app:s3cret@h/db")).toThrow('no ormq dialect serves the database URL "mssql://app:***@h/db"');
     for (const url of ["postgres://h/db", "./a.sqlite"]) {
       const options = ormqDataSourceOptions(url);
       expect(options.entities).toBeDefined();
@@ -33,9 +35,10 @@ describe("choosing the dialect", () => {
   });
 
   it("a DataSource of another driver is refused with the drivers ormq supports", () => {
-    // (TypeORM cannot build a MySQL DataSource without mysql2 installed: only its options are read.)
-    const ds = { options: { type: "mysql" } } as unknown as DataSource;
-    expect(() => contractOf(ds)).toThrow('ormq supports the "postgres" and "better-sqlite3" drivers, not "mysql"');
+    // (Only the options are read: no driver is loaded.)
+    const ds = { options: { type: "mssql" } } as unknown as DataSource;
+    expect(() => contractOf(ds)).toThrow('ormq supports the "postgres", "mysql", "mariadb" and "better-sqlite3" drivers, not "mssql"');
+    expect(contractOf({ options: { type: "mariadb" } } as unknown as DataSource).name).toBe("mysql");
     expect(contractOf(new DataSource(ormqDataSourceOptions("postgres://h/db"))).name).toBe("postgres");
     expect(contractOf(new DataSource(ormqDataSourceOptions("./a.sqlite"))).name).toBe("sqlite");
   });

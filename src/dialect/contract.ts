@@ -105,6 +105,13 @@ export interface IndexSpec {
   where?: string;
   /** Nothing when an index of that name exists. */
   ifNotExists?: boolean;
+  /**
+   * What a database without partial indexes (MySQL) makes of a `where`: an index that leads with
+   * these columns (the ones the WHERE tests for equality), one over every row ("whole": the WHERE
+   * only said what a unique index does with NULLs), or none ("none": another capability of that
+   * database does the index's job, as MySQL's unique guard does `ormq_tasks_unique`'s).
+   */
+  withoutWhere?: { lead: readonly string[] } | "whole" | "none";
 }
 
 /** Where the SQLite-style unique guard reports its state (see uniqueTasks.ts). */
@@ -112,12 +119,12 @@ export type GuardState = "committed" | "seen" | "absent";
 
 /** A database as ormq uses it, grouped by job. */
 export interface DatabaseContract {
-  readonly name: "postgres" | "sqlite";
+  readonly name: "postgres" | "sqlite" | "mysql";
 
   /** Which DataSources and URLs it serves, and readying one. */
   readonly connection: {
-    /** The TypeORM driver (`DataSourceOptions.type`) it serves. */
-    readonly driver: DataSourceOptions["type"];
+    /** The TypeORM drivers (`DataSourceOptions.type`) it serves. */
+    readonly drivers: readonly DataSourceOptions["type"][];
     /**
      * The DataSource options of a database URL this database serves (`postgres://…`), or null
      * when the URL is not its own. SQLite takes any URL none other claims (a file path).
@@ -149,12 +156,17 @@ export interface DatabaseContract {
 
   /** What the migrations and the unique guard create. */
   readonly schema: {
+    /**
+     * DDL commits the open transaction (MySQL): ormq never runs DDL on a caller's connection, so
+     * a missing unique guard is an error naming the migration, whatever `synchronize` says.
+     */
+    readonly ddlCommits: boolean;
     /** The type of a generated 64-bit key (SQLite's AUTOINCREMENT needs `integer`, 64-bit there). */
     readonly generatedIdType: "bigint" | "integer";
-    /** CREATE INDEX for an index of ormq's tables. */
-    createIndex(index: IndexSpec): string;
-    /** DROP INDEX for an index of ormq's tables. */
-    dropIndex(name: string, table: string): string;
+    /** CREATE INDEX for an index of ormq's tables; null when this database keeps no such index. */
+    createIndex(index: IndexSpec): string | null;
+    /** DROP INDEX for an index of ormq's tables (as `createIndex` made it); null when it made none. */
+    dropIndex(index: Pick<IndexSpec, "name" | "table" | "where" | "withoutWhere">): string | null;
     /**
      * The guard that makes a duplicate unique task's insert write nothing (see
      * postgres/uniqueGuard.ts and sqlite/uniqueGuard.ts): its statements, and whether it stands.

@@ -8,6 +8,7 @@ import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
 import { newOrigin } from "./origin";
 import type { DatabaseContract, DialectOptions } from "./contract";
+import { mysqlContract } from "./mysql/contract";
 import { postgresContract } from "./postgres/contract";
 import { sqliteContract } from "./sqlite/contract";
 
@@ -19,7 +20,7 @@ export type { DatabaseContract, Query } from "./contract";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 
 /** Every database's contract, in the order a database URL is offered to them (the last takes any path). */
-const ALL_CONTRACTS: readonly DatabaseContract[] = [postgresContract, sqliteContract];
+const ALL_CONTRACTS: readonly DatabaseContract[] = [postgresContract, mysqlContract, sqliteContract];
 
 /**
  * The one place that decides which database's contract serves a DataSource (by its driver). Any
@@ -27,9 +28,10 @@ const ALL_CONTRACTS: readonly DatabaseContract[] = [postgresContract, sqliteCont
  */
 export function contractOf(dataSource: DataSource): DatabaseContract {
   const type = dataSource.options.type;
-  const contract = ALL_CONTRACTS.find((c) => c.connection.driver === type);
+  const contract = ALL_CONTRACTS.find((c) => c.connection.drivers.includes(type));
   if (contract) return contract;
-  throw new OrmqConfigurationError(`ormq supports the ${ALL_CONTRACTS.map((c) => `"${c.connection.driver}"`).join(" and ")} drivers, not "${type}"`);
+  const drivers = ALL_CONTRACTS.flatMap((c) => c.connection.drivers).map((d) => `"${d}"`);
+  throw new OrmqConfigurationError(`ormq supports the ${drivers.slice(0, -1).join(", ")} and ${drivers.at(-1)} drivers, not "${type}"`);
 }
 
 /** The DataSource options of a database URL: the first dialect that claims it. */
@@ -45,7 +47,7 @@ export function dataSourceOptionsForUrl(url: string): DataSourceOptions {
 
 /** The file a DataSource's database lives in (an embedded database), or null. */
 export function databaseFileOf(options: DataSourceOptions): string | null {
-  return ALL_CONTRACTS.find((c) => c.connection.driver === options.type)?.connection.databaseFile(options) ?? null;
+  return ALL_CONTRACTS.find((c) => c.connection.drivers.includes(options.type))?.connection.databaseFile(options) ?? null;
 }
 
 /** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */

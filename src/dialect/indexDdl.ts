@@ -14,6 +14,6 @@ export function createIndexSql(index: IndexSpec): string {
 }
 
 /** DROP INDEX: index names are the schema's (not per table) on PostgreSQL and SQLite. */
-export function dropIndexSql(name: string): string {
-  return `DROP INDEX ${escape(name)}`;
+export function dropIndexSql(index: Pick<IndexSpec, "name">): string {
+  return `DROP INDEX ${escape(index.name)}`;
 }

@@ -13,20 +13,20 @@ export type TaskIndex = Omit<IndexSpec, "table">;
 /** What the claim, an idle worker's sleep, the rescue and the dead-letter list read. */
 export const TASK_INDEXES: readonly TaskIndex[] = [
   // Ready tasks in claim order: highest priority first, then oldest due time, then insertion order.
-  { name: "ormq_tasks_claim", columns: ["priority DESC", "run_at", "id"], where: "status = 'pending'" },
+  { name: "ormq_tasks_claim", columns: ["priority DESC", "run_at", "id"], where: "status = 'pending'", withoutWhere: { lead: ["status"] } },
   // The earliest upcoming due time, for an idle worker's sleep: only tasks made ready later than
   // they were created (scheduled, retried, snoozed), so the usual immediate enqueue pays nothing.
-  { name: "ormq_tasks_scheduled", columns: ["run_at"], where: "status = 'pending' AND run_at > created_at" },
+  { name: "ormq_tasks_scheduled", columns: ["run_at"], where: "status = 'pending' AND run_at > created_at", withoutWhere: { lead: ["status"] } },
   // Running tasks by lease end, for the rescue of expired leases.
-  { name: "ormq_tasks_lease", columns: ["locked_until"], where: "status = 'running'" },
+  { name: "ormq_tasks_lease", columns: ["locked_until"], where: "status = 'running'", withoutWhere: { lead: ["status"] } },
   // Failed tasks by type: the dead-letter list.
-  { name: "ormq_tasks_type", columns: ["type"], where: "status = 'failed'" },
+  { name: "ormq_tasks_type", columns: ["type"], where: "status = 'failed'", withoutWhere: { lead: ["status"] } },
 ];
 
 /** Unique tasks: one unfinished task per key, and one task per key and window whatever its status. */
 export const UNIQUE_INDEXES: readonly TaskIndex[] = [
-  { name: "ormq_tasks_unique", columns: ["unique_key"], unique: true, where: "unique_key IS NOT NULL AND status IN ('pending', 'running')" },
-  { name: "ormq_tasks_unique_window", columns: ["unique_window"], unique: true, where: "unique_window IS NOT NULL" },
+  { name: "ormq_tasks_unique", columns: ["unique_key"], unique: true, where: "unique_key IS NOT NULL AND status IN ('pending', 'running')", withoutWhere: "none" },
+  { name: "ormq_tasks_unique_window", columns: ["unique_window"], unique: true, where: "unique_window IS NOT NULL", withoutWhere: "whole" },
 ];
 
 /** The indexes of `wanted` not among `existing` (index names read from the database). */

@@ -42,7 +42,7 @@ export class UniqueGuardState {
  */
 export async function ensureUniqueGuard(state: UniqueGuardState, dataSource: DataSource, runner?: QueryRunner): Promise<void> {
   if (state.confirmed) return;
-  const guard = contractOf(dataSource).schema.uniqueGuard;
+  const { uniqueGuard: guard, ddlCommits } = contractOf(dataSource).schema;
   const tasks = tablesOf(dataSource).tasks;
   const on = runner && !runner.isReleased ? runner : undefined;
   // Another process may be installing it at this moment (SQLite: "database is locked"): look
@@ -54,7 +54,7 @@ export async function ensureUniqueGuard(state: UniqueGuardState, dataSource: Dat
         if (seen === "committed" || !on || !state.installedBy.has(on)) state.confirmed = true;
         return;
       }
-      if (!dataSource.options.synchronize && !guard.installWhenMissing) {
+      if (ddlCommits || (!dataSource.options.synchronize && !guard.installWhenMissing)) {
         throw new OrmqConfigurationError(
           "unique tasks need ormq's guard trigger on ormq_tasks, which is missing: run ormq's migrations (OrmqUniqueTasks), or synchronize",
         );

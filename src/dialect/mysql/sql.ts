@@ -1,7 +1,6 @@
 /**
  * MySQL's and MariaDB's spelling of ormq's shared statements (issue 27: the third database, in
- * progress; see docs/mysql.md). Tested on a real MariaDB by tests/dialect/mysqlSpelling.test.ts
- * before the contract that will use it is registered.
+ * progress; see docs/mysql.md), tested on a real MariaDB by tests/dialect/mariadb.test.ts.
  */
 import type { SqlSpelling } from "../contract";
 

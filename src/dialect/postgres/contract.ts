@@ -12,7 +12,7 @@ import { UNIQUE_INDEXES } from "../taskIndexes";
 export const postgresContract: DatabaseContract = {
   name: "postgres",
   connection: {
-    driver: "postgres",
+    drivers: ["postgres"],
     optionsForUrl: (url) => (/^postgres(ql)?:\/\//.test(url) ? { type: "postgres", url } : null),
     databaseFile: () => null,
     writesTakeTurnsPerFile: false,
@@ -21,6 +21,7 @@ export const postgresContract: DatabaseContract = {
   sql: postgresSql,
   clockSql: `SELECT (floor(extract(epoch from clock_timestamp()) * 1000))::bigint AS now`,
   schema: {
+    ddlCommits: false,
     generatedIdType: "bigint",
     createIndex: createIndexSql,
     dropIndex: dropIndexSql,

@@ -14,7 +14,7 @@ import { UNIQUE_INDEXES } from "../taskIndexes";
 export const sqliteContract: DatabaseContract = {
   name: "sqlite",
   connection: {
-    driver: "better-sqlite3",
+    drivers: ["better-sqlite3"],
     // A file path, or a sqlite: URL; a URL of another scheme (mysql://…) is no file name: refused
     // by the caller, not made into a file of that name. WAL lets readers and ormq's worker
     // connection proceed while one connection writes.
@@ -31,6 +31,7 @@ export const sqliteContract: DatabaseContract = {
   clockSql: null,
   schema: {
     // AUTOINCREMENT is allowed only on INTEGER PRIMARY KEY, which is 64-bit in SQLite anyway.
+    ddlCommits: false,
     generatedIdType: "integer",
     createIndex: createIndexSql,
     dropIndex: dropIndexSql,

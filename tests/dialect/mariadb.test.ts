@@ -1,31 +1,34 @@
 /**
- * The first part of the MySQL/MariaDB dialect (issue 27, in progress): its spelling of ormq's
- * shared statements, run on a real MariaDB. The shared statements themselves (the limited claim's
- * pick and its rate records, the controls read) are the ones PostgreSQL and SQLite run, given the
- * MySQL parts: what they pick here is what they pick there.
+ * The MySQL/MariaDB dialect as far as it goes (issue 27, in progress: docs/mysql.md), on a real
+ * MariaDB: its spelling of ormq's shared statements (the limited claim's pick and its rate
+ * records, the controls read: the statements PostgreSQL and SQLite run, given the MySQL parts),
+ * ormq's migrations, save(), and the unique guard; the worker, not built yet, refuses clearly.
  */
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
+import { contractOf, tablesOf } from "../../src/dialect";
 import { controlsOf, controlsSql } from "../../src/dialect/controlsRead";
 import type { ClaimLimits, ClaimRequest, Tables } from "../../src/dialect/dialect";
 import { limitedPickSql, rateClaimsSql } from "../../src/dialect/limitedClaim";
 import { MYSQL_CLOCK_SQL, mysqlSql } from "../../src/dialect/mysql/sql";
-import { startMariaDb, type MariaDbServer } from "../support/mariadb";
 import { SYSTEM_TESTS } from "../support/pgbouncer";
+import { ChildEntity, DataSource, type DataSourceOptions } from "typeorm";
+import { BaseTaskEntity, ormqDataSourceOptions, processN } from "../../src";
+import { createTestDb, type TestDb } from "../support/db";
 
 const RUN = SYSTEM_TESTS;
-if (!RUN) console.log("tests/dialect/mysqlSpelling.test.ts skipped: it runs a real MariaDB (the mariadb-server package); set ORMQ_SYSTEM_TESTS=1, as .ci/run does");
+if (!RUN) console.log("tests/dialect/mariadb.test.ts skipped: it runs a real MariaDB (the mariadb-server package); set ORMQ_SYSTEM_TESTS=1, as .ci/run does");
 const describeMaria = RUN ? describe : describe.skip;
 
 const TABLES = { tasks: "`ormq_tasks`", rateClaims: "`ormq_rate_claims`", controls: "`ormq_controls`", meta: "`ormq_meta`" } as Tables;
 const NO_LIMITS: ClaimLimits = { types: [], queues: [], typeRates: [], queueRates: [] };
 
 describeMaria("MySQL/MariaDB spelling of the shared statements, on a real MariaDB", () => {
-  let server: MariaDbServer;
   let db: Connection;
   beforeAll(async () => {
-    server = await startMariaDb();
-    const url = new URL(server.url);
+    // The run's MariaDB, started by the global setup under ORMQ_SYSTEM_TESTS.
+    const url = new URL(process.env.ORMQ_TEST_MARIADB_URL!);
     db = await createConnection({ host: url.hostname, port: Number(url.port), user: "root", multipleStatements: false, supportBigNumbers: true, bigNumberStrings: true });
+    await db.query("DROP DATABASE IF EXISTS ormq_spelling");
     await db.query("CREATE DATABASE ormq_spelling");
     await db.query("USE ormq_spelling");
     // The columns these statements read, as ormq's migrations will create them here.
@@ -39,8 +42,8 @@ describeMaria("MySQL/MariaDB spelling of the shared statements, on a real MariaD
     await db.query("CREATE TABLE ormq_meta (`key` varchar(64) NOT NULL PRIMARY KEY, value varchar(255) NOT NULL)");
   }, 60_000);
   afterAll(async () => {
+    await db?.query("DROP DATABASE IF EXISTS ormq_spelling");
     await db?.end();
-    await server?.stop();
   });
   beforeEach(async () => {
     for (const table of ["ormq_tasks", "ormq_rate_claims", "ormq_controls", "ormq_meta"]) await db.query(`DELETE FROM ${table}`);
@@ -135,5 +138,62 @@ describeMaria("MySQL/MariaDB spelling of the shared statements, on a real MariaD
       queueRates: [],
       schemaVersion: 3,
     });
+  });
+});
+
+@ChildEntity("maria_plain")
+class MariaPlain extends BaseTaskEntity {
+  run() {
+    return null;
+  }
+}
+
+describeMaria("ormq on MariaDB today: its migrations, save(), the unique guard; the worker refuses, clearly", () => {
+  let testDb: TestDb;
+  let ds: DataSource;
+  beforeAll(async () => {
+    testDb = await createTestDb("mariadb");
+    const base = ormqDataSourceOptions(testDb.url);
+    ds = new DataSource({ ...base, entities: [...(base.entities as []), MariaPlain], migrationsRun: true, logging: false } as DataSourceOptions);
+    await ds.initialize();
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await testDb?.drop();
+  });
+  const insert = (m: { query: DataSource["query"] }, key: string, status = "pending") =>
+    m.query("INSERT INTO ormq_tasks (type, queue, status, priority, run_at, max_attempts, created_at, updated_at, unique_key) VALUES ('u', 'default', ?, 0, 1, 1, 1, 1, ?)", [status, key]);
+
+  it("a second standing task of a key fails its statement (1062), and the caller's transaction goes on", async () => {
+    await ds.transaction(async (m) => {
+      await insert(m, "k1");
+      await expect(insert(m, "k1")).rejects.toMatchObject({ driverError: { errno: 1062 } });
+      await insert(m, "k2"); // the transaction is still usable
+    });
+    expect((await ds.query("SELECT unique_key FROM ormq_tasks ORDER BY id")).map((r: { unique_key: string }) => r.unique_key)).toEqual(["k1", "k2"]);
+  });
+
+  it("a key is free again once its task finished or was deleted, and taken again by a requeue only if free", async () => {
+    await ds.query("UPDATE ormq_tasks SET status = 'succeeded' WHERE unique_key = 'k1'");
+    await insert(ds, "k1"); // free: the first finished
+    await ds.query("DELETE FROM ormq_tasks WHERE unique_key = 'k2' AND status = 'pending'");
+    await insert(ds, "k2"); // free: the holder was deleted
+    // A finished k1 made pending again while another k1 stands: refused.
+    await expect(ds.query("UPDATE ormq_tasks SET status = 'pending' WHERE unique_key = 'k1' AND status = 'succeeded'")).rejects.toMatchObject({ driverError: { errno: 1062 } });
+    expect(await ds.query("SELECT unique_key FROM ormq_unique_keys ORDER BY unique_key")).toEqual([{ unique_key: "k1" }, { unique_key: "k2" }]);
+  });
+
+  it("the unique guard is reported installed; ormq never installs it on a caller's connection (DDL commits there)", async () => {
+    const contract = contractOf(ds);
+    expect(await contract.schema.uniqueGuard.installed(ds, tablesOf(ds).tasks)).toBe("committed");
+    expect(contract.schema.ddlCommits).toBe(true);
+  });
+
+  it("save() enqueues (ids as strings, ormq's defaults applied); a worker refuses with one clear error", async () => {
+    const task = await ds.getRepository(MariaPlain).save(MariaPlain.create({}));
+    expect(typeof task.id).toBe("string");
+    const [row] = await ds.query("SELECT status, queue, attempts FROM ormq_tasks WHERE id = ?", [task.id]);
+    expect({ ...row }).toEqual({ status: "pending", queue: "default", attempts: 0 });
+    await expect(processN(MariaPlain, 1, { dataSource: ds })).rejects.toThrow("ormq's worker does not run on MySQL or MariaDB yet");
   });
 });

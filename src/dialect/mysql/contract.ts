@@ -1,0 +1,39 @@
+import type { DatabaseContract } from "../contract";
+import { OrmqConfigurationError } from "../../errors";
+import { createIndexSql, dropIndexSql, dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements } from "./schema";
+import { MYSQL_CLOCK_SQL, mysqlSql } from "./sql";
+
+/**
+ * MySQL 8.0+ and MariaDB 10.6+ (issue 27, in progress: docs/mysql.md). Its connection, spelling,
+ * clock and schema are here, so ormq's migrations run on it; its worker is not built yet, and
+ * says so.
+ */
+export const mysqlContract: DatabaseContract = {
+  name: "mysql",
+  connection: {
+    drivers: ["mysql", "mariadb"],
+    optionsForUrl: (url) => {
+      const scheme = /^(mysql|mariadb):\/\//i.exec(url)?.[1]?.toLowerCase();
+      if (!scheme) return null;
+      // utf8mb4 for any text a task holds; ids (bigint) as strings, as on PostgreSQL.
+      return { type: scheme as "mysql" | "mariadb", url, connectorPackage: "mysql2", charset: "utf8mb4_unicode_ci", supportBigNumbers: true, bigNumberStrings: true };
+    },
+    databaseFile: () => null,
+    writesTakeTurnsPerFile: false,
+    prepare: () => true,
+  },
+  sql: mysqlSql,
+  clockSql: MYSQL_CLOCK_SQL,
+  schema: {
+    ddlCommits: true,
+    generatedIdType: "bigint",
+    createIndex: createIndexSql,
+    dropIndex: dropIndexSql,
+    // DDL commits the caller's transaction on MySQL: the guard is installed by the migration only.
+    uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
+  },
+  enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: null, notify: null },
+  worker: () => {
+    throw new OrmqConfigurationError("ormq's worker does not run on MySQL or MariaDB yet (docs/mysql.md): its schema and enqueue do");
+  },
+};
