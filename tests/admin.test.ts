@@ -2,10 +2,10 @@ import type { DataSource } from "typeorm";
 import { processForever, processN } from "../src";
 import { getStats, prune, retryFailed, retryTask, TaskEventEntity } from "../src/admin";
 import { AlwaysFails, Invoice, QuietTask, SendEmail, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue, reload, until } from "./support/helpers";
 
-describe.each(DIALECTS)("admin functions on %s", (dialect) => {
+describe.each(WITH_MARIADB)("admin functions on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });

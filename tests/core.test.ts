@@ -5,11 +5,11 @@ import { createDialect } from "../src/dialect";
 import { TaskRegistry } from "../src/registry";
 import { hydrate } from "../src/worker/hydrate";
 import { AlwaysFails, Image, RecordRun, RunLog, SendEmail, SleepyTask, SpecialRecordRun, testEntities, TxTask } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, makeAllDue, reload, until } from "./support/helpers";
 import { ormqFor } from "../src/client/client";
 
-describe.each(DIALECTS)("core on %s", (dialect) => {
+describe.each(WITH_MARIADB)("core on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });

@@ -23,11 +23,11 @@ import {
   testEntities,
   ValidatedEmail,
 } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 import { spawnWorker } from "./support/processes";
 
-describe.each(DIALECTS)("failure, time and control on %s", (dialect) => {
+describe.each(WITH_MARIADB)("failure, time and control on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });

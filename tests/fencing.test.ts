@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
 import { processForever, type ProcessSummary } from "../src";
 import { GateTask, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 
 /**
@@ -10,7 +10,7 @@ import { until } from "./support/helpers";
  * it starts none of them until a heartbeat says which are still its own, and drops those that
  * were rescued meanwhile.
  */
-describe.each(DIALECTS)("lease fencing on %s", (dialect) => {
+describe.each(WITH_MARIADB)("lease fencing on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
   beforeEach(async () => {

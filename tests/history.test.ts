@@ -2,10 +2,10 @@ import type { DataSource } from "typeorm";
 import { processN } from "../src";
 import { cancelTask, prune, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src/admin";
 import { AlwaysFails, EphemeralTask, Invoice, QuietTask, RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, type TestDb, useTestDatabase } from "./support/db";
 import { makeAllDue } from "./support/helpers";
 
-describe.each(DIALECTS)("history on %s", (dialect) => {
+describe.each(WITH_MARIADB)("history on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });

@@ -12,7 +12,7 @@ import { createDialect, type Completion, type Dialect } from "../src/dialect";
 import { allowed, statusAfterOutcome, statusAfterRescue, type Transition } from "../src/dialect/lifecycle";
 import { cancelPending, requestCancel, requeueFailed } from "../src/dialect/taskWrites";
 import type { TaskStatus } from "../entities/status";
-import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, useTestDatabase } from "./support/db";
 
 @ChildEntity("life")
 class LifeTask extends BaseTaskEntity {
@@ -48,7 +48,7 @@ interface Model {
   cancelRequested: boolean;
 }
 
-describe.each(DIALECTS)("the lifecycle on %s", (dialect) => {
+describe.each(WITH_MARIADB)("the lifecycle on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (o) => (ds = o.ds), [LifeTask]);
 

@@ -3,10 +3,10 @@ import { enqueueMany, InvalidOptionError } from "../src";
 import { listTaskPage } from "../src/admin";
 import { LIST_PAGE_SCAN } from "../src/admin/list";
 import { RecordRun, SendEmail, testEntities } from "./fixtures/tasks";
-import { DIALECTS, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, useTestDatabase } from "./support/db";
 
 /** `listTaskPage`: keyset pages, newest first, each reading a bounded range of ids. */
-describe.each(DIALECTS)("task list pages on %s", (dialect) => {
+describe.each(WITH_MARIADB)("task list pages on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
   beforeEach(async () => {

@@ -10,14 +10,14 @@ import { rescueExpiredTasks } from "../src/admin";
 import { MetaEntity } from "../entities/ControlEntity";
 import { holdLease, leaseHolder, parseLease, releaseLease } from "../src/dialect/maintenanceLease";
 import { RecordRun, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 
-describe.each(DIALECTS)("maintenance leases on %s", (dialect) => {
+describe.each(WITH_MARIADB)("maintenance leases on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (o) => (ds = o.ds), testEntities);
   const meta = () => ds.getRepository(MetaEntity);
-  beforeEach(() => meta().createQueryBuilder().delete().where("\"key\" LIKE 'lease:%'").execute());
+  beforeEach(() => meta().createQueryBuilder().delete().where(`${ds.driver.escape("key")} LIKE 'lease:%'`).execute());
 
   it("one holder at a time: taken, renewed, refused to another until it expires or is released", async () => {
     const [a, b] = [leaseHolder("worker-a"), leaseHolder("worker-b")];
@@ -39,7 +39,7 @@ describe.each(DIALECTS)("maintenance leases on %s", (dialect) => {
 
   it("two takers at once: exactly one wins, every time", async () => {
     for (let round = 0; round < 10; round++) {
-      await meta().createQueryBuilder().delete().where("\"key\" LIKE 'lease:%'").execute();
+      await meta().createQueryBuilder().delete().where(`${ds.driver.escape("key")} LIKE 'lease:%'`).execute();
       const holders = Array.from({ length: 4 }, (_, i) => leaseHolder(`w-${round}-${i}`));
       const won = await Promise.all(holders.map((h) => holdLease(ds.manager, "schedule", h, 5_000, 1_000)));
       expect(won.filter(Boolean)).toHaveLength(1);

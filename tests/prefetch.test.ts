@@ -4,11 +4,11 @@ import { cancelTask } from "../src/admin";
 import { createDialect, type Completion } from "../src/dialect";
 import { Completer } from "../src/worker/completer";
 import { EphemeralTask, GateTask, RecordRun, RunLog, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 
 /** Buffered (prefetched) tasks, slots that free before the outcome is written, and group completion. */
-describe.each(DIALECTS)("prefetch and group completion on %s", (dialect) => {
+describe.each(WITH_MARIADB)("prefetch and group completion on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
   beforeEach(async () => {

@@ -3,7 +3,7 @@ import { ChildEntity, type DataSource } from "typeorm";
 import { BaseTaskEntity, enqueueMany, processForever, processN, type ProcessSummary, type TaskContext } from "../src";
 import { AUTO_MAX_HELD, PrefetchGauge } from "../src/worker/prefetchGauge";
 import { testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 
 /** Half a second of work. */
@@ -74,7 +74,7 @@ describe("the automatic claim-ahead buffer (prefetch: \"auto\", the default)", (
   });
 });
 
-describe.each(DIALECTS)("the automatic claim-ahead buffer on %s", (dialect) => {
+describe.each(WITH_MARIADB)("the automatic claim-ahead buffer on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ ds } = opened), [...testEntities, FairShare, NoWork]);
   beforeEach(async () => {

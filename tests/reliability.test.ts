@@ -6,10 +6,10 @@ import { GateTask, RecordRun, SleepyTask, testEntities } from "./fixtures/tasks"
 import { ormqFor } from "../src";
 import { OrmqConfigurationError } from "../src/errors";
 import { DatabaseBackoff } from "../src/worker/backoff";
-import { DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { expectedSummary, reload, until } from "./support/helpers";
 
-describe.each(DIALECTS)("heartbeats and rescue on %s", (dialect) => {
+describe.each(WITH_MARIADB)("heartbeats and rescue on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
 

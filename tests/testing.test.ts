@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { AssertionError } from "node:assert";
 import { assertEnqueued, createTestDatabase, enqueuedTasks, refuteEnqueued, runEnqueued, type TestDatabase } from "../src/testing";
 import { RecordRun, RunLog, ScriptedTask, SendEmail, testEntities } from "./fixtures/tasks";
-import { DIALECTS, memoryLogger } from "./support/db";
+import { WITH_MARIADB, memoryLogger } from "./support/db";
 import { trackDataSource } from "./support/leaks";
 
-describe.each(DIALECTS)("ormq/testing on %s", (dialect) => {
+describe.each(WITH_MARIADB)("ormq/testing on %s", (dialect) => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase({ entities: testEntities, url: dialect === "postgres" ? process.env.ORMQ_TEST_PG_URL : undefined });

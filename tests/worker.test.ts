@@ -10,11 +10,11 @@ import {
   type ProcessSummary,
 } from "../src";
 import { GateTask, RecordRun, RunLog, SendEmail, testEntities } from "./fixtures/tasks";
-import { createTestDb, DIALECTS, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
+import { createTestDb, WITH_MARIADB, memoryLogger, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { concerns } from "../src/client/announcements";
 import { expectedSummary, reload, until } from "./support/helpers";
 
-describe.each(DIALECTS)("worker on %s", (dialect) => {
+describe.each(WITH_MARIADB)("worker on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
 

@@ -89,6 +89,8 @@ export interface SqlSpelling {
   readonly maxParameters: number;
   /** A quoted identifier. */
   escape(name: string): string;
+  /** Integer division of two integer expressions (MySQL's `/` gives a decimal). */
+  intDiv(a: string, b: string): string;
   /** The parts of one statement, pushing its bound values onto `values` in text order. */
   parts(values: unknown[]): SqlParts;
 }
@@ -217,6 +219,11 @@ export interface DatabaseContract {
      * last_insert_rowid). Null where a skipped insert leaves no id (PostgreSQL: no RETURNING row).
      */
     readonly insertSkipped: ((runner: QueryRunner) => Promise<boolean>) | null;
+    /**
+     * A duplicate unique task fails its INSERT (MySQL: 1062, that statement rolled back, never the
+     * transaction) instead of writing nothing: an insert whose rows may be skipped goes row by row.
+     */
+    readonly duplicateFails: boolean;
     /**
      * Tells other processes' workers that tasks were committed (sent after the commit); null when
      * they notice commits on their own.

@@ -54,7 +54,8 @@ export function missingControls(err: unknown): unknown {
 /** A missing table of ormq's (PostgreSQL 42P01, SQLite "no such table") as an error naming the migration that makes it. */
 export function missingTable(err: unknown, table: string, migration: string): unknown {
   const text = String((err as Error | null)?.message ?? err);
-  if ((err as { code?: unknown } | null)?.code === "42P01" || /no such table/.test(text)) {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === "42P01" || code === "ER_NO_SUCH_TABLE" || /no such table/.test(text)) {
     return new OrmqConfigurationError(`ormq's tables are older than this ormq (no ${table}): run ormq's migrations (${migration})`, { cause: err });
   }
   return err;

@@ -147,7 +147,7 @@ export interface RescuedTask {
 
 /** A database as the worker sees it. */
 export interface Dialect {
-  readonly name: "postgres" | "sqlite";
+  readonly name: "postgres" | "sqlite" | "mysql";
   /**
    * How many completion statements a worker may have in flight at once: 2 on PostgreSQL (each on
    * its own pool connection, so the server works on both), 1 on SQLite (one connection).

@@ -10,6 +10,7 @@ import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { applyTaskFilter, type CheckedTaskFilter } from "./taskFilterSql";
 import { readyWhere } from "./lifecycle";
+import { contractOf } from "./index";
 
 /** Tasks by queue, type and status. */
 export async function countByQueueTypeStatus(ds: DataSource): Promise<{ queue: string; type: string; status: TaskStatus; count: number }[]> {
@@ -207,13 +208,14 @@ export async function tasksWithUniqueKey(ds: DataSource, key: string, limit: num
  * asks at most once a minute.
  */
 export async function finishedPerMinute(ds: DataSource, since: number): Promise<{ minute: number; count: number }[]> {
+  const minute = contractOf(ds).sql.intDiv("t.finished_at", "60000");
   const rows = await ds
     .getRepository(BaseTaskEntity)
     .createQueryBuilder("t")
-    .select("t.finished_at / 60000", "minute")
+    .select(minute, "minute")
     .addSelect("COUNT(*)", "count")
     .where("t.finished_at >= :since", { since })
-    .groupBy("t.finished_at / 60000")
+    .groupBy(minute)
     .getRawMany<{ minute: unknown; count: unknown }>();
   return rows.map((r) => ({ minute: Math.floor(Number(r.minute)), count: Number(r.count) })).filter((r) => Number.isFinite(r.minute) && Number.isFinite(r.count));
 }

@@ -26,7 +26,7 @@ const CONTENT_CLASSES = new Set(["22", "23"]);
 const SQLITE_TRANSIENT = ["SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_NOMEM", "SQLITE_PROTOCOL"];
 const SQLITE_CONTENT = ["SQLITE_CONSTRAINT", "SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_RANGE"];
 /** Socket errors: the connection to the server is gone or not there yet. */
-const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+const NETWORK_CODES = new Set(["PROTOCOL_CONNECTION_LOST", "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 /** node-postgres reports a lost or unobtainable connection without a code. */
 const PG_CONNECTION_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|connection error and is not queryable/i;
 
@@ -48,7 +48,9 @@ export function writeFailureOf(err: unknown): WriteFailure {
 }
 
 function kindOf(err: unknown): WriteFailureKind {
-  const { code, message } = (typeof err === "object" && err !== null ? err : {}) as { code?: unknown; message?: unknown };
+  const { code: ownCode, message, sqlState } = (typeof err === "object" && err !== null ? err : {}) as { code?: unknown; message?: unknown; sqlState?: unknown };
+  // MySQL's errors carry the standard SQLSTATE beside their own code (ER_LOCK_DEADLOCK is 40001).
+  const code = typeof sqlState === "string" && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState : ownCode;
   if (typeof code === "string") {
     if (/^[0-9A-Z]{5}$/.test(code)) {
       const cls = code.slice(0, 2);

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { enqueueMany, ormqFor, processN, TaskFailedError, type OrmqEventMap, type OrmqEventName } from "../../src";
 import { MiddlewareStack } from "../../src/client/middleware";
 import { RecordRun, ScriptedTask, testEntities } from "../fixtures/tasks";
-import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+import { WITH_MARIADB, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 
 type Seen = { event: OrmqEventName; payload: OrmqEventMap[OrmqEventName] };
 
@@ -33,7 +33,7 @@ const ALL: OrmqEventName[] = [
   "worker:stopped",
 ];
 
-describe.each(DIALECTS)("the client on %s", (dialect) => {
+describe.each(WITH_MARIADB)("the client on %s", (dialect) => {
   let ds: DataSource;
   let db: TestDb;
   useTestDatabase(dialect, (o) => ((ds = o.ds), (db = o.db)), testEntities);

@@ -9,7 +9,7 @@ import { pauseQueue, pauseType, setQueueLimits } from "../../src/admin";
 import { contractOf, createDialect, tablesOf, type Completion, type Dialect } from "../../src/dialect";
 import { bulkInsert } from "../../src/dialect/bulkInsert";
 import { cancelPending, deleteFinished, deleteOrphanEvents, readTaskState, requestCancel, requeueFailed } from "../../src/dialect/taskWrites";
-import { DIALECTS, memoryLogger, type TestDb, useTestDatabase } from "../support/db";
+import { memoryLogger, type TestDb, useTestDatabase, WITH_MARIADB } from "../support/db";
 import { until } from "../support/helpers";
 
 @ChildEntity("conf_a")
@@ -33,7 +33,7 @@ class ConfB extends BaseTaskEntity {
 
 const LEASE = 60_000;
 
-describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
+describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   let worker: Dialect;
@@ -172,9 +172,9 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       expect(((await ds.query(`SELECT id FROM ormq_workers`)) as { id: string }[]).map((r) => r.id)).toEqual(["worker-1"]);
     });
 
-    // PostgreSQL only: SQLite has one writer on the file at a time, so no row is locked apart from the file.
-    if (dialect === "postgres") {
-      it("heartbeat does not wait for a row another transaction holds: it reports it busy, and renews it once free (row locks: PostgreSQL only)", async () => {
+    // Not SQLite: it has one writer on the file at a time, so no row is locked apart from the file.
+    if (dialect !== "sqlite") {
+      it("heartbeat does not wait for a row another transaction holds: it reports it busy, and renews it once free (row locks: not SQLite)", async () => {
         await worker.registerWorker({ name: "ConfA", host: "h", pid: 1, queues: null });
         await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
         const [locked, free] = await claimAll(worker, 2);
@@ -214,8 +214,8 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
       expect(await worker.complete([done(again)])).toEqual(new Map());
     });
 
-    if (dialect === "postgres") {
-      it("rescue does not wait for an expired row another transaction holds: it takes the others, and that one next round (row locks: PostgreSQL only)", async () => {
+    if (dialect !== "sqlite") {
+      it("rescue does not wait for an expired row another transaction holds: it takes the others, and that one next round (row locks: not SQLite)", async () => {
         await ds.getRepository(ConfA).save(Array.from({ length: 2 }, () => ConfA.create({})));
         const [locked, free] = await claimAll(worker, 2);
         await ds.query(`UPDATE ormq_tasks SET locked_until = 1 WHERE id IN (${String(locked.id)}, ${String(free.id)})`);
@@ -388,7 +388,7 @@ describe.each(DIALECTS)("the dialect contract on %s", (dialect) => {
     expect((await claimAll(worker)).map((r) => String(r.id))).toEqual([third.id]);
   });
 
-  it(`uses the database clock: ${dialect === "postgres" ? "the server's" : "this host's (clockSql is null: skipped)"}`, async () => {
+  it(`uses the database clock: ${dialect !== "sqlite" ? "the server's" : "this host's (clockSql is null: skipped)"}`, async () => {
     const clockSql = contractOf(ds).clockSql;
     if (clockSql === null) return expect(dialect).toBe("sqlite");
     const [{ now }] = (await ds.query(clockSql)) as { now: unknown }[];

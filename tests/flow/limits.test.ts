@@ -9,10 +9,10 @@ import { enqueueMany, processForever, processN } from "../../src";
 import { getReadiness, getStats, listControls, pauseQueue, pauseType, resumeQueue, resumeType, setQueueLimits } from "../../src/admin";
 import { LimitedAccount, maxOverlap, RatedTask, SpanTask } from "../fixtures/flow";
 import { GateTask, testEntities } from "../fixtures/tasks";
-import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+import { WITH_MARIADB, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 import { until } from "../support/helpers";
 
-describe.each(DIALECTS)("flow controls on %s", (dialect) => {
+describe.each(WITH_MARIADB)("flow controls on %s", (dialect) => {
   let ds: DataSource;
   let db: TestDb;
   useTestDatabase(dialect, (o) => ((ds = o.ds), (db = o.db)), testEntities);

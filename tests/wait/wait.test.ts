@@ -30,7 +30,7 @@ import { AttemptProgress, checkProgress } from "../../src/worker/progress";
 import fc from "fast-check";
 import { WaitedEphemeral, WaitedTask, waitEntities } from "../fixtures/schedules";
 import { testEntities } from "../fixtures/tasks";
-import { DIALECTS, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
+import { WITH_MARIADB, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 import { reload, until } from "../support/helpers";
 import { trackChild } from "../support/leaks";
 
@@ -44,7 +44,7 @@ function bindTo(ds: DataSource): void {
   for (const m of ds.entityMetadatas) (m.target as { useDataSource?: (d: DataSource) => void }).useDataSource?.(ds);
 }
 
-describe.each(DIALECTS)("waitForResult on %s", (dialect) => {
+describe.each(WITH_MARIADB)("waitForResult on %s", (dialect) => {
   let ds: DataSource;
   let db: TestDb;
   let workerDs: DataSource;

@@ -1,5 +1,5 @@
 import type { DatabaseContract } from "../contract";
-import { OrmqConfigurationError } from "../../errors";
+import { MysqlDialect } from "./dialect";
 import { createIndexSql, dropIndexSql, dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements } from "./schema";
 import { MYSQL_CLOCK_SQL, mysqlSql } from "./sql";
 
@@ -32,8 +32,6 @@ export const mysqlContract: DatabaseContract = {
     // DDL commits the caller's transaction on MySQL: the guard is installed by the migration only.
     uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
   },
-  enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: null, notify: null },
-  worker: () => {
-    throw new OrmqConfigurationError("ormq's worker does not run on MySQL or MariaDB yet (docs/mysql.md): its schema and enqueue do");
-  },
+  enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: null, duplicateFails: true, notify: null },
+  worker: (dataSource, tables, workerId, logger) => new MysqlDialect(dataSource, tables, workerId, logger),
 };

@@ -16,6 +16,7 @@ export const mysqlSql: SqlSpelling = {
   // The protocol's limit on a prepared statement's parameters.
   maxParameters: 65_535,
   escape,
+  intDiv: (a, b) => `(${a}) DIV (${b})`,
   parts: (values) => {
     const marks = (list: readonly unknown[]) => {
       values.push(...list);
@@ -46,5 +47,11 @@ export const mysqlSql: SqlSpelling = {
   },
 };
 
-/** The database's clock in epoch ms (the session's time zone cancels out of UNIX_TIMESTAMP). */
-export const MYSQL_CLOCK_SQL = `SELECT CAST(ROUND(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000) AS SIGNED) AS now`;
+/**
+ * The database's clock in epoch ms, in a statement: every due time and lease compares against
+ * this one clock (the session's time zone cancels out of UNIX_TIMESTAMP).
+ */
+export const MYSQL_NOW_MS = `CAST(ROUND(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000) AS SIGNED)`;
+
+/** The clock read on its own, as `now`. */
+export const MYSQL_CLOCK_SQL = `SELECT ${MYSQL_NOW_MS} AS now`;

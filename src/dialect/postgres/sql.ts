@@ -11,6 +11,7 @@ export const postgresSql: SqlSpelling = {
   // The protocol's limit.
   maxParameters: 65_535,
   escape,
+  intDiv: (a, b) => `(${a}) / (${b})`,
   parts: (values) => ({
     param: (value, type) => `$${values.push(value)}::${type}`,
     inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,

@@ -8,6 +8,7 @@ export const sqliteSql: SqlSpelling = {
   // SQLITE_MAX_VARIABLE_NUMBER since 3.32.
   maxParameters: 32_766,
   escape,
+  intDiv: (a, b) => `(${a}) / (${b})`,
   parts: (values) => {
     const marks = (list: readonly unknown[]) => {
       values.push(...list);

@@ -1,0 +1,442 @@
+/**
+ * The worker's session on MySQL 8.0+ and MariaDB 10.6+ (see docs/mysql.md). Without RETURNING, a
+ * claim is a transaction of three statements: `SELECT … FOR UPDATE SKIP LOCKED` picks and locks
+ * the ready rows, the UPDATE marks them (guarded: still pending), and a SELECT reads them back. A
+ * completion locks the rows this worker still holds, works out each one's status in JavaScript
+ * (lifecycle.ts: a cancel request wins over a return to the queue) and writes each under the
+ * full guard, checking its row count. Every transaction runs at READ COMMITTED, set for itself
+ * (never globally): REPEATABLE READ's gap locks are what deadlock claims. Deadlocks (1213) and
+ * lock wait timeouts (1205) roll the whole transaction back and run it again. Statements go
+ * through TypeORM's query runners on the DataSource's pool, one connection per transaction.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { DataSource, QueryRunner } from "typeorm";
+import type { Logger } from "../../logger";
+import { returningColumns } from "../claimOrder";
+import { controlsOf, controlsSql, missingControls } from "../controlsRead";
+import type { ClaimFilter, ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import { readyWhere, statusAfterOutcome, statusAfterRescue } from "../lifecycle";
+import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
+import { READ_ERRORS, rescueValues } from "../rescueRecord";
+import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
+import { tagWriteError } from "../writeFailure";
+import { createIndexSql } from "./schema";
+import { MYSQL_NOW_MS, mysqlSql } from "./sql";
+
+const NOW_MS = MYSQL_NOW_MS;
+const escape = mysqlSql.escape;
+
+/** Runs one statement in the session's current transaction. */
+type Run = (sql: string, values?: unknown[]) => Promise<unknown>;
+
+/** MySQL's deadlock and lock wait timeout: transient, the transaction runs again. */
+const TRANSIENT_ERRNOS = new Set([1213, 1205]);
+const MAX_RETRIES = 8;
+
+/** A row of another table references this one (ON DELETE RESTRICT / NO ACTION). */
+const ROW_IS_REFERENCED = 1451;
+
+/** The named lock every limited claim takes: one limited claim at a time (PostgreSQL's advisory lock). */
+const LIMITED_CLAIM_LOCK = "ormq:limited_claim";
+
+/** Wake-up polling: quick after a change, slower while nothing changes. */
+const POLL_MIN_MS = 50;
+const POLL_MAX_MS = 1_000;
+
+export class MysqlDialect implements Dialect {
+  readonly name = "mysql" as const;
+  readonly completionWriters = 1;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private info: WorkerInfo | undefined;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly tables: Tables,
+    readonly workerId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** `fn` in one READ COMMITTED transaction on a connection of its own, run again on a deadlock or lock wait timeout. */
+  private async transaction<T>(fn: (run: Run, runner: QueryRunner) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        await runner.connect();
+        await runner.startTransaction("READ COMMITTED");
+        const result = await fn((sql, values = []) => runner.query(sql, values), runner);
+        await runner.commitTransaction();
+        return result;
+      } catch (err) {
+        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+        if (!isTransient(err) || attempt >= MAX_RETRIES) throw err;
+        this.logger.debug({ err, attempt }, "MySQL deadlock or lock wait timeout: the transaction runs again");
+        await sleep(2 + Math.random() * Math.min(50, 5 * 2 ** attempt));
+      } finally {
+        await runner.release();
+      }
+    }
+  }
+
+  /** One statement on its own (autocommitted), with the same retry. */
+  private async statement(sql: string, values: unknown[] = []): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.dataSource.query(sql, values);
+      } catch (err) {
+        if (!isTransient(err) || attempt >= MAX_RETRIES) throw err;
+        await sleep(2 + Math.random() * Math.min(50, 5 * 2 ** attempt));
+      }
+    }
+  }
+
+  async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.limits) return this.claimLimited(request, request.limits);
+    return this.transaction(async (run) => {
+      const values: unknown[] = [];
+      const p = mysqlSql.parts(values);
+      const types = p.inList("type", request.types);
+      const queues = request.queues ? `AND ${p.inList("queue", request.queues)}` : "";
+      const excluded = request.excludedQueues?.length ? `AND ${p.notInList("queue", request.excludedQueues)}` : "";
+      // The claim index, (status, priority DESC, run_at, id), read in order, and named: a locking
+      // read locks every row it examines, and the optimizer, on a small or young table, likes the
+      // (status, run_at) index and a sort, which examines (and locks) every pending row, so that
+      // a second worker's claim at the same moment skips them all and gets none.
+      const picked = (await run(
+        `SELECT id FROM ${this.tables.tasks} FORCE INDEX (ormq_tasks_claim)
+         WHERE ${readyWhere(NOW_MS)} AND ${types} ${queues} ${excluded}
+         ORDER BY priority DESC, run_at, id
+         LIMIT ${p.param(request.limit, "int")}
+         FOR UPDATE SKIP LOCKED`,
+        values,
+      )) as { id: unknown }[];
+      return this.markClaimed(run, picked.map((r) => String(r.id)), request);
+    });
+  }
+
+  /**
+   * A claim under concurrency limits: the named lock all limited claims share is taken first, so
+   * that this claim's count of running tasks includes every other limited claim's (see
+   * limitedClaim.ts); released before the connection goes back to the pool.
+   */
+  private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
+    return this.transaction(async (run) => {
+      const [lock] = (await run(`SELECT GET_LOCK(?, 30) AS got`, [LIMITED_CLAIM_LOCK])) as { got: unknown }[];
+      if (Number(lock?.got) !== 1) return [];
+      try {
+        const values: unknown[] = [];
+        const parts = mysqlSql.parts(values);
+        const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, parts);
+        const ids = ((await run(pick, values)) as { id: unknown }[]).map((r) => String(r.id));
+        const rows = await this.markClaimed(run, ids, request);
+        for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, ids, mysqlSql.parts)) {
+          await run(statement.text, statement.values);
+        }
+        return rows;
+      } finally {
+        await run(`SELECT RELEASE_LOCK(?)`, [LIMITED_CLAIM_LOCK]);
+      }
+    });
+  }
+
+  /** Marks the picked (locked) tasks running for this worker, records their "started" events, and reads them back in claim order. */
+  private async markClaimed(run: Run, ids: readonly string[], request: ClaimRequest): Promise<TaskRow[]> {
+    if (ids.length === 0) return [];
+    const marks = ids.map(() => "?").join(", ");
+    await run(
+      `UPDATE ${this.tables.tasks}
+       SET status = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ${NOW_MS} + ?,
+           started_at = ${NOW_MS}, updated_at = ${NOW_MS}
+       WHERE id IN (${marks}) AND status = 'pending'`,
+      [this.workerId, request.leaseMs, ...ids],
+    );
+    if (request.historyTypes.length > 0) {
+      await run(
+        `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
+         SELECT id, 'started', ${NOW_MS}, ?, attempts FROM ${this.tables.tasks}
+         WHERE id IN (${marks}) AND status = 'running' AND locked_by = ? AND type IN (${request.historyTypes.map(() => "?").join(", ")})`,
+        [this.workerId, ...ids, this.workerId, ...request.historyTypes],
+      );
+    }
+    const columns = returningColumns(request.columns, escape, "*");
+    return (await run(
+      `SELECT ${columns} FROM ${this.tables.tasks} WHERE id IN (${marks}) AND status = 'running' AND locked_by = ?
+       ORDER BY priority DESC, run_at, id`,
+      [...ids, this.workerId],
+    )) as TaskRow[];
+  }
+
+  async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
+    if (completions.length === 0) return new Map();
+    try {
+      return await this.transaction(async (run) => {
+        const ids = completions.map((c) => c.id);
+        // The rows this worker still holds, locked: nothing changes them until the writes below.
+        const held = new Map(
+          ((await run(
+            `SELECT id, attempts, cancel_requested_at FROM ${this.tables.tasks}
+             WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'running' AND locked_by = ? FOR UPDATE`,
+            [...ids, this.workerId],
+          )) as { id: unknown; attempts: unknown; cancel_requested_at: unknown }[]).map((r) => [String(r.id), r]),
+        );
+        const applied = new Map<string, FinalStatus>();
+        for (const c of completions) {
+          const row = held.get(c.id);
+          if (!row || Number(row.attempts) !== c.attempt) continue; // no longer this attempt's to finish
+          const status = await this.completeOne(run, c, row.cancel_requested_at !== null);
+          if (status) applied.set(c.id, status);
+        }
+        return applied;
+      });
+    } catch (err) {
+      // The transaction rolled back: none of the batch is on disk.
+      throw tagWriteError(err, "complete", new Map());
+    }
+  }
+
+  /** One guarded write of an outcome, and its event; the status written, or null when the guard refused it. */
+  private async completeOne(run: Run, c: Completion, cancelRequested: boolean): Promise<FinalStatus | null> {
+    const guard = `id = ? AND status = 'running' AND locked_by = ? AND attempts = ?`;
+    const guardValues = [c.id, this.workerId, c.attempt];
+    if (c.remove) {
+      try {
+        const removed = (await run(`DELETE FROM ${this.tables.tasks} WHERE ${guard}`, guardValues)) as { affectedRows?: number };
+        if (affected(removed) !== 1) return null;
+        if (c.history) await this.recordEvent(run, c, "succeeded");
+        return "succeeded";
+      } catch (err) {
+        if (errnoOf(err) !== ROW_IS_REFERENCED) throw err;
+        this.logger.warn({ taskId: c.id, err }, "a succeeded task of a class with keepSucceeded = false is kept: another table's foreign key still references it");
+      }
+    }
+    const status = statusAfterOutcome(c.status, cancelRequested);
+    const back = status === "pending";
+    const written = await run(
+      `UPDATE ${this.tables.tasks}
+       SET status = ?, result = ?, last_error = COALESCE(?, last_error), errors = COALESCE(?, errors),
+           attempts = attempts - ?, run_at = ${c.delayMs === null ? "run_at" : `${NOW_MS} + ?`},
+           finished_at = ${back ? "NULL" : NOW_MS}, updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
+       WHERE ${guard}`,
+      [status, c.result, c.lastError, c.errors, c.refundAttempt ? 1 : 0, ...(c.delayMs === null ? [] : [c.delayMs]), ...guardValues],
+    );
+    if (affected(written) !== 1) return null;
+    if (c.history) await this.recordEvent(run, c, status === "cancelled" ? "cancelled" : c.event);
+    return status;
+  }
+
+  private async recordEvent(run: Run, c: Completion, kind: string): Promise<void> {
+    await run(`INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (?, ?, ${NOW_MS}, ?, ?, ?)`, [
+      c.id,
+      kind,
+      this.workerId,
+      c.attempt,
+      c.lastError,
+    ]);
+  }
+
+  async nextDueInMs(filter: ClaimFilter): Promise<number | null> {
+    const values: unknown[] = [];
+    const p = mysqlSql.parts(values);
+    const queues = filter.queues ? `AND ${p.inList("queue", filter.queues)}` : "";
+    const types = p.inList("type", filter.types);
+    const rows = (await this.statement(
+      `SELECT run_at - ${NOW_MS} AS due_in FROM ${this.tables.tasks}
+       WHERE status = 'pending' AND run_at > created_at AND run_at > ${NOW_MS} AND ${types} ${queues}
+       ORDER BY run_at LIMIT 1`,
+      values,
+    )) as { due_in: unknown }[];
+    return rows.length === 0 ? null : Number(rows[0].due_in);
+  }
+
+  async cancelRequested(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = (await this.statement(
+      `SELECT id FROM ${this.tables.tasks}
+       WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'running' AND locked_by = ? AND cancel_requested_at IS NOT NULL`,
+      [...ids, this.workerId],
+    )) as { id: unknown }[];
+    return rows.map((r) => String(r.id));
+  }
+
+  async readControls(): Promise<Controls> {
+    try {
+      return controlsOf((await this.statement(controlsSql(this.tables, mysqlSql))) as Record<string, unknown>[]);
+    } catch (err) {
+      throw missingControls(err);
+    }
+  }
+
+  async registerWorker(info: WorkerInfo): Promise<void> {
+    this.info = info;
+    await this.ensureTaskIndexes();
+    await this.statement(this.upsertWorker, this.workerValues());
+  }
+
+  /** Creates ormq's own indexes on ormq_tasks that are missing (a schema made by synchronize alone: see taskIndexes.ts). */
+  private async ensureTaskIndexes(): Promise<void> {
+    const [database, table] = splitTable(this.tables.tasks);
+    const rows = (await this.statement(
+      `SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`,
+      [database, table],
+    )) as { name: string }[];
+    for (const index of missingIndexes(TASK_INDEXES, rows.map((r) => String(r.name)))) {
+      const sql = createIndexSql({ ...index, table: this.tables.tasks });
+      if (!sql) continue;
+      try {
+        await this.statement(sql);
+        this.logger.info({ index: index.name }, "created ormq's index on ormq_tasks (the schema was made without ormq's migrations)");
+      } catch (err) {
+        if (errnoOf(err) !== 1061) throw err; // ER_DUP_KEYNAME: another worker made it meanwhile
+      }
+    }
+  }
+
+  /** The worker's row, inserted, or made alive again (a heartbeat that finds it gone writes it again). */
+  private get upsertWorker(): string {
+    return `INSERT INTO ${this.tables.workers} (id, name, host, pid, queues, state, started_at, last_heartbeat_at)
+      VALUES (?, ?, ?, ?, ?, 'running', ${NOW_MS}, ${NOW_MS})
+      ON DUPLICATE KEY UPDATE last_heartbeat_at = ${NOW_MS}`;
+  }
+
+  private workerValues(): unknown[] {
+    const info = this.info ?? { name: "", host: "", pid: 0, queues: null };
+    return [this.workerId, info.name, info.host, info.pid, info.queues ? JSON.stringify(info.queues) : null];
+  }
+
+  async heartbeat(runningIds: readonly string[], leaseMs: number): Promise<Renewal> {
+    await this.statement(this.upsertWorker, this.workerValues());
+    const renewal: Renewal = { renewed: new Set(), busy: new Set() };
+    if (runningIds.length === 0) return renewal;
+    return this.transaction(async (run) => {
+      const marks = runningIds.map(() => "?").join(", ");
+      const ours = ((await run(`SELECT id FROM ${this.tables.tasks} WHERE id IN (${marks}) AND status = 'running' AND locked_by = ?`, [
+        ...runningIds,
+        this.workerId,
+      ])) as { id: unknown }[]).map((r) => String(r.id));
+      if (ours.length === 0) return renewal;
+      // Never waits for a row another transaction holds (this worker's own completion, a cancel):
+      // such a row is reported busy, and the next beat tells.
+      const held = ((await run(
+        `SELECT id FROM ${this.tables.tasks} WHERE id IN (${ours.map(() => "?").join(", ")}) AND status = 'running' AND locked_by = ? FOR UPDATE SKIP LOCKED`,
+        [...ours, this.workerId],
+      )) as { id: unknown }[]).map((r) => String(r.id));
+      if (held.length > 0) {
+        await run(`UPDATE ${this.tables.tasks} SET locked_until = ${NOW_MS} + ? WHERE id IN (${held.map(() => "?").join(", ")})`, [leaseMs, ...held]);
+      }
+      for (const id of held) renewal.renewed.add(id);
+      for (const id of ours) if (!renewal.renewed.has(id)) renewal.busy.add(id);
+      return renewal;
+    });
+  }
+
+  async markStopped(): Promise<void> {
+    await this.statement(`UPDATE ${this.tables.workers} SET state = 'stopped', stopped_at = ${NOW_MS}, last_heartbeat_at = ${NOW_MS} WHERE id = ?`, [this.workerId]);
+  }
+
+  async rescueExpired(limit: number): Promise<RescuedTask[]> {
+    // Read, then a guarded write per row: the new `errors` lists are made in JavaScript
+    // (rescueValues), so one unreadable row cannot fail the rescue of the others.
+    const expired = (await this.statement(
+      `SELECT id, attempts, locked_by, ${READ_ERRORS} AS errors FROM ${this.tables.tasks}
+       WHERE status = 'running' AND locked_until < ${NOW_MS} ORDER BY locked_until LIMIT ${Math.max(1, Math.floor(limit))}`,
+    )) as { id: unknown; attempts: unknown; locked_by: string | null; errors: unknown }[];
+    if (expired.length === 0) return [];
+    const now = Date.now();
+    return this.transaction(async (run) => {
+      const ids = expired.map((r) => String(r.id));
+      // Rows another transaction holds are skipped, not waited for: rescued next round if still expired.
+      const free = new Map(
+        ((await run(
+          `SELECT id, attempts, max_attempts, cancel_requested_at, locked_by FROM ${this.tables.tasks}
+           WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'running' AND locked_until < ${NOW_MS} FOR UPDATE SKIP LOCKED`,
+          ids,
+        )) as { id: unknown; attempts: unknown; max_attempts: unknown; cancel_requested_at: unknown; locked_by: string | null }[]).map((r) => [String(r.id), r]),
+      );
+      const rescued: RescuedTask[] = [];
+      for (const r of expired) {
+        const id = String(r.id);
+        const row = free.get(id);
+        if (!row || Number(row.attempts) !== Number(r.attempts) || row.locked_by !== r.locked_by) continue;
+        const values = rescueValues({ id, attempts: Number(r.attempts), lockedBy: r.locked_by, errors: r.errors }, now);
+        if (values.replaced) this.logger.warn({ taskId: id }, "rescue: the task's stored errors were not a readable list; replaced");
+        const status = statusAfterRescue(row.cancel_requested_at !== null, Number(row.attempts), Number(row.max_attempts)) as FinalStatus;
+        const written = await run(
+          `UPDATE ${this.tables.tasks}
+           SET status = ?, last_error = ?, errors = ?, run_at = ${NOW_MS}, finished_at = ${status === "pending" ? "NULL" : NOW_MS},
+               updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
+           WHERE id = ? AND status = 'running' AND locked_until < ${NOW_MS} AND attempts = ? AND locked_by <=> ?`,
+          [status, values.lastError, values.errors, id, Number(r.attempts), r.locked_by],
+        );
+        if (affected(written) !== 1) continue;
+        // Always recorded: the rescuer may not have the task's class to ask.
+        await run(`INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (?, 'rescued', ${NOW_MS}, ?, ?, ?)`, [
+          id,
+          this.workerId,
+          Number(r.attempts),
+          values.lastError,
+        ]);
+        rescued.push({ id, status });
+      }
+      return rescued;
+    });
+  }
+
+  /**
+   * MySQL has no notifications: a cheap poll of the newest task id tells this worker that another
+   * process enqueued, quick after a change and slower while nothing changes (in-process enqueues
+   * wake the worker at once through the client's announcements, as on SQLite).
+   */
+  async listen(onWake: WakeHandler): Promise<void> {
+    let top: string | null = null;
+    let interval = POLL_MIN_MS;
+    const poll = async () => {
+      if (this.closed) return;
+      try {
+        const [row] = await this.dataSource.query<{ top: unknown }[]>(`SELECT MAX(id) AS top FROM ${this.tables.tasks}`);
+        const now = row?.top === null || row?.top === undefined ? null : String(row.top);
+        if (top !== null && now !== top) {
+          interval = POLL_MIN_MS;
+          onWake(null);
+        } else {
+          interval = Math.min(POLL_MAX_MS, interval * 2);
+        }
+        top = now ?? top ?? "0";
+      } catch (err) {
+        if (!this.closed) this.logger.warn({ err }, "MySQL change check failed");
+      }
+      if (!this.closed) {
+        this.pollTimer = setTimeout(() => void poll(), interval);
+        this.pollTimer.unref();
+      }
+    };
+    await poll();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+}
+
+function errnoOf(err: unknown): number | undefined {
+  const e = err as { errno?: unknown; driverError?: { errno?: unknown } } | null;
+  const errno = e?.driverError?.errno ?? e?.errno;
+  return typeof errno === "number" ? errno : undefined;
+}
+
+function isTransient(err: unknown): boolean {
+  const errno = errnoOf(err);
+  return errno !== undefined && TRANSIENT_ERRNOS.has(errno);
+}
+
+/** The rows an UPDATE or DELETE changed, from TypeORM's raw MySQL result (mysql2's ResultSetHeader). */
+function affected(result: unknown): number {
+  return Number((result as { affectedRows?: unknown } | null)?.affectedRows ?? 0);
+}
+
+/** `` `db`.`ormq_tasks` `` → ["db", "ormq_tasks"]; the database is null when not named. */
+function splitTable(table: string): [string | null, string] {
+  const parts = [...table.matchAll(/`((?:[^`]|``)*)`/g)].map((m) => m[1].replace(/``/g, "`"));
+  return parts.length >= 2 ? [parts[0], parts[1]] : [null, parts[0] ?? table];
+}
