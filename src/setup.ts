@@ -2,11 +2,13 @@
  * What ormq installs into TypeORM, once per process, when a DataSource with ormq's subscriber is
  * built (TypeORM constructs the subscriber while it builds the DataSource's metadata, before any
  * task can be saved): the operations entity methods call (`task.save()`'s options,
- * `task.cancel()`, `task.waitForResult()`; entities import no layer above them), and SQLite's
- * 64-bit generated key. Importing ormq installs nothing.
+ * `task.cancel()`, `task.waitForResult()`; entities import no layer above them), SQLite's
+ * 64-bit generated key, and MySQL's answer to a duplicate unique task (dialect/mysql/
+ * guardDuplicates.ts). Importing ormq installs nothing.
  */
 import { registerTaskOperations } from "../entities/operations";
 import { installSqliteIntegerKey } from "./dialect";
+import { answerGuardDuplicates } from "./dialect/mysql/guardDuplicates";
 import { taskSaveOptions } from "./tasks/saveOptions";
 import { cancelTask } from "./tasks/cancel";
 import { waitForResult } from "./tasks/waitForResult";
@@ -17,5 +19,6 @@ export function installOrmq(): void {
   if (installed) return;
   installed = true;
   installSqliteIntegerKey();
+  answerGuardDuplicates();
   registerTaskOperations({ cancel: cancelTask, saveOptions: taskSaveOptions, waitForResult });
 }

@@ -10,7 +10,9 @@ import { DataSource, type Logger as TypeOrmLogger } from "typeorm";
 import { statementLog } from "./support/helpers";
 import { BaseTaskEntity, ormqEntities } from "../src";
 import { installSqliteIntegerKey } from "../src/dialect";
-import { narrowInsertReread, openClientsOf, poolOf, resetTransactionDepth, SQLITE_BEGIN, transformTo } from "../src/dialect/libraryInternals";
+import { narrowInsertReread, openClientsOf, patchMysqlQueryErrors, poolOf, resetTransactionDepth, SQLITE_BEGIN, transformTo } from "../src/dialect/libraryInternals";
+import { MysqlQueryRunner } from "typeorm/driver/mysql/MysqlQueryRunner";
+import { QueryResult } from "typeorm";
 import { SendEmail } from "./fixtures/tasks";
 import { trackDataSource } from "./support/leaks";
 
@@ -103,5 +105,24 @@ describe("TypeORM's and node-postgres's internals ormq relies on", () => {
     expect(transformTo(double, 21)).toBe(42);
     expect(transformTo([double, plusOne], 20)).toBe(41);
     expect(transformTo(undefined, "as is")).toBe("as is");
+  });
+
+  it("MysqlQueryRunner.prototype.query is what a MySQL statement goes through, and the patch answers for a failed one in its place", async () => {
+    // A released runner: TypeORM's own query refuses it at once, without a server.
+    const released = Object.assign(Object.create(MysqlQueryRunner.prototype) as MysqlQueryRunner, { isReleased: true });
+    await expect(released.query("SELECT 1")).rejects.toThrow(/released/i);
+    const seen: string[] = [];
+    const marker = Symbol("test");
+    patchMysqlQueryErrors(marker, (err, sql) => {
+      seen.push(sql);
+      return sql === "SELECT 'answered'" ? { raw: ["raw"], records: ["row"], affected: 0 } : undefined;
+    });
+    patchMysqlQueryErrors(marker, () => ({ raw: "twice", records: [], affected: 0 })); // once per marker
+    expect(await released.query("SELECT 'answered'")).toEqual(["raw"]);
+    const structured = await released.query("SELECT 'answered'", [], true);
+    expect(structured).toBeInstanceOf(QueryResult);
+    expect(structured).toMatchObject({ raw: ["raw"], records: ["row"], affected: 0 });
+    await expect(released.query("SELECT 'not answered'")).rejects.toThrow(/released/i);
+    expect(seen).toEqual(["SELECT 'answered'", "SELECT 'answered'", "SELECT 'not answered'"]);
   });
 });

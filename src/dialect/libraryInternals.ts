@@ -6,7 +6,8 @@
  * `transactionDepth`, `_clients` and `getInsertionReturningColumns` anywhere else).
  */
 import type { Pool, PoolClient } from "pg";
-import type { DataSource, QueryRunner } from "typeorm";
+import { QueryResult, type DataSource, type QueryRunner } from "typeorm";
+import { MysqlQueryRunner } from "typeorm/driver/mysql/MysqlQueryRunner";
 import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSqliteDriver";
 import { ApplyValueTransformers } from "typeorm/util/ApplyValueTransformers";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
@@ -70,4 +71,32 @@ export function narrowInsertReread(metadata: EntityMetadata, keep: (column: Colu
  */
 export function transformTo(transformer: ColumnMetadata["transformer"], value: unknown): unknown {
   return transformer ? ApplyValueTransformers.transformTo(transformer, value) : value;
+}
+
+/**
+ * Wraps TypeORM's MySQL query runner's `query` (`MysqlQueryRunner.prototype.query`, which every
+ * statement of a MySQL or MariaDB DataSource goes through, the persistence of `save()` included)
+ * so that `onError` may answer for a statement that failed: the result in place of the error, or
+ * undefined to let the error through. `structured`: TypeORM asked for a QueryResult (`raw`,
+ * `records`, `affected`) rather than the raw result. Once per process.
+ */
+export function patchMysqlQueryErrors(
+  marker: symbol,
+  onError: (err: unknown, sql: string, runner: QueryRunner) => { raw: unknown; records: unknown[]; affected: number } | undefined,
+): void {
+  const proto = MysqlQueryRunner.prototype as unknown as Record<PropertyKey, unknown> & {
+    query(this: QueryRunner, sql: string, parameters?: unknown[], structured?: boolean): Promise<unknown>;
+  };
+  if (proto[marker]) return;
+  const original = proto.query;
+  proto.query = async function (this: QueryRunner, sql: string, parameters?: unknown[], structured?: boolean) {
+    try {
+      return await original.call(this, sql, parameters, structured);
+    } catch (err) {
+      const answer = onError(err, sql, this);
+      if (!answer) throw err;
+      return structured ? Object.assign(new QueryResult(), answer) : answer.raw;
+    }
+  };
+  proto[marker] = true;
 }

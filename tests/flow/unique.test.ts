@@ -3,9 +3,9 @@ import { BaseTaskEntity, enqueueMany, processN, TaskValidationError, UniqueTaskE
 import { retryFailed, retryTask } from "../../src/admin";
 import { DebounceAccount, HourlyAccount, StrictAccount, SyncAccount } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
-import { DIALECTS, memoryLogger, useTestDatabase } from "../support/db";
+import { WITH_MARIADB, memoryLogger, useTestDatabase } from "../support/db";
 
-describe.each(DIALECTS)("unique tasks on %s", (dialect) => {
+describe.each(WITH_MARIADB)("unique tasks on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (o) => (ds = o.ds), testEntities);
 

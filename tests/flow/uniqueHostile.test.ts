@@ -8,9 +8,9 @@ import { ChildEntity, Column, DataSource, type DataSourceOptions } from "typeorm
 import { BaseTaskEntity, ormqDataSourceOptions, processN, TaskDefinitionError, type UniqueOption } from "../../src";
 import { SyncAccount } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
-import { createTestDb, DIALECTS, memoryLogger, useTestDatabase } from "../support/db";
+import { createTestDb, WITH_MARIADB, memoryLogger, useTestDatabase } from "../support/db";
 
-describe.each(DIALECTS)("unique keys from generated values on %s", (dialect) => {
+describe.each(WITH_MARIADB)("unique keys from generated values on %s", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (o) => (ds = o.ds), testEntities);
 

@@ -1,5 +1,6 @@
 import type { DatabaseContract } from "../contract";
 import { MysqlDialect } from "./dialect";
+import { guardSkippedInsert } from "./guardDuplicates";
 import { createIndexSql, dropIndexSql, dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements } from "./schema";
 import { MYSQL_CLOCK_SQL, mysqlSql } from "./sql";
 
@@ -32,6 +33,6 @@ export const mysqlContract: DatabaseContract = {
     // DDL commits the caller's transaction on MySQL: the guard is installed by the migration only.
     uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
   },
-  enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: null, duplicateFails: true, notify: null },
+  enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: guardSkippedInsert, duplicateFails: true, notify: null },
   worker: (dataSource, tables, workerId, logger) => new MysqlDialect(dataSource, tables, workerId, logger),
 };

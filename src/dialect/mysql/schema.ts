@@ -48,7 +48,9 @@ function siblingName(table: string, name: string): string {
 export function uniqueGuardStatements(tasks: string): string[] {
   const keys = siblingName(tasks, "ormq_unique_keys");
   return [
-    `CREATE TABLE IF NOT EXISTS ${keys} (unique_key varchar(${KEY_LENGTH}) NOT NULL PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    // The key's unique index is named: a refusal by it (1062 "for key 'ormq_unique_key_standing'")
+    // is how ormq tells a duplicate unique task from any other error (see guardDuplicates.ts).
+    `CREATE TABLE IF NOT EXISTS ${keys} (unique_key varchar(${KEY_LENGTH}) NOT NULL, UNIQUE KEY ormq_unique_key_standing (unique_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     `CREATE TRIGGER IF NOT EXISTS ${siblingName(tasks, "ormq_unique_insert")} BEFORE INSERT ON ${tasks} FOR EACH ROW
      BEGIN
        IF NEW.unique_key IS NOT NULL AND NEW.status ${STANDING} THEN INSERT INTO ${keys} (unique_key) VALUES (NEW.unique_key); END IF;
