@@ -11,8 +11,9 @@ import { ormqSubscribers } from "./enqueue/subscriber";
 export const DEFAULT_DATABASE = "./ormq.sqlite";
 
 /**
- * DataSource options for a database URL: a `postgres://` (or `postgresql://`) URL, or a SQLite
- * file path. ormq's entities, subscribers and migrations are included; add your task classes to
+ * DataSource options for a database URL: a `postgres://` (or `postgresql://`) URL, a SQLite file
+ * path (or `sqlite:` URL), or a `mariadb://` / `mysql://` URL (in progress: docs/mysql.md); any
+ * other scheme is refused. ormq's entities, subscribers and migrations are included; add your task classes to
  * `entities` (spread these options and extend the arrays).
  */
 export function ormqDataSourceOptions(url: string = process.env.ORMQ_DATABASE_URL ?? DEFAULT_DATABASE): DataSourceOptions {

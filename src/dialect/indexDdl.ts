@@ -4,7 +4,9 @@
  */
 import type { IndexSpec } from "./contract";
 
-const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
+/** A double-quoted identifier, as PostgreSQL and SQLite both write one (their sql.ts use it too). */
+export const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const escape = quoteIdentifier;
 
 /** CREATE INDEX, partial where asked; each column optionally followed by ` DESC`. */
 export function createIndexSql(index: IndexSpec): string {

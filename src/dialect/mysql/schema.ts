@@ -4,8 +4,9 @@
  */
 import type { DataSource, QueryRunner } from "typeorm";
 import type { GuardState, IndexSpec } from "../contract";
+import { quoteIdentifier } from "./sql";
 
-const escape = (name: string) => `\`${name.replace(/`/g, "``")}\``;
+const escape = quoteIdentifier;
 
 /**
  * ormq's indexed text columns: indexed on their first 512 characters, which hold all of a key

@@ -4,7 +4,9 @@
  */
 import type { SqlSpelling } from "../contract";
 
-const escape = (name: string) => `\`${name.replace(/`/g, "``")}\``;
+/** A backquoted identifier. */
+export const quoteIdentifier = (name: string) => `\`${name.replace(/`/g, "``")}\``;
+const escape = quoteIdentifier;
 
 /**
  * `?` parameters bound in text order; integers written as literals (a LIMIT takes no bound

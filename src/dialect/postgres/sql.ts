@@ -1,9 +1,10 @@
 import type { SqlSpelling } from "../contract";
+import { quoteIdentifier } from "../indexDdl";
 
 /** Keys longer than this (characters) are stored as their first 100 characters and an md5 digest: 133 in all, far below the column's 600. */
 export const MAX_STORED_KEY = 300;
 
-const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const escape = quoteIdentifier;
 
 /** PostgreSQL's spelling: numbered parameters with explicit casts, arrays for lists. */
 export const postgresSql: SqlSpelling = {

@@ -1,7 +1,8 @@
 import type { SqlSpelling } from "../contract";
+import { quoteIdentifier } from "../indexDdl";
 
 /** SQLite's spelling: `?` parameters bound in text order, VALUES lists for lists. */
-const escape = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const escape = quoteIdentifier;
 
 export const sqliteSql: SqlSpelling = {
   parameter: () => "?",
