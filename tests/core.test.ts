@@ -128,7 +128,7 @@ describe.each(WITH_MARIADB)("core on %s", (dialect) => {
       await ds.query(`UPDATE ormq_tasks SET errors = '[{"attempt":1,"at":5,"name":"Error","message":"m"}]', result = '{"a":[1]}', last_error = 'Error: m' WHERE id = ${saved.id}`);
       const dialect = createDialect(ds, "hydrate-test", memoryLogger().logger);
       try {
-        const [row] = await dialect.claim({ types: ["sleepy"], queues: null, limit: 1, leaseMs: 60_000, historyTypes: [] });
+        const [row] = await dialect.claim({ types: ["sleepy"], queues: null, limit: 1, leaseMs: 60_000 });
         const type = ormqFor(ds).registry.byKey.get("sleepy")!;
         const task = hydrate(type.metadata, ds.driver, row);
         expect(task).toBeInstanceOf(SleepyTask);

@@ -27,14 +27,38 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
     await makeAllDue(ds);
     await processN(AlwaysFails, 10, quiet());
 
-    expect(await kinds(ok.id)).toEqual(["started", "succeeded"]);
-    expect(await kinds(bad.id)).toEqual(["started", "retried", "started", "failed"]);
+    // One row per attempt: its outcome, carrying when it started.
+    expect(await kinds(ok.id)).toEqual(["succeeded"]);
+    expect(await kinds(bad.id)).toEqual(["retried", "failed"]);
     const events = await ds.getRepository(TaskEventEntity).find({ where: { taskId: bad.id }, order: { id: "ASC" }, relations: { task: true } });
     expect(events[0].task).toBeInstanceOf(AlwaysFails); // the relation loads the child class
-    expect(events.map((e) => e.attempt)).toEqual([1, 1, 2, 2]);
-    expect(events[1].error).toContain("boom on attempt 1");
+    expect(events.map((e) => e.attempt)).toEqual([1, 2]);
+    expect(events[0].error).toContain("boom on attempt 1");
     expect(events[0].worker).toMatch(/\/\d+\//);
-    expect(events.every((e) => e.at instanceof Date)).toBe(true);
+    expect(events.every((e) => e.at instanceof Date && e.startedAt instanceof Date && e.startedAt <= e.at)).toBe(true);
+    expect(events[1].startedAt!.getTime()).toBeGreaterThanOrEqual(events[0].at.getTime());
+
+    // showTask lists each attempt's start as an event of its own, before its outcome.
+    const shown = (await showTask(bad.id, { dataSource: ds }))!.events;
+    expect(shown.map((e) => [e.kind, e.attempt])).toEqual([["enqueued", 0], ["started", 1], ["retried", 1], ["started", 2], ["failed", 2]]);
+    expect(shown[1]).toEqual({ id: null, taskId: bad.id, kind: "started", at: events[0].startedAt, worker: events[0].worker, attempt: 1, error: null });
+  });
+
+  it("showTask lists the start of the attempt running now from the task's row, and a start row written by an earlier ormq once", async () => {
+    const task = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "running" }));
+    await ds.query(`UPDATE ormq_tasks SET status = 'running', attempts = 2, locked_by = 'w/1/x', locked_until = 1, started_at = 5000 WHERE id = ${task.id}`);
+    // Attempt 1 as an earlier version of ormq recorded it: a "started" row, then its outcome.
+    await ds.getRepository(TaskEventEntity).save([
+      { taskId: task.id, kind: "started", at: new Date(1000), worker: "w/1/x", attempt: 1, error: null, startedAt: null },
+      { taskId: task.id, kind: "retried", at: new Date(2000), worker: "w/1/x", attempt: 1, error: "E: no", startedAt: null },
+    ]);
+    const shown = (await showTask(task.id, { dataSource: ds }))!.events;
+    expect(shown.map((e) => [e.kind, e.attempt, e.at instanceof Date ? e.at.getTime() : e.at, e.worker])).toEqual([
+      ["enqueued", 0, task.createdAt.getTime(), null],
+      ["started", 1, 1000, "w/1/x"],
+      ["retried", 1, 2000, "w/1/x"],
+      ["started", 2, 5000, "w/1/x"],
+    ]);
   });
 
   it("a class that keeps no succeeded tasks: the row goes when it succeeds (after retries too), its events stay until prune, a failure is kept", async () => {
@@ -48,11 +72,11 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
 
     const left = await ds.getRepository(EphemeralTask).find();
     expect(left.map((t) => [t.id, t.status, t.attempts])).toEqual([[failing.id, "failed", 3]]);
-    expect(await kinds(once.id)).toEqual(["started", "succeeded"]);
-    expect(await kinds(retried.id)).toEqual(["started", "retried", "started", "succeeded"]);
+    expect(await kinds(once.id)).toEqual(["succeeded"]);
+    expect(await kinds(retried.id)).toEqual(["retried", "succeeded"]);
     const result = await prune({ dataSource: ds, olderThan: new Date(Date.now() + 1000) });
-    expect(result).toMatchObject({ deleted: 0, orphanedEventsDeleted: 6 }); // failed tasks are kept
-    expect(await kinds(failing.id)).toHaveLength(6);
+    expect(result).toMatchObject({ deleted: 0, orphanedEventsDeleted: 3 }); // failed tasks are kept
+    expect(await kinds(failing.id)).toHaveLength(3);
   });
 
   it("a task that keeps no succeeded tasks but is referenced by a foreign key without ON DELETE is kept, succeeded, with a warning", async () => {
@@ -62,7 +86,7 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
     expect(await processN(EphemeralTask, 1, { dataSource: ds, logger: log.logger })).toMatchObject({ succeeded: 1 });
     const kept = await ds.getRepository(EphemeralTask).findOneByOrFail({ id: task.id });
     expect(kept).toMatchObject({ status: "succeeded", result: { done: 1 }, lockedBy: null });
-    expect(await kinds(task.id)).toEqual(["started", "succeeded"]);
+    expect(await kinds(task.id)).toEqual(["succeeded"]);
     expect(log.lines.some((l) => l.level === "warn" && /foreign key still references/.test(l.msg ?? ""))).toBe(true);
   });
 
@@ -82,7 +106,7 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
 
   it("records rescues and cancellations", async () => {
     const lost = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "lost" }));
-    await ds.query(`UPDATE ormq_tasks SET status = 'running', attempts = 1, locked_by = 'gone/1/x', locked_until = 1 WHERE id = ${lost.id}`);
+    await ds.query(`UPDATE ormq_tasks SET status = 'running', attempts = 1, locked_by = 'gone/1/x', locked_until = 1, started_at = 4000 WHERE id = ${lost.id}`);
     await rescueExpiredTasks({ dataSource: ds, logger: memoryLogger().logger });
     const cancelled = await ds.getRepository(SendEmail).save(SendEmail.create({ to: "c" }));
     await cancelTask(cancelled.id, { dataSource: ds, reason: "no longer needed" });
@@ -90,6 +114,10 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
     expect(await kinds(lost.id)).toEqual(["rescued"]);
     const [rescued] = await ds.getRepository(TaskEventEntity).find({ where: { taskId: lost.id, kind: "rescued" } });
     expect(rescued.error).toContain("stopped renewing its lease");
+    expect(rescued.startedAt).toEqual(new Date(4000));
+    // The lost attempt's start, without the rescuer as its worker (the error names the lost one).
+    const shown = (await showTask(lost.id, { dataSource: ds }))!.events;
+    expect(shown.slice(1).map((e) => [e.kind, e.attempt, e.worker === null])).toEqual([["started", 1, true], ["rescued", 1, false]]);
     expect(await kinds(cancelled.id)).toEqual(["cancelled"]);
   });
 
@@ -110,12 +138,12 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
     const [gone, kept] = await ds.getRepository(SendEmail).save([SendEmail.create({ to: "d" }), SendEmail.create({ to: "k" })]);
     await processN(SendEmail, 10, quiet());
     await ds.getRepository(SendEmail).delete({ id: gone.id });
-    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(2); // no foreign key
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(1); // no foreign key
     expect((await prune({ dataSource: ds, olderThan: 3_600_000 })).orphanedEventsDeleted).toBe(0); // too recent
     await ds.query(`UPDATE ormq_task_events SET at = 1000`);
     const result = await prune({ dataSource: ds, olderThan: 3_600_000, statuses: ["failed"] });
-    expect(result.orphanedEventsDeleted).toBe(2);
+    expect(result.orphanedEventsDeleted).toBe(1);
     expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: gone.id })).toBe(0);
-    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: kept.id })).toBe(2); // its task is still there
+    expect(await ds.getRepository(TaskEventEntity).countBy({ taskId: kept.id })).toBe(1); // its task is still there
   });
 });

@@ -78,7 +78,7 @@ describe.each(WITH_MARIADB)("the lifecycle on %s", (dialect) => {
             switch (step.kind) {
               case "claim": {
                 // Everything is due: a retry or snooze below asks for no delay.
-                const claimed = await worker.claim({ types: ["life"], queues: null, limit: 1, leaseMs: 60_000, historyTypes: [] });
+                const claimed = await worker.claim({ types: ["life"], queues: null, limit: 1, leaseMs: 60_000 });
                 if (model.status === "pending") {
                   expect(claimed.map((r) => String(r.id))).toEqual([id]);
                   model.status = "running";

@@ -21,13 +21,14 @@ class NoWork extends BaseTaskEntity {
 }
 
 /**
- * The sizes of the claims a drain made: a claim writes its tasks' "started" events with one time
- * and its worker, so each (worker, time) group is one claim (or, rarely, two in the same ms).
+ * The sizes of the claims a drain made: a claim starts its tasks' attempts at one time, which each
+ * attempt's outcome row records with its worker, so each (worker, start) group is one claim (or,
+ * rarely, two in the same ms).
  */
 async function claimSizes(ds: DataSource, type: string): Promise<number[]> {
   const rows = (await ds.query(
     `SELECT COUNT(*) AS n FROM ormq_task_events e JOIN ormq_tasks t ON t.id = e.task_id
-     WHERE e.kind = 'started' AND t.type = '${type}' GROUP BY e.worker, e.at`,
+     WHERE e.started_at IS NOT NULL AND t.type = '${type}' GROUP BY e.worker, e.started_at`,
   )) as { n: unknown }[];
   return rows.map((r) => Number(r.n));
 }

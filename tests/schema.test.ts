@@ -1,6 +1,7 @@
 import { DataSource } from "typeorm";
 import { ormqDataSourceOptions } from "../src";
 import { createTestDb, WITH_MARIADB, type TestDb } from "./support/db";
+import { SCHEMA_VERSION } from "../entities/ControlEntity";
 
 describe.each(WITH_MARIADB)("schema on %s", (dialect) => {
   let db: TestDb;
@@ -66,6 +67,6 @@ describe.each(WITH_MARIADB)("schema on %s", (dialect) => {
     expect(log.upQueries.map((q) => q.query)).toEqual([]);
     const key = dialect === "mariadb" ? "`key`" : `"key"`;
     const [version] = await ds.query(`SELECT value FROM ormq_meta WHERE ${key} = 'schema_version'`);
-    expect(version.value).toBe("3");
+    expect(version.value).toBe(String(SCHEMA_VERSION));
   });
 });

@@ -36,7 +36,7 @@ describe("claim watermark on postgres", () => {
     const tasks = await ds.getRepository(RecordRun).save(Array.from({ length: 12 }, (_, i) => RecordRun.create({ label: `a${i}` })));
     const dialect = createDialect(ds, "watermark-test", memoryLogger().logger);
     try {
-      const request = { types: ["record_run"], queues: null, limit: 3, leaseMs: 60_000, historyTypes: [] };
+      const request = { types: ["record_run"], queues: null, limit: 3, leaseMs: 60_000 };
       const claimed: string[] = (await dialect.claim(request)).map((r) => String(r.id));
       expect(claimed).toEqual(tasks.slice(0, 3).map((t) => t.id));
       // Behind the watermark: due earlier than anything claimed (as a task handed back keeps its

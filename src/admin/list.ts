@@ -142,7 +142,10 @@ function listItem(r: Record<(typeof LIST_COLUMNS)[number], unknown>): TaskListIt
 
 /** One event of a task's history, as `showTask` returns it (`at` as in `TaskListItem`). */
 export interface TaskEventItem {
-  /** The event row's id; null for "enqueued", which is read from the task's own row. */
+  /**
+   * The event row's id; null for "enqueued", read from the task's own row, and for "started", read
+   * from the row of the attempt's outcome or, for the attempt running now, from the task's row.
+   */
   id: string | null;
   taskId: string;
   kind: TaskEventKind;
@@ -190,7 +193,7 @@ export async function showTask(id: string | number, options: { dataSource?: Data
     attempt: 0,
     error: null,
   };
-  return { fields, events: [enqueued, ...(await readEvents(dataSource, taskId))] };
+  return { fields, events: [enqueued, ...(await readEvents(dataSource, taskId, raw))] };
 }
 
 /**
@@ -219,17 +222,46 @@ function readColumn(column: ColumnMetadata, driver: Driver, raw: unknown): unkno
   }
 }
 
-/** A task's history, oldest first, read as stored (see readColumn). */
-async function readEvents(dataSource: DataSource, taskId: string): Promise<TaskEventItem[]> {
-  const rows = await eventRows(dataSource, taskId, ["id", "taskId", "kind", "at", "worker", "attempt", "error"] as const);
-  // Rows of kind "enqueued" were written by earlier versions of ormq; the row's creation stands for them now.
-  return rows.filter((e) => e.kind !== "enqueued").map((e) => ({
-    id: String(e.id),
-    taskId: String(e.taskId),
-    kind: e.kind as TaskEventKind,
-    at: readInstant(e.at) as StoredInstant,
-    worker: readText(e.worker),
-    attempt: e.attempt as number | null,
-    error: readText(e.error),
-  }));
+/**
+ * A task's history, oldest first, read as stored (see readColumn). An attempt's start has no row of
+ * its own (see TaskEventEntity): it is listed from its outcome's `started_at`, just before that
+ * outcome, and for the attempt running now from the task's row (`raw`).
+ */
+async function readEvents(dataSource: DataSource, taskId: string, raw: Record<string, unknown>): Promise<TaskEventItem[]> {
+  const rows = await eventRows(dataSource, taskId, ["id", "taskId", "kind", "at", "worker", "attempt", "error", "startedAt"] as const);
+  // Rows of kind "enqueued" and "started" were written by earlier versions of ormq: an attempt that
+  // has its own "started" row gets no second one.
+  const stored = rows.filter((e) => e.kind !== "enqueued");
+  const startRows = new Set(stored.filter((e) => e.kind === "started").map((e) => Number(e.attempt)));
+  const started = (at: unknown, worker: unknown, attempt: number | null): TaskEventItem => ({
+    id: null,
+    taskId,
+    kind: "started",
+    at: readInstant(at) as StoredInstant,
+    worker: readText(worker),
+    attempt,
+    error: null,
+  });
+  const events: TaskEventItem[] = [];
+  for (const e of stored) {
+    const attempt = e.attempt as number | null;
+    if (e.startedAt !== null && e.startedAt !== undefined && !startRows.has(Number(attempt))) {
+      // A rescued attempt's worker is the one lost (named in the error), not the rescuer.
+      events.push(started(e.startedAt, e.kind === "rescued" ? null : e.worker, attempt));
+    }
+    events.push({
+      id: String(e.id),
+      taskId,
+      kind: e.kind as TaskEventKind,
+      at: readInstant(e.at) as StoredInstant,
+      worker: readText(e.worker),
+      attempt,
+      error: readText(e.error),
+    });
+  }
+  const running = Number(raw.attempts);
+  if (raw.status === "running" && raw.started_at !== null && raw.started_at !== undefined && !startRows.has(running)) {
+    events.push(started(raw.started_at, raw.locked_by, running));
+  }
+  return events;
 }

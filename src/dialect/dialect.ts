@@ -18,8 +18,6 @@ export interface ClaimRequest {
   limit: number;
   /** Lease length: the task's `locked_until` becomes the database's now plus this. */
   leaseMs: number;
-  /** Types whose transitions are recorded in `ormq_task_events` (a "started" event at claim). */
-  historyTypes: readonly string[];
   /** Queues whose tasks are not taken: paused, or limited (claimed under `limits` instead). */
   excludedQueues?: readonly string[];
   /**

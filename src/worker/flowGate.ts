@@ -32,14 +32,20 @@ export class FlowGate {
   ) {}
 
   /**
-   * Reads the controls again. Refuses a schema newer than this ormq knows: its limits and pauses
-   * would be ignored. Returns whether anything that decides what to claim changed.
+   * Reads the controls again. Refuses a schema newer than this ormq knows (its limits and pauses
+   * would be ignored), and one older (its writes would name columns the tables lack). Returns
+   * whether anything that decides what to claim changed.
    */
   async refresh(): Promise<boolean> {
     const next = await this.dialect.readControls();
     if (next.schemaVersion !== null && next.schemaVersion > SCHEMA_VERSION) {
       throw new OrmqConfigurationError(
         `the database's ormq tables are version ${next.schemaVersion}, newer than this ormq (version ${SCHEMA_VERSION}): upgrade ormq before running this worker`,
+      );
+    }
+    if (next.schemaVersion !== null && next.schemaVersion < SCHEMA_VERSION) {
+      throw new OrmqConfigurationError(
+        `the database's ormq tables are version ${next.schemaVersion}, older than this ormq (version ${SCHEMA_VERSION}): run ormq's migrations (ormqMigrations) before running this worker`,
       );
     }
     const changed = key(next) !== key(this.controls);

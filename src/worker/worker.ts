@@ -175,8 +175,7 @@ export class Worker {
         if (scheduler) services.add("scheduler", scheduler);
       }
       await dialect.listen(onAnnounced);
-      const historyTypes = types.filter((t) => t.cls.history).map((t) => t.key);
-      const request = { types: [...typeByKey.keys()], queues, leaseMs, historyTypes, columns: claimedColumns(types.map((t) => t.metadata)) };
+      const request = { types: [...typeByKey.keys()], queues, leaseMs, columns: claimedColumns(types.map((t) => t.metadata)) };
       const gate = new FlowGate(dialect, types, request);
       // Before the first claim: a paused queue is never claimed from. (Stopped before it could be
       // read, the claim loop returns without claiming.)

@@ -52,13 +52,19 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
   });
 
   const claimAll = (d: Dialect, limit = 100, types = ["conf_a", "conf_b"], queues: string[] | null = null) =>
-    d.claim({ types, queues, limit, leaseMs: LEASE, historyTypes: types });
+    d.claim({ types, queues, limit, leaseMs: LEASE });
   const state = async (id: unknown) =>
     (await ds.query(`SELECT status, attempts, locked_by, run_at, max_attempts, last_error FROM ormq_tasks WHERE id = ${String(id)}`))[0] as
       | { status: string; attempts: unknown; locked_by: string | null; run_at: unknown; max_attempts: unknown; last_error: string | null }
       | undefined;
   const events = async (id: unknown) =>
     ((await ds.query(`SELECT kind FROM ormq_task_events WHERE task_id = ${String(id)} ORDER BY id`)) as { kind: string }[]).map((e) => e.kind);
+  /** Each event's attempt start, as stored, beside the task's own `started_at`. */
+  const starts = async (id: unknown) => {
+    const rows = (await ds.query(`SELECT started_at FROM ormq_task_events WHERE task_id = ${String(id)} ORDER BY id`)) as { started_at: unknown }[];
+    const [task] = (await ds.query(`SELECT started_at FROM ormq_tasks WHERE id = ${String(id)}`)) as { started_at: unknown }[];
+    return { events: rows.map((r) => (r.started_at === null ? null : Number(r.started_at))), task: task ? Number(task.started_at) : undefined };
+  };
   const done = (row: Record<string, unknown>, fields: Partial<Completion> = {}): Completion => ({
     id: String(row.id),
     attempt: Number(row.attempts),
@@ -97,12 +103,15 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
       expect((await claimAll(worker, 10, ["conf_a"])).map((r) => String(r.id))).toEqual([a.id]);
     });
 
-    it("records a started event only for the history types asked", async () => {
+    it("a claim writes no history: the row of the attempt's outcome records its start", async () => {
       const a = await ds.getRepository(ConfA).save(ConfA.create({}));
-      const b = await ds.getRepository(ConfB).save(ConfB.create({}));
-      await worker.claim({ types: ["conf_a", "conf_b"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: ["conf_a"] });
-      expect(await events(a.id)).toEqual(["started"]);
-      expect(await events(b.id)).toEqual([]);
+      const [row] = await worker.claim({ types: ["conf_a"], queues: null, limit: 10, leaseMs: LEASE });
+      expect(await events(a.id)).toEqual([]);
+      expect(await worker.complete([done(row)])).toEqual(new Map([[String(a.id), "succeeded"]]));
+      expect(await events(a.id)).toEqual(["succeeded"]);
+      const { events: started, task } = await starts(a.id);
+      expect(task).toBeGreaterThan(0);
+      expect(started).toEqual([task]);
     });
 
     it("never hands one task to two workers", async () => {
@@ -144,7 +153,11 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
       expect(Number(retried!.run_at)).toBeGreaterThanOrEqual(before + 600_000 - 5_000);
       expect(retried).toMatchObject({ last_error: "Error: boom" });
       expect(Number((await state(handedBack.id))!.attempts)).toBe(0);
-      expect(await events(cancelled.id)).toEqual(["started", "cancelled"]);
+      expect(await events(cancelled.id)).toEqual(["cancelled"]);
+      for (const id of [retry.id, handedBack.id, cancelled.id]) {
+        const { events: started, task } = await starts(id);
+        expect(started).toEqual([task]);
+      }
     });
 
     it("remove deletes the row under the same guard; history off writes no event", async () => {
@@ -157,7 +170,9 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
         ]),
       );
       expect(await state(gone.id)).toBeUndefined();
-      expect(await events(quiet.id)).toEqual(["started"]);
+      expect(await events(quiet.id)).toEqual([]);
+      expect(await events(gone.id)).toEqual(["succeeded"]);
+      expect((await starts(gone.id)).events).toEqual([Number(gone.started_at)]);
     });
   });
 
@@ -209,7 +224,9 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
         [String(asked.id)]: "cancelled",
       });
       expect(await state(live.id)).toMatchObject({ status: "running" });
-      expect(await events(again.id)).toEqual(["started", "rescued"]);
+      expect(await events(again.id)).toEqual(["rescued"]);
+      const { events: started, task } = await starts(again.id);
+      expect(started).toEqual([task]);
       // The rescued task's old holder can no longer write it.
       expect(await worker.complete([done(again)])).toEqual(new Map());
     });
@@ -273,14 +290,14 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
     it("a claim leaves excluded queues alone", async () => {
       await ds.getRepository(ConfA).save(ConfA.create({})); // queue qa
       await ds.getRepository(ConfB).save(ConfB.create({})); // queue qb
-      const rows = await worker.claim({ types: ["conf_a", "conf_b"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: [], excludedQueues: ["qa"] });
+      const rows = await worker.claim({ types: ["conf_a", "conf_b"], queues: null, limit: 10, leaseMs: LEASE, excludedQueues: ["qa"] });
       expect(rows.map((r) => r.type)).toEqual(["conf_b"]);
     });
 
     it("a limited claim takes no more than a concurrency limit leaves room for, across workers, until a place is freed", async () => {
       await ds.getRepository(ConfA).save(["k1", "k1", "k1", "k2"].map((label) => ConfA.create({ label })));
       const limited = (d: Dialect) =>
-        d.claim({ types: ["conf_a"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: [], limits: { ...noLimits, types: [{ type: "conf_a", column: "label", max: 1 }] } });
+        d.claim({ types: ["conf_a"], queues: null, limit: 10, leaseMs: LEASE, limits: { ...noLimits, types: [{ type: "conf_a", column: "label", max: 1 }] } });
       const first = await limited(worker);
       expect(first.map((r) => r.label).sort()).toEqual(["k1", "k2"]);
       expect(await limited(other)).toEqual([]); // k1 and k2 each hold their one place
@@ -292,7 +309,7 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
     it("a limited claim takes no more than a rate limit allows in its window", async () => {
       await ds.getRepository(ConfB).save(Array.from({ length: 5 }, () => ConfB.create({})));
       const limited = (d: Dialect) =>
-        d.claim({ types: ["conf_b"], queues: null, limit: 10, leaseMs: LEASE, historyTypes: [], limits: { ...noLimits, queueRates: [{ queue: "qb", max: 2, perMs: 60_000 }] } });
+        d.claim({ types: ["conf_b"], queues: null, limit: 10, leaseMs: LEASE, limits: { ...noLimits, queueRates: [{ queue: "qb", max: 2, perMs: 60_000 }] } });
       expect(await limited(worker)).toHaveLength(2);
       expect(await limited(other)).toEqual([]); // the window's two are taken, whoever asks
     });

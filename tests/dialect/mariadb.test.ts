@@ -52,7 +52,7 @@ describeMaria("MySQL/MariaDB spelling of the shared statements, on a real MariaD
   const rows = async (sql: string, values: unknown[] = []) => (await db.query<RowDataPacket[]>(sql, values))[0];
   const add = (type: string, queue: string, label: string | null, priority = 0, runAt = 1) =>
     db.query("INSERT INTO ormq_tasks (type, queue, label, priority, run_at) VALUES (?, ?, ?, ?, ?)", [type, queue, label, priority, runAt]);
-  const request = (types: string[], limit = 50): ClaimRequest => ({ types, queues: null, limit, leaseMs: 60_000, historyTypes: [] });
+  const request = (types: string[], limit = 50): ClaimRequest => ({ types, queues: null, limit, leaseMs: 60_000 });
   /** Runs the shared limited pick with the MySQL parts: the ids it would claim, in claim order. */
   const pick = async (limits: ClaimLimits, types: string[], now = 1_000) => {
     const values: unknown[] = [];

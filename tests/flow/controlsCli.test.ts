@@ -146,4 +146,13 @@ describe("flow controls through the ormq command (sqlite)", () => {
       await ds.getRepository(MetaEntity).save({ key: "schema_version", value: String(SCHEMA_VERSION) });
     }
   });
+
+  it("a worker refuses a schema older than it writes, naming the migrations", async () => {
+    await ds.getRepository(MetaEntity).save({ key: "schema_version", value: String(SCHEMA_VERSION - 1) });
+    try {
+      await expect(processN(SpanTask, 1, { dataSource: ds, logger: memoryLogger().logger })).rejects.toThrow(/older than this ormq .*run ormq's migrations/);
+    } finally {
+      await ds.getRepository(MetaEntity).save({ key: "schema_version", value: String(SCHEMA_VERSION) });
+    }
+  });
 });

@@ -43,6 +43,14 @@ const LIMITED_CLAIM_LOCK = "ormq:limited_claim";
 const POLL_MIN_MS = 50;
 const POLL_MAX_MS = 1_000;
 
+/** A task row a completion holds locked: what its guarded writes and its event need. */
+interface HeldRow {
+  id: unknown;
+  attempts: unknown;
+  cancel_requested_at: unknown;
+  started_at: unknown;
+}
+
 export class MysqlDialect implements Dialect {
   readonly name = "mysql" as const;
   /** Two completion transactions at once, each on its own connection: their rows never overlap. */
@@ -140,7 +148,10 @@ export class MysqlDialect implements Dialect {
     });
   }
 
-  /** Marks the picked (locked) tasks running for this worker, records their "started" events, and reads them back in claim order. */
+  /**
+   * Marks the picked (locked) tasks running for this worker and reads them back in claim order. No
+   * history is written here: the row of the attempt's outcome records its start (see TaskEventEntity).
+   */
   private async markClaimed(run: Run, ids: readonly string[], request: ClaimRequest): Promise<TaskRow[]> {
     if (ids.length === 0) return [];
     const marks = ids.map(() => "?").join(", ");
@@ -151,14 +162,6 @@ export class MysqlDialect implements Dialect {
        WHERE id IN (${marks}) AND status = 'pending'`,
       [this.workerId, request.leaseMs, ...ids],
     );
-    if (request.historyTypes.length > 0) {
-      await run(
-        `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
-         SELECT id, 'started', ${NOW_MS}, ?, attempts FROM ${this.tables.tasks}
-         WHERE id IN (${marks}) AND status = 'running' AND locked_by = ? AND type IN (${request.historyTypes.map(() => "?").join(", ")})`,
-        [this.workerId, ...ids, this.workerId, ...request.historyTypes],
-      );
-    }
     const columns = returningColumns(request.columns, escape, "*");
     return (await run(
       `SELECT ${columns} FROM ${this.tables.tasks} WHERE id IN (${marks}) AND status = 'running' AND locked_by = ?
@@ -175,19 +178,19 @@ export class MysqlDialect implements Dialect {
         // The rows this worker still holds, locked: nothing changes them until the writes below.
         const held = new Map(
           ((await run(
-            `SELECT id, attempts, cancel_requested_at FROM ${this.tables.tasks}
+            `SELECT id, attempts, cancel_requested_at, started_at FROM ${this.tables.tasks}
              WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'running' AND locked_by = ? FOR UPDATE`,
             [...ids, this.workerId],
-          )) as { id: unknown; attempts: unknown; cancel_requested_at: unknown }[]).map((r) => [String(r.id), r]),
+          )) as HeldRow[]).map((r) => [String(r.id), r]),
         );
         const applied = new Map<string, FinalStatus>();
         const ours = completions.filter((c) => Number(held.get(c.id)?.attempts) === c.attempt); // the rest are no longer this attempt's to finish
         // Plain successes (nearly every outcome) in one statement; the rest one by one.
         const successes = ours.filter((c) => isPlainSuccess(c));
-        if (successes.length > 0 && (await this.succeedAll(run, successes))) for (const c of successes) applied.set(c.id, "succeeded");
+        if (successes.length > 0 && (await this.succeedAll(run, successes, held))) for (const c of successes) applied.set(c.id, "succeeded");
         for (const c of ours) {
           if (applied.has(c.id)) continue;
-          const status = await this.completeOne(run, c, held.get(c.id)!.cancel_requested_at !== null);
+          const status = await this.completeOne(run, c, held.get(c.id)!);
           if (status) applied.set(c.id, status);
         }
         return applied;
@@ -203,7 +206,7 @@ export class MysqlDialect implements Dialect {
    * through): one guarded UPDATE for all, its row count checked (a different count throws, and
    * the transaction rolls back), and their events in one INSERT.
    */
-  private async succeedAll(run: Run, successes: readonly Completion[]): Promise<boolean> {
+  private async succeedAll(run: Run, successes: readonly Completion[], held: ReadonlyMap<string, HeldRow>): Promise<boolean> {
     const marks = successes.map(() => "?").join(", ");
     const ids = successes.map((c) => c.id);
     const withResult = successes.filter((c) => c.result !== null);
@@ -222,29 +225,29 @@ export class MysqlDialect implements Dialect {
     const recorded = successes.filter((c) => c.history);
     if (recorded.length > 0) {
       await run(
-        `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES ${recorded.map(() => `(?, 'succeeded', ${NOW_MS}, ?, ?, NULL)`).join(", ")}`,
-        recorded.flatMap((c) => [c.id, this.workerId, c.attempt]),
+        `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at) VALUES ${recorded.map(() => `(?, 'succeeded', ${NOW_MS}, ?, ?, NULL, ?)`).join(", ")}`,
+        recorded.flatMap((c) => [c.id, this.workerId, c.attempt, held.get(c.id)?.started_at ?? null]),
       );
     }
     return true;
   }
 
   /** One guarded write of an outcome, and its event; the status written, or null when the guard refused it. */
-  private async completeOne(run: Run, c: Completion, cancelRequested: boolean): Promise<FinalStatus | null> {
+  private async completeOne(run: Run, c: Completion, held: HeldRow): Promise<FinalStatus | null> {
     const guard = `id = ? AND status = 'running' AND locked_by = ? AND attempts = ?`;
     const guardValues = [c.id, this.workerId, c.attempt];
     if (c.remove) {
       try {
         const removed = (await run(`DELETE FROM ${this.tables.tasks} WHERE ${guard}`, guardValues)) as { affectedRows?: number };
         if (affected(removed) !== 1) return null;
-        if (c.history) await this.recordEvent(run, c, "succeeded");
+        if (c.history) await this.recordEvent(run, c, "succeeded", held.started_at);
         return "succeeded";
       } catch (err) {
         if (errnoOf(err) !== ROW_IS_REFERENCED) throw err;
         this.logger.warn({ taskId: c.id, err }, "a succeeded task of a class with keepSucceeded = false is kept: another table's foreign key still references it");
       }
     }
-    const status = statusAfterOutcome(c.status, cancelRequested);
+    const status = statusAfterOutcome(c.status, held.cancel_requested_at !== null);
     const back = status === "pending";
     const written = await run(
       `UPDATE ${this.tables.tasks}
@@ -255,17 +258,19 @@ export class MysqlDialect implements Dialect {
       [status, c.result, c.lastError, c.errors, c.refundAttempt ? 1 : 0, ...(c.delayMs === null ? [] : [c.delayMs]), ...guardValues],
     );
     if (affected(written) !== 1) return null;
-    if (c.history) await this.recordEvent(run, c, status === "cancelled" ? "cancelled" : c.event);
+    if (c.history) await this.recordEvent(run, c, status === "cancelled" ? "cancelled" : c.event, held.started_at);
     return status;
   }
 
-  private async recordEvent(run: Run, c: Completion, kind: string): Promise<void> {
-    await run(`INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (?, ?, ${NOW_MS}, ?, ?, ?)`, [
+  /** The event of an attempt's outcome, with the attempt's start. */
+  private async recordEvent(run: Run, c: Completion, kind: string, startedAt: unknown): Promise<void> {
+    await run(`INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at) VALUES (?, ?, ${NOW_MS}, ?, ?, ?, ?)`, [
       c.id,
       kind,
       this.workerId,
       c.attempt,
       c.lastError,
+      startedAt,
     ]);
   }
 
@@ -382,10 +387,10 @@ export class MysqlDialect implements Dialect {
       // Rows another transaction holds are skipped, not waited for: rescued next round if still expired.
       const free = new Map(
         ((await run(
-          `SELECT id, attempts, max_attempts, cancel_requested_at, locked_by FROM ${this.tables.tasks}
+          `SELECT id, attempts, max_attempts, cancel_requested_at, locked_by, started_at FROM ${this.tables.tasks}
            WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'running' AND locked_until < ${NOW_MS} FOR UPDATE SKIP LOCKED`,
           ids,
-        )) as { id: unknown; attempts: unknown; max_attempts: unknown; cancel_requested_at: unknown; locked_by: string | null }[]).map((r) => [String(r.id), r]),
+        )) as { id: unknown; attempts: unknown; max_attempts: unknown; cancel_requested_at: unknown; locked_by: string | null; started_at: unknown }[]).map((r) => [String(r.id), r]),
       );
       const rescued: RescuedTask[] = [];
       for (const r of expired) {
@@ -404,11 +409,12 @@ export class MysqlDialect implements Dialect {
         );
         if (affected(written) !== 1) continue;
         // Always recorded: the rescuer may not have the task's class to ask.
-        await run(`INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (?, 'rescued', ${NOW_MS}, ?, ?, ?)`, [
+        await run(`INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at) VALUES (?, 'rescued', ${NOW_MS}, ?, ?, ?, ?)`, [
           id,
           this.workerId,
           Number(r.attempts),
           values.lastError,
+          row.started_at,
         ]);
         rescued.push({ id, status });
       }

@@ -162,7 +162,7 @@ export class PostgresDialect implements Dialect {
 
   /** One claim, reading the pending index from its head or from just after `after`. */
   private async claimFrom(request: ClaimRequest, after: ClaimPosition | null): Promise<TaskRow[]> {
-    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs, request.historyTypes];
+    const values: unknown[] = [request.types, request.limit, this.workerId, request.leaseMs];
     const param = (value: unknown) => `$${values.push(value)}`;
     const queueFilter = request.queues ? `AND queue = ANY(${param(request.queues)}::text[])` : "";
     const excluded = request.excludedQueues?.length ? `AND queue <> ALL(${param(request.excludedQueues)}::text[])` : "";
@@ -191,7 +191,7 @@ export class PostgresDialect implements Dialect {
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
-      ), ${this.claimedFromPicked("$3", "$4", "$5", request.columns)}
+      ), ${this.claimedFromPicked("$3", "$4", request.columns)}
       SELECT * FROM claimed WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
       ORDER BY priority DESC, run_at, id`;
     const { rows } = await this.query({ name: statementName("claim", text), text, values });
@@ -200,19 +200,17 @@ export class PostgresDialect implements Dialect {
 
   /**
    * The claim's write, after a `picked` CTE of task ids: `claimed` marks them running for this
-   * worker (guarded: still pending) and returns the rows, `history` records their "started" events.
-   * `worker`, `leaseMs` and `historyTypes` name the statement's parameters holding them.
+   * worker (guarded: still pending) and returns the rows. No history is written here: the row of
+   * the attempt's outcome records its start (see TaskEventEntity). `worker` and `leaseMs` name the
+   * statement's parameters holding them.
    */
-  private claimedFromPicked(worker: string, leaseMs: string, historyTypes: string, columns: readonly string[] | undefined): string {
+  private claimedFromPicked(worker: string, leaseMs: string, columns: readonly string[] | undefined): string {
     return `claimed AS (
         UPDATE ${this.tables.tasks} t
         SET status = 'running', attempts = t.attempts + 1, locked_by = ${worker},
             locked_until = ${NOW_MS} + ${leaseMs}::bigint, started_at = ${NOW_MS}, updated_at = ${NOW_MS}
         WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
         RETURNING ${returningColumns(columns, (c) => `t.${this.dataSource.driver.escape(c)}`, "t.*")}
-      ), history AS (
-        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
-        SELECT id, 'started', ${NOW_MS}, ${worker}, attempts FROM claimed WHERE type = ANY(${historyTypes}::text[])
       )`;
   }
 
@@ -224,10 +222,10 @@ export class PostgresDialect implements Dialect {
    * limited tasks pay them.
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
-    const values: unknown[] = [this.workerId, request.leaseMs, request.historyTypes];
+    const values: unknown[] = [this.workerId, request.leaseMs];
     const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, postgresSql.parts(values));
     const text = `
-      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", "$3", request.columns)}
+      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
       SELECT * FROM claimed ORDER BY priority DESC, run_at, id`;
     const client = await this.pool.connect();
     try {
@@ -317,10 +315,10 @@ export class PostgresDialect implements Dialect {
         ${write}
         WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_by = $3
           AND t.attempts = ($1::jsonb ->> t.id::text)::int
-        RETURNING t.id, t.attempts
+        RETURNING t.id, t.attempts, t.started_at
       ), history AS (
-        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt)
-        SELECT id, 'succeeded', ${NOW_MS}, $3, attempts FROM done WHERE $4::jsonb ? id::text
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, started_at)
+        SELECT id, 'succeeded', ${NOW_MS}, $3, attempts, started_at FROM done WHERE $4::jsonb ? id::text
       )
       SELECT id FROM done`;
     const attempts: Record<string, number> = {};
@@ -362,10 +360,10 @@ export class PostgresDialect implements Dialect {
           locked_by = NULL, locked_until = NULL
       WHERE t.id = ANY($2::bigint[]) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_by = $3
         AND t.attempts = ${v(0)}::int
-      RETURNING t.id, t.status
+      RETURNING t.id, t.status, t.started_at
       ), history AS (
-        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
-        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE ${e(7)} END, ${NOW_MS}, $3, ${e(0)}::int, ${e(3)}
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at)
+        SELECT d.id, CASE WHEN d.status = 'cancelled' THEN 'cancelled' ELSE ${e(7)} END, ${NOW_MS}, $3, ${e(0)}::int, ${e(3)}, d.started_at
         FROM done d
         WHERE ${e(8)}::boolean
       )
@@ -528,11 +526,11 @@ export class PostgresDialect implements Dialect {
           updated_at = ${NOW_MS}, locked_by = NULL, locked_until = NULL
       WHERE t.id IN (SELECT id FROM free) AND ${NOT_INDEXABLE("t.status")} = 'running' AND t.locked_until < ${NOW_MS}
         AND t.attempts = ${v(0)}::int AND t.locked_by IS NOT DISTINCT FROM ${v(1)}
-      RETURNING t.id, t.status, t.attempts, t.last_error
+      RETURNING t.id, t.status, t.attempts, t.last_error, t.started_at
       ), history AS (
         -- Always recorded: the rescuer may not have the task's class to ask.
-        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
-        SELECT id, 'rescued', ${NOW_MS}, $3, attempts, last_error FROM rescued
+        INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at)
+        SELECT id, 'rescued', ${NOW_MS}, $3, attempts, last_error, started_at FROM rescued
       )
       SELECT id, status FROM rescued`;
     const values = [JSON.stringify(byId), Object.keys(byId), this.workerId];

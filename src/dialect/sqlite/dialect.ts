@@ -107,16 +107,15 @@ export class SqliteDialect implements Dialect {
   }
 
   /**
-   * Marks the tasks `pick` selects (its `?` bound to `values`) running for this worker, records
-   * their "started" events, runs `after` in the same immediate transaction, and returns the rows
-   * in claim order.
+   * Marks the tasks `pick` selects (its `?` bound to `values`) running for this worker, runs
+   * `after` in the same immediate transaction, and returns the rows in claim order. No history is
+   * written here: the row of the attempt's outcome records its start (see TaskEventEntity).
    */
   private async claimPicked(
     request: ClaimRequest,
     pickAt: (now: number) => { pick: string; values: unknown[] },
     after?: (claimed: TaskRow[], now: number) => void,
   ): Promise<TaskRow[]> {
-    const recorded = new Set(request.historyTypes);
     const rows = await this.write(() => {
       const now = Date.now();
       const { pick, values } = pickAt(now);
@@ -126,9 +125,6 @@ export class SqliteDialect implements Dialect {
             locked_until = ? + ?, started_at = ?, updated_at = ?
         WHERE status = 'pending' AND id IN (${pick})
         RETURNING ${returningColumns(request.columns, (c) => `"${c.replace(/"/g, '""')}"`, "*")}`).all(this.workerId, now, request.leaseMs, now, now, ...values) as TaskRow[];
-      const started: [unknown, unknown][] = [];
-      for (const row of claimed) if (recorded.has(String(row.type))) started.push([row.id, row.attempts]);
-      this.recordEvents("started", started, now);
       after?.(claimed, now);
       return claimed;
     });
@@ -159,12 +155,12 @@ export class SqliteDialect implements Dialect {
           updated_at = @now,
           locked_by = NULL, locked_until = NULL
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
-      RETURNING status`);
+      RETURNING status, started_at`);
     // A success of a class that keeps no succeeded tasks: the same guard, and the row goes.
     const remove = this.prepare(`
       DELETE FROM ${this.tables.tasks}
       WHERE id = @id AND status = 'running' AND locked_by = @worker AND attempts = @attempt
-      RETURNING id`);
+      RETURNING started_at`);
     const history = this.historyStatement();
     // Plain successes (nearly every outcome) are written by one statement for the batch, under
     // the same guard per row; the rest one by one.
@@ -179,18 +175,19 @@ export class SqliteDialect implements Dialect {
       for (const c of others) {
         // A referenced row is updated like any other success.
         const removal = c.remove ? this.removeUnlessReferenced(remove, c) : null;
-        let status: FinalStatus | undefined;
-        if (removal === "deleted") status = c.status;
+        let written: { status: FinalStatus; started_at: unknown } | undefined;
+        if (typeof removal === "object" && removal !== null) written = { status: c.status, started_at: removal.started_at };
         else if (removal !== "refused") {
           const { id, attempt, result, lastError, errors, delayMs } = c;
           const params = { id, attempt, status: c.status, result, lastError, errors, delayMs, refund: c.refundAttempt ? 1 : 0, now, worker };
-          status = (stmt.get(params) as { status: FinalStatus } | undefined)?.status;
+          written = stmt.get(params) as { status: FinalStatus; started_at: unknown } | undefined;
         }
-        if (status === undefined) continue;
+        if (written === undefined) continue;
+        const { status } = written;
         applied.set(c.id, status);
         if (c.history) {
           const kind = status === "cancelled" ? "cancelled" : c.event;
-          history.run({ taskId: c.id, kind, now, worker, attempt: c.attempt, error: c.lastError });
+          history.run({ taskId: c.id, kind, now, worker, attempt: c.attempt, error: c.lastError, startedAt: written.started_at });
         }
       }
       return applied;
@@ -298,7 +295,7 @@ export class SqliteDialect implements Dialect {
     // JavaScript (rescueValues), so one row whose `errors` is not valid JSON cannot fail the rescue
     // of every other expired task. Status and lease are checked again in the UPDATE itself.
     const read = this.prepare(`
-      SELECT id, attempts, locked_by, ${READ_ERRORS} AS errors FROM ${this.tables.tasks} INDEXED BY ormq_tasks_lease
+      SELECT id, attempts, locked_by, started_at, ${READ_ERRORS} AS errors FROM ${this.tables.tasks} INDEXED BY ormq_tasks_lease
       WHERE status = 'running' AND locked_until < @now
       ORDER BY locked_until LIMIT @limit`);
     const rescue = this.prepare(`
@@ -316,7 +313,7 @@ export class SqliteDialect implements Dialect {
     const rescued = await this.write(() => {
       const now = Date.now();
       const done: RescuedTask[] = [];
-      const rows = read.all({ now, limit }) as { id: number; attempts: number; locked_by: string | null; errors: unknown }[];
+      const rows = read.all({ now, limit }) as { id: number; attempts: number; locked_by: string | null; started_at: unknown; errors: unknown }[];
       for (const r of rows) {
         const row = { id: String(r.id), attempts: Number(r.attempts), lockedBy: r.locked_by, errors: r.errors };
         const values = rescueValues(row, now);
@@ -326,7 +323,7 @@ export class SqliteDialect implements Dialect {
         if (!updated) continue;
         if (values.replaced) replaced.push(row.id);
         // Always recorded: the rescuer may not have the task's class to ask.
-        history.run({ taskId: r.id, kind: "rescued", now, worker: this.workerId, attempt: r.attempts, error: values.lastError });
+        history.run({ taskId: r.id, kind: "rescued", now, worker: this.workerId, attempt: r.attempts, error: values.lastError, startedAt: r.started_at });
         done.push({ id: row.id, status: updated.status });
       }
       return done;
@@ -360,12 +357,12 @@ export class SqliteDialect implements Dialect {
   }
 
   /**
-   * The guarded DELETE of a success: "deleted", "refused" by the guard, or "referenced" when a
-   * foreign key of another table forbids deleting the row.
+   * The guarded DELETE of a success: the deleted row's start, "refused" by the guard, or
+   * "referenced" when a foreign key of another table forbids deleting the row.
    */
-  private removeUnlessReferenced(remove: Database.Statement, c: Completion): "deleted" | "refused" | "referenced" {
+  private removeUnlessReferenced(remove: Database.Statement, c: Completion): { started_at: unknown } | "refused" | "referenced" {
     try {
-      return remove.get({ id: c.id, attempt: c.attempt, worker: this.workerId }) ? "deleted" : "refused";
+      return (remove.get({ id: c.id, attempt: c.attempt, worker: this.workerId }) as { started_at: unknown } | undefined) ?? "refused";
     } catch (err) {
       // SQLITE_CONSTRAINT_FOREIGNKEY, or SQLITE_CONSTRAINT_TRIGGER for ON DELETE RESTRICT.
       const { code, message } = err as { code?: unknown; message?: unknown };
@@ -399,28 +396,28 @@ export class SqliteDialect implements Dialect {
       SET status = 'succeeded', result = c.value ->> 2, finished_at = ?, updated_at = ?, locked_by = NULL, locked_until = NULL
       FROM json_each(?) AS c
       WHERE ${this.tables.tasks}.id = c.value ->> 0 AND status = 'running' AND locked_by = ? AND attempts = c.value ->> 1
-      RETURNING id`).all(now, now, JSON.stringify(plain.map((c) => [c.id, c.attempt, c.result])), this.workerId) as { id: unknown }[];
-    const done = new Set(written.map((r) => String(r.id)));
-    const events: [unknown, unknown][] = [];
+      RETURNING id, started_at`).all(now, now, JSON.stringify(plain.map((c) => [c.id, c.attempt, c.result])), this.workerId) as { id: unknown; started_at: unknown }[];
+    const startedAt = new Map(written.map((r) => [String(r.id), r.started_at]));
+    const events: [unknown, unknown, unknown][] = [];
     for (const c of plain) {
-      if (!done.has(c.id)) continue;
+      if (!startedAt.has(c.id)) continue;
       applied.set(c.id, "succeeded");
-      if (c.history) events.push([c.id, c.attempt]);
+      if (c.history) events.push([c.id, c.attempt, startedAt.get(c.id)]);
     }
-    this.recordEvents("succeeded", events, now);
+    this.recordSuccesses(events, now);
   }
 
-  /** History events of one kind, without an error, for [task id, attempt] pairs: one statement. */
-  private recordEvents(kind: "started" | "succeeded", events: readonly [unknown, unknown][], now: number): void {
+  /** "succeeded" events for [task id, attempt, the attempt's start] triples: one statement. */
+  private recordSuccesses(events: readonly [unknown, unknown, unknown][], now: number): void {
     if (events.length === 0) return;
     this.prepare(`
-      INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error)
-      SELECT value ->> 0, ?, ?, ?, value ->> 1, NULL FROM json_each(?)`).run(kind, now, this.workerId, JSON.stringify(events));
+      INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at)
+      SELECT value ->> 0, 'succeeded', ?, ?, value ->> 1, NULL, value ->> 2 FROM json_each(?)`).run(now, this.workerId, JSON.stringify(events));
   }
 
   private historyStatement(): Database.Statement {
     return this.prepare(
-      `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error) VALUES (@taskId, @kind, @now, @worker, @attempt, @error)`,
+      `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at) VALUES (@taskId, @kind, @now, @worker, @attempt, @error, @startedAt)`,
     );
   }
 
