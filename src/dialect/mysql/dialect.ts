@@ -1,7 +1,9 @@
 /**
  * The worker's session on MySQL 8.0+ and MariaDB 10.6+ (see docs/mysql.md). Without RETURNING, a
- * claim is a transaction of three statements: `SELECT … FOR UPDATE SKIP LOCKED` picks and locks
- * the ready rows, the UPDATE marks them (guarded: still pending), and a SELECT reads them back. A
+ * claim is a transaction of two statements: `SELECT … FOR UPDATE SKIP LOCKED` picks, locks and
+ * reads the ready rows with the database's now, and the UPDATE marks them (guarded: still
+ * pending, its row count checked), the rows handed to the worker being the ones read with the
+ * UPDATE's values written into them. A
  * completion locks the rows this worker still holds, works out each one's status in JavaScript
  * (lifecycle.ts: a cancel request wins over a return to the queue) and writes each under the
  * full guard, checking its row count. Every transaction runs at READ COMMITTED, set for itself
@@ -35,6 +37,9 @@ const MAX_RETRIES = 8;
 
 /** A row of another table references this one (ON DELETE RESTRICT / NO ACTION). */
 const ROW_IS_REFERENCED = 1451;
+
+/** The name under which a claim reads the database's now beside each row (removed before the worker sees it). */
+const CLAIM_NOW = "ormq_claim_now";
 
 /** The named lock every limited claim takes: one limited claim at a time (PostgreSQL's advisory lock). */
 const LIMITED_CLAIM_LOCK = "ormq:limited_claim";
@@ -112,15 +117,20 @@ export class MysqlDialect implements Dialect {
       // (status, run_at) index and a sort, which examines (and locks) every pending row, so that
       // a second worker's claim at the same moment skips them all and gets none.
       const picked = (await run(
-        `SELECT id FROM ${this.tables.tasks} FORCE INDEX (ormq_tasks_claim)
+        `SELECT ${this.claimedColumns(request)} FROM ${this.tables.tasks} t FORCE INDEX (ormq_tasks_claim)
          WHERE ${readyWhere(NOW_MS)} AND ${types} ${queues} ${excluded}
          ORDER BY priority DESC, run_at, id
          LIMIT ${p.param(request.limit, "int")}
          FOR UPDATE SKIP LOCKED`,
         values,
-      )) as { id: unknown }[];
-      return this.markClaimed(run, picked.map((r) => String(r.id)), request);
+      )) as TaskRow[];
+      return this.markClaimed(run, picked, request);
     });
+  }
+
+  /** What a claim reads of each row it locks: the columns the worker needs, and the database's now. */
+  private claimedColumns(request: ClaimRequest): string {
+    return `${returningColumns(request.columns, (c) => `t.${escape(c)}`, "t.*")}, ${NOW_MS} AS ${CLAIM_NOW}`;
   }
 
   /**
@@ -137,7 +147,16 @@ export class MysqlDialect implements Dialect {
         const parts = mysqlSql.parts(values);
         const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, parts);
         const ids = ((await run(pick, values)) as { id: unknown }[]).map((r) => String(r.id));
-        const rows = await this.markClaimed(run, ids, request);
+        const picked =
+          ids.length === 0
+            ? []
+            : ((await run(
+                `SELECT ${this.claimedColumns(request)} FROM ${this.tables.tasks} t
+                 WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'pending'
+                 ORDER BY priority DESC, run_at, id FOR UPDATE`,
+                ids,
+              )) as TaskRow[]);
+        const rows = await this.markClaimed(run, picked, request);
         for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, ids, mysqlSql.parts)) {
           await run(statement.text, statement.values);
         }
@@ -149,25 +168,29 @@ export class MysqlDialect implements Dialect {
   }
 
   /**
-   * Marks the picked (locked) tasks running for this worker and reads them back in claim order. No
-   * history is written here: the row of the attempt's outcome records its start (see TaskEventEntity).
+   * Marks the picked rows (read and locked by this transaction, in claim order, with the database's
+   * now) running for this worker, and returns them as written: the UPDATE's values are set on the
+   * rows read instead of reading them back, one round trip fewer. Its row count must be the rows'
+   * (they are locked): any other count throws, and the transaction rolls back. No history is
+   * written here: the row of the attempt's outcome records its start (see TaskEventEntity).
    */
-  private async markClaimed(run: Run, ids: readonly string[], request: ClaimRequest): Promise<TaskRow[]> {
-    if (ids.length === 0) return [];
-    const marks = ids.map(() => "?").join(", ");
-    await run(
+  private async markClaimed(run: Run, picked: TaskRow[], request: ClaimRequest): Promise<TaskRow[]> {
+    if (picked.length === 0) return [];
+    const now = String(picked[0][CLAIM_NOW]);
+    const lockedUntil = String(Number(now) + request.leaseMs);
+    const ids = picked.map((r) => String(r.id));
+    const written = await run(
       `UPDATE ${this.tables.tasks}
-       SET status = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ${NOW_MS} + ?,
-           started_at = ${NOW_MS}, updated_at = ${NOW_MS}
-       WHERE id IN (${marks}) AND status = 'pending'`,
-      [this.workerId, request.leaseMs, ...ids],
+       SET status = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, started_at = ?, updated_at = ?
+       WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'pending'`,
+      [this.workerId, lockedUntil, now, now, ...ids],
     );
-    const columns = returningColumns(request.columns, escape, "*");
-    return (await run(
-      `SELECT ${columns} FROM ${this.tables.tasks} WHERE id IN (${marks}) AND status = 'running' AND locked_by = ?
-       ORDER BY priority DESC, run_at, id`,
-      [...ids, this.workerId],
-    )) as TaskRow[];
+    if (affected(written) !== picked.length) throw new Error(`the claim marked ${affected(written)} rows for ${picked.length} locked`);
+    for (const row of picked) {
+      delete row[CLAIM_NOW];
+      Object.assign(row, { status: "running", attempts: Number(row.attempts) + 1, locked_by: this.workerId, locked_until: lockedUntil, started_at: now, updated_at: now });
+    }
+    return picked;
   }
 
   async complete(completions: readonly Completion[]): Promise<Map<string, FinalStatus>> {
