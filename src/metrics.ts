@@ -33,7 +33,9 @@ const READ_CACHE_MS = 1_000;
  * - `ormq_task_run_seconds{type}`: how long attempts ran (histogram);
  * - `ormq_tasks_ready{queue}`: tasks pending and due;
  * - `ormq_oldest_ready_task_age_seconds{queue}`: how long the oldest ready task has waited;
- * - `ormq_workers_live`: workers that heartbeat within the last minute.
+ * - `ormq_workers_live`: workers that heartbeat within the last minute;
+ * - `ormq_database_retries_total{reason}`: worker transactions run again after a deadlock or a
+ *   lock wait timeout (MySQL: `deadlock`, `lock_wait_timeout`), none of them a failed attempt.
  * The gauges read the database at scrape time; in a cluster (`ormq process --processes N`) they
  * are taken from one process, not summed.
  */
@@ -51,6 +53,12 @@ export function createMetrics(options: MetricsOptions = {}): OrmqMetrics {
     help: "How long task attempts took, from start to outcome written.",
     labelNames: ["type"],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: `${prefix}database_retries_total`,
+    help: "Worker transactions run again after a deadlock or a lock wait timeout (MySQL), by reason.",
+    labelNames: ["reason"],
     registers: [registry],
   });
   const dataSource = options.dataSource;
@@ -99,6 +107,9 @@ export function createMetrics(options: MetricsOptions = {}): OrmqMetrics {
     attemptFinished(event) {
       finished.inc({ type: event.type, outcome: event.outcome });
       runTime.observe({ type: event.type }, event.durationMs / 1000);
+    },
+    transientRetry(reason) {
+      retries.inc({ reason });
     },
   };
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
 import { AlwaysFails, RecordRun, RunLog, allTestEntities, ValidatedEmail } from "./fixtures/tasks";
-import { DIALECTS, type TestDb, useTestDatabase, createTestDb } from "./support/db";
+import { WITH_MARIADB, type TestDb, useTestDatabase, createTestDb } from "./support/db";
 import { until } from "./support/helpers";
 import { DATA_SOURCE_MODULE, runCli, startCli } from "./support/processes";
 
@@ -74,7 +74,7 @@ describe("ormq -d with a TypeScript module", () => {
   });
 });
 
-describe.each(DIALECTS)("%s: the ormq binary", (dialect) => {
+describe.each(WITH_MARIADB)("%s: the ormq binary", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), allTestEntities);

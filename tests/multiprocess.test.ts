@@ -1,13 +1,13 @@
 import type { DataSource } from "typeorm";
 import { waitForResults } from "../src";
 import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
-import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, type TestDb, useTestDatabase } from "./support/db";
 import { spawnWorker } from "./support/processes";
 
 const TASKS = 2_000;
 const PROCESSES = 4;
 
-describe.each(DIALECTS)("%s: four worker processes drain one queue", (dialect) => {
+describe.each(WITH_MARIADB)("%s: four worker processes drain one queue", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), testEntities);

@@ -15,7 +15,7 @@ import { resolveOptions } from "../src/worker/options";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Mailer, RecordRun, testEntities, UsesMailer } from "./fixtures/tasks";
-import { createTestDb, memoryLogger, openDataSource, useTestDatabase } from "./support/db";
+import { createTestDb, memoryLogger, openDataSource, useTestDatabase, WITH_MARIADB } from "./support/db";
 import fc from "fast-check";
 import { checkExecutor, TaskRegistry, type TaskClass } from "../src/registry";
 import { expectedSummary, reload } from "./support/helpers";
@@ -97,7 +97,7 @@ describe("thread and process task definitions", () => {
   });
 });
 
-describe.each(["sqlite", "postgres"] as const)("%s: services and metrics", (dialect) => {
+describe.each(WITH_MARIADB)("%s: services and metrics", (dialect) => {
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ ds } = opened), testEntities);
 

@@ -9,7 +9,7 @@ import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
 import { cancelTask } from "../src/admin";
 import { allTestEntities, ProcessJob, RecordRun } from "./fixtures/tasks";
-import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, type TestDb, useTestDatabase } from "./support/db";
 import { reload, until } from "./support/helpers";
 import { SYSTEM_TESTS } from "./support/pgbouncer";
 import { spawnBootstrapWorker } from "./support/processes";
@@ -46,7 +46,7 @@ function killLeft(pids: number[]): void {
   }
 }
 
-describe.each(DIALECTS)("%s: process tasks", (dialect) => {
+describe.each(WITH_MARIADB)("%s: process tasks", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   useTestDatabase(dialect, (opened) => ({ db, ds } = opened), allTestEntities);

@@ -9,11 +9,11 @@ import { join } from "node:path";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
 import { RecordRun, allTestEntities, ThreadJob } from "./fixtures/tasks";
-import { DIALECTS, type TestDb, useTestDatabase } from "./support/db";
+import { WITH_MARIADB, type TestDb, useTestDatabase } from "./support/db";
 import { reload, until } from "./support/helpers";
 import { spawnBootstrapWorker } from "./support/processes";
 
-describe.each(DIALECTS)("%s: thread tasks", (dialect) => {
+describe.each(WITH_MARIADB)("%s: thread tasks", (dialect) => {
   let db: TestDb;
   let ds: DataSource;
   let dir: string;

@@ -5,6 +5,7 @@
  * throws is logged and skipped: an observer never stops a worker, an enqueue or a rescue.
  */
 import { getDefaultLogger, type Logger } from "../logger";
+import type { TransientReason } from "../dialect/contract";
 
 /** Which task an event is about. */
 export interface TaskRef {
@@ -48,6 +49,11 @@ export interface OrmqEventMap {
   "task:retried": AttemptEnded;
   "task:snoozed": AttemptEnded;
   "task:cancelled": AttemptEnded;
+  /**
+   * The database refused one of a worker's transactions for a reason that passes (MySQL's deadlock
+   * or lock wait timeout), and it runs again: no attempt fails for it.
+   */
+  "database:retried": { workerId: string; reason: TransientReason };
   /** The rescue took back a task whose worker stopped renewing its lease. */
   "task:rescued": { taskId: string; status: "succeeded" | "failed" | "pending" | "cancelled"; rescuedBy: string };
   /** A worker registered and starts claiming. */

@@ -32,7 +32,15 @@ export interface DialectOptions {
   listenUrl: string | null;
   /** The tag this DataSource's NOTIFYs carry (its client's `origin`): its own are ignored. */
   origin: string;
+  /**
+   * Told each time a transaction or statement is run again after a transient failure (MySQL's
+   * deadlock or lock wait timeout): the worker's metrics count them.
+   */
+  onTransientRetry?: (reason: TransientReason) => void;
 }
+
+/** Why the database refused a transaction that runs again as it was. */
+export type TransientReason = "deadlock" | "lock_wait_timeout";
 
 /** Options of bulkInsert. */
 export interface BulkInsertOptions {

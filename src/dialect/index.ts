@@ -80,6 +80,7 @@ export function createDialect(dataSource: DataSource, workerId: string, logger: 
     listenUrl: options.listenUrl ?? null,
     // The worker passes its client's tag; a dialect made for one admin call gets a tag of its own.
     origin: options.origin ?? newOrigin(),
+    onTransientRetry: options.onTransientRetry,
   });
 }
 

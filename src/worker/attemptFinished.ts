@@ -1,4 +1,5 @@
 import type { Registry } from "prom-client";
+import type { TransientReason } from "../dialect/contract";
 
 /** What `onAttemptFinished` receives. */
 export interface AttemptFinished {
@@ -18,4 +19,6 @@ export interface OrmqMetrics {
   readonly registry: Registry;
   /** Records one finished attempt (workers call this; so can custom runners). */
   attemptFinished(event: AttemptFinished): void;
+  /** Records a worker's transaction run again after a deadlock or lock wait timeout (MySQL). */
+  transientRetry?(reason: TransientReason): void;
 }

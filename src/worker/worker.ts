@@ -3,6 +3,7 @@ import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
 import { createDialect, type ClaimFilter } from "../dialect";
 import { countReadyTasks } from "../dialect/taskReads";
+import type { TransientReason } from "../dialect/contract";
 import { concerns } from "../client/announcements";
 import { TaskSubscriber } from "../enqueue/subscriber";
 import { OrmqConfigurationError, toError } from "../errors";
@@ -108,7 +109,8 @@ export class Worker {
     }
     const typeByKey = new Map(types.map((t) => [t.key, t]));
     const { pooler, listenUrl } = this.options;
-    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs, pooler, listenUrl, origin: client.origin });
+    const onTransientRetry = (reason: TransientReason) => client.events.emit("database:retried", { workerId: this.id, reason });
+    const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs, pooler, listenUrl, origin: client.origin, onTransientRetry });
     const completer = new Completer(dialect, this.logger);
     const gauge = new PrefetchGauge(this.options.prefetch, this.options.concurrency);
     const held = new HeldTasks({
@@ -140,7 +142,7 @@ export class Worker {
     // The worker's own observers (options.metrics, onAttemptFinished) are subscribers of its
     // client's events, for this worker's attempts.
     const { metrics, onAttemptFinished } = this.options;
-    const unobserve =
+    const unobserveAttempts =
       metrics || onAttemptFinished
         ? client.on("task:finished", ({ workerId, taskId, type, queue, outcome, durationMs }) => {
             if (workerId !== this.id) return;
@@ -149,6 +151,13 @@ export class Worker {
             onAttemptFinished?.(event);
           })
         : undefined;
+    const unobserveRetries = metrics?.transientRetry
+      ? client.on("database:retried", ({ workerId, reason }) => workerId === this.id && metrics.transientRetry?.(reason))
+      : undefined;
+    const unobserve = () => {
+      unobserveAttempts?.();
+      unobserveRetries?.();
+    };
     // Beside the claim loop, started in turn and stopped in reverse once the running tasks are done.
     const services = new Services(this.logger);
     services.add("cancel watcher", startCancelWatcher(dialect, this.logger, () => held.cancellable(), (ids) => held.cancelRequested(ids)));
@@ -219,7 +228,7 @@ export class Worker {
       await services.stopAll();
       if (registered) await dialect.markStopped().catch((err) => this.logger.warn({ err }, "could not mark the worker stopped"));
       unsubscribe();
-      unobserve?.();
+      unobserve();
       signal?.removeEventListener("abort", onAbort);
       await held.close();
       await dialect.close();

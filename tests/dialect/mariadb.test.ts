@@ -12,7 +12,8 @@ import { limitedPickSql, rateClaimsSql } from "../../src/dialect/limitedClaim";
 import { MYSQL_CLOCK_SQL, mysqlSql } from "../../src/dialect/mysql/sql";
 import { SYSTEM_TESTS } from "../support/pgbouncer";
 import { ChildEntity, DataSource, type DataSourceOptions } from "typeorm";
-import { BaseTaskEntity, ormqDataSourceOptions, processN } from "../../src";
+import { BaseTaskEntity, ormqDataSourceOptions, ormqFor, processN } from "../../src";
+import { createMetrics } from "../../src/metrics";
 import { createTestDb, memoryLogger, type TestDb } from "../support/db";
 
 const RUN = SYSTEM_TESTS;
@@ -196,5 +197,37 @@ describeMaria("ormq on MariaDB: its migrations, save() and a worker, and the uni
     expect({ ...row }).toEqual({ status: "pending", queue: "default", attempts: 0 });
     expect(await processN(MariaPlain, 1, { dataSource: ds, logger: memoryLogger().logger })).toMatchObject({ processed: 1, succeeded: 1 });
     expect((await ds.query("SELECT status FROM ormq_tasks WHERE id = ?", [task.id]))[0].status).toBe("succeeded");
+  });
+
+  it("a deadlock (1213) runs the transaction again: never a failed attempt, counted in the metrics", async () => {
+    // A trigger that fails the next three updates of ormq_tasks as a deadlock does. Its count is
+    // in a MyISAM table: not transactional, so the rollback of the failed statement keeps it.
+    await ds.query("CREATE TABLE test_deadlocks (n int NOT NULL) ENGINE=MyISAM");
+    await ds.query("INSERT INTO test_deadlocks VALUES (3)");
+    await ds.query(`CREATE TRIGGER test_deadlock BEFORE UPDATE ON ormq_tasks FOR EACH ROW
+      BEGIN
+        IF (SELECT n FROM test_deadlocks) > 0 THEN
+          UPDATE test_deadlocks SET n = n - 1;
+          SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'Deadlock found when trying to get lock (test)';
+        END IF;
+      END`);
+    try {
+      const task = await ds.getRepository(MariaPlain).save(MariaPlain.create({}));
+      const metrics = createMetrics();
+      const retried: string[] = [];
+      const off = ormqFor(ds).on("database:retried", (e) => retried.push(e.reason));
+      try {
+        expect(await processN(MariaPlain, 1, { dataSource: ds, logger: memoryLogger().logger, metrics })).toMatchObject({ processed: 1, succeeded: 1, failed: 0, retried: 0 });
+      } finally {
+        off();
+      }
+      expect((await ds.query("SELECT status, attempts FROM ormq_tasks WHERE id = ?", [task.id])).map((r: object) => ({ ...r }))).toEqual([{ status: "succeeded", attempts: 1 }]);
+      expect((await ds.query("SELECT n FROM test_deadlocks"))[0].n).toBe(0);
+      expect(retried).toEqual(["deadlock", "deadlock", "deadlock"]);
+      expect(await metrics.registry.metrics()).toMatch(/^ormq_database_retries_total\{reason="deadlock"\} 3$/m);
+    } finally {
+      await ds.query("DROP TRIGGER IF EXISTS test_deadlock");
+      await ds.query("DROP TABLE IF EXISTS test_deadlocks");
+    }
   });
 });

@@ -10,7 +10,7 @@ import type { DataSource } from "typeorm";
 import { enqueueMany } from "../../src";
 import { SyncAccount } from "../fixtures/flow";
 import { testEntities } from "../fixtures/tasks";
-import { createTestDb, openDataSource, type TestDb } from "../support/db";
+import { createTestDb, openDataSource, type TestDb, WITH_MARIADB } from "../support/db";
 import { trackChild } from "../support/leaks";
 
 const KEYS = 200;
@@ -28,11 +28,14 @@ async function expectOnePerKey(ds: DataSource, learnt: Map<string, string>[]) {
   }
 }
 
-describe("unique keys with three concurrent enqueuers on postgres", () => {
+/** The database servers (SQLite has its own case below: one DataSource per process). */
+const SERVERS = WITH_MARIADB.filter((d) => d !== "sqlite");
+
+describe.each(SERVERS)("unique keys with three concurrent enqueuers on %s", (dialect) => {
   let db: TestDb;
   let sources: DataSource[];
   beforeEach(async () => {
-    db = await createTestDb("postgres");
+    db = await createTestDb(dialect);
     sources = [];
     for (let i = 0; i < 3; i++) sources.push(await openDataSource(db, testEntities));
   });

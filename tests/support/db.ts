@@ -44,8 +44,8 @@ export async function createTestDb(dialect: DialectName): Promise<TestDb> {
   };
 }
 
-async function createMariaDbTestDb(): Promise<TestDb> {
-  const admin = process.env.ORMQ_TEST_MARIADB_URL;
+/** A fresh database on the tests' MariaDB, or on the server at `admin` (a test's own server). */
+export async function createMariaDbTestDb(admin = process.env.ORMQ_TEST_MARIADB_URL): Promise<TestDb> {
   if (!admin) throw new Error("ORMQ_TEST_MARIADB_URL is not set: the jest global setup starts MariaDB under ORMQ_SYSTEM_TESTS=1");
   const name = `ormq_test_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
   const onAdmin = async (sql: string) => {

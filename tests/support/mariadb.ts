@@ -14,7 +14,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 export interface MariaDbServer {
   /** `mariadb://root@127.0.0.1:<port>/` (no database: create one per test file). */
   url: string;
+  /** Stops the server for good and removes its files. */
   stop(): Promise<void>;
+  /** Stops the server process alone (SIGKILL: a crash), keeping its files for `start`. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the server again on the same port and files. */
+  start(): Promise<void>;
 }
 
 /** The server binaries, or null when `mariadb-server` is not installed. */
@@ -43,9 +48,7 @@ export async function startMariaDb(): Promise<MariaDbServer> {
   if (installed.status !== 0) throw new Error(`mariadb-install-db failed: ${installed.stderr || installed.stdout}`);
   const port = await freePort();
   const log = join(dir, "error.log");
-  const server: ChildProcess = spawn(
-    binaries.server,
-    [
+  const args = [
       "--no-defaults",
       `--datadir=${data}`,
       `--socket=${join(dir, "mysqld.sock")}`,
@@ -62,33 +65,43 @@ export async function startMariaDb(): Promise<MariaDbServer> {
       "--character-set-server=utf8mb4",
       "--collation-server=utf8mb4_unicode_ci",
       `--log-error=${log}`,
-    ],
-    { stdio: "ignore" },
-  );
-  let exited = false;
-  server.once("exit", () => (exited = true));
-  const url = `mariadb://root@127.0.0.1:${port}/`;
-  // Ready when it accepts a connection (the log says so too, but the socket is what a test needs).
-  for (let waited = 0; ; waited += 100) {
-    if (exited) throw new Error(`mariadbd exited at start: ${safeRead(log)}`);
-    if (await accepts(port)) break;
-    if (waited > 30_000) {
-      server.kill("SIGKILL");
-      throw new Error(`mariadbd did not accept connections within 30 s: ${safeRead(log)}`);
-    }
-    await sleep(100);
-  }
-  return {
-    url,
-    stop: async () => {
-      if (!exited) {
-        const gone = new Promise((resolve) => server.once("exit", resolve));
-        server.kill("SIGTERM");
-        await Promise.race([gone, sleep(10_000, undefined, { ref: false })]);
-        if (!exited) server.kill("SIGKILL");
+  ];
+  let server: ChildProcess;
+  let exited = true;
+  const launch = async () => {
+    server = spawn(binaries.server, args, { stdio: "ignore" });
+    exited = false;
+    server.once("exit", () => (exited = true));
+    // Ready when it accepts a connection (the log says so too, but the socket is what a test needs).
+    for (let waited = 0; ; waited += 100) {
+      if (exited) throw new Error(`mariadbd exited at start: ${safeRead(log)}`);
+      if (await accepts(port)) break;
+      if (waited > 30_000) {
+        server.kill("SIGKILL");
+        throw new Error(`mariadbd did not accept connections within 30 s: ${safeRead(log)}`);
       }
+      await sleep(100);
+    }
+  };
+  const halt = async (signal: NodeJS.Signals) => {
+    if (exited) return;
+    const gone = new Promise((resolve) => server.once("exit", resolve));
+    server.kill(signal);
+    await Promise.race([gone, sleep(10_000, undefined, { ref: false })]);
+    if (!exited) {
+      server.kill("SIGKILL");
+      await gone;
+    }
+  };
+  await launch();
+  return {
+    url: `mariadb://root@127.0.0.1:${port}/`,
+    stop: async () => {
+      await halt("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },
+    kill: (signal = "SIGKILL") => halt(signal),
+    start: launch,
   };
 }
 

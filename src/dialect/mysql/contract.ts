@@ -34,5 +34,5 @@ export const mysqlContract: DatabaseContract = {
     uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
   },
   enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: guardSkippedInsert, duplicateFails: true, notify: null },
-  worker: (dataSource, tables, workerId, logger) => new MysqlDialect(dataSource, tables, workerId, logger),
+  worker: (dataSource, tables, workerId, logger, options) => new MysqlDialect(dataSource, tables, workerId, logger, options.onTransientRetry),
 };

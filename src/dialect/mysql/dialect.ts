@@ -16,6 +16,7 @@ import type { DataSource, QueryRunner } from "typeorm";
 import type { Logger } from "../../logger";
 import { returningColumns } from "../claimOrder";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
+import type { TransientReason } from "../contract";
 import type { ClaimFilter, ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { isPlainSuccess, readyWhere, statusAfterOutcome, statusAfterRescue } from "../lifecycle";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
@@ -32,7 +33,10 @@ const escape = mysqlSql.escape;
 type Run = (sql: string, values?: unknown[]) => Promise<unknown>;
 
 /** MySQL's deadlock and lock wait timeout: transient, the transaction runs again. */
-const TRANSIENT_ERRNOS = new Set([1213, 1205]);
+const TRANSIENT_ERRNOS = new Map<number, TransientReason>([
+  [1213, "deadlock"],
+  [1205, "lock_wait_timeout"],
+]);
 const MAX_RETRIES = 8;
 
 /** A row of another table references this one (ON DELETE RESTRICT / NO ACTION). */
@@ -69,7 +73,20 @@ export class MysqlDialect implements Dialect {
     private readonly tables: Tables,
     readonly workerId: string,
     private readonly logger: Logger,
+    /** Told of each transaction run again after a deadlock or lock wait timeout (the metrics count them). */
+    private readonly onTransientRetry?: (reason: TransientReason) => void,
   ) {}
+
+  /** A deadlock or lock wait timeout: told, and waited out with jitter before the next try. */
+  private async retryAfter(err: unknown, attempt: number): Promise<void> {
+    this.logger.debug({ err, attempt }, "MySQL deadlock or lock wait timeout: the transaction runs again");
+    try {
+      this.onTransientRetry?.(transientReason(err)!);
+    } catch (listenerErr) {
+      this.logger.warn({ err: listenerErr }, "a transient-retry listener threw; ignored");
+    }
+    await sleep(2 + Math.random() * Math.min(50, 5 * 2 ** attempt));
+  }
 
   /** `fn` in one READ COMMITTED transaction on a connection of its own, run again on a deadlock or lock wait timeout. */
   private async transaction<T>(fn: (run: Run, runner: QueryRunner) => Promise<T>): Promise<T> {
@@ -83,9 +100,8 @@ export class MysqlDialect implements Dialect {
         return result;
       } catch (err) {
         if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-        if (!isTransient(err) || attempt >= MAX_RETRIES) throw err;
-        this.logger.debug({ err, attempt }, "MySQL deadlock or lock wait timeout: the transaction runs again");
-        await sleep(2 + Math.random() * Math.min(50, 5 * 2 ** attempt));
+        if (!transientReason(err) || attempt >= MAX_RETRIES) throw err;
+        await this.retryAfter(err, attempt);
       } finally {
         await runner.release();
       }
@@ -98,8 +114,8 @@ export class MysqlDialect implements Dialect {
       try {
         return await this.dataSource.query(sql, values);
       } catch (err) {
-        if (!isTransient(err) || attempt >= MAX_RETRIES) throw err;
-        await sleep(2 + Math.random() * Math.min(50, 5 * 2 ** attempt));
+        if (!transientReason(err) || attempt >= MAX_RETRIES) throw err;
+        await this.retryAfter(err, attempt);
       }
     }
   }
@@ -489,9 +505,10 @@ function errnoOf(err: unknown): number | undefined {
   return typeof errno === "number" ? errno : undefined;
 }
 
-function isTransient(err: unknown): boolean {
+/** Why a statement failed transiently, or undefined when it did not. */
+function transientReason(err: unknown): TransientReason | undefined {
   const errno = errnoOf(err);
-  return errno !== undefined && TRANSIENT_ERRNOS.has(errno);
+  return errno === undefined ? undefined : TRANSIENT_ERRNOS.get(errno);
 }
 
 /** The rows an UPDATE or DELETE changed, from TypeORM's raw MySQL result (mysql2's ResultSetHeader). */
