@@ -9,7 +9,7 @@ import { Client } from "pg";
 import { ChildEntity, Column, DataSource, Entity, PrimaryGeneratedColumn, type DataSourceOptions } from "typeorm";
 import { BaseTaskEntity, enqueueMany, ormqDataSourceOptions } from "../src";
 
-export type DatabaseName = "sqlite" | "postgres";
+export type DatabaseName = "sqlite" | "postgres" | "mariadb";
 
 /** A no-op task whose transitions are recorded in the history table. */
 @ChildEntity("bench_noop")
@@ -86,17 +86,24 @@ export interface Result {
   ofCeiling?: number;
   /** CPU time per task of the worker's process, in µs (drains). */
   workerCpuUs?: number;
-  /** CPU time per task of the PostgreSQL server's processes on this host, in µs (drains). */
+  /** CPU time per task of the database server's processes on this host (PostgreSQL or MariaDB), in µs (drains). */
   serverCpuUs?: number;
+  /** Transactions the database refused as deadlocks or lock wait timeouts, run again. */
+  transientRetries?: number;
+  /** Attempts that failed or were retried (where none should). */
+  failedAttempts?: number;
 }
 
-/** Where fresh databases come from in one run; `dropAll()` removes the PostgreSQL ones. */
+/** Where fresh databases come from in one run; `dropAll()` removes the server ones. */
 export class Databases {
   private n = 0;
   private readonly created: string[] = [];
+  private readonly createdOnMariaDb: string[] = [];
   constructor(
     readonly dir: string,
     readonly pgUrl: string,
+    /** The benchmark's MariaDB (`mariadb://root@host:port/`), when it runs one. */
+    readonly mariadbUrl = "",
   ) {}
 
   /**
@@ -109,6 +116,14 @@ export class Databases {
     this.n++;
     if (database === "sqlite") return join(this.dir, `bench-${this.n}.sqlite`);
     await this.dropAll();
+    if (database === "mariadb") {
+      const name = `bench_${process.pid}_${this.n}`;
+      await onMariaDb(this.mariadbUrl, `CREATE DATABASE ${name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+      this.createdOnMariaDb.push(name);
+      const url = new URL(this.mariadbUrl);
+      url.pathname = `/${name}`;
+      return url.toString();
+    }
     const name = `bench_${process.pid}_${this.n}`;
     await withClient(this.pgUrl, (c) => c.query(`CREATE DATABASE ${name}`));
     this.created.push(name);
@@ -118,9 +133,23 @@ export class Databases {
   }
 
   async dropAll(): Promise<void> {
-    await withClient(this.pgUrl, async (c) => {
-      for (const name of this.created.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    });
+    if (this.created.length > 0) {
+      await withClient(this.pgUrl, async (c) => {
+        for (const name of this.created.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
+    }
+    for (const name of this.createdOnMariaDb.splice(0)) await onMariaDb(this.mariadbUrl, `DROP DATABASE IF EXISTS ${name}`);
+  }
+}
+
+/** One statement on the benchmark's MariaDB (mysql2 is loaded only when MariaDB is measured). */
+async function onMariaDb(url: string, sql: string): Promise<void> {
+  const { createConnection } = await import("mysql2/promise");
+  const c = await createConnection(url);
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
   }
 }
 
@@ -185,13 +214,15 @@ export function rate(count: number, ms: number): number {
 }
 
 /**
- * CPU time used so far, in ms: by this process, and by every PostgreSQL server process on this
- * host (the benchmark's server runs here). Where a drain's time goes on a 2-core machine: the
- * worker's JavaScript and the server's statements share the same cores.
+ * CPU time used so far, in ms: by this process, and by every PostgreSQL server process and every
+ * MariaDB server on this host (the benchmark's servers run here; one drain uses one of them).
+ * Where a drain's time goes on a 2-core machine: the worker's JavaScript and the server's
+ * statements share the same cores.
  */
-export function cpuNow(): { workerMs: number; serverMs: number } {
+export function cpuNow(): { workerMs: number; serverMs: number; mariadbMs: number } {
   const own = process.cpuUsage();
   let ticks = 0;
+  let mariadbTicks = 0;
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     let stat: string;
@@ -201,14 +232,20 @@ export function cpuNow(): { workerMs: number; serverMs: number } {
       continue; // gone meanwhile
     }
     const close = stat.lastIndexOf(")");
-    if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
+    const name = stat.slice(stat.indexOf("(") + 1, close);
+    if (name !== "postgres" && name !== "mariadbd") continue;
     const fields = stat.slice(close + 2).split(" "); // fields[0] is the state (field 3)
+    if (name === "mariadbd") {
+      // One process; its threads' time is in its own utime and stime.
+      mariadbTicks += Number(fields[11]) + Number(fields[12]);
+      continue;
+    }
     // utime, stime (fields 14, 15), and cutime, cstime (16, 17): the postmaster's reaped children,
     // so that backends whose connection closed before the second reading still count.
     ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
   }
   // Linux reports in USER_HZ, 100 per second on every architecture node runs on.
-  return { workerMs: (own.user + own.system) / 1000, serverMs: ticks * 10 };
+  return { workerMs: (own.user + own.system) / 1000, serverMs: ticks * 10, mariadbMs: mariadbTicks * 10 };
 }
 
 /** CPU per task between two `cpuNow()` readings, in µs (server only when one ran here). */
@@ -216,6 +253,7 @@ export function cpuPerTask(before: ReturnType<typeof cpuNow>, after: ReturnType<
   const us = (ms: number) => Math.round((ms * 1000) / tasks);
   return {
     workerCpuUs: us(after.workerMs - before.workerMs),
-    serverCpuUs: database === "postgres" ? us(after.serverMs - before.serverMs) : undefined,
+    serverCpuUs:
+      database === "postgres" ? us(after.serverMs - before.serverMs) : database === "mariadb" ? us(after.mariadbMs - before.mariadbMs) : undefined,
   };
 }

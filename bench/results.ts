@@ -130,6 +130,27 @@ function targets(results: Result[]): Target[] {
     const sqCommit = find(results, "latency", "sqlite", (v) => v.startsWith("commit →") && v.includes(drained));
     out.push({ what: `SQLite latency, commit → run() start, ${drained}`, goal: "p50 ≤ 0.3 ms", measured: sqCommit ? `p50 ${sqCommit.p50} ms, p99 ${sqCommit.p99} ms` : "", met: sqCommit ? sqCommit.p50! <= 0.3 : null });
   }
+  // Issue 27: MariaDB beside ormq on PostgreSQL, in the same run.
+  const pgBeside = find(results, "head-to-head", "postgres", (v) => v.includes("beside MariaDB"));
+  versus("MariaDB drain, ormq defaults vs ormq's PostgreSQL defaults, medians of alternating runs (issue 27)", drainOf("mariadb", defaults), pgBeside, 0.5);
+  versus("MariaDB drain, ormq tuned with history off and succeeded tasks deleted vs ormq's PostgreSQL defaults (reported)", drainOf("mariadb", lean), pgBeside, 0.5);
+  {
+    const latencyOf = (database: string) => find(results, "latency", database, (v) => v.startsWith("save() called") && v.includes("worker's process") && v.includes("fresh database"));
+    const [maria, pgLatency] = [latencyOf("mariadb"), latencyOf("postgres")];
+    out.push({
+      what: "MariaDB latency, save() called → run() start, fresh database, p50 against PostgreSQL's (issue 27)",
+      goal: "≤ 2x PostgreSQL's",
+      measured: maria && pgLatency ? `${maria.p50} ms (PostgreSQL ${pgLatency.p50} ms)` : "",
+      met: maria && pgLatency ? maria.p50! <= 2 * pgLatency.p50! : null,
+    });
+    const keyed = find(results, "flow control", "mariadb", (v) => v.startsWith("8 workers"));
+    out.push({
+      what: "MariaDB, 8 workers × concurrency 20 on one queue with a per-key concurrency limit: deadlocks reported (issue 27)",
+      goal: "none (no failed attempt, no error; retries counted)",
+      measured: keyed ? `${keyed.failedAttempts} failed attempts; ${keyed.transientRetries} transactions run again; ${keyed.tasksPerSecond} tasks/s` : "",
+      met: keyed ? keyed.failedAttempts === 0 : null,
+    });
+  }
   const bulk = (database: string) => find(results, "enqueue", database, (v) => v.startsWith("enqueueMany([...]), history on"));
   versus("PostgreSQL bulk enqueue, enqueueMany with history vs graphile-worker's add_jobs", bulk("postgres"), find(results, "enqueue", "postgres (graphile-worker)"), 1.0);
   versus("SQLite bulk enqueue, enqueueMany with history vs plainjob's addMany", bulk("sqlite"), find(results, "enqueue", "sqlite (plainjob)"), 0.5);

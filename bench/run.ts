@@ -9,13 +9,16 @@
  * Environment: ORMQ_BENCH_TASKS (default 20000: drain size; the backlog scenario also runs ten
  * times that), ORMQ_BENCH_SAMPLES (latency and scheduled samples, default 500 / 200),
  * ORMQ_BENCH_HUGE=1 (backlog of 1,000,000 too), ORMQ_BENCH_PG_URL (a server to use instead of an
- * embedded one started here).
+ * embedded one started here), ORMQ_BENCH_MARIADB_URL (the same for MariaDB; else one is started
+ * here when mariadb-server is installed, and MariaDB is left out when it is not).
+ * On MariaDB: enqueue, drain, latency and flow, and the alternating drains beside PostgreSQL.
  */
 import "reflect-metadata";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Databases, type DatabaseName, type Result } from "./common";
+import { startBenchMariaDb } from "./mariadb";
 import { startBenchPostgres } from "./postgres";
 import { writeResults } from "./results";
 import { ceiling } from "./scenarios/ceiling";
@@ -28,7 +31,7 @@ import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
 import { pruneDuringDrain } from "./scenarios/pruneDuringDrain";
 import { scaling } from "./scenarios/scaling";
 import { scheduled } from "./scenarios/scheduled";
-import { limitedDrains, uniqueEnqueue } from "./scenarios/flowControl";
+import { keyedWorkers, limitedDrains, uniqueEnqueue } from "./scenarios/flowControl";
 import { dashboardPages } from "./scenarios/dashboardPages";
 import { executors } from "./scenarios/executors";
 
@@ -42,7 +45,7 @@ function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseNa
   };
   const only = value("--only")?.split(",") ?? [...SCENARIOS];
   for (const name of only) if (!SCENARIOS.includes(name as Scenario)) throw new Error(`unknown scenario ${name}; one of ${SCENARIOS.join(", ")}`);
-  const databases = (value("--databases") ?? process.env.ORMQ_BENCH_DATABASES ?? "postgres,sqlite").split(",") as DatabaseName[];
+  const databases = (value("--databases") ?? process.env.ORMQ_BENCH_DATABASES ?? "postgres,sqlite,mariadb").split(",") as DatabaseName[];
   return { only: new Set(only as Scenario[]), databases, full: !value("--only") && !value("--databases") };
 }
 
@@ -54,7 +57,12 @@ async function main() {
   const backlogSizes = [tasks, tasks * 10, ...(process.env.ORMQ_BENCH_HUGE === "1" ? [1_000_000] : [])];
   const dir = mkdtempSync(join(tmpdir(), "ormq-bench-"));
   const pg = databases.includes("postgres") ? await startBenchPostgres() : undefined;
-  const dbs = new Databases(dir, pg?.url ?? "");
+  const mariadb = databases.includes("mariadb") ? await startBenchMariaDb() : undefined;
+  if (mariadb === null) {
+    console.log("MariaDB left out: mariadb-server is not installed (apt-get install mariadb-server) and ORMQ_BENCH_MARIADB_URL is not set");
+    databases.splice(databases.indexOf("mariadb"), 1);
+  }
+  const dbs = new Databases(dir, pg?.url ?? "", mariadb?.url ?? "");
   const results: Result[] = [];
   const ceilings = new Map<number, number>();
   const record = (result: Result) => {
@@ -66,8 +74,11 @@ async function main() {
     results.push(result);
     console.log(JSON.stringify({ benchmark: "ormq", ...result }));
   };
+  /** What runs on MariaDB (the others measure what PostgreSQL and SQLite already show). */
+  const ON_MARIADB = new Set<Scenario>(["enqueue", "drain", "latency", "others", "flow"]);
   const run = async (what: Scenario, database: DatabaseName | null, fn: () => Promise<void>) => {
     if (!only.has(what) || (database && !databases.includes(database))) return;
+    if (database === "mariadb" && !ON_MARIADB.has(what)) return;
     await fn();
   };
   try {
@@ -86,7 +97,8 @@ async function main() {
       await run("enqueue", database, async () => {
         (await enqueue(dbs, database, tasks)).forEach(record);
         const bulk = Math.min(tasks, 10_000);
-        record(database === "postgres" ? await graphileEnqueue(dbs, bulk) : await plainjobEnqueue(dbs, bulk));
+        if (database === "postgres") record(await graphileEnqueue(dbs, bulk));
+        if (database === "sqlite") record(await plainjobEnqueue(dbs, bulk));
       });
       await run("drain", database, async () => {
         // The defaults first: what a user who sets nothing gets.
@@ -108,7 +120,7 @@ async function main() {
           if (database === "postgres") {
             (await latency(dbs, database, samples, "other", drained)).forEach(record);
             (await graphileLatency(dbs, samples, drained)).forEach(record);
-          } else {
+          } else if (database === "sqlite") {
             (await plainjobLatency(dbs, samples, drained)).forEach(record);
           }
         }
@@ -146,6 +158,17 @@ async function main() {
       headToHead("postgres", { graphileDefaults: () => graphileWorker(dbs, tasks, false), graphileBatched: () => graphileWorker(dbs, tasks, true) }),
     );
     await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => plainjob(dbs, tasks) }));
+    // MariaDB beside ormq on PostgreSQL in the same run: the defaults, and tuned, alternating.
+    if (databases.includes("postgres")) {
+      await run("others", "mariadb", () =>
+        headToHead("mariadb", {
+          postgresDefaults: async () => {
+            const r = await drain(dbs, "postgres", tasks, { history: true }, "head-to-head");
+            return { ...r, variant: `${r.variant}, beside MariaDB` };
+          },
+        }),
+      );
+    }
     // Behind PgBouncer: the wake-up through listenUrl against no pooler at all.
     await run("pooler", "postgres", async () => {
       if (pgbouncerAvailable()) (await poolerLatency(dbs, samples)).forEach(record);
@@ -163,6 +186,8 @@ async function main() {
       await run("flow", database, async () => {
         (await limitedDrains(dbs, database, tasks)).forEach(record);
         (await uniqueEnqueue(dbs, database, 2_000)).forEach(record);
+        // The case that deadlocks other queues on MySQL (issue 27), on the servers.
+        if (database !== "sqlite") record(await keyedWorkers(dbs, database, tasks));
       });
     }
     // The dashboard's pages over a big table (a million tasks with ORMQ_BENCH_HUGE=1).
@@ -204,6 +229,7 @@ async function main() {
   } finally {
     if (pg) await dbs.dropAll().catch(() => {});
     await pg?.stop();
+    await mariadb?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -80,10 +80,16 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
   });
 
   it("a task that keeps no succeeded tasks but is referenced by a foreign key without ON DELETE is kept, succeeded, with a warning", async () => {
-    const task = await ds.getRepository(EphemeralTask).save(EphemeralTask.create({}));
+    // Beside two that nothing references, finishing in the same completion batch as a rule.
+    const [task, ...free] = await ds.getRepository(EphemeralTask).save([EphemeralTask.create({}), EphemeralTask.create({}), EphemeralTask.create({})]);
     await ds.getRepository(Invoice).save({ task });
     const log = memoryLogger();
-    expect(await processN(EphemeralTask, 1, { dataSource: ds, logger: log.logger })).toMatchObject({ succeeded: 1 });
+    expect(await processN(EphemeralTask, 3, { dataSource: ds, logger: log.logger })).toMatchObject({ succeeded: 3 });
+    const left = await ds.getRepository(EphemeralTask).find();
+    // PostgreSQL keeps the other successes its one statement wrote beside it (docs/operations.md).
+    if (dialect === "postgres") expect(left.every((t) => t.status === "succeeded") && left.some((t) => t.id === task.id)).toBe(true);
+    else expect(left.map((t) => t.id)).toEqual([task.id]);
+    for (const gone of free) expect(await kinds(gone.id)).toEqual(["succeeded"]);
     const kept = await ds.getRepository(EphemeralTask).findOneByOrFail({ id: task.id });
     expect(kept).toMatchObject({ status: "succeeded", result: { done: 1 }, lockedBy: null });
     expect(await kinds(task.id)).toEqual(["succeeded"]);

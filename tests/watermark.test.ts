@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { createDialect, type TaskRow } from "../src/dialect";
-import { ClaimWatermark, HEAD_CLAIM_EVERY_MS, lastInClaimOrder } from "../src/dialect/postgres/watermark";
+import { ClaimWatermark, HEAD_CLAIM_EVERY_MS, lastInClaimOrder } from "../src/dialect/watermark";
 import { RecordRun, testEntities } from "./fixtures/tasks";
 import { memoryLogger, useTestDatabase } from "./support/db";
 

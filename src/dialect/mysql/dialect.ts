@@ -22,6 +22,7 @@ import { isPlainSuccess, readyWhere, statusAfterOutcome, statusAfterRescue } fro
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
+import { ClaimWatermark, type ClaimPosition } from "../watermark";
 import { tagWriteError } from "../writeFailure";
 import { createIndexSql } from "./schema";
 import { MYSQL_NOW_MS, mysqlSql } from "./sql";
@@ -64,6 +65,7 @@ export class MysqlDialect implements Dialect {
   readonly name = "mysql" as const;
   /** Two completion transactions at once, each on its own connection: their rows never overlap. */
   readonly completionWriters = 2;
+  private readonly watermark = new ClaimWatermark();
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private info: WorkerInfo | undefined;
@@ -122,19 +124,39 @@ export class MysqlDialect implements Dialect {
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.limits) return this.claimLimited(request, request.limits);
+    const after = this.watermark.next();
+    let rows = await this.claimFrom(request, after);
+    this.watermark.claimed(after, rows, request.limit);
+    if (after !== null && rows.length === 0) {
+      // Nothing after the watermark: whatever is ready is behind it, or at a lower priority.
+      rows = await this.claimFrom(request, null);
+      this.watermark.claimed(null, rows, request.limit);
+    }
+    return rows;
+  }
+
+  /** One claim, reading the claim index from the head of the pending tasks or from just after `after`. */
+  private async claimFrom(request: ClaimRequest, after: ClaimPosition | null): Promise<TaskRow[]> {
     return this.transaction(async (run) => {
       const values: unknown[] = [];
       const p = mysqlSql.parts(values);
       const types = p.inList("type", request.types);
       const queues = request.queues ? `AND ${p.inList("queue", request.queues)}` : "";
       const excluded = request.excludedQueues?.length ? `AND ${p.notInList("queue", request.excludedQueues)}` : "";
+      // Same priority, later in (run_at, id): a range of the claim index that starts past the
+      // entries earlier claims left behind until InnoDB's purge takes them (see ClaimWatermark).
+      // Written as integer literals (bigint columns come back as strings): compared as integers.
+      const int = (v: string) => (Number.isSafeInteger(Number(v)) ? Number(v) : v);
+      const resume = after
+        ? `AND priority = ${p.param(after.priority, "int")} AND (run_at > ${p.param(int(after.runAt), "bigint")} OR (run_at = ${p.param(int(after.runAt), "bigint")} AND id > ${p.param(int(after.id), "bigint")}))`
+        : "";
       // The claim index, (status, priority DESC, run_at, id), read in order, and named: a locking
       // read locks every row it examines, and the optimizer, on a small or young table, likes the
       // (status, run_at) index and a sort, which examines (and locks) every pending row, so that
       // a second worker's claim at the same moment skips them all and gets none.
       const picked = (await run(
         `SELECT ${this.claimedColumns(request)} FROM ${this.tables.tasks} t FORCE INDEX (ormq_tasks_claim)
-         WHERE ${readyWhere(NOW_MS)} AND ${types} ${queues} ${excluded}
+         WHERE ${readyWhere(NOW_MS)} AND ${types} ${queues} ${excluded} ${resume}
          ORDER BY priority DESC, run_at, id
          LIMIT ${p.param(request.limit, "int")}
          FOR UPDATE SKIP LOCKED`,
@@ -224,9 +246,12 @@ export class MysqlDialect implements Dialect {
         );
         const applied = new Map<string, FinalStatus>();
         const ours = completions.filter((c) => Number(held.get(c.id)?.attempts) === c.attempt); // the rest are no longer this attempt's to finish
-        // Plain successes (nearly every outcome) in one statement; the rest one by one.
+        // Plain successes (nearly every outcome) in one statement, successes of classes that keep
+        // none in one DELETE; the rest one by one.
         const successes = ours.filter((c) => isPlainSuccess(c));
         if (successes.length > 0 && (await this.succeedAll(run, successes, held))) for (const c of successes) applied.set(c.id, "succeeded");
+        const removes = ours.filter((c) => c.remove && c.status === "succeeded");
+        if (removes.length > 1 && (await this.removeAll(run, removes, held))) for (const c of removes) applied.set(c.id, "succeeded");
         for (const c of ours) {
           if (applied.has(c.id)) continue;
           const status = await this.completeOne(run, c, held.get(c.id)!);
@@ -261,14 +286,41 @@ export class MysqlDialect implements Dialect {
       // Cannot happen while the rows are locked; if it does, nothing of it stands.
       throw new Error(`the batched success wrote ${affected(written)} rows for ${successes.length}`);
     }
-    const recorded = successes.filter((c) => c.history);
-    if (recorded.length > 0) {
-      await run(
-        `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at) VALUES ${recorded.map(() => `(?, 'succeeded', ${NOW_MS}, ?, ?, NULL, ?)`).join(", ")}`,
-        recorded.flatMap((c) => [c.id, this.workerId, c.attempt, held.get(c.id)?.started_at ?? null]),
-      );
-    }
+    await this.recordSuccesses(run, successes.filter((c) => c.history), held);
     return true;
+  }
+
+  /**
+   * Successes of classes that keep no succeeded tasks, rows this transaction holds locked: one
+   * guarded DELETE for all, its row count checked, and their events in one INSERT. False when
+   * another table's foreign key refuses the DELETE (nothing of it is written: the statement rolls
+   * back alone): each is then written on its own, and a referenced one kept, as `completeOne` does.
+   */
+  private async removeAll(run: Run, removes: readonly Completion[], held: ReadonlyMap<string, HeldRow>): Promise<boolean> {
+    const attempts = `CASE id ${removes.map(() => "WHEN ? THEN ?").join(" ")} END`;
+    let written: unknown;
+    try {
+      written = await run(
+        `DELETE FROM ${this.tables.tasks}
+         WHERE id IN (${removes.map(() => "?").join(", ")}) AND status = 'running' AND locked_by = ? AND attempts = ${attempts}`,
+        [...removes.map((c) => c.id), this.workerId, ...removes.flatMap((c) => [c.id, c.attempt])],
+      );
+    } catch (err) {
+      if (errnoOf(err) === ROW_IS_REFERENCED) return false;
+      throw err;
+    }
+    if (affected(written) !== removes.length) throw new Error(`the batched removal deleted ${affected(written)} rows for ${removes.length}`);
+    await this.recordSuccesses(run, removes.filter((c) => c.history), held);
+    return true;
+  }
+
+  /** "succeeded" events of these completions, with their attempts' starts, in one INSERT. */
+  private async recordSuccesses(run: Run, recorded: readonly Completion[], held: ReadonlyMap<string, HeldRow>): Promise<void> {
+    if (recorded.length === 0) return;
+    await run(
+      `INSERT INTO ${this.tables.events} (task_id, kind, at, worker, attempt, error, started_at) VALUES ${recorded.map(() => `(?, 'succeeded', ${NOW_MS}, ?, ?, NULL, ?)`).join(", ")}`,
+      recorded.flatMap((c) => [c.id, this.workerId, c.attempt, held.get(c.id)?.started_at ?? null]),
+    );
   }
 
   /** One guarded write of an outcome, and its event; the status written, or null when the guard refused it. */

@@ -4,7 +4,7 @@ import type { DataSource } from "typeorm";
 import type { Logger } from "../../logger";
 import { PostgresListener } from "./listener";
 import type { DialectOptions } from "../contract";
-import { ClaimWatermark, type ClaimPosition } from "./watermark";
+import { ClaimWatermark, type ClaimPosition } from "../watermark";
 import { tagWriteError } from "../writeFailure";
 import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";

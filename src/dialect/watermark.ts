@@ -1,5 +1,5 @@
-import { compareBig } from "../claimOrder";
-import type { TaskRow } from "../dialect";
+import { compareBig } from "./claimOrder";
+import type { TaskRow } from "./dialect";
 
 /** A position in claim order: priority (highest first), then run_at, then id. */
 export interface ClaimPosition {
@@ -12,10 +12,10 @@ export interface ClaimPosition {
 export const HEAD_CLAIM_EVERY_MS = 250;
 
 /**
- * Where a PostgreSQL worker's next claim starts reading the pending index.
+ * Where a worker's next claim starts reading the pending index (PostgreSQL and MySQL).
  *
  * Why: a claim moves rows out of the partial pending index, but their index entries stay until
- * vacuum. A claim from the head of the index steps over every entry earlier claims left there,
+ * vacuum (on MySQL, InnoDB's delete-marked entries of the claim index stay until purge). A claim from the head of the index steps over every entry earlier claims left there,
  * so with a big backlog each claim gets slower (NOTES: a plain loop drops from 46,000 to 15,400
  * tasks/s between 20,000 and 200,000 queued). Resuming after the last claimed position skips them.
  *
