@@ -33,6 +33,11 @@ export async function bulkInsert(
     if (returned !== null) return returned;
   }
   const escape = (name: string) => runner.connection.driver.escape(name);
+  if (returning && contract.enqueue.insertWithoutReturning) {
+    // The generated ids where the server cannot return them (MySQL 8).
+    const ids = await contract.enqueue.insertWithoutReturning(runner, table, columns.map(escape), rows, options);
+    if (ids !== null) return ids;
+  }
   if (options.maySkip && contract.enqueue.duplicateFails) return insertEachSkippingDuplicates(runner, table, columns.map(escape), rows, returning && escape(returning), returning);
   // A multi-row INSERT is cut into statements that stay under the dialect's parameter limit.
   const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(sql.maxParameters / columns.length)));

@@ -201,6 +201,14 @@ export interface DatabaseContract {
   /** Writing new tasks, and telling workers about them. */
   readonly enqueue: {
     /**
+     * Multi-row inserts that return the generated ids where the server has no `INSERT …
+     * RETURNING` (MySQL 8; see mysql/insertIds.ts). Null (every server of the database has it) or
+     * a null result (this server has it): VALUES lists with RETURNING. `columns` are quoted.
+     */
+    readonly insertWithoutReturning:
+      | ((runner: QueryRunner, table: string, columns: readonly string[], rows: readonly unknown[][], options: BulkInsertOptions) => Promise<unknown[] | null>)
+      | null;
+    /**
      * Multi-row inserts from one array per column (`unnest`; see bulkInsert). Null (the database
      * has none) or a null result (not for this table): VALUES lists.
      */

@@ -12,9 +12,11 @@ import { limitedPickSql, rateClaimsSql } from "../../src/dialect/limitedClaim";
 import { MYSQL_CLOCK_SQL, mysqlSql } from "../../src/dialect/mysql/sql";
 import { SYSTEM_TESTS } from "../support/pgbouncer";
 import { ChildEntity, DataSource, type DataSourceOptions } from "typeorm";
-import { BaseTaskEntity, ormqDataSourceOptions, ormqFor, processN } from "../../src";
+import { BaseTaskEntity, enqueueMany, ormqDataSourceOptions, ormqFor, processN } from "../../src";
+import { serverHasInsertReturning } from "../../src/dialect/mysql/insertIds";
+import { SyncAccount } from "../fixtures/flow";
 import { createMetrics } from "../../src/metrics";
-import { createTestDb, memoryLogger, type TestDb } from "../support/db";
+import { createTestDb, memoryLogger, openDataSource, type TestDb } from "../support/db";
 
 const RUN = SYSTEM_TESTS;
 if (!RUN) console.log("tests/dialect/mariadb.test.ts skipped: it runs a real MariaDB (the mariadb-server package); set ORMQ_SYSTEM_TESTS=1, as .ci/run does");
@@ -229,5 +231,45 @@ describeMaria("ormq on MariaDB: its migrations, save() and a worker, and the uni
       await ds.query("DROP TRIGGER IF EXISTS test_deadlock");
       await ds.query("DROP TABLE IF EXISTS test_deadlocks");
     }
+  });
+});
+
+describeMaria("inserts without INSERT … RETURNING (MySQL 8's path, taken on MariaDB by reporting a MySQL version)", () => {
+  let testDb: TestDb;
+  let ds: DataSource;
+  beforeAll(async () => {
+    testDb = await createTestDb("mariadb");
+    ds = await openDataSource(testDb, [MariaPlain, SyncAccount]);
+    // What TypeORM reads from a MySQL 8 server; ormq then takes the path without RETURNING.
+    (ds.driver as unknown as { version: string }).version = "8.0.36";
+    expect(serverHasInsertReturning(ds)).toBe(false);
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await testDb?.drop();
+  });
+
+  it("enqueueMany learns each row's own id, in order, from the statement's first insert id", async () => {
+    const tasks = Array.from({ length: 2_500 }, (_, i) => MariaPlain.create({ priority: i % 1000 }));
+    await enqueueMany(tasks, { dataSource: ds });
+    const stored = new Map(((await ds.query("SELECT id, priority FROM ormq_tasks WHERE type = 'maria_plain'")) as { id: string; priority: number }[]).map((r) => [String(r.id), r.priority]));
+    expect(stored.size).toBe(2_500);
+    tasks.forEach((t, i) => expect([i, stored.get(t.id)]).toEqual([i, i % 1000]));
+    const ids = tasks.map((t) => BigInt(t.id));
+    expect(ids.every((id, i) => i === 0 || id > ids[i - 1])).toBe(true);
+  });
+
+  it("rows the unique guard may skip go one INSERT each: a duplicate is skipped, the others learn their ids", async () => {
+    const [heldId] = await enqueueMany([SyncAccount.create({ accountId: "a1", note: "first" })], { dataSource: ds });
+    const batch = [SyncAccount.create({ accountId: "a2", note: "new" }), SyncAccount.create({ accountId: "a1", note: "duplicate" }), SyncAccount.create({ accountId: "a3", note: "new" })];
+    await ds.transaction(async (manager) => {
+      await enqueueMany(batch, { manager });
+      await manager.query("SELECT 1"); // the transaction goes on
+    });
+    const rows = (await ds.query("SELECT id, `accountId` AS account, note FROM ormq_tasks WHERE type = 'sync_account' ORDER BY id")) as { id: string; account: string; note: string }[];
+    expect(rows.map((r) => [r.account, r.note])).toEqual([["a1", "first"], ["a2", "new"], ["a3", "new"]]);
+    expect(batch[0].id).toBe(String(rows[1].id));
+    expect(batch[2].id).toBe(String(rows[2].id));
+    expect(batch[1].id).toBe(heldId); // the duplicate learns the standing task's id
   });
 });

@@ -1,14 +1,11 @@
 import type { DatabaseContract } from "../contract";
 import { MysqlDialect } from "./dialect";
 import { guardSkippedInsert } from "./guardDuplicates";
+import { insertWithoutReturning } from "./insertIds";
 import { createIndexSql, dropIndexSql, dropUniqueGuardStatements, uniqueGuardInstalled, uniqueGuardStatements } from "./schema";
 import { MYSQL_CLOCK_SQL, mysqlSql } from "./sql";
 
-/**
- * MySQL 8.0+ and MariaDB 10.6+ (issue 27, in progress: docs/mysql.md). Its connection, spelling,
- * clock and schema are here, so ormq's migrations run on it; its worker is not built yet, and
- * says so.
- */
+/** MySQL 8.0+ and MariaDB 10.6+ (issue 27, in progress: docs/mysql.md). */
 export const mysqlContract: DatabaseContract = {
   name: "mysql",
   connection: {
@@ -33,6 +30,6 @@ export const mysqlContract: DatabaseContract = {
     // DDL commits the caller's transaction on MySQL: the guard is installed by the migration only.
     uniqueGuard: { install: uniqueGuardStatements, drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
   },
-  enqueue: { arrayInsert: null, autocommitSave: true, insertSkipped: guardSkippedInsert, duplicateFails: true, notify: null },
+  enqueue: { insertWithoutReturning, arrayInsert: null, autocommitSave: true, insertSkipped: guardSkippedInsert, duplicateFails: true, notify: null },
   worker: (dataSource, tables, workerId, logger, options) => new MysqlDialect(dataSource, tables, workerId, logger, options.onTransientRetry),
 };

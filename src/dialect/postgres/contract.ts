@@ -27,7 +27,7 @@ export const postgresContract: DatabaseContract = {
     dropIndex: dropIndexSql,
     uniqueGuard: { install: (tasks) => [...uniqueIndexStatements(tasks), ...uniqueGuardStatements(tasks)], drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: false },
   },
-  enqueue: { arrayInsert, autocommitSave: true, insertSkipped: null, duplicateFails: false, notify: notifyNewTasks },
+  enqueue: { insertWithoutReturning: null, arrayInsert, autocommitSave: true, insertSkipped: null, duplicateFails: false, notify: notifyNewTasks },
   worker: (dataSource, tables, workerId, logger, options) => new PostgresDialect(dataSource, tables, workerId, logger, options),
 };
 

@@ -37,7 +37,7 @@ export const sqliteContract: DatabaseContract = {
     dropIndex: dropIndexSql,
     uniqueGuard: { install: (tasks) => [...uniqueIndexStatements(tasks), ...uniqueGuardStatements(tasks)], drop: dropUniqueGuardStatements, installed: uniqueGuardInstalled, installWhenMissing: true },
   },
-  enqueue: { arrayInsert: null, autocommitSave: false, insertSkipped: uniqueInsertSkipped, duplicateFails: false, notify: null },
+  enqueue: { insertWithoutReturning: null, arrayInsert: null, autocommitSave: false, insertSkipped: uniqueInsertSkipped, duplicateFails: false, notify: null },
   worker: (dataSource, tables, workerId, logger) => new SqliteDialect(dataSource, tables, workerId, logger),
 };
 
