@@ -42,7 +42,7 @@ export class OrmqInit1763900000000 implements MigrationInterface {
         ],
       }),
     );
-    await schema.createIndex("ormq_tasks_type", "ormq_tasks", ["type"], { where: "status = 'failed'", withoutWhere: { lead: ["status"] } });
+    await schema.createIndex("ormq_tasks_type", "ormq_tasks", ["type"], { where: "status = 'failed'", withoutWhere: "none" });
     // The earliest upcoming due time among tasks made ready later than they were created, for an
     // idle worker's sleep.
     await schema.createIndex("ormq_tasks_scheduled", "ormq_tasks", ["run_at"], { where: "status = 'pending' AND run_at > created_at", withoutWhere: { lead: ["status"] } });
@@ -102,7 +102,8 @@ export class OrmqInit1763900000000 implements MigrationInterface {
     await runner.dropTable("ormq_task_events");
     await schema.dropIndex("ormq_workers_heartbeat", "ormq_workers");
     await runner.dropTable("ormq_workers");
-    for (const index of ["ormq_tasks_lease", "ormq_tasks_claim", "ormq_tasks_type", "ormq_tasks_scheduled"]) await schema.dropIndex(index, "ormq_tasks");
+    for (const index of ["ormq_tasks_lease", "ormq_tasks_claim", "ormq_tasks_scheduled"]) await schema.dropIndex(index, "ormq_tasks");
+    await schema.dropIndex("ormq_tasks_type", "ormq_tasks", { where: "status = 'failed'", withoutWhere: "none" });
     await runner.dropTable("ormq_tasks");
   }
 }

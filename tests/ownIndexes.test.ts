@@ -24,6 +24,8 @@ class SyncUnique extends BaseTaskEntity {
 }
 
 const OWN_TASK_INDEXES = ["ormq_tasks_claim", "ormq_tasks_lease", "ormq_tasks_scheduled", "ormq_tasks_type"];
+/** MySQL has no partial indexes: the failed-type index is not made there (see taskIndexes.ts). */
+const ownTaskIndexes = (dialect: string) => (dialect === "mariadb" ? OWN_TASK_INDEXES.filter((i) => i !== "ormq_tasks_type") : OWN_TASK_INDEXES);
 
 describe.each(WITH_MARIADB)("ormq's own indexes on a schema made by synchronize alone (%s)", (dialect) => {
   let db: TestDb;
@@ -51,14 +53,14 @@ describe.each(WITH_MARIADB)("ormq's own indexes on a schema made by synchronize 
     return Object.fromEntries(rows.filter((r) => r.name.startsWith("ormq_")).map((r) => [r.name, r.def]));
   };
 
-  it("synchronize makes none of them; a worker's registration makes the four it reads, the claim's with priority DESC", async () => {
+  it("synchronize makes none of them; a worker's registration makes the ones it reads, the claim's with priority DESC", async () => {
     expect(Object.keys(await indexes())).toEqual([]);
     await ds.getRepository(SyncPlain).save(SyncPlain.create({}));
     const { logger, lines } = memoryLogger();
     expect((await processN(SyncPlain, 1, { dataSource: ds, logger })).succeeded).toBe(1);
-    expect(lines.filter((l) => l.msg?.startsWith("created ormq's index")).length).toBe(4); // said once per index
+    expect(lines.filter((l) => l.msg?.startsWith("created ormq's index")).length).toBe(ownTaskIndexes(dialect).length); // said once per index
     const made = await indexes();
-    expect(Object.keys(made).sort()).toEqual(OWN_TASK_INDEXES);
+    expect(Object.keys(made).sort()).toEqual(ownTaskIndexes(dialect));
     if (dialect === "mariadb") {
       expect(made.ormq_tasks_claim).toBe("`status`,`priority` DESC,`run_at`,`id`"); // no partial indexes: led by status
     } else {

@@ -3,7 +3,7 @@
  * cannot make on every database (no DESC anywhere, no WHERE on MySQL). The entity declares them
  * by name with `synchronize: false`, so TypeORM's synchronize neither creates nor drops them:
  * ormq's migrations create them, and where a schema was made by synchronize alone, ormq does (a
- * worker at its registration: the four below; the unique guard's install: the two unique ones).
+ * worker at its registration: the ones below; the unique guard's install: the two unique ones).
  * A migration keeps its own copy of each definition: a migration is history.
  */
 import type { IndexSpec } from "./contract";
@@ -20,7 +20,10 @@ export const TASK_INDEXES: readonly TaskIndex[] = [
   // Running tasks by lease end, for the rescue of expired leases.
   { name: "ormq_tasks_lease", columns: ["locked_until"], where: "status = 'running'", withoutWhere: { lead: ["status"] } },
   // Failed tasks by type: the dead-letter list.
-  { name: "ormq_tasks_type", columns: ["type"], where: "status = 'failed'", withoutWhere: { lead: ["status"] } },
+  // Without partial indexes (MySQL) every write of a status would move an entry of this index too,
+  // for a list that is seldom read: there the indexes led by status serve `status = 'failed'`
+  // (measured on MariaDB: a drain's server time 12-14% lower without it).
+  { name: "ormq_tasks_type", columns: ["type"], where: "status = 'failed'", withoutWhere: "none" },
 ];
 
 /** Unique tasks: one unfinished task per key, and one task per key and window whatever its status. */
