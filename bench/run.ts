@@ -227,7 +227,7 @@ async function main() {
       console.log(`results written to ${target}`);
     }
   } finally {
-    if (pg) await dbs.dropAll().catch(() => {});
+    if (pg || mariadb) await dbs.dropAll().catch(() => {});
     await pg?.stop();
     await mariadb?.stop();
     rmSync(dir, { recursive: true, force: true });

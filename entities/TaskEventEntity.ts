@@ -19,8 +19,9 @@ export type TaskEventKind =
  * A task's history: one row per transition, written in the same statement or transaction as the
  * transition itself. An attempt's start has no row of its own: the row of its outcome carries it
  * (`startedAt`), and a running attempt's start is its task's `started_at`. One row per attempt
- * instead of two is about a fifth of a PostgreSQL drain's server time (measured: 78-83 µs of server
- * CPU a task with a "started" row, 63-65 without). Readers (`showTask`) list the start as an event. Turn it off per task class with `static history = false` for raw throughput
+ * instead of two is about a fifth of a PostgreSQL drain's server time (measured: 78-83 µs of
+ * server CPU a task with a "started" row, 63-65 without). Readers (`showTask`) list the start as
+ * an event. Turn it off per task class with `static history = false` for raw throughput
  * (the task's own `errors` list is kept either way).
  *
  * The relation to the task has no foreign-key constraint in the database. Every row is written by

@@ -160,12 +160,16 @@ if (process.env.ORMQ_SYSTEM_TESTS !== "1") {
       await ds.getRepository(RecordRun).save(Array.from({ length: TASKS }, (_, i) => RecordRun.create({ label: `r${i}` })), { chunk: 500 });
       await ds.destroy();
       for (let i = 0; i < 2; i++) workers.push(await startWorker({ ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10", ...FAST }));
-      await sleep(300);
-      await server.kill("SIGKILL"); // mid-drain: a crash, connections cut without a word
+      // Mid-drain: once the workers are under way, well before the end.
+      const watcher = await openDataSource(db, testEntities, { migrationsRun: false }, false);
+      let doneAtCrash = 0;
+      await until("the drain is under way", async () => (doneAtCrash = await watcher.getRepository(RecordRun).countBy({ status: "succeeded" })) >= 50, 30_000);
+      await watcher.destroy();
+      expect(doneAtCrash).toBeLessThan(TASKS);
+      await server.kill("SIGKILL"); // a crash: connections cut without a word
       await sleep(1_000);
       await server.start();
       ds = await openDataSource(db, testEntities, { migrationsRun: false });
-      expect(await ds.getRepository(RecordRun).countBy({ status: "succeeded" })).toBeLessThan(TASKS); // the crash was mid-drain
       const open = ds;
       await until("every task succeeded", async () => (await open.getRepository(RecordRun).countBy({ status: "succeeded" })) === TASKS, 90_000);
       const exits = await stopAll(workers);

@@ -61,6 +61,27 @@ describe.each(WITH_MARIADB)("history on %s", (dialect) => {
     ]);
   });
 
+  it("showTask: an earlier ormq's start row stands for one outcome only (a handed-back attempt's number comes again); a class with history off shows no start", async () => {
+    const task = await ds.getRepository(RecordRun).save(RecordRun.create({ label: "handed back" }));
+    await ds.query(`UPDATE ormq_tasks SET status = 'succeeded', attempts = 1, started_at = 3000 WHERE id = ${task.id}`);
+    await ds.getRepository(TaskEventEntity).save([
+      { taskId: task.id, kind: "started", at: new Date(1000), worker: "w/1/x", attempt: 1, error: null, startedAt: null },
+      { taskId: task.id, kind: "handed_back", at: new Date(2000), worker: "w/1/x", attempt: 1, error: null, startedAt: null },
+      { taskId: task.id, kind: "succeeded", at: new Date(4000), worker: "w/2/y", attempt: 1, error: null, startedAt: new Date(3000) },
+    ]);
+    const shown = (await showTask(task.id, { dataSource: ds }))!.events;
+    expect(shown.slice(1).map((e) => [e.kind, e.attempt, e.at instanceof Date ? e.at.getTime() : e.at])).toEqual([
+      ["started", 1, 1000],
+      ["handed_back", 1, 2000],
+      ["started", 1, 3000],
+      ["succeeded", 1, 4000],
+    ]);
+
+    const quiet = await ds.getRepository(QuietTask).save(QuietTask.create({}));
+    await ds.query(`UPDATE ormq_tasks SET status = 'running', attempts = 1, locked_by = 'w/1/x', locked_until = 1, started_at = 5000 WHERE id = ${quiet.id}`);
+    expect((await showTask(quiet.id, { dataSource: ds }))!.events.map((e) => e.kind)).toEqual(["enqueued"]);
+  });
+
   it("a class that keeps no succeeded tasks: the row goes when it succeeds (after retries too), its events stay until prune, a failure is kept", async () => {
     const [once, retried, failing] = await ds.getRepository(EphemeralTask).save([
       EphemeralTask.create({}),

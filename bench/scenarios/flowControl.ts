@@ -76,14 +76,17 @@ export async function keyedWorkers(databases: Databases, database: DatabaseName,
     const retried = { deadlock: 0, lock_wait_timeout: 0 };
     for (const ds of sources) ormqFor(ds).on("database:retried", (e) => retried[e.reason]++);
     let done = 0;
+    let failedForGood = 0;
     let failed = 0;
     const t0 = performance.now();
     await Promise.all(
       sources.map(async (ds) => {
-        // processN ends when nothing is ready for it: tasks the limit holds back go to the next round.
-        while (done < tasks) {
-          const summary = await processN(LimitedNoop, tasks - done, { dataSource: ds, concurrency: 20, logger: pino({ level: "warn" }) });
+        // processN ends when nothing is ready for it: tasks the limit holds back go to the next
+        // round. A task that failed for good ends too (it is what this scenario reports).
+        while (done + failedForGood < tasks) {
+          const summary = await processN(LimitedNoop, tasks - done - failedForGood, { dataSource: ds, concurrency: 20, logger: pino({ level: "warn" }) });
           done += summary.succeeded;
+          failedForGood += summary.failed;
           failed += summary.failed + summary.retried;
           if (summary.processed === 0) await sleep(5);
         }

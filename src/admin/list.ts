@@ -193,7 +193,9 @@ export async function showTask(id: string | number, options: { dataSource?: Data
     attempt: 0,
     error: null,
   };
-  return { fields, events: [enqueued, ...(await readEvents(dataSource, taskId, raw))] };
+  // A class with history off records no events, and shows no start of the attempt running now.
+  const recordsHistory = ormqFor(dataSource).registry.recordsHistory(String(raw.type));
+  return { fields, events: [enqueued, ...(await readEvents(dataSource, taskId, recordsHistory ? raw : null))] };
 }
 
 /**
@@ -225,14 +227,16 @@ function readColumn(column: ColumnMetadata, driver: Driver, raw: unknown): unkno
 /**
  * A task's history, oldest first, read as stored (see readColumn). An attempt's start has no row of
  * its own (see TaskEventEntity): it is listed from its outcome's `started_at`, just before that
- * outcome, and for the attempt running now from the task's row (`raw`).
+ * outcome, and for the attempt running now from the task's row (`running`, when its class records
+ * history).
  */
-async function readEvents(dataSource: DataSource, taskId: string, raw: Record<string, unknown>): Promise<TaskEventItem[]> {
+async function readEvents(dataSource: DataSource, taskId: string, running: Record<string, unknown> | null): Promise<TaskEventItem[]> {
   const rows = await eventRows(dataSource, taskId, ["id", "taskId", "kind", "at", "worker", "attempt", "error", "startedAt"] as const);
-  // Rows of kind "enqueued" and "started" were written by earlier versions of ormq: an attempt that
-  // has its own "started" row gets no second one.
+  // Rows of kind "enqueued" and "started" were written by earlier versions of ormq. A "started" row
+  // stands for the start of the next outcome of its attempt (attempt numbers repeat after a
+  // hand-back), which then gets no second one.
   const stored = rows.filter((e) => e.kind !== "enqueued");
-  const startRows = new Set(stored.filter((e) => e.kind === "started").map((e) => Number(e.attempt)));
+  let openStart: number | null = null;
   const started = (at: unknown, worker: unknown, attempt: number | null): TaskEventItem => ({
     id: null,
     taskId,
@@ -245,7 +249,9 @@ async function readEvents(dataSource: DataSource, taskId: string, raw: Record<st
   const events: TaskEventItem[] = [];
   for (const e of stored) {
     const attempt = e.attempt as number | null;
-    if (e.startedAt !== null && e.startedAt !== undefined && !startRows.has(Number(attempt))) {
+    if (e.kind === "started") openStart = Number(attempt);
+    else if (openStart !== null && openStart === Number(attempt)) openStart = null; // this outcome's start is that row
+    else if (e.startedAt !== null && e.startedAt !== undefined) {
       // A rescued attempt's worker is the one lost (named in the error), not the rescuer.
       events.push(started(e.startedAt, e.kind === "rescued" ? null : e.worker, attempt));
     }
@@ -259,9 +265,8 @@ async function readEvents(dataSource: DataSource, taskId: string, raw: Record<st
       error: readText(e.error),
     });
   }
-  const running = Number(raw.attempts);
-  if (raw.status === "running" && raw.started_at !== null && raw.started_at !== undefined && !startRows.has(running)) {
-    events.push(started(raw.started_at, raw.locked_by, running));
+  if (running && running.status === "running" && running.started_at !== null && running.started_at !== undefined && openStart !== Number(running.attempts)) {
+    events.push(started(running.started_at, running.locked_by, Number(running.attempts)));
   }
   return events;
 }

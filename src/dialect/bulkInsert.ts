@@ -38,7 +38,9 @@ export async function bulkInsert(
     const ids = await contract.enqueue.insertWithoutReturning(runner, table, columns.map(escape), rows, options);
     if (ids !== null) return ids;
   }
-  if (options.maySkip && contract.enqueue.duplicateFails) return insertEachSkippingDuplicates(runner, table, columns.map(escape), rows, returning && escape(returning), returning);
+  if (options.maySkip && contract.enqueue.duplicateFails) {
+    return insertEachSkippingDuplicates(runner, table, columns.map(escape), rows, returning && escape(returning), returning, contract.enqueue.insertSkipped);
+  }
   // A multi-row INSERT is cut into statements that stay under the dialect's parameter limit.
   const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(sql.maxParameters / columns.length)));
   const head = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) VALUES `;
@@ -60,7 +62,11 @@ export async function bulkInsert(
 /**
  * Where the unique guard fails a duplicate's statement (MySQL: error 1062, which rolls back that
  * statement only, never the transaction) rather than writing nothing: one INSERT per row, and a
- * duplicate is a row skipped. Only rows that may be skipped (a schedule's tick) come this way.
+ * duplicate is a row skipped. The guard's refusal is answered as nothing written (see
+ * mysql/guardDuplicates.ts); any other duplicate key (a constraint of the application's) fails
+ * the insert. `insertSkipped` is asked after each row, which forgets the refusal, so that a later
+ * insert on this runner is not taken for a skipped one. Only rows that may be skipped (unique
+ * tasks, a schedule's tick) come this way.
  */
 async function insertEachSkippingDuplicates(
   runner: QueryRunner,
@@ -69,24 +75,17 @@ async function insertEachSkippingDuplicates(
   rows: readonly unknown[][],
   returningColumn: string | null,
   returning: string | null,
+  insertSkipped: ((runner: QueryRunner) => Promise<boolean>) | null,
 ): Promise<unknown[]> {
   const statement = `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})${returningColumn ? ` RETURNING ${returningColumn}` : ""}`;
   const out: unknown[] = [];
   for (const row of rows) {
-    let result: unknown;
-    try {
-      result = await runner.query(statement, [...row]);
-    } catch (err) {
-      if ((err as { driverError?: { errno?: unknown } }).driverError?.errno === DUPLICATE_KEY || (err as { errno?: unknown }).errno === DUPLICATE_KEY) continue;
-      throw err;
-    }
-    if (returning) for (const r of (Array.isArray(result) ? result : []) as Record<string, unknown>[]) out.push(r[returning]);
+    const result: unknown = await runner.query(statement, [...row]);
+    const skipped = (await insertSkipped?.(runner)) ?? false;
+    if (returning && !skipped) for (const r of (Array.isArray(result) ? result : []) as Record<string, unknown>[]) out.push(r[returning]);
   }
   return out;
 }
-
-/** MySQL's ER_DUP_ENTRY. */
-const DUPLICATE_KEY = 1062;
 
 /**
  * `(?, ?), (?, ?)…` for `rows` rows of `columns` values. Where every mark is the same (SQLite's

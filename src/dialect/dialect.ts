@@ -151,6 +151,13 @@ export interface Dialect {
    * its own pool connection, so the server works on both), 1 on SQLite (one connection).
    */
   readonly completionWriters: number;
+  /**
+   * Whether a claim may come back without ready tasks another worker's claim was only looking at:
+   * MySQL locks each row its locking read examines before it tests the row's type and queue, so
+   * a claim of another queue holds them for a moment and SKIP LOCKED passes them over. A worker
+   * that would stop for want of ready tasks (processN) looks again while some remain.
+   */
+  readonly claimMaySkipReady?: boolean;
   /** This worker's id, stamped on the tasks it holds. */
   readonly workerId: string;
 

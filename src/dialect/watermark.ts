@@ -34,6 +34,21 @@ export class ClaimWatermark {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
+  /**
+   * One claim: from just after the watermark when it may, and from the head at once when that
+   * found nothing (whatever is ready is behind it, or at a lower priority).
+   */
+  async claim(limit: number, claimFrom: (after: ClaimPosition | null) => Promise<TaskRow[]>): Promise<TaskRow[]> {
+    const after = this.next();
+    let rows = await claimFrom(after);
+    this.claimed(after, rows, limit);
+    if (after !== null && rows.length === 0) {
+      rows = await claimFrom(null);
+      this.claimed(null, rows, limit);
+    }
+    return rows;
+  }
+
   /** The position to resume after, or null for a claim from the head. */
   next(): ClaimPosition | null {
     if (this.headNext || this.position === null || this.now() - this.lastHeadAt >= HEAD_CLAIM_EVERY_MS) return null;
@@ -68,4 +83,3 @@ export function lastInClaimOrder(rows: readonly TaskRow[]): ClaimPosition | null
   return last ? { priority: Number(last.priority), runAt: String(last.run_at), id: String(last.id) } : null;
 }
 
-/** bigint columns come back from node-postgres as strings. */

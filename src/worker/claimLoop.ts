@@ -12,6 +12,9 @@ import type { PrefetchGauge } from "./prefetchGauge";
  */
 const MAX_UNWRITTEN = 1_000;
 
+/** How many more claims a limited run makes, at most, while ready tasks remain after an empty one. */
+const LOOKS_AGAIN = 5;
+
 export interface ClaimLoopDeps {
   dialect: Dialect;
   held: HeldTasks;
@@ -36,6 +39,11 @@ export interface ClaimLoopDeps {
   limitsActive: () => boolean;
   /** Claim at most this many tasks in all, then finish (processN); Infinity runs until stopped. */
   limit: number;
+  /**
+   * Whether ready tasks of this worker's remain (only where a claim may pass them over: see
+   * Dialect.claimMaySkipReady): a limited run looks again before it stops.
+   */
+  readyLeft?: () => Promise<boolean>;
   logger: Logger;
   /** The loop sleeps on this; a wake-up cuts a sleep short (an enqueue, a slot freed, a stop). */
   doze: Doze;
@@ -60,6 +68,8 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
     return doze.sleep(ms, wakeOnRoom);
   };
   const backoff = new DatabaseBackoff(limit !== Infinity);
+  /** Looks taken again, in a row, because ready tasks remained after an empty claim (readyLeft). */
+  let lookedAgain = 0;
   try {
     while (!deps.stopRequested()) {
       held.fill();
@@ -85,11 +95,21 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
           continue;
         }
         held.add(rows, claimStarted);
+        if (rows.length > 0) lookedAgain = 0;
         if (full) continue; // a full batch: more may be ready
         // Nothing more ready and nothing held that could enqueue more: processN is done. Unless
         // a wake-up came during the claim: a task whose outcome (a retry, say) was written
         // while the claim ran is ready, but the claim could not see it. Look again first.
-        if (limit !== Infinity && held.running.size === 0 && held.buffered.size === 0 && !doze.pending) return;
+        if (limit !== Infinity && held.running.size === 0 && held.buffered.size === 0 && !doze.pending) {
+          // Where a claim may pass over ready tasks another claim held for a moment, a few more
+          // looks while some remain, a little apart; then stop as before.
+          if (deps.readyLeft && lookedAgain < LOOKS_AGAIN && (await deps.readyLeft())) {
+            lookedAgain++;
+            await sleep(5 * lookedAgain);
+            continue;
+          }
+          return;
+        }
         // Sleep until the next scheduled task is due, if that comes before the next poll; a
         // wake-up (an enqueue, here or announced) cuts the sleep short and looks again. A slot
         // freeing up does not: nothing was ready. (processN looks again when a task ends, to

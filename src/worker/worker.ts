@@ -201,6 +201,10 @@ export class Worker {
         claim: (want) => gate.claim(want),
         limitsActive: () => gate.limitsActive,
         limit: this.limit,
+        // Tasks a pause or a limit holds back are not looked at again (they are the summary's heldBack).
+        readyLeft: dialect.claimMaySkipReady
+          ? async () => !gate.limitsActive && gate.paused.queues.length + gate.paused.types.length === 0 && (await countHeldBack(dataSource, request, this.logger)) > 0
+          : undefined,
         logger: this.logger,
         doze: this.doze,
         stopRequested: () => this.stopRequested,

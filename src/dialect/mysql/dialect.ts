@@ -3,13 +3,14 @@
  * claim is a transaction of two statements: `SELECT … FOR UPDATE SKIP LOCKED` picks, locks and
  * reads the ready rows with the database's now, and the UPDATE marks them (guarded: still
  * pending, its row count checked), the rows handed to the worker being the ones read with the
- * UPDATE's values written into them. A
- * completion locks the rows this worker still holds, works out each one's status in JavaScript
- * (lifecycle.ts: a cancel request wins over a return to the queue) and writes each under the
- * full guard, checking its row count. Every transaction runs at READ COMMITTED, set for itself
- * (never globally): REPEATABLE READ's gap locks are what deadlock claims. Deadlocks (1213) and
- * lock wait timeouts (1205) roll the whole transaction back and run it again. Statements go
- * through TypeORM's query runners on the DataSource's pool, one connection per transaction.
+ * UPDATE's values written into them. A completion locks the rows this worker still holds, works
+ * out each one's status in JavaScript (lifecycle.ts: a cancel request wins over a return to the
+ * queue) and writes them under the full guard, checking row counts: plain successes and
+ * deletions one statement each per batch, other outcomes one by one. Every transaction runs at
+ * READ COMMITTED, set for itself (never globally): REPEATABLE READ's gap locks are what deadlock
+ * claims. Deadlocks (1213) and lock wait timeouts (1205) roll the whole transaction back and run
+ * it again. Statements go through TypeORM's query runners on the DataSource's pool, one
+ * connection per transaction.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource, QueryRunner } from "typeorm";
@@ -43,7 +44,7 @@ const MAX_RETRIES = 8;
 /** A row of another table references this one (ON DELETE RESTRICT / NO ACTION). */
 const ROW_IS_REFERENCED = 1451;
 
-/** The name under which a claim reads the database's now beside each row (removed before the worker sees it). */
+/** The name under which a claim reads the database's now beside each row (not a column: hydrate ignores it). */
 const CLAIM_NOW = "ormq_claim_now";
 
 /** The named lock every limited claim takes: one limited claim at a time (PostgreSQL's advisory lock). */
@@ -65,6 +66,7 @@ export class MysqlDialect implements Dialect {
   readonly name = "mysql" as const;
   /** Two completion transactions at once, each on its own connection: their rows never overlap. */
   readonly completionWriters = 2;
+  readonly claimMaySkipReady = true;
   private readonly watermark = new ClaimWatermark();
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -124,15 +126,7 @@ export class MysqlDialect implements Dialect {
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.limits) return this.claimLimited(request, request.limits);
-    const after = this.watermark.next();
-    let rows = await this.claimFrom(request, after);
-    this.watermark.claimed(after, rows, request.limit);
-    if (after !== null && rows.length === 0) {
-      // Nothing after the watermark: whatever is ready is behind it, or at a lower priority.
-      rows = await this.claimFrom(request, null);
-      this.watermark.claimed(null, rows, request.limit);
-    }
-    return rows;
+    return this.watermark.claim(request.limit, (after) => this.claimFrom(request, after));
   }
 
   /** One claim, reading the claim index from the head of the pending tasks or from just after `after`. */
@@ -195,7 +189,9 @@ export class MysqlDialect implements Dialect {
                 ids,
               )) as TaskRow[]);
         const rows = await this.markClaimed(run, picked, request);
-        for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, ids, mysqlSql.parts)) {
+        // The rate limits' record of the tasks claimed (a picked row another claim took meanwhile is not).
+        const claimed = rows.map((r) => String(r.id));
+        for (const statement of rateClaimsSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, limits, claimed, mysqlSql.parts)) {
           await run(statement.text, statement.values);
         }
         return rows;
@@ -225,7 +221,8 @@ export class MysqlDialect implements Dialect {
     );
     if (affected(written) !== picked.length) throw new Error(`the claim marked ${affected(written)} rows for ${picked.length} locked`);
     for (const row of picked) {
-      delete row[CLAIM_NOW];
+      // Left on the row (a delete would turn each row object into a slow dictionary): hydrate
+      // reads only the task's columns.
       Object.assign(row, { status: "running", attempts: Number(row.attempts) + 1, locked_by: this.workerId, locked_until: lockedUntil, started_at: now, updated_at: now });
     }
     return picked;

@@ -12,6 +12,7 @@
 import type { DataSource, QueryRunner } from "typeorm";
 import { OrmqError } from "../../errors";
 import type { BulkInsertOptions } from "../contract";
+import { guardSkippedInsert } from "./guardDuplicates";
 import { mysqlSql } from "./sql";
 
 /** Rows per multi-row INSERT: under the protocol's parameter limit, and short lock holds. */
@@ -47,9 +48,11 @@ export async function insertWithoutReturning(
   const ids: string[] = [];
   if (!allocation.consecutive || options.maySkip) {
     for (const values of rows) {
-      // A duplicate refused by the unique guard is answered as nothing written (guardDuplicates.ts).
+      // A duplicate refused by the unique guard is answered as nothing written (guardDuplicates.ts);
+      // asking forgets it, so that a later insert on this runner is not taken for a skipped one.
       const result = header(await runner.query(head + row, [...values]));
-      if (result.affectedRows === 1) ids.push(String(result.insertId));
+      const skipped = await guardSkippedInsert(runner);
+      if (result.affectedRows === 1 && !skipped) ids.push(String(result.insertId));
       else if (!options.maySkip) throw new OrmqError(`bulk insert into ${table}: ${result.affectedRows} rows written for 1`);
     }
     return ids;

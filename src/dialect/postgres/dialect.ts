@@ -147,17 +147,9 @@ export class PostgresDialect implements Dialect {
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.limits) return this.claimLimited(request, request.limits);
-    const after = this.watermark.next();
-    let rows = await this.claimFrom(request, after);
-    this.watermark.claimed(after, rows, request.limit);
-    if (after !== null && rows.length === 0) {
-      // Nothing after the watermark: whatever is ready is behind it, or at a lower priority.
-      rows = await this.claimFrom(request, null);
-      this.watermark.claimed(null, rows, request.limit);
-    }
     // In claim order: the statement sorts its RETURNING rows (the server sorts a batch faster than
     // JavaScript can compare 64-bit values that arrive as strings).
-    return rows;
+    return this.watermark.claim(request.limit, (after) => this.claimFrom(request, after));
   }
 
   /** One claim, reading the pending index from its head or from just after `after`. */
