@@ -2,9 +2,8 @@ import type { QueryRunner } from "typeorm";
 import { OrmqError } from "../errors";
 import type { BulkInsertOptions, SqlSpelling } from "./contract";
 import { contractOf } from "./index";
+import { rowsPerStatement } from "./statementSize";
 
-/** Larger statements buy nothing measurable and make one round trip hold locks longer. */
-const MAX_ROWS_PER_STATEMENT = 2_000;
 
 
 /**
@@ -42,7 +41,7 @@ export async function bulkInsert(
     return insertEachSkippingDuplicates(runner, table, columns.map(escape), rows, returning && escape(returning), returning, contract.enqueue.insertSkipped);
   }
   // A multi-row INSERT is cut into statements that stay under the dialect's parameter limit.
-  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(sql.maxParameters / columns.length)));
+  const perStatement = rowsPerStatement(sql.maxParameters, columns.length);
   const head = `INSERT INTO ${table} (${columns.map(escape).join(", ")}) VALUES `;
   const tail = returning ? ` RETURNING ${escape(returning)}` : "";
   const out: unknown[] = [];

@@ -12,11 +12,10 @@
 import type { DataSource, QueryRunner } from "typeorm";
 import { OrmqError } from "../../errors";
 import type { BulkInsertOptions } from "../contract";
+import { rowsPerStatement } from "../statementSize";
 import { guardSkippedInsert } from "./guardDuplicates";
 import { mysqlSql } from "./sql";
 
-/** Rows per multi-row INSERT: under the protocol's parameter limit, and short lock holds. */
-const MAX_ROWS_PER_STATEMENT = 2_000;
 
 interface IdAllocation {
   /** Whether a multi-row INSERT's ids are consecutive (lock mode 0 or 1). */
@@ -57,7 +56,7 @@ export async function insertWithoutReturning(
     }
     return ids;
   }
-  const perStatement = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(mysqlSql.maxParameters / columns.length)));
+  const perStatement = rowsPerStatement(mysqlSql.maxParameters, columns.length);
   for (let start = 0; start < rows.length; start += perStatement) {
     const chunk = rows.slice(start, start + perStatement);
     const params: unknown[] = [];
