@@ -1,4 +1,4 @@
-import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, PrimaryGeneratedColumn, TableInheritance, type IndexOptions, type SaveOptions } from "typeorm";
+import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, JoinColumn, ManyToOne, OneToMany, PrimaryGeneratedColumn, TableInheritance, type IndexOptions, type SaveOptions } from "typeorm";
 import { OrmqConfigurationError } from "../src/errors";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
@@ -71,6 +71,7 @@ export interface TaskErrorRecord {
 @Index("ormq_tasks_type", ["type"], { where: `status = 'failed'`, synchronize: false } as IndexOptions)
 @Index("ormq_tasks_unique", { synchronize: false })
 @Index("ormq_tasks_unique_window", { synchronize: false })
+@Index("ormq_tasks_parent", { synchronize: false })
 export abstract class BaseTaskEntity extends BaseEntity {
   /** Queue a task of this class goes to, unless set on the instance. */
   static queue = "default";
@@ -209,6 +210,26 @@ export abstract class BaseTaskEntity extends BaseEntity {
   /** The unique key and its window (`unique.within`), held whatever the task's status. */
   @Column({ name: "unique_window", type: "text", nullable: true })
   uniqueWindow!: string | null;
+
+  /**
+   * The task whose attempt enqueued this one with `ctx.enqueue` (it committed with that attempt's
+   * success), or null.
+   */
+  @Column({ name: "parent_id", type: "bigint", nullable: true })
+  parentId!: string | null;
+
+  /**
+   * The parent task, as a relation (`find({ relations: { parent: true } })`, joins). No foreign key
+   * constraint: a finished parent may be pruned, or deleted on success (`keepSucceeded = false`),
+   * while its children stay, and a queue table's deletes must not wait on a check of every child.
+   */
+  @ManyToOne(() => BaseTaskEntity, (task) => task.children, { createForeignKeyConstraints: false })
+  @JoinColumn({ name: "parent_id" })
+  parent?: BaseTaskEntity | null;
+
+  /** The tasks this one's attempts enqueued with `ctx.enqueue`, as a relation. */
+  @OneToMany(() => BaseTaskEntity, (task) => task.parent)
+  children?: BaseTaskEntity[];
 
   /** The schedule that enqueued this task (its name), or null. Its tick is the task's `runAt`. */
   @Column({ name: "schedule_name", type: "varchar", length: 255, nullable: true })

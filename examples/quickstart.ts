@@ -40,9 +40,9 @@ class MonthlyReport extends BaseTaskEntity {
   month!: number;
 
   async run(ctx: TaskContext) {
-    // ctx.transaction: the task's own writes, safely serialized on SQLite.
-    const orders = await ctx.transaction((m) => m.count(Order));
-    return { month: this.month, orders };
+    // ctx.transaction: the task's own reads and writes, committed with its success (the result is
+    // what the transaction returns).
+    return ctx.transaction(async (m) => ({ month: this.month, orders: await m.count(Order) }));
   }
 }
 

@@ -38,11 +38,21 @@ const KINDS: Record<string, BaseColumnKind> = {
   scheduleName: "same",
   progress: "same",
   progressMessage: "same",
+  parentId: "id",
 };
 
 /** The column's kind if it is one of BaseTaskEntity's own, else undefined (use TypeORM's path). */
 export function baseColumnKind(column: ColumnMetadata): BaseColumnKind | undefined {
   return column.target === BaseTaskEntity && !column.embeddedMetadata ? KINDS[column.propertyName] : undefined;
+}
+
+/**
+ * Whether a column is stored in the task's row and read and written as the row's own: not virtual,
+ * and not a relation's join column, except BaseTaskEntity's own (`parentId`, declared as a column
+ * and used by the `parent` relation).
+ */
+export function isRowColumn(column: ColumnMetadata): boolean {
+  return !column.isVirtual && (!column.relationMetadata || baseColumnKind(column) !== undefined);
 }
 
 type Convert = (value: unknown) => unknown;
@@ -52,7 +62,7 @@ export const READ: Record<BaseColumnKind, Convert> = {
   same: (raw) => raw,
   instant: (raw) => (raw === null ? null : new Date(Number(raw))),
   json: (raw) => (typeof raw === "string" ? JSON.parse(raw) : raw),
-  id: (raw) => String(raw),
+  id: (raw) => (raw === null ? null : String(raw)),
 };
 
 /** Entity value (not undefined) → database value. */

@@ -21,7 +21,7 @@ export { enqueueMany, type EnqueueManyOptions } from "./enqueue/enqueueMany";
 export { processOne, processN, processForever } from "./worker/run";
 export type { WorkerOptions, AttemptFinished } from "./worker/options";
 export type { ProcessSummary } from "./worker/worker";
-export { TaskLogger, TaskContextToken, type TaskContext } from "./worker/context";
+export { TaskLogger, TaskContextToken, type TaskContext, type TaskInstance } from "./worker/context";
 export type { Logger } from "./logger";
 export { waitForResult, waitForResults, type WaitForResultOptions } from "./tasks/waitForResult";
 export type { WaitOptions, WaitResult, TaskProgress } from "../entities/operations";
@@ -61,6 +61,8 @@ export {
   WaitTimeoutError,
   WorkerLostError,
   WorkerShutdownError,
+  AttemptLostError,
+  AttemptCommitError,
   WorkerNeedsRestartError,
   RetryPolicyError,
   RemoteTaskError,

@@ -23,6 +23,8 @@ export interface EventRow {
   worker?: string | null;
   attempt?: number | null;
   error?: string | null;
+  /** For an attempt's outcome: when that attempt started. */
+  startedAt?: Date | null;
 }
 
 /** Events per INSERT: a few hundred rows of six columns stay far below both databases' parameter limits. */
@@ -38,6 +40,7 @@ export async function recordEvents(m: EntityManager, events: readonly EventRow[]
       worker: e.worker ?? null,
       attempt: e.attempt ?? null,
       error: e.error ?? null,
+      startedAt: e.startedAt ?? null,
     }));
     await m.createQueryBuilder().insert().into(TaskEventEntity).values(rows).updateEntity(false).execute();
   }
@@ -217,4 +220,55 @@ export async function writeProgress(
     .updateEntity(false)
     .execute();
   return result.affected === 1;
+}
+
+
+/** An attempt's success as written in the task's own transaction (see worker/attemptCommit.ts). */
+export interface SuccessInTransaction {
+  id: string;
+  /** The task's `attempts` at claim. */
+  attempt: number;
+  workerId: string;
+  /** JSON text of the result, or null. */
+  result: string | null;
+  history: boolean;
+  /** Delete the row instead (a class with `keepSucceeded = false`), unless another table refers to it. */
+  remove: boolean;
+  /** When the attempt started (the task's `started_at`), for its history row. */
+  startedAt: Date | null;
+}
+
+/**
+ * Records an attempt's success inside the caller's transaction, so that it commits, or rolls
+ * back, with the task's own writes: the same guard as the worker's completion (still running,
+ * held by this worker, on this attempt). False when the guard refused it: the attempt no longer
+ * holds the task (its lease expired and it was rescued, or it was cancelled), and the caller must
+ * roll back.
+ */
+export async function succeedInTransaction(m: EntityManager, s: SuccessInTransaction, now: Date): Promise<boolean> {
+  const guard = "id = :id AND status = 'running' AND locked_by = :worker AND attempts = :attempt";
+  const params = { id: s.id, worker: s.workerId, attempt: s.attempt };
+  let written = false;
+  if (s.remove) {
+    // In a savepoint: a row another table's foreign key still points to is refused, and is then
+    // updated like any other success rather than failing the caller's whole transaction.
+    written = await m
+      .transaction(async (inner) => (await inner.createQueryBuilder().delete().from(BaseTaskEntity).where(guard, params).execute()).affected === 1)
+      .catch(() => false);
+  }
+  if (!written) {
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      // The result is JSON text already: set as is, not through the column's simple-json transformer.
+      .set({ status: "succeeded", result: () => ":result", finishedAt: now, updatedAt: now, lockedBy: null, lockedUntil: null })
+      .where(guard, params)
+      .setParameter("result", s.result)
+      .updateEntity(false)
+      .execute();
+    written = result.affected === 1;
+  }
+  if (!written) return false;
+  if (s.history) await recordEvents(m, [{ taskId: s.id, kind: "succeeded", at: now, worker: s.workerId, attempt: s.attempt, startedAt: s.startedAt }]);
+  return true;
 }

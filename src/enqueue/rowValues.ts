@@ -5,12 +5,12 @@
  */
 import type { DataSource, EntityMetadata } from "typeorm";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { baseColumnKind, WRITE } from "../baseColumns";
+import { baseColumnKind, isRowColumn, WRITE } from "../baseColumns";
 import { TaskDefinitionError } from "../errors";
 
 /** The columns an INSERT of a task of this class names: all but generated and relation ones. */
 export function insertedColumns(metadata: EntityMetadata): EntityMetadata["columns"] {
-  return metadata.columns.filter((c) => !c.isGenerated && !c.isVirtual && !c.relationMetadata);
+  return metadata.columns.filter((c) => !c.isGenerated && isRowColumn(c));
 }
 
 type Column = EntityMetadata["columns"][number];

@@ -177,6 +177,23 @@ export class OutcomeWriteError extends OrmqError {}
  */
 export class RetryPolicyError extends OrmqError {}
 
+/**
+ * `ctx.transaction` could not record the attempt's success: the attempt no longer holds its task
+ * (the lease expired and the rescue returned it, or the task was cancelled). The transaction is
+ * rolled back, so none of its writes, and none of the children given to `ctx.enqueue`, exist.
+ */
+export class AttemptLostError extends OrmqError {
+  constructor(readonly taskId: string) {
+    super(`task ${taskId}: this attempt no longer holds the task (its lease expired, or it was cancelled); the transaction was rolled back`);
+  }
+}
+
+/**
+ * A misuse of `ctx.transaction` or `ctx.enqueue`: called after the attempt's success was
+ * committed, or in a thread or task process, where the attempt's outcome is the worker's to write.
+ */
+export class AttemptCommitError extends OrmqError {}
+
 /** The worker stopped claiming because too many timed-out runs never settled; restart it. */
 export class WorkerNeedsRestartError extends OrmqError {}
 

@@ -1,6 +1,7 @@
 import "reflect-metadata"; // tsyringe needs it loaded first, whatever imports this module
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
 import { DataSource, EntityManager } from "typeorm";
+import { AttemptCommitError } from "../errors";
 import type { Logger } from "../logger";
 import { checkProgress } from "./progress";
 
@@ -29,11 +30,24 @@ export interface TaskContext {
   /** For a task a schedule enqueued: its tick, the same on every attempt (see scheduledForOf). Null otherwise. */
   readonly scheduledFor: Date | null;
   /**
-   * Runs `fn` in a transaction (`dataSource.transaction(fn)`). On SQLite, where TypeORM has one
-   * connection per DataSource, ormq makes concurrent tasks' transactions and saves wait for each
-   * other rather than interleave (see `dialect/sqlite/connectionGuard.ts`).
+   * Runs `fn` in a transaction that also records this attempt's success, with `fn`'s value as the
+   * task's result, and commits the children given to `enqueue`: the task's writes and its outcome
+   * commit together or not at all (a crash, a timeout or a throw before the commit leaves none of
+   * them; a lease lost meanwhile makes it throw `AttemptLostError` and roll back). Call it once,
+   * last: `return ctx.transaction(async (m) => …)`. After it commits the attempt has succeeded,
+   * whatever run() does next. For a plain transaction use `ctx.dataSource.transaction(fn)`.
+   * Not in a thread or task process (`AttemptCommitError`): there the worker writes the outcome.
    */
   transaction<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T>;
+  /**
+   * Enqueues child tasks (their `parentId` is this task's) that commit with this attempt's
+   * success: a failed, cancelled or timed-out attempt enqueues none, and a retried one gives them
+   * again from scratch. Written by `ctx.transaction`, or when run() returns. Not in a thread or
+   * task process (`AttemptCommitError`).
+   */
+  enqueue(tasks: TaskInstance | readonly TaskInstance[]): void;
+  /** This task's children (the tasks its succeeded attempt enqueued), oldest first, each of its own class. */
+  children<T extends TaskInstance = TaskInstance>(): Promise<T[]>;
   /**
    * Resolves a service from this attempt's container: a child of the container given to the
    * worker (`{ container }`; tsyringe's root container by default), in which `EntityManager`,
@@ -42,6 +56,35 @@ export interface TaskContext {
   resolve<T>(token: InjectionToken<T>): T;
   /** This attempt's child container (created on first use). */
   readonly container: DependencyContainer;
+}
+
+/** Thrown where an attempt's outcome is not this context's to write (a thread or task process). */
+function remoteCommit(what: string): AttemptCommitError {
+  return new AttemptCommitError(`${what}: not available in a thread or task process, where the worker writes the attempt's outcome; use ctx.dataSource.transaction for a plain transaction`);
+}
+
+/**
+ * A task, as ctx.enqueue takes it and ctx.children gives it: an instance of a task class
+ * (`SendEmail.create({...})`). Structural, so that this module and the entities do not import
+ * each other.
+ */
+export interface TaskInstance {
+  readonly id: string;
+  run(ctx: TaskContext): unknown;
+}
+
+/** An attempt's transactional commit, as the context uses it (implemented by attemptCommit.ts). */
+export interface AttemptWrites {
+  readonly committed: boolean;
+  /** The success is being written or committed: a heartbeat that finds the task gone has not lost it. */
+  readonly writingOrCommitted: boolean;
+  readonly hasChildren: boolean;
+  /** The result the committed success recorded. */
+  readonly result: unknown;
+  /** Settles when a commit in flight has; undefined when none is. */
+  settled(): Promise<unknown> | undefined;
+  enqueue(tasks: TaskInstance | readonly TaskInstance[]): void;
+  transaction<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T>;
 }
 
 /** The injection token of the attempt's logger (`ctx.resolve(TaskLogger)`, or `@inject(TaskLogger)`). */
@@ -68,6 +111,13 @@ interface ContextFields {
    */
   progress?: (attempt: ProgressOwner) => ProgressReporter;
   container?: DependencyContainer;
+  /** The task (what the attempt's commit writes for). */
+  task?: TaskInstance;
+  /**
+   * Makes the attempt's transactional commit when run() first asks for it (see attemptCommit.ts):
+   * one function per worker. Absent in a thread or task process.
+   */
+  commit?: (task: TaskInstance) => AttemptWrites;
 }
 
 /** What a progress reporter knows of its attempt. */
@@ -90,6 +140,20 @@ export interface ProgressReporter {
  */
 export function flushProgress(ctx: TaskContext): Promise<void> | undefined {
   return ctx instanceof AttemptContext ? ctx.reporter?.flush?.() : undefined;
+}
+
+/** The attempt's commit, if run() used ctx.transaction or ctx.enqueue (nearly none do: undefined). */
+export function attemptCommitOf(ctx: TaskContext): AttemptWrites | undefined {
+  return ctx instanceof AttemptContext ? ctx.madeCommit : undefined;
+}
+
+/**
+ * When run() returned having given children it did not commit in ctx.transaction: commits them
+ * with its success, `value` as the result (a failure of that is run()'s). Undefined otherwise.
+ */
+export function commitChildren(ctx: TaskContext, value: unknown): Promise<unknown> | undefined {
+  const commit = attemptCommitOf(ctx);
+  return commit && commit.hasChildren && !commit.committed ? commit.transaction(async () => value) : undefined;
 }
 
 /**
@@ -125,6 +189,8 @@ class AttemptContext implements TaskContext {
   private child: DependencyContainer | undefined;
   /** Made on the first progress report. */
   reporter: ProgressReporter | undefined;
+  /** Made on the first ctx.transaction or ctx.enqueue. */
+  madeCommit: AttemptWrites | undefined;
 
   constructor(private readonly fields: ContextFields) {
     this.attempt = fields.attempt;
@@ -151,7 +217,31 @@ class AttemptContext implements TaskContext {
   // transaction and resolve are getters returning functions, so that `run({ resolve })` (a
   // destructured context) still works, and only attempts that use them pay for the closure.
   get transaction(): TaskContext["transaction"] {
-    return (fn) => this.dataSource.transaction(fn);
+    return (fn) => {
+      const commit = this.attemptCommit();
+      return commit ? commit.transaction(fn) : Promise.reject(remoteCommit("ctx.transaction"));
+    };
+  }
+
+  get enqueue(): TaskContext["enqueue"] {
+    return (tasks) => {
+      const commit = this.attemptCommit();
+      if (!commit) throw remoteCommit("ctx.enqueue");
+      commit.enqueue(tasks);
+    };
+  }
+
+  /** The attempt's commit, made on first use; undefined where the worker writes the outcome. */
+  private attemptCommit(): AttemptWrites | undefined {
+    const { commit, task } = this.fields;
+    if (!commit || !task) return undefined;
+    this.madeCommit ??= commit(task);
+    return this.madeCommit;
+  }
+
+  get children(): TaskContext["children"] {
+    // By the base entity's name: this module does not import the entities (they import its types).
+    return <T extends TaskInstance>() => this.dataSource.getRepository<T>("BaseTaskEntity").find({ where: { parentId: this.fields.taskId ?? "0" } as never, order: { id: "ASC" } as never });
   }
 
   get container(): DependencyContainer {

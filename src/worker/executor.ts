@@ -3,7 +3,7 @@ import { BaseTaskEntity, type TaskErrorRecord } from "../../entities/BaseTaskEnt
 import type { Completion } from "../dialect";
 import { CancelTask, HookTimeoutError, RetryPolicyError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
 import type { AttemptAbort } from "./abort";
-import type { TaskContext } from "./context";
+import { attemptCommitOf, commitChildren, type TaskContext } from "./context";
 import { attemptOf, cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
 import { storableText } from "../storable";
 
@@ -141,6 +141,14 @@ async function ended(
 }
 
 async function afterThrow(task: BaseTaskEntity, err: Error, ctx: TaskContext, abort: AttemptAbort, hookTimeoutMs: number): Promise<AttemptResult> {
+  // ctx.transaction committed the attempt's success (perhaps just as a timeout fired): that stands,
+  // and no hook runs for what came after it.
+  const commit = attemptCommitOf(ctx);
+  if (commit) await commit.settled();
+  if (commit?.committed) {
+    ctx.logger.warn({ err }, "run() threw after ctx.transaction committed the attempt's success; the success stands");
+    return { completion: succeeded(attemptOf(task), commit.result), kind: "succeeded" };
+  }
   const reason: unknown = abort.reason;
   // Whatever run() threw once its signal aborted, the abort's reason is what happened.
   if (reason instanceof WorkerShutdownError) return { completion: handedBack(attemptOf(task)), kind: "handedBack" };
@@ -248,10 +256,28 @@ function runUntilEnded(
     running = Promise.reject(thrown); // a run() that throws before its first await
   }
   let settled = false;
+  let endedByAbort = false;
   let dispose = () => {};
   const ended = new Promise<unknown>((resolve, reject) => {
     running.then(
       (value) => {
+        // Children given to ctx.enqueue commit with the success, still within the attempt: a
+        // failure to commit them is the attempt's failure.
+        // Not once a timeout or a cancel has ended the attempt: its outcome is that.
+        const committing = endedByAbort ? undefined : commitChildren(ctx, value);
+        if (committing) {
+          committing.then(
+            () => {
+              settled = true;
+              resolve(value);
+            },
+            (err) => {
+              settled = true;
+              reject(err);
+            },
+          );
+          return;
+        }
         settled = true;
         resolve(value);
       },
@@ -261,7 +287,10 @@ function runUntilEnded(
       },
     );
     dispose = abort.onAbort((reason) => {
-      if (reason instanceof TaskTimeoutError || reason instanceof TaskCancelledError) reject(reason);
+      if (reason instanceof TaskTimeoutError || reason instanceof TaskCancelledError) {
+        endedByAbort = true;
+        reject(reason);
+      }
     });
   });
   /* eslint-enable @typescript-eslint/prefer-promise-reject-errors */

@@ -8,7 +8,8 @@ import type { MiddlewareStack } from "../client/middleware";
 import { AttemptAbort } from "./abort";
 import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
-import { createTaskContext, flushProgress, scheduledForOf, type ProgressOwner } from "./context";
+import { AttemptCommit } from "./attemptCommit";
+import { attemptCommitOf, createTaskContext, flushProgress, scheduledForOf, type ProgressOwner, type TaskInstance } from "./context";
 import { AttemptProgress } from "./progress";
 import { writeProgress } from "../dialect/taskWrites";
 import { executeAttempt } from "./executor";
@@ -16,7 +17,7 @@ import type { WakeKind } from "./doze";
 import { hydrate } from "./hydrate";
 import type { ResolvedOptions } from "./options";
 import { attemptOf, failedForGood, handedBack } from "./outcome";
-import type { RunningTask } from "./running";
+import { outcomeWritten, type RunningTask } from "./running";
 import { ProcessPool } from "./taskProcesses/pool";
 import { REMOTE_SETTLE_AFTER_ABORT_MS } from "./remote/messages";
 import { ThreadPool } from "./threads/pool";
@@ -210,18 +211,19 @@ export class HeldTasks {
 
   /** Tasks still held: buffered, running, or finished and being written (not abandoned). For the heartbeat. */
   heldIds(): string[] {
-    const ids = new Set([...this.running].filter((r) => !r.abandoned).map((r) => r.attempt.id));
+    // Not one whose success ctx.transaction committed: there is no lease left to renew.
+    const ids = new Set([...this.running].filter((r) => !r.abandoned && !(r.ctx && attemptCommitOf(r.ctx)?.committed)).map((r) => r.attempt.id));
     return [...ids, ...this.buffered.keys()];
   }
 
   /** Whether a task is still held and not finished (the heartbeat's check of a lost lease). */
   stillRunning(id: string): boolean {
-    return this.buffered.has(id) || [...this.running].some((r) => r.attempt.id === id && !r.finished);
+    return this.buffered.has(id) || [...this.running].some((r) => r.attempt.id === id && !outcomeWritten(r));
   }
 
   /** Running tasks not yet aborted and buffered tasks: the ones a cancel request can still stop. */
   cancellable(): string[] {
-    const ids = [...this.running].filter((r) => !r.finished && !r.abort.aborted).map((r) => r.attempt.id);
+    const ids = [...this.running].filter((r) => !outcomeWritten(r) && !r.abort.aborted).map((r) => r.attempt.id);
     return [...ids, ...this.buffered.keys()];
   }
 
@@ -275,6 +277,8 @@ export class HeldTasks {
       workerId: this.deps.workerId,
       scheduledFor: scheduledForOf(task),
       container: options.container,
+      task,
+      commit: this.attemptCommit,
     });
     const cls = type.cls;
     const { events, middleware } = this.deps;
@@ -288,7 +292,7 @@ export class HeldTasks {
     const runTask = middleware.hasRun
       ? (t: BaseTaskEntity, c: typeof ctx) => middleware.run(t, c, () => (executorRun ? executorRun(t) : t.run(c)))
       : executorRun;
-    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve() };
+    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve(), ctx };
     /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
     let requeued = false;
     if (events.listening("task:started")) events.emit("task:started", { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts });
@@ -317,7 +321,12 @@ export class HeldTasks {
         this.deps.onRunTime?.(performance.now() - startedAt);
         entry.finished = true;
         this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
-        const status = await completer.submit(completion);
+        // ctx.transaction (or run()'s children) committed the success already: nothing to write.
+        const commit = attemptCommitOf(ctx);
+        if (commit?.committed && kind === "succeeded" && completion.result !== null && completion.result !== JSON.stringify(commit.result ?? null)) {
+          logger().warn({}, "run() returned a value after ctx.transaction committed; the task's result is what the transaction returned");
+        }
+        const status = commit?.committed ? "succeeded" : await completer.submit(completion);
         requeued = status === "pending";
         const durationMs = Math.round(performance.now() - startedAt);
         if (status === null) {
@@ -347,6 +356,9 @@ export class HeldTasks {
       }
     })();
   }
+
+  /** An attempt's transactional commit, made when run() first uses ctx.transaction or ctx.enqueue. */
+  private readonly attemptCommit = (task: TaskInstance) => new AttemptCommit(this.deps.options.dataSource, task as BaseTaskEntity, this.deps.workerId);
 
   /** An attempt's progress reporter, made when it first reports: its writes are guarded by the attempt. */
   private readonly progressReporter = (owner: ProgressOwner) =>

@@ -1,7 +1,7 @@
 import type { Driver, EntityMetadata } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { baseColumnKind, READ } from "../baseColumns";
+import { baseColumnKind, isRowColumn, READ } from "../baseColumns";
 import type { TaskRow } from "../dialect";
 
 interface Plan {
@@ -33,7 +33,7 @@ export function hydrate(metadata: EntityMetadata, driver: Driver, row: TaskRow):
 
 function makePlan(metadata: EntityMetadata, driver: Driver): Plan {
   const columns = metadata.columns
-    .filter((column) => !column.isVirtual && !column.relationMetadata)
+    .filter(isRowColumn)
     .map((column) => ({ name: column.databaseName, set: setter(column, driver) }));
   return { create: () => metadata.create(undefined, { fromDeserializer: true }) as BaseTaskEntity, columns };
 }
@@ -53,7 +53,7 @@ const NOT_READ = new Set(["progress", "progress_message", "unique_window", "resu
 export function claimedColumns(metadatas: readonly EntityMetadata[]): string[] {
   const names = new Set<string>();
   for (const metadata of metadatas) {
-    for (const column of metadata.columns) if (!column.isVirtual && !column.relationMetadata && !NOT_READ.has(column.databaseName)) names.add(column.databaseName);
+    for (const column of metadata.columns) if (isRowColumn(column) && !NOT_READ.has(column.databaseName)) names.add(column.databaseName);
   }
   return [...names];
 }

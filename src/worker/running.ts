@@ -2,6 +2,7 @@ import { WorkerShutdownError } from "../errors";
 import type { Logger } from "../logger";
 import type { AttemptAbort } from "./abort";
 import type { Completer } from "./completer";
+import { attemptCommitOf, type TaskContext } from "./context";
 import { handedBack, type Attempt } from "./outcome";
 
 /** After the grace period and the abort, how long run() has to settle before it is abandoned. */
@@ -21,6 +22,13 @@ export interface RunningTask {
   abandoned: boolean;
   /** The slot this task took is free again (run() returned, or the task ended otherwise). */
   slotFreed: boolean;
+  /** The attempt's context: ctx.transaction may have committed its outcome before run() returned. */
+  ctx?: TaskContext;
+}
+
+/** Its outcome is being written or written: by ctx.transaction, or by the completer (run() is over). */
+export function outcomeWritten(entry: RunningTask): boolean {
+  return entry.finished || (entry.ctx !== undefined && attemptCommitOf(entry.ctx)?.writingOrCommitted === true);
 }
 
 /**

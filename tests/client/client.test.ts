@@ -6,7 +6,7 @@ import type { DataSource } from "typeorm";
 import fc from "fast-check";
 import { enqueueMany, ormqFor, processN, TaskFailedError, type OrmqEventMap, type OrmqEventName } from "../../src";
 import { MiddlewareStack } from "../../src/client/middleware";
-import { RecordRun, ScriptedTask, testEntities } from "../fixtures/tasks";
+import { RecordRun, ScriptedTask, SendEmail, testEntities } from "../fixtures/tasks";
 import { WITH_MARIADB, memoryLogger, openDataSource, useTestDatabase, type TestDb } from "../support/db";
 
 type Seen = { event: OrmqEventName; payload: OrmqEventMap[OrmqEventName] };
@@ -41,7 +41,7 @@ describe.each(WITH_MARIADB)("the client on %s", (dialect) => {
   beforeEach(() => {
     for (const m of ds.entityMetadatas) (m.target as { useDataSource?: (d: DataSource) => void }).useDataSource?.(ds);
   });
-  const run = (cls: typeof RecordRun | typeof ScriptedTask, n: number, dataSource = ds) =>
+  const run = (cls: typeof RecordRun | typeof ScriptedTask | typeof SendEmail, n: number, dataSource = ds) =>
     processN(cls, n, { dataSource, logger: memoryLogger().logger, pollIntervalMs: 50, scheduler: false });
 
   it("is one object per DataSource, and another for another DataSource on the same database", async () => {
@@ -146,17 +146,18 @@ describe.each(WITH_MARIADB)("the client on %s", (dialect) => {
     const removeInner = client.use({
       async run(task, _ctx, next) {
         order.push("inner");
-        if ((task as RecordRun).label === "boom") throw new TypeError("middleware refused to run it");
+        if ((task as SendEmail).to === "boom") throw new TypeError("middleware refused to run it");
         return next();
       },
     });
     try {
-      const ok = await RecordRun.create({ label: "fine" }).save();
-      const boom = await RecordRun.create({ label: "boom", maxAttempts: 1 }).save();
-      const summary = await run(RecordRun, 2);
+      // A task that does not commit its result itself (ctx.transaction), so the middleware's stands.
+      const ok = await SendEmail.create({ to: "fine" }).save();
+      const boom = await SendEmail.create({ to: "boom", maxAttempts: 1 }).save();
+      const summary = await run(SendEmail, 2);
       expect(summary).toMatchObject({ succeeded: 1, failed: 1 });
       expect(order.sort()).toEqual(["inner", "inner", "outer:1", "outer:1"]);
-      await expect(ok.waitForResult({ timeoutMs: 10_000 })).resolves.toMatchObject({ result: { wrapped: { label: "fine" }, by: "outer" } });
+      await expect(ok.waitForResult({ timeoutMs: 10_000 })).resolves.toMatchObject({ result: { wrapped: { sent: "fine" }, by: "outer" } });
       const err = await boom.waitForResult({ timeoutMs: 10_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TaskFailedError);
       expect((err as TaskFailedError).cause).toMatchObject({ name: "TypeError", message: "middleware refused to run it" });

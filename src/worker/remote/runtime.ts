@@ -48,6 +48,7 @@ export class RemoteRuntime {
       const task = hydrate(type.metadata, dataSource.driver, message.row);
       const ctx = createTaskContext({
         attempt: message.attempt,
+        taskId: task.id,
         signal,
         logger: () => lineLogger(send, {}),
         dataSource,

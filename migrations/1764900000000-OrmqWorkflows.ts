@@ -1,0 +1,28 @@
+import { MigrationInterface, QueryRunner } from "typeorm";
+import { schemaParts } from "./schemaParts";
+
+/**
+ * Workflows: the task whose attempt enqueued a task (`parent_id`, set by `ctx.enqueue`), with an
+ * index of the tasks that have one (partial: the usual task, which has none, adds no entry; a
+ * whole index where partial ones do not exist, as on MySQL).
+ */
+export class OrmqWorkflows1764900000000 implements MigrationInterface {
+  name = "OrmqWorkflows1764900000000";
+
+  async up(runner: QueryRunner): Promise<void> {
+    const schema = schemaParts(runner);
+    await schema.addColumn("ormq_tasks", "parent_id", "bigint");
+    await schema.createIndex("ormq_tasks_parent", "ormq_tasks", ["parent_id"], PARENT_INDEX);
+    await schema.setSchemaVersion(5, "update");
+  }
+
+  async down(runner: QueryRunner): Promise<void> {
+    const schema = schemaParts(runner);
+    await schema.setSchemaVersion(4, "update");
+    await schema.dropIndex("ormq_tasks_parent", "ormq_tasks", PARENT_INDEX);
+    await schema.dropColumn("ormq_tasks", "parent_id");
+  }
+}
+
+// A migration keeps its own copy of the definition (see src/dialect/taskIndexes.ts).
+const PARENT_INDEX = { where: "parent_id IS NOT NULL", withoutWhere: "whole" as const };
