@@ -1,4 +1,4 @@
-import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, Index, JoinColumn, ManyToOne, OneToMany, PrimaryGeneratedColumn, TableInheritance, type IndexOptions, type SaveOptions } from "typeorm";
+import { AfterInsert, AfterLoad, BaseEntity, BeforeInsert, Column, DataSource, Entity, type DeepPartial, Index, JoinColumn, ManyToOne, OneToMany, PrimaryGeneratedColumn, TableInheritance, type IndexOptions, type SaveOptions } from "typeorm";
 import { OrmqConfigurationError } from "../src/errors";
 import { checkDelay, checkMaxAttempts, checkPriority, checkQueue, checkRunAt, checkTimeout } from "../src/validation";
 import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
@@ -132,6 +132,12 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * worker: `"0 2 * * *"`, or `{ cron, timezone, catchUp, data }`. See docs/scheduling.md.
    */
   static schedule: ScheduleOption | string | undefined = undefined;
+  /**
+   * What a task of this class does when a task it depends on (`dependsOn`) fails for good, is
+   * cancelled or is deleted: "fail" (the default) or "cancel" it, and its own dependents in turn;
+   * or "run" it anyway once its other dependencies are done.
+   */
+  static onDependencyFailure: "fail" | "cancel" | "run" = "fail";
 
   /** 64-bit, exposed as a string on both dialects (exact over the whole range). */
   @PrimaryGeneratedColumn("increment", { type: "bigint" })
@@ -252,6 +258,14 @@ export abstract class BaseTaskEntity extends BaseEntity {
   /** Not a column: true when the standing pending task took this one's data and runAt (`onConflict: "replace"`). */
   replaced?: boolean;
 
+  /**
+   * Not a column: the tasks this one waits for (saved tasks, their ids, or tasks saved in the same
+   * transaction). It is inserted `waiting`, and becomes pending once every one of them succeeded;
+   * one that fails for good, is cancelled or is deleted settles it by the class's
+   * `onDependencyFailure`. Written to `ormq_task_dependencies` when the enqueue commits.
+   */
+  dependsOn?: readonly (BaseTaskEntity | string)[];
+
   /** Not a column: the delay given to `delay()`, turned into `runAt` at insert. */
   [DELAY_MS]?: number;
 
@@ -310,6 +324,25 @@ export abstract class BaseTaskEntity extends BaseEntity {
   }
 
   /**
+   * TypeORM's `create()`, which copies only columns and relations, also carries `dependsOn` over
+   * (`Task.create({ ..., dependsOn: [a, b] })`).
+   */
+  static override create<T extends BaseEntity>(this: { new (): T } & typeof BaseEntity): T;
+  static override create<T extends BaseEntity>(this: { new (): T } & typeof BaseEntity, entityLikeArray: DeepPartial<T>[]): T[];
+  static override create<T extends BaseEntity>(this: { new (): T } & typeof BaseEntity, entityLike: DeepPartial<T>): T;
+  static override create(this: typeof BaseEntity, entityOrEntities?: unknown): unknown {
+    const create = BaseEntity.create as (this: typeof BaseEntity, entityOrEntities?: unknown) => unknown;
+    const made = entityOrEntities === undefined ? create.call(this) : create.call(this, entityOrEntities);
+    const carry = (from: unknown, to: unknown) => {
+      const dependsOn = (from as { dependsOn?: unknown } | null)?.dependsOn;
+      if (dependsOn !== undefined && to instanceof BaseTaskEntity) to.dependsOn = dependsOn as BaseTaskEntity["dependsOn"];
+    };
+    if (Array.isArray(entityOrEntities) && Array.isArray(made)) entityOrEntities.forEach((from, i) => carry(from, made[i]));
+    else carry(entityOrEntities, made);
+    return made;
+  }
+
+  /**
    * Enqueues this task (TypeORM's `save()`). On PostgreSQL a task with no cascading relation is
    * one autocommitted INSERT, not a transaction of three statements (see taskSaveOptions);
    * `{ transaction: true }` asks for the transaction. Inside a transaction use its manager's
@@ -318,7 +351,7 @@ export abstract class BaseTaskEntity extends BaseEntity {
   override save(options?: SaveOptions): Promise<this> {
     const repository = (this.constructor as unknown as typeof BaseEntity).getRepository();
     const operations = maybeTaskOperations();
-    return super.save(operations ? operations.saveOptions(repository.manager.connection, repository.metadata, options) : options);
+    return super.save(operations ? operations.saveOptions(repository.manager.connection, repository.metadata, options, this) : options);
   }
 
   /**

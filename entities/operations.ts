@@ -10,8 +10,8 @@ import { OrmqConfigurationError } from "../src/errors";
 export interface TaskOperations {
   cancel(id: string, options: { dataSource: DataSource; reason?: string }): Promise<CancelResult>;
   waitForResult(id: string, options: WaitOptions & { dataSource: DataSource }): Promise<WaitResult>;
-  /** The options `task.save()` passes on to TypeORM (see src/enqueue/saveOptions.ts). */
-  saveOptions(dataSource: DataSource, metadata: EntityMetadata, options: SaveOptions | undefined): SaveOptions | undefined;
+  /** The options `task.save()` passes on to TypeORM (see src/tasks/saveOptions.ts). */
+  saveOptions(dataSource: DataSource, metadata: EntityMetadata, options: SaveOptions | undefined, task: { dependsOn?: readonly unknown[] }): SaveOptions | undefined;
 }
 
 /** Options of `waitForResult`. */

@@ -63,6 +63,7 @@ export {
   WorkerShutdownError,
   AttemptLostError,
   AttemptCommitError,
+  DependencyError,
   WorkerNeedsRestartError,
   RetryPolicyError,
   RemoteTaskError,

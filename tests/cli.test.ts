@@ -29,7 +29,7 @@ describe("ormq, without a database", () => {
     [["list"], /^ormq: no database: pass -d/],
     [["frobnicate"], /unknown command 'frobnicate'/],
     [["process", "--database-url", "./x.sqlite"], /^ormq: ormq process needs your DataSource module/],
-    [["list", "--status", "done", "--database-url", "./x.sqlite"], /^ormq: --status must be one of pending, running/],
+    [["list", "--status", "done", "--database-url", "./x.sqlite"], /^ormq: --status must be one of waiting, pending, running/],
     [["list", "--limit", "-3", "--database-url", "./x.sqlite"], /^ormq: --limit must be an integer from 1 to 10000, got "-3"/],
     [["stats", "--database-url", "/nonexistent/dir/q.sqlite"], /^ormq: no SQLite database at \/nonexistent\/dir\/q.sqlite/],
     [["prune", "--database-url", "./x.sqlite"], /^ormq: --older-than is required/],

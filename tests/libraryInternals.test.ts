@@ -10,7 +10,7 @@ import { DataSource, type Logger as TypeOrmLogger } from "typeorm";
 import { statementLog } from "./support/helpers";
 import { BaseTaskEntity, ormqEntities } from "../src";
 import { installSqliteIntegerKey } from "../src/dialect";
-import { narrowInsertReread, openClientsOf, patchMysqlQueryErrors, poolOf, resetTransactionDepth, SQLITE_BEGIN, transformTo } from "../src/dialect/libraryInternals";
+import { narrowInsertReread, openClientsOf, patchMysqlQueryErrors, poolOf, resetTransactionDepth, SQLITE_BEGIN, transactionDepthOf, transformTo } from "../src/dialect/libraryInternals";
 import { MysqlQueryRunner } from "typeorm/driver/mysql/MysqlQueryRunner";
 import { QueryResult } from "typeorm";
 import { SendEmail } from "./fixtures/tasks";
@@ -56,6 +56,10 @@ describe("TypeORM's and node-postgres's internals ormq relies on", () => {
       const runner = ds.createQueryRunner();
       await runner.startTransaction();
       expect((runner as unknown as { transactionDepth: unknown }).transactionDepth).toBe(1);
+      expect(transactionDepthOf(runner)).toBe(1);
+      await runner.startTransaction(); // a savepoint
+      expect(transactionDepthOf(runner)).toBe(2);
+      await runner.commitTransaction();
       await runner.commitTransaction();
       expect((runner as unknown as { transactionDepth: unknown }).transactionDepth).toBe(0);
       expect(sent).toContain(SQLITE_BEGIN);

@@ -3,7 +3,8 @@
  * (ctx.transaction, ctx.enqueue), and the parent/children relation.
  */
 import { ChildEntity, Column, Entity, PrimaryGeneratedColumn, type DataSource } from "typeorm";
-import { AttemptLostError, BaseTaskEntity, processN, type TaskContext } from "../src";
+import { sweepDependencies } from "../src/workflow/dependencies";
+import { AttemptLostError, BaseTaskEntity, DependencyError, enqueueMany, ormqFor, processN, type TaskContext } from "../src";
 import { rescueExpiredTasks, TaskEventEntity } from "../src/admin";
 import { memoryLogger, useTestDatabase, WITH_MARIADB } from "./support/db";
 import { makeAllDue, until } from "./support/helpers";
@@ -103,7 +104,39 @@ class BadChildren extends BaseTaskEntity {
   }
 }
 
-const entities = [Ledger, Step, FanOut, Transfer, EphemeralTransfer, BadChildren];
+/** When each node started, and whether its dependencies had all finished by then (read in run()). */
+const started: { name: string; dependenciesDone: boolean }[] = [];
+
+/** A node of a DAG: records its start, returns its name and its dependencies' results. */
+@ChildEntity("wf_node")
+class Node extends BaseTaskEntity {
+  static maxAttempts = 1;
+  @Column({ type: "varchar", length: 32, nullable: true })
+  name!: string | null;
+  @Column({ type: "varchar", length: 16, nullable: true })
+  behaviour!: "fail" | null;
+
+  async run(ctx: TaskContext) {
+    const dependencies = await ctx.dependencies<Node>();
+    started.push({ name: this.name!, dependenciesDone: dependencies.every((d) => d.status === "succeeded") });
+    if (this.behaviour === "fail") throw new Error(`${this.name} fails`);
+    return { name: this.name, after: dependencies.map((d) => d.name).sort() };
+  }
+}
+
+/** Cancelled, not failed, when a dependency fails. */
+@ChildEntity("wf_cancel_node")
+class CancelNode extends Node {
+  static onDependencyFailure = "cancel" as const;
+}
+
+/** Runs anyway once its dependencies are done, whatever became of them. */
+@ChildEntity("wf_run_node")
+class RunAnywayNode extends Node {
+  static onDependencyFailure = "run" as const;
+}
+
+const entities = [Ledger, Step, FanOut, Transfer, EphemeralTransfer, BadChildren, Node, CancelNode, RunAnywayNode];
 
 describe.each(WITH_MARIADB)("workflows on %s: writes and children commit with the attempt's success", (dialect) => {
   let ds: DataSource;
@@ -235,5 +268,117 @@ describe.each(WITH_MARIADB)("workflows on %s: writes and children commit with th
       `AttemptCommitError: ctx.enqueue: item 0 (Step) was already saved (id ${saved.id})`,
     ]);
     expect(await ds.getRepository(Step).count()).toBe(1);
+  });
+});
+
+describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
+  let ds: DataSource;
+  useTestDatabase(dialect, (opened) => ({ ds } = opened), entities);
+  const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });
+  const node = (name: string, dependsOn: (BaseTaskEntity | string)[] = [], behaviour: "fail" | null = null) => Node.create({ name, behaviour, dependsOn });
+  const statusOf = async (task: { id: string }) => (await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: task.id })).status;
+
+  beforeEach(async () => {
+    await ds.query("DELETE FROM ormq_tasks");
+    await ds.query("DELETE FROM ormq_task_dependencies");
+    started.length = 0;
+  });
+
+  it("a task waits until every dependency has succeeded, then runs with their results; tasks saved together may depend on each other", async () => {
+    const a = node("a");
+    const b = node("b");
+    const c = node("c", [a, b]);
+    const d = node("d", [c]);
+    await ds.getRepository(Node).save([d, c, b, a]); // in any order: the edges are written at the commit
+    expect(await Promise.all([a, b, c, d].map(statusOf))).toEqual(["pending", "pending", "waiting", "waiting"]);
+    const summary = await processN(Node, 10, quiet());
+    expect(summary.succeeded).toBe(4);
+    expect(started.map((s) => s.name).slice(2)).toEqual(["c", "d"]);
+    expect(started.every((s) => s.dependenciesDone)).toBe(true);
+    expect((await ds.getRepository(Node).findOneByOrFail({ id: c.id })).result).toEqual({ name: "c", after: ["a", "b"] });
+  });
+
+  it("a dependency given by id, already succeeded, or saved earlier: the task is pending at once when nothing is left to wait for", async () => {
+    const done = await node("done").save();
+    await processN(Node, 1, quiet());
+    const later = await node("later", [done.id]).save();
+    expect(await statusOf(later)).toBe("pending");
+    const open = await node("open").save();
+    const waits = await node("waits", [open, done]).save();
+    expect(await statusOf(waits)).toBe("waiting");
+    await processN(Node, 10, quiet());
+    expect(await Promise.all([later, open, waits].map(statusOf))).toEqual(["succeeded", "succeeded", "succeeded"]);
+  });
+
+  it("enqueueMany and ctx.enqueue take dependsOn too", async () => {
+    const first = node("first");
+    const second = node("second", [first]);
+    await enqueueMany([second, first], { dataSource: ds });
+    expect(await statusOf(second)).toBe("waiting");
+    await processN(Node, 10, quiet());
+    expect(started.map((s) => s.name)).toEqual(["first", "second"]);
+  });
+
+  it("a dependency that fails for good settles its dependents by their class: fail (and theirs in turn), cancel, or run anyway", async () => {
+    const bad = node("bad", [], "fail");
+    const failing = node("failing", [bad]);
+    const below = node("below", [failing]);
+    const cancelling = CancelNode.create({ name: "cancelling", dependsOn: [bad] });
+    const anyway = RunAnywayNode.create({ name: "anyway", dependsOn: [bad] });
+    await ds.getRepository(Node).save([bad, failing, below, cancelling, anyway]);
+    await processN(Node, 10, quiet());
+    expect(await Promise.all([bad, failing, below, cancelling, anyway].map(statusOf))).toEqual(["failed", "failed", "failed", "cancelled", "succeeded"]);
+    expect(started.map((s) => s.name).sort()).toEqual(["anyway", "bad"]);
+    const failed = await ds.getRepository(Node).findOneByOrFail({ id: failing.id });
+    expect(failed.lastError).toBe(`DependencyFailedError: task ${bad.id} it depends on failed`);
+    expect((await ds.getRepository(Node).findOneByOrFail({ id: below.id })).lastError).toBe(`DependencyFailedError: task ${failing.id} it depends on failed`);
+    expect(failed.attempts).toBe(0); // it never ran
+  });
+
+  it("cancelling a waiting task, or a dependency, settles what waits on it", async () => {
+    const root = await node("root").save();
+    const mid = await node("mid", [root]).save();
+    const leaf = await node("leaf", [mid]).save();
+    const result = await mid.cancel();
+    expect(result.outcome).toBe("cancelled");
+    expect(await Promise.all([root, mid, leaf].map(statusOf))).toEqual(["pending", "cancelled", "failed"]);
+  });
+
+  it("refuses a dependency that does not exist, one not saved, and a cycle, and nothing of the transaction commits", async () => {
+    await expect(node("orphan", ["987654321"]).save()).rejects.toThrow(DependencyError);
+    await expect(node("orphan", ["987654321"]).save()).rejects.toThrow("dependsOn: task 987654321 does not exist");
+    await expect(node("unsaved", [node("never saved")]).save()).rejects.toThrow("is not saved");
+    await expect(node("bad", ["x1" as string]).save()).rejects.toThrow("dependsOn[0] must be a positive 64-bit integer");
+    const a = node("a");
+    const b = node("b", [a]);
+    a.dependsOn = [b];
+    await expect(ds.getRepository(Node).save([a, b])).rejects.toThrow(/dependsOn makes a cycle: task \d+ → task \d+ → task \d+/);
+    const self = node("self");
+    self.dependsOn = [self];
+    await expect(self.save()).rejects.toThrow("cycle");
+    expect(await ds.getRepository(BaseTaskEntity).count()).toBe(0);
+    expect(await ds.query("SELECT COUNT(*) AS n FROM ormq_task_dependencies")).toEqual([{ n: expect.anything() }]);
+    expect(Number((await ds.query("SELECT COUNT(*) AS n FROM ormq_task_dependencies"))[0].n)).toBe(0);
+  });
+
+  it("the sweep settles what a crash left open between an outcome and its release", async () => {
+    const a = await node("a").save();
+    const b = await node("b", [a]).save();
+    // As a crash after a's outcome and before its dependents were settled leaves it.
+    await ds.query(`UPDATE ormq_tasks SET status = 'succeeded' WHERE id = ${a.id}`);
+    expect(await statusOf(b)).toBe("waiting");
+    expect(await sweepDependencies(ormqFor(ds))).toBe(1);
+    expect(await statusOf(b)).toBe("pending");
+    expect(await sweepDependencies(ormqFor(ds))).toBe(0);
+  });
+
+  it("a fan-in: many dependencies finishing at once on two workers release the dependent once, after the last", async () => {
+    const deps = Array.from({ length: 120 }, (_, i) => node(`d${i}`));
+    await enqueueMany(deps, { dataSource: ds });
+    const last = await node("last", deps).save();
+    const [one, two] = await Promise.all([processN(Node, 200, { ...quiet(), concurrency: 10 }), processN(Node, 200, { ...quiet(), concurrency: 10 })]);
+    expect(one.succeeded + two.succeeded).toBe(121);
+    expect(await statusOf(last)).toBe("succeeded");
+    expect(started.at(-1)).toEqual({ name: "last", dependenciesDone: true });
   });
 });

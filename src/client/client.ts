@@ -8,7 +8,8 @@
  * DataSource); `ormqFor(dataSource)` gives it to those who want a handle: its events and
  * middleware.
  */
-import type { DataSource } from "typeorm";
+import type { DataSource, QueryRunner } from "typeorm";
+import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { contractOf, type DatabaseContract } from "../dialect";
 import { DatabaseClock } from "../dialect/clock";
 import { newOrigin } from "../dialect/origin";
@@ -37,6 +38,11 @@ export class OrmqClient {
   readonly events = new ClientEvents();
   /** Enqueue and run middleware, outermost first. */
   readonly middleware = new MiddlewareStack();
+  /**
+   * Tasks inserted with `dependsOn` in a transaction, by its query runner: their edges are written
+   * when it commits (see workflow/dependencies.ts).
+   */
+  readonly pendingDependencies = new WeakMap<QueryRunner, BaseTaskEntity[]>();
   private registryBuilt: TaskRegistry | undefined;
   private prepared = false;
   private waiterMade: ResultWaiter | undefined;

@@ -27,6 +27,16 @@ export function openClientsOf(pool: Pool): readonly PoolClient[] {
 export const SQLITE_BEGIN = "BEGIN TRANSACTION";
 
 /**
+ * How deep a query runner's transactions are nested (TypeORM keeps it in a field): 1 in the
+ * outermost transaction, more inside savepoints. TypeORM broadcasts BeforeTransactionCommit for
+ * a savepoint's release too, and only the outermost commit is one.
+ */
+export function transactionDepthOf(runner: QueryRunner): number {
+  const depth = (runner as unknown as { transactionDepth?: unknown }).transactionDepth;
+  return typeof depth === "number" ? depth : 0;
+}
+
+/**
  * Resets a query runner's transaction depth (TypeORM keeps it in a field): after a BEGIN that
  * failed, TypeORM has counted a transaction that never began.
  */

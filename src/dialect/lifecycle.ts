@@ -13,7 +13,7 @@ export interface Transition {
   from: TaskStatus;
   to: TaskStatus;
   /** What makes it: a claim, an attempt's outcome, a rescue, an operator. */
-  by: "claim" | "outcome" | "rescue" | "cancel" | "retry";
+  by: "claim" | "outcome" | "rescue" | "cancel" | "retry" | "dependencies";
 }
 
 /**
@@ -21,6 +21,10 @@ export interface Transition {
  * operator retries it, and `running` is left only by its holder's outcome or by the rescue.
  */
 export const TRANSITIONS: readonly Transition[] = [
+  { from: "waiting", to: "pending", by: "dependencies" }, // its last dependency succeeded
+  { from: "waiting", to: "failed", by: "dependencies" }, // a dependency failed (onDependencyFailure)
+  { from: "waiting", to: "cancelled", by: "dependencies" },
+  { from: "waiting", to: "cancelled", by: "cancel" },
   { from: "pending", to: "running", by: "claim" },
   { from: "pending", to: "cancelled", by: "cancel" },
   { from: "running", to: "succeeded", by: "outcome" },

@@ -70,13 +70,13 @@ export async function readTaskState(m: EntityManager, id: string): Promise<TaskS
     : null;
 }
 
-/** A pending task becomes `cancelled` (guarded: still pending). True when it did. */
+/** A pending or waiting task becomes `cancelled` (guarded: still one of those). True when it did. */
 export async function cancelPending(m: EntityManager, id: string, lastError: string, now: Date): Promise<boolean> {
   const result = await m
     .createQueryBuilder()
     .update(BaseTaskEntity)
     .set({ status: "cancelled", finishedAt: now, updatedAt: now, lastError })
-    .where("id = :id AND status = 'pending'", { id })
+    .where("id = :id AND status IN ('pending', 'waiting')", { id })
     .execute();
   return result.affected === 1;
 }

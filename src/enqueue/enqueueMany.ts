@@ -3,7 +3,7 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { tablesOf } from "../dialect";
 import { bulkInsert } from "../dialect/bulkInsert";
 import { OrmqError, TaskDefinitionError } from "../errors";
-import { prepareForInsert } from "./subscriber";
+import { noteDependencies, prepareForInsert } from "./subscriber";
 import { setKeyColumns, settleDuplicate } from "./uniqueEnqueue";
 import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
 import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
@@ -92,6 +92,8 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
         if (tell) client.events.emit("task:enqueued", { taskId: String(tasks[i].id), type, queue: tasks[i].queue });
       }
     }
+    // Edges of tasks with dependencies, written when the transaction commits.
+    for (const task of tasks) if (task.status === "waiting") noteDependencies(client, runner, task);
     // The wake-up, sent once the transaction commits.
     client.announcements.inserted(runner, announcements);
     return tasks.map((t) => t.id);

@@ -1,4 +1,5 @@
 import {
+  type QueryRunner,
   EntitySubscriberInterface,
   EventSubscriber,
   InsertEvent,
@@ -9,7 +10,10 @@ import {
 import { BaseTaskEntity, DELAY_MS, SUBSCRIBER_SAW } from "../../entities/BaseTaskEntity";
 import { ormqFor } from "../client/client";
 import type { MiddlewareStack } from "../client/middleware";
-import { TaskDefinitionError } from "../errors";
+import { DependencyError, TaskDefinitionError } from "../errors";
+import type { OrmqClient } from "../client/client";
+import { transactionDepthOf } from "../dialect/libraryInternals";
+import { hasDependencies, writeDependencies } from "../workflow/dependencies";
 import { checkTaskFields, validateTask } from "../validation";
 import { announcementOf } from "../client/announcements";
 import { markUnique, settleUnique } from "./uniqueEnqueue";
@@ -69,9 +73,21 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     const spec = client.registry.byKey.get(type)?.unique ?? null;
     // A duplicate skipped: nothing new to announce.
     if ((await settleUnique(event.manager, task, spec, event.metadata)) === "skipped") return;
+    noteDependencies(client, event.queryRunner, task as BaseTaskEntity);
     const queue = String(task.queue ?? "default");
     client.announcements.inserted(event.queryRunner, [announcementOf(queue, type)]);
     if (client.events.listening("task:enqueued")) client.events.emit("task:enqueued", { taskId: String(task.id), type, queue });
+  }
+
+  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
+    // Only the outermost commit: a savepoint's release is not one (its tasks wait for the outer).
+    if (transactionDepthOf(event.queryRunner) > 1) return;
+    const client = ormqFor(event.connection);
+    const tasks = client.pendingDependencies.get(event.queryRunner);
+    if (!tasks) return;
+    client.pendingDependencies.delete(event.queryRunner);
+    // A refusal (a missing dependency, a cycle) throws here, and the transaction rolls back.
+    await writeDependencies(client, event.queryRunner.manager, tasks);
   }
 
   afterTransactionCommit(event: TransactionCommitEvent): void {
@@ -80,8 +96,25 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
-    ormqFor(event.connection).announcements.rolledBack(event.queryRunner);
+    const client = ormqFor(event.connection);
+    client.announcements.rolledBack(event.queryRunner);
+    if (!event.queryRunner.isTransactionActive) client.pendingDependencies.delete(event.queryRunner);
   }
+}
+
+/**
+ * Keeps a task inserted with dependencies for its transaction's commit, where its edges are
+ * written (tasks saved together may depend on each other). Outside a transaction there is no
+ * commit to wait for: save() opens one for such a task (see tasks/saveOptions.ts).
+ */
+export function noteDependencies(client: OrmqClient, runner: QueryRunner | undefined, task: BaseTaskEntity): void {
+  if (task.status !== "waiting" || !task.dependsOn || task.dependsOn.length === 0) return;
+  if (!runner?.isTransactionActive) {
+    throw new DependencyError(`${task.constructor.name}: a task with dependsOn is enqueued in a transaction (its edges are written at the commit): use save(), enqueueMany or a transaction's manager`);
+  }
+  const list = client.pendingDependencies.get(runner);
+  if (list) list.push(task);
+  else client.pendingDependencies.set(runner, [task]);
 }
 
 /** ormq's subscribers, to spread into a DataSource's `subscribers`. */
@@ -108,6 +141,10 @@ function defaultsAndChecks(task: ObjectLiteral, cls: typeof BaseTaskEntity, type
  * overrides its parent), then ormq's default (the statics on BaseTaskEntity).
  */
 export function applyDefaults(entity: ObjectLiteral, cls: typeof BaseTaskEntity, now: number): void {
+  // A task with dependencies waits for them: never claimed until they have succeeded.
+  // (`waiting` is ormq's to set: a task given it without dependencies would wait for ever.)
+  if (hasDependencies(entity, cls.name)) entity.status = "waiting";
+  else if (entity.status === "waiting") entity.status = "pending";
   entity.queue ??= cls.queue;
   entity.priority ??= cls.priority;
   entity.maxAttempts ??= cls.maxAttempts;

@@ -189,6 +189,12 @@ export class AttemptLostError extends OrmqError {
 }
 
 /**
+ * A task's `dependsOn` was refused at enqueue: not a list of tasks or ids, a task that does not
+ * exist or is not saved, or a cycle. Nothing of the enqueuing transaction commits.
+ */
+export class DependencyError extends OrmqError {}
+
+/**
  * A misuse of `ctx.transaction` or `ctx.enqueue`: called after the attempt's success was
  * committed, or in a thread or task process, where the attempt's outcome is the worker's to write.
  */

@@ -7,6 +7,7 @@ import { MAX_MESSAGE_CHARS, storableText } from "../storable";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { ormqFor } from "../client/client";
+import { settleDependents } from "../workflow/dependencies";
 
 export type { CancelResult };
 
@@ -21,7 +22,8 @@ export interface CancelOptions {
 
 /**
  * Cancels a task by id. Each step is one UPDATE guarded by the status it expects, so it is right
- * whatever the task's worker does meanwhile: a pending task becomes `cancelled`; a running one gets
+ * whatever the task's worker does meanwhile: a pending (or waiting) task becomes `cancelled`, and
+ * its dependents are settled by their classes' `onDependencyFailure`; a running one gets
  * a cancel request that its worker (in any process) notices and acts on; a finished task is left
  * alone and reported as such.
  */
@@ -41,6 +43,8 @@ export async function cancelTask(id: string | number, options: CancelOptions = {
       if (state && ormqFor(dataSource).registry.recordsHistory(state.type)) {
         await recordEvents(m, [{ taskId, kind: "cancelled", at: now, error: lastError }]);
       }
+      // Its dependents (a workflow) are settled as for any cancelled task.
+      await settleDependents(ormqFor(dataSource), new Map([[taskId, "cancelled" as const]]));
       return { outcome: "cancelled", id: taskId };
     }
     // Its worker records the event when the task ends.

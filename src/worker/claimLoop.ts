@@ -44,6 +44,11 @@ export interface ClaimLoopDeps {
    * Dialect.claimMaySkipReady): a limited run looks again before it stops.
    */
   readyLeft?: () => Promise<boolean>;
+  /**
+   * The dependents of finished tasks being settled (workflows), or undefined when none are: a
+   * limited run waits for it before it stops, since it may release tasks to the queue.
+   */
+  settling?: () => Promise<void> | undefined;
   logger: Logger;
   /** The loop sleeps on this; a wake-up cuts a sleep short (an enqueue, a slot freed, a stop). */
   doze: Doze;
@@ -103,6 +108,11 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
         if (limit !== Infinity && held.running.size === 0 && held.buffered.size === 0 && !doze.pending) {
           // Where a claim may pass over ready tasks another claim held for a moment, a few more
           // looks while some remain, a little apart; then stop as before.
+          const settling = deps.settling?.();
+          if (settling) {
+            await settling;
+            continue;
+          }
           if (deps.readyLeft && lookedAgain < LOOKS_AGAIN && (await deps.readyLeft())) {
             lookedAgain++;
             await sleep(5 * lookedAgain);

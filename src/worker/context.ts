@@ -49,6 +49,11 @@ export interface TaskContext {
   /** This task's children (the tasks its succeeded attempt enqueued), oldest first, each of its own class. */
   children<T extends TaskInstance = TaskInstance>(): Promise<T[]>;
   /**
+   * The tasks this one depends on (`dependsOn`), in id order, each of its own class with its
+   * `result`: all succeeded, unless the class's `onDependencyFailure` is "run".
+   */
+  dependencies<T extends TaskInstance = TaskInstance>(): Promise<T[]>;
+  /**
    * Resolves a service from this attempt's container: a child of the container given to the
    * worker (`{ container }`; tsyringe's root container by default), in which `EntityManager`,
    * `DataSource`, `TaskLogger` and `TaskContextToken` are registered for this attempt.
@@ -118,6 +123,8 @@ interface ContextFields {
    * one function per worker. Absent in a thread or task process.
    */
   commit?: (task: TaskInstance) => AttemptWrites;
+  /** Reads a task's dependencies (see workflow/dependencies.ts): one function per worker. */
+  dependencies?: (taskId: string) => Promise<TaskInstance[]>;
 }
 
 /** What a progress reporter knows of its attempt. */
@@ -237,6 +244,11 @@ class AttemptContext implements TaskContext {
     if (!commit || !task) return undefined;
     this.madeCommit ??= commit(task);
     return this.madeCommit;
+  }
+
+  get dependencies(): TaskContext["dependencies"] {
+    const read = this.fields.dependencies;
+    return <T extends TaskInstance>() => (read ? (read(this.fields.taskId ?? "0") as Promise<T[]>) : Promise.resolve([] as T[]));
   }
 
   get children(): TaskContext["children"] {

@@ -12,6 +12,7 @@ import { AttemptCommit } from "./attemptCommit";
 import { attemptCommitOf, createTaskContext, flushProgress, scheduledForOf, type ProgressOwner, type TaskInstance } from "./context";
 import { AttemptProgress } from "./progress";
 import { writeProgress } from "../dialect/taskWrites";
+import { dependenciesOf } from "../dialect/dependencyStatements";
 import { executeAttempt } from "./executor";
 import type { WakeKind } from "./doze";
 import { hydrate } from "./hydrate";
@@ -83,6 +84,8 @@ export interface HeldTasksDeps {
   onAbandonLimit: (err: WorkerNeedsRestartError) => void;
   /** Told how long each run held its slot (it sizes the claim-ahead buffer). */
   onRunTime?: (ms: number) => void;
+  /** Told of each task that ended (succeeded, failed, cancelled): its dependents are settled. */
+  onFinished?: (taskId: string, status: "succeeded" | "failed" | "cancelled") => void;
 }
 
 /**
@@ -279,6 +282,7 @@ export class HeldTasks {
       container: options.container,
       task,
       commit: this.attemptCommit,
+      dependencies: this.readDependencies,
     });
     const cls = type.cls;
     const { events, middleware } = this.deps;
@@ -333,6 +337,7 @@ export class HeldTasks {
           logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
           return;
         }
+        if (status !== "pending") this.deps.onFinished?.(task.id, status);
         if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
         if (kind === "handedBack" && status === "pending") return;
         this.summary.processed++;
@@ -356,6 +361,9 @@ export class HeldTasks {
       }
     })();
   }
+
+  /** A task's dependencies, for ctx.dependencies(). */
+  private readonly readDependencies = (taskId: string) => dependenciesOf(this.deps.options.dataSource.manager, taskId);
 
   /** An attempt's transactional commit, made when run() first uses ctx.transaction or ctx.enqueue. */
   private readonly attemptCommit = (task: TaskInstance) => new AttemptCommit(this.deps.options.dataSource, task as BaseTaskEntity, this.deps.workerId);
@@ -393,7 +401,9 @@ export class HeldTasks {
     const attempt = { id, attempts: Number(row.attempts), history: true };
     const done = this.deps.completer
       .submit(failedForGood(attempt, err))
-      .then(() => undefined)
+      .then((status) => {
+        if (status !== null && status !== "pending") this.deps.onFinished?.(id, status);
+      })
       .finally(() => {
         this.running.delete(entry);
         this.deps.wake("room");

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource } from "typeorm";
 import { hostname } from "node:os";
-import { createDialect, type ClaimFilter } from "../dialect";
+import { createDialect, type ClaimFilter, type RescuedTask } from "../dialect";
 import { countReadyTasks } from "../dialect/taskReads";
 import type { TransientReason } from "../dialect/contract";
 import { concerns } from "../client/announcements";
@@ -20,6 +20,8 @@ import { DatabaseBackoff } from "./backoff";
 import { runClaimLoop } from "./claimLoop";
 import { PrefetchGauge } from "./prefetchGauge";
 import { Completer } from "./completer";
+import { DependencySettler } from "../workflow/settler";
+import { sweepDependencies } from "../workflow/dependencies";
 import { Doze } from "./doze";
 import { HeldTasks, type ProcessSummary } from "./heldTasks";
 import type { ResolvedOptions } from "./options";
@@ -112,6 +114,7 @@ export class Worker {
     const onTransientRetry = (reason: TransientReason) => client.events.emit("database:retried", { workerId: this.id, reason });
     const dialect = createDialect(dataSource, this.id, this.logger, { slowConnectionMs: this.options.leaseMs, pooler, listenUrl, origin: client.origin, onTransientRetry });
     const completer = new Completer(dialect, this.logger);
+    const settler = new DependencySettler(client, this.logger);
     const gauge = new PrefetchGauge(this.options.prefetch, this.options.concurrency);
     const held = new HeldTasks({
       options: this.options,
@@ -129,6 +132,7 @@ export class Worker {
         this.stop();
       },
       onRunTime: (ms) => gauge.ranFor(ms),
+      onFinished: (id, status) => settler.finished(id, status),
     });
     this.held = held;
     const onAbort = () => this.stop();
@@ -175,7 +179,12 @@ export class Worker {
           held.leasesRenewed(renewal, asked, at),
         ),
       );
-      services.add("rescuer", startRescuer(dialect, rescueIntervalMs, this.logger, client.events, maintainer.gate("rescue")));
+      // The rescue's lease holder also sweeps workflows' dependencies that a crash left unsettled.
+      const afterRescue = async (rescued: readonly RescuedTask[]) => {
+        for (const t of rescued) if (t.status !== "pending" && t.status !== "succeeded") settler.finished(t.id, t.status);
+        await sweepDependencies(client);
+      };
+      services.add("rescuer", startRescuer(dialect, rescueIntervalMs, this.logger, client.events, maintainer.gate("rescue"), afterRescue));
       if (this.options.prune) services.add("pruner", startPruner(dataSource, this.options.prune, this.logger, maintainer.gate("prune")));
       // Every class schedule the DataSource knows, not only this worker's types: a schedule is
       // declared in code, whoever runs its tasks.
@@ -202,6 +211,7 @@ export class Worker {
         limitsActive: () => gate.limitsActive,
         limit: this.limit,
         // Tasks a pause or a limit holds back are not looked at again (they are the summary's heldBack).
+        settling: () => (settler.busy ? settler.idle() : undefined),
         readyLeft: dialect.claimMaySkipReady
           ? async () => !gate.limitsActive && gate.paused.queues.length + gate.paused.types.length === 0 && (await countHeldBack(dataSource, request, this.logger)) > 0
           : undefined,
@@ -235,6 +245,7 @@ export class Worker {
       unobserve();
       signal?.removeEventListener("abort", onAbort);
       await held.close();
+      await settler.idle(); // the dependents of the last outcomes are released before it returns
       await dialect.close();
       this.logger.info({ ...held.summary }, "worker stopped");
       client.events.emit("worker:stopped", { workerId: this.id, processed: held.summary.processed });

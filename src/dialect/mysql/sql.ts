@@ -19,6 +19,8 @@ export const mysqlSql: SqlSpelling = {
   maxParameters: 65_535,
   escape,
   intDiv: (a, b) => `(${a}) DIV (${b})`,
+  rowLocks: true,
+  freshReads: "READ COMMITTED",
   parts: (values) => {
     const marks = (list: readonly unknown[]) => {
       values.push(...list);

@@ -13,6 +13,7 @@ export const postgresSql: SqlSpelling = {
   maxParameters: 65_535,
   escape,
   intDiv: (a, b) => `(${a}) / (${b})`,
+  rowLocks: true,
   parts: (values) => ({
     param: (value, type) => `$${values.push(value)}::${type}`,
     inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,

@@ -10,6 +10,7 @@ export const sqliteSql: SqlSpelling = {
   maxParameters: 32_766,
   escape,
   intDiv: (a, b) => `(${a}) / (${b})`,
+  rowLocks: false,
   parts: (values) => {
     const marks = (list: readonly unknown[]) => {
       values.push(...list);

@@ -1,0 +1,30 @@
+import { BaseEntity, Column, Entity, Index, PrimaryColumn } from "typeorm";
+
+/**
+ * Where a dependency stands: `open` until its task finishes; `met` once it succeeded (or, for a
+ * dependent whose class runs anyway, once it failed or was cancelled); `settled` when its failure
+ * settled the dependent (failed or cancelled it).
+ */
+export type DependencyState = "open" | "met" | "settled";
+
+/**
+ * One edge of a workflow: task `taskId` waits for task `dependsOn` (`Task.create({ dependsOn })`).
+ * A table of its own with an index on each end, not a JSON column: the worker finds a finished
+ * task's dependents through `dependsOn`, a dependent's open dependencies through the primary key.
+ * No foreign keys, as for the events: a finished task may be pruned while the edge is kept for
+ * what it says, and a missing dependency is settled as a failed one (see src/workflow/).
+ */
+@Entity("ormq_task_dependencies")
+@Index("ormq_task_dependencies_on", ["dependsOn"])
+export class TaskDependencyEntity extends BaseEntity {
+  /** The task that waits. */
+  @PrimaryColumn({ name: "task_id", type: "bigint" })
+  taskId!: string;
+
+  /** The task it waits for. */
+  @PrimaryColumn({ name: "depends_on", type: "bigint" })
+  dependsOn!: string;
+
+  @Column({ type: "varchar", length: 16, default: "open" })
+  state!: DependencyState;
+}

@@ -1,0 +1,215 @@
+/**
+ * The statements of workflows' dependencies (`ormq_task_dependencies`, and the `waiting` tasks
+ * they hold back), written once with TypeORM's query builder for every database, on the caller's
+ * EntityManager (a transaction: see src/workflow/dependencies.ts for the order they run in and
+ * why). Each change of a task's status is guarded by `status = 'waiting'` and its row count read.
+ */
+import type { EntityManager } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { TaskStatus } from "../../entities/status";
+import { TaskDependencyEntity, type DependencyState } from "../../entities/TaskDependencyEntity";
+import { contractOf } from "./index";
+
+/** Ids per statement: far below every database's parameter limit. */
+const IDS_PER_STATEMENT = 1_000;
+
+/** `ids` in chunks of IDS_PER_STATEMENT. */
+function chunks(ids: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) out.push(ids.slice(i, i + IDS_PER_STATEMENT));
+  return out;
+}
+
+/** One edge, as written. */
+export interface DependencyRow {
+  taskId: string;
+  dependsOn: string;
+  state: DependencyState;
+}
+
+/**
+ * The status of each of these tasks that exists. `lock`: read with FOR SHARE where rows lock, so
+ * that none of them can finish unseen before the caller's transaction commits (its completion
+ * waits for the lock, and its release then sees the edges written here).
+ */
+export async function taskStatuses(m: EntityManager, ids: readonly string[], lock: boolean): Promise<Map<string, TaskStatus>> {
+  const statuses = new Map<string, TaskStatus>();
+  const locks = lock && contractOf(m.connection).sql.rowLocks;
+  for (const part of chunks(ids)) {
+    const query = m.getRepository(BaseTaskEntity).createQueryBuilder("t").select(["t.id AS id", "t.status AS status"]).where("t.id IN (:...ids)", { ids: part });
+    if (locks) query.setLock("pessimistic_read");
+    for (const row of await query.getRawMany<{ id: string | number; status: TaskStatus }>()) statuses.set(String(row.id), row.status);
+  }
+  return statuses;
+}
+
+/** Writes edges. */
+export async function insertDependencies(m: EntityManager, rows: readonly DependencyRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += IDS_PER_STATEMENT / 2) {
+    await m.createQueryBuilder().insert().into(TaskDependencyEntity).values(rows.slice(i, i + IDS_PER_STATEMENT / 2)).updateEntity(false).execute();
+  }
+}
+
+/** The tasks with an open edge to one of `finished`. */
+export async function openDependents(m: EntityManager, finished: readonly string[]): Promise<string[]> {
+  const found = new Set<string>();
+  for (const part of chunks(finished)) {
+    const rows = await m
+      .getRepository(TaskDependencyEntity)
+      .createQueryBuilder("d")
+      .select("DISTINCT d.task_id", "task_id")
+      .where("d.depends_on IN (:...ids) AND d.state = 'open'", { ids: part })
+      .getRawMany<{ task_id: string | number }>();
+    for (const row of rows) found.add(String(row.task_id));
+  }
+  return [...found];
+}
+
+/**
+ * Of these tasks, the waiting ones, with their type, locked (FOR UPDATE, in id order so that two
+ * transactions lock them in the same order) where rows lock: a second completion touching the
+ * same dependents waits here until the first commits, and its next statements then see the
+ * first's edges marked.
+ */
+export async function lockWaiting(m: EntityManager, ids: readonly string[]): Promise<{ id: string; type: string }[]> {
+  const out: { id: string; type: string }[] = [];
+  const locks = contractOf(m.connection).sql.rowLocks;
+  for (const part of chunks([...ids].sort(byId))) {
+    const query = m
+      .getRepository(BaseTaskEntity)
+      .createQueryBuilder("t")
+      .select(["t.id AS id", "t.type AS type"])
+      .where("t.id IN (:...ids) AND t.status = 'waiting'", { ids: part })
+      .orderBy("t.id");
+    if (locks) query.setLock("pessimistic_write");
+    for (const row of await query.getRawMany<{ id: string | number; type: string }>()) out.push({ id: String(row.id), type: row.type });
+  }
+  return out;
+}
+
+/** The open edges from `dependents` to `dependencies` become `state`. */
+export async function markDependencies(m: EntityManager, dependents: readonly string[], dependencies: readonly string[], state: DependencyState): Promise<void> {
+  if (dependents.length === 0 || dependencies.length === 0) return;
+  for (const part of chunks(dependencies)) {
+    for (const of of chunks(dependents)) {
+      await m
+        .createQueryBuilder()
+        .update(TaskDependencyEntity)
+        .set({ state })
+        .where("depends_on IN (:...deps) AND task_id IN (:...of) AND state = 'open'", { deps: part, of })
+        .execute();
+    }
+  }
+}
+
+/** Of these tasks, those left with no open edge (the caller holds their locks, so this stands). */
+export async function withoutOpenDependencies(m: EntityManager, ids: readonly string[]): Promise<string[]> {
+  const open = new Set<string>();
+  for (const part of chunks(ids)) {
+    const rows = await m
+      .getRepository(TaskDependencyEntity)
+      .createQueryBuilder("d")
+      .select("DISTINCT d.task_id", "task_id")
+      .where("d.task_id IN (:...ids) AND d.state = 'open'", { ids: part })
+      .getRawMany<{ task_id: string | number }>();
+    for (const row of rows) open.add(String(row.task_id));
+  }
+  return ids.filter((id) => !open.has(id));
+}
+
+/** Waiting tasks become pending. Returns how many did. */
+export async function releaseWaiting(m: EntityManager, ids: readonly string[], now: Date): Promise<number> {
+  let released = 0;
+  for (const part of chunks(ids)) {
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ status: "pending", updatedAt: now })
+      .where("id IN (:...ids) AND status = 'waiting'", { ids: part })
+      .updateEntity(false)
+      .execute();
+    released += result.affected ?? 0;
+  }
+  return released;
+}
+
+/** Waiting tasks end `status` (failed or cancelled) without running, `lastError` saying why. */
+export async function settleWaiting(m: EntityManager, ids: readonly string[], status: "failed" | "cancelled", lastError: string, now: Date): Promise<number> {
+  let settled = 0;
+  for (const part of chunks(ids)) {
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ status, lastError, finishedAt: now, updatedAt: now })
+      .where("id IN (:...ids) AND status = 'waiting'", { ids: part })
+      .updateEntity(false)
+      .execute();
+    settled += result.affected ?? 0;
+  }
+  return settled;
+}
+
+/**
+ * Open edges whose dependency has finished, or no longer exists, oldest dependents first, at most
+ * `limit`: what a crash between a completion and its release left behind (the sweep).
+ */
+export async function staleOpenDependencies(m: EntityManager, limit: number): Promise<{ dependsOn: string; status: TaskStatus | null }[]> {
+  const rows = await m
+    .getRepository(TaskDependencyEntity)
+    .createQueryBuilder("d")
+    .leftJoin(BaseTaskEntity, "t", "t.id = d.depends_on")
+    .select(["d.depends_on AS depends_on", "t.status AS status"])
+    .where("d.state = 'open' AND (t.id IS NULL OR t.status IN ('succeeded', 'failed', 'cancelled'))")
+    .orderBy("d.task_id")
+    .limit(limit)
+    .getRawMany<{ depends_on: string | number; status: TaskStatus | null }>();
+  return rows.map((r) => ({ dependsOn: String(r.depends_on), status: r.status ?? null }));
+}
+
+/** The tasks `taskId` depends on, each of its own class, in id order. */
+export async function dependenciesOf(m: EntityManager, taskId: string): Promise<BaseTaskEntity[]> {
+  const edges = await m.getRepository(TaskDependencyEntity).find({ where: { taskId }, order: { dependsOn: "ASC" } });
+  if (edges.length === 0) return [];
+  const found: BaseTaskEntity[] = [];
+  for (const part of chunks(edges.map((e) => e.dependsOn))) {
+    found.push(...(await m.getRepository(BaseTaskEntity).createQueryBuilder("t").where("t.id IN (:...ids)", { ids: part }).orderBy("t.id").getMany()));
+  }
+  return found;
+}
+
+/** Which of `tasks` have an open edge to one of `on`, edge by edge. */
+export async function openEdges(m: EntityManager, tasks: readonly string[], on: readonly string[]): Promise<{ task: string; on: string }[]> {
+  const out: { task: string; on: string }[] = [];
+  for (const part of chunks(on)) {
+    for (const of of chunks(tasks)) {
+      const rows = await m
+        .getRepository(TaskDependencyEntity)
+        .createQueryBuilder("d")
+        .select(["d.task_id AS task_id", "d.depends_on AS depends_on"])
+        .where("d.task_id IN (:...of) AND d.depends_on IN (:...on) AND d.state = 'open'", { of, on: part })
+        .getRawMany<{ task_id: string | number; depends_on: string | number }>();
+      out.push(...rows.map((r) => ({ task: String(r.task_id), on: String(r.depends_on) })));
+    }
+  }
+  return out;
+}
+
+/** The queue of each of these tasks. */
+export async function queuesOf(m: EntityManager, ids: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const part of chunks(ids)) {
+    const rows = await m
+      .getRepository(BaseTaskEntity)
+      .createQueryBuilder("t")
+      .select(["t.id AS id", "t.queue AS queue"])
+      .where("t.id IN (:...ids)", { ids: part })
+      .getRawMany<{ id: string | number; queue: string }>();
+    for (const r of rows) out.set(String(r.id), r.queue);
+  }
+  return out;
+}
+
+/** Ids in numeric order (decimal text of 64-bit integers). */
+function byId(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}

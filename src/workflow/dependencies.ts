@@ -1,0 +1,240 @@
+/**
+ * Dependencies between tasks (a DAG): a task saved with `dependsOn` is inserted `waiting`, and
+ * becomes pending once every task it depends on has succeeded; one that fails for good, is
+ * cancelled or is deleted settles it by its class's `onDependencyFailure`, and its dependents in
+ * turn.
+ *
+ * When things happen:
+ * - At enqueue, the edges are written when the enqueuing transaction commits (a subscriber's
+ *   beforeTransactionCommit, so that tasks saved together may depend on each other), after the
+ *   dependencies' rows were read with a share lock: a dependency cannot finish unseen meanwhile.
+ *   A dependency that does not exist, or a cycle, is refused there, and nothing commits.
+ * - When a task finishes, its worker settles its dependents in a short transaction right after
+ *   the outcome is written (`settleDependents`): it locks the waiting dependents (in id order),
+ *   marks the edges, and releases those left with no open edge. Two dependencies that finish at
+ *   once are serialised by those locks, and the second, running its statements after the first
+ *   committed, sees both edges marked: the last one to finish releases the dependent.
+ * - A crash between an outcome and that transaction leaves open edges to a finished task: the
+ *   maintenance sweep settles them (`sweepDependencies`).
+ *
+ * Why not in the outcome's own transaction: a worker writes outcomes in batched statements that
+ * commit on their own (one per batch, not one transaction per task), and a release must read
+ * what other completions committed after taking its locks, which one statement cannot. The
+ * release follows the outcome within milliseconds; nothing runs before its dependencies' outcomes
+ * are committed.
+ */
+import type { EntityManager, QueryRunner } from "typeorm";
+import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import type { TaskStatus } from "../../entities/status";
+import type { OrmqClient } from "../client/client";
+import { announcementOf } from "../client/announcements";
+import {
+  insertDependencies,
+  lockWaiting,
+  markDependencies,
+  openDependents,
+  openEdges,
+  queuesOf,
+  releaseWaiting,
+  settleWaiting,
+  staleOpenDependencies,
+  taskStatuses,
+  withoutOpenDependencies,
+  type DependencyRow,
+} from "../dialect/dependencyStatements";
+import { DependencyError } from "../errors";
+import { checkTaskId } from "../validation";
+
+/** At most this many dependencies per task (a fan-in of ten thousand fits many times over). */
+export const MAX_DEPENDENCIES = 100_000;
+
+/** Dependents settled per round when a failure spreads down a workflow. */
+const SETTLE_BATCH = 1_000;
+
+/** How a task a workflow depends on ended (deleted: its row is gone). */
+export type Finished = "succeeded" | "failed" | "cancelled" | "deleted";
+
+/**
+ * Checks a task's `dependsOn` at insert and says whether it has any (then it is inserted
+ * `waiting`). Entries are saved tasks, their ids, or tasks saved in the same transaction.
+ */
+export function hasDependencies(task: { dependsOn?: unknown }, name: string): boolean {
+  const list = task.dependsOn;
+  if (list === undefined || list === null) return false;
+  if (!Array.isArray(list)) throw invalid(name, "dependsOn must be an array of tasks or task ids");
+  if (list.length > MAX_DEPENDENCIES) throw invalid(name, `dependsOn has ${list.length} entries, more than ${MAX_DEPENDENCIES}`);
+  list.forEach((entry, i) => {
+    if (entry instanceof BaseTaskEntity) return;
+    try {
+      checkTaskId(entry, `dependsOn[${i}]`);
+    } catch (err) {
+      throw invalid(name, `${(err as Error).message} (or a task)`);
+    }
+  });
+  return list.length > 0;
+}
+
+/**
+ * Writes the edges of the tasks inserted with dependencies in `runner`'s transaction, before it
+ * commits: refuses missing dependencies and cycles, marks the edges of dependencies already
+ * finished, and releases or settles the tasks those leave with nothing to wait for.
+ */
+export async function writeDependencies(client: OrmqClient, m: EntityManager, tasks: readonly BaseTaskEntity[]): Promise<void> {
+  const written = tasks.filter((t) => !t.deduplicated && t.id !== undefined && t.id !== null);
+  if (written.length === 0) return;
+  const edges: { task: BaseTaskEntity; on: string }[] = [];
+  for (const task of written) {
+    const seen = new Set<string>();
+    (task.dependsOn ?? []).forEach((entry, i) => {
+      const on = entry instanceof BaseTaskEntity ? entry.id : checkTaskId(entry, `dependsOn[${i}]`);
+      if (on === undefined || on === null) throw invalid(task.constructor.name, `dependsOn[${i}] (${entry.constructor.name}) is not saved: save it first, or in the same transaction`);
+      const id = String(on);
+      if (!seen.has(id)) edges.push({ task, on: id });
+      seen.add(id);
+    });
+  }
+  refuseCycles(written, edges);
+  const statuses = await taskStatuses(m, [...new Set(edges.map((e) => e.on))], true);
+  for (const edge of edges) {
+    if (!statuses.has(edge.on)) throw invalid(edge.task.constructor.name, `dependsOn: task ${edge.on} does not exist`);
+  }
+  // Tasks of this same transaction are read as inserted (waiting, or pending): open edges.
+  const rows: DependencyRow[] = edges.map((e) => ({ taskId: String(e.task.id), dependsOn: e.on, state: "open" }));
+  await insertDependencies(m, rows);
+  const now = new Date(await client.clock.now(m.queryRunner));
+  // Those already finished settle their new dependents now, as if they had just finished.
+  const finished = new Map<string, Finished>();
+  for (const [id, status] of statuses) if (isFinished(status)) finished.set(id, status);
+  if (finished.size > 0) await settleInTransaction(client, m, finished, now);
+  // And a task whose every dependency had succeeded is ready at once.
+  const waiting = written.map((t) => String(t.id));
+  const ready = await withoutOpenDependencies(m, waiting);
+  if (ready.length > 0) await releaseWaiting(m, ready, now);
+}
+
+/**
+ * After outcomes were written: settles the dependents of these finished tasks, in a transaction
+ * of its own. Cheap when nothing depends on them (one read, no transaction). Returns the ids it
+ * released to the queue.
+ */
+export async function settleDependents(client: OrmqClient, finished: ReadonlyMap<string, Finished>): Promise<string[]> {
+  if (finished.size === 0) return [];
+  const ds = client.dataSource;
+  if ((await openDependents(ds.manager, [...finished.keys()])).length === 0) return [];
+  const isolation = client.contract.sql.freshReads;
+  const run = (m: EntityManager) => settleInTransaction(client, m, finished, null);
+  const released = isolation ? await ds.transaction(isolation, run) : await ds.transaction(run);
+  return released;
+}
+
+/**
+ * The sweep: open edges to tasks that finished (or were deleted) without their dependents being
+ * settled (a crash between an outcome and its settle). Returns how many dependencies it settled.
+ */
+export async function sweepDependencies(client: OrmqClient, limit = SETTLE_BATCH): Promise<number> {
+  const stale = await staleOpenDependencies(client.dataSource.manager, limit);
+  if (stale.length === 0) return 0;
+  const finished = new Map<string, Finished>();
+  for (const s of stale) finished.set(s.dependsOn, s.status === null ? "deleted" : (s.status as Finished));
+  await settleDependents(client, finished);
+  return finished.size;
+}
+
+/**
+ * Settles the open dependents of `finished` in `m`'s transaction, and in turn the dependents of
+ * those a failure settled, round by round. Returns the ids released to the queue.
+ */
+async function settleInTransaction(client: OrmqClient, m: EntityManager, first: ReadonlyMap<string, Finished>, at: Date | null): Promise<string[]> {
+  const now = at ?? new Date(await client.clock.now(m.queryRunner));
+  const released: string[] = [];
+  let round = first;
+  while (round.size > 0) {
+    const next = new Map<string, Finished>();
+    const dependents = await openDependents(m, [...round.keys()]);
+    for (let i = 0; i < dependents.length; i += SETTLE_BATCH) {
+      const slice = dependents.slice(i, i + SETTLE_BATCH);
+      const locked = await lockWaiting(m, slice);
+      // A dependent that no longer waits (cancelled, or settled by another dependency) has its
+      // edges to these closed, so that the sweep does not find them again.
+      const lockedIds = new Set(locked.map((t) => t.id));
+      await markDependencies(m, slice.filter((id) => !lockedIds.has(id)), [...round.keys()], "settled");
+      if (locked.length === 0) continue;
+      const byPolicy = groupByPolicy(client, locked);
+      const succeeded = [...round].filter(([, how]) => how === "succeeded").map(([id]) => id);
+      const failedOnes = [...round].filter(([, how]) => how !== "succeeded");
+      const failedIds = failedOnes.map(([id]) => id);
+      // A success meets every edge to it; a failure meets the edges of dependents that run anyway.
+      await markDependencies(m, locked.map((t) => t.id), succeeded, "met");
+      await markDependencies(m, byPolicy.run, failedIds, "met");
+      // The others are settled by the failure: failed or cancelled, without running, each naming
+      // the dependency that settled it.
+      for (const how of ["fail", "cancel"] as const) {
+        if (byPolicy[how].length === 0 || failedIds.length === 0) continue;
+        const causeOf = new Map<string, string>();
+        for (const edge of await openEdges(m, byPolicy[how], failedIds)) if (!causeOf.has(edge.task)) causeOf.set(edge.task, edge.on);
+        const byCause = new Map<string, string[]>();
+        for (const [task, cause] of causeOf) byCause.set(cause, [...(byCause.get(cause) ?? []), task]);
+        const status = how === "fail" ? "failed" : "cancelled";
+        for (const [cause, tasks] of byCause) {
+          const what = round.get(cause);
+          const lastError = `DependencyFailedError: task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
+          await markDependencies(m, tasks, failedIds, "settled");
+          await settleWaiting(m, tasks, status, lastError, now);
+          for (const id of tasks) next.set(id, status);
+        }
+      }
+      const ready = await withoutOpenDependencies(m, locked.map((t) => t.id).filter((id) => !next.has(id)));
+      if (ready.length > 0) {
+        await releaseWaiting(m, ready, now);
+        released.push(...ready);
+        const types = new Map(locked.map((t) => [t.id, t.type]));
+        const queued = await queuesOf(m, ready);
+        client.announcements.inserted(m.queryRunner as QueryRunner, ready.map((id) => announcementOf(queued.get(id) ?? "default", types.get(id) ?? "")));
+      }
+    }
+    round = next;
+  }
+  return released;
+}
+
+/** The class policies of these locked dependents ("fail" for a type this process does not know). */
+function groupByPolicy(client: OrmqClient, locked: readonly { id: string; type: string }[]): Record<"fail" | "cancel" | "run", string[]> {
+  const out = { fail: [] as string[], cancel: [] as string[], run: [] as string[] };
+  for (const t of locked) {
+    const cls = client.registry.byKey.get(t.type)?.cls as { onDependencyFailure?: unknown } | undefined;
+    const policy = cls?.onDependencyFailure;
+    out[policy === "cancel" || policy === "run" ? policy : "fail"].push(t.id);
+  }
+  return out;
+}
+
+/** A cycle among the tasks of one transaction (an older task cannot depend on a new one). */
+function refuseCycles(tasks: readonly BaseTaskEntity[], edges: readonly { task: BaseTaskEntity; on: string }[]): void {
+  const ids = new Set(tasks.map((t) => String(t.id)));
+  const next = new Map<string, string[]>();
+  for (const e of edges) {
+    if (!ids.has(e.on)) continue;
+    const from = String(e.task.id);
+    next.set(from, [...(next.get(from) ?? []), e.on]);
+  }
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (id: string, path: string[]): void => {
+    if (state.get(id) === "done") return;
+    if (state.get(id) === "visiting") {
+      const cycle = [...path.slice(path.indexOf(id)), id];
+      throw new DependencyError(`dependsOn makes a cycle: task ${cycle.join(" → task ")}`);
+    }
+    state.set(id, "visiting");
+    for (const on of next.get(id) ?? []) visit(on, [...path, id]);
+    state.set(id, "done");
+  };
+  for (const id of next.keys()) visit(id, []);
+}
+
+function isFinished(status: TaskStatus): status is "succeeded" | "failed" | "cancelled" {
+  return status === "succeeded" || status === "failed" || status === "cancelled";
+}
+
+function invalid(name: string, message: string): DependencyError {
+  return new DependencyError(`${name}: ${message}`);
+}
