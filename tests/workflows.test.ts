@@ -2,11 +2,11 @@
  * Workflows, first part: a task's own writes and its children commit with its attempt's success
  * (ctx.transaction, ctx.enqueue), and the parent/children relation.
  */
-import { ChildEntity, Column, Entity, PrimaryGeneratedColumn, type DataSource } from "typeorm";
+import { ChildEntity, Column, Entity, PrimaryGeneratedColumn, type BaseEntity, type DataSource } from "typeorm";
 import { sweepDependencies } from "../src/workflow/dependencies";
 import { AttemptLostError, BaseTaskEntity, DependencyError, enqueueMany, ormqFor, processN, type TaskContext } from "../src";
 import { rescueExpiredTasks, TaskEventEntity } from "../src/admin";
-import { memoryLogger, useTestDatabase, WITH_MARIADB } from "./support/db";
+import { memoryLogger, openDataSource, type TestDb, useTestDatabase, WITH_MARIADB } from "./support/db";
 import { makeAllDue, until } from "./support/helpers";
 
 /** What tasks write in their transactions. */
@@ -273,7 +273,8 @@ describe.each(WITH_MARIADB)("workflows on %s: writes and children commit with th
 
 describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
   let ds: DataSource;
-  useTestDatabase(dialect, (opened) => ({ ds } = opened), entities);
+  let db: TestDb;
+  useTestDatabase(dialect, (opened) => ({ ds, db } = opened), entities);
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });
   const node = (name: string, dependsOn: (BaseTaskEntity | string)[] = [], behaviour: "fail" | null = null) => Node.create({ name, behaviour, dependsOn });
   const statusOf = async (task: { id: string }) => (await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: task.id })).status;
@@ -282,6 +283,24 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
     await ds.query("DELETE FROM ormq_tasks");
     await ds.query("DELETE FROM ormq_task_dependencies");
     started.length = 0;
+  });
+
+  it("a workflow enqueued through another DataSource (another process) is settled by the worker as well (first: this client has enqueued no workflow yet)", async () => {
+    // A client that has not enqueued any workflow itself first reads whether the database holds
+    // dependencies at all (see settler.ts), and then looks after each outcome.
+    const other = await openDataSource(db, entities, { migrationsRun: false }, false);
+    try {
+      const first = await other.getRepository(Node).save(node("first"));
+      const then = await other.getRepository(Node).save(node("then", [first]));
+      expect(await statusOf(then)).toBe("waiting");
+      const summary = await processN(Node, 10, quiet());
+      expect(summary.succeeded).toBe(2);
+      expect(started.map((s) => s.name)).toEqual(["first", "then"]);
+    } finally {
+      await other.destroy();
+      // Opening it bound the entity classes to it (TypeORM's BaseEntity): back to this suite's.
+      for (const cls of [BaseTaskEntity, ...entities]) if (cls.prototype instanceof BaseTaskEntity || cls === BaseTaskEntity) (cls as unknown as typeof BaseEntity).useDataSource(ds);
+    }
   });
 
   it("a task waits until every dependency has succeeded, then runs with their results; tasks saved together may depend on each other", async () => {

@@ -43,6 +43,8 @@ export class OrmqClient {
    * when it commits (see workflow/dependencies.ts).
    */
   readonly pendingDependencies = new WeakMap<QueryRunner, BaseTaskEntity[]>();
+  /** A task with dependencies was enqueued through this client: its workers look for dependents. */
+  dependenciesSeen = false;
   private registryBuilt: TaskRegistry | undefined;
   private prepared = false;
   private waiterMade: ResultWaiter | undefined;

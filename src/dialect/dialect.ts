@@ -114,6 +114,7 @@ export interface Tables {
   controls: string;
   meta: string;
   rateClaims: string;
+  dependencies: string;
 }
 
 /** A worker's row in `ormq_workers` at registration. */

@@ -3,6 +3,7 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { TaskEventEntity } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { ControlEntity, MetaEntity, RateClaimEntity } from "../../entities/ControlEntity";
+import { TaskDependencyEntity } from "../../entities/TaskDependencyEntity";
 import { OrmqConfigurationError } from "../errors";
 import type { Logger } from "../logger";
 import type { Dialect, Tables } from "./dialect";
@@ -52,7 +53,7 @@ export function databaseFileOf(options: DataSourceOptions): string | null {
 
 /** ormq's tables, escaped (and schema-qualified when the entities name a schema) for raw SQL. */
 export function tablesOf(dataSource: DataSource): Tables {
-  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity | typeof ControlEntity | typeof MetaEntity | typeof RateClaimEntity) => {
+  const escaped = (entity: typeof BaseTaskEntity | typeof WorkerEntity | typeof TaskEventEntity | typeof ControlEntity | typeof MetaEntity | typeof RateClaimEntity | typeof TaskDependencyEntity) => {
     const metadata = dataSource.getMetadata(entity);
     return [metadata.schema, metadata.tableName]
       .filter((part): part is string => !!part)
@@ -66,6 +67,7 @@ export function tablesOf(dataSource: DataSource): Tables {
     controls: escaped(ControlEntity),
     meta: escaped(MetaEntity),
     rateClaims: escaped(RateClaimEntity),
+    dependencies: escaped(TaskDependencyEntity),
   };
 }
 

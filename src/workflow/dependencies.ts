@@ -29,6 +29,7 @@ import type { TaskStatus } from "../../entities/status";
 import type { OrmqClient } from "../client/client";
 import { announcementOf } from "../client/announcements";
 import {
+  anyOpenDependents,
   insertDependencies,
   lockWaiting,
   markDependencies,
@@ -82,6 +83,7 @@ export function hasDependencies(task: { dependsOn?: unknown }, name: string): bo
 export async function writeDependencies(client: OrmqClient, m: EntityManager, tasks: readonly BaseTaskEntity[]): Promise<void> {
   const written = tasks.filter((t) => !t.deduplicated && t.id !== undefined && t.id !== null);
   if (written.length === 0) return;
+  client.dependenciesSeen = true;
   const edges: { task: BaseTaskEntity; on: string }[] = [];
   for (const task of written) {
     const seen = new Set<string>();
@@ -120,7 +122,7 @@ export async function writeDependencies(client: OrmqClient, m: EntityManager, ta
 export async function settleDependents(client: OrmqClient, finished: ReadonlyMap<string, Finished>): Promise<string[]> {
   if (finished.size === 0) return [];
   const ds = client.dataSource;
-  if ((await openDependents(ds.manager, [...finished.keys()])).length === 0) return [];
+  if (!(await anyOpenDependents(ds, [...finished.keys()]))) return [];
   const isolation = client.contract.sql.freshReads;
   const run = (m: EntityManager) => settleInTransaction(client, m, finished, null);
   const released = isolation ? await ds.transaction(isolation, run) : await ds.transaction(run);
