@@ -60,6 +60,11 @@ export class Announcements {
     for (const announcement of announcements) waiting.add(announcement);
   }
 
+  /** Tasks that became ready outside any transaction (a workflow's dependents released): announced now. */
+  released(announcements: Iterable<string>): void {
+    for (const announcement of announcements) this.soon(announcement);
+  }
+
   /** `runner`'s transaction committed: what it inserted is announced (not at a savepoint's release). */
   committed(runner: QueryRunner): void {
     const announcements = this.pending.get(runner);

@@ -104,13 +104,6 @@ export interface SqlSpelling {
    * turns on the whole database (SQLite), so there is nothing to lock.
    */
   readonly rowLocks: boolean;
-  /**
-   * The isolation a transaction asks for so that each of its statements sees what committed
-   * before it started: "READ COMMITTED" on MySQL, whose default (REPEATABLE READ) keeps the
-   * transaction's first snapshot; undefined where the default does (PostgreSQL) or one writer
-   * at a time sees everything (SQLite).
-   */
-  readonly freshReads?: "READ COMMITTED";
   /** The parts of one statement, pushing its bound values onto `values` in text order. */
   parts(values: unknown[]): SqlParts;
 }

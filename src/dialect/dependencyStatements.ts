@@ -89,24 +89,54 @@ export async function openDependents(m: EntityManager, finished: readonly string
   return [...found];
 }
 
-/**
- * Of these tasks, the waiting ones, with their type, locked (FOR UPDATE, in id order so that two
- * transactions lock them in the same order) where rows lock: a second completion touching the
- * same dependents waits here until the first commits, and its next statements then see the
- * first's edges marked.
- */
-export async function lockWaiting(m: EntityManager, ids: readonly string[]): Promise<{ id: string; type: string }[]> {
+/** Every open edge to one of `dependencies` becomes `state`. */
+export async function markEdgesTo(m: EntityManager, dependencies: readonly string[], state: DependencyState): Promise<void> {
+  for (const part of chunks(dependencies)) {
+    await m.createQueryBuilder().update(TaskDependencyEntity).set({ state }).where("depends_on IN (:...deps) AND state = 'open'", { deps: part }).execute();
+  }
+}
+
+/** Of these tasks, the waiting ones, with their type. */
+export async function waitingTypes(m: EntityManager, ids: readonly string[]): Promise<{ id: string; type: string }[]> {
   const out: { id: string; type: string }[] = [];
-  const locks = contractOf(m.connection).sql.rowLocks;
-  for (const part of chunks([...ids].sort(byId))) {
-    const query = m
+  for (const part of chunks(ids)) {
+    const rows = await m
       .getRepository(BaseTaskEntity)
       .createQueryBuilder("t")
       .select(["t.id AS id", "t.type AS type"])
       .where("t.id IN (:...ids) AND t.status = 'waiting'", { ids: part })
-      .orderBy("t.id");
-    if (locks) query.setLock("pessimistic_write");
-    for (const row of await query.getRawMany<{ id: string | number; type: string }>()) out.push({ id: String(row.id), type: row.type });
+      .getRawMany<{ id: string | number; type: string }>();
+    for (const row of rows) out.push({ id: String(row.id), type: row.type });
+  }
+  return out;
+}
+
+/**
+ * Of these tasks, the waiting ones with no open edge become pending, by one guarded UPDATE that
+ * checks both in the same statement (served by the `(task_id, state)` index). Returns those it
+ * released (with their queue and type, for the wake-up): read back among the tasks now pending,
+ * so a task another worker released at the same moment may be among them, which only wakes a
+ * worker once more.
+ */
+export async function releaseReady(m: EntityManager, ids: readonly string[], now: Date): Promise<{ id: string; queue: string; type: string }[]> {
+  const tables = tablesOf(m.connection);
+  const out: { id: string; queue: string; type: string }[] = [];
+  for (const part of chunks(ids)) {
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ status: "pending", updatedAt: now })
+      .where(`id IN (:...ids) AND status = 'waiting' AND NOT EXISTS (SELECT 1 FROM ${tables.dependencies} d WHERE d.task_id = ${tables.tasks}.id AND d.state = 'open')`, { ids: part })
+      .updateEntity(false)
+      .execute();
+    if (!result.affected) continue;
+    const rows = await m
+      .getRepository(BaseTaskEntity)
+      .createQueryBuilder("t")
+      .select(["t.id AS id", "t.queue AS queue", "t.type AS type"])
+      .where("t.id IN (:...ids) AND t.status = 'pending'", { ids: part })
+      .getRawMany<{ id: string | number; queue: string; type: string }>();
+    out.push(...rows.map((r) => ({ id: String(r.id), queue: r.queue, type: r.type })));
   }
   return out;
 }
@@ -124,37 +154,6 @@ export async function markDependencies(m: EntityManager, dependents: readonly st
         .execute();
     }
   }
-}
-
-/** Of these tasks, those left with no open edge (the caller holds their locks, so this stands). */
-export async function withoutOpenDependencies(m: EntityManager, ids: readonly string[]): Promise<string[]> {
-  const open = new Set<string>();
-  for (const part of chunks(ids)) {
-    const rows = await m
-      .getRepository(TaskDependencyEntity)
-      .createQueryBuilder("d")
-      .select("DISTINCT d.task_id", "task_id")
-      .where("d.task_id IN (:...ids) AND d.state = 'open'", { ids: part })
-      .getRawMany<{ task_id: string | number }>();
-    for (const row of rows) open.add(String(row.task_id));
-  }
-  return ids.filter((id) => !open.has(id));
-}
-
-/** Waiting tasks become pending. Returns how many did. */
-export async function releaseWaiting(m: EntityManager, ids: readonly string[], now: Date): Promise<number> {
-  let released = 0;
-  for (const part of chunks(ids)) {
-    const result = await m
-      .createQueryBuilder()
-      .update(BaseTaskEntity)
-      .set({ status: "pending", updatedAt: now })
-      .where("id IN (:...ids) AND status = 'waiting'", { ids: part })
-      .updateEntity(false)
-      .execute();
-    released += result.affected ?? 0;
-  }
-  return released;
 }
 
 /** Waiting tasks end `status` (failed or cancelled) without running, `lastError` saying why. */
@@ -216,24 +215,4 @@ export async function openEdges(m: EntityManager, tasks: readonly string[], on: 
     }
   }
   return out;
-}
-
-/** The queue of each of these tasks. */
-export async function queuesOf(m: EntityManager, ids: readonly string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const part of chunks(ids)) {
-    const rows = await m
-      .getRepository(BaseTaskEntity)
-      .createQueryBuilder("t")
-      .select(["t.id AS id", "t.queue AS queue"])
-      .where("t.id IN (:...ids)", { ids: part })
-      .getRawMany<{ id: string | number; queue: string }>();
-    for (const r of rows) out.set(String(r.id), r.queue);
-  }
-  return out;
-}
-
-/** Ids in numeric order (decimal text of 64-bit integers). */
-function byId(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }

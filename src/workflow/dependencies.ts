@@ -9,11 +9,9 @@
  *   beforeTransactionCommit, so that tasks saved together may depend on each other), after the
  *   dependencies' rows were read with a share lock: a dependency cannot finish unseen meanwhile.
  *   A dependency that does not exist, or a cycle, is refused there, and nothing commits.
- * - When a task finishes, its worker settles its dependents in a short transaction right after
- *   the outcome is written (`settleDependents`): it locks the waiting dependents (in id order),
- *   marks the edges, and releases those left with no open edge. Two dependencies that finish at
- *   once are serialised by those locks, and the second, running its statements after the first
- *   committed, sees both edges marked: the last one to finish releases the dependent.
+ * - When a task finishes, its worker settles its dependents right after the outcome is written
+ *   (`settleDependents`): it marks their edges, then releases those left with no open edge, in a
+ *   guarded statement that checks it (see settle() for why the last to finish always does).
  * - A crash between an outcome and that transaction leaves open edges to a finished task: the
  *   maintenance sweep settles them (`sweepDependencies`).
  *
@@ -23,7 +21,7 @@
  * release follows the outcome within milliseconds; nothing runs before its dependencies' outcomes
  * are committed.
  */
-import type { EntityManager, QueryRunner } from "typeorm";
+import type { EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import type { OrmqClient } from "../client/client";
@@ -31,16 +29,15 @@ import { announcementOf } from "../client/announcements";
 import {
   anyOpenDependents,
   insertDependencies,
-  lockWaiting,
   markDependencies,
+  markEdgesTo,
   openDependents,
   openEdges,
-  queuesOf,
-  releaseWaiting,
+  releaseReady,
   settleWaiting,
   staleOpenDependencies,
   taskStatuses,
-  withoutOpenDependencies,
+  waitingTypes,
   type DependencyRow,
 } from "../dialect/dependencyStatements";
 import { DependencyError } from "../errors";
@@ -107,26 +104,22 @@ export async function writeDependencies(client: OrmqClient, m: EntityManager, ta
   // Those already finished settle their new dependents now, as if they had just finished.
   const finished = new Map<string, Finished>();
   for (const [id, status] of statuses) if (isFinished(status)) finished.set(id, status);
-  if (finished.size > 0) await settleInTransaction(client, m, finished, now);
+  if (finished.size > 0) await settle(client, m, finished, now);
   // And a task whose every dependency had succeeded is ready at once.
-  const waiting = written.map((t) => String(t.id));
-  const ready = await withoutOpenDependencies(m, waiting);
-  if (ready.length > 0) await releaseWaiting(m, ready, now);
+  await releaseReady(m, written.map((t) => String(t.id)), now);
 }
 
 /**
- * After outcomes were written: settles the dependents of these finished tasks, in a transaction
- * of its own. Cheap when nothing depends on them (one read, no transaction). Returns the ids it
- * released to the queue.
+ * After outcomes were written: settles the dependents of these finished tasks, each statement
+ * committing on its own (see settle). Cheap when nothing depends on them (one read). Returns the
+ * ids it released to the queue.
  */
 export async function settleDependents(client: OrmqClient, finished: ReadonlyMap<string, Finished>): Promise<string[]> {
   if (finished.size === 0) return [];
   const ds = client.dataSource;
   if (!(await anyOpenDependents(ds, [...finished.keys()]))) return [];
-  const isolation = client.contract.sql.freshReads;
-  const run = (m: EntityManager) => settleInTransaction(client, m, finished, null);
-  const released = isolation ? await ds.transaction(isolation, run) : await ds.transaction(run);
-  return released;
+  // Each statement on its own, not in a transaction: see settle().
+  return settle(client, ds.manager, finished, null);
 }
 
 /**
@@ -143,63 +136,77 @@ export async function sweepDependencies(client: OrmqClient, limit = SETTLE_BATCH
 }
 
 /**
- * Settles the open dependents of `finished` in `m`'s transaction, and in turn the dependents of
- * those a failure settled, round by round. Returns the ids released to the queue.
+ * Settles the open dependents of `finished` on `m`, and in turn those a failure settled, round by
+ * round. Returns the ids released to the queue.
+ *
+ * Without row locks, so that no row is hot (a batch's callback that a hundred thousand tasks lead
+ * to is never locked by their completions): the edges are marked first, and a dependent is
+ * released by one guarded UPDATE that checks in the same statement that none of its edges is open
+ * (`releaseReady`). On the worker's path each statement commits on its own, so that check runs
+ * after this worker's marks are committed and sees every mark committed before it: of two
+ * dependencies finishing at once, whichever checks last sees both marks, and releases the
+ * dependent; the other's release finds it no longer waiting. At enqueue it all runs in the
+ * enqueuing transaction, over that transaction's own new tasks.
  */
-async function settleInTransaction(client: OrmqClient, m: EntityManager, first: ReadonlyMap<string, Finished>, at: Date | null): Promise<string[]> {
+async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<string, Finished>, at: Date | null): Promise<string[]> {
   const now = at ?? new Date(await client.clock.now(m.queryRunner));
   const released: string[] = [];
   let round = first;
   while (round.size > 0) {
     const next = new Map<string, Finished>();
-    const dependents = await openDependents(m, [...round.keys()]);
-    for (let i = 0; i < dependents.length; i += SETTLE_BATCH) {
-      const slice = dependents.slice(i, i + SETTLE_BATCH);
-      const locked = await lockWaiting(m, slice);
-      // A dependent that no longer waits (cancelled, or settled by another dependency) has its
-      // edges to these closed, so that the sweep does not find them again.
-      const lockedIds = new Set(locked.map((t) => t.id));
-      await markDependencies(m, slice.filter((id) => !lockedIds.has(id)), [...round.keys()], "settled");
-      if (locked.length === 0) continue;
-      const byPolicy = groupByPolicy(client, locked);
-      const succeeded = [...round].filter(([, how]) => how === "succeeded").map(([id]) => id);
-      const failedOnes = [...round].filter(([, how]) => how !== "succeeded");
-      const failedIds = failedOnes.map(([id]) => id);
-      // A success meets every edge to it; a failure meets the edges of dependents that run anyway.
-      await markDependencies(m, locked.map((t) => t.id), succeeded, "met");
-      await markDependencies(m, byPolicy.run, failedIds, "met");
-      // The others are settled by the failure: failed or cancelled, without running, each naming
-      // the dependency that settled it.
+    const ids = [...round.keys()];
+    const dependents = await openDependents(m, ids);
+    if (dependents.length === 0) break;
+    const succeeded = ids.filter((id) => round.get(id) === "succeeded");
+    const failed = ids.filter((id) => round.get(id) !== "succeeded");
+    // A success meets every edge to it.
+    await markEdgesTo(m, succeeded, "met");
+    if (failed.length > 0) {
+      const edges = await openEdges(m, dependents, failed);
+      const hit = [...new Set(edges.map((e) => e.task))];
+      const waiting = await waitingTypes(m, hit);
+      const byPolicy = groupByPolicy(client, waiting);
+      // A dependent that no longer waits has its edges to these closed, so the sweep leaves them.
+      const stillWaiting = new Set(waiting.map((t) => t.id));
+      await markDependencies(m, hit.filter((id) => !stillWaiting.has(id)), failed, "settled");
+      // A failure meets the edges of dependents that run anyway.
+      await markDependencies(m, byPolicy.run, failed, "met");
+      // The others are settled by it, failed or cancelled without running, each naming the
+      // dependency that settled it.
       for (const how of ["fail", "cancel"] as const) {
-        if (byPolicy[how].length === 0 || failedIds.length === 0) continue;
-        const causeOf = new Map<string, string>();
-        for (const edge of await openEdges(m, byPolicy[how], failedIds)) if (!causeOf.has(edge.task)) causeOf.set(edge.task, edge.on);
+        const chosen = new Set(byPolicy[how]);
+        if (chosen.size === 0) continue;
         const byCause = new Map<string, string[]>();
-        for (const [task, cause] of causeOf) byCause.set(cause, [...(byCause.get(cause) ?? []), task]);
+        const seen = new Set<string>();
+        for (const e of edges) {
+          if (!chosen.has(e.task) || seen.has(e.task)) continue;
+          seen.add(e.task);
+          byCause.set(e.on, [...(byCause.get(e.on) ?? []), e.task]);
+        }
         const status = how === "fail" ? "failed" : "cancelled";
         for (const [cause, tasks] of byCause) {
           const what = round.get(cause);
           const lastError = `DependencyFailedError: task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
-          await markDependencies(m, tasks, failedIds, "settled");
+          await markDependencies(m, tasks, failed, "settled");
           await settleWaiting(m, tasks, status, lastError, now);
           for (const id of tasks) next.set(id, status);
         }
       }
-      const ready = await withoutOpenDependencies(m, locked.map((t) => t.id).filter((id) => !next.has(id)));
-      if (ready.length > 0) {
-        await releaseWaiting(m, ready, now);
-        released.push(...ready);
-        const types = new Map(locked.map((t) => [t.id, t.type]));
-        const queued = await queuesOf(m, ready);
-        client.announcements.inserted(m.queryRunner as QueryRunner, ready.map((id) => announcementOf(queued.get(id) ?? "default", types.get(id) ?? "")));
-      }
+    }
+    const ready = await releaseReady(m, dependents.filter((id) => !next.has(id)), now);
+    if (ready.length > 0) {
+      released.push(...ready.map((t) => t.id));
+      const announcements = ready.map((t) => announcementOf(t.queue, t.type));
+      // In the enqueue's transaction: at its commit; on the worker's path, now.
+      if (m.queryRunner?.isTransactionActive) client.announcements.inserted(m.queryRunner, announcements);
+      else client.announcements.released(announcements);
     }
     round = next;
   }
   return released;
 }
 
-/** The class policies of these locked dependents ("fail" for a type this process does not know). */
+/** The class policies of these waiting dependents ("fail" for a type this process does not know). */
 function groupByPolicy(client: OrmqClient, locked: readonly { id: string; type: string }[]): Record<"fail" | "cancel" | "run", string[]> {
   const out = { fail: [] as string[], cancel: [] as string[], run: [] as string[] };
   for (const t of locked) {

@@ -20,7 +20,6 @@ export const mysqlSql: SqlSpelling = {
   escape,
   intDiv: (a, b) => `(${a}) DIV (${b})`,
   rowLocks: true,
-  freshReads: "READ COMMITTED",
   parts: (values) => {
     const marks = (list: readonly unknown[]) => {
       values.push(...list);
