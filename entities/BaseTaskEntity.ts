@@ -17,6 +17,13 @@ import { epochMillis } from "./transformers";
  */
 export const SUBSCRIBER_SAW: unique symbol = Symbol("ormq.subscriberSaw");
 
+/**
+ * What a task's dependencies must do before it runs: "success" (`dependsOn`), or only "finish",
+ * whatever their outcome (a batch's `onComplete`, see enqueueBatch). Kept on the task until its
+ * edges are written.
+ */
+export const WAITS_FOR: unique symbol = Symbol("ormq.waitsFor");
+
 /** Where `delay()` keeps its delay until insert, when it becomes `runAt` by the database clock. */
 export const DELAY_MS: unique symbol = Symbol("ormq.delayMs");
 
@@ -265,6 +272,9 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * `onDependencyFailure`. Written to `ormq_task_dependencies` when the enqueue commits.
    */
   dependsOn?: readonly (BaseTaskEntity | string)[];
+
+  /** Not a column: what its dependencies must do (see WAITS_FOR); "success" unless enqueueBatch says. */
+  [WAITS_FOR]?: "success" | "finish";
 
   /** Not a column: the delay given to `delay()`, turned into `runAt` at insert. */
   [DELAY_MS]?: number;

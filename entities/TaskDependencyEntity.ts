@@ -1,11 +1,14 @@
 import { BaseEntity, Column, Entity, Index, PrimaryColumn } from "typeorm";
 
+/** Where a dependency stands: `open` until its task finishes, then what became of that task. */
+export type DependencyState = "open" | "succeeded" | "failed" | "cancelled" | "deleted";
+
 /**
- * Where a dependency stands: `open` until its task finishes; `met` once it succeeded (or, for a
- * dependent whose class runs anyway, once it failed or was cancelled); `settled` when its failure
- * settled the dependent (failed or cancelled it).
+ * What the dependent waits for: its dependency's success (`dependsOn`; a failure settles the
+ * dependent by its class's `onDependencyFailure`), or only its end, whatever it was (a batch's
+ * `onComplete`).
  */
-export type DependencyState = "open" | "met" | "settled";
+export type DependencyKind = "success" | "finish";
 
 /**
  * One edge of a workflow: task `taskId` waits for task `dependsOn` (`Task.create({ dependsOn })`).
@@ -29,4 +32,7 @@ export class TaskDependencyEntity extends BaseEntity {
 
   @Column({ type: "varchar", length: 16, default: "open" })
   state!: DependencyState;
+
+  @Column({ type: "varchar", length: 16, default: "success" })
+  kind!: DependencyKind;
 }

@@ -21,6 +21,7 @@ export class OrmqWorkflows1764900000000 implements MigrationInterface {
           { name: "task_id", type: "bigint", isPrimary: true },
           { name: "depends_on", type: "bigint", isPrimary: true },
           { name: "state", type: "varchar", length: "16", default: "'open'" },
+          { name: "kind", type: "varchar", length: "16", default: "'success'" },
         ],
       }),
     );

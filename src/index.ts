@@ -18,10 +18,11 @@ export type { ConcurrencyLimitOption, RateLimitOption, ScheduleOption, CatchUp }
 
 // Enqueueing, running, waiting.
 export { enqueueMany, type EnqueueManyOptions } from "./enqueue/enqueueMany";
+export { enqueueBatch, type EnqueueBatchOptions, type EnqueuedBatch } from "./workflow/batch";
 export { processOne, processN, processForever } from "./worker/run";
 export type { WorkerOptions, AttemptFinished } from "./worker/options";
 export type { ProcessSummary } from "./worker/worker";
-export { TaskLogger, TaskContextToken, type TaskContext, type TaskInstance } from "./worker/context";
+export { TaskLogger, TaskContextToken, type TaskContext, type TaskInstance, type DependencyCounts } from "./worker/context";
 export type { Logger } from "./logger";
 export { waitForResult, waitForResults, type WaitForResultOptions } from "./tasks/waitForResult";
 export type { WaitOptions, WaitResult, TaskProgress } from "../entities/operations";

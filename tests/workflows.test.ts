@@ -4,8 +4,8 @@
  */
 import { ChildEntity, Column, Entity, PrimaryGeneratedColumn, type BaseEntity, type DataSource } from "typeorm";
 import { sweepDependencies } from "../src/workflow/dependencies";
-import { AttemptLostError, BaseTaskEntity, DependencyError, enqueueMany, ormqFor, processN, type TaskContext } from "../src";
-import { rescueExpiredTasks, TaskEventEntity } from "../src/admin";
+import { AttemptLostError, BaseTaskEntity, DependencyError, enqueueBatch, enqueueMany, ormqFor, processN, type TaskContext } from "../src";
+import { cancelTask, rescueExpiredTasks, TaskEventEntity } from "../src/admin";
 import { memoryLogger, openDataSource, type TestDb, useTestDatabase, WITH_MARIADB } from "./support/db";
 import { makeAllDue, until } from "./support/helpers";
 
@@ -136,7 +136,17 @@ class RunAnywayNode extends Node {
   static onDependencyFailure = "run" as const;
 }
 
-const entities = [Ledger, Step, FanOut, Transfer, EphemeralTransfer, BadChildren, Node, CancelNode, RunAnywayNode];
+/** A batch's callback: returns its counts (its class keeps the default "fail" policy: a batch's edges wait only for the end). */
+@ChildEntity("wf_batch_done")
+class BatchDone extends BaseTaskEntity {
+  static runs = 0;
+  async run(ctx: TaskContext) {
+    BatchDone.runs++;
+    return ctx.dependencyCounts();
+  }
+}
+
+const entities = [Ledger, Step, FanOut, Transfer, EphemeralTransfer, BadChildren, Node, CancelNode, RunAnywayNode, BatchDone];
 
 describe.each(WITH_MARIADB)("workflows on %s: writes and children commit with the attempt's success", (dialect) => {
   let ds: DataSource;
@@ -399,5 +409,20 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
     expect(one.succeeded + two.succeeded).toBe(121);
     expect(await statusOf(last)).toBe("succeeded");
     expect(started.at(-1)).toEqual({ name: "last", dependenciesDone: true });
+  });
+
+  it("a batch's callback runs once, after every task of the batch finished, whatever their outcome, with the counts", async () => {
+    BatchDone.runs = 0;
+    const tasks = [node("b1"), node("b2"), node("b3", [], "fail"), node("b4"), node("b5")];
+    const batch = await enqueueBatch(tasks, { dataSource: ds, onComplete: BatchDone.create({}) });
+    expect(batch.ids).toEqual(tasks.map((t) => t.id));
+    expect(await statusOf({ id: batch.onCompleteId! })).toBe("waiting");
+    expect((await cancelTask(tasks[4].id, { dataSource: ds })).outcome).toBe("cancelled");
+    await processN(Node, 10, quiet());
+    expect(await statusOf({ id: batch.onCompleteId! })).toBe("pending");
+    await processN(BatchDone, 10, quiet());
+    expect(BatchDone.runs).toBe(1);
+    const done = await ds.getRepository(BatchDone).findOneByOrFail({ id: batch.onCompleteId! });
+    expect(done.result).toEqual({ open: 0, succeeded: 3, failed: 1, cancelled: 1, deleted: 0 });
   });
 });

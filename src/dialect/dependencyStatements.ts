@@ -7,7 +7,7 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
-import { TaskDependencyEntity, type DependencyState } from "../../entities/TaskDependencyEntity";
+import { TaskDependencyEntity, type DependencyKind, type DependencyState } from "../../entities/TaskDependencyEntity";
 import { contractOf, tablesOf } from "./index";
 
 /** Ids per statement: far below every database's parameter limit. */
@@ -25,6 +25,7 @@ export interface DependencyRow {
   taskId: string;
   dependsOn: string;
   state: DependencyState;
+  kind: DependencyKind;
 }
 
 /**
@@ -141,21 +142,6 @@ export async function releaseReady(m: EntityManager, ids: readonly string[], now
   return out;
 }
 
-/** The open edges from `dependents` to `dependencies` become `state`. */
-export async function markDependencies(m: EntityManager, dependents: readonly string[], dependencies: readonly string[], state: DependencyState): Promise<void> {
-  if (dependents.length === 0 || dependencies.length === 0) return;
-  for (const part of chunks(dependencies)) {
-    for (const of of chunks(dependents)) {
-      await m
-        .createQueryBuilder()
-        .update(TaskDependencyEntity)
-        .set({ state })
-        .where("depends_on IN (:...deps) AND task_id IN (:...of) AND state = 'open'", { deps: part, of })
-        .execute();
-    }
-  }
-}
-
 /** Waiting tasks end `status` (failed or cancelled) without running, `lastError` saying why. */
 export async function settleWaiting(m: EntityManager, ids: readonly string[], status: "failed" | "cancelled", lastError: string, now: Date): Promise<number> {
   let settled = 0;
@@ -189,6 +175,20 @@ export async function staleOpenDependencies(m: EntityManager, limit: number): Pr
   return rows.map((r) => ({ dependsOn: String(r.depends_on), status: r.status ?? null }));
 }
 
+/** How many of a task's dependencies stand in each state (a batch's counts). */
+export async function dependencyCounts(m: EntityManager, taskId: string): Promise<Record<DependencyState, number>> {
+  const counts: Record<DependencyState, number> = { open: 0, succeeded: 0, failed: 0, cancelled: 0, deleted: 0 };
+  const rows = await m
+    .getRepository(TaskDependencyEntity)
+    .createQueryBuilder("d")
+    .select(["d.state AS state", "COUNT(*) AS n"])
+    .where("d.task_id = :taskId", { taskId })
+    .groupBy("d.state")
+    .getRawMany<{ state: DependencyState; n: string | number }>();
+  for (const row of rows) if (row.state in counts) counts[row.state] = Number(row.n);
+  return counts;
+}
+
 /** The tasks `taskId` depends on, each of its own class, in id order. */
 export async function dependenciesOf(m: EntityManager, taskId: string): Promise<BaseTaskEntity[]> {
   const edges = await m.getRepository(TaskDependencyEntity).find({ where: { taskId }, order: { dependsOn: "ASC" } });
@@ -201,17 +201,17 @@ export async function dependenciesOf(m: EntityManager, taskId: string): Promise<
 }
 
 /** Which of `tasks` have an open edge to one of `on`, edge by edge. */
-export async function openEdges(m: EntityManager, tasks: readonly string[], on: readonly string[]): Promise<{ task: string; on: string }[]> {
-  const out: { task: string; on: string }[] = [];
+export async function openEdges(m: EntityManager, tasks: readonly string[], on: readonly string[]): Promise<{ task: string; on: string; kind: DependencyKind }[]> {
+  const out: { task: string; on: string; kind: DependencyKind }[] = [];
   for (const part of chunks(on)) {
     for (const of of chunks(tasks)) {
       const rows = await m
         .getRepository(TaskDependencyEntity)
         .createQueryBuilder("d")
-        .select(["d.task_id AS task_id", "d.depends_on AS depends_on"])
+        .select(["d.task_id AS task_id", "d.depends_on AS depends_on", "d.kind AS kind"])
         .where("d.task_id IN (:...of) AND d.depends_on IN (:...on) AND d.state = 'open'", { of, on: part })
-        .getRawMany<{ task_id: string | number; depends_on: string | number }>();
-      out.push(...rows.map((r) => ({ task: String(r.task_id), on: String(r.depends_on) })));
+        .getRawMany<{ task_id: string | number; depends_on: string | number; kind: DependencyKind }>();
+      out.push(...rows.map((r) => ({ task: String(r.task_id), on: String(r.depends_on), kind: r.kind })));
     }
   }
   return out;

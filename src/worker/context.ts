@@ -54,6 +54,11 @@ export interface TaskContext {
    */
   dependencies<T extends TaskInstance = TaskInstance>(): Promise<T[]>;
   /**
+   * How many of this task's dependencies ended each way (`open`: not yet), counted from the edges
+   * without loading the tasks: a batch's callback's counts (see enqueueBatch).
+   */
+  dependencyCounts(): Promise<DependencyCounts>;
+  /**
    * Resolves a service from this attempt's container: a child of the container given to the
    * worker (`{ container }`; tsyringe's root container by default), in which `EntityManager`,
    * `DataSource`, `TaskLogger` and `TaskContextToken` are registered for this attempt.
@@ -76,6 +81,16 @@ function remoteCommit(what: string): AttemptCommitError {
 export interface TaskInstance {
   readonly id: string;
   run(ctx: TaskContext): unknown;
+}
+
+/** How many of a task's dependencies stand each way. */
+export interface DependencyCounts {
+  open: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  /** Deleted before they finished (or after, by a class that keeps no succeeded tasks: those count as succeeded when their worker settled them). */
+  deleted: number;
 }
 
 /** An attempt's transactional commit, as the context uses it (implemented by attemptCommit.ts). */
@@ -125,6 +140,8 @@ interface ContextFields {
   commit?: (task: TaskInstance) => AttemptWrites;
   /** Reads a task's dependencies (see workflow/dependencies.ts): one function per worker. */
   dependencies?: (taskId: string) => Promise<TaskInstance[]>;
+  /** Counts a task's dependencies by how they ended: one function per worker. */
+  dependencyCounts?: (taskId: string) => Promise<DependencyCounts>;
 }
 
 /** What a progress reporter knows of its attempt. */
@@ -249,6 +266,11 @@ class AttemptContext implements TaskContext {
   get dependencies(): TaskContext["dependencies"] {
     const read = this.fields.dependencies;
     return <T extends TaskInstance>() => (read ? (read(this.fields.taskId ?? "0") as Promise<T[]>) : Promise.resolve([] as T[]));
+  }
+
+  get dependencyCounts(): TaskContext["dependencyCounts"] {
+    const count = this.fields.dependencyCounts;
+    return () => (count ? count(this.fields.taskId ?? "0") : Promise.resolve({ open: 0, succeeded: 0, failed: 0, cancelled: 0, deleted: 0 }));
   }
 
   get children(): TaskContext["children"] {

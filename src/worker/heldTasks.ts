@@ -12,7 +12,7 @@ import { AttemptCommit } from "./attemptCommit";
 import { attemptCommitOf, createTaskContext, flushProgress, scheduledForOf, type ProgressOwner, type TaskInstance } from "./context";
 import { AttemptProgress } from "./progress";
 import { writeProgress } from "../dialect/taskWrites";
-import { dependenciesOf } from "../dialect/dependencyStatements";
+import { dependenciesOf, dependencyCounts } from "../dialect/dependencyStatements";
 import { executeAttempt } from "./executor";
 import type { WakeKind } from "./doze";
 import { hydrate } from "./hydrate";
@@ -283,6 +283,7 @@ export class HeldTasks {
       task,
       commit: this.attemptCommit,
       dependencies: this.readDependencies,
+      dependencyCounts: this.countDependencies,
     });
     const cls = type.cls;
     const { events, middleware } = this.deps;
@@ -362,8 +363,9 @@ export class HeldTasks {
     })();
   }
 
-  /** A task's dependencies, for ctx.dependencies(). */
+  /** A task's dependencies, for ctx.dependencies(), and their counts, for ctx.dependencyCounts(). */
   private readonly readDependencies = (taskId: string) => dependenciesOf(this.deps.options.dataSource.manager, taskId);
+  private readonly countDependencies = (taskId: string) => dependencyCounts(this.deps.options.dataSource.manager, taskId);
 
   /** An attempt's transactional commit, made when run() first uses ctx.transaction or ctx.enqueue. */
   private readonly attemptCommit = (task: TaskInstance) => new AttemptCommit(this.deps.options.dataSource, task as BaseTaskEntity, this.deps.workerId);

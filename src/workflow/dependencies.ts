@@ -22,14 +22,13 @@
  * are committed.
  */
 import type { EntityManager } from "typeorm";
-import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
+import { BaseTaskEntity, WAITS_FOR } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import type { OrmqClient } from "../client/client";
 import { announcementOf } from "../client/announcements";
 import {
   anyOpenDependents,
   insertDependencies,
-  markDependencies,
   markEdgesTo,
   openDependents,
   openEdges,
@@ -98,7 +97,7 @@ export async function writeDependencies(client: OrmqClient, m: EntityManager, ta
     if (!statuses.has(edge.on)) throw invalid(edge.task.constructor.name, `dependsOn: task ${edge.on} does not exist`);
   }
   // Tasks of this same transaction are read as inserted (waiting, or pending): open edges.
-  const rows: DependencyRow[] = edges.map((e) => ({ taskId: String(e.task.id), dependsOn: e.on, state: "open" }));
+  const rows: DependencyRow[] = edges.map((e) => ({ taskId: String(e.task.id), dependsOn: e.on, state: "open", kind: e.task[WAITS_FOR] ?? "success" }));
   await insertDependencies(m, rows);
   const now = new Date(await client.clock.now(m.queryRunner));
   // Those already finished settle their new dependents now, as if they had just finished.
@@ -157,40 +156,32 @@ async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<s
     const ids = [...round.keys()];
     const dependents = await openDependents(m, ids);
     if (dependents.length === 0) break;
-    const succeeded = ids.filter((id) => round.get(id) === "succeeded");
     const failed = ids.filter((id) => round.get(id) !== "succeeded");
-    // A success meets every edge to it.
-    await markEdgesTo(m, succeeded, "met");
+    // The open edges to failed dependencies, read before they are marked.
+    const edges = failed.length > 0 ? await openEdges(m, dependents, failed) : [];
+    // Every open edge to these records what became of its dependency.
+    for (const outcome of ["succeeded", "failed", "cancelled", "deleted"] as const) {
+      await markEdgesTo(m, ids.filter((id) => round.get(id) === outcome), outcome);
+    }
     if (failed.length > 0) {
-      const edges = await openEdges(m, dependents, failed);
-      const hit = [...new Set(edges.map((e) => e.task))];
-      const waiting = await waitingTypes(m, hit);
-      const byPolicy = groupByPolicy(client, waiting);
-      // A dependent that no longer waits has its edges to these closed, so the sweep leaves them.
-      const stillWaiting = new Set(waiting.map((t) => t.id));
-      await markDependencies(m, hit.filter((id) => !stillWaiting.has(id)), failed, "settled");
-      // A failure meets the edges of dependents that run anyway.
-      await markDependencies(m, byPolicy.run, failed, "met");
-      // The others are settled by it, failed or cancelled without running, each naming the
-      // dependency that settled it.
-      for (const how of ["fail", "cancel"] as const) {
-        const chosen = new Set(byPolicy[how]);
-        if (chosen.size === 0) continue;
-        const byCause = new Map<string, string[]>();
-        const seen = new Set<string>();
-        for (const e of edges) {
-          if (!chosen.has(e.task) || seen.has(e.task)) continue;
-          seen.add(e.task);
-          byCause.set(e.on, [...(byCause.get(e.on) ?? []), e.task]);
-        }
-        const status = how === "fail" ? "failed" : "cancelled";
-        for (const [cause, tasks] of byCause) {
-          const what = round.get(cause);
-          const lastError = `DependencyFailedError: task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
-          await markDependencies(m, tasks, failed, "settled");
-          await settleWaiting(m, tasks, status, lastError, now);
-          for (const id of tasks) next.set(id, status);
-        }
+      // A dependent that waits for a dependency's success is settled by its failure (failed or
+      // cancelled, without running, naming the dependency), unless its class runs anyway; one
+      // that waits only for its end (a batch's callback) goes on waiting for the others.
+      const policyOf = new Map((await waitingTypes(m, [...new Set(edges.map((e) => e.task))])).map((t) => [t.id, dependencyPolicy(client, t.type)]));
+      const settleAs = new Map<string, { status: "failed" | "cancelled"; cause: string }>();
+      for (const e of edges) {
+        const policy = policyOf.get(e.task);
+        if (policy === undefined || policy === "run" || e.kind === "finish" || settleAs.has(e.task)) continue;
+        settleAs.set(e.task, { status: policy === "cancel" ? "cancelled" : "failed", cause: e.on });
+      }
+      const groups = new Map<string, string[]>();
+      for (const [task, { status, cause }] of settleAs) groups.set(`${status} ${cause}`, [...(groups.get(`${status} ${cause}`) ?? []), task]);
+      for (const [key, tasks] of groups) {
+        const [status, cause] = key.split(" ") as ["failed" | "cancelled", string];
+        const what = round.get(cause);
+        const lastError = `DependencyFailedError: task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
+        await settleWaiting(m, tasks, status, lastError, now);
+        for (const id of tasks) next.set(id, status);
       }
     }
     const ready = await releaseReady(m, dependents.filter((id) => !next.has(id)), now);
@@ -206,15 +197,10 @@ async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<s
   return released;
 }
 
-/** The class policies of these waiting dependents ("fail" for a type this process does not know). */
-function groupByPolicy(client: OrmqClient, locked: readonly { id: string; type: string }[]): Record<"fail" | "cancel" | "run", string[]> {
-  const out = { fail: [] as string[], cancel: [] as string[], run: [] as string[] };
-  for (const t of locked) {
-    const cls = client.registry.byKey.get(t.type)?.cls as { onDependencyFailure?: unknown } | undefined;
-    const policy = cls?.onDependencyFailure;
-    out[policy === "cancel" || policy === "run" ? policy : "fail"].push(t.id);
-  }
-  return out;
+/** A type's `onDependencyFailure` ("fail" for a type this process does not know). */
+function dependencyPolicy(client: OrmqClient, type: string): "fail" | "cancel" | "run" {
+  const policy = (client.registry.byKey.get(type)?.cls as { onDependencyFailure?: unknown } | undefined)?.onDependencyFailure;
+  return policy === "cancel" || policy === "run" ? policy : "fail";
 }
 
 /** A cycle among the tasks of one transaction (an older task cannot depend on a new one). */

@@ -12,7 +12,7 @@ import type { Logger } from "../../logger";
 import { loadDataSourceModule } from "../../moduleLoader";
 import { TaskRegistry } from "../../registry";
 import { createTaskContext, scheduledForOf } from "../context";
-import { dependenciesOf } from "../../dialect/dependencyStatements";
+import { dependenciesOf, dependencyCounts } from "../../dialect/dependencyStatements";
 import { hydrate } from "../hydrate";
 import { checkProgress } from "../progress";
 import { toRecord, type LogLine, type ProgressLine, type RemoteReply, type RemoteTask } from "./messages";
@@ -51,6 +51,7 @@ export class RemoteRuntime {
         attempt: message.attempt,
         taskId: task.id,
         dependencies: (id) => dependenciesOf(dataSource.manager, id),
+        dependencyCounts: (id) => dependencyCounts(dataSource.manager, id),
         signal,
         logger: () => lineLogger(send, {}),
         dataSource,
