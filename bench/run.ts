@@ -34,8 +34,9 @@ import { scheduled } from "./scenarios/scheduled";
 import { keyedWorkers, limitedDrains, uniqueEnqueue } from "./scenarios/flowControl";
 import { dashboardPages } from "./scenarios/dashboardPages";
 import { executors } from "./scenarios/executors";
+import { workflows } from "./scenarios/workflows";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard", "executors"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard", "executors", "workflows"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -75,7 +76,7 @@ async function main() {
     console.log(JSON.stringify({ benchmark: "ormq", ...result }));
   };
   /** What runs on MariaDB (the others measure what PostgreSQL and SQLite already show). */
-  const ON_MARIADB = new Set<Scenario>(["enqueue", "drain", "latency", "others", "flow"]);
+  const ON_MARIADB = new Set<Scenario>(["enqueue", "drain", "latency", "others", "flow", "workflows"]);
   const run = async (what: Scenario, database: DatabaseName | null, fn: () => Promise<void>) => {
     if (!only.has(what) || (database && !databases.includes(database))) return;
     if (database === "mariadb" && !ON_MARIADB.has(what)) return;
@@ -193,6 +194,10 @@ async function main() {
     // The dashboard's pages over a big table (a million tasks with ORMQ_BENCH_HUGE=1).
     for (const database of databases) {
       await run("dashboard", database, async () => (await dashboardPages(dbs, database, process.env.ORMQ_BENCH_HUGE === "1" ? 1_000_000 : tasks * 10)).forEach(record));
+    }
+    // Workflows: a fan-out and a fan-in of 10,000 beside as many independent tasks (issue 28).
+    for (const database of databases) {
+      await run("workflows", database, async () => (await workflows(dbs, database, Math.min(tasks, 10_000))).forEach(record));
     }
     // What running run() in a thread or a child process costs, against the event loop.
     for (const database of databases) {

@@ -13,13 +13,14 @@ export type DependencyKind = "success" | "finish";
 /**
  * One edge of a workflow: task `taskId` waits for task `dependsOn` (`Task.create({ dependsOn })`).
  * A table of its own with an index on each end, not a JSON column: the worker finds a finished
- * task's dependents through `dependsOn`, and whether a dependent still has an open one through
- * `(taskId, state)` (one lookup, however many dependencies it has: a fan-in of ten thousand).
+ * task's open dependents through `(dependsOn, state)`, and whether a dependent still has an open
+ * one through `(taskId, state)` (one lookup, however many dependencies it has: a fan-in of ten
+ * thousand).
  * No foreign keys, as for the events: a finished task may be pruned while the edge is kept for
  * what it says, and a missing dependency is settled as a failed one (see src/workflow/).
  */
 @Entity("ormq_task_dependencies")
-@Index("ormq_task_dependencies_on", ["dependsOn"])
+@Index("ormq_task_dependencies_on", ["dependsOn", "state"])
 @Index("ormq_task_dependencies_open", ["taskId", "state"])
 export class TaskDependencyEntity extends BaseEntity {
   /** The task that waits. */

@@ -25,7 +25,7 @@ export class OrmqWorkflows1764900000000 implements MigrationInterface {
         ],
       }),
     );
-    await runner.createIndex("ormq_task_dependencies", new TableIndex({ name: "ormq_task_dependencies_on", columnNames: ["depends_on"] }));
+    await runner.createIndex("ormq_task_dependencies", new TableIndex({ name: "ormq_task_dependencies_on", columnNames: ["depends_on", "state"] }));
     await runner.createIndex("ormq_task_dependencies", new TableIndex({ name: "ormq_task_dependencies_open", columnNames: ["task_id", "state"] }));
     await schema.setSchemaVersion(5, "update");
   }

@@ -104,6 +104,15 @@ export interface SqlSpelling {
    * turns on the whole database (SQLite), so there is nothing to lock.
    */
   readonly rowLocks: boolean;
+  /**
+   * A statement that makes the server end the current transaction, and free its locks, when its
+   * client leaves it idle for `ms` (PostgreSQL's idle_in_transaction_session_timeout, for this
+   * transaction only); undefined where the database has no such limit per transaction. For
+   * ctx.transaction, which holds the task's row from its guarded write to its commit: a worker
+   * cut off from the database between the two must not hold that row for ever, or no other
+   * worker could rescue the task.
+   */
+  idleTransactionLimit?(ms: number): string;
   /** The parts of one statement, pushing its bound values onto `values` in text order. */
   parts(values: unknown[]): SqlParts;
 }

@@ -14,6 +14,7 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
+import { contractOf } from "./index";
 
 /** One history event, as written. */
 export interface EventRow {
@@ -222,6 +223,15 @@ export async function writeProgress(
   return result.affected === 1;
 }
 
+
+/**
+ * Makes the server end `m`'s transaction, and free its locks, if its client leaves it idle for
+ * `ms` (the dialect's idleTransactionLimit; nothing where the database has no such limit).
+ */
+export async function limitIdleTransaction(m: EntityManager, ms: number): Promise<void> {
+  const statement = contractOf(m.connection).sql.idleTransactionLimit?.(ms);
+  if (statement) await m.query(statement);
+}
 
 /** An attempt's success as written in the task's own transaction (see worker/attemptCommit.ts). */
 export interface SuccessInTransaction {

@@ -196,7 +196,9 @@ export class DependencyError extends OrmqError {}
 
 /**
  * A misuse of `ctx.transaction` or `ctx.enqueue`: called after the attempt's success was
- * committed, or in a thread or task process, where the attempt's outcome is the worker's to write.
+ * committed, or in a thread or task process, where the attempt's outcome is the worker's to write;
+ * or a `ctx.transaction` whose connection the database ended (left idle for a whole lease, or
+ * cut), so that nothing of it committed.
  */
 export class AttemptCommitError extends OrmqError {}
 

@@ -11,14 +11,25 @@
  * After the commit the attempt has succeeded, whatever run() does next: the worker writes no other
  * outcome for it (see HeldTasks.start).
  */
-import type { DataSource, EntityManager } from "typeorm";
+import { QueryRunnerAlreadyReleasedError, type DataSource, type EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { ormqFor } from "../client/client";
-import { succeedInTransaction } from "../dialect/taskWrites";
+import { limitIdleTransaction, succeedInTransaction } from "../dialect/taskWrites";
 import { enqueueMany } from "../enqueue/enqueueMany";
 import { AttemptCommitError, AttemptLostError } from "../errors";
 import type { AttemptWrites, TaskInstance } from "./context";
 import { attemptOf, succeeded } from "./outcome";
+
+/**
+ * Whether a transaction failed because its connection went: PostgreSQL ended it (25P03, the idle
+ * limit; 57P01 and 08xxx, the connection), or TypeORM had already released its runner after the
+ * connection's error (what the next statement then meets).
+ */
+function connectionLost(err: unknown): boolean {
+  if (err instanceof QueryRunnerAlreadyReleasedError) return true;
+  const code = (err as { code?: unknown; driverError?: { code?: unknown } }).driverError?.code ?? (err as { code?: unknown }).code;
+  return typeof code === "string" && (code === "25P03" || code === "57P01" || code.startsWith("08"));
+}
 
 export class AttemptCommit implements AttemptWrites {
   private readonly pending: BaseTaskEntity[] = [];
@@ -32,6 +43,8 @@ export class AttemptCommit implements AttemptWrites {
     private readonly dataSource: DataSource,
     private readonly task: BaseTaskEntity,
     private readonly workerId: string,
+    /** The worker's lease: how long the transaction may sit idle before the server ends it. */
+    private readonly leaseMs: number,
   ) {}
 
   /** Whether the attempt's success is committed. */
@@ -93,11 +106,16 @@ export class AttemptCommit implements AttemptWrites {
       // Rolled back: the children were not written after all (enqueueMany gave them ids).
       for (const child of this.pending) (child as { id?: string }).id = undefined;
       this.state = "open";
-      throw err;
+      throw connectionLost(err) ? new AttemptCommitError(`ctx.transaction: the database ended task ${this.task.id}'s transaction, so nothing of it committed: it sat idle between two statements for the worker's lease (${this.leaseMs} ms), or its connection was cut; do slow work (an API call, a file) before ctx.transaction`, { cause: err }) : err;
     }
   }
 
   private async write<T>(m: EntityManager, fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+    // A worker cut off from the database mid-transaction would otherwise hold the task's row
+    // (locked by the guarded write below) until the server noticed the connection was gone, which
+    // can take hours, and no other worker could rescue the task: the server ends a transaction
+    // left idle for a whole lease (the task's lease has run out by then anyway).
+    await limitIdleTransaction(m, this.leaseMs);
     const value = await fn(m);
     this.state = "writing";
     // Checked before anything of ormq's is written: a result that cannot be stored (a cycle, too

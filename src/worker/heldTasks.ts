@@ -368,7 +368,7 @@ export class HeldTasks {
   private readonly countDependencies = (taskId: string) => dependencyCounts(this.deps.options.dataSource.manager, taskId);
 
   /** An attempt's transactional commit, made when run() first uses ctx.transaction or ctx.enqueue. */
-  private readonly attemptCommit = (task: TaskInstance) => new AttemptCommit(this.deps.options.dataSource, task as BaseTaskEntity, this.deps.workerId);
+  private readonly attemptCommit = (task: TaskInstance) => new AttemptCommit(this.deps.options.dataSource, task as BaseTaskEntity, this.deps.workerId, this.deps.options.leaseMs);
 
   /** An attempt's progress reporter, made when it first reports: its writes are guarded by the attempt. */
   private readonly progressReporter = (owner: ProgressOwner) =>

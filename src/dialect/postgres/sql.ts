@@ -14,6 +14,7 @@ export const postgresSql: SqlSpelling = {
   escape,
   intDiv: (a, b) => `(${a}) / (${b})`,
   rowLocks: true,
+  idleTransactionLimit: (ms) => `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.round(ms))}`,
   parts: (values) => ({
     param: (value, type) => `$${values.push(value)}::${type}`,
     inList: (column, list) => `${column} = ANY($${values.push(list)}::text[])`,
