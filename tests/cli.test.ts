@@ -191,6 +191,29 @@ describe.each(WITH_MARIADB)("%s: the ormq binary", (dialect) => {
     expect(badFlag.stderr).toMatch(/--lease-ms must be milliseconds or a duration such as 30s/);
   });
 
+  itOnce("show lists a task's workflow, and cancel --workflow cancels everything below it", async () => {
+    const root = await RecordRun.create({ label: "root" }).save();
+    const child = await RecordRun.create({ label: "child", parentId: root.id }).save();
+    const dependent = await RecordRun.create({ label: "dependent", dependsOn: [root, child] }).save();
+    const shown = await runCli(["show", root.id], env());
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/\nworkflow:\nparent\s+\nbelow\s+2 task\(s\): 1 pending, 1 waiting\n/);
+    const row = (...cells: string[]) => new RegExp(cells.map((c) => `\\b${c}\\b`).join("[^\\n]*"));
+    const after = (heading: string) => shown.stdout.slice(shown.stdout.indexOf(heading));
+    expect(after("children (1):")).toMatch(row(child.id, "record_run", "pending"));
+    expect(after("dependents (1):")).toMatch(row(dependent.id, "record_run", "waiting", "open"));
+    const details = JSON.parse((await runCli(["show", dependent.id, "--json"], env())).stdout);
+    expect(details.workflow.dependencies).toEqual({
+      total: 2,
+      tasks: [
+        { id: root.id, type: "record_run", status: "pending", edge: "open" },
+        { id: child.id, type: "record_run", status: "pending", edge: "open" },
+      ],
+    });
+    const cancelled = await runCli(["cancel", root.id, "--workflow", "--json"], env());
+    expect(JSON.parse(cancelled.stdout)).toEqual({ id: root.id, found: true, tasks: 3, cancelled: 3, cancelRequested: 0 });
+  });
+
   it("runs only the types named, from the queues named", async () => {
     await ds.getRepository(RecordRun).save([RecordRun.create({ label: "a" }), RecordRun.create({ label: "b" }).onQueue("other")]);
     await ds.getRepository(AlwaysFails).save(AlwaysFails.create({}));

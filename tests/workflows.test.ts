@@ -5,7 +5,8 @@
 import { ChildEntity, Column, Entity, PrimaryGeneratedColumn, type BaseEntity, type DataSource } from "typeorm";
 import { sweepDependencies } from "../src/workflow/dependencies";
 import { AttemptLostError, BaseTaskEntity, DependencyError, enqueueBatch, enqueueMany, ormqFor, processN, type TaskContext } from "../src";
-import { cancelTask, rescueExpiredTasks, TaskEventEntity } from "../src/admin";
+import { cancelTask, cancelWorkflow, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src/admin";
+import { TaskDependencyEntity } from "../entities/TaskDependencyEntity";
 import { memoryLogger, openDataSource, type TestDb, useTestDatabase, WITH_MARIADB } from "./support/db";
 import { makeAllDue, until } from "./support/helpers";
 
@@ -128,12 +129,12 @@ class Node extends BaseTaskEntity {
   @Column({ type: "varchar", length: 32, nullable: true })
   name!: string | null;
   @Column({ type: "varchar", length: 16, nullable: true })
-  behaviour!: "fail" | null;
+  behaviour!: "fail" | "fail-once" | null;
 
   async run(ctx: TaskContext) {
     const dependencies = await ctx.dependencies<Node>();
     started.push({ name: this.name!, dependenciesDone: dependencies.every((d) => d.status === "succeeded") });
-    if (this.behaviour === "fail") throw new Error(`${this.name} fails`);
+    if (this.behaviour === "fail" || (this.behaviour === "fail-once" && ctx.attempt === 1)) throw new Error(`${this.name} fails`);
     return { name: this.name, after: dependencies.map((d) => d.name).sort() };
   }
 }
@@ -320,7 +321,7 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
   let db: TestDb;
   useTestDatabase(dialect, (opened) => ({ ds, db } = opened), entities);
   const quiet = () => ({ dataSource: ds, logger: memoryLogger().logger });
-  const node = (name: string, dependsOn: (BaseTaskEntity | string)[] = [], behaviour: "fail" | null = null) => Node.create({ name, behaviour, dependsOn });
+  const node = (name: string, dependsOn: (BaseTaskEntity | string)[] = [], behaviour: "fail" | "fail-once" | null = null) => Node.create({ name, behaviour, dependsOn });
   const statusOf = async (task: { id: string }) => (await ds.getRepository(BaseTaskEntity).findOneByOrFail({ id: task.id })).status;
 
   beforeEach(async () => {
@@ -396,6 +397,64 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
     expect(failed.lastError).toBe(`DependencyFailedError: task ${bad.id} it depends on failed`);
     expect((await ds.getRepository(Node).findOneByOrFail({ id: below.id })).lastError).toBe(`DependencyFailedError: task ${failing.id} it depends on failed`);
     expect(failed.attempts).toBe(0); // it never ran
+  });
+
+  it("retrying a failed node makes what its failure settled wait for it again, but not what another failure settled too", async () => {
+    const bad = node("bad", [], "fail-once");
+    const failing = node("failing", [bad]);
+    const below = node("below", [failing]);
+    const cancelling = CancelNode.create({ name: "cancelling", dependsOn: [bad] });
+    const anyway = RunAnywayNode.create({ name: "anyway", dependsOn: [bad] });
+    const other = node("other", [], "fail");
+    const blocked = node("blocked", [bad, other]);
+    await ds.getRepository(Node).save([bad, failing, below, cancelling, anyway, other, blocked]);
+    await processN(Node, 10, quiet());
+    const all = [bad, failing, below, cancelling, anyway, other, blocked];
+    expect(await Promise.all(all.map(statusOf))).toEqual(["failed", "failed", "failed", "cancelled", "succeeded", "failed", "failed"]);
+    started.length = 0;
+
+    expect(await retryTask(bad.id, { dataSource: ds })).toEqual({ outcome: "requeued", id: bad.id });
+    expect(await Promise.all(all.map(statusOf))).toEqual(["pending", "waiting", "waiting", "waiting", "succeeded", "failed", "failed"]);
+    await processN(Node, 10, quiet());
+    expect(await Promise.all(all.map(statusOf))).toEqual(["succeeded", "succeeded", "succeeded", "succeeded", "succeeded", "failed", "failed"]);
+    // In order, each after its dependencies, and only those that waited again.
+    const order = started.map((s) => s.name);
+    expect(order.sort()).toEqual(["bad", "below", "cancelling", "failing"]);
+    expect(started.every((s) => s.dependenciesDone)).toBe(true);
+    expect(started.findIndex((s) => s.name === "bad")).toBeLessThan(started.findIndex((s) => s.name === "failing"));
+    expect(started.findIndex((s) => s.name === "failing")).toBeLessThan(started.findIndex((s) => s.name === "below"));
+    expect((await ds.getRepository(Node).findOneByOrFail({ id: below.id })).result).toEqual({ name: "below", after: ["failing"] });
+  });
+
+  it("cancelWorkflow cancels a task and everything below it (children and dependents, all the way down), and nothing else", async () => {
+    const done = await node("done").save();
+    await processN(Node, 1, quiet());
+    const root = await node("root", [done]).save();
+    const b = await node("b", [root]).save();
+    const c = await node("c", [b]).save();
+    const d = await node("d", [root, c]).save();
+    const child = await Step.create({ step: "child", parentId: c.id }).save();
+    const grandchild = await node("grandchild", [child]).save();
+    const unrelated = await node("unrelated", [done]).save();
+    // What showTask (ormq show, the dashboard) says of it first.
+    const view = (await showTask(root.id, { dataSource: ds }))!.workflow!;
+    expect(view.parent).toBeNull();
+    expect(view.dependencies).toEqual({ total: 1, tasks: [{ id: done.id, type: "wf_node", status: "succeeded", edge: "succeeded" }] });
+    expect(view.dependents).toEqual({ total: 2, tasks: [b, d].map((t) => ({ id: t.id, type: "wf_node", status: "waiting", edge: "open" })) });
+    expect(view.below).toEqual({ total: 5, byStatus: { waiting: 4, pending: 1 }, complete: true });
+    expect((await showTask(child.id, { dataSource: ds }))!.workflow!.parent).toEqual({ id: c.id, type: "wf_node", status: "waiting" });
+    expect((await showTask(unrelated.id, { dataSource: ds }))!.workflow!.below.total).toBe(0);
+    const result = await cancelWorkflow(root.id, { dataSource: ds, reason: "order withdrawn" });
+    expect(result).toEqual({ id: root.id, found: true, tasks: 6, cancelled: 6, cancelRequested: 0 });
+    expect(await Promise.all([done, root, b, c, d, child, grandchild, unrelated].map(statusOf))).toEqual(["succeeded", "cancelled", "cancelled", "cancelled", "cancelled", "cancelled", "cancelled", "pending"]);
+    expect((await ds.getRepository(Node).findOneByOrFail({ id: d.id })).lastError).toBe("cancelled: order withdrawn");
+    // Their edges record it, and nothing of the workflow runs.
+    const edges = await ds.getRepository(TaskDependencyEntity).find({ where: { taskId: d.id } });
+    expect(edges.map((e) => e.state)).toEqual(["cancelled", "cancelled"]);
+    await processN(Node, 10, quiet());
+    expect(started.map((s) => s.name)).toEqual(["done", "unrelated"]);
+    expect(await cancelWorkflow(root.id, { dataSource: ds })).toEqual({ id: root.id, found: true, tasks: 6, cancelled: 0, cancelRequested: 0 });
+    expect(await cancelWorkflow("987654321", { dataSource: ds })).toEqual({ id: "987654321", found: false, tasks: 0, cancelled: 0, cancelRequested: 0 });
   });
 
   it("cancelling a waiting task, or a dependency, settles what waits on it", async () => {

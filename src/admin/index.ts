@@ -5,6 +5,7 @@
  */
 export { cancelTask, type CancelResult, type CancelOptions } from "../tasks/cancel";
 export { retryTask, retryFailed, type RetryTaskResult } from "./retry";
+export { cancelWorkflow, type CancelWorkflowResult } from "./cancelWorkflow";
 export { deleteTasks, type DeleteTasksResult } from "./deleteTasks";
 export { prune, type PruneOptions, type PruneResult } from "../maintenance/prune";
 export { rescueExpiredTasks } from "./rescue";

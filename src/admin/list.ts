@@ -21,6 +21,7 @@ import { readInstant, readJson, readText, type StoredInstant } from "./storedVal
 import { checkTaskFilter, type TaskFilter } from "./taskFilter";
 import type { CheckedTaskFilter } from "../dialect/taskFilterSql";
 import { ormqFor } from "../client/client";
+import { workflowOf, type WorkflowView } from "./workflow";
 
 export type { StoredInstant } from "./storedValues";
 
@@ -163,6 +164,8 @@ export interface TaskEventItem {
 export interface TaskDetails {
   fields: Record<string, unknown>;
   events: TaskEventItem[];
+  /** Its parent, children, dependencies and dependents, and what stands below it; absent for a task in no workflow. */
+  workflow?: WorkflowView;
 }
 
 /** One task by id, with its history (oldest first); null when there is no such task. */
@@ -195,7 +198,9 @@ export async function showTask(id: string | number, options: { dataSource?: Data
   };
   // A class with history off records no events, and shows no start of the attempt running now.
   const recordsHistory = ormqFor(dataSource).registry.recordsHistory(String(raw.type));
-  return { fields, events: [enqueued, ...(await readEvents(dataSource, taskId, recordsHistory ? raw : null))] };
+  const events = [enqueued, ...(await readEvents(dataSource, taskId, recordsHistory ? raw : null))];
+  const workflow = await workflowOf(dataSource.manager, taskId, raw.parent_id === null || raw.parent_id === undefined ? null : String(raw.parent_id));
+  return workflow ? { fields, events, workflow } : { fields, events };
 }
 
 /**

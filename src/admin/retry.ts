@@ -8,6 +8,7 @@ import { announcementOf } from "../client/announcements";
 import { checkTaskId } from "../validation";
 import { resolveDataSource } from "../dataSource";
 import { ormqFor } from "../client/client";
+import { reopenDependents } from "../workflow/dependencies";
 
 export type RetryTaskResult =
   | { outcome: "requeued"; id: string }
@@ -18,7 +19,9 @@ export type RetryTaskResult =
 
 /**
  * Puts a failed task back in the queue, due now, keeping its history and errors. It gets at least
- * one more attempt: `maxAttempts` is raised to `attempts + 1` when it was used up.
+ * one more attempt: `maxAttempts` is raised to `attempts + 1` when it was used up. In a workflow,
+ * the tasks its failure failed or cancelled without running wait for it again (see
+ * reopenDependents), in the same transaction.
  */
 export async function retryTask(id: string | number, options: { dataSource?: DataSource } = {}): Promise<RetryTaskResult> {
   const dataSource = resolveDataSource(BaseTaskEntity, options.dataSource);
@@ -74,6 +77,8 @@ async function requeue(m: EntityManager, id: string): Promise<boolean | { standi
     return { standingId: holder?.id ?? null };
   }
   const { queue, type } = (await readTaskState(m, id))!; // in this transaction, after the UPDATE: it exists
+  // What its failure settled in a workflow waits for it again.
+  await reopenDependents(m, id, now);
   if (ormqFor(m.connection).registry.recordsHistory(type)) await recordEvents(m, [{ taskId: id, kind: "requeued", at: now }]);
   // Announced at commit like a new task, so that an idle worker runs it now, not at its next poll.
   ormqFor(m.connection).announcements.inserted(m.queryRunner!, [announcementOf(queue, type)]);

@@ -131,7 +131,8 @@ export function buildProgram(exit: (code: number) => void): Command {
 
   withConnection(program.command("cancel").description("cancel a pending task, or ask a running one's worker to stop it").argument("<id>", "task id"))
     .option("--reason <text>", "recorded as the task's last error")
-    .addHelpText("after", examples("ormq cancel 42 --reason 'customer left'"))
+    .option("--workflow", "cancel the task and everything below it in its workflow (its children and dependents, all the way down)")
+    .addHelpText("after", examples("ormq cancel 42 --reason 'customer left'", "ormq cancel 42 --workflow"))
     .action((id: string, flags) => cancelCommand(id, flags));
 
   withConnection(program.command("prune").description("delete finished tasks and their history"))

@@ -16,6 +16,7 @@ import { getRequestListener } from "@hono/node-server";
 import { Hono, type Context } from "hono";
 import type { DataSource, EntityMetadata } from "typeorm";
 import { cancelTask } from "../tasks/cancel";
+import { cancelWorkflow } from "../admin/cancelWorkflow";
 import { deleteTasks } from "../admin/deleteTasks";
 import { listTaskPage, showTask, TASK_STATUSES } from "../admin/list";
 import { listControls, pauseQueue, resumeQueue, setQueueLimits } from "../admin/queues";
@@ -186,6 +187,16 @@ function app(options: DashboardOptions, guard: Guard): Hono<Env> {
     const id = checkTaskId(c.req.param("id"), "task id");
     const r = await cancelTask(id, { dataSource, reason: "cancelled from the dashboard" });
     const said = { cancelled: "Cancelled.", cancelRequested: "Its worker was asked to stop it.", alreadyFinished: "It had already finished.", notFound: "No such task." }[r.outcome];
+    return page(c, `Task ${id}`, views.message(said, `${c.get("base")}/tasks/${id}`));
+  });
+  app.post("/tasks/:id/cancel-workflow", async (c) => {
+    const id = checkTaskId(c.req.param("id"), "task id");
+    const body = await c.req.parseBody();
+    if (body.confirm !== "yes") {
+      return page(c, `Task ${id}`, views.confirmPage(ctx(c), `/tasks/${id}/cancel-workflow`, `Cancel task ${id} and everything below it in its workflow (its children and dependents, all the way down)?`, {}));
+    }
+    const r = await cancelWorkflow(id, { dataSource, reason: "workflow cancelled from the dashboard" });
+    const said = r.found ? `${r.cancelled} of its workflow's ${r.tasks} tasks cancelled; ${r.cancelRequested} running asked to stop; the others had finished.` : "No such task.";
     return page(c, `Task ${id}`, views.message(said, `${c.get("base")}/tasks/${id}`));
   });
   app.post("/tasks/:id/delete", async (c) => {

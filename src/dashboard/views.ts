@@ -10,6 +10,7 @@ import { describeClassControls, type QueueReadiness, type QueueStats, type Worke
 import type { ControlRow } from "../admin/queues";
 import type { ScheduleInfo } from "../admin/schedules";
 import type { TaskDetails, TaskPage } from "../admin/list";
+import type { RelatedTask, WorkflowView } from "../admin/workflow";
 import { FINISHED_STATUSES, TASK_STATUSES } from "../../entities/status";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
@@ -144,7 +145,8 @@ export function taskPage(ctx: PageContext, id: string, details: TaskDetails, sam
   const status = String(f.status);
   const errors = Array.isArray(f.errors) ? (f.errors as { attempt?: unknown; name?: unknown; message?: unknown; stack?: unknown; at?: unknown }[]) : [];
   return html`<p>${status === "failed" ? action(ctx, `/tasks/${id}/retry`, "Retry") : ""}
-${status === "pending" || status === "running" ? action(ctx, `/tasks/${id}/cancel`, "Cancel") : ""}
+${status === "pending" || status === "running" || status === "waiting" ? action(ctx, `/tasks/${id}/cancel`, "Cancel") : ""}
+${details.workflow && details.workflow.below.total > 0 ? action(ctx, `/tasks/${id}/cancel-workflow`, "Cancel workflow") : ""}
 ${FINISHED_STATUSES.includes(status as never) ? action(ctx, `/tasks/${id}/delete`, "Delete") : ""}</p>
 ${f.progress !== null && f.progress !== undefined ? html`<p>Progress: <progress max="1" value="${String(f.progress)}"></progress> ${Math.round(Number(f.progress) * 100)}% ${String(f.progressMessage ?? "")}</p>` : ""}
 <table class="fields">${Object.entries(f)
@@ -157,7 +159,23 @@ ${f.progress !== null && f.progress !== undefined ? html`<p>Progress: <progress 
 ${details.events.map((e) => html`<tr><td>${show(e.at)}</td><td>${e.kind}</td><td>${e.attempt ?? ""}</td><td>${e.worker ?? ""}</td><td>${e.error ?? ""}</td></tr>`)}</table>
 <h2>Related</h2>
 ${f.scheduleName ? html`<p>Enqueued by schedule <a href="${ctx.base}/queues">${String(f.scheduleName)}</a>.</p>` : ""}
-${sameKey.length > 0 ? html`<p>Tasks with the same unique key: ${sameKey.map((t) => html`<a href="${ctx.base}/tasks/${t.id}">${t.id}</a> (${t.status}) `)}</p>` : html`<p>No other task with its unique key.</p>`}`;
+${sameKey.length > 0 ? html`<p>Tasks with the same unique key: ${sameKey.map((t) => html`<a href="${ctx.base}/tasks/${t.id}">${t.id}</a> (${t.status}) `)}</p>` : html`<p>No other task with its unique key.</p>`}
+${details.workflow ? workflowSection(ctx, details.workflow) : ""}`;
+}
+
+/** A task's workflow: its parent, what is below it by status, then its children, dependencies and dependents. */
+function workflowSection(ctx: PageContext, w: WorkflowView): Html {
+  const link = (t: RelatedTask) => html`<a href="${ctx.base}/tasks/${t.id}">${t.id}</a>`;
+  const counts = Object.entries(w.below.byStatus).map(([s, n]) => `${n} ${s}`).join(", ");
+  const list = (title: string, l: { tasks: RelatedTask[]; total: number }, edges: boolean) =>
+    l.total === 0
+      ? ""
+      : html`<h3>${title} (${l.total}${l.total > l.tasks.length ? `, the first ${l.tasks.length} listed` : ""})</h3><table><tr><th>id</th><th>type</th><th>status</th>${edges ? html`<th>edge</th>` : ""}</tr>
+${l.tasks.map((t) => html`<tr><td>${link(t)}</td><td>${t.type ?? "(deleted)"}</td><td>${t.status ?? ""}</td>${edges ? html`<td>${t.edge ?? ""}</td>` : ""}</tr>`)}</table>`;
+  return html`<h2>Workflow</h2>
+<p>Parent: ${w.parent ? html`${link(w.parent)} (${w.parent.type ?? "deleted"}${w.parent.status ? `, ${w.parent.status}` : ""})` : "none"}.
+Below it: ${w.below.total}${w.below.complete ? "" : "+"} task(s)${counts ? `: ${counts}` : ""}.</p>
+${list("Children", w.children, false)}${list("Dependencies", w.dependencies, true)}${list("Dependents", w.dependents, true)}`;
 }
 
 export function workersPage(workers: WorkerInfoRow[]): Html {

@@ -228,3 +228,149 @@ export async function openEdges(m: EntityManager, tasks: readonly string[], on: 
   }
   return out;
 }
+
+/** The edges to `dependencies` that recorded a failure (failed, cancelled or deleted), with the dependent's status. */
+export async function brokenEdgesTo(m: EntityManager, dependencies: readonly string[]): Promise<{ task: string; on: string; kind: DependencyKind; status: TaskStatus; settledByDependency: boolean }[]> {
+  const out: { task: string; on: string; kind: DependencyKind; status: TaskStatus; settledByDependency: boolean }[] = [];
+  for (const part of chunks(dependencies)) {
+    const rows = await m
+      .getRepository(TaskDependencyEntity)
+      .createQueryBuilder("d")
+      .innerJoin(BaseTaskEntity, "t", "t.id = d.task_id")
+      .select(["d.task_id AS task_id", "d.depends_on AS depends_on", "d.kind AS kind", "t.status AS status", "t.attempts AS attempts", "t.last_error AS last_error"])
+      .where("d.depends_on IN (:...on) AND d.state IN ('failed', 'cancelled', 'deleted')", { on: part })
+      .getRawMany<{ task_id: string | number; depends_on: string | number; kind: DependencyKind; status: TaskStatus; attempts: string | number; last_error: string | null }>();
+    out.push(
+      ...rows.map((r) => ({
+        task: String(r.task_id),
+        on: String(r.depends_on),
+        kind: r.kind,
+        status: r.status,
+        // Settled without running, by a dependency's failure (see settle() in src/workflow).
+        settledByDependency: Number(r.attempts) === 0 && (r.status === "failed" || r.status === "cancelled") && (r.last_error ?? "").startsWith(DEPENDENCY_FAILED),
+      })),
+    );
+  }
+  return out;
+}
+
+/** The start of the last error of a task settled by a dependency's failure. */
+export const DEPENDENCY_FAILED = "DependencyFailedError: ";
+
+/** The edges from `tasks` that wait for a success (kind 'success') and recorded a failure. */
+export async function brokenEdgesFrom(m: EntityManager, tasks: readonly string[]): Promise<{ task: string; on: string }[]> {
+  const out: { task: string; on: string }[] = [];
+  for (const part of chunks(tasks)) {
+    const rows = await m
+      .getRepository(TaskDependencyEntity)
+      .createQueryBuilder("d")
+      .select(["d.task_id AS task_id", "d.depends_on AS depends_on"])
+      .where("d.task_id IN (:...part) AND d.kind = 'success' AND d.state IN ('failed', 'cancelled', 'deleted')", { part })
+      .getRawMany<{ task_id: string | number; depends_on: string | number }>();
+    out.push(...rows.map((r) => ({ task: String(r.task_id), on: String(r.depends_on) })));
+  }
+  return out;
+}
+
+/**
+ * Tasks settled by a dependency's failure wait again (a retried dependency): guarded by their
+ * status and by never having run. Returns those that did.
+ */
+export async function waitAgain(m: EntityManager, ids: readonly string[], now: Date): Promise<string[]> {
+  const out: string[] = [];
+  for (const part of chunks(ids)) {
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ status: "waiting", lastError: null, finishedAt: null, updatedAt: now })
+      .where("id IN (:...ids) AND status IN ('failed', 'cancelled') AND attempts = 0", { ids: part })
+      .updateEntity(false)
+      .execute();
+    if (!result.affected) continue;
+    const rows = await m.getRepository(BaseTaskEntity).createQueryBuilder("t").select("t.id AS id").where("t.id IN (:...ids) AND t.status = 'waiting'", { ids: part }).getRawMany<{ id: string | number }>();
+    out.push(...rows.map((r) => String(r.id)));
+  }
+  return out;
+}
+
+/** The edges from `tasks` to `dependency` that recorded a failure are open again. */
+export async function reopenEdges(m: EntityManager, tasks: readonly string[], dependency: string): Promise<void> {
+  for (const part of chunks(tasks)) {
+    await m
+      .createQueryBuilder()
+      .update(TaskDependencyEntity)
+      .set({ state: "open" })
+      .where("depends_on = :dependency AND task_id IN (:...part) AND state IN ('failed', 'cancelled', 'deleted')", { dependency, part })
+      .execute();
+  }
+}
+
+/** The tasks directly below `ids` in a workflow: their children (parent_id) and their dependents (edges). */
+export async function directlyBelow(m: EntityManager, ids: readonly string[]): Promise<string[]> {
+  const found = new Set<string>();
+  for (const part of chunks(ids)) {
+    const children = await m.getRepository(BaseTaskEntity).createQueryBuilder("t").select("t.id AS id").where("t.parent_id IN (:...part)", { part }).getRawMany<{ id: string | number }>();
+    for (const row of children) found.add(String(row.id));
+    const dependents = await m.getRepository(TaskDependencyEntity).createQueryBuilder("d").select("d.task_id AS id").where("d.depends_on IN (:...part)", { part }).getRawMany<{ id: string | number }>();
+    for (const row of dependents) found.add(String(row.id));
+  }
+  return [...found];
+}
+
+/** A task seen from another in its workflow. `edge`: what the edge between them records. */
+export interface RelatedTaskRow {
+  id: string;
+  type: string;
+  status: TaskStatus;
+  edge?: DependencyState;
+}
+
+/** Up to `limit` of a task's children (by id) and how many it has. */
+export async function childrenOf(m: EntityManager, id: string, limit: number): Promise<{ tasks: RelatedTaskRow[]; total: number }> {
+  const repo = m.getRepository(BaseTaskEntity);
+  const rows = await repo
+    .createQueryBuilder("t")
+    .select(["t.id AS id", "t.type AS type", "t.status AS status"])
+    .where("t.parent_id = :id", { id })
+    .orderBy("t.id")
+    .limit(limit)
+    .getRawMany<{ id: string | number; type: string; status: TaskStatus }>();
+  const total = rows.length < limit ? rows.length : await repo.createQueryBuilder("t").where("t.parent_id = :id", { id }).getCount();
+  return { tasks: rows.map((r) => ({ id: String(r.id), type: r.type, status: r.status })), total };
+}
+
+/**
+ * Up to `limit` of a task's dependencies ("on": the tasks it waits for) or dependents ("of": the
+ * tasks that wait for it), by id, with what each edge records, and how many there are. A task
+ * since deleted is listed with status null.
+ */
+export async function edgesOf(m: EntityManager, id: string, side: "on" | "of", limit: number): Promise<{ tasks: (Omit<RelatedTaskRow, "type" | "status"> & { type: string | null; status: TaskStatus | null })[]; total: number }> {
+  const [mine, other] = side === "on" ? ["task_id", "depends_on"] : ["depends_on", "task_id"];
+  const repo = m.getRepository(TaskDependencyEntity);
+  const rows = await repo
+    .createQueryBuilder("d")
+    .leftJoin(BaseTaskEntity, "t", `t.id = d.${other}`)
+    .select([`d.${other} AS id`, "d.state AS edge", "t.type AS type", "t.status AS status"])
+    .where(`d.${mine} = :id`, { id })
+    .orderBy(`d.${other}`)
+    .limit(limit)
+    .getRawMany<{ id: string | number; edge: DependencyState; type: string | null; status: TaskStatus | null }>();
+  const total = rows.length < limit ? rows.length : await repo.createQueryBuilder("d").where(`d.${mine} = :id`, { id }).getCount();
+  return { tasks: rows.map((r) => ({ id: String(r.id), type: r.type ?? null, status: r.status ?? null, edge: r.edge })), total };
+}
+
+/** How many of these tasks stand in each status. */
+export async function statusCounts(m: EntityManager, ids: readonly string[]): Promise<Map<TaskStatus, number>> {
+  const counts = new Map<TaskStatus, number>();
+  for (const part of chunks(ids)) {
+    const rows = await m
+      .getRepository(BaseTaskEntity)
+      .createQueryBuilder("t")
+      .select(["t.status AS status", "COUNT(*) AS n"])
+      .where("t.id IN (:...part)", { part })
+      .groupBy("t.status")
+      .getRawMany<{ status: TaskStatus; n: string | number }>();
+    for (const row of rows) counts.set(row.status, (counts.get(row.status) ?? 0) + Number(row.n));
+  }
+  return counts;
+}

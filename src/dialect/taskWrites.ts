@@ -82,6 +82,58 @@ export async function cancelPending(m: EntityManager, id: string, lastError: str
   return result.affected === 1;
 }
 
+/**
+ * The pending or waiting tasks among `ids` become `cancelled`, in statements of a bounded number
+ * of ids, each guarded by the status. Returns those it cancelled, with their type.
+ */
+export async function cancelPendingMany(m: EntityManager, ids: readonly string[], lastError: string, now: Date): Promise<{ id: string; type: string }[]> {
+  const out: { id: string; type: string }[] = [];
+  for (let i = 0; i < ids.length; i += 1_000) {
+    const part = ids.slice(i, i + 1_000);
+    const candidates = await m
+      .getRepository(BaseTaskEntity)
+      .createQueryBuilder("t")
+      .select(["t.id AS id", "t.type AS type"])
+      .where("t.id IN (:...part) AND t.status IN ('pending', 'waiting')", { part })
+      .getRawMany<{ id: string | number; type: string }>();
+    if (candidates.length === 0) continue;
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ status: "cancelled", finishedAt: now, updatedAt: now, lastError })
+      .where("id IN (:...ids) AND status IN ('pending', 'waiting')", { ids: candidates.map((c) => String(c.id)) })
+      .execute();
+    if (result.affected === candidates.length) {
+      out.push(...candidates.map((c) => ({ id: String(c.id), type: c.type })));
+      continue;
+    }
+    // Some were claimed between the read and the write: those cancelled here are the ones with this write's marks.
+    const rows = await m
+      .getRepository(BaseTaskEntity)
+      .createQueryBuilder("t")
+      .select(["t.id AS id", "t.type AS type"])
+      .where("t.id IN (:...ids) AND t.status = 'cancelled' AND t.finished_at = :now AND t.last_error = :lastError", { ids: candidates.map((c) => String(c.id)), now, lastError })
+      .getRawMany<{ id: string | number; type: string }>();
+    out.push(...rows.map((c) => ({ id: String(c.id), type: c.type })));
+  }
+  return out;
+}
+
+/** The running tasks among `ids` get a cancel request (guarded as requestCancel). Returns how many. */
+export async function requestCancelMany(m: EntityManager, ids: readonly string[], lastError: string, now: Date): Promise<number> {
+  let requested = 0;
+  for (let i = 0; i < ids.length; i += 1_000) {
+    const result = await m
+      .createQueryBuilder()
+      .update(BaseTaskEntity)
+      .set({ cancelRequestedAt: now, updatedAt: now, lastError })
+      .where("id IN (:...ids) AND status = 'running' AND cancel_requested_at IS NULL", { ids: ids.slice(i, i + 1_000) })
+      .execute();
+    requested += result.affected ?? 0;
+  }
+  return requested;
+}
+
 /** A running task gets a cancel request its worker acts on (guarded: running, none asked yet). */
 export async function requestCancel(m: EntityManager, id: string, lastError: string, now: Date): Promise<boolean> {
   const result = await m

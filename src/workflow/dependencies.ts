@@ -28,6 +28,11 @@ import type { OrmqClient } from "../client/client";
 import { announcementOf } from "../client/announcements";
 import {
   anyOpenDependents,
+  brokenEdgesFrom,
+  brokenEdgesTo,
+  DEPENDENCY_FAILED,
+  reopenEdges,
+  waitAgain,
   insertDependencies,
   markEdgesTo,
   openDependents,
@@ -179,7 +184,7 @@ async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<s
       for (const [key, tasks] of groups) {
         const [status, cause] = key.split(" ") as ["failed" | "cancelled", string];
         const what = round.get(cause);
-        const lastError = `DependencyFailedError: task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
+        const lastError = `${DEPENDENCY_FAILED}task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
         await settleWaiting(m, tasks, status, lastError, now);
         for (const id of tasks) next.set(id, status);
       }
@@ -195,6 +200,51 @@ async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<s
     round = next;
   }
   return released;
+}
+
+/**
+ * A failed task was retried (retryTask, retryFailed): what its failure settled waits for it again,
+ * in the retry's transaction. The tasks its failure failed or cancelled without running, and
+ * theirs in turn, wait again, unless another of their dependencies failed too (then they stay as
+ * they are: that one's retry brings them back); their edges, and those of dependents still
+ * waiting (a batch's callback, a class that runs anyway), are open again. Returns the tasks that
+ * wait again.
+ */
+export async function reopenDependents(m: EntityManager, retried: string, now: Date): Promise<string[]> {
+  // Everything below the retried task that a failure settled, round by round.
+  const broken: Awaited<ReturnType<typeof brokenEdgesTo>> = [];
+  const below = new Set<string>();
+  let frontier = [retried];
+  while (frontier.length > 0) {
+    const edges = await brokenEdgesTo(m, frontier);
+    broken.push(...edges);
+    frontier = [];
+    for (const e of edges) {
+      if (!e.settledByDependency || e.task === retried || below.has(e.task)) continue;
+      below.add(e.task);
+      frontier.push(e.task);
+    }
+  }
+  // Those with a failed dependency outside it stay settled, and what depends on them in turn.
+  const inside = (id: string) => id === retried || below.has(id);
+  const outward = await brokenEdgesFrom(m, [...below]);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const e of outward) {
+      if (below.has(e.task) && !inside(e.on)) {
+        below.delete(e.task);
+        changed = true;
+      }
+    }
+  }
+  const again = new Set(await waitAgain(m, [...below], now));
+  const reopen = new Map<string, string[]>();
+  for (const e of broken) {
+    if (!(e.on === retried || again.has(e.on)) || !(again.has(e.task) || e.status === "waiting")) continue;
+    reopen.set(e.on, [...(reopen.get(e.on) ?? []), e.task]);
+  }
+  for (const [on, tasks] of reopen) await reopenEdges(m, tasks, on);
+  return [...again];
 }
 
 /** A type's `onDependencyFailure` ("fail" for a type this process does not know). */

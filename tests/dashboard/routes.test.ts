@@ -180,6 +180,23 @@ describe.each(WITH_MARIADB)("dashboard on %s", (dialect) => {
     expect((await get(`/tasks/find?id=${ids[1]}`)).headers.get("location")).toBe(`/tasks/${ids[1]}`);
   });
 
+  it("a task's page shows its workflow (parent, children, dependencies, dependents, counts below) and cancels the whole workflow after a confirmation", async () => {
+    const [root] = await enqueueMany([WaitedTask.create({ mode: "return", n: 300 })], { dataSource: ds });
+    const child = await WaitedTask.create({ mode: "return", n: 301, parentId: root }).save();
+    const dependent = await WaitedTask.create({ mode: "return", n: 302, dependsOn: [root, child] }).save();
+    const rootPage = await (await get(`/tasks/${root}`)).text();
+    expect(rootPage).toContain("<h2>Workflow</h2>");
+    expect(rootPage).toContain("Below it: 2 task(s): 1 pending, 1 waiting.");
+    expect(rootPage).toMatch(new RegExp(`<h3>Children \\(1\\)</h3>[^]*<a href="/tasks/${child.id}">${child.id}</a></td><td>waited_task</td><td>pending</td>`));
+    expect(rootPage).toMatch(new RegExp(`<h3>Dependents \\(1\\)</h3>[^]*<a href="/tasks/${dependent.id}">${dependent.id}</a></td><td>waited_task</td><td>waiting</td><td>open</td>`));
+    expect(await (await get(`/tasks/${child.id}`)).text()).toContain(`Parent: <a href="/tasks/${root}">${root}</a> (waited_task, pending).`);
+    const csrf = await csrfOf(`/tasks/${root}`);
+    expect(await (await post(`/tasks/${root}/cancel-workflow`, { _csrf: csrf })).text()).toContain(`Cancel task ${root} and everything below it in its workflow`);
+    expect(await ds.getRepository(WaitedTask).countBy({ n: In([300, 301, 302]), status: "cancelled" })).toBe(0);
+    expect(await (await post(`/tasks/${root}/cancel-workflow`, { _csrf: csrf, confirm: "yes" })).text()).toContain("3 of its workflow&#39;s 3 tasks cancelled");
+    expect(await ds.getRepository(WaitedTask).countBy({ n: In([300, 301, 302]), status: "cancelled" })).toBe(3);
+  });
+
   it("acts on selected tasks after a confirmation; sets a rate limit; signs out", async () => {
     const ids = await enqueueMany([0, 1].map((n) => WaitedTask.create({ mode: "fail", n: 200 + n })), { dataSource: ds });
     await processN(WaitedTask, 100, { dataSource: ds, logger: memoryLogger().logger, scheduler: false });

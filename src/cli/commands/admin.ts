@@ -1,6 +1,7 @@
 /** `ormq retry`, `ormq cancel`, `ormq prune`, `ormq migrate`: changes, through the admin API. */
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { cancelTask } from "../../tasks/cancel";
+import { cancelWorkflow } from "../../admin/cancelWorkflow";
 import { FINISHED_STATUSES, TASK_STATUSES } from "../../../entities/status";
 import { prune } from "../../maintenance/prune";
 import { retryFailed, retryTask } from "../../admin/retry";
@@ -45,10 +46,16 @@ export async function retryCommand(id: string | undefined, flags: ConnectionFlag
   }
 }
 
-export async function cancelCommand(id: string, flags: ConnectionFlags & Json & { reason?: string }): Promise<void> {
+export async function cancelCommand(id: string, flags: ConnectionFlags & Json & { reason?: string; workflow?: boolean }): Promise<void> {
   const taskId = checkTaskId(id);
   const conn = await connect(flags, { command: "cancel" });
   try {
+    if (flags.workflow) {
+      const result = await cancelWorkflow(taskId, { dataSource: conn.dataSource, reason: flags.reason });
+      if (!result.found) throw new CliError(`no task with id ${taskId}`);
+      report(flags, { ...result });
+      return;
+    }
     const result = await cancelTask(taskId, { dataSource: conn.dataSource, reason: flags.reason });
     report(flags, result);
     if (result.outcome === "notFound") throw new CliError(`no task with id ${taskId}`);

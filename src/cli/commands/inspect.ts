@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskStatus } from "../../../entities/BaseTaskEntity";
 import { TASK_STATUSES } from "../../../entities/status";
 import { listTaskPage, MAX_LIST_LIMIT, showTask } from "../../admin/list";
+import type { WorkflowView } from "../../admin/workflow";
 import { describeClassControls, getStats, type QueueStats } from "../../admin/stats";
 import { InvalidOptionError } from "../../errors";
 import { checkTaskId } from "../../validation";
@@ -114,8 +115,30 @@ export async function showCommand(id: string, flags: ConnectionFlags & { json?: 
     printRecord(details.fields);
     process.stdout.write("\nhistory:\n");
     printTable(details.events as unknown as Record<string, unknown>[], { at: "at", kind: "event", attempt: "attempt", worker: "worker", error: "error" });
+    if (details.workflow) printWorkflow(details.workflow);
   } finally {
     await conn.close();
+  }
+}
+
+/** A task's workflow, after its history: each relation listed (its first RELATED_LISTED), then the counts below it. */
+function printWorkflow(workflow: WorkflowView): void {
+  const { parent, children, dependencies, dependents, below } = workflow;
+  process.stdout.write("\nworkflow:\n");
+  const counts = Object.entries(below.byStatus).map(([status, n]) => `${n} ${status}`).join(", ");
+  printRecord({
+    parent: parent ? `${parent.id} ${parent.type ?? "(deleted)"} ${parent.status ?? ""}`.trim() : null,
+    below: `${below.total}${below.complete ? "" : "+"} task(s)${counts ? `: ${counts}` : ""}`,
+  });
+  const related = { id: "id", type: "type", status: "status" };
+  for (const [name, list, columns] of [
+    ["children", children, related],
+    ["dependencies", dependencies, { ...related, edge: "edge" }],
+    ["dependents", dependents, { ...related, edge: "edge" }],
+  ] as const) {
+    if (list.total === 0) continue;
+    process.stdout.write(`\n${name} (${list.total}${list.total > list.tasks.length ? `, the first ${list.tasks.length} listed` : ""}):\n`);
+    printTable(list.tasks as unknown as Record<string, unknown>[], columns);
   }
 }
 
