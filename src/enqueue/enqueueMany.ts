@@ -19,7 +19,8 @@ export interface EnqueueManyOptions {
   /**
    * Write inside this manager's open transaction (`dataSource.transaction(async (manager) => …)`):
    * the tasks commit or roll back with the application's own writes, and are announced at its
-   * commit. Without it, enqueueMany runs its own transaction.
+   * commit. Without it, enqueueMany joins an ambient transaction (one held in async context, as
+   * typeorm-transactional's `@Transactional()` and `runInTransaction` hold it), else runs its own.
    */
   manager?: EntityManager;
 }
@@ -98,7 +99,9 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
     client.announcements.inserted(runner, announcements);
     return tasks.map((t) => t.id);
   };
-  const outer = options.manager?.queryRunner;
+  // The caller's transaction: the manager given, else an ambient one (a CLS-held transaction, as
+  // typeorm-transactional's, shows as the DataSource's manager), which save() joins the same way.
+  const outer = options.manager?.queryRunner ?? dataSource.manager.queryRunner;
   if (outer?.isTransactionActive) return write(outer);
   return dataSource.transaction((manager) => write(manager.queryRunner!));
 }
