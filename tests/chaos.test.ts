@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity } from "../src";
-import { RecordRun, RunLog, testEntities } from "./fixtures/tasks";
+import { BaseTaskEntity, enqueueMany } from "../src";
+import { RecordNode, RecordRun, RunLog, testEntities } from "./fixtures/tasks";
 import { createMariaDbTestDb, WITH_MARIADB, openDataSource, type TestDb, useTestDatabase } from "./support/db";
 import { until } from "./support/helpers";
 import { startMariaDb } from "./support/mariadb";
@@ -42,6 +42,7 @@ describe.each(WITH_MARIADB)("chaos on %s", (dialect) => {
     await ds.query(`DELETE FROM ormq_tasks`);
     await ds.query(`DELETE FROM ormq_task_events`); // no foreign key cascades them
     await ds.query(`DELETE FROM test_runs`);
+    await ds.query(`DELETE FROM ormq_task_dependencies`);
   });
 
   it("four workers drain 2,000 tasks while one is killed with SIGKILL every 0.2 s or so", async () => {
@@ -90,6 +91,61 @@ describe.each(WITH_MARIADB)("chaos on %s", (dialect) => {
     // Some attempts were cut short (killed in flight, or before they started): their tasks ran again.
     console.log(`chaos (${dialect}): ${tasks.filter((t) => t.attempts > 1).length} tasks took more than one attempt`);
   }, 120_000);
+
+  it("a 3-level workflow drains while a worker is killed with SIGKILL every 0.3 s or so: each node runs once, after its dependencies, and its children exist once", async () => {
+    // Roots; middles that each wait for two roots and give two children with their success;
+    // sinks that each wait for five middles. ORMQ_CHAOS_WORKFLOW_TASKS=5000 runs the large one.
+    const NODES = Number(process.env.ORMQ_CHAOS_WORKFLOW_TASKS ?? 600);
+    const roots = Array.from({ length: Math.round(NODES * 0.3) }, (_, i) => RecordNode.create({ label: `r${i}` }));
+    const pick = <T>(list: T[], n: number) => Array.from({ length: n }, () => list[Math.floor(Math.random() * list.length)]);
+    const middles = Array.from({ length: Math.round(NODES * 0.5) }, (_, i) => RecordNode.create({ label: `m${i}`, childCount: 2, dependsOn: pick(roots, 2) }));
+    const sinks = Array.from({ length: NODES - roots.length - middles.length }, (_, i) => RecordNode.create({ label: `s${i}`, dependsOn: pick(middles, 5) }));
+    await enqueueMany([...roots, ...middles, ...sinks], { dataSource: ds });
+    const TOTAL = NODES + middles.length * 2;
+    const env = { ORMQ_DATABASE_URL: db.url, ORMQ_CONCURRENCY: "10", ...FAST };
+    let live = await Promise.all(Array.from({ length: 4 }, () => startWorker(env)));
+    let kills = 0;
+    const succeeded = () => ds.getRepository(BaseTaskEntity).countBy({ status: "succeeded" });
+    const deadline = Date.now() + Math.max(90_000, NODES * 60);
+    try {
+      while ((await succeeded()) < TOTAL) {
+        if (Date.now() > deadline) {
+          const left = await ds.query(`SELECT status, COUNT(*) AS n FROM ormq_tasks WHERE status <> 'succeeded' GROUP BY status`);
+          throw new Error(`the workflow did not finish: ${await succeeded()} of ${TOTAL} succeeded; left: ${JSON.stringify(left)}`);
+        }
+        await sleep(300);
+        const victim = live[Math.floor(Math.random() * live.length)];
+        victim.child.kill("SIGKILL");
+        kills++;
+        await victim.exited;
+        live = [...live.filter((w) => w !== victim), await startWorker(env)];
+      }
+    } finally {
+      await stopAll(live);
+    }
+    console.log(`chaos (${dialect}): a workflow of ${NODES} nodes and ${middles.length * 2} children drained through ${kills} SIGKILLs`);
+
+    const nodes = await ds.getRepository(RecordNode).find();
+    expect(nodes).toHaveLength(NODES);
+    expect(nodes.filter((n) => (n.result as { early: string[] }).early.length > 0).map((n) => n.id)).toEqual([]);
+    // Each attempt that succeeded started after every dependency had finished (the database's clock).
+    const finishedAt = new Map(nodes.map((n) => [n.id, n.finishedAt!.getTime()]));
+    const edges: { task_id: string | number; depends_on: string | number; state: string }[] = await ds.query(`SELECT task_id, depends_on, state FROM ormq_task_dependencies`);
+    expect(edges.filter((e) => e.state !== "succeeded")).toEqual([]);
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    expect(edges.filter((e) => byId.get(String(e.task_id))!.startedAt!.getTime() < finishedAt.get(String(e.depends_on))!)).toEqual([]);
+    // Each task's run is on record once, and each middle's children exist once (they commit with its success).
+    const runs = await ds.getRepository(RunLog).find();
+    const runsOf = new Map<string, number>();
+    for (const r of runs) runsOf.set(r.taskId, (runsOf.get(r.taskId) ?? 0) + 1);
+    expect(runsOf.size).toBe(TOTAL);
+    expect([...runsOf].filter(([, n]) => n !== 1)).toEqual([]);
+    const children = await ds.getRepository(RecordRun).find({ where: { type: "record_run" } });
+    const childrenOf = new Map<string, number>();
+    for (const c of children) childrenOf.set(c.parentId!, (childrenOf.get(c.parentId!) ?? 0) + 1);
+    expect(children).toHaveLength(middles.length * 2);
+    expect([...childrenOf.values()].every((n) => n === 2)).toBe(true);
+  }, Math.max(150_000, Number(process.env.ORMQ_CHAOS_WORKFLOW_TASKS ?? 0) * 60 + 60_000));
 
   if (dialect === "sqlite") {
     it("four processes enqueue into and work one SQLite file at once: nothing lost, no SQLITE_BUSY", async () => {
