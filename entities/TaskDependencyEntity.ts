@@ -1,4 +1,5 @@
 import { BaseEntity, Column, Entity, Index, PrimaryColumn } from "typeorm";
+import { idText } from "./transformers";
 
 /** Where a dependency stands: `open` until its task finishes, then what became of that task. */
 export type DependencyState = "open" | "succeeded" | "failed" | "cancelled" | "deleted";
@@ -24,11 +25,11 @@ export type DependencyKind = "success" | "finish";
 @Index("ormq_task_dependencies_open", ["taskId", "state"])
 export class TaskDependencyEntity extends BaseEntity {
   /** The task that waits. */
-  @PrimaryColumn({ name: "task_id", type: "bigint" })
+  @PrimaryColumn({ name: "task_id", type: "bigint", transformer: idText })
   taskId!: string;
 
   /** The task it waits for. */
-  @PrimaryColumn({ name: "depends_on", type: "bigint" })
+  @PrimaryColumn({ name: "depends_on", type: "bigint", transformer: idText })
   dependsOn!: string;
 
   @Column({ type: "varchar", length: 16, default: "open" })

@@ -27,3 +27,13 @@ export const epochMillis: ValueTransformer = {
     return new Date(Number(value));
   },
 };
+
+/**
+ * A task id in another table's `bigint` column, read back as decimal text whatever the driver
+ * gives (better-sqlite3 a number, node-postgres and mysql2 a string), as task ids are everywhere
+ * else; written as given.
+ */
+export const idText: ValueTransformer = {
+  to: (value: unknown): unknown => value,
+  from: (value: unknown): string | null => (value === null || value === undefined ? null : String(value)),
+};

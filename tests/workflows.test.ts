@@ -5,7 +5,7 @@
 import { ChildEntity, Column, Entity, PrimaryGeneratedColumn, type BaseEntity, type DataSource } from "typeorm";
 import { sweepDependencies } from "../src/workflow/dependencies";
 import { AttemptLostError, BaseTaskEntity, DependencyError, enqueueBatch, enqueueMany, ormqFor, processN, type TaskContext } from "../src";
-import { cancelTask, cancelWorkflow, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src/admin";
+import { cancelTask, cancelWorkflow, prune, rescueExpiredTasks, retryTask, showTask, TaskEventEntity } from "../src/admin";
 import { TaskDependencyEntity } from "../entities/TaskDependencyEntity";
 import { memoryLogger, openDataSource, type TestDb, useTestDatabase, WITH_MARIADB } from "./support/db";
 import { makeAllDue, until } from "./support/helpers";
@@ -455,6 +455,25 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
     expect(started.map((s) => s.name)).toEqual(["done", "unrelated"]);
     expect(await cancelWorkflow(root.id, { dataSource: ds })).toEqual({ id: root.id, found: true, tasks: 6, cancelled: 0, cancelRequested: 0 });
     expect(await cancelWorkflow("987654321", { dataSource: ds })).toEqual({ id: "987654321", found: false, tasks: 0, cancelled: 0, cancelRequested: 0 });
+  });
+
+  it("prune deletes a pruned task's own edges, and keeps the edges to it while their dependent stands", async () => {
+    const a = await node("a").save();
+    const b = await node("b", [a]).save();
+    await processN(Node, 2, quiet());
+    const c = await node("c", [a, b]).save(); // waits for nothing: both succeeded; not finished itself
+    const edges = async () => (await ds.getRepository(TaskDependencyEntity).find({ order: { taskId: "ASC", dependsOn: "ASC" } })).map((e) => [e.taskId, e.dependsOn, e.state]);
+    expect(await edges()).toEqual([
+      [b.id, a.id, "succeeded"],
+      [c.id, a.id, "succeeded"],
+      [c.id, b.id, "succeeded"],
+    ]);
+    await prune({ dataSource: ds, olderThan: new Date(Date.now() + 60_000) });
+    // a and b are gone with b's edge; c (pending) keeps its record of how they ended.
+    expect(await edges()).toEqual([
+      [c.id, a.id, "succeeded"],
+      [c.id, b.id, "succeeded"],
+    ]);
   });
 
   it("cancelling a waiting task, or a dependency, settles what waits on it", async () => {

@@ -13,6 +13,7 @@ import type { EntityManager } from "typeorm";
 import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import type { TaskStatus } from "../../entities/status";
 import { TaskEventEntity, type TaskEventKind } from "../../entities/TaskEventEntity";
+import { TaskDependencyEntity } from "../../entities/TaskDependencyEntity";
 import { WorkerEntity } from "../../entities/WorkerEntity";
 import { contractOf } from "./index";
 
@@ -201,6 +202,14 @@ export async function deleteFinished(m: EntityManager, ids: readonly string[], s
     .where("id IN (:...ids) AND status IN (:...statuses) AND finished_at < :cutoff", { ids, statuses, cutoff })
     .execute();
   await m.createQueryBuilder().delete().from(TaskEventEntity).where(`task_id IN (:...ids) AND ${withoutTask(m)}`, { ids }).execute();
+  // A deleted task's own edges (what it waited for) go with it; edges to it stay while their
+  // dependents do, recording how it ended (a batch's counts read them).
+  await m
+    .createQueryBuilder()
+    .delete()
+    .from(TaskDependencyEntity)
+    .where(`task_id IN (:...ids) AND ${withoutTask(m, escapedTable(m, TaskDependencyEntity))}`, { ids })
+    .execute();
   return deleted.affected ?? 0;
 }
 
@@ -243,12 +252,12 @@ export async function deleteSilentWorkers(m: EntityManager, cutoff: number, sile
 }
 
 /** An event's task no longer exists (`events`: how the statement names the events table). */
-function withoutTask(m: EntityManager, events = escapedTable(m, TaskEventEntity)): string {
+function withoutTask(m: EntityManager, table = escapedTable(m, TaskEventEntity)): string {
   const tasks = escapedTable(m, BaseTaskEntity);
-  return `NOT EXISTS (SELECT 1 FROM ${tasks} t WHERE t.id = ${events}.task_id)`;
+  return `NOT EXISTS (SELECT 1 FROM ${tasks} t WHERE t.id = ${table}.task_id)`;
 }
 
-function escapedTable(m: EntityManager, entity: typeof BaseTaskEntity | typeof TaskEventEntity): string {
+function escapedTable(m: EntityManager, entity: typeof BaseTaskEntity | typeof TaskEventEntity | typeof TaskDependencyEntity): string {
   const metadata = m.connection.getMetadata(entity);
   return [metadata.schema, metadata.tableName]
     .filter((part): part is string => !!part)
