@@ -474,6 +474,10 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
       [c.id, a.id, "succeeded"],
       [c.id, b.id, "succeeded"],
     ]);
+    // A task deleted otherwise leaves its edges: the next prune removes them.
+    await ds.getRepository(BaseTaskEntity).delete({ id: c.id });
+    await prune({ dataSource: ds, olderThan: new Date(Date.now() + 60_000) });
+    expect(await edges()).toEqual([]);
   });
 
   it("cancelling a waiting task, or a dependency, settles what waits on it", async () => {

@@ -238,6 +238,32 @@ export async function deleteOrphanEvents(m: EntityManager, cutoff: number, batch
 }
 
 /**
+ * Edges whose waiting task is gone without them (deleted by a success of a class with
+ * `keepSucceeded = false`, or by the application), in batches as deleteOrphanEvents. Returns how
+ * many. An edge is written in its task's own transaction, so none is seen before its task.
+ */
+export async function deleteOrphanEdges(m: EntityManager, batch = 5_000): Promise<number> {
+  let deleted = 0;
+  let after = "0";
+  for (;;) {
+    const rows: { task_id: unknown }[] = await m
+      .createQueryBuilder()
+      .select("DISTINCT d.task_id", "task_id")
+      .from(TaskDependencyEntity, "d")
+      .where(`d.task_id > :after AND ${withoutTask(m, "d")}`, { after })
+      .orderBy("d.task_id")
+      .limit(batch)
+      .getRawMany();
+    if (rows.length === 0) return deleted;
+    const ids = rows.map((r) => String(r.task_id));
+    after = ids[ids.length - 1];
+    const result = await m.createQueryBuilder().delete().from(TaskDependencyEntity).where(`task_id IN (:...ids) AND ${withoutTask(m, escapedTable(m, TaskDependencyEntity))}`, { ids }).execute();
+    deleted += result.affected ?? 0;
+    if (rows.length < batch) return deleted;
+  }
+}
+
+/**
  * Worker rows whose heartbeat is older than `cutoff`: a stopped worker's at once, a row still
  * marked running only when its heartbeat is older than `silentBefore` too. Returns how many.
  */

@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity, FINISHED_STATUSES, type TaskStatus } from "../../entities/BaseTaskEntity";
-import { deleteFinished, deleteOrphanEvents, deleteSilentWorkers, finishedIds } from "../dialect/taskWrites";
+import { deleteFinished, deleteOrphanEdges, deleteOrphanEvents, deleteSilentWorkers, finishedIds } from "../dialect/taskWrites";
 import { InvalidOptionError, toError } from "../errors";
 import { MAX_DELAY_MS } from "../storable";
 import { checkRunAt } from "../validation";
@@ -53,6 +53,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   result.deleted = removed.deleted;
   result.blocked = removed.blocked;
   result.orphanedEventsDeleted = await deleteOrphanEvents(dataSource.manager, cutoff.getTime());
+  await deleteOrphanEdges(dataSource.manager);
   // A stopped worker's row goes at the cutoff; a row still marked running only once its heartbeat
   // is also older than WORKER_SILENCE_MS, so a short cutoff cannot hide a live worker. (Should it
   // happen anyway, the worker's next heartbeat writes its row again.)
