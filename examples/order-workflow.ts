@@ -9,7 +9,7 @@ import "reflect-metadata";
 import { rmSync } from "node:fs";
 import pino from "pino";
 import { ChildEntity, Column, DataSource, Entity, PrimaryGeneratedColumn } from "typeorm";
-import { BaseTaskEntity, ormqDataSourceOptions, ormqEntities, processN, type TaskContext } from "../src";
+import { BaseTaskEntity, fixedDelay, ormqDataSourceOptions, ormqEntities, processForever, type TaskContext } from "../src";
 
 @Entity("orders")
 export class Order {
@@ -27,7 +27,7 @@ export class Order {
 @ChildEntity("charge")
 export class Charge extends BaseTaskEntity {
   static maxAttempts = 3;
-  static retryDelayMs = 100;
+  static retry = fixedDelay(100);
 
   @Column({ type: "integer" })
   orderId!: number;
@@ -71,8 +71,9 @@ export class OrderSummary extends BaseTaskEntity {
   orderId!: number;
 
   async run(ctx: TaskContext) {
-    // Each dependency with its result, in id order: charge, stock, mail.
-    const [charge, stock, mail] = await ctx.dependencies<BaseTaskEntity>();
+    // Each dependency, loaded as its own class, with its result.
+    const dependencies = await ctx.dependencies<BaseTaskEntity>();
+    const [charge, stock, mail] = [Charge, ReserveStock, SendMail].map((cls) => dependencies.find((d) => d instanceof cls)!);
     return { charge: charge.result, stock: stock.result, mailed: mail.status === "succeeded" };
   }
 }
@@ -97,8 +98,12 @@ export async function main(file = "./order-workflow.sqlite"): Promise<Record<str
       return last;
     });
 
-    // One worker, until the workflow is done (the charge's retry included).
-    await processN(BaseTaskEntity, 6, { dataSource, logger: pino({ level: "warn" }) });
+    // A worker runs it (the charge's retry included) while we wait for the summary's result.
+    const stop = new AbortController();
+    const worker = processForever(BaseTaskEntity, { dataSource, logger: pino({ level: "error" }), signal: stop.signal });
+    await summary.waitForResult({ timeoutMs: 30_000 });
+    stop.abort();
+    await worker;
 
     const done = await dataSource.getRepository(OrderSummary).findOneByOrFail({ id: summary.id });
     const order = await dataSource.getRepository(Order).findOneByOrFail({ id: done.orderId });
