@@ -79,6 +79,7 @@ export interface TaskErrorRecord {
 @Index("ormq_tasks_unique", { synchronize: false })
 @Index("ormq_tasks_unique_window", { synchronize: false })
 @Index("ormq_tasks_parent", { synchronize: false })
+@Index("ormq_tasks_waiting", { synchronize: false })
 export abstract class BaseTaskEntity extends BaseEntity {
   /** Queue a task of this class goes to, unless set on the instance. */
   static queue = "default";

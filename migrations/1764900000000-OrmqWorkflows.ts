@@ -14,6 +14,7 @@ export class OrmqWorkflows1764900000000 implements MigrationInterface {
     const schema = schemaParts(runner);
     await schema.addColumn("ormq_tasks", "parent_id", "bigint");
     await schema.createIndex("ormq_tasks_parent", "ormq_tasks", ["parent_id"], PARENT_INDEX);
+    await schema.createIndex("ormq_tasks_waiting", "ormq_tasks", ["id"], WAITING_INDEX);
     await runner.createTable(
       new Table({
         name: "ormq_task_dependencies",
@@ -34,6 +35,7 @@ export class OrmqWorkflows1764900000000 implements MigrationInterface {
     const schema = schemaParts(runner);
     await schema.setSchemaVersion(4, "update");
     await runner.dropTable("ormq_task_dependencies");
+    await schema.dropIndex("ormq_tasks_waiting", "ormq_tasks", WAITING_INDEX);
     await schema.dropIndex("ormq_tasks_parent", "ormq_tasks", PARENT_INDEX);
     await schema.dropColumn("ormq_tasks", "parent_id");
   }
@@ -41,3 +43,4 @@ export class OrmqWorkflows1764900000000 implements MigrationInterface {
 
 // A migration keeps its own copy of the definition (see src/dialect/taskIndexes.ts).
 const PARENT_INDEX = { where: "parent_id IS NOT NULL", withoutWhere: "whole" as const };
+const WAITING_INDEX = { where: "status = 'waiting'", withoutWhere: "none" as const };

@@ -517,6 +517,25 @@ describe.each(WITH_MARIADB)("workflows on %s: dependencies", (dialect) => {
     expect(await sweepDependencies(ormqFor(ds))).toBe(0);
   });
 
+  it("the sweep settles a waiting task a crash left with nothing open: released, or settled by a dependency's failure", async () => {
+    const a = await node("a").save();
+    const b = await node("b", [a]).save();
+    const bad = await node("bad").save();
+    const failing = await node("failing", [bad]).save();
+    const anyway = await RunAnywayNode.create({ name: "anyway", dependsOn: [bad] }).save();
+    const below = await node("below", [failing]).save();
+    // As a crash after the edges were marked, and before the release or the failure's settle, leaves them.
+    await ds.query(`UPDATE ormq_tasks SET status = 'succeeded' WHERE id = ${a.id}`);
+    await ds.query(`UPDATE ormq_tasks SET status = 'failed' WHERE id = ${bad.id}`);
+    await ds.query(`UPDATE ormq_task_dependencies SET state = 'succeeded' WHERE depends_on = ${a.id}`);
+    await ds.query(`UPDATE ormq_task_dependencies SET state = 'failed' WHERE depends_on = ${bad.id}`);
+    expect(await Promise.all([b, failing, anyway, below].map(statusOf))).toEqual(["waiting", "waiting", "waiting", "waiting"]);
+    expect(await sweepDependencies(ormqFor(ds))).toBe(3);
+    expect(await Promise.all([b, failing, anyway, below].map(statusOf))).toEqual(["pending", "failed", "pending", "failed"]);
+    expect((await ds.getRepository(Node).findOneByOrFail({ id: failing.id })).lastError).toBe(`DependencyFailedError: task ${bad.id} it depends on failed`);
+    expect(await sweepDependencies(ormqFor(ds))).toBe(0);
+  });
+
   it("a fan-in: many dependencies finishing at once on two workers release the dependent once, after the last", async () => {
     const deps = Array.from({ length: 120 }, (_, i) => node(`d${i}`));
     await enqueueMany(deps, { dataSource: ds });

@@ -257,19 +257,38 @@ export async function brokenEdgesTo(m: EntityManager, dependencies: readonly str
 /** The start of the last error of a task settled by a dependency's failure. */
 export const DEPENDENCY_FAILED = "DependencyFailedError: ";
 
-/** The edges from `tasks` that wait for a success (kind 'success') and recorded a failure. */
-export async function brokenEdgesFrom(m: EntityManager, tasks: readonly string[]): Promise<{ task: string; on: string }[]> {
-  const out: { task: string; on: string }[] = [];
+/** The edges from `tasks` that wait for a success (kind 'success') and recorded a failure, with what it was. */
+export async function brokenEdgesFrom(m: EntityManager, tasks: readonly string[]): Promise<{ task: string; on: string; state: Exclude<DependencyState, "open" | "succeeded"> }[]> {
+  const out: { task: string; on: string; state: Exclude<DependencyState, "open" | "succeeded"> }[] = [];
   for (const part of chunks(tasks)) {
     const rows = await m
       .getRepository(TaskDependencyEntity)
       .createQueryBuilder("d")
-      .select(["d.task_id AS task_id", "d.depends_on AS depends_on"])
+      .select(["d.task_id AS task_id", "d.depends_on AS depends_on", "d.state AS state"])
       .where("d.task_id IN (:...part) AND d.kind = 'success' AND d.state IN ('failed', 'cancelled', 'deleted')", { part })
-      .getRawMany<{ task_id: string | number; depends_on: string | number }>();
-    out.push(...rows.map((r) => ({ task: String(r.task_id), on: String(r.depends_on) })));
+      .orderBy("d.depends_on")
+      .getRawMany<{ task_id: string | number; depends_on: string | number; state: Exclude<DependencyState, "open" | "succeeded"> }>();
+    out.push(...rows.map((r) => ({ task: String(r.task_id), on: String(r.depends_on), state: r.state })));
   }
   return out;
+}
+
+/**
+ * Waiting tasks none of whose edges is open, at most `limit`, by id: what a crash between marking
+ * a task's last edge and releasing it (or settling it by a failure) leaves behind. Served by the
+ * `ormq_tasks_waiting` index (and, for each, the `(task_id, state)` one).
+ */
+export async function strandedWaiting(m: EntityManager, limit: number): Promise<string[]> {
+  const edges = tablesOf(m.connection).dependencies;
+  const rows = await m
+    .getRepository(BaseTaskEntity)
+    .createQueryBuilder("t")
+    .select("t.id AS id")
+    .where(`t.status = 'waiting' AND NOT EXISTS (SELECT 1 FROM ${edges} d WHERE d.task_id = t.id AND d.state = 'open')`)
+    .orderBy("t.id")
+    .limit(limit)
+    .getRawMany<{ id: string | number }>();
+  return rows.map((r) => String(r.id));
 }
 
 /**

@@ -27,6 +27,9 @@ export const TASK_INDEXES: readonly TaskIndex[] = [
   // A task's children (ctx.enqueue): only tasks that have a parent. Without partial indexes, a
   // whole one (a NULL entry per task, written at insert; a status change does not move it).
   { name: "ormq_tasks_parent", columns: ["parent_id"], where: "parent_id IS NOT NULL", withoutWhere: "whole" },
+  // Tasks waiting for their dependencies, for the sweep of those a crash left with nothing open to
+  // wait for. Without partial indexes, the indexes led by status serve `status = 'waiting'`.
+  { name: "ormq_tasks_waiting", columns: ["id"], where: "status = 'waiting'", withoutWhere: "none" },
 ];
 
 /** Unique tasks: one unfinished task per key, and one task per key and window whatever its status. */

@@ -40,6 +40,7 @@ import {
   releaseReady,
   settleWaiting,
   staleOpenDependencies,
+  strandedWaiting,
   taskStatuses,
   waitingTypes,
   type DependencyRow,
@@ -127,16 +128,18 @@ export async function settleDependents(client: OrmqClient, finished: ReadonlyMap
 }
 
 /**
- * The sweep: open edges to tasks that finished (or were deleted) without their dependents being
- * settled (a crash between an outcome and its settle). Returns how many dependencies it settled.
+ * The sweep of what a crash left unsettled: open edges to tasks that finished (or were deleted)
+ * without their dependents being settled (a crash between an outcome and its settle), then
+ * waiting tasks with no open edge left (a crash between the mark of their last edge and their
+ * release; the chaos test found one such task waiting for ever). Returns how many of both it
+ * settled.
  */
 export async function sweepDependencies(client: OrmqClient, limit = SETTLE_BATCH): Promise<number> {
   const stale = await staleOpenDependencies(client.dataSource.manager, limit);
-  if (stale.length === 0) return 0;
   const finished = new Map<string, Finished>();
   for (const s of stale) finished.set(s.dependsOn, s.status === null ? "deleted" : (s.status as Finished));
-  await settleDependents(client, finished);
-  return finished.size;
+  if (finished.size > 0) await settleDependents(client, finished);
+  return finished.size + (await settleStranded(client, limit));
 }
 
 /**
@@ -183,8 +186,7 @@ async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<s
       for (const [task, { status, cause }] of settleAs) groups.set(`${status} ${cause}`, [...(groups.get(`${status} ${cause}`) ?? []), task]);
       for (const [key, tasks] of groups) {
         const [status, cause] = key.split(" ") as ["failed" | "cancelled", string];
-        const what = round.get(cause);
-        const lastError = `${DEPENDENCY_FAILED}task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
+        const lastError = dependencyFailed(cause, round.get(cause) as Exclude<Finished, "succeeded">);
         await settleWaiting(m, tasks, status, lastError, now);
         for (const id of tasks) next.set(id, status);
       }
@@ -245,6 +247,38 @@ export async function reopenDependents(m: EntityManager, retried: string, now: D
   }
   for (const [on, tasks] of reopen) await reopenEdges(m, tasks, on);
   return [...again];
+}
+
+/** The last error of a task settled by a dependency's failure. */
+function dependencyFailed(cause: string, what: Exclude<Finished, "succeeded">): string {
+  return `${DEPENDENCY_FAILED}task ${cause} it depends on ${what === "deleted" ? "no longer exists" : what === "failed" ? "failed" : "was cancelled"}`;
+}
+
+/**
+ * The sweep's second part: waiting tasks with nothing open to wait for (a crash came between the
+ * mark of their last edge and their release). Each is settled as its live settle would have: by
+ * its class's policy when a dependency it waits to succeed did not, else released. Returns how many.
+ */
+async function settleStranded(client: OrmqClient, limit: number): Promise<number> {
+  const m = client.dataSource.manager;
+  const stranded = await strandedWaiting(m, limit);
+  if (stranded.length === 0) return 0;
+  const now = new Date(await client.clock.now());
+  const cause = new Map<string, { on: string; state: Exclude<Finished, "succeeded"> }>();
+  for (const e of await brokenEdgesFrom(m, stranded)) if (!cause.has(e.task)) cause.set(e.task, { on: e.on, state: e.state });
+  const types = new Map((await waitingTypes(m, [...cause.keys()])).map((t) => [t.id, t.type]));
+  const settledNow = new Map<string, Finished>();
+  for (const [task, { on, state }] of cause) {
+    const policy = dependencyPolicy(client, types.get(task) ?? "");
+    if (policy === "run" || !types.has(task)) continue;
+    const status = policy === "cancel" ? "cancelled" : "failed";
+    if ((await settleWaiting(m, [task], status, dependencyFailed(on, state), now)) === 1) settledNow.set(task, status);
+  }
+  const ready = await releaseReady(m, stranded.filter((id) => !settledNow.has(id)), now);
+  if (ready.length > 0) client.announcements.released(ready.map((t) => announcementOf(t.queue, t.type)));
+  // What those failures settle in turn.
+  if (settledNow.size > 0) await settleDependents(client, settledNow);
+  return stranded.length;
 }
 
 /** A type's `onDependencyFailure` ("fail" for a type this process does not know). */

@@ -5,7 +5,7 @@
  * (it installs the package when it is missing), a missing binary is a failure, not a skip.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chownSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -40,12 +40,18 @@ export async function startMariaDb(options: { durable?: boolean } = {}): Promise
   const dir = mkdtempSync(join(tmpdir(), "ormq-mariadb-"));
   // mariadbd refuses to run as root: as root, the package's own unprivileged user owns the files.
   const user = userInfo().uid === 0 ? "mysql" : userInfo().username;
-  if (userInfo().uid === 0) {
-    const ids = spawnSync("id", ["-u", user], { encoding: "utf8" });
-    const gid = spawnSync("id", ["-g", user], { encoding: "utf8" });
-    chownSync(dir, Number(ids.stdout.trim()), Number(gid.stdout.trim()));
-  }
+  const own = (path: string) => {
+    if (userInfo().uid !== 0) return;
+    chownSync(path, Number(spawnSync("id", ["-u", user], { encoding: "utf8" }).stdout.trim()), Number(spawnSync("id", ["-g", user], { encoding: "utf8" }).stdout.trim()));
+  };
+  own(dir);
   const data = join(dir, "data");
+  // A temporary directory of its own: a server starting up removes the `#sql*` temporary files it
+  // finds in its tmpdir, so servers sharing /tmp (the suites run several at once) deleted each
+  // other's, and a query of information_schema failed ("Error on delete of '/tmp/#sql-temptable…'").
+  const temp = join(dir, "tmp");
+  mkdirSync(temp);
+  own(temp);
   const installed = spawnSync(binaries.install, ["--no-defaults", `--datadir=${data}`, `--user=${user}`, "--auth-root-authentication-method=normal", "--skip-test-db"], {
     encoding: "utf8",
   });
@@ -55,6 +61,7 @@ export async function startMariaDb(options: { durable?: boolean } = {}): Promise
   const args = [
       "--no-defaults",
       `--datadir=${data}`,
+      `--tmpdir=${temp}`,
       `--socket=${join(dir, "mysqld.sock")}`,
       `--port=${port}`,
       "--bind-address=127.0.0.1",
