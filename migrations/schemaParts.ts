@@ -26,6 +26,19 @@ export function schemaParts(runner: QueryRunner) {
       const sql = contract.schema.dropIndex({ name, table: q(table), ...options });
       if (sql) await runner.query(sql);
     },
+    /**
+     * Rebuilds an index whose definition changed from `from` to `to`, on the databases where the
+     * two make different indexes (a `withoutWhere` that changed matters only without partial
+     * indexes): nothing where both are the same statement.
+     */
+    replaceIndex: async (name: string, table: string, columns: readonly string[], from: Pick<IndexSpec, "where" | "unique" | "withoutWhere">, to: Pick<IndexSpec, "where" | "unique" | "withoutWhere">) => {
+      const before = contract.schema.createIndex({ name, table: q(table), columns, ...from });
+      const after = contract.schema.createIndex({ name, table: q(table), columns, ...to });
+      if (before === after) return;
+      const drop = contract.schema.dropIndex({ name, table: q(table), ...from });
+      if (drop) await runner.query(drop);
+      if (after) await runner.query(after);
+    },
     addColumn: (table: string, column: string, type: string) => runner.query(`ALTER TABLE ${q(table)} ADD COLUMN ${q(column)} ${type}`),
     dropColumn: (table: string, column: string) => runner.query(`ALTER TABLE ${q(table)} DROP COLUMN ${q(column)}`),
     /** ormq_meta's schema_version, which workers check (see controlsRead.ts). */

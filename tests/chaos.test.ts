@@ -95,7 +95,7 @@ describe.each(WITH_MARIADB)("chaos on %s", (dialect) => {
   it("a 3-level workflow drains while a worker is killed with SIGKILL every 0.3 s or so: each node runs once, after its dependencies, and its children exist once", async () => {
     // Roots; middles that each wait for two roots and give two children with their success;
     // sinks that each wait for five middles. ORMQ_CHAOS_WORKFLOW_TASKS=5000 runs the large one.
-    const NODES = Number(process.env.ORMQ_CHAOS_WORKFLOW_TASKS ?? 600);
+    const NODES = Number(process.env.ORMQ_CHAOS_WORKFLOW_TASKS ?? 300);
     const roots = Array.from({ length: Math.round(NODES * 0.3) }, (_, i) => RecordNode.create({ label: `r${i}` }));
     const pick = <T>(list: T[], n: number) => Array.from({ length: n }, () => list[Math.floor(Math.random() * list.length)]);
     const middles = Array.from({ length: Math.round(NODES * 0.5) }, (_, i) => RecordNode.create({ label: `m${i}`, childCount: 2, dependsOn: pick(roots, 2) }));

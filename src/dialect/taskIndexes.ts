@@ -16,7 +16,10 @@ export const TASK_INDEXES: readonly TaskIndex[] = [
   { name: "ormq_tasks_claim", columns: ["priority DESC", "run_at", "id"], where: "status = 'pending'", withoutWhere: { lead: ["status"] } },
   // The earliest upcoming due time, for an idle worker's sleep: only tasks made ready later than
   // they were created (scheduled, retried, snoozed), so the usual immediate enqueue pays nothing.
-  { name: "ormq_tasks_scheduled", columns: ["run_at"], where: "status = 'pending' AND run_at > created_at", withoutWhere: { lead: ["status"] } },
+  // Without partial indexes, over every row and without the status: the read asks for due times
+  // after now, which nearly only pending tasks have (a task runs once due), and an entry moves
+  // only when a due time does, not at each claim and outcome as one led by the status did.
+  { name: "ormq_tasks_scheduled", columns: ["run_at"], where: "status = 'pending' AND run_at > created_at", withoutWhere: "whole" },
   // Running tasks by lease end, for the rescue of expired leases.
   { name: "ormq_tasks_lease", columns: ["locked_until"], where: "status = 'running'", withoutWhere: { lead: ["status"] } },
   // Failed tasks by type: the dead-letter list.
