@@ -225,7 +225,8 @@ describe.each(WITH_MARIADB)("workflows on %s: writes and children commit with th
   // A worker cut off from the database between its guarded write and the commit must not hold the
   // task's row for ever (the many-hosts test found it): the server ends a transaction left idle
   // for a lease. PostgreSQL only; MySQL has no per-transaction limit (docs/mysql.md).
-  (dialect === "postgres" ? it : it.skip)("a transaction left idle for a whole lease is ended by the server: nothing of it commits, and the row is not held", async () => {
+  const onPostgres = dialect === "postgres" ? it : () => undefined;
+  onPostgres("a transaction left idle for a whole lease is ended by the server: nothing of it commits, and the row is not held", async () => {
     IdleInside.idleMs = 1_500;
     const task = await IdleInside.create({}).save();
     const { logger } = memoryLogger();
