@@ -183,7 +183,12 @@ async function settle(client: OrmqClient, m: EntityManager, first: ReadonlyMap<s
         settleAs.set(e.task, { status: policy === "cancel" ? "cancelled" : "failed", cause: e.on });
       }
       const groups = new Map<string, string[]>();
-      for (const [task, { status, cause }] of settleAs) groups.set(`${status} ${cause}`, [...(groups.get(`${status} ${cause}`) ?? []), task]);
+      for (const [task, { status, cause }] of settleAs) {
+        const key = `${status} ${cause}`;
+        const group = groups.get(key);
+        if (group) group.push(task);
+        else groups.set(key, [task]);
+      }
       for (const [key, tasks] of groups) {
         const [status, cause] = key.split(" ") as ["failed" | "cancelled", string];
         const lastError = dependencyFailed(cause, round.get(cause) as Exclude<Finished, "succeeded">);
@@ -243,7 +248,9 @@ export async function reopenDependents(m: EntityManager, retried: string, now: D
   const reopen = new Map<string, string[]>();
   for (const e of broken) {
     if (!(e.on === retried || again.has(e.on)) || !(again.has(e.task) || e.status === "waiting")) continue;
-    reopen.set(e.on, [...(reopen.get(e.on) ?? []), e.task]);
+    const tasks = reopen.get(e.on);
+    if (tasks) tasks.push(e.task);
+    else reopen.set(e.on, [e.task]);
   }
   for (const [on, tasks] of reopen) await reopenEdges(m, tasks, on);
   return [...again];
