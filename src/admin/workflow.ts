@@ -5,8 +5,7 @@
  */
 import type { EntityManager } from "typeorm";
 import type { TaskStatus } from "../../entities/status";
-import type { DependencyState } from "../../entities/TaskDependencyEntity";
-import { childrenOf, directlyBelow, edgesOf, statusCounts } from "../dialect/dependencyStatements";
+import { childrenOf, directlyBelow, edgesOf, statusCounts, type RelatedTaskRow } from "../dialect/dependencyStatements";
 import { readTaskState } from "../dialect/taskWrites";
 
 /** Related tasks listed per kind; the totals are exact. */
@@ -14,14 +13,8 @@ export const RELATED_LISTED = 50;
 /** At most this many tasks are walked below a task (a larger workflow's counts say `complete: false`). */
 export const MAX_BELOW = 200_000;
 
-export interface RelatedTask {
-  id: string;
-  /** Null for a task since deleted (an edge outlives its dependency's row). */
-  type: string | null;
-  status: TaskStatus | null;
-  /** For a dependency or dependent: what the edge between the two records (open until the dependency finished). */
-  edge?: DependencyState;
-}
+/** A task seen from another in its workflow (see RelatedTaskRow). */
+export type RelatedTask = RelatedTaskRow;
 
 export interface WorkflowView {
   parent: RelatedTask | null;

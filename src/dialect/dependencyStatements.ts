@@ -336,11 +336,14 @@ export async function directlyBelow(m: EntityManager, ids: readonly string[]): P
   return [...found];
 }
 
-/** A task seen from another in its workflow. `edge`: what the edge between them records. */
+/**
+ * A task seen from another in its workflow. `edge`: what the edge between them records. Type and
+ * status are null for a task since deleted (an edge outlives its dependency's row).
+ */
 export interface RelatedTaskRow {
   id: string;
-  type: string;
-  status: TaskStatus;
+  type: string | null;
+  status: TaskStatus | null;
   edge?: DependencyState;
 }
 
@@ -363,7 +366,7 @@ export async function childrenOf(m: EntityManager, id: string, limit: number): P
  * tasks that wait for it), by id, with what each edge records, and how many there are. A task
  * since deleted is listed with status null.
  */
-export async function edgesOf(m: EntityManager, id: string, side: "on" | "of", limit: number): Promise<{ tasks: (Omit<RelatedTaskRow, "type" | "status"> & { type: string | null; status: TaskStatus | null })[]; total: number }> {
+export async function edgesOf(m: EntityManager, id: string, side: "on" | "of", limit: number): Promise<{ tasks: RelatedTaskRow[]; total: number }> {
   const [mine, other] = side === "on" ? ["task_id", "depends_on"] : ["depends_on", "task_id"];
   const repo = m.getRepository(TaskDependencyEntity);
   const rows = await repo

@@ -213,54 +213,65 @@ export async function deleteFinished(m: EntityManager, ids: readonly string[], s
   return deleted.affected ?? 0;
 }
 
-/** Events older than `cutoff` whose task is gone (deleted by the application). Returns how many. */
-export async function deleteOrphanEvents(m: EntityManager, cutoff: number, batch = 5_000): Promise<number> {
-  // In batches by id, each its own short statement: a million orphaned events must not become one
-  // statement that holds its locks, and a drain's claims waiting on them, for minutes.
+/**
+ * Deletes page by page, by key: `page(after)` reads up to `batch` keys after `after` (in key order),
+ * `remove(keys)` deletes their rows. Each its own short statement: a million orphaned rows must
+ * not become one statement that holds its locks, and a drain's claims waiting on them, for
+ * minutes. Returns how many rows went.
+ */
+async function deleteInPages(batch: number, page: (after: string) => Promise<string[]>, remove: (keys: string[]) => Promise<number>): Promise<number> {
   let deleted = 0;
   let after = "0";
   for (;;) {
-    const rows: { id: unknown }[] = await m
-      .createQueryBuilder()
-      .select("e.id", "id")
-      .from(TaskEventEntity, "e")
-      .where(`e.id > :after AND e.at < :cutoff AND ${withoutTask(m, "e")}`, { after, cutoff })
-      .orderBy("e.id")
-      .limit(batch)
-      .getRawMany();
-    if (rows.length === 0) return deleted;
-    const ids = rows.map((r) => String(r.id));
-    after = ids[ids.length - 1];
-    const result = await m.createQueryBuilder().delete().from(TaskEventEntity).where("id IN (:...ids)", { ids }).execute();
-    deleted += result.affected ?? 0;
-    if (rows.length < batch) return deleted;
+    const keys = await page(after);
+    if (keys.length === 0) return deleted;
+    after = keys[keys.length - 1];
+    deleted += await remove(keys);
+    if (keys.length < batch) return deleted;
   }
+}
+
+/** Events older than `cutoff` whose task is gone (deleted by the application). Returns how many. */
+export function deleteOrphanEvents(m: EntityManager, cutoff: number, batch = 5_000): Promise<number> {
+  return deleteInPages(
+    batch,
+    async (after) =>
+      (
+        await m
+          .createQueryBuilder()
+          .select("e.id", "id")
+          .from(TaskEventEntity, "e")
+          .where(`e.id > :after AND e.at < :cutoff AND ${withoutTask(m, "e")}`, { after, cutoff })
+          .orderBy("e.id")
+          .limit(batch)
+          .getRawMany<{ id: unknown }>()
+      ).map((r) => String(r.id)),
+    async (ids) => (await m.createQueryBuilder().delete().from(TaskEventEntity).where("id IN (:...ids)", { ids }).execute()).affected ?? 0,
+  );
 }
 
 /**
  * Edges whose waiting task is gone without them (deleted by a success of a class with
- * `keepSucceeded = false`, or by the application), in batches as deleteOrphanEvents. Returns how
+ * `keepSucceeded = false`, or by the application), in pages as deleteOrphanEvents. Returns how
  * many. An edge is written in its task's own transaction, so none is seen before its task.
  */
-export async function deleteOrphanEdges(m: EntityManager, batch = 5_000): Promise<number> {
-  let deleted = 0;
-  let after = "0";
-  for (;;) {
-    const rows: { task_id: unknown }[] = await m
-      .createQueryBuilder()
-      .select("DISTINCT d.task_id", "task_id")
-      .from(TaskDependencyEntity, "d")
-      .where(`d.task_id > :after AND ${withoutTask(m, "d")}`, { after })
-      .orderBy("d.task_id")
-      .limit(batch)
-      .getRawMany();
-    if (rows.length === 0) return deleted;
-    const ids = rows.map((r) => String(r.task_id));
-    after = ids[ids.length - 1];
-    const result = await m.createQueryBuilder().delete().from(TaskDependencyEntity).where(`task_id IN (:...ids) AND ${withoutTask(m, escapedTable(m, TaskDependencyEntity))}`, { ids }).execute();
-    deleted += result.affected ?? 0;
-    if (rows.length < batch) return deleted;
-  }
+export function deleteOrphanEdges(m: EntityManager, batch = 5_000): Promise<number> {
+  const edges = escapedTable(m, TaskDependencyEntity);
+  return deleteInPages(
+    batch,
+    async (after) =>
+      (
+        await m
+          .createQueryBuilder()
+          .select("DISTINCT d.task_id", "task_id")
+          .from(TaskDependencyEntity, "d")
+          .where(`d.task_id > :after AND ${withoutTask(m, "d")}`, { after })
+          .orderBy("d.task_id")
+          .limit(batch)
+          .getRawMany<{ task_id: unknown }>()
+      ).map((r) => String(r.task_id)),
+    async (ids) => (await m.createQueryBuilder().delete().from(TaskDependencyEntity).where(`task_id IN (:...ids) AND ${withoutTask(m, edges)}`, { ids }).execute()).affected ?? 0,
+  );
 }
 
 /**
