@@ -51,13 +51,21 @@ module.exports = {
       comment:
         "`ormq` holds what a user defines, enqueues, runs and waits with: it does not load the operators' functions (ormq/admin), the dashboard, the metrics (prom-client) or the test helpers, not even through another module.",
       from: { path: "^src/index\\.ts$" },
-      to: { path: "^src/(admin|dashboard|testing|cli)/|^src/metrics\\.ts$", reachable: true },
+      to: { path: "^src/(admin|dashboard|testing|cli|nestjs|opentelemetry)/|^src/metrics\\.ts$", reachable: true },
+    },
+    {
+      name: "optional-integrations-stay-in-their-entry",
+      severity: "error",
+      comment:
+        "NestJS and OpenTelemetry are optional peer dependencies: only ormq/nestjs and ormq/opentelemetry import them, so a user without them never loads them.",
+      from: { path: "^(src|entities|migrations)/", pathNot: "^src/(nestjs|opentelemetry)/" },
+      to: { path: "node_modules/@(nestjs|opentelemetry)/" },
     },
     {
       name: "no-orphans-in-src",
       severity: "error",
       comment: "A module nothing imports is dead code (the entry points excepted).",
-      from: { orphan: true, path: "^src/", pathNot: ["^src/index\\.ts$", "^src/(admin|testing)/index\\.ts$", "^src/metrics\\.ts$", "^src/cli/main\\.ts$", "^src/worker/threads/thread\\.ts$", "\\.d\\.ts$"] },
+      from: { orphan: true, path: "^src/", pathNot: ["^src/index\\.ts$", "^src/(admin|testing|nestjs|opentelemetry)/index\\.ts$", "^src/metrics\\.ts$", "^src/cli/main\\.ts$", "^src/worker/threads/thread\\.ts$", "\\.d\\.ts$"] },
       to: {},
     },
   ],

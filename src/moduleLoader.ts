@@ -17,6 +17,12 @@ export interface LoadedModule {
   container?: DependencyContainer;
 }
 
+/** A module that exports no DataSource but a Nest module (ormq/nestjs builds its application context). */
+export interface LoadedNestModule {
+  nestModule: unknown;
+  file: string;
+}
+
 let tsNodeRegistered = false;
 
 /**
@@ -25,6 +31,16 @@ let tsNodeRegistered = false;
  * The DataSource is returned as it is: initialized or not.
  */
 export function loadDataSourceModule(path: string, label = "data source"): LoadedModule {
+  const loaded = loadAppModule(path, label, false);
+  return loaded as LoadedModule;
+}
+
+/**
+ * loadDataSourceModule, or, for a module that exports a NestJS module class instead of a
+ * DataSource (the CLI's `-d dist/app.module.js`), that class: the caller builds it with
+ * ormq/nestjs, so that a user without Nest never loads it.
+ */
+export function loadAppModule(path: string, label = "data source", nest = true): LoadedModule | LoadedNestModule {
   const file = isAbsolute(path) ? path : resolve(process.cwd(), path);
   if (!existsSync(file)) throw new OrmqConfigurationError(`${label} module not found: ${file}`);
   if (/\.[cm]?tsx?$/.test(file)) registerTypeScript(file);
@@ -44,12 +60,23 @@ export function loadDataSourceModule(path: string, label = "data source"): Loade
       throw new OrmqConfigurationError(`${file} exports ${all.length} DataSources: export the one to use as default or as \`dataSource\``);
     }
   }
-  if (!dataSource) throw new OrmqConfigurationError(`${file} exports no DataSource (as default, \`dataSource\` or \`AppDataSource\`)`);
+  if (!dataSource && nest) {
+    const nestModule = [exports.default, exports.AppModule, ...Object.values(exports)].find(isNestModuleClass);
+    if (nestModule) return { nestModule, file };
+  }
+  if (!dataSource) throw new OrmqConfigurationError(`${file} exports no DataSource (as default, \`dataSource\` or \`AppDataSource\`)${nest ? " and no Nest module" : ""}`);
   const container = exports.container as DependencyContainer | undefined;
   if (container !== undefined && typeof container?.resolve !== "function") {
     throw new OrmqConfigurationError(`${file} exports \`container\`, but it is not a tsyringe container`);
   }
   return { dataSource, container };
+}
+
+/** A class decorated with Nest's @Module (which records its metadata under these keys). */
+function isNestModuleClass(value: unknown): boolean {
+  if (typeof value !== "function") return false;
+  const keys: unknown[] = (Reflect as unknown as { getMetadataKeys?: (t: object) => unknown[] }).getMetadataKeys?.(value) ?? [];
+  return keys.some((k) => k === "imports" || k === "providers" || k === "controllers");
 }
 
 function registerTypeScript(file: string): void {

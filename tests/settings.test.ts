@@ -41,6 +41,7 @@ const publicShape: { [K in keyof WorkerOptions]-?: boolean } & Record<string, tr
   signal: true,
   logger: true,
   container: true,
+  resolver: true,
   metrics: true,
   onAttemptFinished: true,
 };

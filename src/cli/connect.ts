@@ -8,7 +8,7 @@ import type { DependencyContainer } from "tsyringe";
 import { DataSource } from "typeorm";
 import { databaseFileOf, ormqDataSourceOptions } from "../config";
 import { OrmqConfigurationError } from "../errors";
-import { loadDataSourceModule } from "../moduleLoader";
+import { loadAppModule } from "../moduleLoader";
 
 /** The options every command that touches the database takes. */
 export interface ConnectionFlags {
@@ -19,6 +19,8 @@ export interface ConnectionFlags {
 export interface Connection {
   dataSource: DataSource;
   container?: DependencyContainer;
+  /** Where tasks resolve services when the module is a Nest module (its application context). */
+  resolver?: (token: unknown) => unknown;
   /** True when opened from the user's module (task classes known). */
   fromModule: boolean;
   close(): Promise<void>;
@@ -33,7 +35,15 @@ export async function connect(flags: ConnectionFlags, options: { needsClasses?: 
   const modulePath = flags.dataSource ?? process.env.ORMQ_DATA_SOURCE;
   const url = flags.databaseUrl ?? process.env.ORMQ_DATABASE_URL;
   if (modulePath) {
-    const { dataSource, container } = loadDataSourceModule(modulePath);
+    const loaded = loadAppModule(modulePath);
+    if ("nestModule" in loaded) {
+      // Loaded here only: a user without Nest never loads ormq/nestjs (nor @nestjs/*).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { openNestModule } = require("../nestjs/standalone") as typeof import("../nestjs/standalone");
+      const nest = await openNestModule(loaded.nestModule, loaded.file);
+      return { dataSource: nest.dataSource, resolver: nest.resolver, fromModule: true, close: nest.close };
+    }
+    const { dataSource, container } = loaded;
     const opened = !dataSource.isInitialized;
     if (opened) await dataSource.initialize();
     return { dataSource, container, fromModule: true, close: async () => void (opened && (await dataSource.destroy())) };

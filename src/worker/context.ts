@@ -59,9 +59,10 @@ export interface TaskContext {
    */
   dependencyCounts(): Promise<DependencyCounts>;
   /**
-   * Resolves a service from this attempt's container: a child of the container given to the
-   * worker (`{ container }`; tsyringe's root container by default), in which `EntityManager`,
-   * `DataSource`, `TaskLogger` and `TaskContextToken` are registered for this attempt.
+   * Resolves a service: `EntityManager`, `DataSource`, `TaskLogger` and `TaskContextToken` are
+   * this attempt's; anything else comes from the worker's `resolver` when it has one (NestJS's
+   * injector under `ormq/nestjs`), else from this attempt's container: a child of the container
+   * given to the worker (`{ container }`; tsyringe's root container by default).
    */
   resolve<T>(token: InjectionToken<T>): T;
   /** This attempt's child container (created on first use). */
@@ -131,6 +132,8 @@ interface ContextFields {
    */
   progress?: (attempt: ProgressOwner) => ProgressReporter;
   container?: DependencyContainer;
+  /** Resolves the services the attempt does not hold itself, instead of the container (see WorkerOptions.resolver). */
+  resolver?: (token: unknown) => unknown;
   /** The task (what the attempt's commit writes for). */
   task?: TaskInstance;
   /**
@@ -298,6 +301,14 @@ class AttemptContext implements TaskContext {
   }
 
   get resolve(): TaskContext["resolve"] {
-    return (token) => this.container.resolve(token);
+    const resolver = this.fields.resolver;
+    if (!resolver) return (token) => this.container.resolve(token);
+    return <T>(token: InjectionToken<T>): T => {
+      if (token === EntityManager) return this.dataSource.manager as T;
+      if (token === DataSource) return this.dataSource as T;
+      if (token === TaskLogger) return this.logger as T;
+      if (token === TaskContextToken) return this as unknown as T;
+      return resolver(token) as T;
+    };
   }
 }

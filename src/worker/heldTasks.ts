@@ -280,6 +280,7 @@ export class HeldTasks {
       workerId: this.deps.workerId,
       scheduledFor: scheduledForOf(task),
       container: options.container,
+      resolver: options.resolver,
       task,
       commit: this.attemptCommit,
       dependencies: this.readDependencies,

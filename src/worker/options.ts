@@ -6,6 +6,7 @@ import type { DependencyContainer } from "tsyringe";
 import type { DataSource } from "typeorm";
 import type { TaskStatus } from "../../entities/status";
 import { resolveDataSource } from "../dataSource";
+import { InvalidOptionError } from "../errors";
 import { createLogger, getDefaultLogger, type Logger } from "../logger";
 import type { OrmqMetrics } from "./attemptFinished";
 import type { TaskClass } from "../registry";
@@ -24,6 +25,7 @@ export interface ResolvedOptions extends Omit<WorkerSettings, "logLevel"> {
   signal: AbortSignal | undefined;
   logger: Logger;
   container: DependencyContainer | undefined;
+  resolver: ((token: unknown) => unknown) | undefined;
   metrics: OrmqMetrics | undefined;
   onAttemptFinished: ((event: AttemptFinished) => void) | undefined;
 }
@@ -58,9 +60,15 @@ export function completeOptions(cls: TaskClass, settings: WorkerSettings, code: 
     signal: code.signal,
     logger: code.logger ?? (logLevel ? createLogger(logLevel) : getDefaultLogger()),
     container: code.container,
+    resolver: checkResolver(code.resolver),
     metrics: code.metrics,
     onAttemptFinished: code.onAttemptFinished,
   };
+}
+
+function checkResolver(resolver: unknown): ((token: unknown) => unknown) | undefined {
+  if (resolver !== undefined && typeof resolver !== "function") throw new InvalidOptionError("option `resolver` must be a function (token) => service");
+  return resolver as ((token: unknown) => unknown) | undefined;
 }
 
 // prune is an object, so not a setting of the table; its two numbers are checked by the same kinds.

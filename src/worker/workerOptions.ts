@@ -33,6 +33,12 @@ export interface WorkerOptions extends GivenWorkerSettings {
    * gets a child container of it. Default: tsyringe's root container.
    */
   container?: DependencyContainer;
+  /**
+   * Resolves what `ctx.resolve(token)` asks for (besides the attempt's own EntityManager,
+   * DataSource, TaskLogger and TaskContextToken) instead of the tsyringe container: another
+   * injector, such as NestJS's (`ormq/nestjs` gives its ModuleRef). A throw is the caller's.
+   */
+  resolver?: (token: unknown) => unknown;
   /** Prometheus metrics to record into (see `createMetrics`). */
   metrics?: OrmqMetrics;
   /** Called after each attempt's outcome is written (progress displays, custom metrics). */

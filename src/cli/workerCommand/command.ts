@@ -56,6 +56,7 @@ async function runWorker(settings: ProcessSettings, flags: ProcessFlags): Promis
     const resolved: ResolvedOptions = completeOptions(BaseTaskEntity, settings.worker, {
       dataSource: conn.dataSource,
       container: conn.container,
+      resolver: conn.resolver,
       logger,
       signal: stop.signal,
       metrics,
