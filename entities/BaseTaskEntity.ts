@@ -245,6 +245,15 @@ export abstract class BaseTaskEntity extends BaseEntity {
   @OneToMany(() => BaseTaskEntity, (task) => task.parent)
   children?: BaseTaskEntity[];
 
+  /**
+   * The trace context the task was enqueued in (W3C `traceparent` and `tracestate`, as JSON), set
+   * by ormq/opentelemetry's enqueue middleware so that the task's attempts (and its children) are
+   * traced as part of the request that enqueued it; null without it. Read leniently: a value that
+   * is not a trace context is ignored, never an attempt's failure.
+   */
+  @Column({ name: "trace_context", type: "varchar", length: 1024, nullable: true })
+  traceContext!: string | null;
+
   /** The schedule that enqueued this task (its name), or null. Its tick is the task's `runAt`. */
   @Column({ name: "schedule_name", type: "varchar", length: 255, nullable: true })
   scheduleName!: string | null;

@@ -71,4 +71,4 @@ export class RateClaimEntity extends BaseEntity {
 }
 
 /** The version of ormq's tables this ormq writes and understands. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;

@@ -39,6 +39,7 @@ const KINDS: Record<string, BaseColumnKind> = {
   progress: "same",
   progressMessage: "same",
   parentId: "id",
+  traceContext: "same",
 };
 
 /** The column's kind if it is one of BaseTaskEntity's own, else undefined (use TypeORM's path). */
