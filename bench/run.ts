@@ -35,8 +35,9 @@ import { keyedWorkers, limitedDrains, uniqueEnqueue } from "./scenarios/flowCont
 import { dashboardPages } from "./scenarios/dashboardPages";
 import { executors } from "./scenarios/executors";
 import { workflows } from "./scenarios/workflows";
+import { otelCost } from "./scenarios/integrations";
 
-const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard", "executors", "workflows"] as const;
+const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard", "executors", "workflows", "integrations"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]): { only: Set<Scenario>; databases: DatabaseName[]; full: boolean } {
@@ -76,7 +77,7 @@ async function main() {
     console.log(JSON.stringify({ benchmark: "ormq", ...result }));
   };
   /** What runs on MariaDB (the others measure what PostgreSQL and SQLite already show). */
-  const ON_MARIADB = new Set<Scenario>(["enqueue", "drain", "latency", "others", "flow", "workflows"]);
+  const ON_MARIADB = new Set<Scenario>(["enqueue", "drain", "latency", "others", "flow", "workflows", "integrations"]);
   const run = async (what: Scenario, database: DatabaseName | null, fn: () => Promise<void>) => {
     if (!only.has(what) || (database && !databases.includes(database))) return;
     if (database === "mariadb" && !ON_MARIADB.has(what)) return;
@@ -198,6 +199,10 @@ async function main() {
     // Workflows: a fan-out and a fan-in of 10,000 beside as many independent tasks (issue 28).
     for (const database of databases) {
       await run("workflows", database, async () => (await workflows(dbs, database, Math.min(tasks, 10_000))).forEach(record));
+    }
+    // NestJS, OpenTelemetry and fairness (issue 29): what the integrations cost.
+    for (const database of databases) {
+      await run("integrations", database, async () => (await otelCost(dbs, database, tasks)).forEach(record));
     }
     // What running run() in a thread or a child process costs, against the event loop.
     for (const database of databases) {

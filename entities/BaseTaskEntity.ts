@@ -5,7 +5,7 @@ import { exponentialBackoff, type RetryPolicy } from "../src/retry/policies";
 import type { TaskContext } from "../src/worker/context";
 import { maybeTaskOperations, taskOperations, type CancelResult, type WaitOptions, type WaitResult } from "./operations";
 import type { TaskStatus } from "./status";
-import type { ConcurrencyLimitOption, Loose, RateLimitOption, ScheduleOption, UniqueOption } from "./classOptions";
+import type { ConcurrencyLimitOption, FairnessOption, Loose, RateLimitOption, ScheduleOption, UniqueOption } from "./classOptions";
 
 export { FINISHED_STATUSES, type TaskStatus } from "./status";
 import { epochMillis } from "./transformers";
@@ -80,6 +80,7 @@ export interface TaskErrorRecord {
 @Index("ormq_tasks_unique_window", { synchronize: false })
 @Index("ormq_tasks_parent", { synchronize: false })
 @Index("ormq_tasks_waiting", { synchronize: false })
+@Index("ormq_tasks_fair", { synchronize: false })
 export abstract class BaseTaskEntity extends BaseEntity {
   /** Queue a task of this class goes to, unless set on the instance. */
   static queue = "default";
@@ -135,6 +136,12 @@ export abstract class BaseTaskEntity extends BaseEntity {
    * or per value of a column (`by`): `{ max: 100, perMs: 60_000 }`. See docs/flow-control.md.
    */
   static rateLimit: RateLimitOption | undefined = undefined;
+  /**
+   * Fair shares between the values of a column (tenants): `{ by: "tenantId", weights?: { acme: 3 } }`.
+   * Ready tasks of this class are claimed round-robin across the values, within priority, across
+   * every worker, so one busy value cannot starve the others. See docs/flow-control.md.
+   */
+  static fairness: FairnessOption | undefined = undefined;
   /**
    * Enqueues a task of this class at every tick of a cron expression, once per tick across every
    * worker: `"0 2 * * *"`, or `{ cron, timezone, catchUp, data }`. See docs/scheduling.md.
@@ -253,6 +260,14 @@ export abstract class BaseTaskEntity extends BaseEntity {
    */
   @Column({ name: "trace_context", type: "varchar", length: 1024, nullable: true })
   traceContext!: string | null;
+
+  /**
+   * The task's share key under `static fairness`: its `by` column's value as stored, as text
+   * (bounded: a long value is kept as its head and a digest). Set at enqueue; null for classes
+   * without fairness.
+   */
+  @Column({ name: "fair_key", type: "varchar", length: 255, nullable: true })
+  fairKey!: string | null;
 
   /** The schedule that enqueued this task (its name), or null. Its tick is the task's `runAt`. */
   @Column({ name: "schedule_name", type: "varchar", length: 255, nullable: true })

@@ -31,6 +31,15 @@ export interface RateLimitOption {
   by?: string;
 }
 
+/**
+ * `static fairness`: the claim serves this class's ready tasks round-robin across the values of the
+ * `by` column (a tenant), weighted by `weights` (by value as text; default 1, at most 1,000).
+ */
+export interface FairnessOption {
+  by: string;
+  weights?: Record<string, number>;
+}
+
 /** What a schedule does with the ticks it missed while no scheduler ran (or it was paused). */
 export type CatchUp = "skip" | "one" | "all";
 

@@ -40,6 +40,7 @@ const KINDS: Record<string, BaseColumnKind> = {
   progressMessage: "same",
   parentId: "id",
   traceContext: "same",
+  fairKey: "same",
 };
 
 /** The column's kind if it is one of BaseTaskEntity's own, else undefined (use TypeORM's path). */

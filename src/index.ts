@@ -14,7 +14,7 @@ export { ormqSubscribers } from "./enqueue/subscriber";
 export { ormqDataSourceOptions } from "./config";
 export type { TaskClass } from "./registry";
 export type { UniqueOption, OnConflict } from "./flow/uniqueSpec";
-export type { ConcurrencyLimitOption, RateLimitOption, ScheduleOption, CatchUp } from "../entities/classOptions";
+export type { ConcurrencyLimitOption, RateLimitOption, FairnessOption, ScheduleOption, CatchUp } from "../entities/classOptions";
 
 // Enqueueing, running, waiting.
 export { enqueueMany, type EnqueueManyOptions } from "./enqueue/enqueueMany";

@@ -4,6 +4,7 @@ import { OrmqConfigurationError, TaskDefinitionError } from "./errors";
 import { uniqueSpecOf, type UniqueSpec } from "./flow/uniqueSpec";
 import { concurrencyLimitOf, rateLimitOf, type ConcurrencyLimitSpec, type RateLimitSpec } from "./flow/limitSpec";
 import { scheduleSpecOf, type ScheduleSpec } from "./schedule/scheduleSpec";
+import { fairnessOf, type FairnessSpec } from "./flow/fairnessSpec";
 
 /** A concrete or abstract task class: `BaseTaskEntity` or one of its `@ChildEntity` subclasses. */
 export type TaskClass<T extends BaseTaskEntity = BaseTaskEntity> = (abstract new () => T) & typeof BaseTaskEntity;
@@ -19,6 +20,8 @@ export interface TaskType {
   concurrency: ConcurrencyLimitSpec | null;
   /** The class's checked `static rateLimit`, or null. */
   rate: RateLimitSpec | null;
+  /** The class's checked `static fairness`, or null. */
+  fairness: FairnessSpec | null;
   /** The class's checked `static schedule` and the data of its tasks, or null. */
   schedule: { spec: ScheduleSpec; data: unknown } | null;
 }
@@ -61,6 +64,7 @@ export class TaskRegistry {
         unique: uniqueSpecOf(cls, metadata),
         concurrency: concurrencyLimitOf(cls, metadata),
         rate: rateLimitOf(cls, metadata),
+        fairness: fairnessOf(cls, metadata),
         schedule: classSchedule(cls),
       });
     }

@@ -7,6 +7,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
+import type { DataSource } from "typeorm";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { instrumentOrmq } from "../../src/opentelemetry";
 import { processN, type WorkerOptions } from "../../src";
 import { cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, rate, type DatabaseName, type Result } from "../common";
 
@@ -26,6 +29,12 @@ export interface DrainSettings {
   keepSucceeded?: boolean;
   /** A dashboard open during the drain, in another process (see bench/dashboardLoad.ts). */
   dashboard?: boolean;
+  /**
+   * ormq/opentelemetry installed (issue 29): "api" with no SDK registered (the API's no-op tracer
+   * and meter: what an application that has not set up OpenTelemetry pays), "sdk" with a tracer
+   * provider whose batch processor drops the spans (the tracing itself, no exporter's I/O).
+   */
+  otel?: "api" | "sdk";
 }
 
 /** The drain's variant in words, which RESULTS.md's targets look for. */
@@ -35,7 +44,8 @@ export function drainVariant(settings: DrainSettings): string {
     : `concurrency ${settings.concurrency ?? "10 (default)"}, prefetch ${settings.prefetch ?? "auto (default)"}`;
   const kept = settings.keepSucceeded === false ? ", succeeded tasks deleted" : "";
   const watched = settings.dashboard ? ", a dashboard open (3 clients refreshing its overview every second)" : "";
-  return `${slots}, history ${settings.history ? "on" : "off"}${kept}${watched}`;
+  const traced = settings.otel === "api" ? ", ormq/opentelemetry installed, no SDK registered" : settings.otel === "sdk" ? ", ormq/opentelemetry installed, an SDK tracer recording every span" : "";
+  return `${slots}, history ${settings.history ? "on" : "off"}${kept}${watched}${traced}`;
 }
 
 export async function drain(databases: Databases, database: DatabaseName, tasks: number, settings: DrainSettings, scenario = "drain"): Promise<Result> {
@@ -56,9 +66,10 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
       // a few seconds, which is its start's cost, not its reads'.
       await sleep(SETTLE_MS);
     }
+    const uninstall = settings.otel ? instrument(ds, settings.otel) : () => {};
     const cpu0 = cpuNow();
     const t0 = performance.now();
-    const summary = await processN(cls, tasks, options);
+    const summary = await processN(cls, tasks, options).finally(uninstall);
     const ms = performance.now() - t0;
     const cpu = cpuPerTask(cpu0, cpuNow(), tasks, database);
     if (summary.succeeded !== tasks) throw new Error(`drain: ${summary.succeeded} of ${tasks} tasks succeeded`);
@@ -74,6 +85,18 @@ export async function drain(databases: Databases, database: DatabaseName, tasks:
     if (dashboard) await stopChild(dashboard);
     await ds.destroy();
   }
+}
+
+/** Installs ormq/opentelemetry on `ds` (see DrainSettings.otel); returns its uninstall. */
+function instrument(ds: DataSource, how: "api" | "sdk"): () => void {
+  if (how === "api") return instrumentOrmq(ds, { queueGauges: false });
+  const dropped = { export: (_spans: unknown, done: (r: { code: number }) => void) => done({ code: 0 }), shutdown: async () => {} };
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropped)] });
+  const uninstall = instrumentOrmq(ds, { tracerProvider, queueGauges: false });
+  return () => {
+    uninstall();
+    void tracerProvider.shutdown();
+  };
 }
 
 /** Starts bench/dashboardLoad.js on the database; resolves once it serves. */

@@ -26,12 +26,25 @@ export interface ClaimRequest {
    */
   limits?: ClaimLimits;
   /**
+   * Claim the tasks of one class with `static fairness` round-robin across their share keys (see
+   * fairClaim.ts); `types` is then that class's type alone.
+   */
+  fair?: FairClaim;
+  /**
    * The columns a claimed row brings back (database names, from the entity metadata); every
    * column when absent. A worker asks for its types' columns only, not the ones it never reads
    * (progress, the unique window, other classes' columns): measured, `t.*` of a 24-column row
    * cost a default PostgreSQL drain 11 µs of worker CPU per task and a tenth of its rate.
    */
   columns?: readonly string[];
+}
+
+/** What a fair claim asks besides a claim's usual request (see fairClaim.ts). */
+export interface FairClaim {
+  /** The one fair type this claim is for (a worker claims each fair class by itself). */
+  type: string;
+  /** Weight by key; a key not here weighs 1. */
+  weights: ReadonlyMap<string, number>;
 }
 
 /** The concurrency limits a limited claim applies. */
@@ -123,6 +136,8 @@ export interface WorkerInfo {
   host: string;
   pid: number;
   queues: readonly string[] | null;
+  /** It runs a class with `static fairness` (its claim's index is then made where it is not a migration's: MySQL). */
+  fair?: boolean;
 }
 
 /** What a heartbeat did to the leases it was asked to renew. */

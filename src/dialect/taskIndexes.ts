@@ -33,7 +33,19 @@ export const TASK_INDEXES: readonly TaskIndex[] = [
   // Tasks waiting for their dependencies, for the sweep of those a crash left with nothing open to
   // wait for. Without partial indexes, the indexes led by status serve `status = 'waiting'`.
   { name: "ormq_tasks_waiting", columns: ["id"], where: "status = 'waiting'", withoutWhere: "none" },
+  // Fair classes' pending tasks by type and share key, in claim order within each key (see
+  // fairClaim.ts): partial, so that other tasks add no entry. Without partial indexes (MySQL), not
+  // here: FAIR_INDEX_WITHOUT_WHERE is made by the first worker of a fair class.
+  { name: "ormq_tasks_fair", columns: ["type", "fair_key", "priority DESC", "run_at", "id"], where: "status = 'pending' AND fair_key IS NOT NULL", withoutWhere: "none" },
 ];
+
+/**
+ * The fair claim's index where indexes cannot be partial: over every row (a task of another class
+ * has an entry with no key), led by type and status so that the claim's probes read only pending
+ * tasks. It moves at each claim and outcome, so it exists only where fairness is used: made by a
+ * worker that runs a fair class (MySQL's ensureTaskIndexes).
+ */
+export const FAIR_INDEX_WITHOUT_WHERE: TaskIndex = { name: "ormq_tasks_fair", columns: ["type", "status", "fair_key", "priority DESC", "run_at", "id"], withoutWhere: "whole" };
 
 /** Unique tasks: one unfinished task per key, and one task per key and window whatever its status. */
 export const UNIQUE_INDEXES: readonly TaskIndex[] = [

@@ -7,6 +7,7 @@ import { noteDependencies, prepareForInsert } from "./subscriber";
 import { setKeyColumns, settleDuplicate } from "./uniqueEnqueue";
 import { ensureUniqueGuard, standingTasks, uniqueKeysByIds, type StandingTask } from "../dialect/uniqueTasks";
 import type { UniqueKeys, UniqueSpec } from "../flow/uniqueSpec";
+import { setFairKey } from "../flow/fairnessSpec";
 import { announcementOf } from "../client/announcements";
 import { resolveDataSource } from "../dataSource";
 import { rowWriter } from "./rowValues";
@@ -60,11 +61,13 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
       const cls = metadata.target as typeof BaseTaskEntity;
       const type = String(metadata.discriminatorValue);
       const spec = registry.byKey.get(type)?.unique ?? null;
+      const fairness = registry.byKey.get(type)?.fairness ?? null;
       if (spec) await ensureUniqueGuard(client.uniqueGuard, dataSource, runner);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;
         // The client's enqueue middleware sees each task as save() would show it.
         await prepareForInsert(client.middleware, task, cls, type, now);
+        setFairKey(task, fairness);
         const key = setKeyColumns(task, spec, type, cls.name, now);
         if (key) keys.set(i, key);
       }

@@ -17,6 +17,7 @@ import { hasDependencies, writeDependencies } from "../workflow/dependencies";
 import { checkTaskFields, validateTask } from "../validation";
 import { announcementOf } from "../client/announcements";
 import { markUnique, settleUnique } from "./uniqueEnqueue";
+import { setFairKey } from "../flow/fairnessSpec";
 import { installOrmq } from "../setup";
 
 /**
@@ -62,6 +63,7 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     const now = await client.clock.now(event.queryRunner);
     // Throwing here writes nothing; the caller's transaction can roll back cleanly.
     await prepareForInsert(client.middleware, task, cls, type, now);
+    setFairKey(task, registry.byKey.get(type)?.fairness ?? null);
     // After the middleware: the key is made of the columns as they will be written.
     await markUnique(event.manager, task, registry.byKey.get(type)?.unique ?? null, type, cls.name, now);
   }

@@ -9,6 +9,7 @@ import { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { applyDefaults } from "../enqueue/subscriber";
 import { insertedColumns, persistentValue } from "../enqueue/rowValues";
 import { setKeyColumns } from "../enqueue/uniqueEnqueue";
+import { setFairKey } from "../flow/fairnessSpec";
 import { tryTickRows } from "../dialect/scheduleStatements";
 import { InvalidOptionError } from "../errors";
 import type { TaskType } from "../registry";
@@ -50,6 +51,7 @@ export async function taskTemplate(dataSource: DataSource, type: TaskType, data:
   checkTaskFields(task, type.cls.name);
   await validateTask(task, type.cls, type.key);
   setKeyColumns(task, type.unique, type.key, type.cls.name, now);
+  setFairKey(task, type.fairness);
   const columns: string[] = [];
   const values: TaskTemplate["values"] = [];
   for (const column of insertedColumns(type.metadata)) {

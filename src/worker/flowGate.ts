@@ -13,11 +13,16 @@ import type { TaskType } from "../registry";
 /** A claim request without its limit. */
 export type ClaimShape = Omit<ClaimRequest, "limit">;
 
-/** The claims a worker makes: tasks under no limit, and tasks under one. */
+/** The claims a worker makes: tasks under no limit, each fair class's, and tasks under a limit. */
 export interface ClaimShapes {
   plain: ClaimShape | null;
+  /** One per class with `static fairness` (and no limit of its own), claimed round-robin across its keys. */
+  fair: ClaimShape[];
   limited: ClaimShape | null;
 }
+
+/** Most fair claims one claim makes per fair class (see claim()). */
+const FAIR_ROUNDS = 4;
 
 const NO_CONTROLS: Controls = { pausedQueues: [], pausedTypes: [], queueLimits: new Map(), queueRates: new Map(), schemaVersion: null };
 
@@ -68,9 +73,21 @@ export class FlowGate {
    * few tasks at a time); batches keep it at about two thirds. `full`: a claim came back full.
    */
   async claim(want: number): Promise<{ rows: TaskRow[]; full: boolean }> {
-    const { plain, limited } = this.requests();
+    const { plain, fair, limited } = this.requests();
     const rows = plain ? await this.dialect.claim({ ...plain, limit: want }) : [];
     let full = plain !== null && rows.length === want;
+    for (const shape of fair) {
+      // A fair claim reads a share of each key's head: keys with fewer ready tasks than their share
+      // leave places, which the next claims (the keys that have more) fill.
+      for (let round = 0; round < FAIR_ROUNDS; round++) {
+        const fairWant = want - rows.length;
+        if (fairWant <= 0) break;
+        const more = await this.dialect.claim({ ...shape, limit: fairWant });
+        rows.push(...more);
+        full ||= more.length === fairWant;
+        if (more.length === 0 || more.length === fairWant) break;
+      }
+    }
     const limitedWant = want - rows.length;
     if (limited && limitedWant > 0) {
       const more = await this.dialect.claim({ ...limited, limit: limitedWant });
@@ -108,9 +125,12 @@ export class FlowGate {
     const wanted = (queue: string) => (this.base.queues === null || this.base.queues.includes(queue)) && !pausedQueues.includes(queue);
     const limitedQueues = [...queueLimits].filter(([queue]) => wanted(queue));
     const ratedQueues = [...queueRates].filter(([queue]) => wanted(queue));
-    const plainTypes = runnable.filter((t) => !t.concurrency && !t.rate).map((t) => t.key);
+    const unlimited = runnable.filter((t) => !t.concurrency && !t.rate);
+    const plainTypes = unlimited.filter((t) => !t.fairness).map((t) => t.key);
     const excludedQueues = [...new Set([...pausedQueues, ...limitedQueues.map(([queue]) => queue), ...ratedQueues.map(([queue]) => queue)])];
     const plain = plainTypes.length === 0 ? null : { ...this.base, types: plainTypes, excludedQueues };
+    // A fair class with a limit of its own is claimed under the limit, in claim order.
+    const fair = unlimited.filter((t) => t.fairness).map((t) => ({ ...this.base, types: [t.key], excludedQueues, fair: { type: t.key, weights: t.fairness!.weights } }));
     const limits: ClaimLimits = {
       types: runnable.filter((t) => t.concurrency).map((t) => ({ type: t.key, column: t.concurrency!.column, max: t.concurrency!.max })),
       queues: limitedQueues.map(([queue, max]) => ({ queue, max })),
@@ -119,7 +139,7 @@ export class FlowGate {
     };
     const anyLimit = limits.types.length + limits.queues.length + limits.typeRates.length + limits.queueRates.length > 0;
     const limited = runnable.length === 0 || !anyLimit ? null : { ...this.base, types: runnable.map((t) => t.key), excludedQueues: pausedQueues, limits };
-    return { plain, limited };
+    return { plain, fair, limited };
   }
 }
 

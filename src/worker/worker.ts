@@ -171,7 +171,7 @@ export class Worker {
     const { heartbeatIntervalMs, rescueIntervalMs, leaseMs, queues } = this.options;
     let registered = false;
     try {
-      await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues });
+      await dialect.registerWorker({ name: this.taskClass.name, host: hostname(), pid: process.pid, queues, fair: types.some((t) => t.fairness !== null) });
       registered = true;
       services.add(
         "heartbeat",

@@ -18,11 +18,12 @@ import type { Logger } from "../../logger";
 import { returningColumns } from "../claimOrder";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import type { TransientReason } from "../contract";
-import type { ClaimFilter, ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import type { ClaimFilter, ClaimLimits, ClaimRequest, FairClaim, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { isPlainSuccess, readyWhere, statusAfterOutcome, statusAfterRescue } from "../lifecycle";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
+import { FairCursors, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
-import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
+import { FAIR_INDEX_WITHOUT_WHERE, missingIndexes, TASK_INDEXES } from "../taskIndexes";
 import { ClaimWatermark, type ClaimPosition } from "../watermark";
 import { tagWriteError } from "../writeFailure";
 import { createIndexSql } from "./schema";
@@ -126,6 +127,7 @@ export class MysqlDialect implements Dialect {
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.limits) return this.claimLimited(request, request.limits);
+    if (request.fair) return this.claimFair(request, request.fair);
     return this.watermark.claim(request.limit, (after) => this.claimFrom(request, after));
   }
 
@@ -163,6 +165,33 @@ export class MysqlDialect implements Dialect {
   /** What a claim reads of each row it locks: the columns the worker needs, and the database's now. */
   private claimedColumns(request: ClaimRequest): string {
     return `${returningColumns(request.columns, (c) => `t.${escape(c)}`, "t.*")}, ${NOW_MS} AS ${CLAIM_NOW}`;
+  }
+
+  private readonly fairCursors = new FairCursors();
+
+  /**
+   * A fair class's claim (see fairClaim.ts): its keys and the heads picked read without locks, then
+   * the picked rows locked (SKIP LOCKED: those another claim holds are left to it) and marked.
+   */
+  private async claimFair(request: ClaimRequest, fair: FairClaim): Promise<TaskRow[]> {
+    return this.transaction(async (run) => {
+      const keys = await this.fairCursors.keys(fair.type, keysPerClaim(request.limit), async (after, n) => {
+        const values: unknown[] = [];
+        const text = fairKeysSql(this.tables.tasks, fair.type, after, n, mysqlSql.parts(values));
+        return ((await run(text, values)) as { fk: unknown }[]).map((r) => String(r.fk));
+      });
+      if (keys.length === 0) return [];
+      const values: unknown[] = [];
+      const ids = ((await run(fairPickSql(this.tables.tasks, () => NOW_MS, request, fair, keys, mysqlSql.parts(values)), values)) as { id: unknown }[]).map((r) => String(r.id));
+      if (ids.length === 0) return [];
+      const picked = (await run(
+        `SELECT ${this.claimedColumns(request)} FROM ${this.tables.tasks} t
+         WHERE id IN (${ids.map(() => "?").join(", ")}) AND status = 'pending'
+         FOR UPDATE SKIP LOCKED`,
+        ids,
+      )) as TaskRow[];
+      return this.markClaimed(run, inPickOrder(picked, ids), request);
+    });
   }
 
   /**
@@ -407,7 +436,8 @@ export class MysqlDialect implements Dialect {
       `SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`,
       [database, table],
     )) as { name: string }[];
-    for (const index of missingIndexes(TASK_INDEXES, rows.map((r) => String(r.name)))) {
+    const wanted = this.info?.fair ? [...TASK_INDEXES, FAIR_INDEX_WITHOUT_WHERE] : TASK_INDEXES;
+    for (const index of missingIndexes(wanted, rows.map((r) => String(r.name)))) {
       const sql = createIndexSql({ ...index, table: this.tables.tasks });
       if (!sql) continue;
       try {

@@ -10,7 +10,8 @@ import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
-import type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import { FairCursors, fairKeysSql, fairPickSql, keysPerClaim } from "../fairClaim";
+import type { ClaimLimits, ClaimRequest, FairClaim, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 import { poolOf } from "../libraryInternals";
 import { postgresSql } from "./sql";
@@ -147,6 +148,7 @@ export class PostgresDialect implements Dialect {
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.limits) return this.claimLimited(request, request.limits);
+    if (request.fair) return this.claimFair(request, request.fair);
     // In claim order: the statement sorts its RETURNING rows (the server sorts a batch faster than
     // JavaScript can compare 64-bit values that arrive as strings).
     return this.watermark.claim(request.limit, (after) => this.claimFrom(request, after));
@@ -204,6 +206,33 @@ export class PostgresDialect implements Dialect {
         WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND ${NOT_INDEXABLE("t.status")} = 'pending'
         RETURNING ${returningColumns(columns, (c) => `t.${this.dataSource.driver.escape(c)}`, "t.*")}
       )`;
+  }
+
+  private readonly fairCursors = new FairCursors();
+
+  /**
+   * A fair class's claim (see fairClaim.ts): its keys, then their heads in rounds. No lock: the
+   * guarded UPDATE skips a row another worker's claim marked first (it waits for that row's lock,
+   * then finds it no longer pending), so two claims reading the same heads never both take one.
+   */
+  private async claimFair(request: ClaimRequest, fair: FairClaim): Promise<TaskRow[]> {
+    const count = keysPerClaim(request.limit);
+    const keys = await this.fairCursors.keys(fair.type, count, async (after, n) => {
+      const values: unknown[] = [];
+      const text = fairKeysSql(this.tables.tasks, fair.type, after, n, postgresSql.parts(values));
+      const { rows } = await this.query({ name: statementName("fair_keys", text), text, values });
+      return rows.map((r: { fk: unknown }) => String(r.fk));
+    });
+    if (keys.length === 0) return [];
+    const values: unknown[] = [this.workerId, request.leaseMs];
+    const pick = fairPickSql(this.tables.tasks, () => NOW_MS, request, fair, keys, postgresSql.parts(values));
+    const text = `
+      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
+      SELECT c.* FROM claimed c JOIN picked p ON p.id = c.id
+      WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
+      ORDER BY p.ord`;
+    const { rows } = await this.query({ text, values });
+    return rows;
   }
 
   /**

@@ -6,9 +6,10 @@ import type { Logger } from "../../logger";
 import { compareClaimOrder, returningColumns } from "../claimOrder";
 import { tagWriteError } from "../writeFailure";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
-import type { ClaimLimits, ClaimRequest, Controls, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
+import type { ClaimLimits, ClaimRequest, Controls, FairClaim, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
+import { FairCursors, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
 import { sqliteSql } from "./sql";
 import { createIndexSql } from "../indexDdl";
 import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
@@ -66,6 +67,7 @@ export class SqliteDialect implements Dialect {
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.limits) return this.claimLimited(request, request.limits);
+    if (request.fair) return this.claimFair(request, request.fair);
     // INDEXED BY: without statistics SQLite prefers the `type` index and sorts every pending row
     // on each claim (measured: 903 tasks/s at 2,000 queued, 199 at 20,000). The claim index is
     // read in claim order and the scan stops at the limit.
@@ -80,6 +82,37 @@ export class SqliteDialect implements Dialect {
         ORDER BY priority DESC, run_at, id
         LIMIT ?`;
     return this.claimPicked(request, (now) => ({ pick, values: [now, ...request.types, ...queues, ...excluded, request.limit] }));
+  }
+
+  private readonly fairCursors = new FairCursors();
+
+  /**
+   * A fair class's claim (see fairClaim.ts), its keys read inside the claim's immediate
+   * transaction. INDEXED BY, as for the plain claim: without statistics SQLite may choose another
+   * index and read every pending row.
+   */
+  private claimFair(request: ClaimRequest, fair: FairClaim): Promise<TaskRow[]> {
+    const index = "INDEXED BY ormq_tasks_fair";
+    let ids: string[] = [];
+    return this.claimPicked(
+      request,
+      (now) => {
+        const keys = this.fairCursors.keysNow(fair.type, keysPerClaim(request.limit), (after, n) => {
+          const values: unknown[] = [];
+          const text = fairKeysSql(this.tables.tasks, fair.type, after, n, sqliteSql.parts(values), index);
+          return (this.prepare(text).all(...values) as { fk: unknown }[]).map((r) => String(r.fk));
+        });
+        if (keys.length > 0) {
+          const values: unknown[] = [];
+          const pick = fairPickSql(this.tables.tasks, () => sqliteSql.parts(values).param(now, "bigint"), request, fair, keys, sqliteSql.parts(values), index);
+          ids = (this.prepare(pick).all(...values) as { id: unknown }[]).map((r) => String(r.id));
+        }
+        // The ids picked, in this same transaction: the claim's UPDATE marks those still pending.
+        return { pick: "SELECT value FROM json_each(?)", values: [JSON.stringify(ids.map(Number))] };
+      },
+      undefined,
+      (rows) => inPickOrder(rows, ids),
+    );
   }
 
   /**
@@ -115,6 +148,7 @@ export class SqliteDialect implements Dialect {
     request: ClaimRequest,
     pickAt: (now: number) => { pick: string; values: unknown[] },
     after?: (claimed: TaskRow[], now: number) => void,
+    order: (rows: TaskRow[]) => TaskRow[] = (rows) => rows.sort(compareClaimOrder),
   ): Promise<TaskRow[]> {
     const rows = await this.write(() => {
       const now = Date.now();
@@ -129,7 +163,7 @@ export class SqliteDialect implements Dialect {
       return claimed;
     });
     // RETURNING gives no order; run in claim order.
-    return rows.sort(compareClaimOrder);
+    return order(rows);
   }
 
   async readControls(): Promise<Controls> {

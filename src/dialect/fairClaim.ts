@@ -1,0 +1,133 @@
+/**
+ * The claim of a class with `static fairness` (see flow/fairnessSpec.ts), for every database:
+ * round-robin across the share keys (`fair_key`, one per tenant), weighted, within priority.
+ *
+ * A FIFO claim reads the head of the whole queue, which a tenant that queued 100,000 tasks first
+ * fills. This one reads the head of each key instead, in two statements:
+ * 1. the keys that have pending tasks, at most `keysPerClaim` of them, from just after the key the
+ *    worker's previous claim ended at (a loose index scan: one probe of the fair index per key,
+ *    however many tasks each has), wrapping around to the first key when it reaches the end;
+ * 2. the first few ready tasks of each of those keys (one index range each), ranked within their
+ *    key, and taken in rounds: every key's first task, then every key's second, … (a key of
+ *    weight 3 takes three places a round), highest priority first, at most the claim's limit.
+ * Each worker keeps its own place in the keys, so across workers every key is visited in turn and
+ * no shared row is written. Fair over the keys a claim reads, not exact: two workers may serve one
+ * key in the same round, and a key's tasks that are not due yet wait their turn without a place.
+ */
+import type { SqlParts } from "./contract";
+import type { ClaimRequest, FairClaim } from "./dialect";
+import { readyWhere } from "./lifecycle";
+
+/** Most keys one claim reads: a bound on its work (the keys past it are reached by the next claims). */
+export const MAX_KEYS_PER_CLAIM = 100;
+/** A round's length in tier units: a key of weight w takes a place every STEP / w. */
+const STEP = 1_000;
+
+/** How many keys a claim of `limit` tasks reads: one per task, up to MAX_KEYS_PER_CLAIM. */
+export function keysPerClaim(limit: number): number {
+  return Math.max(1, Math.min(MAX_KEYS_PER_CLAIM, limit));
+}
+
+/**
+ * Statement 1: up to `count` keys with pending tasks of `type`, in key order, after `after` (or
+ * from the first key). `index`: the index hint where a database needs one ("" elsewhere).
+ */
+export function fairKeysSql(tasks: string, type: string, after: string | null, count: number, sql: SqlParts, index = ""): string {
+  const firstType = sql.param(type, "text");
+  const first = after === null ? `fair_key >= ''` : `fair_key > ${sql.param(after, "text")}`;
+  const nextType = sql.param(type, "text");
+  const most = sql.param(count, "int");
+  // The first probe is written before the recursive one: parameters are bound in text order.
+  return `
+    WITH RECURSIVE fair_keys(fk, n) AS (
+      SELECT (SELECT MIN(fair_key) FROM ${tasks} ${index} WHERE type = ${firstType} AND status = 'pending' AND ${first}), 1
+      UNION ALL
+      SELECT (SELECT MIN(fair_key) FROM ${tasks} ${index} WHERE type = ${nextType} AND status = 'pending' AND fair_key > fair_keys.fk), n + 1
+      FROM fair_keys WHERE fair_keys.fk IS NOT NULL AND n < ${most}
+    )
+    SELECT fk FROM fair_keys WHERE fk IS NOT NULL`;
+}
+
+/**
+ * Statement 2: the ids to claim with their place in the claim (`SELECT id, ord …`, ordered by
+ * ord), at most `request.limit`, from the heads of `keys`, in rounds across the keys (see the
+ * module's comment). The claimed tasks start in that order: a claim's batch sorted by due time
+ * would start one tenant's tasks before the next's. `now`: the database's now as SQL.
+ */
+export function fairPickSql(tasks: string, now: () => string, request: ClaimRequest, fair: FairClaim, keys: readonly string[], sql: SqlParts, index = ""): string {
+  // The rounds' order is written before the heads it reads: its parameters are pushed first.
+  const weighted = keys.filter((k) => weightOf(fair, k) !== 1);
+  const step = weighted.length === 0 ? String(STEP) : `CASE fair_key ${weighted.map((k) => `WHEN ${sql.param(k, "text")} THEN ${sql.param(Math.max(1, Math.round(STEP / weightOf(fair, k))), "int")}`).join(" ")} ELSE ${STEP} END`;
+  const total = keys.reduce((sum, k) => sum + weightOf(fair, k), 0);
+  const branches = keys.map((key, i) => {
+    // Each key's share of the claim, and one more: a bound on what is read, not on what is taken.
+    const quota = Math.min(request.limit, Math.ceil((request.limit * weightOf(fair, key)) / total) + 1);
+    // Written left to right: positional parameters are bound in the order they were pushed.
+    let text = `SELECT * FROM (
+        SELECT id, priority, run_at, fair_key FROM ${tasks} ${index}
+        WHERE type = ${sql.param(fair.type, "text")} AND fair_key = ${sql.param(key, "text")} AND ${readyWhere(now())}`;
+    if (request.queues) text += ` AND ${sql.inList("queue", request.queues)}`;
+    if (request.excludedQueues?.length) text += ` AND ${sql.notInList("queue", request.excludedQueues)}`;
+    return `${text}
+        ORDER BY priority DESC, run_at, id
+        LIMIT ${sql.param(quota, "int")}
+      ) b${i}`;
+  });
+  const most = sql.param(request.limit, "int");
+  return `
+    SELECT id, ord FROM (
+      SELECT id, row_number() OVER (ORDER BY priority DESC, (rn - 1) * ${step}, run_at, id) AS ord FROM (
+        SELECT id, priority, run_at, fair_key, row_number() OVER (PARTITION BY fair_key ORDER BY priority DESC, run_at, id) AS rn
+        FROM (${branches.join(" UNION ALL ")}) heads
+      ) ranked
+    ) rounds
+    WHERE ord <= ${most}
+    ORDER BY ord`;
+}
+
+/** `rows` in the order of `ids` (a fair claim's pick order); rows of ids not in it last. */
+export function inPickOrder<T extends Record<string, unknown>>(rows: T[], ids: readonly string[]): T[] {
+  const place = new Map(ids.map((id, i) => [id, i]));
+  return rows.sort((a, b) => (place.get(String(a.id)) ?? ids.length) - (place.get(String(b.id)) ?? ids.length));
+}
+
+function weightOf(fair: FairClaim, key: string): number {
+  return fair.weights.get(key) ?? 1;
+}
+
+/**
+ * A worker's place in the keys of each fair type: the key its last claim read up to, or null to
+ * start from the first. A claim that reaches the last key goes on from the first (the keys it read
+ * already are not read twice), so every claim reads as many keys as there are, up to its count.
+ */
+export class FairCursors {
+  private readonly after = new Map<string, string | null>();
+
+  /** The keys of `type` the next claim reads (`read(after, count)`: statement 1 through the database's connection). */
+  async keys(type: string, count: number, read: (after: string | null, count: number) => Promise<string[]>): Promise<string[]> {
+    const after = this.after.get(type) ?? null;
+    const keys = await read(after, count);
+    if (after === null || keys.length === count) return this.advance(type, keys, count, keys);
+    // The end was reached: from the first key again, for what is left.
+    const seen = new Set(keys);
+    const again = await read(null, count - keys.length);
+    const more = again.filter((k) => !seen.has(k));
+    return this.advance(type, again, count - keys.length, [...keys, ...more]);
+  }
+
+  /** keys(), for a database whose statements run synchronously (SQLite, inside its claim's transaction). */
+  keysNow(type: string, count: number, read: (after: string | null, count: number) => string[]): string[] {
+    const after = this.after.get(type) ?? null;
+    const keys = read(after, count);
+    if (after === null || keys.length === count) return this.advance(type, keys, count, keys);
+    const seen = new Set(keys);
+    const again = read(null, count - keys.length);
+    return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))]);
+  }
+
+  /** The last read got `last` of at most `count`: a full read goes on after its last key, a short one starts over. */
+  private advance(type: string, last: readonly string[], count: number, keys: string[]): string[] {
+    this.after.set(type, last.length === count && last.length > 0 ? last[last.length - 1] : null);
+    return keys;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Fair shares between tenants (`static fairness`), on every database: a tenant that queued first
+ * cannot starve the others, weights give proportional shares, priority still comes first, any
+ * value of the `by` column (hostile ones too) makes a key that fits, and workers on separate
+ * DataSources claim each task once.
+ */
+import fc from "fast-check";
+import { ChildEntity, Column, type DataSource } from "typeorm";
+import { BaseTaskEntity, enqueueMany, processN } from "../../src";
+import { fairKeyText, fairnessOf } from "../../src/flow/fairnessSpec";
+import { TaskDefinitionError } from "../../src/errors";
+import { memoryLogger, openDataSource, useTestDatabase, WITH_MARIADB, type TestDb } from "../support/db";
+
+/** Records the order in which its tasks start. */
+@ChildEntity("fair_tenant_task")
+class TenantTask extends BaseTaskEntity {
+  static fairness = { by: "tenant" };
+  static started: string[] = [];
+  @Column({ type: "varchar", length: 2000, nullable: true })
+  tenant!: string | null;
+  async run() {
+    TenantTask.started.push(`${this.tenant}`);
+  }
+}
+
+@ChildEntity("fair_weighted_task")
+class WeightedTask extends BaseTaskEntity {
+  static fairness = { by: "account", weights: { "7": 3 } };
+  static started: number[] = [];
+  @Column({ type: "integer", nullable: true })
+  account!: number | null;
+  async run() {
+    WeightedTask.started.push(Number(this.account));
+  }
+}
+
+const entities = [TenantTask, WeightedTask];
+const quiet = () => memoryLogger().logger;
+
+describe.each(WITH_MARIADB)("fairness on %s", (dialect) => {
+  let ds: DataSource;
+  let db: TestDb;
+  useTestDatabase(dialect, (o) => ((ds = o.ds), (db = o.db)), entities);
+  beforeEach(async () => {
+    TenantTask.started = [];
+    WeightedTask.started = [];
+    await ds.getRepository(BaseTaskEntity).createQueryBuilder().delete().execute();
+  });
+
+  it("tenant A's 300 tasks queued first do not hold back B to E: theirs all start within the first 100", async () => {
+    await enqueueMany(Array.from({ length: 300 }, () => TenantTask.create({ tenant: "A" })), { dataSource: ds });
+    await enqueueMany(["B", "C", "D", "E"].flatMap((tenant) => Array.from({ length: 15 }, () => TenantTask.create({ tenant }))), { dataSource: ds });
+    const summary = await processN(TenantTask, 360, { dataSource: ds, logger: quiet() });
+    expect(summary.succeeded).toBe(360);
+    const lastOther = Math.max(...["B", "C", "D", "E"].map((t) => TenantTask.started.lastIndexOf(t)));
+    // Round-robin: 5 tenants, 15 each for B-E, so 75 starts serve them all (FIFO: after 300 of A's).
+    expect(lastOther).toBeLessThan(100);
+    expect(TenantTask.started.filter((t) => t === "A")).toHaveLength(300);
+  });
+
+  it("one worker at a time, a key per claim: strict turns across the tenants", async () => {
+    await enqueueMany(Array.from({ length: 30 }, () => TenantTask.create({ tenant: "A" })), { dataSource: ds });
+    await enqueueMany(Array.from({ length: 3 }, () => TenantTask.create({ tenant: "B" })), { dataSource: ds });
+    await processN(TenantTask, 33, { dataSource: ds, concurrency: 1, prefetch: 0, logger: quiet() });
+    expect(TenantTask.started.slice(0, 6).sort()).toEqual(["A", "A", "A", "B", "B", "B"]);
+  });
+
+  it("weights give proportional shares; an integer column's values make the same key whatever their JavaScript type", async () => {
+    // Account 7 (given as a number and as a string) weighs 3, account 8 weighs 1.
+    await enqueueMany(Array.from({ length: 60 }, (_, i) => WeightedTask.create({ account: (i % 2 === 0 ? 7 : "7") as number })), { dataSource: ds });
+    await enqueueMany(Array.from({ length: 60 }, () => WeightedTask.create({ account: 8 })), { dataSource: ds });
+    const keys = await ds.query(`SELECT DISTINCT fair_key FROM ormq_tasks WHERE type = 'fair_weighted_task' ORDER BY fair_key`);
+    expect(keys.map((r: { fair_key: string }) => r.fair_key)).toEqual(["7", "8"]);
+    await processN(WeightedTask, 120, { dataSource: ds, concurrency: 4, logger: quiet() });
+    const first = WeightedTask.started.slice(0, 40);
+    const sevens = first.filter((a) => a === 7).length;
+    expect(sevens).toBeGreaterThanOrEqual(26);
+    expect(sevens).toBeLessThanOrEqual(34);
+  });
+
+  it("priority comes first: a later tenant's urgent task starts before anyone's normal ones", async () => {
+    await enqueueMany(Array.from({ length: 20 }, () => TenantTask.create({ tenant: "A" })), { dataSource: ds });
+    await TenantTask.create({ tenant: "Z", priority: 10 }).save();
+    await processN(TenantTask, 21, { dataSource: ds, logger: quiet() });
+    expect(TenantTask.started[0]).toBe("Z");
+  });
+
+  it("any value of the `by` column makes a key that fits and is claimed: long, empty, null, odd characters", async () => {
+    const values = fc.sample(fc.oneof(fc.string({ maxLength: 2000 }), fc.constantFrom("", "a".repeat(2000), "\ud83d\ude00 tenant", "x'); DROP TABLE t;--")), 40).filter((v) => !v.includes("\u0000"));
+    await enqueueMany([...values.map((tenant) => TenantTask.create({ tenant })), TenantTask.create({ tenant: null })], { dataSource: ds });
+    const summary = await processN(TenantTask, values.length + 1, { dataSource: ds, logger: quiet() });
+    expect(summary).toMatchObject({ succeeded: values.length + 1, failed: 0 });
+  });
+
+  it("workers on separate DataSources claim each task once", async () => {
+    await enqueueMany(Array.from({ length: 200 }, (_, i) => TenantTask.create({ tenant: `t${i % 7}` })), { dataSource: ds });
+    const other = await openDataSource(db, entities);
+    try {
+      const summaries = await Promise.all([ds, other].map((source) => processN(TenantTask, 200, { dataSource: source, concurrency: 10, pollIntervalMs: 50, logger: quiet() })));
+      expect(summaries[0].succeeded + summaries[1].succeeded).toBe(200);
+    } finally {
+      await other.destroy();
+    }
+    expect(TenantTask.started).toHaveLength(200);
+  });
+});
+
+describe("fairness: keys and definitions", () => {
+  it("a key is bounded and stable whatever the text", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 3000, unit: "binary" }), (text) => {
+        const key = fairKeyText(text);
+        return key.length <= 255 && key === fairKeyText(text) && !/[\u0000\ud800-\udfff]/.test(key);
+      }),
+    );
+  });
+
+  it("a class's fairness is checked when its DataSource's registry is built, naming what is wrong", () => {
+    const metadata = { columns: [{ propertyName: "tenant", databaseName: "tenant", target: TenantTask, type: "varchar" }] } as never;
+    expect(() => fairnessOf({ name: "T", fairness: { by: "nope" } }, metadata)).toThrow(TaskDefinitionError);
+    expect(() => fairnessOf({ name: "T", fairness: { by: "tenant", weights: { a: 0 } } }, metadata)).toThrow('T.fairness.weights["a"] must be an integer from 1 to 1000, got 0');
+    expect(() => fairnessOf({ name: "T", fairness: { by: "tenant", extra: 1 } }, metadata)).toThrow('T.fairness has an unknown field "extra" (by, weights)');
+    expect(() => fairnessOf({ name: "T", fairness: "tenant" }, metadata)).toThrow('T.fairness must be { by, weights? }, got "tenant"');
+  });
+});
