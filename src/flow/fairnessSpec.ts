@@ -22,6 +22,10 @@ export interface FairnessSpec {
 
 /** The largest weight: a value served 1,000 times for another's once. */
 export const MAX_FAIR_WEIGHT = 1_000;
+// eslint-disable-next-line no-control-regex -- NUL is one of the characters to keep out
+const UNSTORABLE = /[\u0000\ud800-\udfff]/;
+// eslint-disable-next-line no-control-regex -- the same, every occurrence
+const UNSTORABLE_ALL = /[\u0000\ud800-\udfff]/g;
 /** Longest key kept as it is; longer ones (and any the column could not hold as text) become a head and a digest. */
 const MAX_READABLE = 160;
 
@@ -62,8 +66,8 @@ export function fairKeyOf(task: ObjectLiteral, spec: FairnessSpec): string {
  */
 export function fairKeyText(text: string): string {
   // Lone surrogates and NUL cannot be stored as text everywhere (PostgreSQL refuses NUL).
-  if (text.length <= MAX_READABLE && !/[\u0000\ud800-\udfff]/.test(text)) return text;
-  const head = text.slice(0, 40).replace(/[\u0000\ud800-\udfff]/g, "?");
+  if (text.length <= MAX_READABLE && !UNSTORABLE.test(text)) return text;
+  const head = text.slice(0, 40).replace(UNSTORABLE_ALL, "?");
   return `${head}#${createHash("sha256").update(text).digest("hex")}`;
 }
 
