@@ -47,7 +47,7 @@ describe("ormq, without a database", () => {
     try {
       const first = await runCli(["migrate", "--database-url", db.url, "--json"]);
       expect(first.code).toBe(0);
-      expect(JSON.parse(first.stdout)).toEqual({ applied: ["OrmqInit1763900000000", "OrmqUniqueTasks1764500000000", "OrmqFlowControl1764600000000", "OrmqSchedules1764700000000", "OrmqAttemptStarts1764800000000", "OrmqWorkflows1764900000000"] });
+      expect(JSON.parse(first.stdout)).toEqual({ applied: ["OrmqInit1763900000000", "OrmqUniqueTasks1764500000000", "OrmqFlowControl1764600000000", "OrmqSchedules1764700000000", "OrmqAttemptStarts1764800000000", "OrmqWorkflows1764900000000", "OrmqIntegrations1765100000000"] });
       const again = await runCli(["migrate", "--database-url", db.url]);
       expect(again.stdout.trim()).toBe("up to date");
     } finally {

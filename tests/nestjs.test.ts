@@ -7,7 +7,7 @@
 import "reflect-metadata";
 import { Injectable, Module, Scope, type INestApplication } from "@nestjs/common";
 import { ModuleRef, NestFactory } from "@nestjs/core";
-import { TypeOrmModule } from "@nestjs/typeorm";
+import { getDataSourceToken, TypeOrmModule } from "@nestjs/typeorm";
 import { join } from "node:path";
 import { ChildEntity, DataSource } from "typeorm";
 import { BaseTaskEntity, ormqDataSourceOptions, ormqEntities, ormqMigrations, processN, type TaskContext } from "../src";
@@ -169,6 +169,31 @@ describe.each(WITH_MARIADB)("ormq/nestjs on %s", (dialect) => {
       const failed = await app.get(DataSource).getRepository(UsesRequestScoped).findOneByOrFail({ id: task.id });
       expect(failed.status).toBe("failed");
       expect(failed.lastError).toMatch(/ctx\.resolve\(PerRequest\): PerRequest is a request- or transient-scoped provider; a task runs outside any request/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("forRootAsync: options from an injected provider, on a named @nestjs/typeorm connection", async () => {
+    Gated.gate = Promise.resolve();
+    Gated.started = 0;
+    @Module({ providers: [{ provide: "WORKER_SETTINGS", useValue: { concurrency: 3, pollIntervalMs: 50 } }], exports: ["WORKER_SETTINGS"] })
+    class SettingsModule {}
+    @Module({
+      imports: [
+        TypeOrmModule.forRoot({ name: "jobs", ...ormqDataSourceOptions(db.url), entities: [...ormqEntities, UsesRequestScoped, Gated], migrationsRun: true, logging: false }),
+        OrmqModule.forRootAsync({ imports: [SettingsModule], inject: ["WORKER_SETTINGS"], useFactory: (settings: object) => ({ worker: settings }), dataSource: "jobs" }),
+      ],
+      providers: [Counter],
+    })
+    class AsyncModule {}
+    const app = await NestFactory.createApplicationContext(AsyncModule, { logger: false });
+    try {
+      const jobs = app.get<DataSource>(getDataSourceToken("jobs"));
+      expect(app.get<OrmqClient>(ORMQ_CLIENT).dataSource).toBe(jobs);
+      expect(app.get(OrmqWorkerHost).started).toBe(true);
+      await jobs.getRepository(Gated).save(Gated.create({}));
+      await until("the task ran through the application's worker", () => app.get(Counter).count === 1);
     } finally {
       await app.close();
     }

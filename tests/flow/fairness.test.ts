@@ -92,6 +92,16 @@ describe.each(WITH_MARIADB)("fairness on %s", (dialect) => {
     expect(summary).toMatchObject({ succeeded: values.length + 1, failed: 0 });
   });
 
+  it("the fair claim's index is there (on MariaDB, made by the first worker of a fair class; the migration makes none)", async () => {
+    const sql =
+      dialect === "sqlite"
+        ? `SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'ormq_tasks_fair'`
+        : dialect === "postgres"
+          ? `SELECT indexname AS name FROM pg_indexes WHERE indexname = 'ormq_tasks_fair'`
+          : `SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = 'ormq_tasks_fair'`;
+    expect(await ds.query(sql)).toHaveLength(1);
+  });
+
   it("workers on separate DataSources claim each task once", async () => {
     await enqueueMany(Array.from({ length: 200 }, (_, i) => TenantTask.create({ tenant: `t${i % 7}` })), { dataSource: ds });
     const other = await openDataSource(db, entities);
