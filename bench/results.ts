@@ -33,7 +33,7 @@ export async function writeResults(path: string, results: Result[], run: { tasks
       (run.loadAtStart > cpu.length ? " (other work shared the machine)" : ""),
     "- CPU per task: the worker's process, and every PostgreSQL process on this host (sampled from /proc, so background work such as autovacuum and the checkpointer counts too: approximate)",
     "",
-    "## Targets (issues 14, 18 and 25)",
+    "## Targets (issues 14, 18, 25, 27, 28 and 29)",
     "",
     "| target | goal | measured | met |",
     "| --- | --- | --- | --- |",
@@ -164,6 +164,26 @@ function targets(results: Result[]): Target[] {
   for (const database of ["postgres", "sqlite"]) {
     const s = find(results, "scheduled", database);
     out.push({ what: `${database}: scheduled lateness`, goal: "p95 ≤ 50 ms", measured: s ? `p50 ${s.p50} ms, p95 ${s.p95} ms` : "", met: s ? s.p95! <= 50 : null });
+  }
+  // Issue 29: OpenTelemetry's cost with no SDK registered, and fairness between tenants.
+  for (const database of ["postgres", "sqlite", "mariadb"]) {
+    const otel = (how: string) => find(results, "opentelemetry", database, (v) => v.includes(how));
+    const plainDrain = find(results, "opentelemetry", database, (v) => !v.includes("opentelemetry installed"));
+    versus(`${database}: drain with ormq/opentelemetry installed and no SDK registered vs without (issue 29)`, otel("no SDK registered"), plainDrain, 0.98);
+    const fair = find(results, "fairness", database, (v) => v.startsWith("static fairness") && v.includes("then"));
+    const fifo = find(results, "fairness", database, (v) => v.startsWith("no fairness") && v.includes("then"));
+    const position = (r?: Result) => Number(/started as task ([\d,]+)/.exec(r?.variant ?? "")?.[1]?.replace(/,/g, "") ?? NaN);
+    if (fair) {
+      out.push({
+        what: `${database}: tenant A's tasks queued first, then 100 each for B-J: the last of B-J's starts within the first 2,000 (issue 29)`,
+        goal: "≤ 2,000",
+        measured: `${position(fair).toLocaleString("en-US")} (without fairness: ${position(fifo).toLocaleString("en-US")})`,
+        met: position(fair) <= 2_000,
+      });
+    }
+    versus(`${database}: that drain with fairness vs without (issue 29)`, fair, fifo, 0.9);
+    const alone = (how: string) => find(results, "fairness", database, (v) => v.startsWith(how) && v.includes("one tenant"));
+    versus(`${database}: one tenant alone with fairness vs without (issue 29: as fast)`, alone("static fairness"), alone("no fairness"), 0.95);
   }
   return out;
 }

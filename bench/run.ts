@@ -36,6 +36,7 @@ import { dashboardPages } from "./scenarios/dashboardPages";
 import { executors } from "./scenarios/executors";
 import { workflows } from "./scenarios/workflows";
 import { otelCost } from "./scenarios/integrations";
+import { fairness } from "./scenarios/fairness";
 
 const SCENARIOS = ["enqueue", "drain", "latency", "backlog", "scheduled", "memory", "ceiling", "others", "scaling", "pooler", "prune", "churn", "flow", "dashboard", "executors", "workflows", "integrations"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -202,7 +203,11 @@ async function main() {
     }
     // NestJS, OpenTelemetry and fairness (issue 29): what the integrations cost.
     for (const database of databases) {
-      await run("integrations", database, async () => (await otelCost(dbs, database, tasks)).forEach(record));
+      await run("integrations", database, async () => {
+        (await otelCost(dbs, database, tasks)).forEach(record);
+        // Tenant A's 100,000 queued first (5x the drain size: ORMQ_BENCH_TASKS scales it), then 100 each for B-J.
+        (await fairness(dbs, database, tasks * 5, Math.max(1, Math.round(tasks / 200)))).forEach(record);
+      });
     }
     // What running run() in a thread or a child process costs, against the event loop.
     for (const database of databases) {

@@ -91,43 +91,84 @@ export function inPickOrder<T extends Record<string, unknown>>(rows: T[], ids: r
   return rows.sort((a, b) => (place.get(String(a.id)) ?? ids.length) - (place.get(String(b.id)) ?? ids.length));
 }
 
+/**
+ * Statement 2 when one key has pending tasks (a lone tenant, or the one left with a backlog): its
+ * head in claim order, `SELECT id …`, as a FIFO claim's pick with the key in it (no rounds to
+ * take, and nothing to sort: the index is in that order). `lock`: the database's row lock;
+ * `select`: what it reads (MySQL reads the claimed columns here, of the table aliased as `index`).
+ */
+export function fairHeadSql(tasks: string, now: () => string, request: ClaimRequest, fair: FairClaim, key: string, sql: SqlParts, index = "", lock = "", select = "id"): string {
+  let text = `SELECT ${select} FROM ${tasks} ${index}
+      WHERE type = ${sql.param(fair.type, "text")} AND fair_key = ${sql.param(key, "text")} AND ${readyWhere(now())}`;
+  if (request.queues) text += ` AND ${sql.inList("queue", request.queues)}`;
+  if (request.excludedQueues?.length) text += ` AND ${sql.notInList("queue", request.excludedQueues)}`;
+  return `${text}
+      ORDER BY priority DESC, run_at, id
+      LIMIT ${sql.param(request.limit, "int")} ${lock}`;
+}
+
 function weightOf(fair: FairClaim, key: string): number {
   return fair.weights.get(key) ?? 1;
 }
 
 /**
+ * How long a claim may reuse the keys an earlier one read, when that read found all of them:
+ * reading them is a statement (a round trip on a server) per claim, the drain's largest cost over
+ * a FIFO claim; a tenant whose first task arrives meanwhile waits this long more for its turn.
+ */
+export const KEYS_REUSE_MS = 100;
+
+/**
  * A worker's place in the keys of each fair type: the key its last claim read up to, or null to
  * start from the first. A claim that reaches the last key goes on from the first (the keys it read
  * already are not read twice), so every claim reads as many keys as there are, up to its count.
+ * When a read found every key (fewer than a claim reads), the next claims reuse them for
+ * KEYS_REUSE_MS: a key emptied meanwhile costs its one index probe, and finds nothing.
  */
 export class FairCursors {
   private readonly after = new Map<string, string | null>();
+  private readonly all = new Map<string, { keys: string[]; at: number }>();
 
   /** The keys of `type` the next claim reads (`read(after, count)`: statement 1 through the database's connection). */
   async keys(type: string, count: number, read: (after: string | null, count: number) => Promise<string[]>): Promise<string[]> {
+    const reused = this.reuse(type, count);
+    if (reused) return reused;
     const after = this.after.get(type) ?? null;
     const keys = await read(after, count);
-    if (after === null || keys.length === count) return this.advance(type, keys, count, keys);
+    if (keys.length === count) return this.advance(type, keys, count, keys, false);
+    if (after === null) return this.advance(type, keys, count, keys, true);
     // The end was reached: from the first key again, for what is left.
     const seen = new Set(keys);
     const again = await read(null, count - keys.length);
-    const more = again.filter((k) => !seen.has(k));
-    return this.advance(type, again, count - keys.length, [...keys, ...more]);
+    return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))], again.length < count - keys.length);
   }
 
   /** keys(), for a database whose statements run synchronously (SQLite, inside its claim's transaction). */
   keysNow(type: string, count: number, read: (after: string | null, count: number) => string[]): string[] {
+    const reused = this.reuse(type, count);
+    if (reused) return reused;
     const after = this.after.get(type) ?? null;
     const keys = read(after, count);
-    if (after === null || keys.length === count) return this.advance(type, keys, count, keys);
+    if (keys.length === count) return this.advance(type, keys, count, keys, false);
+    if (after === null) return this.advance(type, keys, count, keys, true);
     const seen = new Set(keys);
     const again = read(null, count - keys.length);
-    return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))]);
+    return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))], again.length < count - keys.length);
   }
 
-  /** The last read got `last` of at most `count`: a full read goes on after its last key, a short one starts over. */
-  private advance(type: string, last: readonly string[], count: number, keys: string[]): string[] {
+  private reuse(type: string, count: number): string[] | undefined {
+    const all = this.all.get(type);
+    return all && all.keys.length <= count && performance.now() - all.at < KEYS_REUSE_MS ? all.keys : undefined;
+  }
+
+  /**
+   * The last read got `last` of at most `count`: a full read goes on after its last key, a short
+   * one starts over. `complete`: `keys` are every key there is (kept for reuse).
+   */
+  private advance(type: string, last: readonly string[], count: number, keys: string[], complete: boolean): string[] {
     this.after.set(type, last.length === count && last.length > 0 ? last[last.length - 1] : null);
+    if (complete) this.all.set(type, { keys, at: performance.now() });
+    else this.all.delete(type);
     return keys;
   }
 }

@@ -21,7 +21,7 @@ import type { TransientReason } from "../contract";
 import type { ClaimFilter, ClaimLimits, ClaimRequest, FairClaim, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { isPlainSuccess, readyWhere, statusAfterOutcome, statusAfterRescue } from "../lifecycle";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
-import { FairCursors, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
+import { FairCursors, fairHeadSql, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { FAIR_INDEX_WITHOUT_WHERE, missingIndexes, TASK_INDEXES } from "../taskIndexes";
 import { ClaimWatermark, type ClaimPosition } from "../watermark";
@@ -181,6 +181,13 @@ export class MysqlDialect implements Dialect {
         return ((await run(text, values)) as { fk: unknown }[]).map((r) => String(r.fk));
       });
       if (keys.length === 0) return [];
+      if (keys.length === 1) {
+        // One key: its head, read and locked at once, as a FIFO claim's.
+        const values: unknown[] = [];
+        const p = mysqlSql.parts(values);
+        const head = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, keys[0], p, "t", "FOR UPDATE SKIP LOCKED", this.claimedColumns(request));
+        return this.markClaimed(run, (await run(head, values)) as TaskRow[], request);
+      }
       const values: unknown[] = [];
       const ids = ((await run(fairPickSql(this.tables.tasks, () => NOW_MS, request, fair, keys, mysqlSql.parts(values)), values)) as { id: unknown }[]).map((r) => String(r.id));
       if (ids.length === 0) return [];

@@ -10,7 +10,7 @@ import { returningColumns } from "../claimOrder";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
-import { FairCursors, fairKeysSql, fairPickSql, keysPerClaim } from "../fairClaim";
+import { FairCursors, fairHeadSql, fairKeysSql, fairPickSql, keysPerClaim } from "../fairClaim";
 import type { ClaimLimits, ClaimRequest, FairClaim, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 import { poolOf } from "../libraryInternals";
@@ -224,6 +224,17 @@ export class PostgresDialect implements Dialect {
       return rows.map((r: { fk: unknown }) => String(r.fk));
     });
     if (keys.length === 0) return [];
+    if (keys.length === 1) {
+      // One key: its head, as a FIFO claim's pick (SKIP LOCKED, in claim order).
+      const values: unknown[] = [this.workerId, request.leaseMs];
+      const pick = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, keys[0], postgresSql.parts(values), "", "FOR NO KEY UPDATE SKIP LOCKED");
+      const text = `
+        WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
+        SELECT * FROM claimed WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
+        ORDER BY priority DESC, run_at, id`;
+      const { rows } = await this.query({ name: statementName("fair_head", text), text, values });
+      return rows;
+    }
     const values: unknown[] = [this.workerId, request.leaseMs];
     const pick = fairPickSql(this.tables.tasks, () => NOW_MS, request, fair, keys, postgresSql.parts(values));
     const text = `
@@ -231,7 +242,10 @@ export class PostgresDialect implements Dialect {
       SELECT c.* FROM claimed c JOIN picked p ON p.id = c.id
       WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
       ORDER BY p.ord`;
-    const { rows } = await this.query({ text, values });
+    // Named (planned once) when no weight is in it: its text then varies only with the number of
+    // keys (at most MAX_KEYS_PER_CLAIM texts); a weighted one names its keys, and is not.
+    const named = keys.every((k) => !fair.weights.has(k));
+    const { rows } = await this.query(named ? { name: statementName("fair_claim", text), text, values } : { text, values });
     return rows;
   }
 

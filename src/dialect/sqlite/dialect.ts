@@ -9,7 +9,7 @@ import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import type { ClaimLimits, ClaimRequest, Controls, FairClaim, Completion, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { controlsOf, controlsSql, missingControls } from "../controlsRead";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
-import { FairCursors, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
+import { FairCursors, fairHeadSql, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
 import { sqliteSql } from "./sql";
 import { createIndexSql } from "../indexDdl";
 import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
@@ -102,6 +102,13 @@ export class SqliteDialect implements Dialect {
           const text = fairKeysSql(this.tables.tasks, fair.type, after, n, sqliteSql.parts(values), index);
           return (this.prepare(text).all(...values) as { fk: unknown }[]).map((r) => String(r.fk));
         });
+        if (keys.length === 1) {
+          // One key: its head, picked inside the claim's UPDATE as a FIFO claim's is.
+          ids = [];
+          const values: unknown[] = [];
+          const pick = fairHeadSql(this.tables.tasks, () => sqliteSql.parts(values).param(now, "bigint"), request, fair, keys[0], sqliteSql.parts(values), index);
+          return { pick, values };
+        }
         if (keys.length > 0) {
           const values: unknown[] = [];
           const pick = fairPickSql(this.tables.tasks, () => sqliteSql.parts(values).param(now, "bigint"), request, fair, keys, sqliteSql.parts(values), index);
@@ -111,7 +118,8 @@ export class SqliteDialect implements Dialect {
         return { pick: "SELECT value FROM json_each(?)", values: [JSON.stringify(ids.map(Number))] };
       },
       undefined,
-      (rows) => inPickOrder(rows, ids),
+      // One key: claim order (ids is empty then); several: the rounds' order.
+      (rows) => (ids.length === 0 ? rows.sort(compareClaimOrder) : inPickOrder(rows, ids)),
     );
   }
 
