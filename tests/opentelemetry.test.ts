@@ -13,7 +13,7 @@ import { ChildEntity, Column, type DataSource } from "typeorm";
 import { BaseTaskEntity, enqueueMany, fixedDelay, processN, type TaskContext } from "../src";
 import { instrumentOrmq, readTraceContext, writeTraceContext } from "../src/opentelemetry";
 import { OrmqConfigurationError } from "../src/errors";
-import { useTestDatabase, WITH_MARIADB } from "./support/db";
+import { openDataSource, useTestDatabase, WITH_MARIADB, type TestDb } from "./support/db";
 
 @ChildEntity("otel_step")
 class OtelStep extends BaseTaskEntity {
@@ -54,9 +54,10 @@ const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
 
 describe.each(WITH_MARIADB)("ormq/opentelemetry on %s", (dialect) => {
   let ds: DataSource;
+  let db: TestDb;
   let uninstall: () => void;
   let reader: TestReader;
-  useTestDatabase(dialect, (opened) => ({ ds } = opened), [OtelStep, OtelIdle]);
+  useTestDatabase(dialect, (opened) => ({ ds, db } = opened), [OtelStep, OtelIdle]);
   beforeAll(() => {
     reader = new TestReader();
     uninstall = instrumentOrmq(ds, { tracerProvider, meterProvider: new MeterProvider({ readers: [reader] }) });
@@ -150,6 +151,20 @@ describe.each(WITH_MARIADB)("ormq/opentelemetry on %s", (dialect) => {
     const [run] = spansNamed("process ");
     expect(run.spanContext().traceId).not.toBe(create.spanContext().traceId);
     expect(run.links.map((l) => l.context.spanId)).toEqual([create.spanContext().spanId]);
+  });
+
+  it("with no SDK registered it records nothing and writes no trace context: tasks run as before", async () => {
+    const bare = await openDataSource(db, [OtelStep, OtelIdle], {}, false);
+    const off = instrumentOrmq(bare); // the global providers: the API's no-ops here
+    try {
+      const task = await bare.getRepository(OtelStep).save(OtelStep.create({ mode: "ok" }));
+      expect(task.traceContext ?? null).toBeNull();
+      expect(await processN(OtelStep, 1, { dataSource: bare, logger: silent })).toMatchObject({ succeeded: 1 });
+      expect(exporter.getFinishedSpans()).toHaveLength(0);
+    } finally {
+      off();
+      await bare.destroy();
+    }
   });
 
   it("instrumenting one DataSource twice is refused", () => {

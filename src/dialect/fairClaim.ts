@@ -16,6 +16,7 @@
  */
 import type { SqlParts } from "./contract";
 import type { ClaimRequest, FairClaim } from "./dialect";
+import type { ClaimPosition } from "./watermark";
 import { readyWhere } from "./lifecycle";
 
 /** Most keys one claim reads: a bound on its work (the keys past it are reached by the next claims). */
@@ -97,9 +98,15 @@ export function inPickOrder<T extends Record<string, unknown>>(rows: T[], ids: r
  * take, and nothing to sort: the index is in that order). `lock`: the database's row lock;
  * `select`: what it reads (MySQL reads the claimed columns here, of the table aliased as `index`).
  */
-export function fairHeadSql(tasks: string, now: () => string, request: ClaimRequest, fair: FairClaim, key: string, sql: SqlParts, index = "", lock = "", select = "id"): string {
+export function fairHeadSql(tasks: string, now: () => string, request: ClaimRequest, fair: FairClaim, key: string, sql: SqlParts, index = "", lock = "", select = "id", after: ClaimPosition | null = null): string {
   let text = `SELECT ${select} FROM ${tasks} ${index}
       WHERE type = ${sql.param(fair.type, "text")} AND fair_key = ${sql.param(key, "text")} AND ${readyWhere(now())}`;
+  // From just after the key's last claimed position (see ClaimWatermark), where it may.
+  if (after) {
+    const runAt = Number.isSafeInteger(Number(after.runAt)) ? Number(after.runAt) : after.runAt;
+    const id = Number.isSafeInteger(Number(after.id)) ? Number(after.id) : after.id;
+    text += ` AND priority = ${sql.param(after.priority, "int")} AND (run_at > ${sql.param(runAt, "bigint")} OR (run_at = ${sql.param(runAt, "bigint")} AND id > ${sql.param(id, "bigint")}))`;
+  }
   if (request.queues) text += ` AND ${sql.inList("queue", request.queues)}`;
   if (request.excludedQueues?.length) text += ` AND ${sql.notInList("queue", request.excludedQueues)}`;
   return `${text}

@@ -56,7 +56,23 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
   const mode = options.parent ?? "child";
   if (mode !== "child" && mode !== "link") throw new OrmqConfigurationError('instrumentOrmq: `parent` must be "child" or "link"');
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer("ormq");
-  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter("ormq");
+  const meterProvider = options.meterProvider ?? metrics.getMeterProvider();
+  const meter = meterProvider.getMeter("ormq");
+  // With no SDK, the API's tracer and meter do nothing, but building each span's attributes and
+  // records still costs a few microseconds a task: skipped then. The global tracer provider is a
+  // proxy an SDK can register behind later (looked at again once a second); a meter taken from the
+  // API's no-op provider stays a no-op (call instrumentOrmq after your SDK has started).
+  const metering = options.meterProvider !== undefined || !isNoop(meterProvider);
+  let tracing = true;
+  let tracingCheckedAt = -Infinity;
+  const tracingOn = () => {
+    const now = performance.now();
+    if (now - tracingCheckedAt >= 1_000) {
+      tracingCheckedAt = now;
+      tracing = options.tracerProvider !== undefined || !isNoop(trace.getTracerProvider());
+    }
+    return tracing;
+  };
   const processDuration = meter.createHistogram("messaging.process.duration", { unit: "s", description: "How long task attempts ran (run() and its middleware)." });
   const attempts = meter.createCounter("ormq.attempts", { description: "Task attempts whose outcome was written, by outcome." });
   const lag = meter.createHistogram("ormq.queue.lag", { unit: "s", description: "From a task's due time to its attempt's start." });
@@ -67,6 +83,7 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
 
   const removeMiddleware = client.use({
     enqueue: async (task, next) => {
+      if (!tracingOn()) return next();
       const parentSpan = task.parentId !== null && task.parentId !== undefined ? attemptSpans.get(String(task.parentId)) : undefined;
       const parent = parentSpan ? trace.setSpanContext(otelContext.active(), parentSpan) : otelContext.active();
       const span = tracer.startSpan("create", { kind: SpanKind.PRODUCER, attributes: { "messaging.system": SYSTEM, "messaging.operation.type": "create", "messaging.operation.name": "create" } }, parent);
@@ -85,6 +102,7 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
       }
     },
     run: async (task, ctx, next) => {
+      if (!tracingOn() && !metering) return next();
       const queue = String(task.queue);
       const type = typeOf(task);
       const enqueued = readTraceContext(task.traceContext);
@@ -125,11 +143,12 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
 
   const removeListener = client.on("task:finished", (e) => {
     attemptSpans.delete(e.taskId);
+    if (!metering) return;
     attempts.add(1, { "messaging.system": SYSTEM, "messaging.destination.name": e.queue, "messaging.ormq.task.type": e.type, "messaging.ormq.outcome": e.outcome });
   });
 
   let removeGauges = () => {};
-  if (options.queueGauges !== false) {
+  if (options.queueGauges !== false && metering) {
     const ready = meter.createObservableGauge("ormq.tasks.ready", { description: "Tasks pending and due, by queue." });
     const oldest = meter.createObservableGauge("ormq.tasks.oldest_ready_age", { unit: "s", description: "How long the oldest ready task of each queue has waited." });
     let cached: { at: number; read: ReturnType<typeof getReadiness> } | undefined;
@@ -164,6 +183,17 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
 }
 
 const instrumented = new WeakSet<object>();
+
+/**
+ * Whether a provider is the API's no-op (no SDK registered): the global tracer provider is a proxy
+ * whose delegate is the no-op one until an SDK registers; the global meter provider is the no-op
+ * one itself.
+ */
+function isNoop(provider: TracerProvider | MeterProvider): boolean {
+  const delegate = (provider as { getDelegate?: () => unknown }).getDelegate?.() ?? provider;
+  const name = (delegate as { constructor?: { name?: string } }).constructor?.name;
+  return name === "NoopTracerProvider" || name === "NoopMeterProvider";
+}
 
 /** A task's type key (its class's discriminator value), from the DataSource's metadata. */
 function typeKeys(dataSource: DataSource): (task: BaseTaskEntity) => string {

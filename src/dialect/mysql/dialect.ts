@@ -168,6 +168,8 @@ export class MysqlDialect implements Dialect {
   }
 
   private readonly fairCursors = new FairCursors();
+  /** Per fair key, where its next single-key claim resumes (bounded: a worker serves a few keys at a time). */
+  private readonly fairMarks = new Map<string, ClaimWatermark>();
 
   /**
    * A fair class's claim (see fairClaim.ts): its keys and the heads picked read without locks, then
@@ -182,11 +184,20 @@ export class MysqlDialect implements Dialect {
       });
       if (keys.length === 0) return [];
       if (keys.length === 1) {
-        // One key: its head, read and locked at once, as a FIFO claim's.
-        const values: unknown[] = [];
-        const p = mysqlSql.parts(values);
-        const head = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, keys[0], p, "t", "FOR UPDATE SKIP LOCKED", this.claimedColumns(request));
-        return this.markClaimed(run, (await run(head, values)) as TaskRow[], request);
+        // One key: its head, read and locked at once, as a FIFO claim's, from just after the key's
+        // last claimed position (InnoDB's delete-marked entries stay at the head until purge).
+        const key = keys[0];
+        let mark = this.fairMarks.get(key);
+        if (!mark) {
+          if (this.fairMarks.size >= 1_000) this.fairMarks.clear();
+          this.fairMarks.set(key, (mark = new ClaimWatermark()));
+        }
+        const picked = await mark.claim(request.limit, async (after) => {
+          const values: unknown[] = [];
+          const head = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, key, mysqlSql.parts(values), "t", "FOR UPDATE SKIP LOCKED", this.claimedColumns(request), after);
+          return (await run(head, values)) as TaskRow[];
+        });
+        return this.markClaimed(run, picked, request);
       }
       const values: unknown[] = [];
       const ids = ((await run(fairPickSql(this.tables.tasks, () => NOW_MS, request, fair, keys, mysqlSql.parts(values)), values)) as { id: unknown }[]).map((r) => String(r.id));

@@ -263,7 +263,7 @@ export class SqliteDialect implements Dialect {
   async registerWorker(info: WorkerInfo): Promise<void> {
     this.info = info;
     await this.ensureTaskIndexes();
-    await this.repairClaimIndex();
+    await this.repairDescendingIndexes();
     const upsert = this.prepare(UPSERT_WORKER(this.tables.workers));
     await this.write(() => upsert.run(this.workerParams(Date.now())));
   }
@@ -284,23 +284,30 @@ export class SqliteDialect implements Dialect {
   }
 
   /**
-   * Puts back the claim index's `priority DESC` when a table rebuild lost it. TypeORM rebuilds a
-   * SQLite table to add a column (synchronize adding a task class's columns, or a generated
-   * migration) and recreates its indexes from the decorators, which cannot say DESC. The claim's
-   * ORDER BY priority DESC, run_at, id can then not be read in index order: every claim reads and
-   * sorts every pending row (measured: a 20,000-task drain at the defaults at two thirds of its
-   * rate, 23 µs more worker CPU per task). Recreating it costs one pass over the pending rows, once.
+   * Puts back the `priority DESC` of ormq's indexes (the claim's, the fair claim's) when a table
+   * rebuild lost it. TypeORM rebuilds a SQLite table to add a column (synchronize adding a task
+   * class's columns, or a generated migration) and recreates its indexes from the decorators, which
+   * cannot say DESC. An ORDER BY priority DESC, run_at, id can then not be read in index order:
+   * every claim reads and sorts every pending row (measured: a 20,000-task drain at the defaults at
+   * two thirds of its rate; a fair class's drain of 100,000 at a quarter). Recreating one costs a
+   * pass over the pending rows, once.
    */
-  private async repairClaimIndex(): Promise<void> {
-    const name = "ormq_tasks_claim";
-    const row = this.db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`).get(name) as { sql?: unknown } | undefined;
-    if (typeof row?.sql !== "string" || /"priority"\s+DESC/i.test(row.sql) || !/WHERE\s+status\s*=\s*'pending'/i.test(row.sql)) return;
-    await this.write(() => {
-      this.db.exec(`DROP INDEX "${name}"`);
-      this.db.exec(`CREATE INDEX "${name}" ON ${this.tables.tasks} ("priority" DESC, "run_at", "id") WHERE status = 'pending'`);
+  private async repairDescendingIndexes(): Promise<void> {
+    const broken = TASK_INDEXES.filter((index) => {
+      const descending = index.columns.filter((c) => / DESC$/i.test(c)).map((c) => c.replace(/ DESC$/i, ""));
+      if (descending.length === 0) return false;
+      const row = this.db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`).get(index.name) as { sql?: unknown } | undefined;
+      return typeof row?.sql === "string" && descending.some((c) => !new RegExp(`"${c}"\\s+DESC`, "i").test(row.sql as string));
     });
-    this.statements.clear(); // statements prepared against the old index
-    this.logger.info({ index: name }, "recreated the claim index with priority DESC (a table rebuild had dropped it)");
+    if (broken.length === 0) return;
+    await this.write(() => {
+      for (const index of broken) {
+        this.db.exec(`DROP INDEX "${index.name}"`);
+        this.db.exec(createIndexSql({ ...index, table: this.tables.tasks }));
+      }
+    });
+    this.statements.clear(); // statements prepared against the old indexes
+    for (const index of broken) this.logger.info({ index: index.name }, "recreated the index with priority DESC (a table rebuild had dropped it)");
   }
 
   /** This worker's row, as registered; the heartbeat writes it again if it is gone. */
