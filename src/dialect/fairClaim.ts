@@ -138,28 +138,31 @@ export class FairCursors {
 
   /** The keys of `type` the next claim reads (`read(after, count)`: statement 1 through the database's connection). */
   async keys(type: string, count: number, read: (after: string | null, count: number) => Promise<string[]>): Promise<string[]> {
-    const reused = this.reuse(type, count);
-    if (reused) return reused;
-    const after = this.after.get(type) ?? null;
-    const keys = await read(after, count);
-    if (keys.length === count) return this.advance(type, keys, count, keys, false);
-    if (after === null) return this.advance(type, keys, count, keys, true);
-    // The end was reached: from the first key again, for what is left.
-    const seen = new Set(keys);
-    const again = await read(null, count - keys.length);
-    return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))], again.length < count - keys.length);
+    const steps = this.reads(type, count);
+    let step = steps.next();
+    while (!step.done) step = steps.next(await read(...step.value));
+    return step.value;
   }
 
   /** keys(), for a database whose statements run synchronously (SQLite, inside its claim's transaction). */
   keysNow(type: string, count: number, read: (after: string | null, count: number) => string[]): string[] {
+    const steps = this.reads(type, count);
+    let step = steps.next();
+    while (!step.done) step = steps.next(read(...step.value));
+    return step.value;
+  }
+
+  /** The reads a claim makes (each yielded as `[after, count]`, answered with the keys read), and the keys it ends with. */
+  private *reads(type: string, count: number): Generator<[string | null, number], string[], string[]> {
     const reused = this.reuse(type, count);
     if (reused) return reused;
     const after = this.after.get(type) ?? null;
-    const keys = read(after, count);
+    const keys = yield [after, count];
     if (keys.length === count) return this.advance(type, keys, count, keys, false);
     if (after === null) return this.advance(type, keys, count, keys, true);
+    // The end was reached: from the first key again, for what is left (the keys read already are not taken twice).
     const seen = new Set(keys);
-    const again = read(null, count - keys.length);
+    const again = yield [null, count - keys.length];
     return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))], again.length < count - keys.length);
   }
 
