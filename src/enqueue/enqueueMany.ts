@@ -60,8 +60,9 @@ export async function enqueueMany(tasks: readonly BaseTaskEntity[], options: Enq
     for (const [metadata, positions] of byClass) {
       const cls = metadata.target as typeof BaseTaskEntity;
       const type = String(metadata.discriminatorValue);
-      const spec = registry.byKey.get(type)?.unique ?? null;
-      const fairness = registry.byKey.get(type)?.fairness ?? null;
+      const known = registry.byKey.get(type);
+      const spec = known?.unique ?? null;
+      const fairness = known?.fairness ?? null;
       if (spec) await ensureUniqueGuard(client.uniqueGuard, dataSource, runner);
       for (const i of positions) {
         const task = tasks[i] as unknown as ObjectLiteral;

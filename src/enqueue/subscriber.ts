@@ -63,9 +63,10 @@ export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity>
     const now = await client.clock.now(event.queryRunner);
     // Throwing here writes nothing; the caller's transaction can roll back cleanly.
     await prepareForInsert(client.middleware, task, cls, type, now);
-    setFairKey(task, registry.byKey.get(type)?.fairness ?? null);
+    const known = registry.byKey.get(type);
+    setFairKey(task, known?.fairness ?? null);
     // After the middleware: the key is made of the columns as they will be written.
-    await markUnique(event.manager, task, registry.byKey.get(type)?.unique ?? null, type, cls.name, now);
+    await markUnique(event.manager, task, known?.unique ?? null, type, cls.name, now);
   }
 
   async afterInsert(event: InsertEvent<BaseTaskEntity>): Promise<void> {

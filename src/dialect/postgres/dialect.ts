@@ -32,6 +32,11 @@ const NOW_MS = `(floor(extract(epoch from statement_timestamp()) * 1000))::bigin
  * statements switch to such a generic plan after five runs). So batch statements find their rows
  * with `id = ANY(...)` and no join.
  */
+/**
+ * A claim's filter that commits its own transaction asynchronously (see claimFrom): true, and
+ * evaluated once, as the final SELECT's one-time filter.
+ */
+const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
 
 /** The advisory lock every limited claim takes ("ormq", "lmtd" as int4s): one limited claim at a time. */
@@ -186,7 +191,7 @@ export class PostgresDialect implements Dialect {
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
       ), ${this.claimedFromPicked("$3", "$4", request.columns)}
-      SELECT * FROM claimed WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
+      SELECT * FROM claimed WHERE ${ASYNC_COMMIT}
       ORDER BY priority DESC, run_at, id`;
     const { rows } = await this.query({ name: statementName("claim", text), text, values });
     return rows;
@@ -230,7 +235,7 @@ export class PostgresDialect implements Dialect {
       const pick = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, keys[0], postgresSql.parts(values), "", "FOR NO KEY UPDATE SKIP LOCKED");
       const text = `
         WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
-        SELECT * FROM claimed WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
+        SELECT * FROM claimed WHERE ${ASYNC_COMMIT}
         ORDER BY priority DESC, run_at, id`;
       const { rows } = await this.query({ name: statementName("fair_head", text), text, values });
       return rows;
@@ -240,7 +245,7 @@ export class PostgresDialect implements Dialect {
     const text = `
       WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
       SELECT c.* FROM claimed c JOIN picked p ON p.id = c.id
-      WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
+      WHERE ${ASYNC_COMMIT}
       ORDER BY p.ord`;
     // Named (planned once) when no weight is in it: its text then varies only with the number of
     // keys (at most MAX_KEYS_PER_CLAIM texts); a weighted one names its keys, and is not.
