@@ -57,33 +57,71 @@ export function fairKeysSql(tasks: string, type: string, after: string | null, c
  */
 export function fairPickSql(tasks: string, now: () => string, request: ClaimRequest, fair: FairClaim, keys: readonly string[], sql: SqlParts, index = ""): string {
   // The rounds' order is written before the heads it reads: its parameters are pushed first.
+  const rounds = fairRoundSql(fair, keys, sql);
+  const heads = fairHeadsSql(tasks, now, request, fair, keys, sql, index);
+  const most = sql.param(request.limit, "int");
+  return `
+    SELECT id, ord FROM (
+      SELECT id, row_number() OVER (ORDER BY priority DESC, fround, fplace, fair_key, run_at, id) AS ord FROM (
+        SELECT id, priority, run_at, fair_key, ${rounds} FROM (${heads}) heads
+      ) ranked
+    ) rounds
+    WHERE ord <= ${most}
+    ORDER BY ord`;
+}
+
+/**
+ * Each task's place in the rounds, as two columns over rows of `keys`' heads: `fround`, its round
+ * (a task ranked rn within its key, from 1, comes at (rn - 1) × the key's step, so a key of weight
+ * w takes w places a round), and `fplace`, its key's turn within the round: from `keys[0]` on in
+ * key order, then the keys before it (the worker's place in the keys moves on with each claim, see
+ * FairCursors.served, so a claim that takes fewer tasks than there are keys starts where the last
+ * stopped). Order by `fround, fplace, fair_key`.
+ */
+export function fairRoundSql(fair: FairClaim, keys: readonly string[], sql: SqlParts): string {
   const weighted = keys.filter((k) => weightOf(fair, k) !== 1);
-  const step = weighted.length === 0 ? String(STEP) : `CASE fair_key ${weighted.map((k) => `WHEN ${sql.param(k, "text")} THEN ${sql.param(Math.max(1, Math.round(STEP / weightOf(fair, k))), "int")}`).join(" ")} ELSE ${STEP} END`;
+  const step =
+    weighted.length === 0
+      ? String(STEP)
+      : `CASE fair_key ${weighted.map((k) => `WHEN ${sql.param(k, "text")} THEN ${sql.param(Math.max(1, Math.round(STEP / weightOf(fair, k))), "int")}`).join(" ")} ELSE ${STEP} END`;
+  const first = sql.param(keys[0] ?? "", "text");
+  return `(row_number() OVER (PARTITION BY fair_key ORDER BY priority DESC, run_at, id) - 1) * ${step} AS fround,
+        CASE WHEN fair_key >= ${first} THEN 0 ELSE 1 END AS fplace`;
+}
+
+/**
+ * The first ready tasks of each of `keys` (one index range each, `UNION ALL`), each key's share of
+ * the claim and one more: a bound on what is read, not on what is taken. `columns` and `where`
+ * (called once per key, in text order) add to each branch's select list and conditions: the
+ * limited claim's keys and its limited-only filter.
+ */
+export function fairHeadsSql(
+  tasks: string,
+  now: () => string,
+  request: ClaimRequest,
+  fair: FairClaim,
+  keys: readonly string[],
+  sql: SqlParts,
+  index = "",
+  columns: () => string = () => "",
+  where: () => string = () => "",
+): string {
   const total = keys.reduce((sum, k) => sum + weightOf(fair, k), 0);
   const branches = keys.map((key, i) => {
-    // Each key's share of the claim, and one more: a bound on what is read, not on what is taken.
     const quota = Math.min(request.limit, Math.ceil((request.limit * weightOf(fair, key)) / total) + 1);
     // Written left to right: positional parameters are bound in the order they were pushed.
     let text = `SELECT * FROM (
-        SELECT id, priority, run_at, fair_key FROM ${tasks} ${index}
+        SELECT id, priority, run_at, fair_key, queue, type${columns()} FROM ${tasks} ${index}
         WHERE type = ${sql.param(fair.type, "text")} AND fair_key = ${sql.param(key, "text")} AND ${readyWhere(now())}`;
     if (request.queues) text += ` AND ${sql.inList("queue", request.queues)}`;
     if (request.excludedQueues?.length) text += ` AND ${sql.notInList("queue", request.excludedQueues)}`;
+    text += where();
     return `${text}
         ORDER BY priority DESC, run_at, id
         LIMIT ${sql.param(quota, "int")}
       ) b${i}`;
   });
-  const most = sql.param(request.limit, "int");
-  return `
-    SELECT id, ord FROM (
-      SELECT id, row_number() OVER (ORDER BY priority DESC, (rn - 1) * ${step}, run_at, id) AS ord FROM (
-        SELECT id, priority, run_at, fair_key, row_number() OVER (PARTITION BY fair_key ORDER BY priority DESC, run_at, id) AS rn
-        FROM (${branches.join(" UNION ALL ")}) heads
-      ) ranked
-    ) rounds
-    WHERE ord <= ${most}
-    ORDER BY ord`;
+  return branches.join(" UNION ALL ");
 }
 
 /** `rows` in the order of `ids` (a fair claim's pick order); rows of ids not in it last. */
@@ -131,17 +169,24 @@ export const KEYS_REUSE_MS = 100;
  * already are not read twice), so every claim reads as many keys as there are, up to its count.
  * When a read found every key (fewer than a claim reads), the next claims reuse them for
  * KEYS_REUSE_MS: a key emptied meanwhile costs its one index probe, and finds nothing.
+ *
+ * The keys a claim gets start with the key whose turn it is (see fairRoundSql): after a claim took
+ * n tasks (`served`), the next starts n keys further on, so claims smaller than the number of keys
+ * (a limit's few free places, a worker's last slot) go round them all instead of serving the
+ * first ones each time.
  */
 export class FairCursors {
   private readonly after = new Map<string, string | null>();
-  private readonly all = new Map<string, { keys: string[]; at: number }>();
+  private readonly all = new Map<string, { keys: string[]; at: number; turn: number }>();
+  /** The keys of each type's last claim, in its order. */
+  private readonly last = new Map<string, string[]>();
 
   /** The keys of `type` the next claim reads (`read(after, count)`: statement 1 through the database's connection). */
   async keys(type: string, count: number, read: (after: string | null, count: number) => Promise<string[]>): Promise<string[]> {
     const steps = this.reads(type, count);
     let step = steps.next();
     while (!step.done) step = steps.next(await read(...step.value));
-    return step.value;
+    return this.remember(type, step.value);
   }
 
   /** keys(), for a database whose statements run synchronously (SQLite, inside its claim's transaction). */
@@ -149,7 +194,25 @@ export class FairCursors {
     const steps = this.reads(type, count);
     let step = steps.next();
     while (!step.done) step = steps.next(read(...step.value));
-    return step.value;
+    return this.remember(type, step.value);
+  }
+
+  /**
+   * The last claim of `type` took `n` tasks: the next starts n keys further on (about the keys it
+   * served: each key's first task comes in turn from the first key on). Nothing taken moves on
+   * past every key read (their tasks may not be due yet, and keys past them may have some).
+   */
+  served(type: string, n: number): void {
+    const keys = this.last.get(type);
+    if (!keys || keys.length === 0) return;
+    const all = this.all.get(type);
+    if (all) all.turn = (all.turn + n) % all.keys.length;
+    else if (n > 0 && n < keys.length) this.after.set(type, keys[n - 1]);
+  }
+
+  private remember(type: string, keys: string[]): string[] {
+    this.last.set(type, keys);
+    return keys;
   }
 
   /** The reads a claim makes (each yielded as `[after, count]`, answered with the keys read), and the keys it ends with. */
@@ -166,19 +229,27 @@ export class FairCursors {
     return this.advance(type, again, count - keys.length, [...keys, ...again.filter((k) => !seen.has(k))], again.length < count - keys.length);
   }
 
+  /** Every key, read less than KEYS_REUSE_MS ago, from the one whose turn it is. */
   private reuse(type: string, count: number): string[] | undefined {
     const all = this.all.get(type);
-    return all && all.keys.length <= count && performance.now() - all.at < KEYS_REUSE_MS ? all.keys : undefined;
+    if (!all || all.keys.length > count || performance.now() - all.at >= KEYS_REUSE_MS) return undefined;
+    return all.turn === 0 ? all.keys : [...all.keys.slice(all.turn), ...all.keys.slice(0, all.turn)];
   }
 
   /**
    * The last read got `last` of at most `count`: a full read goes on after its last key, a short
-   * one starts over. `complete`: `keys` are every key there is (kept for reuse).
+   * one starts over. `complete`: `keys` are every key there is (kept for reuse, the turn kept at
+   * the key it was at).
    */
   private advance(type: string, last: readonly string[], count: number, keys: string[], complete: boolean): string[] {
     this.after.set(type, last.length === count && last.length > 0 ? last[last.length - 1] : null);
-    if (complete) this.all.set(type, { keys, at: performance.now() });
-    else this.all.delete(type);
+    const before = this.all.get(type);
+    if (complete) {
+      const turn = before ? Math.max(0, keys.indexOf(before.keys[before.turn])) : 0;
+      this.all.set(type, { keys, at: performance.now(), turn });
+      return turn === 0 ? keys : [...keys.slice(turn), ...keys.slice(0, turn)];
+    }
+    this.all.delete(type);
     return keys;
   }
 }

@@ -6,7 +6,8 @@
  * cannot both see the same room.
  *
  * Each candidate is ranked within its key (a class limit's key: its type and `by` column value)
- * and within its queue (a queue limit), among the candidates read; a candidate is picked when its
+ * and within its queue (a queue limit), among the candidates read, in claim order (a fair class's:
+ * in its rounds, see fairClaim.ts); a candidate is picked when its
  * rank plus the running count stays within the limit. Rate limits work the same way, counting the
  * claims of the window still held in ormq_rate_claims instead of the running tasks (a sliding
  * window by the database's clock at claim). A rank among all candidates is never lower
@@ -16,7 +17,8 @@
  * are all it asks of the database).
  */
 import type { SqlParts } from "./contract";
-import type { ClaimLimits, ClaimRequest } from "./dialect";
+import type { ClaimLimits, ClaimRequest, FairClaim } from "./dialect";
+import { fairHeadsSql, fairRoundSql } from "./fairClaim";
 import { readyWhere } from "./lifecycle";
 
 /**
@@ -32,26 +34,21 @@ export const LIMITED_SCAN_MAX = 5_000;
  * SQL returning the ids to claim (`SELECT id …`), at most `limit`, in claim order. Text is built
  * left to right, so positional parameters are numbered in order.
  */
-export function limitedPickSql(tasks: string, rateClaims: string, now: () => string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts): string {
+export function limitedPickSql(tasks: string, rateClaims: string, now: () => string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts, fair?: FairPick): string {
   const limitedTypes = limits.types.map((t) => t.type);
   const limitedQueues = limits.queues.map((q) => q.queue);
   const ratedTypes = limits.typeRates.map((t) => t.type);
   const ratedQueues = limits.queueRates.map((q) => q.queue);
+  const candLimited = () =>
+    [sql.inList("type", limitedTypes), sql.inList("type", ratedTypes), sql.inList("queue", limitedQueues), sql.inList("queue", ratedQueues)].join(" OR ");
   // Every part is written in the order it appears in the text: positional parameters (SQLite's
   // `?`) are bound in the order they were pushed.
-  const candKey = keyOfType(limits.types, "type", sql);
-  const candRateKey = keyOfType(limits.typeRates, "type", sql);
-  const candNow = now();
-  const candTypes = sql.inList("type", request.types);
-  const queueFilter = request.queues ? `AND ${sql.inList("queue", request.queues)}` : "";
-  const excluded = request.excludedQueues?.length ? `AND ${sql.notInList("queue", request.excludedQueues)}` : "";
-  const candLimited = [
-    sql.inList("type", limitedTypes),
-    sql.inList("type", ratedTypes),
-    sql.inList("queue", limitedQueues),
-    sql.inList("queue", ratedQueues),
-  ].join(" OR ");
-  const scan = sql.param(Math.min(LIMITED_SCAN_MAX, Math.max(LIMITED_SCAN_MIN, limit * LIMITED_SCAN_PER_TASK)), "int");
+  const cand = fair ? fairCandidates(tasks, now, request, limits, fair, sql, candLimited) : fifoCandidates(tasks, now, request, limits, limit, sql, candLimited);
+  // A fair class's candidates are taken in rounds across its keys (see fairClaim.ts), within
+  // priority: the limits decide which may start, the rounds in which order.
+  const rounds = fair ? `, ${fairRoundSql(fair.fair, fair.keys, sql)}` : "";
+  const inOrder = (alias: string) => (fair ? `${alias}priority DESC, ${alias}fround, ${alias}fplace, ${alias}fair_key, ${alias}run_at, ${alias}id` : `${alias}priority DESC, ${alias}run_at, ${alias}id`);
+  const fairColumns = fair ? ", fround, fplace, fair_key" : "";
   const usedKey = keyOfType(limits.types, "type", sql);
   const usedTypes = sql.inList("type", limitedTypes);
   const usedQueues = sql.inList("queue", limitedQueues);
@@ -65,20 +62,14 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: () => str
   const most = sql.param(limit, "int");
   const key = sql.escape("key");
   const queueRateKey = (alias: string) => sql.concat("'q:'", `${alias}queue`);
+  const order = inOrder("r.");
   return `
-    WITH ${sql.materialized("cand")} (
-      SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
-      WHERE ${readyWhere(candNow)} AND ${candTypes} ${queueFilter} ${excluded}
-        AND (${candLimited})
-      ORDER BY priority DESC, run_at, id
-      LIMIT ${scan}
-      ${sql.lockRows}
-    ), ranked AS (
-      SELECT id, priority, run_at, queue, type, tkey, rkey,
-        row_number() OVER (PARTITION BY tkey ORDER BY priority DESC, run_at, id) AS trn,
-        row_number() OVER (PARTITION BY rkey ORDER BY priority DESC, run_at, id) AS rrn,
-        row_number() OVER (PARTITION BY queue ORDER BY priority DESC, run_at, id) AS qrn
-      FROM cand
+    WITH ${sql.materialized("cand")} (${cand}), ranked AS (
+      SELECT id, priority, run_at, queue, type, tkey, rkey${fairColumns},
+        row_number() OVER (PARTITION BY tkey ORDER BY ${inOrder("")}) AS trn,
+        row_number() OVER (PARTITION BY rkey ORDER BY ${inOrder("")}) AS rrn,
+        row_number() OVER (PARTITION BY queue ORDER BY ${inOrder("")}) AS qrn
+      FROM (SELECT id, priority, run_at, queue, type, tkey, rkey${fair ? ", fair_key" : ""}${rounds} FROM cand) c
     ), tused AS (
       SELECT ${usedKey} AS tkey, count(*) AS n FROM ${tasks}
       WHERE status = 'running' AND ${usedTypes} GROUP BY 1
@@ -90,7 +81,7 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: () => str
       WHERE until > ${rateNow} AND ${key} IN (SELECT rkey FROM cand UNION SELECT ${queueRateKey("")} FROM cand)
       GROUP BY ${key}
     )
-    SELECT r.id FROM ranked r
+    SELECT r.id${fair ? `, row_number() OVER (ORDER BY ${order}) AS ord` : ""} FROM ranked r
       LEFT JOIN tused tu ON tu.tkey = r.tkey
       LEFT JOIN qused qu ON qu.queue = r.queue
       LEFT JOIN rused ru ON ru.k = r.rkey
@@ -99,8 +90,57 @@ export function limitedPickSql(tasks: string, rateClaims: string, now: () => str
       AND (${notLimitedQueue} OR r.qrn + COALESCE(qu.n, 0) <= ${queueMax})
       AND (r.rkey IS NULL OR r.rrn + COALESCE(ru.n, 0) <= ${rateMax})
       AND (${notRatedQueue} OR r.qrn + COALESCE(rq.n, 0) <= ${queueRateMax})
-    ORDER BY r.priority DESC, r.run_at, r.id
+    ORDER BY ${order}
     LIMIT ${most}`;
+}
+
+/**
+ * A fair class's limited claim: the keys read (statement 1 of fairClaim.ts) and the fair index's
+ * hint where the database needs one. Its pick then returns `id, ord`, the order to start them in.
+ */
+export interface FairPick {
+  fair: FairClaim;
+  keys: readonly string[];
+  index?: string;
+}
+
+/** The candidates of a limited claim: the head of the limited ready tasks, in claim order. */
+function fifoCandidates(tasks: string, now: () => string, request: ClaimRequest, limits: ClaimLimits, limit: number, sql: SqlParts, limited: () => string): string {
+  const candKey = keyOfType(limits.types, "type", sql);
+  const candRateKey = keyOfType(limits.typeRates, "type", sql);
+  const candNow = now();
+  const candTypes = sql.inList("type", request.types);
+  const queueFilter = request.queues ? `AND ${sql.inList("queue", request.queues)}` : "";
+  const excluded = request.excludedQueues?.length ? `AND ${sql.notInList("queue", request.excludedQueues)}` : "";
+  const candLimited = limited();
+  const scan = sql.param(Math.min(LIMITED_SCAN_MAX, Math.max(LIMITED_SCAN_MIN, limit * LIMITED_SCAN_PER_TASK)), "int");
+  return `
+      SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
+      WHERE ${readyWhere(candNow)} AND ${candTypes} ${queueFilter} ${excluded}
+        AND (${candLimited})
+      ORDER BY priority DESC, run_at, id
+      LIMIT ${scan}
+      ${sql.lockRows}`;
+}
+
+/**
+ * The candidates of a fair class's limited claim: the heads of its keys (see fairHeadsSql), so a
+ * key with a long backlog does not fill the candidates and the rounds reach every key read.
+ */
+function fairCandidates(tasks: string, now: () => string, request: ClaimRequest, limits: ClaimLimits, fair: FairPick, sql: SqlParts, limited: () => string): string {
+  const heads = fairHeadsSql(
+    tasks,
+    now,
+    request,
+    fair.fair,
+    fair.keys,
+    sql,
+    fair.index,
+    () => `, ${keyOfType(limits.types, "type", sql)} AS tkey, ${keyOfType(limits.typeRates, "type", sql)} AS rkey`,
+    () => ` AND (${limited()})`,
+  );
+  return `
+      SELECT id, priority, run_at, queue, type, tkey, rkey, fair_key FROM (${heads}) heads`;
 }
 
 /**

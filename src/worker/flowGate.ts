@@ -16,9 +16,12 @@ export type ClaimShape = Omit<ClaimRequest, "limit">;
 /** The claims a worker makes: tasks under no limit, each fair class's, and tasks under a limit. */
 export interface ClaimShapes {
   plain: ClaimShape | null;
-  /** One per class with `static fairness` (and no limit of its own), claimed round-robin across its keys. */
+  /** One per class with `static fairness` and no limit of its own, claimed round-robin across its keys. */
   fair: ClaimShape[];
+  /** Tasks under a limit, of classes without fairness. */
   limited: ClaimShape | null;
+  /** One per class with `static fairness` when any limit may apply to its tasks: the limited claim, in rounds across its keys. */
+  fairLimited: ClaimShape[];
 }
 
 /** Most fair claims one claim makes per fair class (see claim()). */
@@ -73,7 +76,7 @@ export class FlowGate {
    * few tasks at a time); batches keep it at about two thirds. `full`: a claim came back full.
    */
   async claim(want: number): Promise<{ rows: TaskRow[]; full: boolean }> {
-    const { plain, fair, limited } = this.requests();
+    const { plain, fair, limited, fairLimited } = this.requests();
     const rows = plain ? await this.dialect.claim({ ...plain, limit: want }) : [];
     let full = plain !== null && rows.length === want;
     for (const shape of fair) {
@@ -88,9 +91,10 @@ export class FlowGate {
         if (more.length === 0 || more.length === fairWant) break;
       }
     }
-    const limitedWant = want - rows.length;
-    if (limited && limitedWant > 0) {
-      const more = await this.dialect.claim({ ...limited, limit: limitedWant });
+    for (const shape of limited ? [limited, ...fairLimited] : fairLimited) {
+      const limitedWant = want - rows.length;
+      if (limitedWant <= 0) break;
+      const more = await this.dialect.claim({ ...shape, limit: limitedWant });
       rows.push(...more);
       full ||= more.length === limitedWant; // every place asked for taken: more may be ready
     }
@@ -99,7 +103,8 @@ export class FlowGate {
 
   /** Whether tasks under a limit may be waiting for room (see ClaimLoopDeps.limitsActive). */
   get limitsActive(): boolean {
-    return this.requests().limited !== null;
+    const { limited, fairLimited } = this.requests();
+    return limited !== null || fairLimited.length > 0;
   }
 
   /** Whether a claimed task may not start now: its queue or type was paused since. */
@@ -129,8 +134,8 @@ export class FlowGate {
     const plainTypes = unlimited.filter((t) => !t.fairness).map((t) => t.key);
     const excludedQueues = [...new Set([...pausedQueues, ...limitedQueues.map(([queue]) => queue), ...ratedQueues.map(([queue]) => queue)])];
     const plain = plainTypes.length === 0 ? null : { ...this.base, types: plainTypes, excludedQueues };
-    // A fair class with a limit of its own is claimed under the limit, in claim order.
-    const fair = unlimited.filter((t) => t.fairness).map((t) => ({ ...this.base, types: [t.key], excludedQueues, fair: { type: t.key, weights: t.fairness!.weights } }));
+    const fairOf = (t: TaskType) => ({ type: t.key, weights: t.fairness!.weights });
+    const fair = unlimited.filter((t) => t.fairness).map((t) => ({ ...this.base, types: [t.key], excludedQueues, fair: fairOf(t) }));
     const limits: ClaimLimits = {
       types: runnable.filter((t) => t.concurrency).map((t) => ({ type: t.key, column: t.concurrency!.column, max: t.concurrency!.max })),
       queues: limitedQueues.map(([queue, max]) => ({ queue, max })),
@@ -138,8 +143,13 @@ export class FlowGate {
       queueRates: ratedQueues.map(([queue, rate]) => ({ queue, ...rate })),
     };
     const anyLimit = limits.types.length + limits.queues.length + limits.typeRates.length + limits.queueRates.length > 0;
-    const limited = runnable.length === 0 || !anyLimit ? null : { ...this.base, types: runnable.map((t) => t.key), excludedQueues: pausedQueues, limits };
-    return { plain, fair, limited };
+    if (!anyLimit) return { plain, fair, limited: null, fairLimited: [] };
+    // The limited claim takes only tasks under a limit (their class's or their queue's): a fair
+    // class's have a claim of their own, which applies the limits and takes them in rounds.
+    const limitedTypes = runnable.filter((t) => !t.fairness).map((t) => t.key);
+    const limited = limitedTypes.length === 0 ? null : { ...this.base, types: limitedTypes, excludedQueues: pausedQueues, limits };
+    const fairLimited = runnable.filter((t) => t.fairness).map((t) => ({ ...this.base, types: [t.key], excludedQueues: pausedQueues, limits, fair: fairOf(t) }));
+    return { plain, fair, limited, fairLimited };
   }
 }
 

@@ -34,7 +34,47 @@ class WeightedTask extends BaseTaskEntity {
   }
 }
 
-const entities = [TenantTask, WeightedTask];
+/** Fair across shops, and at most one running per shop: records starts and the most running per shop. */
+@ChildEntity("fair_shop_limited_task")
+class ShopTask extends BaseTaskEntity {
+  static fairness = { by: "shop" };
+  static concurrencyLimit = { max: 1, by: "shop" };
+  static started: string[] = [];
+  static running = new Map<string, number>();
+  static most = 0;
+  @Column({ type: "varchar", length: 100, nullable: true })
+  shop!: string | null;
+  async run() {
+    const shop = `${this.shop}`;
+    ShopTask.started.push(shop);
+    const now = (ShopTask.running.get(shop) ?? 0) + 1;
+    ShopTask.running.set(shop, now);
+    ShopTask.most = Math.max(ShopTask.most, now);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    ShopTask.running.set(shop, now - 1);
+  }
+}
+
+/** Fair across regions under a class limit of 2 running in all and a rate limit. */
+@ChildEntity("fair_region_limited_task")
+class RegionTask extends BaseTaskEntity {
+  static fairness = { by: "region" };
+  static concurrencyLimit = 2;
+  static rateLimit = { max: 10_000, perMs: 60_000 };
+  static started: string[] = [];
+  static running = 0;
+  static most = 0;
+  @Column({ type: "varchar", length: 100, nullable: true })
+  region!: string | null;
+  async run() {
+    RegionTask.started.push(`${this.region}`);
+    RegionTask.most = Math.max(RegionTask.most, ++RegionTask.running);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    RegionTask.running--;
+  }
+}
+
+const entities = [TenantTask, WeightedTask, ShopTask, RegionTask];
 const quiet = () => memoryLogger().logger;
 
 describe.each(WITH_MARIADB)("fairness on %s", (dialect) => {
@@ -44,6 +84,11 @@ describe.each(WITH_MARIADB)("fairness on %s", (dialect) => {
   beforeEach(async () => {
     TenantTask.started = [];
     WeightedTask.started = [];
+    ShopTask.started = [];
+    ShopTask.running.clear();
+    ShopTask.most = 0;
+    RegionTask.started = [];
+    RegionTask.most = 0;
     await ds.getRepository(BaseTaskEntity).createQueryBuilder().delete().execute();
   });
 
@@ -100,6 +145,31 @@ describe.each(WITH_MARIADB)("fairness on %s", (dialect) => {
           ? `SELECT indexname AS name FROM pg_indexes WHERE indexname = 'ormq_tasks_fair'`
           : `SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = 'ormq_tasks_fair'`;
     expect(await ds.query(sql)).toHaveLength(1);
+  });
+
+  it("with a concurrency limit per key: shop A's 300 tasks queued first, one at a time, while B to E's run beside them", async () => {
+    // In claim order the limited claim's candidates would be A's first 200 tasks: one claimed at a
+    // time (A's limit), and B to E's only after A's backlog.
+    await enqueueMany(Array.from({ length: 300 }, () => ShopTask.create({ shop: "A" })), { dataSource: ds });
+    await enqueueMany(["B", "C", "D", "E"].flatMap((shop) => Array.from({ length: 5 }, () => ShopTask.create({ shop }))), { dataSource: ds });
+    const summary = await processN(ShopTask, 30, { dataSource: ds, concurrency: 8, logger: quiet() });
+    expect(summary.succeeded).toBe(30);
+    expect(ShopTask.started.filter((s) => s !== "A")).toHaveLength(20);
+    expect(ShopTask.most).toBe(1);
+  });
+
+  it("with a class limit and a rate limit: the limited places go round the regions", async () => {
+    await ds.query(`DELETE FROM ormq_rate_claims`);
+    await enqueueMany(Array.from({ length: 40 }, () => RegionTask.create({ region: "A" })), { dataSource: ds });
+    await enqueueMany(["B", "C"].flatMap((region) => Array.from({ length: 4 }, () => RegionTask.create({ region }))), { dataSource: ds });
+    const summary = await processN(RegionTask, 48, { dataSource: ds, concurrency: 8, logger: quiet() });
+    expect(summary.succeeded).toBe(48);
+    expect(RegionTask.most).toBeLessThanOrEqual(2);
+    // Three regions in turns: B's and C's 8 tasks are among the first 16 (in claim order: after A's 40).
+    const lastOther = Math.max(RegionTask.started.lastIndexOf("B"), RegionTask.started.lastIndexOf("C"));
+    expect(lastOther).toBeLessThan(16);
+    const claims = await ds.query(`SELECT count(*) AS n FROM ormq_rate_claims`);
+    expect(Number(claims[0].n)).toBe(48);
   });
 
   it("workers on separate DataSources claim each task once", async () => {

@@ -126,8 +126,13 @@ export class MysqlDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.fair) {
+      // A fair class's next claim starts at the key after those this one served (see FairCursors).
+      const rows = await (request.limits ? this.claimLimited(request, request.limits) : this.claimFair(request, request.fair));
+      this.fairCursors.served(request.fair.type, rows.length);
+      return rows;
+    }
     if (request.limits) return this.claimLimited(request, request.limits);
-    if (request.fair) return this.claimFair(request, request.fair);
     return this.watermark.claim(request.limit, (after) => this.claimFrom(request, after));
   }
 
@@ -177,11 +182,7 @@ export class MysqlDialect implements Dialect {
    */
   private async claimFair(request: ClaimRequest, fair: FairClaim): Promise<TaskRow[]> {
     return this.transaction(async (run) => {
-      const keys = await this.fairCursors.keys(fair.type, keysPerClaim(request.limit), async (after, n) => {
-        const values: unknown[] = [];
-        const text = fairKeysSql(this.tables.tasks, fair.type, after, n, mysqlSql.parts(values));
-        return ((await run(text, values)) as { fk: unknown }[]).map((r) => String(r.fk));
-      });
+      const keys = await this.fairKeys(run, fair.type, keysPerClaim(request.limit));
       if (keys.length === 0) return [];
       if (keys.length === 1) {
         // One key: its head, read and locked at once, as a FIFO claim's, from just after the key's
@@ -212,6 +213,15 @@ export class MysqlDialect implements Dialect {
     });
   }
 
+  /** Statement 1 of a fair claim (see fairClaim.ts): the keys of `type` this claim reads. */
+  private fairKeys(run: Run, type: string, count: number): Promise<string[]> {
+    return this.fairCursors.keys(type, count, async (after, n) => {
+      const values: unknown[] = [];
+      const text = fairKeysSql(this.tables.tasks, type, after, n, mysqlSql.parts(values));
+      return ((await run(text, values)) as { fk: unknown }[]).map((r) => String(r.fk));
+    });
+  }
+
   /**
    * A claim under concurrency limits: the named lock all limited claims share is taken first, so
    * that this claim's count of running tasks includes every other limited claim's (see
@@ -219,14 +229,18 @@ export class MysqlDialect implements Dialect {
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
     return this.transaction(async (run) => {
+      // A fair class's: its keys first (read before the lock: they only say where to look).
+      const keys = request.fair ? await this.fairKeys(run, request.fair.type, keysPerClaim(request.limit)) : [];
+      if (request.fair && keys.length === 0) return [];
+      const fair = request.fair ? { fair: request.fair, keys } : undefined;
       const [lock] = (await run(`SELECT GET_LOCK(?, 30) AS got`, [LIMITED_CLAIM_LOCK])) as { got: unknown }[];
       if (Number(lock?.got) !== 1) return [];
       try {
         const values: unknown[] = [];
         const parts = mysqlSql.parts(values);
-        const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, parts);
+        const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, parts, fair);
         const ids = ((await run(pick, values)) as { id: unknown }[]).map((r) => String(r.id));
-        const picked =
+        const locked =
           ids.length === 0
             ? []
             : ((await run(
@@ -235,6 +249,8 @@ export class MysqlDialect implements Dialect {
                  ORDER BY priority DESC, run_at, id FOR UPDATE`,
                 ids,
               )) as TaskRow[]);
+        // A fair pick's order is its rounds' (see fairClaim.ts).
+        const picked = fair ? inPickOrder(locked, ids) : locked;
         const rows = await this.markClaimed(run, picked, request);
         // The rate limits' record of the tasks claimed (a picked row another claim took meanwhile is not).
         const claimed = rows.map((r) => String(r.id));

@@ -152,8 +152,13 @@ export class PostgresDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.fair) {
+      // A fair class's next claim starts at the key after those this one served (see FairCursors).
+      const rows = await (request.limits ? this.claimLimited(request, request.limits) : this.claimFair(request, request.fair));
+      this.fairCursors.served(request.fair.type, rows.length);
+      return rows;
+    }
     if (request.limits) return this.claimLimited(request, request.limits);
-    if (request.fair) return this.claimFair(request, request.fair);
     // In claim order: the statement sorts its RETURNING rows (the server sorts a batch faster than
     // JavaScript can compare 64-bit values that arrive as strings).
     return this.watermark.claim(request.limit, (after) => this.claimFrom(request, after));
@@ -221,13 +226,7 @@ export class PostgresDialect implements Dialect {
    * then finds it no longer pending), so two claims reading the same heads never both take one.
    */
   private async claimFair(request: ClaimRequest, fair: FairClaim): Promise<TaskRow[]> {
-    const count = keysPerClaim(request.limit);
-    const keys = await this.fairCursors.keys(fair.type, count, async (after, n) => {
-      const values: unknown[] = [];
-      const text = fairKeysSql(this.tables.tasks, fair.type, after, n, postgresSql.parts(values));
-      const { rows } = await this.query({ name: statementName("fair_keys", text), text, values });
-      return rows.map((r: { fk: unknown }) => String(r.fk));
-    });
+    const keys = await this.fairKeys(fair.type, keysPerClaim(request.limit));
     if (keys.length === 0) return [];
     if (keys.length === 1) {
       // One key: its head, as a FIFO claim's pick (SKIP LOCKED, in claim order).
@@ -254,6 +253,16 @@ export class PostgresDialect implements Dialect {
     return rows;
   }
 
+  /** Statement 1 of a fair claim (see fairClaim.ts): the keys of `type` this claim reads. */
+  private fairKeys(type: string, count: number): Promise<string[]> {
+    return this.fairCursors.keys(type, count, async (after, n) => {
+      const values: unknown[] = [];
+      const text = fairKeysSql(this.tables.tasks, type, after, n, postgresSql.parts(values));
+      const { rows } = await this.query({ name: statementName("fair_keys", text), text, values });
+      return rows.map((r: { fk: unknown }) => String(r.fk));
+    });
+  }
+
   /**
    * A claim under concurrency limits: in a transaction that first takes the advisory lock all
    * limited claims share, so that the claim's count of running tasks (a snapshot taken after the
@@ -262,9 +271,17 @@ export class PostgresDialect implements Dialect {
    * limited tasks pay them.
    */
   private async claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
+    // A fair class's: its keys first (read outside the lock: they only say where to look).
+    const keys = request.fair ? await this.fairKeys(request.fair.type, keysPerClaim(request.limit)) : [];
+    if (request.fair && keys.length === 0) return [];
+    const fair = request.fair ? { fair: request.fair, keys } : undefined;
     const values: unknown[] = [this.workerId, request.leaseMs];
-    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, postgresSql.parts(values));
-    const text = `
+    const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => NOW_MS, request, limits, request.limit, postgresSql.parts(values), fair);
+    const text = fair
+      ? `
+      WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
+      SELECT c.* FROM claimed c JOIN picked p ON p.id = c.id ORDER BY p.ord`
+      : `
       WITH picked AS MATERIALIZED (${pick}), ${this.claimedFromPicked("$1", "$2", request.columns)}
       SELECT * FROM claimed ORDER BY priority DESC, run_at, id`;
     const client = await this.pool.connect();

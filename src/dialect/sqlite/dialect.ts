@@ -23,6 +23,8 @@ const UPSERT_WORKER = (workers: string) => `
 
 /** How often an idle worker checks whether another connection committed (`PRAGMA data_version`). */
 const CHANGE_CHECK_MS = 50;
+/** The fair claim's index, named: without statistics SQLite may choose another and read every pending row. */
+const FAIR_INDEX = "INDEXED BY ormq_tasks_fair";
 /** How long one write keeps retrying a busy database before reporting SQLITE_BUSY to its caller. */
 const MAX_BUSY_WAIT_MS = 10_000;
 
@@ -66,8 +68,13 @@ export class SqliteDialect implements Dialect {
   }
 
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.fair) {
+      // A fair class's next claim starts at the key after those this one served (see FairCursors).
+      const rows = await (request.limits ? this.claimLimited(request, request.limits) : this.claimFair(request, request.fair));
+      this.fairCursors.served(request.fair.type, rows.length);
+      return rows;
+    }
     if (request.limits) return this.claimLimited(request, request.limits);
-    if (request.fair) return this.claimFair(request, request.fair);
     // INDEXED BY: without statistics SQLite prefers the `type` index and sorts every pending row
     // on each claim (measured: 903 tasks/s at 2,000 queued, 199 at 20,000). The claim index is
     // read in claim order and the scan stops at the limit.
@@ -92,16 +99,12 @@ export class SqliteDialect implements Dialect {
    * index and read every pending row.
    */
   private claimFair(request: ClaimRequest, fair: FairClaim): Promise<TaskRow[]> {
-    const index = "INDEXED BY ormq_tasks_fair";
+    const index = FAIR_INDEX;
     let ids: string[] = [];
     return this.claimPicked(
       request,
       (now) => {
-        const keys = this.fairCursors.keysNow(fair.type, keysPerClaim(request.limit), (after, n) => {
-          const values: unknown[] = [];
-          const text = fairKeysSql(this.tables.tasks, fair.type, after, n, sqliteSql.parts(values), index);
-          return (this.prepare(text).all(...values) as { fk: unknown }[]).map((r) => String(r.fk));
-        });
+        const keys = this.fairKeysNow(fair.type, keysPerClaim(request.limit));
         if (keys.length === 1) {
           // One key: its head, picked inside the claim's UPDATE as a FIFO claim's is.
           ids = [];
@@ -123,6 +126,15 @@ export class SqliteDialect implements Dialect {
     );
   }
 
+  /** Statement 1 of a fair claim (see fairClaim.ts), inside the claim's transaction. */
+  private fairKeysNow(type: string, count: number): string[] {
+    return this.fairCursors.keysNow(type, count, (after, n) => {
+      const values: unknown[] = [];
+      const text = fairKeysSql(this.tables.tasks, type, after, n, sqliteSql.parts(values), FAIR_INDEX);
+      return (this.prepare(text).all(...values) as { fk: unknown }[]).map((r) => String(r.fk));
+    });
+  }
+
   /**
    * A claim under concurrency limits (see limitedClaim.ts). SQLite has one writer at a time, and
    * the claim runs in an immediate transaction: no other claim can come between its count of
@@ -130,13 +142,25 @@ export class SqliteDialect implements Dialect {
    * transaction (see rateClaimsSql).
    */
   private claimLimited(request: ClaimRequest, limits: ClaimLimits): Promise<TaskRow[]> {
+    const fair = request.fair;
+    let ids: string[] = [];
     return this.claimPicked(
       request,
       (now) => {
         const values: unknown[] = [];
         const parts = sqliteSql.parts(values);
-        const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts);
-        return { pick, values };
+        if (!fair) {
+          const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts);
+          return { pick, values };
+        }
+        // A fair class's: its keys, then the pick in rounds (`id, ord`), read in this transaction.
+        const keys = this.fairKeysNow(fair.type, keysPerClaim(request.limit));
+        ids = [];
+        if (keys.length > 0) {
+          const pick = limitedPickSql(this.tables.tasks, this.tables.rateClaims, () => parts.param(now, "bigint"), request, limits, request.limit, parts, { fair, keys, index: FAIR_INDEX });
+          ids = (this.prepare(pick).all(...values) as { id: unknown }[]).map((r) => String(r.id));
+        }
+        return { pick: "SELECT value FROM json_each(?)", values: [JSON.stringify(ids.map(Number))] };
       },
       (claimed, now) => {
         const ids = claimed.map((r) => String(r.id));
@@ -144,6 +168,7 @@ export class SqliteDialect implements Dialect {
           this.prepare(statement.text).run(...statement.values);
         }
       },
+      fair ? (rows) => inPickOrder(rows, ids) : undefined,
     );
   }
 
