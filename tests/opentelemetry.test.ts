@@ -13,6 +13,7 @@ import { ChildEntity, Column, type DataSource } from "typeorm";
 import { BaseTaskEntity, enqueueMany, fixedDelay, processN, type TaskContext } from "../src";
 import { instrumentOrmq, readTraceContext, writeTraceContext } from "../src/opentelemetry";
 import { OrmqConfigurationError } from "../src/errors";
+import { ormqFor } from "../src/client/client";
 import { openDataSource, useTestDatabase, WITH_MARIADB, type TestDb } from "./support/db";
 
 @ChildEntity("otel_step")
@@ -51,6 +52,14 @@ afterAll(() => {
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 const spansNamed = (prefix: string) => exporter.getFinishedSpans().filter((s) => s.name.startsWith(prefix));
 const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+
+/** Resolves once `check()` holds (polled every 20 ms, up to 5 s). */
+async function until(check: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 5_000; !check(); ) {
+    if (Date.now() > deadline) throw new Error("the condition did not hold within 5 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe.each(WITH_MARIADB)("ormq/opentelemetry on %s", (dialect) => {
   let ds: DataSource;
@@ -153,18 +162,29 @@ describe.each(WITH_MARIADB)("ormq/opentelemetry on %s", (dialect) => {
     expect(run.links.map((l) => l.context.spanId)).toEqual([create.spanContext().spanId]);
   });
 
-  it("with no SDK registered it records nothing and writes no trace context: tasks run as before", async () => {
+  it("with no SDK registered it installs nothing, records nothing and writes no trace context; an SDK registered later is picked up", async () => {
     const bare = await openDataSource(db, [OtelStep, OtelIdle], {}, false);
     const off = instrumentOrmq(bare); // the global providers: the API's no-ops here
     try {
+      // No middleware around enqueues or attempts: the drain pays nothing.
+      expect(ormqFor(bare).middleware.hasRun || ormqFor(bare).middleware.hasEnqueue).toBe(false);
       const task = await bare.getRepository(OtelStep).save(OtelStep.create({ mode: "ok" }));
       expect(task.traceContext ?? null).toBeNull();
       expect(await processN(OtelStep, 1, { dataSource: bare, logger: silent })).toMatchObject({ succeeded: 1 });
       expect(exporter.getFinishedSpans()).toHaveLength(0);
+      // An SDK registered afterwards: looked for once a second.
+      trace.setGlobalTracerProvider(tracerProvider);
+      await until(() => ormqFor(bare).middleware.hasRun);
+      await bare.getRepository(OtelStep).save(OtelStep.create({ mode: "ok" }));
+      expect(await processN(OtelStep, 1, { dataSource: bare, logger: silent })).toMatchObject({ succeeded: 1 });
+      expect(spansNamed("create ")).toHaveLength(1);
+      expect(spansNamed("process ")).toHaveLength(1);
     } finally {
+      trace.disable();
       off();
       await bare.destroy();
     }
+    expect(ormqFor(bare).middleware.hasRun).toBe(false);
   });
 
   it("instrumenting one DataSource twice is refused", () => {

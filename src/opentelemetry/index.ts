@@ -20,6 +20,8 @@ import type { DataSource } from "typeorm";
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
 import { getReadiness } from "../admin/stats";
 import { ormqFor } from "../client/client";
+import type { OrmqEventMap } from "../client/events";
+import type { Middleware } from "../client/middleware";
 import { OrmqConfigurationError, toError } from "../errors";
 import { readTraceContext, writeTraceContext } from "./traceContext";
 
@@ -58,21 +60,14 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer("ormq");
   const meterProvider = options.meterProvider ?? metrics.getMeterProvider();
   const meter = meterProvider.getMeter("ormq");
-  // With no SDK, the API's tracer and meter do nothing, but building each span's attributes and
-  // records still costs a few microseconds a task: skipped then. The global tracer provider is a
-  // proxy an SDK can register behind later (looked at again once a second); a meter taken from the
-  // API's no-op provider stays a no-op (call instrumentOrmq after your SDK has started).
+  // With no SDK, the API's tracer and meter do nothing, but calling them, and a middleware around
+  // every attempt at all, still costs something a task: with neither, nothing is installed. The
+  // global tracer provider is a proxy an SDK can register behind later (looked at again once a
+  // second, and the middleware installed then); a meter taken from the API's no-op provider stays
+  // a no-op (call instrumentOrmq after your SDK has started).
   const metering = options.meterProvider !== undefined || !isNoop(meterProvider);
-  let tracing = true;
-  let tracingCheckedAt = -Infinity;
-  const tracingOn = () => {
-    const now = performance.now();
-    if (now - tracingCheckedAt >= 1_000) {
-      tracingCheckedAt = now;
-      tracing = options.tracerProvider !== undefined || !isNoop(trace.getTracerProvider());
-    }
-    return tracing;
-  };
+  let tracing = false;
+  const tracingNow = () => options.tracerProvider !== undefined || !isNoop(trace.getTracerProvider());
   const processDuration = meter.createHistogram("messaging.process.duration", { unit: "s", description: "How long task attempts ran (run() and its middleware)." });
   const attempts = meter.createCounter("ormq.attempts", { description: "Task attempts whose outcome was written, by outcome." });
   const lag = meter.createHistogram("ormq.queue.lag", { unit: "s", description: "From a task's due time to its attempt's start." });
@@ -81,9 +76,9 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
   const attemptSpans = new Map<string, SpanContext>();
   const typeOf = typeKeys(dataSource);
 
-  const removeMiddleware = client.use({
+  const middleware: Middleware = {
     enqueue: async (task, next) => {
-      if (!tracingOn()) return next();
+      if (!tracing) return next();
       const parentSpan = task.parentId !== null && task.parentId !== undefined ? attemptSpans.get(String(task.parentId)) : undefined;
       const parent = parentSpan ? trace.setSpanContext(otelContext.active(), parentSpan) : otelContext.active();
       const span = tracer.startSpan("create", { kind: SpanKind.PRODUCER, attributes: { "messaging.system": SYSTEM, "messaging.operation.type": "create", "messaging.operation.name": "create" } }, parent);
@@ -102,7 +97,6 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
       }
     },
     run: async (task, ctx, next) => {
-      if (!tracingOn() && !metering) return next();
       const queue = String(task.queue);
       const type = typeOf(task);
       const enqueued = readTraceContext(task.traceContext);
@@ -139,13 +133,30 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
         });
       }
     },
-  });
-
-  const removeListener = client.on("task:finished", (e) => {
+  };
+  const finished = (e: OrmqEventMap["task:finished"]) => {
     attemptSpans.delete(e.taskId);
     if (!metering) return;
     attempts.add(1, { "messaging.system": SYSTEM, "messaging.destination.name": e.queue, "messaging.ormq.task.type": e.type, "messaging.ormq.outcome": e.outcome });
-  });
+  };
+
+  // Installed while there is something to record: always with a meter, while an SDK is registered without.
+  let uninstall: (() => void) | undefined;
+  const sync = () => {
+    tracing = tracingNow();
+    const on = tracing || metering;
+    if (on && !uninstall) {
+      const removeMiddleware = client.use(middleware);
+      const removeListener = client.on("task:finished", finished);
+      uninstall = () => (removeMiddleware(), removeListener());
+    } else if (!on && uninstall) {
+      uninstall();
+      uninstall = undefined;
+      attemptSpans.clear();
+    }
+  };
+  sync();
+  const watch = options.tracerProvider === undefined ? setInterval(sync, SDK_CHECK_MS).unref() : undefined;
 
   let removeGauges = () => {};
   if (options.queueGauges !== false && metering) {
@@ -174,8 +185,9 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
 
   instrumented.add(client);
   return () => {
-    removeMiddleware();
-    removeListener();
+    if (watch) clearInterval(watch);
+    uninstall?.();
+    uninstall = undefined;
     removeGauges();
     attemptSpans.clear();
     instrumented.delete(client);
@@ -183,6 +195,8 @@ export function instrumentOrmq(dataSource: DataSource, options: OpenTelemetryOpt
 }
 
 const instrumented = new WeakSet<object>();
+/** How often a global tracer provider is looked at for an SDK registered since. */
+const SDK_CHECK_MS = 1_000;
 
 /**
  * Whether a provider is the API's no-op (no SDK registered): the global tracer provider is a proxy
