@@ -21,7 +21,8 @@ import type { TransientReason } from "../contract";
 import type { ClaimFilter, ClaimLimits, ClaimRequest, FairClaim, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { isPlainSuccess, readyWhere, statusAfterOutcome, statusAfterRescue } from "../lifecycle";
 import { limitedPickSql, rateClaimsSql } from "../limitedClaim";
-import { FairCursors, fairHeadSql, fairKeysSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
+import { FairCursors, fairHeadSql, fairPickSql, inPickOrder, keysPerClaim } from "../fairClaim";
+import { KnownKeys, nextKeysSql } from "./fairKeys";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { FAIR_INDEX_WITHOUT_WHERE, missingIndexes, TASK_INDEXES } from "../taskIndexes";
 import { ClaimWatermark, type ClaimPosition } from "../watermark";
@@ -173,6 +174,13 @@ export class MysqlDialect implements Dialect {
   }
 
   private readonly fairCursors = new FairCursors();
+  private readonly knownKeys = new KnownKeys();
+  /**
+   * The fair index named in a single key's claim: without it the optimizer takes the claim index
+   * with a resumed claim's bounds as a filter, not a range (measured: 6,231 tasks/s with it, 5,025
+   * without, 30,000 tasks of one tenant on MariaDB). Dropped if the index is missing.
+   */
+  private fairIndexHint = "FORCE INDEX (ormq_tasks_fair)";
   /** Per fair key, where its next single-key claim resumes (bounded: a worker serves a few keys at a time). */
   private readonly fairMarks = new Map<string, ClaimWatermark>();
 
@@ -194,9 +202,21 @@ export class MysqlDialect implements Dialect {
           this.fairMarks.set(key, (mark = new ClaimWatermark()));
         }
         const picked = await mark.claim(request.limit, async (after) => {
-          const values: unknown[] = [];
-          const head = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, key, mysqlSql.parts(values), "t", "FOR UPDATE SKIP LOCKED", this.claimedColumns(request), after);
-          return (await run(head, values)) as TaskRow[];
+          const read = async () => {
+            const values: unknown[] = [];
+            const head = fairHeadSql(this.tables.tasks, () => NOW_MS, request, fair, key, mysqlSql.parts(values), `t ${this.fairIndexHint}`, "FOR UPDATE SKIP LOCKED", this.claimedColumns(request), after);
+            return (await run(head, values)) as TaskRow[];
+          };
+          try {
+            return await read();
+          } catch (err) {
+            // The index is made by this worker at its start; when that could not be done (see
+            // ensureIndexes), claims go on without the hint rather than fail.
+            if (errnoOf(err) !== KEY_DOES_NOT_EXIST || this.fairIndexHint === "") throw err;
+            this.fairIndexHint = "";
+            this.logger.warn({ index: "ormq_tasks_fair" }, "the fair claim's index is missing: fair claims read without it (slower)");
+            return read();
+          }
         });
         return this.markClaimed(run, picked, request);
       }
@@ -215,11 +235,14 @@ export class MysqlDialect implements Dialect {
 
   /** Statement 1 of a fair claim (see fairClaim.ts): the keys of `type` this claim reads. */
   private fairKeys(run: Run, type: string, count: number): Promise<string[]> {
-    return this.fairCursors.keys(type, count, async (after, n) => {
-      const values: unknown[] = [];
-      const text = fairKeysSql(this.tables.tasks, type, after, n, mysqlSql.parts(values));
-      return ((await run(text, values)) as { fk: unknown }[]).map((r) => String(r.fk));
-    });
+    // Found from the keys seen before (see fairKeys.ts): MySQL cannot seek by a recursion's value.
+    return this.fairCursors.keys(type, count, (after, n) =>
+      this.knownKeys.read(type, after, n, async (from, probes, most) => {
+        const values: unknown[] = [];
+        const text = nextKeysSql(this.tables.tasks, type, from, probes, most, mysqlSql.parts(values));
+        return ((await run(text, values)) as { fk: unknown }[]).map((r) => String(r.fk));
+      }),
+    );
   }
 
   /**
@@ -611,6 +634,9 @@ export class MysqlDialect implements Dialect {
     this.pollTimer = undefined;
   }
 }
+
+/** ER_KEY_DOES_NOT_EXITS: an index hint names an index the table does not have. */
+const KEY_DOES_NOT_EXIST = 1176;
 
 function errnoOf(err: unknown): number | undefined {
   const e = err as { errno?: unknown; driverError?: { errno?: unknown } } | null;
