@@ -38,7 +38,11 @@ describe.each(WITH_MARIADB)("flow controls on %s", (dialect) => {
       for (const o of others) await o.destroy();
     }
     expect(LimitedAccount.spans).toHaveLength(300);
-    for (let k = 0; k < 15; k++) expect([`acc${k}`, maxOverlap(LimitedAccount.spans, `acc${k}`)]).toEqual([`acc${k}`, 2]);
+    const overlaps = Array.from({ length: 15 }, (_, k) => maxOverlap(LimitedAccount.spans, `acc${k}`));
+    // Never over the limit; and the limit is used, not one at a time (whether a given key ever had
+    // two at once depends on the machine's timing: under load one key may not).
+    expect(Math.max(...overlaps)).toBe(2);
+    expect(overlaps.filter((n) => n === 2).length).toBeGreaterThanOrEqual(8);
   });
 
   it("a queue limit set at run time holds across workers; removing it lifts it", async () => {
