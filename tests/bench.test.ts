@@ -14,10 +14,14 @@ describe("benchmark smoke run", () => {
     const resultsFile = join(dir, "RESULTS.md");
     try {
       const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [join(__dirname, "..", "dist", "bench", "run.js"), "--only", "enqueue,drain,latency,ceiling"], {
+        // The test run's servers: MariaDB's when the run has one (ORMQ_SYSTEM_TESTS), not one of its own.
+        const mariadb = process.env.ORMQ_TEST_MARIADB_URL;
+        const databases = mariadb ? "postgres,sqlite,mariadb" : "postgres,sqlite";
+        const child = spawn(process.execPath, [join(__dirname, "..", "dist", "bench", "run.js"), "--only", "enqueue,drain,latency,ceiling", "--databases", databases], {
           env: {
             ...process.env,
             ORMQ_BENCH_PG_URL: process.env.ORMQ_TEST_PG_URL,
+            ...(mariadb ? { ORMQ_BENCH_MARIADB_URL: mariadb } : {}),
             ORMQ_BENCH_TASKS: "300",
             ORMQ_BENCH_SAMPLES: "10",
             ORMQ_BENCH_RESULTS: resultsFile,
@@ -37,7 +41,8 @@ describe("benchmark smoke run", () => {
         .filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
       const seen = new Set(results.map((r) => `${r.scenario}/${r.database}`));
-      for (const key of ["enqueue/sqlite", "enqueue/postgres", "drain/sqlite", "drain/postgres", "latency/sqlite", "latency/postgres", "ceiling/postgres"]) {
+      const mariadbKeys = process.env.ORMQ_TEST_MARIADB_URL ? ["enqueue/mariadb", "drain/mariadb", "latency/mariadb"] : [];
+      for (const key of ["enqueue/sqlite", "enqueue/postgres", "drain/sqlite", "drain/postgres", "latency/sqlite", "latency/postgres", "ceiling/postgres", ...mariadbKeys]) {
         expect(seen).toContain(key);
       }
       for (const r of results) {

@@ -90,7 +90,7 @@ describe.each(WITH_MARIADB)("%s: the ormq binary", (dialect) => {
     await ds.getRepository(BaseTaskEntity).createQueryBuilder().delete().execute();
   });
 
-  it("submits tasks validated like any insert, and rejects bad ones without writing anything", async () => {
+  it("submits tasks validated like any insert", async () => {
     const ok = await runCli(["submit", "record_run", ...D, "--data", '{"label":"from the cli"}', "--queue", "cli", "--priority", "7", "--json"], env());
     expect(ok.stderr).toBe("");
     const submitted = JSON.parse(ok.stdout);
@@ -98,7 +98,12 @@ describe.each(WITH_MARIADB)("%s: the ormq binary", (dialect) => {
     const task = await ds.getRepository(RecordRun).findOneByOrFail({ id: submitted.id });
     expect(task).toBeInstanceOf(RecordRun);
     expect(task.label).toBe("from the cli");
+    expect(await ds.getRepository(BaseTaskEntity).count()).toBe(1);
+  });
 
+  // Refused before anything is written, the same way on every database (the column-type checks
+  // that differ by database are in cli-hostile.test.ts, on each).
+  itOnce("rejects bad submits without writing anything", async () => {
     const bad: [string[], RegExp][] = [
       [["submit", "record_run", "--data", "{oops"], /^ormq: --data is not valid JSON/],
       [["submit", "record_run", "--data", "[1]"], /^ormq: --data must be a JSON object/],
@@ -113,7 +118,7 @@ describe.each(WITH_MARIADB)("%s: the ormq binary", (dialect) => {
       expect({ args, code: result.code }).toEqual({ args, code: 1 });
       expect(result.stderr).toMatch(message);
     }
-    expect(await ds.getRepository(BaseTaskEntity).count()).toBe(1);
+    expect(await ds.getRepository(BaseTaskEntity).count()).toBe(0);
     expect(await ds.getRepository(ValidatedEmail).count()).toBe(0);
   });
 
