@@ -15,7 +15,7 @@ const describeSystem = SYSTEM_TESTS ? describe : describe.skip;
 
 // Enough that every host is busy when one is cut (2,000 done first, 8,000 left), and no more:
 // the drain after the cut is most of this test's time.
-const TASKS = 10_000;
+const TASKS = 5_000;
 const LEASE_MS = 3_000;
 
 /**
@@ -61,7 +61,7 @@ describeSystem("many hosts: three hosts of two worker processes, one host cut of
     for (const w of workers) w.process.child.stdin!.write("go\n");
 
     const succeeded = async () => Number((await ds!.query(`SELECT COUNT(*) AS n FROM ormq_tasks WHERE status = 'succeeded'`))[0].n);
-    await until("a couple of thousand done", async () => (await succeeded()) >= 2_000, 60_000);
+    await until("a good part done", async () => (await succeeded()) >= 1_500, 60_000);
     const cut = hosts[0];
     cutLink(cut);
     const cutAt = Date.now();
