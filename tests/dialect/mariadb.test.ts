@@ -5,7 +5,7 @@
  * ormq's migrations, save() and a worker, and the unique guard's key table.
  */
 import { createConnection, type Connection, type RowDataPacket } from "mysql2/promise";
-import { contractOf, tablesOf } from "../../src/dialect";
+import { contractOf, createDialect, tablesOf } from "../../src/dialect";
 import { controlsOf, controlsSql } from "../../src/dialect/controlsRead";
 import type { ClaimLimits, ClaimRequest, Tables } from "../../src/dialect/dialect";
 import { limitedPickSql, rateClaimsSql } from "../../src/dialect/limitedClaim";
@@ -199,6 +199,27 @@ describeMaria("ormq on MariaDB: its migrations, save() and a worker, and the uni
     expect({ ...row }).toEqual({ status: "pending", queue: "default", attempts: 0 });
     expect(await processN(MariaPlain, 1, { dataSource: ds, logger: memoryLogger().logger })).toMatchObject({ processed: 1, succeeded: 1 });
     expect((await ds.query("SELECT status FROM ormq_tasks WHERE id = ?", [task.id]))[0].status).toBe("succeeded");
+  });
+
+  it("a fair claim without the fair index (its worker could not make it) claims without naming it, and says so once", async () => {
+    await ds.query("DELETE FROM ormq_tasks");
+    const made = await ds.query("SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'ormq_tasks' AND index_name = 'ormq_tasks_fair'");
+    if (made.length > 0) await ds.query("DROP INDEX ormq_tasks_fair ON ormq_tasks");
+    for (let i = 0; i < 3; i++) {
+      await ds.query("INSERT INTO ormq_tasks (type, queue, status, priority, run_at, max_attempts, created_at, updated_at, fair_key) VALUES ('f', 'default', 'pending', 0, 1, 1, 1, 1, 'A')");
+    }
+    const { logger, lines } = memoryLogger();
+    // A dialect that never registered a worker: nothing made the index.
+    const dialect = createDialect(ds, "fair-worker", logger);
+    try {
+      const request: ClaimRequest = { types: ["f"], queues: null, limit: 2, leaseMs: 60_000, fair: { type: "f", weights: new Map() } };
+      expect(await dialect.claim(request)).toHaveLength(2);
+      expect(await dialect.claim(request)).toHaveLength(1);
+      expect(lines.filter((l) => l.msg?.includes("the fair claim's index is missing"))).toHaveLength(1);
+    } finally {
+      await dialect.close();
+    }
+    await ds.query("DELETE FROM ormq_tasks");
   });
 
   it("a deadlock (1213) runs the transaction again: never a failed attempt, counted in the metrics", async () => {
