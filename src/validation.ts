@@ -1,4 +1,4 @@
-import { getMetadataStorage, validate, type ValidationError } from "class-validator";
+import type { ValidationError } from "class-validator";
 import type { ObjectLiteral } from "typeorm";
 import { InvalidOptionError, TaskValidationError, type TaskValidationIssue } from "./errors";
 import { MAX_DELAY_MS } from "./storable";
@@ -76,18 +76,31 @@ export function checkTaskFields(task: ObjectLiteral, taskName: string): void {
 export async function validateTask(task: ObjectLiteral, cls: { prototype: object; name: string }, typeKey: string): Promise<void> {
   if (!hasConstraints(cls)) return; // the usual case: nothing to check, so no work per enqueued row
   const instance = task instanceof (cls as unknown as new () => object) ? task : Object.assign(Object.create(cls.prototype), task);
-  const errors = await validate(instance, { forbidUnknownValues: false, validationError: { target: false } });
+  const errors = await classValidator().validate(instance, { forbidUnknownValues: false, validationError: { target: false } });
   if (errors.length > 0) throw new TaskValidationError(typeKey, flatten(errors));
 }
 
 const constrained = new WeakMap<object, boolean>();
 
+/**
+ * class-validator, loaded when a task class uses it: loading it costs 0.1-0.16 s of every process
+ * start (a CLI command, a worker, a task process) that has nothing to validate.
+ */
+function classValidator(): typeof import("class-validator") {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("class-validator") as typeof import("class-validator");
+}
+
 /** Whether class-validator has any constraint for this class or its parents (asked once per class). */
 function hasConstraints(cls: { prototype: object }): boolean {
+  // class-validator's decorators record their constraints in a storage on the global object (one
+  // for every copy of class-validator): without it no class has any, and nothing is loaded to
+  // learn that. Not remembered: a class's module may be loaded, with its decorators, later.
+  if (!(globalThis as { classValidatorMetadataStorage?: unknown }).classValidatorMetadataStorage) return false;
   let known = constrained.get(cls);
   if (known === undefined) {
     // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- class-validator's own parameter type
-    known = getMetadataStorage().getTargetValidationMetadatas(cls as unknown as Function, "", true, false).length > 0;
+    known = classValidator().getMetadataStorage().getTargetValidationMetadatas(cls as unknown as Function, "", true, false).length > 0;
     constrained.set(cls, known);
   }
   return known;

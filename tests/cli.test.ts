@@ -2,6 +2,7 @@
  * The `ormq` binary, run for real against both databases: every command, its JSON and table
  * output, and the one-line errors for bad input.
  */
+import { execFile } from "node:child_process";
 import { join } from "node:path";
 import type { DataSource } from "typeorm";
 import { BaseTaskEntity } from "../src";
@@ -13,6 +14,20 @@ import { DATA_SOURCE_MODULE, runCli, startCli } from "./support/processes";
 const D = ["-d", DATA_SOURCE_MODULE];
 
 describe("ormq, without a database", () => {
+  it("loads what a command needs only: its parser without TypeORM, ormq without class-validator when no class uses it", async () => {
+    // What each module pulls in, read from a fresh Node process's module cache.
+    const loaded = (script: string) =>
+      new Promise<string[]>((resolve, reject) => {
+        execFile(process.execPath, ["-e", `${script}; console.log(JSON.stringify(Object.keys(require.cache)))`], (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout))));
+      });
+    const dist = join(__dirname, "..", "dist", "src");
+    const program = await loaded(`require(${JSON.stringify(join(dist, "cli", "program.js"))}).buildProgram(() => {})`);
+    expect(program.filter((f) => /node_modules[\\/](typeorm|pg|better-sqlite3|class-validator)[\\/]/.test(f))).toEqual([]);
+    const library = await loaded(`require("reflect-metadata"); require(${JSON.stringify(join(dist, "index.js"))})`);
+    expect(library.some((f) => /node_modules[\\/]typeorm[\\/]/.test(f))).toBe(true);
+    expect(library.filter((f) => /node_modules[\\/]class-validator[\\/]/.test(f))).toEqual([]);
+  });
+
   it("prints help with examples, for the program and each command", async () => {
     const main = await runCli(["--help"]);
     expect(main.code).toBe(0);
