@@ -1,4 +1,4 @@
-import { Client, type ClientConfig, type Notification } from "pg";
+import type { Client, ClientConfig, Notification } from "pg";
 import type { Logger } from "../../logger";
 import type { WakeHandler } from "../dialect";
 
@@ -51,7 +51,11 @@ export class PostgresListener {
     if (this.closed) return;
     let client: Client | undefined;
     try {
-      client = new Client(this.connection!());
+      // pg loaded here, when a listener connects: a process on another database never loads it
+      // (TypeORM's PostgreSQL driver has loaded it already where one is used).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const pg = require("pg") as typeof import("pg");
+      client = new pg.Client(this.connection!());
       const connected = client;
       // Listened to before connecting: a failed connect also emits 'error' on some versions.
       connected.on("error", () => {});
