@@ -16,7 +16,7 @@
  */
 import type { SqlParts } from "./contract";
 import type { ClaimRequest, FairClaim } from "./dialect";
-import type { ClaimPosition } from "./watermark";
+import { resumeAfterSql, type ClaimPosition } from "./watermark";
 import { readyWhere } from "./lifecycle";
 
 /** Most keys one claim reads: a bound on its work (the keys past it are reached by the next claims). */
@@ -140,11 +140,7 @@ export function fairHeadSql(tasks: string, now: () => string, request: ClaimRequ
   let text = `SELECT ${select} FROM ${tasks} ${index}
       WHERE type = ${sql.param(fair.type, "text")} AND fair_key = ${sql.param(key, "text")} AND ${readyWhere(now())}`;
   // From just after the key's last claimed position (see ClaimWatermark), where it may.
-  if (after) {
-    const runAt = Number.isSafeInteger(Number(after.runAt)) ? Number(after.runAt) : after.runAt;
-    const id = Number.isSafeInteger(Number(after.id)) ? Number(after.id) : after.id;
-    text += ` AND priority = ${sql.param(after.priority, "int")} AND (run_at > ${sql.param(runAt, "bigint")} OR (run_at = ${sql.param(runAt, "bigint")} AND id > ${sql.param(id, "bigint")}))`;
-  }
+  if (after) text += ` AND ${resumeAfterSql(after, sql)}`;
   if (request.queues) text += ` AND ${sql.inList("queue", request.queues)}`;
   if (request.excludedQueues?.length) text += ` AND ${sql.notInList("queue", request.excludedQueues)}`;
   return `${text}
@@ -233,7 +229,7 @@ export class FairCursors {
   private reuse(type: string, count: number): string[] | undefined {
     const all = this.all.get(type);
     if (!all || all.keys.length > count || performance.now() - all.at >= KEYS_REUSE_MS) return undefined;
-    return all.turn === 0 ? all.keys : [...all.keys.slice(all.turn), ...all.keys.slice(0, all.turn)];
+    return rotated(all.keys, all.turn);
   }
 
   /**
@@ -247,9 +243,14 @@ export class FairCursors {
     if (complete) {
       const turn = before ? Math.max(0, keys.indexOf(before.keys[before.turn])) : 0;
       this.all.set(type, { keys, at: performance.now(), turn });
-      return turn === 0 ? keys : [...keys.slice(turn), ...keys.slice(0, turn)];
+      return rotated(keys, turn);
     }
     this.all.delete(type);
     return keys;
   }
+}
+
+/** `keys` from the one at `turn` on, then the ones before it. */
+function rotated(keys: string[], turn: number): string[] {
+  return turn === 0 ? keys : [...keys.slice(turn), ...keys.slice(0, turn)];
 }

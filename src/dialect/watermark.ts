@@ -1,4 +1,5 @@
 import { compareBig } from "./claimOrder";
+import type { SqlParts } from "./contract";
 import type { TaskRow } from "./dialect";
 
 /** A position in claim order: priority (highest first), then run_at, then id. */
@@ -83,3 +84,13 @@ export function lastInClaimOrder(rows: readonly TaskRow[]): ClaimPosition | null
   return last ? { priority: Number(last.priority), runAt: String(last.run_at), id: String(last.id) } : null;
 }
 
+
+/**
+ * The condition that resumes a claim after `after` where a database has no row comparison in an
+ * index range (MySQL): same priority, later in (run_at, id). The instants and the id are bound as
+ * integers where they fit (bigint columns come back as strings): compared as integers.
+ */
+export function resumeAfterSql(after: ClaimPosition, sql: SqlParts): string {
+  const int = (v: string) => (Number.isSafeInteger(Number(v)) ? Number(v) : v);
+  return `priority = ${sql.param(after.priority, "int")} AND (run_at > ${sql.param(int(after.runAt), "bigint")} OR (run_at = ${sql.param(int(after.runAt), "bigint")} AND id > ${sql.param(int(after.id), "bigint")}))`;
+}

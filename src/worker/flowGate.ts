@@ -148,7 +148,12 @@ export class FlowGate {
     // class's have a claim of their own, which applies the limits and takes them in rounds.
     const limitedTypes = runnable.filter((t) => !t.fairness).map((t) => t.key);
     const limited = limitedTypes.length === 0 ? null : { ...this.base, types: limitedTypes, excludedQueues: pausedQueues, limits };
-    const fairLimited = runnable.filter((t) => t.fairness).map((t) => ({ ...this.base, types: [t.key], excludedQueues: pausedQueues, limits, fair: fairOf(t) }));
+    // Only where a limit can apply to the class's tasks: its own, or a queue's (a limit of another
+    // class would leave this claim nothing to take, at a statement and a lock each time).
+    const queueLimited = limitedQueues.length + ratedQueues.length > 0;
+    const fairLimited = runnable
+      .filter((t) => t.fairness && (t.concurrency || t.rate || queueLimited))
+      .map((t) => ({ ...this.base, types: [t.key], excludedQueues: pausedQueues, limits, fair: fairOf(t) }));
     return { plain, fair, limited, fairLimited };
   }
 }

@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { ChildEntity, Column, type DataSource } from "typeorm";
 import { BaseTaskEntity, enqueueMany, processN } from "../../src";
+import { setQueueLimits } from "../../src/admin";
 import { fairKeyText, fairnessOf } from "../../src/flow/fairnessSpec";
 import { TaskDefinitionError } from "../../src/errors";
 import { KnownKeys, nextKeysSql } from "../../src/dialect/mysql/fairKeys";
@@ -172,6 +173,21 @@ describe.each(WITH_MARIADB)("fairness on %s", (dialect) => {
     expect(lastOther).toBeLessThan(16);
     const claims = await ds.query(`SELECT count(*) AS n FROM ormq_rate_claims`);
     expect(Number(claims[0].n)).toBe(48);
+  });
+
+  it("with a queue limit on a fair class that has none of its own: one at a time from that queue, the tenants in turns", async () => {
+    await enqueueMany(Array.from({ length: 20 }, () => TenantTask.create({ tenant: "A" }).onQueue("fair_limited")), { dataSource: ds });
+    await enqueueMany(Array.from({ length: 3 }, () => TenantTask.create({ tenant: "B" }).onQueue("fair_limited")), { dataSource: ds });
+    await setQueueLimits("fair_limited", { concurrency: 1 }, { dataSource: ds });
+    try {
+      let done = 0;
+      for (let round = 0; done < 23 && round < 20; round++) done += (await processN(TenantTask, 23, { dataSource: ds, concurrency: 4, pollIntervalMs: 50, logger: quiet() })).succeeded;
+      expect(done).toBe(23);
+    } finally {
+      await setQueueLimits("fair_limited", { concurrency: null }, { dataSource: ds });
+    }
+    // In claim order B's would come after A's 20.
+    expect(TenantTask.started.lastIndexOf("B")).toBeLessThan(8);
   });
 
   it("workers on separate DataSources claim each task once", async () => {

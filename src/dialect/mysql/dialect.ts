@@ -25,7 +25,7 @@ import { FairCursors, fairHeadSql, fairPickSql, inPickOrder, keysPerClaim } from
 import { KnownKeys, nextKeysSql } from "./fairKeys";
 import { READ_ERRORS, rescueValues } from "../rescueRecord";
 import { FAIR_INDEX_WITHOUT_WHERE, missingIndexes, TASK_INDEXES } from "../taskIndexes";
-import { ClaimWatermark, type ClaimPosition } from "../watermark";
+import { ClaimWatermark, resumeAfterSql, type ClaimPosition } from "../watermark";
 import { tagWriteError } from "../writeFailure";
 import { createIndexSql } from "./schema";
 import { MYSQL_NOW_MS, mysqlSql } from "./sql";
@@ -147,11 +147,7 @@ export class MysqlDialect implements Dialect {
       const excluded = request.excludedQueues?.length ? `AND ${p.notInList("queue", request.excludedQueues)}` : "";
       // Same priority, later in (run_at, id): a range of the claim index that starts past the
       // entries earlier claims left behind until InnoDB's purge takes them (see ClaimWatermark).
-      // Written as integer literals (bigint columns come back as strings): compared as integers.
-      const int = (v: string) => (Number.isSafeInteger(Number(v)) ? Number(v) : v);
-      const resume = after
-        ? `AND priority = ${p.param(after.priority, "int")} AND (run_at > ${p.param(int(after.runAt), "bigint")} OR (run_at = ${p.param(int(after.runAt), "bigint")} AND id > ${p.param(int(after.id), "bigint")}))`
-        : "";
+      const resume = after ? `AND ${resumeAfterSql(after, p)}` : "";
       // The claim index, (status, priority DESC, run_at, id), read in order, and named: a locking
       // read locks every row it examines, and the optimizer, on a small or young table, likes the
       // (status, run_at) index and a sort, which examines (and locks) every pending row, so that

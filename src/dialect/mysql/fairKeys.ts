@@ -49,11 +49,14 @@ export class KnownKeys {
    */
   async read(type: string, after: string | null, count: number, read: (after: string | null, probes: readonly string[], count: number) => Promise<string[]>): Promise<string[]> {
     let probes = this.past(type, after, count);
-    for (;;) {
+    // Each statement but the last finds a key more, so at most count + 1 are needed; the bound
+    // holds even if the database orders or compares keys in a way this does not expect.
+    for (let round = 0; ; round++) {
       const found = await read(after, probes, count);
       const asked = new Set(probes);
       // A key found that was not asked past: the gap after it was not probed yet.
-      if (found.length === 0 || found.every((k) => asked.has(k)) || (found.length === count && found.slice(0, -1).every((k) => asked.has(k)))) {
+      const settled = found.length === 0 || found.every((k) => asked.has(k)) || (found.length === count && found.slice(0, -1).every((k) => asked.has(k)));
+      if (settled || round >= count) {
         this.learn(type, after, found);
         return found;
       }
