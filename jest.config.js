@@ -3,9 +3,9 @@ module.exports = {
   testEnvironment: "node",
   roots: ["<rootDir>/tests"],
   testMatch: ["**/*.test.ts"],
-  // Transpiled file by file: `npm run typecheck` checks the tests and the code they import, once,
-  // where ts-jest checking them again cost each jest worker a language service and a check per file.
-  transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json", isolatedModules: true }] },
+  // Transpiled file by file (tsconfig's isolatedModules): `npm run typecheck` checks the tests and
+  // the code they import, once.
+  transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }] },
   // One embedded PostgreSQL for the whole run (or ORMQ_TEST_PG_URL when set).
   globalSetup: "<rootDir>/tests/support/globalSetup.ts",
   globalTeardown: "<rootDir>/tests/support/globalTeardown.ts",
