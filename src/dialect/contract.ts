@@ -70,6 +70,11 @@ export interface SqlParts {
   inIds(column: string, ids: readonly string[]): string;
   /** Row lock for the candidates ("" where the database has one writer, or the caller serialises). */
   lockRows: string;
+  /**
+   * A condition that holds for every task, ANDed to a read of ready tasks in claim order so that
+   * the database reads the claim index in order ("" where nothing is needed; see PostgreSQL's).
+   */
+  inClaimOrder: string;
   /** A quoted identifier (a column whose name is a keyword somewhere, as `key`). */
   escape(name: string): string;
   /** Text expressions joined end to end. */

@@ -116,7 +116,7 @@ function fifoCandidates(tasks: string, now: () => string, request: ClaimRequest,
   const scan = sql.param(Math.min(LIMITED_SCAN_MAX, Math.max(LIMITED_SCAN_MIN, limit * LIMITED_SCAN_PER_TASK)), "int");
   return `
       SELECT id, priority, run_at, queue, type, ${candKey} AS tkey, ${candRateKey} AS rkey FROM ${tasks}
-      WHERE ${readyWhere(candNow)} AND ${candTypes} ${queueFilter} ${excluded}
+      WHERE ${readyWhere(candNow)} AND ${candTypes} ${queueFilter} ${excluded} ${sql.inClaimOrder}
         AND (${candLimited})
       ORDER BY priority DESC, run_at, id
       LIMIT ${scan}

@@ -1,5 +1,6 @@
 /**
- * PostgreSQL: how the planner reads ormq's claim, where the plan decides what a claim costs.
+ * PostgreSQL: how the planner reads ormq's claims (plain, limited, fair), where the plan decides
+ * what a claim costs.
  *
  * A burst leaves the entries of its rows at the head of the partial pending index once they are
  * claimed and finished (dead until vacuum). An index scan marks each one dead the first time it
@@ -33,28 +34,41 @@ describe("PostgreSQL's claim plan", () => {
     jest.restoreAllMocks();
   });
 
-  it("a claim from the head after a burst reads the claim index in order (an index scan, which marks the burst's dead entries once), not a bitmap scan", async () => {
+  const noLimits = { types: [], queues: [], typeRates: [], queueRates: [] };
+  const claims: [string, (d: Dialect) => Promise<unknown[]>][] = [
+    ["a claim from the head", (d) => d.claim({ types: ["plan_probe"], queues: null, limit: 142, leaseMs: 60_000 })],
+    ["a limited claim", (d) => d.claim({ types: ["plan_probe"], queues: null, limit: 142, leaseMs: 60_000, limits: { ...noLimits, types: [{ type: "plan_probe", column: null, max: 1_000 }] } })],
+    ["a fair claim", (d) => d.claim({ types: ["plan_probe"], queues: null, limit: 142, leaseMs: 60_000, fair: { type: "plan_probe", weights: new Map() } })],
+  ];
+
+  it.each(claims)("%s after a burst reads ormq's index in order (an index scan, which marks the burst's dead entries once), never with a bitmap scan", async (_, claim) => {
     dialect = createDialect(ds, "plan-worker", memoryLogger().logger);
+    await ds.query(`DELETE FROM ormq_tasks`);
     // A burst, finished: 20,000 rows that left the pending index, their entries still in it.
     await enqueueMany(Array.from({ length: 20_000 }, () => PlanProbe.create({})), { dataSource: ds });
-    await ds.query(`UPDATE ormq_tasks SET status = 'succeeded' WHERE type = 'plan_probe'`);
+    await ds.query(`UPDATE ormq_tasks SET status = 'succeeded', fair_key = 'k' WHERE type = 'plan_probe'`);
     // No ANALYZE: the statistics are from before the burst, as for up to a minute after one (autovacuum).
-    await ds.getRepository(PlanProbe).save(PlanProbe.create({}));
+    const task = await ds.getRepository(PlanProbe).save(PlanProbe.create({}));
+    await ds.query(`UPDATE ormq_tasks SET fair_key = 'k' WHERE id = ${task.id}`);
 
-    const claims: { text: string; values: unknown[] }[] = [];
+    const statements: { text: string; values: unknown[] }[] = [];
     const query = Client.prototype.query as (...args: unknown[]) => unknown;
     jest.spyOn(Client.prototype, "query").mockImplementation(function (this: Client, ...args: unknown[]) {
-      const config = args[0] as { name?: string; text?: string; values?: unknown[] };
-      if (typeof config === "object" && config?.name?.startsWith("ormq_claim")) claims.push({ text: config.text!, values: config.values ?? [] });
+      const config = typeof args[0] === "string" ? { text: args[0], values: args[1] } : (args[0] as { text?: string; values?: unknown[] });
+      if (config?.text && /ormq_tasks\b/.test(config.text) && !/^\s*(BEGIN|COMMIT|ROLLBACK)/.test(config.text)) statements.push({ text: config.text, values: (config.values as unknown[]) ?? [] });
       return query.apply(this, args);
     } as never);
-    const rows = await dialect.claim({ types: ["plan_probe"], queues: null, limit: 142, leaseMs: 60_000 });
-    expect(rows).toHaveLength(1);
+    const rows = await claim(dialect);
     jest.restoreAllMocks();
+    expect(rows).toHaveLength(1);
 
-    expect(claims).toHaveLength(1);
-    const [{ "QUERY PLAN": [plan] }] = (await ds.query(`EXPLAIN (FORMAT JSON) ${claims[0].text}`, claims[0].values)) as { "QUERY PLAN": { Plan: PlanNode }[] }[];
-    const scans = nodes(plan.Plan).filter((n) => /Scan/.test(n["Node Type"]) && n["Index Name"] === "ormq_tasks_claim");
-    expect(scans.map((n) => n["Node Type"])).toEqual(["Index Scan"]);
+    expect(statements.length).toBeGreaterThan(0);
+    const scans: string[] = [];
+    for (const { text, values } of statements) {
+      const [{ "QUERY PLAN": [plan] }] = (await ds.query(`EXPLAIN (FORMAT JSON) ${text}`, values)) as { "QUERY PLAN": { Plan: PlanNode }[] }[];
+      for (const node of nodes(plan.Plan)) if (/^ormq_tasks_(claim|fair)$/.test(node["Index Name"] ?? "")) scans.push(node["Node Type"]);
+    }
+    expect(scans.length).toBeGreaterThan(0);
+    expect(scans.filter((type) => type !== "Index Scan" && type !== "Index Only Scan")).toEqual([]);
   });
 });

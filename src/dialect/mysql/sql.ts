@@ -36,6 +36,7 @@ export const mysqlSql: SqlSpelling = {
       inIds: (column, ids) => (ids.length === 0 ? "FALSE" : `${column} IN (${marks(ids)})`),
       // Limited claims are serialised by a named lock (GET_LOCK) before the pick.
       lockRows: "",
+      inClaimOrder: "",
       escape,
       concat: (...parts) => `CONCAT(${parts.join(", ")})`,
       castText: (e) => `CAST(${e} AS CHAR)`,

@@ -14,7 +14,7 @@ import { FairCursors, fairHeadSql, fairKeysSql, fairPickSql, keysPerClaim } from
 import type { ClaimLimits, ClaimRequest, FairClaim, Completion, Controls, Dialect, FinalStatus, Renewal, RescuedTask, Tables, ClaimFilter, TaskRow, WakeHandler, WorkerInfo } from "../dialect";
 import { finishedAtAfterOutcomeSql, finishedAtAfterRescueSql, isPlainSuccess, readyWhere, statusAfterOutcomeSql, statusAfterRescueSql } from "../lifecycle";
 import { poolOf } from "../libraryInternals";
-import { postgresSql } from "./sql";
+import { ALL_PRIORITIES, postgresSql } from "./sql";
 import { createIndexSql } from "../indexDdl";
 import { missingIndexes, TASK_INDEXES } from "../taskIndexes";
 
@@ -38,8 +38,6 @@ const NOW_MS = `(floor(extract(epoch from statement_timestamp()) * 1000))::bigin
  */
 const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 const NOT_INDEXABLE = (column: string) => `(${column} || '')`;
-/** The least value of the 32-bit `priority` column (see claimFrom). */
-const INT32_MIN = -(2 ** 31);
 
 /** The advisory lock every limited claim takes ("ormq", "lmtd" as int4s): one limited claim at a time. */
 const LIMITED_CLAIM_LOCK = [1869770097, 1819112548] as const;
@@ -174,16 +172,10 @@ export class PostgresDialect implements Dialect {
     const excluded = request.excludedQueues?.length ? `AND queue <> ALL(${param(request.excludedQueues)}::text[])` : "";
     // Same priority, later in (run_at, id): an index range scan that starts past the entries
     // earlier claims left behind (see ClaimWatermark).
-    //
-    // From the head, a range over every priority (the column is a 32-bit integer): it changes no
-    // result, but it steers the planner to an index scan. Without it, until autovacuum's analyze
-    // has seen a burst (up to a minute after it), the planner picked a bitmap scan and a sort, and
-    // a bitmap scan never marks the index entries of dead rows as dead: every idle claim re-read the
-    // burst's dead entries at the head of the index (about 15,000 after a drain of 20,000: 1.6 ms a
-    // claim instead of 0.3). An index scan marks them on its first pass.
+    // From the head: every priority, read in claim order (see ALL_PRIORITIES).
     const resume = after
       ? `AND priority = ${param(after.priority)}::int AND (run_at, id) > (${param(after.runAt)}::bigint, ${param(after.id)}::bigint)`
-      : `AND priority >= ${INT32_MIN}`;
+      : `AND ${ALL_PRIORITIES}`;
     // The MATERIALIZED CTE runs once: without it the planner may re-run the LIMITed subquery in a
     // nested loop and mark more rows than asked for. SKIP LOCKED lets many workers claim at once
     // without waiting on each other's rows.

@@ -6,6 +6,16 @@ export const MAX_STORED_KEY = 300;
 
 const escape = quoteIdentifier;
 
+/**
+ * Every priority (the column is a 32-bit integer): a range that changes no result but steers the
+ * planner to an index scan of the claim index in claim order. Without it, until autovacuum's
+ * analyze has seen a burst (up to a minute after it), the planner picked a bitmap scan and a sort,
+ * and a bitmap scan never marks the index entries of dead rows as dead: every idle claim re-read
+ * the burst's dead entries at the head of the index (about 15,000 after a drain of 20,000: 1.6 ms
+ * a claim instead of 0.3). An index scan marks them on its first pass.
+ */
+export const ALL_PRIORITIES = `priority >= ${-(2 ** 31)}`;
+
 /** PostgreSQL's spelling: numbered parameters with explicit casts, arrays for lists. */
 export const postgresSql: SqlSpelling = {
   parameter: (n) => `$${n}`,
@@ -24,6 +34,7 @@ export const postgresSql: SqlSpelling = {
     // take limited tasks, and the claim's UPDATE re-checks each row is still pending (a cancel
     // that got in first wins). Locking every candidate read cost more than the claim itself.
     lockRows: "",
+    inClaimOrder: `AND ${ALL_PRIORITIES}`,
     escape,
     concat: (...parts) => parts.join(" || "),
     castText: (e) => `CAST(${e} AS TEXT)`,

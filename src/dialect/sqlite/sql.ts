@@ -26,6 +26,7 @@ export const sqliteSql: SqlSpelling = {
       inIds: (column, ids) => `${column} IN (${marks(ids)})`,
       // One writer at a time: nothing to lock.
       lockRows: "",
+      inClaimOrder: "",
       escape,
       concat: (...parts) => parts.join(" || "),
       castText: (e) => `CAST(${e} AS TEXT)`,
