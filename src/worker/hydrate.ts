@@ -27,25 +27,46 @@ export function hydrate(metadata: EntityMetadata, driver: Driver, row: TaskRow):
  * loop (or one shared setter) storing `entity[name]` for every column is a store site that sees
  * 27 names, which V8 makes megamorphic: each store went through its runtime, about 3 µs a row, a
  * twentieth of a no-op task's CPU in the worker. Here each store has a constant name of its own.
- * The names are the entity's property and column names from its decorators, written as JSON
- * string literals; the values are never part of the code.
+ * What is written into the code: the column names (from the decorators or the naming strategy)
+ * and BaseTaskEntity's own property names, each as a JSON string literal; a child class's own
+ * columns are set through TypeORM, by a helper. The values are never part of the code. Where the
+ * runtime refuses to make code from strings, the same steps run as a loop.
  */
 function makePlan(metadata: EntityMetadata, driver: Driver): Hydrator {
-  const helpers: unknown[] = [() => metadata.create(undefined, { fromDeserializer: true })];
-  const helper = (fn: unknown) => `h${helpers.push(fn) - 1}`;
-  const statements = metadata.columns.filter(isRowColumn).map((column) => {
-    const read = `v = row[${JSON.stringify(column.databaseName)}];`;
+  const create = () => metadata.create(undefined, { fromDeserializer: true }) as BaseTaskEntity;
+  const steps = metadata.columns.filter(isRowColumn).map((column) => {
     const kind = baseColumnKind(column);
-    if (kind === "same") return `${read} if (v !== undefined) e[${JSON.stringify(column.propertyName)}] = v;`;
-    if (kind) return `${read} if (v !== undefined) e[${JSON.stringify(column.propertyName)}] = ${helper(READ[kind])}(v);`;
-    // A child class's own column: TypeORM's conversion and setter (embedded columns included).
-    const set = (entity: BaseTaskEntity, raw: unknown) => column.setEntityValue(entity, driver.prepareHydratedValue(raw, column));
-    return `${read} if (v !== undefined) ${helper(set)}(e, v);`;
+    const set: (entity: BaseTaskEntity, raw: unknown) => void = kind
+      ? (entity, raw) => ((entity as unknown as Record<string, unknown>)[column.propertyName] = READ[kind](raw))
+      : // A child class's own column: TypeORM's conversion and setter (embedded columns included).
+        (entity, raw) => column.setEntityValue(entity, driver.prepareHydratedValue(raw, column));
+    return { column, kind, set };
   });
-  const names = helpers.map((_, i) => `h${i}`);
-  const body = `return function hydrate(row) { const e = h0(); let v; ${statements.join(" ")} return e; };`;
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from the decorators' names (see above)
-  return new Function(...names, body)(...helpers) as Hydrator;
+  try {
+    const helpers: unknown[] = [create];
+    const helper = (fn: unknown) => `h${helpers.push(fn) - 1}`;
+    const statements = steps.map(({ column, kind, set }) => {
+      const read = `v = row[${JSON.stringify(column.databaseName)}];`;
+      const property = JSON.stringify(column.propertyName);
+      if (kind === "same") return `${read} if (v !== undefined) e[${property}] = v;`;
+      if (kind) return `${read} if (v !== undefined) e[${property}] = ${helper(READ[kind])}(v);`;
+      return `${read} if (v !== undefined) ${helper(set)}(e, v);`;
+    });
+    const names = helpers.map((_, i) => `h${i}`);
+    const body = `"use strict"; return function hydrate(row) { const e = h0(); let v; ${statements.join(" ")} return e; };`;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- made from column names only (see above)
+    return new Function(...names, body)(...helpers) as Hydrator;
+  } catch {
+    // Code generation disallowed (node --disallow-code-generation-from-strings, a locked-down runtime).
+    return (row) => {
+      const entity = create();
+      for (const { column, set } of steps) {
+        const raw = row[column.databaseName];
+        if (raw !== undefined) set(entity, raw);
+      }
+      return entity;
+    };
+  }
 }
 
 /** Columns of ormq's own that a worker never reads from a claimed row (see ClaimRequest.columns). */
