@@ -84,7 +84,6 @@ export function lastInClaimOrder(rows: readonly TaskRow[]): ClaimPosition | null
   return last ? { priority: Number(last.priority), runAt: String(last.run_at), id: String(last.id) } : null;
 }
 
-
 /**
  * The condition that resumes a claim after `after` where a database has no row comparison in an
  * index range (MySQL): same priority, later in (run_at, id). The instants and the id are bound as
