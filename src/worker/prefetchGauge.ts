@@ -8,14 +8,22 @@
  * one: a task held in one worker's buffer is a task another, idle, worker cannot run; with tasks
  * of half a second, two workers sharing 20 would not share them fairly.
  *
- * The automatic size is the number of tasks the worker's slots get through during two claim round
- * trips (the buffer is refilled once it is half empty, so half of it must outlast one claim):
+ * The automatic size is the number of whole tasks the worker's slots get through during two claim
+ * round trips (the buffer is refilled once it is half empty, so half of it must outlast one claim):
  *
- *     buffer = concurrency / (mean run time) * (mean claim time) * 2
+ *     buffer = floor(concurrency / (mean run time) * (typical claim time) * 2)
  *
- * rounded, and at most `AUTO_MAX_HELD - concurrency`. Tasks far longer than a claim get no buffer;
- * no-op tasks get the largest. Until the first run has finished nothing is known, and nothing is
- * claimed ahead: a worker never hoards tasks of unknown length.
+ * at most `AUTO_MAX_HELD - concurrency`. Tasks far longer than a claim get no buffer; no-op tasks
+ * get the largest. Until a run has finished and two claims have come back nothing is known, and
+ * nothing is claimed ahead: a worker never hoards tasks of unknown length.
+ *
+ * The typical claim time is the lower median of the last few claims, not a mean: one slow claim
+ * (a worker's first, on a cold connection; one that waited behind another worker's lock; a pause of
+ * the machine) took 134 ms against 1–8 ms for the rest on a loaded machine, and a mean seeded by it
+ * gave tasks of half a second a buffer, so one worker held a task the other could have run. A
+ * claim that is slow every time moves the median, and then a buffer is worth it. Rounding down, for
+ * the same reason: a task is held ahead only when the slots are expected to finish a whole one
+ * while the claim runs.
  */
 
 /** With `prefetch: "auto"`, slots and buffer together hold at most this many tasks. */
@@ -23,11 +31,14 @@ export const AUTO_MAX_HELD = 500;
 
 /** Weight of the newest observation in the running means: about the last 20 runs count. */
 const RUN_WEIGHT = 0.05;
-/** Claims are fewer; about the last 5 count. */
-const CLAIM_WEIGHT = 0.2;
+/** Claim round trips whose lower median is the typical claim time. */
+const CLAIMS_KEPT = 7;
 
 export class PrefetchGauge {
   private runMs: number | undefined;
+  /** The last claims' round trips, oldest first. */
+  private readonly claims: number[] = [];
+  /** Their lower median; undefined until two have come back. */
   private claimMs: number | undefined;
 
   constructor(
@@ -45,17 +56,22 @@ export class PrefetchGauge {
   /** A claim's round trip took this long. */
   claimedIn(ms: number): void {
     if (this.prefetch !== "auto") return;
-    this.claimMs = this.claimMs === undefined ? ms : this.claimMs + CLAIM_WEIGHT * (ms - this.claimMs);
+    this.claims.push(ms);
+    if (this.claims.length > CLAIMS_KEPT) this.claims.shift();
+    if (this.claims.length < 2) return;
+    const sorted = [...this.claims].sort((a, b) => a - b);
+    this.claimMs = sorted[Math.floor((sorted.length - 1) / 2)];
   }
 
   /** Tasks to hold beyond the slots, now. */
   buffer(): number {
     if (this.prefetch !== "auto") return this.prefetch;
     const max = Math.max(0, AUTO_MAX_HELD - this.concurrency);
-    if (this.runMs === undefined || this.claimMs === undefined) return 0;
+    const claimMs = this.claimMs;
+    if (this.runMs === undefined || claimMs === undefined) return 0;
     // A run reported as 0 ms (a no-op, timer resolution) would divide by zero: a microsecond.
     const perMs = this.concurrency / Math.max(this.runMs, 0.001);
-    const wanted = Math.round(perMs * this.claimMs * 2);
+    const wanted = Math.floor(perMs * claimMs * 2);
     return Math.min(max, wanted);
   }
 }
