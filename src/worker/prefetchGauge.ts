@@ -11,19 +11,17 @@
  * The automatic size is the number of whole tasks the worker's slots get through during two claim
  * round trips (the buffer is refilled once it is half empty, so half of it must outlast one claim):
  *
- *     buffer = floor(concurrency / (mean run time) * (typical claim time) * 2)
+ *     buffer = floor(concurrency / (mean run time) * (mean claim time) * 2)
  *
  * at most `AUTO_MAX_HELD - concurrency`. Tasks far longer than a claim get no buffer; no-op tasks
- * get the largest. Until a run has finished and two claims have come back nothing is known, and
- * nothing is claimed ahead: a worker never hoards tasks of unknown length.
+ * get the largest. Until a run has finished and a claim after the first has come back, nothing is
+ * claimed ahead: a worker never hoards tasks of unknown length.
  *
- * The typical claim time is the lower median of the last few claims, not a mean: one slow claim
- * (a worker's first, on a cold connection; one that waited behind another worker's lock; a pause of
- * the machine) took 134 ms against 1–8 ms for the rest on a loaded machine, and a mean seeded by it
- * gave tasks of half a second a buffer, so one worker held a task the other could have run. A
- * claim that is slow every time moves the median, and then a buffer is worth it. Rounding down, for
- * the same reason: a task is held ahead only when the slots are expected to finish a whole one
- * while the claim runs.
+ * The first claim is left out of the mean: a new worker's first claim pays for its connection and
+ * statements, and waits behind the other workers starting with it (134 ms against 1–8 ms for the
+ * rest, on a loaded machine). A mean seeded by it gave tasks of half a second a buffer of one, and
+ * one of two workers held a task the other could have run. Rounding down, for the same reason: a
+ * task is held ahead only when the slots are expected to finish a whole one while claims run.
  */
 
 /** With `prefetch: "auto"`, slots and buffer together hold at most this many tasks. */
@@ -31,15 +29,13 @@ export const AUTO_MAX_HELD = 500;
 
 /** Weight of the newest observation in the running means: about the last 20 runs count. */
 const RUN_WEIGHT = 0.05;
-/** Claim round trips whose lower median is the typical claim time. */
-const CLAIMS_KEPT = 7;
+/** Claims are fewer; about the last 5 count. */
+const CLAIM_WEIGHT = 0.2;
 
 export class PrefetchGauge {
   private runMs: number | undefined;
-  /** The last claims' round trips, oldest first. */
-  private readonly claims: number[] = [];
-  /** Their lower median; undefined until two have come back. */
   private claimMs: number | undefined;
+  private claims = 0;
 
   constructor(
     /** A number fixes the buffer; "auto" sizes it from observations. */
@@ -56,22 +52,18 @@ export class PrefetchGauge {
   /** A claim's round trip took this long. */
   claimedIn(ms: number): void {
     if (this.prefetch !== "auto") return;
-    this.claims.push(ms);
-    if (this.claims.length > CLAIMS_KEPT) this.claims.shift();
-    if (this.claims.length < 2) return;
-    const sorted = [...this.claims].sort((a, b) => a - b);
-    this.claimMs = sorted[Math.floor((sorted.length - 1) / 2)];
+    if (++this.claims === 1) return; // the first is cold (see above)
+    this.claimMs = this.claimMs === undefined ? ms : this.claimMs + CLAIM_WEIGHT * (ms - this.claimMs);
   }
 
   /** Tasks to hold beyond the slots, now. */
   buffer(): number {
     if (this.prefetch !== "auto") return this.prefetch;
     const max = Math.max(0, AUTO_MAX_HELD - this.concurrency);
-    const claimMs = this.claimMs;
-    if (this.runMs === undefined || claimMs === undefined) return 0;
+    if (this.runMs === undefined || this.claimMs === undefined) return 0;
     // A run reported as 0 ms (a no-op, timer resolution) would divide by zero: a microsecond.
     const perMs = this.concurrency / Math.max(this.runMs, 0.001);
-    const wanted = Math.floor(perMs * claimMs * 2);
+    const wanted = Math.floor(perMs * this.claimMs * 2);
     return Math.min(max, wanted);
   }
 }
