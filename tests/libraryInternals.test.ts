@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "pg";
-import { DataSource, type Logger as TypeOrmLogger } from "typeorm";
+import { DataSource, type Logger as TypeOrmLogger, type QueryRunner } from "typeorm";
 import { statementLog } from "./support/helpers";
 import { BaseTaskEntity, ormqEntities } from "../src";
 import { installSqliteIntegerKey } from "../src/dialect";
-import { narrowInsertReread, openClientsOf, patchMysqlQueryErrors, poolOf, resetTransactionDepth, SQLITE_BEGIN, transactionDepthOf, transformTo } from "../src/dialect/libraryInternals";
+import { narrowInsertReread, onSqliteRunnerMade, openClientsOf, patchMysqlQueryErrors, poolOf, resetTransactionDepth, SQLITE_BEGIN, transactionDepthOf, transformTo } from "../src/dialect/libraryInternals";
 import { MysqlQueryRunner } from "typeorm/driver/mysql/MysqlQueryRunner";
 import { QueryResult } from "typeorm";
 import { SendEmail } from "./fixtures/tasks";
@@ -71,6 +71,21 @@ describe("TypeORM's and node-postgres's internals ormq relies on", () => {
       await runner.rollbackTransaction();
       expect(sent[0]).toBe(SQLITE_BEGIN);
       await runner.release();
+    } finally {
+      await done();
+    }
+  });
+
+  it("BetterSqlite3Driver.prototype.createQueryRunner makes one runner per DataSource, and onSqliteRunnerMade is told of it once", async () => {
+    const told: { runner: QueryRunner; dataSource: DataSource }[] = [];
+    onSqliteRunnerMade(Symbol("test"), (runner, dataSource) => told.push({ runner, dataSource }));
+    const { ds, done } = await plainSqlite();
+    try {
+      const runner = ds.createQueryRunner();
+      expect(ds.createQueryRunner()).toBe(runner);
+      const mine = told.filter((t) => t.dataSource === ds);
+      expect(mine).toHaveLength(1);
+      expect(mine[0].runner).toBe(runner);
     } finally {
       await done();
     }

@@ -17,6 +17,7 @@ export type { ClaimLimits, ClaimRequest, Completion, Controls, Dialect, FinalSta
 export { outsideTransactions } from "./sqlite/connectionGuard";
 /** SQLite's 64-bit generated key in TypeORM's DDL (see sqlite/integerKey.ts): installed once per process. */
 export { installSqliteIntegerKey } from "./sqlite/integerKey";
+export { guardSqliteRunnersWhenMade, ORMQ_SUBSCRIBER } from "./sqlite/connectionGuard";
 export type { DatabaseContract, Query } from "./contract";
 export { writeFailureOf, type WriteFailure, type WriteFailureKind } from "./writeFailure";
 

@@ -9,6 +9,7 @@ import type { Pool, PoolClient } from "pg";
 import { QueryResult, type DataSource, type QueryRunner } from "typeorm";
 import { MysqlQueryRunner } from "typeorm/driver/mysql/MysqlQueryRunner";
 import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSqliteDriver";
+import { BetterSqlite3Driver } from "typeorm/driver/better-sqlite3/BetterSqlite3Driver";
 import { ApplyValueTransformers } from "typeorm/util/ApplyValueTransformers";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
@@ -54,6 +55,26 @@ export function patchSqliteColumnTypes(marker: symbol, wrap: (column: SqliteColu
   const original = proto.normalizeType;
   proto.normalizeType = function (this: unknown, column: SqliteColumn) {
     return wrap(column, () => original.call(this, column));
+  };
+  proto[marker] = true;
+}
+
+/**
+ * Calls `made` with the better-sqlite3 driver's query runner when the driver makes it
+ * (`BetterSqlite3Driver.prototype.createQueryRunner` keeps one runner per DataSource, made on
+ * first use, after the DataSource's metadata is built). Once per process.
+ */
+export function onSqliteRunnerMade(marker: symbol, made: (runner: QueryRunner, dataSource: DataSource) => void): void {
+  const proto = BetterSqlite3Driver.prototype as unknown as Record<PropertyKey, unknown> & {
+    createQueryRunner(this: { queryRunner?: QueryRunner; dataSource: DataSource }, mode: unknown): QueryRunner;
+  };
+  if (proto[marker]) return;
+  const original = proto.createQueryRunner;
+  proto.createQueryRunner = function (mode) {
+    const before = this.queryRunner;
+    const runner = original.call(this, mode);
+    if (runner !== before) made(runner, this.dataSource);
+    return runner;
   };
   proto[marker] = true;
 }

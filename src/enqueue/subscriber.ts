@@ -12,6 +12,7 @@ import { ormqFor } from "../client/client";
 import type { MiddlewareStack } from "../client/middleware";
 import { DependencyError, TaskDefinitionError } from "../errors";
 import type { OrmqClient } from "../client/client";
+import { ORMQ_SUBSCRIBER } from "../dialect";
 import { transactionDepthOf } from "../dialect/libraryInternals";
 import { hasDependencies, writeDependencies } from "../workflow/dependencies";
 import { checkTaskFields, validateTask } from "../validation";
@@ -37,6 +38,9 @@ import { installOrmq } from "../setup";
  */
 @EventSubscriber()
 export class TaskSubscriber implements EntitySubscriberInterface<BaseTaskEntity> {
+  /** A DataSource with this subscriber is one ormq works on (SQLite: its connection is guarded). */
+  readonly [ORMQ_SUBSCRIBER] = true;
+
   constructor() {
     installOrmq(); // TypeORM builds its subscribers first when it builds a DataSource
   }

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DataSource, QueryRunner } from "typeorm";
-import { resetTransactionDepth, SQLITE_BEGIN } from "../libraryInternals";
+import { onSqliteRunnerMade, resetTransactionDepth, SQLITE_BEGIN } from "../libraryInternals";
 
 /**
  * Makes TypeORM's single better-sqlite3 connection safe for concurrent callers.
@@ -43,12 +43,35 @@ const guarded = new WeakSet<QueryRunner>();
 /** Whether this process guards any connection (then task runs need a context of their own). */
 let anyGuarded = false;
 
+const GUARD_WHEN_MADE = Symbol.for("ormq.sqlite.guardWhenMade");
+
+/** Marks ormq's TypeORM subscriber: a DataSource that has it is one ormq works on. */
+export const ORMQ_SUBSCRIBER = Symbol.for("ormq.subscriber");
+
+/**
+ * Guards the runner of every better-sqlite3 DataSource ormq works on (one with ormq's subscriber)
+ * as TypeORM makes it, after the DataSource's metadata and before its first query: a process that only enqueues (a web server whose requests each
+ * save a task in a transaction) never reaches a point outside a transaction where
+ * guardSqliteConnection could install it, since save() runs in one. Without it, 20 concurrent
+ * transactions there left 1 row and 19 errors, and a first save that read before writing failed
+ * at once with SQLITE_BUSY_SNAPSHOT when another process wrote in between. Once per process.
+ */
+export function guardSqliteRunnersWhenMade(): void {
+  onSqliteRunnerMade(GUARD_WHEN_MADE, (runner, dataSource) => {
+    if (dataSource.subscribers.some((s) => (s as { [ORMQ_SUBSCRIBER]?: boolean })[ORMQ_SUBSCRIBER])) guardRunner(runner);
+  });
+}
+
 /**
  * Installs the guard on a better-sqlite3 DataSource's query runner, once, when it is idle. True
- * once installed; false while the connection is in a transaction.
+ * once installed; false while the connection is in a transaction. (Usually done already, when the
+ * runner was made: see guardSqliteRunnersWhenMade.)
  */
 export function guardSqliteConnection(dataSource: DataSource): boolean {
-  const runner = dataSource.createQueryRunner(); // the driver's single runner
+  return guardRunner(dataSource.createQueryRunner()); // the driver's single runner
+}
+
+function guardRunner(runner: QueryRunner): boolean {
   if (guarded.has(runner)) return true;
   // Installed mid-transaction, the guard could not know that transaction's owner; the next call
   // (the client's next enqueue or task start) installs it once the connection is idle.
