@@ -174,6 +174,38 @@ describe.each(WITH_MARIADB)("ormq/nestjs on %s", (dialect) => {
     }
   });
 
+  it("TypeOrmModule options without ormq's subscriber, no worker: concurrent requests' transactions each keep their own", async () => {
+    // The subscriber is added by OrmqModule after initialize(): on SQLite the connection must be
+    // guarded then, or every request's save() joins whichever transaction is open.
+    const { subscribers: _notGiven, ...options } = ormqDataSourceOptions(db.url);
+    @Module({ imports: [TypeOrmModule.forRoot({ ...options, entities: [...ormqEntities, Gated], migrationsRun: true, logging: false }), OrmqModule.forRoot({ worker: false })] })
+    class EntitiesOnly {}
+    const app = await NestFactory.createApplicationContext(EntitiesOnly, { logger: false });
+    const ds = app.get(DataSource);
+    const saved: string[] = [];
+    try {
+      const before = await ds.getRepository(Gated).count();
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+            ds.transaction(async (m) => {
+              saved.push((await m.save(Gated.create({}))).id);
+              if (i === 0) {
+                await new Promise((resolve) => setTimeout(resolve, 30)); // still open while the others start
+                throw new Error("request 0 fails");
+              }
+            }),
+          ),
+        ),
+      );
+      expect(outcomes.map((o) => o.status)).toEqual(["rejected", ...Array<string>(9).fill("fulfilled")]);
+      expect((await ds.getRepository(Gated).count()) - before).toBe(9);
+    } finally {
+      await ds.getRepository(Gated).delete(saved); // pending tasks the next tests' workers would run
+      await app.close();
+    }
+  });
+
   it("forRootAsync: options from an injected provider, on a named @nestjs/typeorm connection", async () => {
     Gated.gate = Promise.resolve();
     Gated.started = 0;

@@ -107,7 +107,13 @@ function readied(dataSource: DataSource): DataSource {
   if (!dataSource.hasMetadata(BaseTaskEntity)) {
     throw new OrmqConfigurationError("OrmqModule: the DataSource has no ormq entities: give TypeOrmModule.forRoot({ ...ormqDataSourceOptions(url), ... }) or list ...ormqEntities in its entities");
   }
-  if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) dataSource.subscribers.push(new TaskSubscriber());
+  if (!dataSource.subscribers.some((s) => s instanceof TaskSubscriber)) {
+    dataSource.subscribers.push(new TaskSubscriber());
+    // Added after initialize(), the subscriber was not there when TypeORM made SQLite's one query
+    // runner, so that runner was not guarded then; the connection is idle now (no request yet), and
+    // later every save() runs inside a transaction, where the guard cannot be installed.
+    ormqFor(dataSource).prepare();
+  }
   return dataSource;
 }
 
