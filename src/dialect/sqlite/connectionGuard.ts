@@ -50,11 +50,12 @@ export const ORMQ_SUBSCRIBER = Symbol.for("ormq.subscriber");
 
 /**
  * Guards the runner of every better-sqlite3 DataSource ormq works on (one with ormq's subscriber)
- * as TypeORM makes it, after the DataSource's metadata and before its first query: a process that only enqueues (a web server whose requests each
- * save a task in a transaction) never reaches a point outside a transaction where
- * guardSqliteConnection could install it, since save() runs in one. Without it, 20 concurrent
- * transactions there left 1 row and 19 errors, and a first save that read before writing failed
- * at once with SQLITE_BUSY_SNAPSHOT when another process wrote in between. Once per process.
+ * as TypeORM makes it, after the DataSource's metadata and before its first query. A process that
+ * only enqueues (a web server whose requests each save a task in a transaction) never reaches a
+ * point outside a transaction where guardSqliteConnection could install it, since save() runs in
+ * one. Without it, 20 concurrent request transactions there, the first rolling back, all joined
+ * the first: 19 reported success and no row was left. And a first save that read before it wrote
+ * failed at once with SQLITE_BUSY_SNAPSHOT when another process wrote in between. Once per process.
  */
 export function guardSqliteRunnersWhenMade(): void {
   onSqliteRunnerMade(GUARD_WHEN_MADE, (runner, dataSource) => {
