@@ -114,7 +114,8 @@ export class Databases {
    */
   async fresh(database: DatabaseName): Promise<string> {
     this.n++;
-    if (database === "sqlite") return join(this.dir, `bench-${this.n}.sqlite`);
+    // The process id in the name: head-to-head drains make theirs in processes of their own.
+    if (database === "sqlite") return join(this.dir, `bench-${process.pid}-${this.n}.sqlite`);
     await this.dropAll();
     if (database === "mariadb") {
       const name = `bench_${process.pid}_${this.n}`;

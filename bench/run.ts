@@ -22,10 +22,11 @@ import { startBenchMariaDb } from "./mariadb";
 import { startBenchPostgres } from "./postgres";
 import { writeResults } from "./results";
 import { ceiling } from "./scenarios/ceiling";
-import { drain, memory, TUNED } from "./scenarios/drain";
+import { drain, memory, TUNED, type DrainSettings } from "./scenarios/drain";
+import { inOwnProcess } from "./ownProcess";
 import { enqueue } from "./scenarios/enqueue";
 import { graphileLatency, latency, plainjobLatency } from "./scenarios/latency";
-import { graphileEnqueue, graphileWorker, plainjob, plainjobEnqueue } from "./scenarios/others";
+import { graphileEnqueue, plainjobEnqueue } from "./scenarios/others";
 import { churn } from "./scenarios/churn";
 import { pgbouncerAvailable, poolerLatency } from "./scenarios/pooler";
 import { pruneDuringDrain } from "./scenarios/pruneDuringDrain";
@@ -136,15 +137,17 @@ async function main() {
     // Head to head: ormq at its defaults, and tuned (with history; without, as the other queues
     // keep none; and deleting succeeded tasks too, as graphile-worker does), and the other queue
     // at its defaults and tuned, alternating, three times each; the medians are compared, so a
-    // burst of load on a shared machine hits all of them.
+    // burst of load on a shared machine hits all of them. Each drain runs in a new process of its
+    // own, as a user's program does (see ownProcess.ts).
     const headToHead = async (database: DatabaseName, theirs: Record<string, () => Promise<Result>>) => {
+      const ormq = (settings: DrainSettings) => () => inOwnProcess(dbs, tasks, { queue: "ormq", database, settings });
       const ours: Record<string, () => Promise<Result>> = {
-        defaults: () => drain(dbs, database, tasks, { history: true }, "head-to-head"),
+        defaults: ormq({ history: true }),
         // The same with a dashboard open on the database: its reads must not slow the worker.
-        watched: () => drain(dbs, database, tasks, { history: true, dashboard: true }, "head-to-head"),
-        tuned: () => drain(dbs, database, tasks, { ...TUNED, history: true }, "head-to-head"),
-        quiet: () => drain(dbs, database, tasks, { ...TUNED, history: false }, "head-to-head"),
-        lean: () => drain(dbs, database, tasks, { ...TUNED, history: false, keepSucceeded: false }, "head-to-head"),
+        watched: ormq({ history: true, dashboard: true }),
+        tuned: ormq({ ...TUNED, history: true }),
+        quiet: ormq({ ...TUNED, history: false }),
+        lean: ormq({ ...TUNED, history: false, keepSucceeded: false }),
       };
       const sides = Object.entries({ ...ours, ...theirs });
       const runs = new Map<string, Result[]>(sides.map(([name]) => [name, []]));
@@ -158,15 +161,18 @@ async function main() {
       }
     };
     await run("others", "postgres", () =>
-      headToHead("postgres", { graphileDefaults: () => graphileWorker(dbs, tasks, false), graphileBatched: () => graphileWorker(dbs, tasks, true) }),
+      headToHead("postgres", {
+        graphileDefaults: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batched: false }),
+        graphileBatched: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batched: true }),
+      }),
     );
-    await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => plainjob(dbs, tasks) }));
+    await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => inOwnProcess(dbs, tasks, { queue: "plainjob" }) }));
     // MariaDB beside ormq on PostgreSQL in the same run: the defaults, and tuned, alternating.
     if (databases.includes("postgres")) {
       await run("others", "mariadb", () =>
         headToHead("mariadb", {
           postgresDefaults: async () => {
-            const r = await drain(dbs, "postgres", tasks, { history: true }, "head-to-head");
+            const r = await inOwnProcess(dbs, tasks, { queue: "ormq", database: "postgres", settings: { history: true } });
             return { ...r, variant: `${r.variant}, beside MariaDB` };
           },
         }),
