@@ -1,5 +1,5 @@
 import type { DataSource } from "typeorm";
-import { BaseTaskEntity, processForever, processN, type ProcessSummary } from "../src";
+import { BaseTaskEntity, enqueueMany, processForever, processN, type ProcessSummary } from "../src";
 import { cancelTask } from "../src/admin";
 import { createDialect, type Completion } from "../src/dialect";
 import { Completer } from "../src/worker/completer";
@@ -89,6 +89,16 @@ describe.each(WITH_MARIADB)("prefetch and group completion on %s", (dialect) => 
     expect(await ds.getRepository(RunLog).count()).toBe(7);
     const after = await rows();
     expect(after.filter((r) => r.status === "pending" && r.attempts === 0)).toHaveLength(13);
+  });
+
+  it("a buffer larger than the bound on unwritten outcomes still claims (it waited for room that never came)", async () => {
+    // More than the 1,000 outcomes a worker leaves unwritten: with fewer, processN's remainder
+    // lowered the threshold and hid the hang.
+    await enqueueMany(Array.from({ length: 1_200 }, () => EphemeralTask.create({})), { dataSource: ds });
+    // A deadline turns the old hang into a failed expectation rather than a test timeout.
+    const summary = await processN(EphemeralTask, 1_200, { dataSource: ds, concurrency: 10, prefetch: 2_000, logger: memoryLogger().logger, signal: AbortSignal.timeout(20_000) });
+    expect(summary).toMatchObject({ succeeded: 1_200, processed: 1_200 });
+    expect(await ds.getRepository(EphemeralTask).count()).toBe(0);
   });
 
   it("many outcomes at once (written by two writers on PostgreSQL): each task keeps its first outcome, once", async () => {

@@ -80,11 +80,16 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
       held.fill();
       const remaining = limit - held.claimed;
       if (remaining <= 0 && held.buffered.size === 0) return;
-      const prefetch = gauge.buffer();
-      // With a buffer, claim once it is half empty rather than a task at a time as slots free.
-      const minClaim = prefetch > 0 ? Math.ceil(Math.min(batchSize, concurrency + prefetch) / 2) : 1;
-      const want = Math.min(concurrency + prefetch - held.busySlots - held.buffered.size, batchSize, remaining, MAX_UNWRITTEN - held.unwritten);
-      if (want > 0 && want >= Math.min(minClaim, remaining)) {
+      const want = claimSize({
+        concurrency,
+        prefetch: gauge.buffer(),
+        batchSize,
+        busy: held.busySlots,
+        buffered: held.buffered.size,
+        remaining,
+        unwritten: held.unwritten,
+      });
+      if (want > 0) {
         doze.forget(); // a wake-up from here on means: look again
         let rows: TaskRow[];
         let full: boolean;
@@ -133,6 +138,37 @@ export async function runClaimLoop(deps: ClaimLoopDeps): Promise<void> {
     // Tasks claimed but never started go back at once, their attempt not counted.
     await held.handBack();
   }
+}
+
+/** What the claim loop sees when it decides how many to claim (see claimSize). */
+export interface ClaimRoom {
+  concurrency: number;
+  /** The buffer wanted now (the gauge's). */
+  prefetch: number;
+  batchSize: number;
+  /** Slots running a task (or writing its outcome), and tasks claimed but not started. */
+  busy: number;
+  buffered: number;
+  /** Tasks processN may still claim (Infinity for processForever). */
+  remaining: number;
+  /** Outcomes not yet written. */
+  unwritten: number;
+}
+
+/**
+ * How many tasks to claim now; 0 to wait. With a buffer, the loop claims once there is room for
+ * half a batch, rather than a task at a time as slots free. That threshold is half the most one
+ * claim may ever take (the batch size, and the bound on unwritten outcomes): a worker whose slots
+ * and buffer came to more than 2,000 once waited for room for more than 1,000, which that bound
+ * never gives, and never claimed at all.
+ */
+export function claimSize(room: ClaimRoom): number {
+  const { concurrency, prefetch, batchSize, busy, buffered, remaining, unwritten } = room;
+  const want = Math.min(concurrency + prefetch - busy - buffered, batchSize, remaining, MAX_UNWRITTEN - unwritten);
+  if (want <= 0) return 0;
+  // All that processN has left, when that is less.
+  const least = prefetch > 0 ? Math.min(Math.ceil(Math.min(concurrency + prefetch, batchSize, MAX_UNWRITTEN) / 2), remaining) : 1;
+  return want >= least ? want : 0;
 }
 
 /** Milliseconds until the next scheduled task this worker could claim; Infinity if none or unknown. */
