@@ -15,7 +15,7 @@ import type { DrainSettings } from "./scenarios/drain";
 /** Which queue a side drains with. */
 export type Side =
   | { queue: "ormq"; database: DatabaseName; settings: DrainSettings }
-  | { queue: "graphile-worker"; batched: boolean }
+  | { queue: "graphile-worker"; batching: "batched" | "matched" | null }
   | { queue: "plainjob" };
 
 /** What sideProcess.ts is started with. */

@@ -162,8 +162,9 @@ async function main() {
     };
     await run("others", "postgres", () =>
       headToHead("postgres", {
-        graphileDefaults: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batched: false }),
-        graphileBatched: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batched: true }),
+        graphileDefaults: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batching: null }),
+        graphileBatched: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batching: "batched" }),
+        graphileMatched: () => inOwnProcess(dbs, tasks, { queue: "graphile-worker", batching: "matched" }),
       }),
     );
     await run("others", "sqlite", () => headToHead("sqlite", { plainjob: () => inOwnProcess(dbs, tasks, { queue: "plainjob" }) }));

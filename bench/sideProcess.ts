@@ -18,7 +18,7 @@ async function main() {
       side.queue === "ormq"
         ? await drain(dbs, side.database, spec.tasks, side.settings, "head-to-head")
         : side.queue === "graphile-worker"
-          ? await graphileWorker(dbs, spec.tasks, side.batched)
+          ? await graphileWorker(dbs, spec.tasks, side.batching)
           : await plainjob(dbs, spec.tasks);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

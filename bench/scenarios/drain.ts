@@ -16,8 +16,12 @@ import { cpuNow, cpuPerTask, Databases, fill, LeanNoop, Noop, open, QuietNoop, r
 /** How long a dashboard runs before the drain it watches starts. */
 const SETTLE_MS = 3_000;
 
-/** Tuned worker settings for many short tasks: more slots, a fixed buffer of 450. */
-export const TUNED = { concurrency: 50, prefetch: 450 } as const;
+/**
+ * Tuned worker settings for many short tasks: more slots and a fixed buffer, claims of 1,000 (the
+ * most a worker leaves unwritten). Drains of 20,000 in new processes, six alternating rounds
+ * twice: 100 / 900 read 16-18% above 50 / 450 and above 200 / 800 or 200 / 1,800 (FINDINGS).
+ */
+export const TUNED = { concurrency: 100, prefetch: 900 } as const;
 
 export interface DrainSettings {
   /** Unset: the worker's default (10). */

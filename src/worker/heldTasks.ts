@@ -23,6 +23,9 @@ import { ProcessPool } from "./taskProcesses/pool";
 import { REMOTE_SETTLE_AFTER_ABORT_MS } from "./remote/messages";
 import { ThreadPool } from "./threads/pool";
 
+/** An attempt's `done` until its promise is made just below: one shared, not one per attempt. */
+const NOT_STARTED: Promise<void> = Promise.resolve();
+
 /** What a worker did: attempts finished, and how they ended. */
 export interface ProcessSummary {
   /** Attempts that finished (succeeded, failed or will retry). */
@@ -298,7 +301,7 @@ export class HeldTasks {
     const runTask = middleware.hasRun
       ? (t: BaseTaskEntity, c: typeof ctx) => middleware.run(t, c, () => (executorRun ? executorRun(t) : t.run(c)))
       : executorRun;
-    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: Promise.resolve(), ctx };
+    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: NOT_STARTED, ctx };
     /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
     let requeued = false;
     if (events.listening("task:started")) events.emit("task:started", { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts });
