@@ -8,6 +8,7 @@
  * with a table, and a full run (or ORMQ_BENCH_RESULTS=path) writes bench/RESULTS.md.
  * Environment: ORMQ_BENCH_TASKS (default 20000: drain size; the backlog scenario also runs ten
  * times that), ORMQ_BENCH_SAMPLES (latency and scheduled samples, default 500 / 200),
+ * ORMQ_BENCH_ROUNDS (alternating rounds of the head-to-head, default 3),
  * ORMQ_BENCH_HUGE=1 (backlog of 1,000,000 too), ORMQ_BENCH_PG_URL (a server to use instead of an
  * embedded one started here), ORMQ_BENCH_MARIADB_URL (the same for MariaDB; else one is started
  * here when mariadb-server is installed, and MariaDB is left out when it is not).
@@ -58,6 +59,8 @@ async function main() {
   const loadAtStart = loadavg()[0];
   const tasks = Number(process.env.ORMQ_BENCH_TASKS ?? 20_000);
   const samples = Number(process.env.ORMQ_BENCH_SAMPLES ?? 500);
+  // Alternating rounds of the head-to-head (its medians); the smoke test runs one.
+  const rounds = Number(process.env.ORMQ_BENCH_ROUNDS ?? 3);
   const backlogSizes = [tasks, tasks * 10, ...(process.env.ORMQ_BENCH_HUGE === "1" ? [1_000_000] : [])];
   const dir = mkdtempSync(join(tmpdir(), "ormq-bench-"));
   const pg = databases.includes("postgres") ? await startBenchPostgres() : undefined;
@@ -151,13 +154,13 @@ async function main() {
       };
       const sides = Object.entries({ ...ours, ...theirs });
       const runs = new Map<string, Result[]>(sides.map(([name]) => [name, []]));
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < rounds; i++) {
         for (const [name, fn] of i % 2 === 0 ? sides : [...sides].reverse()) runs.get(name)!.push(await fn());
       }
       for (const list of runs.values()) {
         const sorted = [...list].sort((a, b) => a.tasksPerSecond! - b.tasksPerSecond!);
-        const median = sorted[1];
-        record({ ...median, scenario: "head-to-head", variant: `${median.variant}; median of 3, alternating (${sorted.map((r) => r.tasksPerSecond).join(", ")})` });
+        const median = sorted[Math.floor(sorted.length / 2)];
+        record({ ...median, scenario: "head-to-head", variant: `${median.variant}; median of ${rounds}, alternating (${sorted.map((r) => r.tasksPerSecond).join(", ")})` });
       }
     };
     await run("others", "postgres", () =>

@@ -17,13 +17,15 @@ describe("benchmark smoke run", () => {
         // The test run's servers: MariaDB's when the run has one (ORMQ_SYSTEM_TESTS), not one of its own.
         const mariadb = process.env.ORMQ_TEST_MARIADB_URL;
         const databases = mariadb ? "postgres,sqlite,mariadb" : "postgres,sqlite";
-        const child = spawn(process.execPath, [join(__dirname, "..", "dist", "bench", "run.js"), "--only", "enqueue,drain,latency,ceiling", "--databases", databases], {
+        const child = spawn(process.execPath, [join(__dirname, "..", "dist", "bench", "run.js"), "--only", "enqueue,drain,latency,ceiling,others", "--databases", databases], {
           env: {
             ...process.env,
             ORMQ_BENCH_PG_URL: process.env.ORMQ_TEST_PG_URL,
             ...(mariadb ? { ORMQ_BENCH_MARIADB_URL: mariadb } : {}),
             ORMQ_BENCH_TASKS: "300",
             ORMQ_BENCH_SAMPLES: "10",
+            // One round of the head-to-head: each of its drains in a process of its own.
+            ORMQ_BENCH_ROUNDS: "1",
             ORMQ_BENCH_RESULTS: resultsFile,
           },
           stdio: ["ignore", "pipe", "pipe"],
@@ -41,8 +43,9 @@ describe("benchmark smoke run", () => {
         .filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
       const seen = new Set(results.map((r) => `${r.scenario}/${r.database}`));
-      const mariadbKeys = process.env.ORMQ_TEST_MARIADB_URL ? ["enqueue/mariadb", "drain/mariadb", "latency/mariadb"] : [];
-      for (const key of ["enqueue/sqlite", "enqueue/postgres", "drain/sqlite", "drain/postgres", "latency/sqlite", "latency/postgres", "ceiling/postgres", ...mariadbKeys]) {
+      const mariadbKeys = process.env.ORMQ_TEST_MARIADB_URL ? ["enqueue/mariadb", "drain/mariadb", "latency/mariadb", "head-to-head/mariadb"] : [];
+      const headToHead = ["head-to-head/postgres", "head-to-head/postgres (graphile-worker)", "head-to-head/sqlite", "head-to-head/sqlite (plainjob)"];
+      for (const key of ["enqueue/sqlite", "enqueue/postgres", "drain/sqlite", "drain/postgres", "latency/sqlite", "latency/postgres", "ceiling/postgres", ...headToHead, ...mariadbKeys]) {
         expect(seen).toContain(key);
       }
       for (const r of results) {
