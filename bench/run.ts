@@ -139,9 +139,9 @@ async function main() {
     }
     // Head to head: ormq at its defaults, and tuned (with history; without, as the other queues
     // keep none; and deleting succeeded tasks too, as graphile-worker does), and the other queue
-    // at its defaults and tuned, alternating, three times each; the medians are compared, so a
-    // burst of load on a shared machine hits all of them. Each drain runs in a new process of its
-    // own, as a user's program does (see ownProcess.ts).
+    // at its defaults and tuned, alternating, ORMQ_BENCH_ROUNDS times each (three by default);
+    // the medians are compared, so a burst of load on a shared machine hits all of them. Each
+    // drain runs in a new process of its own, as a user's program does (see ownProcess.ts).
     const headToHead = async (database: DatabaseName, theirs: Record<string, () => Promise<Result>>) => {
       const ormq = (settings: DrainSettings) => () => inOwnProcess(dbs, tasks, { queue: "ormq", database, settings });
       const ours: Record<string, () => Promise<Result>> = {

@@ -146,8 +146,9 @@ export interface ClaimRoom {
   /** The buffer wanted now (the gauge's). */
   prefetch: number;
   batchSize: number;
-  /** Slots running a task (or writing its outcome), and tasks claimed but not started. */
+  /** Slots running a task. */
   busy: number;
+  /** Tasks claimed and not started yet (the buffer). */
   buffered: number;
   /** Tasks processN may still claim (Infinity for processForever). */
   remaining: number;
