@@ -1,8 +1,5 @@
 import fc from "fast-check";
-import { claimSize, type ClaimRoom } from "../src/worker/claimLoop";
-
-/** The most outcomes a worker leaves unwritten before it stops claiming (claimLoop.ts). */
-const MAX_UNWRITTEN = 1_000;
+import { claimSize, MAX_UNWRITTEN, type ClaimRoom } from "../src/worker/claimLoop";
 
 const count = fc.integer({ min: 1, max: 100_000 });
 const settings = fc.record({ concurrency: count, prefetch: fc.integer({ min: 0, max: 100_000 }), batchSize: count });

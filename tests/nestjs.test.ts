@@ -20,7 +20,7 @@ import { CreateOrders1765000000000 } from "../examples/nestjs/create-orders.migr
 import { Order } from "../examples/nestjs/order.entity";
 import { SendOrderConfirmation } from "../examples/nestjs/send-confirmation.task";
 import { createTestDb, WITH_MARIADB, type TestDb } from "./support/db";
-import { until } from "./support/helpers";
+import { inOwnFlow, until } from "./support/helpers";
 import { runCli } from "./support/processes";
 
 const ADMIN_TOKEN = "nest-admin-token-for-tests";
@@ -187,7 +187,7 @@ describe.each(WITH_MARIADB)("ormq/nestjs on %s", (dialect) => {
       const before = await ds.getRepository(Gated).count();
       const outcomes = await Promise.allSettled(
         Array.from({ length: 10 }, (_, i) =>
-          new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+          inOwnFlow(() =>
             ds.transaction(async (m) => {
               saved.push((await m.save(Gated.create({}))).id);
               if (i === 0) {

@@ -8,9 +8,7 @@ import Database from "better-sqlite3";
 import type { DataSource } from "typeorm";
 import { SendEmail, testEntities } from "./fixtures/tasks";
 import { createTestDb, openDataSource, type TestDb } from "./support/db";
-
-/** Runs `fn` in an async flow of its own, as a request handler runs. */
-const inOwnFlow = <T>(fn: () => Promise<T>) => new Promise<void>((resolve) => setImmediate(resolve)).then(fn);
+import { inOwnFlow } from "./support/helpers";
 
 describe("a process that only enqueues on sqlite", () => {
   let db: TestDb;

@@ -10,7 +10,7 @@ import type { PrefetchGauge } from "./prefetchGauge";
  * Outcomes waiting to be written beyond this many stop further claims: slots free when run()
  * returns, so without a bound a slow database would let finished-but-unwritten tasks pile up.
  */
-const MAX_UNWRITTEN = 1_000;
+export const MAX_UNWRITTEN = 1_000;
 
 /** How many more claims a limited run makes, at most, while ready tasks remain after an empty one. */
 const LOOKS_AGAIN = 5;

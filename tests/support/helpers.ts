@@ -35,3 +35,8 @@ export function statementLog(): { statements: string[]; logger: TypeOrmLogger } 
     logger: { logQuery: (query) => void statements.push(query), logQueryError: ignore, logQuerySlow: ignore, logSchemaBuild: ignore, logMigration: ignore, log: ignore },
   };
 }
+
+/** Runs `fn` in an async flow of its own, as a request handler runs (SQLite's guard tells flows apart). */
+export function inOwnFlow<T>(fn: () => Promise<T>): Promise<T> {
+  return new Promise<void>((resolve) => setImmediate(resolve)).then(fn);
+}
