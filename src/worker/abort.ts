@@ -9,8 +9,8 @@
 export class AttemptAbort {
   private controller: AbortController | undefined;
   private abortedWith: { reason: unknown } | undefined;
-  /** The executor's one listener (timeouts and cancels end the attempt at once). */
-  private listener: ((reason: unknown) => void) | undefined;
+  /** The attempt's one listener (timeouts and cancels end the attempt at once). */
+  private listener: AbortListener | undefined;
 
   get aborted(): boolean {
     return this.abortedWith !== undefined;
@@ -33,15 +33,20 @@ export class AttemptAbort {
     if (this.abortedWith) return;
     this.abortedWith = { reason };
     this.controller?.abort(reason);
-    this.listener?.(reason);
+    this.listener?.aborted(reason);
   }
 
-  /** Calls `fn` on abort (at once if already aborted); the returned function removes it. */
-  onAbort(fn: (reason: unknown) => void): () => void {
-    this.listener = fn;
-    if (this.abortedWith) fn(this.abortedWith.reason);
-    return () => {
-      if (this.listener === fn) this.listener = undefined;
-    };
+  /**
+   * Tells `listener` of the abort (at once if aborted already); undefined removes it. An object
+   * with a method rather than a function: the attempt listens itself, with no closure per attempt.
+   */
+  listen(listener: AbortListener | undefined): void {
+    this.listener = listener;
+    if (listener && this.abortedWith) listener.aborted(this.abortedWith.reason);
   }
+}
+
+/** What AttemptAbort.listen tells. */
+export interface AbortListener {
+  aborted(reason: unknown): void;
 }

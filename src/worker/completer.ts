@@ -7,9 +7,13 @@ import { fallbackOf } from "./outcome";
 /** What to do with a completion the database refused for its content, written alone. */
 type Refused = (w: Waiting, err: unknown, statement: string | undefined) => Promise<void>;
 
-interface Waiting {
-  completion: Completion;
-  resolve: (status: FinalStatus | null) => void;
+/**
+ * A completion waiting to be written, and what to tell when it is: its status, or null when it
+ * was not written. `resolve` is called once, as a method (a started attempt is its own entry).
+ */
+export interface Waiting {
+  readonly completion: Completion;
+  resolve(status: FinalStatus | null): void;
 }
 
 /** Completions waiting while a write is in flight before a second writer starts (see submit). */
@@ -55,16 +59,19 @@ export class Completer {
    * (the worker no longer held the task) or it could not be written (see the class comment).
    */
   submit(completion: Completion): Promise<FinalStatus | null> {
-    return new Promise((resolve) => {
-      this.queue.push({ completion, resolve });
-      // A second writer joins when a batch's worth waits while the first is busy: PostgreSQL then
-      // works on two completion statements at once, on two connections (drain with history +5% to
-      // +18% in three alternating pairs on 2 cores).
-      if (this.writers === 0 || (this.writers < this.dialect.completionWriters && this.queue.length >= SECOND_WRITER_AT)) {
-        this.writers++;
-        void this.flush();
-      }
-    });
+    return new Promise((resolve) => this.enqueue({ completion, resolve }));
+  }
+
+  /** As submit, telling `entry.resolve` instead of a promise (every attempt's path: no promise for it). */
+  enqueue(entry: Waiting): void {
+    this.queue.push(entry);
+    // A second writer joins when a batch's worth waits while the first is busy: PostgreSQL then
+    // works on two completion statements at once, on two connections (drain with history +5% to
+    // +18% in three alternating pairs on 2 cores).
+    if (this.writers === 0 || (this.writers < this.dialect.completionWriters && this.queue.length >= SECOND_WRITER_AT)) {
+      this.writers++;
+      void this.flush();
+    }
   }
 
   /**

@@ -116,35 +116,40 @@ export const TaskContextToken: InjectionToken<TaskContext> = Symbol.for("ormq.Ta
 /** A value, or a function that makes it when first asked (each attempt's signal and logger). */
 export type Lazy<T> = T | (() => T);
 
-interface ContextFields {
-  attempt: number;
-  signal: Lazy<AbortSignal>;
-  logger: Lazy<Logger>;
-  dataSource: DataSource;
-  workerId: string;
-  scheduledFor?: Date | null;
+/**
+ * What a context is made from. The worker's attempt object is itself these fields (see
+ * StartedAttempt): a context holds one reference, not a copy per attempt.
+ */
+export interface ContextFields {
+  /** This attempt's number (ctx.attempt). */
+  readonly attemptNumber: number;
+  readonly signal: Lazy<AbortSignal>;
+  readonly logger: Lazy<Logger>;
+  readonly dataSource: DataSource;
+  readonly workerId: string;
+  readonly scheduledFor?: Date | null;
   /** The task's id (for the progress writes). */
-  taskId?: string;
+  readonly taskId?: string;
   /**
    * Makes the attempt's progress reporter when the task first reports (see AttemptProgress): one
    * function per worker, so an attempt that reports nothing allocates nothing for it. A context
    * without it only checks the values.
    */
-  progress?: (attempt: ProgressOwner) => ProgressReporter;
-  container?: DependencyContainer;
+  readonly progress?: (attempt: ProgressOwner) => ProgressReporter;
+  readonly container?: DependencyContainer;
   /** Resolves the services the attempt does not hold itself, instead of the container (see WorkerOptions.resolver). */
-  resolver?: (token: unknown) => unknown;
+  readonly resolver?: (token: unknown) => unknown;
   /** The task (what the attempt's commit writes for). */
-  task?: TaskInstance;
+  readonly task?: TaskInstance;
   /**
    * Makes the attempt's transactional commit when run() first asks for it (see attemptCommit.ts):
    * one function per worker. Absent in a thread or task process.
    */
-  commit?: (task: TaskInstance) => AttemptWrites;
+  readonly commit?: (task: TaskInstance) => AttemptWrites;
   /** Reads a task's dependencies (see workflow/dependencies.ts): one function per worker. */
-  dependencies?: (taskId: string) => Promise<TaskInstance[]>;
+  readonly dependencies?: (taskId: string) => Promise<TaskInstance[]>;
   /** Counts a task's dependencies by how they ended: one function per worker. */
-  dependencyCounts?: (taskId: string) => Promise<DependencyCounts>;
+  readonly dependencyCounts?: (taskId: string) => Promise<DependencyCounts>;
 }
 
 /** What a progress reporter knows of its attempt. */
@@ -220,7 +225,7 @@ class AttemptContext implements TaskContext {
   madeCommit: AttemptWrites | undefined;
 
   constructor(private readonly fields: ContextFields) {
-    this.attempt = fields.attempt;
+    this.attempt = fields.attemptNumber;
     this.dataSource = fields.dataSource;
     this.workerId = fields.workerId;
     this.scheduledFor = fields.scheduledFor ?? null;

@@ -3,12 +3,12 @@ import { BaseTaskEntity, type TaskErrorRecord } from "../../entities/BaseTaskEnt
 import type { Completion } from "../dialect";
 import { CancelTask, HookTimeoutError, RetryPolicyError, SnoozeTask, TaskCancelledError, TaskTimeoutError, toError, WorkerShutdownError } from "../errors";
 import type { AttemptAbort } from "./abort";
-import { attemptCommitOf, commitChildren, type TaskContext } from "./context";
-import { attemptOf, cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded } from "./outcome";
+import { attemptCommitOf, type TaskContext } from "./context";
+import { attemptOf, cancelled, failedForGood, handedBack, hookErrorRecord, retryLater, snoozed, succeeded, type Attempt } from "./outcome";
 import { storableText } from "../storable";
 
 /** After a timeout or cancel, how long run() on the event loop may take to settle before it counts as abandoned. */
-const SETTLE_AFTER_ABORT_MS = 50;
+export const SETTLE_AFTER_ABORT_MS = 50;
 
 /** An attempt's outcome: the write that ends it, and what it means for the summary. */
 export interface AttemptResult {
@@ -18,78 +18,57 @@ export interface AttemptResult {
   abandonedRun?: Promise<unknown>;
 }
 
-/**
- * Runs one attempt and turns whatever happened into exactly one outcome:
- * start the timeout → run() → normalise (success, snooze, cancel, shutdown, failure) →
- * on failure: error() → shouldRetry() / the retry policy → retry, or failed() and give up.
- * Never throws: a throwing task or hook becomes an outcome, not a dead worker; and should building
- * the outcome itself fail, `lastResort` still gives the attempt one (see there).
+/*
+ * How one attempt's end becomes exactly one outcome. StartedAttempt (startedAttempt.ts) runs the
+ * attempt: start the timeout → run() → and then one of these:
  *
- * A timeout or a cancel request aborts the attempt and ends it at once, even when run()
- * ignores its signal; the worker's shutdown abort does not (the worker gives run() time to settle).
+ * - run() returned: `successOf` (the result kept; one that cannot be kept is a failure);
+ * - run() threw, or a timeout, a cancel or the shutdown abort ended it: `endedOf` normalises it
+ *   (success committed by ctx.transaction, shutdown, cancel, snooze, failure) → on failure: error()
+ *   → shouldRetry() / the retry policy → retry, or failed() and give up.
  *
- * Not an async function: a succeeded attempt (nearly all of them) takes one `then`, without an
- * async frame kept alive across the run; the other outcomes go through `ended`.
+ * Neither throws: a throwing task or hook becomes an outcome, not a dead worker; and should
+ * building the outcome itself fail, `lastResort` still gives the attempt one (see there).
  */
-export function executeAttempt(
+
+/** The outcome of a run() that returned `value`: its success, unless the value cannot be kept. */
+export function successOf(task: BaseTaskEntity, attempt: Attempt, value: unknown, ctx: TaskContext, hookTimeoutMs: number): AttemptResult | Promise<AttemptResult> {
+  try {
+    return { completion: succeeded(attempt, value), kind: "succeeded" };
+  } catch (thrown) {
+    // The run happened but its result cannot be kept: JSON.stringify threw (a cycle, a BigInt),
+    // or the result is over its size cap (a RangeError that says so).
+    const err =
+      thrown instanceof RangeError ? thrown : new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
+    return failure(task, err, ctx, hookTimeoutMs).catch((internal: unknown) => lastResort(task, internal, ctx));
+  }
+}
+
+/**
+ * The outcome of an attempt that ended by a throw, a timeout, a cancel or the shutdown abort.
+ * `running` is run() itself, which may still go on; `settled` says whether it has.
+ */
+export function endedOf(
   task: BaseTaskEntity,
+  thrown: unknown,
   ctx: TaskContext,
   abort: AttemptAbort,
-  options: {
-    /** Called once run() is over (settled, or abandoned): from then on the attempt has happened. */
-    onRunOver?: () => void;
-    /** Runs run(): on the event loop by default; the worker passes its thread pool for thread tasks. */
-    runTask?: (task: BaseTaskEntity, ctx: TaskContext) => unknown;
-    /** How long each hook may take (see HookTimeoutError). */
-    hookTimeoutMs: number;
-    /**
-     * After a timeout or cancel, how long run() may take to settle before it counts as abandoned.
-     * A thread or process run is ended by its pool within a known time: it waits that long.
-     */
-    settleAfterAbortMs?: number;
-  },
+  run: { running: Promise<unknown>; settled: () => boolean; onRunOver: () => void },
+  hookTimeoutMs: number,
+  settleAfterAbortMs: number,
 ): Promise<AttemptResult> {
-  const { onRunOver = () => {}, runTask = (t, c) => t.run(c), hookTimeoutMs, settleAfterAbortMs = SETTLE_AFTER_ABORT_MS } = options;
-  const cls = task.constructor as typeof BaseTaskEntity;
-  const timeoutMs = task.timeoutMs ?? cls.timeoutMs ?? null;
-  const timer = timeoutMs ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : undefined;
-  const attempt = runUntilEnded(task, ctx, abort, runTask);
-  // The attempt is over: the timer must not abort the signal the hooks may still use.
-  const over = () => {
-    clearTimeout(timer);
-    attempt.dispose();
-  };
-  // The success path takes one `then` and no other promise: a throw while building its outcome is
-  // caught right there; the other paths are async and end in lastResort on any internal error.
-  return attempt.ended.then(
-    (value) => {
-      try {
-        over();
-        onRunOver();
-        try {
-          return { completion: succeeded(attemptOf(task), value), kind: "succeeded" as const };
-        } catch (thrown) {
-          // The run happened but its result cannot be kept: JSON.stringify threw (a cycle, a
-          // BigInt), or the result is over its size cap (a RangeError that says so).
-          const err =
-            thrown instanceof RangeError
-              ? thrown
-              : new TypeError(`run() returned a value that is not JSON-serializable: ${toError(thrown).message}`, { cause: thrown });
-          return failure(task, err, ctx, hookTimeoutMs).catch((internal: unknown) => lastResort(task, internal, ctx));
-        }
-      } catch (internal) {
-        return lastResort(task, internal, ctx);
-      }
-    },
-    (thrown: unknown) => {
-      try {
-        over();
-        return ended(task, thrown, ctx, abort, attempt, onRunOver, hookTimeoutMs, settleAfterAbortMs).catch((internal: unknown) => lastResort(task, internal, ctx));
-      } catch (internal) {
-        return lastResort(task, internal, ctx);
-      }
-    },
-  );
+  return ended(task, thrown, ctx, abort, run, hookTimeoutMs, settleAfterAbortMs).catch((internal: unknown) => lastResort(task, internal, ctx));
+}
+
+/** Starts run(): its promise, rejected when run() throws before its first await. */
+export function startRun(task: BaseTaskEntity, ctx: TaskContext, runTask: ((task: BaseTaskEntity, ctx: TaskContext) => unknown) | undefined): Promise<unknown> {
+  try {
+    return Promise.resolve(runTask ? runTask(task, ctx) : task.run(ctx));
+  } catch (thrown) {
+    // Rejections carry what run() threw, an Error or not: toError() makes it one later, keeping it as cause.
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+    return Promise.reject(thrown);
+  }
 }
 
 /**
@@ -123,8 +102,7 @@ async function ended(
   thrown: unknown,
   ctx: TaskContext,
   abort: AttemptAbort,
-  attempt: { running: Promise<unknown>; settled: () => boolean },
-  onRunOver: () => void,
+  attempt: { running: Promise<unknown>; settled: () => boolean; onRunOver: () => void },
   hookTimeoutMs: number,
   settleAfterAbortMs: number,
 ): Promise<AttemptResult> {
@@ -133,7 +111,7 @@ async function ended(
   // before calling it abandoned.
   if (!attempt.settled()) await Promise.race([running.catch(() => undefined), sleep(settleAfterAbortMs)]);
   const abandonedRun = attempt.settled() ? undefined : running.catch(() => undefined);
-  onRunOver();
+  attempt.onRunOver();
   const result = await afterThrow(task, toError(thrown), ctx, abort, hookTimeoutMs);
   // A hook that hung and a run() that ignored its abort both still hold what they hold.
   const stillRunning = [abandonedRun, result.abandonedRun].filter((p): p is Promise<unknown> => p !== undefined);
@@ -233,66 +211,4 @@ function describeValue(value: unknown): string {
 /** Hooks that missed their deadline and still run: the worker counts them with abandoned runs. */
 function hungHooks(hung: Promise<unknown>[]): Promise<unknown> | undefined {
   return hung.length === 0 ? undefined : Promise.allSettled(hung);
-}
-
-/**
- * Starts run() and returns `ended`: it settles as run() does, or rejects at once when the attempt
- * aborts for a timeout or a cancel (not for shutdown, which gives run() its grace period).
- * `running` is run() itself, which may go on after that. One promise per attempt where a race of
- * two would allocate several: this is every attempt's path.
- */
-function runUntilEnded(
-  task: BaseTaskEntity,
-  ctx: TaskContext,
-  abort: AttemptAbort,
-  runTask: (task: BaseTaskEntity, ctx: TaskContext) => unknown,
-): { running: Promise<unknown>; ended: Promise<unknown>; settled: () => boolean; dispose: () => void } {
-  // Rejections carry what run() threw, an Error or not: toError() makes it one later, keeping it as cause.
-  /* eslint-disable @typescript-eslint/prefer-promise-reject-errors */
-  let running: Promise<unknown>;
-  try {
-    running = Promise.resolve(runTask(task, ctx));
-  } catch (thrown) {
-    running = Promise.reject(thrown); // a run() that throws before its first await
-  }
-  let settled = false;
-  let endedByAbort = false;
-  let dispose = () => {};
-  const ended = new Promise<unknown>((resolve, reject) => {
-    running.then(
-      (value) => {
-        // Children given to ctx.enqueue commit with the success, still within the attempt: a
-        // failure to commit them is the attempt's failure.
-        // Not once a timeout or a cancel has ended the attempt: its outcome is that.
-        const committing = endedByAbort ? undefined : commitChildren(ctx, value);
-        if (committing) {
-          committing.then(
-            () => {
-              settled = true;
-              resolve(value);
-            },
-            (err) => {
-              settled = true;
-              reject(err);
-            },
-          );
-          return;
-        }
-        settled = true;
-        resolve(value);
-      },
-      (err) => {
-        settled = true;
-        reject(err);
-      },
-    );
-    dispose = abort.onAbort((reason) => {
-      if (reason instanceof TaskTimeoutError || reason instanceof TaskCancelledError) {
-        endedByAbort = true;
-        reject(reason);
-      }
-    });
-  });
-  /* eslint-enable @typescript-eslint/prefer-promise-reject-errors */
-  return { running, ended, settled: () => settled, dispose };
 }

@@ -1,5 +1,5 @@
 import type { BaseTaskEntity } from "../../entities/BaseTaskEntity";
-import { outsideTransactions, type Renewal, type TaskRow } from "../dialect";
+import type { Renewal, TaskRow } from "../dialect";
 import { TaskCancelledError, toError, type WorkerNeedsRestartError } from "../errors";
 import { isLevelEnabled, type Logger } from "../logger";
 import type { TaskType } from "../registry";
@@ -9,22 +9,19 @@ import { AttemptAbort } from "./abort";
 import { AbandonedRuns } from "./abandonedRuns";
 import type { Completer } from "./completer";
 import { AttemptCommit } from "./attemptCommit";
-import { attemptCommitOf, createTaskContext, flushProgress, scheduledForOf, type ProgressOwner, type TaskInstance } from "./context";
+import { attemptCommitOf, type ProgressOwner, type TaskContext, type TaskInstance } from "./context";
 import { AttemptProgress } from "./progress";
 import { writeProgress } from "../dialect/taskWrites";
 import { dependenciesOf, dependencyCounts } from "../dialect/dependencyStatements";
-import { executeAttempt } from "./executor";
 import type { WakeKind } from "./doze";
-import { hydrate } from "./hydrate";
+import { fullClaimedRow, hydrateClaimed, type ClaimedBy } from "./hydrate";
 import type { ResolvedOptions } from "./options";
-import { attemptOf, failedForGood, handedBack } from "./outcome";
+import { failedForGood, handedBack } from "./outcome";
 import { outcomeWritten, type RunningTask } from "./running";
 import { ProcessPool } from "./taskProcesses/pool";
 import { REMOTE_SETTLE_AFTER_ABORT_MS } from "./remote/messages";
+import { StartedAttempt, type AttemptHost } from "./startedAttempt";
 import { ThreadPool } from "./threads/pool";
-
-/** An attempt's `done` until its promise is made just below: one shared, not one per attempt. */
-const NOT_STARTED: Promise<void> = Promise.resolve();
 
 /** What a worker did: attempts finished, and how they ended. */
 export interface ProcessSummary {
@@ -56,14 +53,6 @@ export interface ProcessSummary {
  */
 const CONFIRMED_AT = Symbol("confirmedAt");
 
-/** Each outcome's own event, named once rather than built per finished task. */
-const OUTCOME_EVENTS = {
-  succeeded: "task:succeeded",
-  failed: "task:failed",
-  retried: "task:retried",
-  snoozed: "task:snoozed",
-  cancelled: "task:cancelled",
-} as const;
 type Confirmed = TaskRow & { [CONFIRMED_AT]?: number };
 
 /** What the tasks a worker holds work with. */
@@ -121,13 +110,14 @@ export class HeldTasks {
   /** Runs `static executor = "process"` tasks; created when the first one starts. */
   private processPool: ProcessPool | undefined;
 
+  /** What the attempts this worker starts need of it: made once, shared by every attempt. */
+  private readonly host: AttemptHost;
+  private readonly claimedBy: ClaimedBy;
+
   constructor(private readonly deps: HeldTasksDeps) {
     this.abandoned = new AbandonedRuns(deps.options.maxAbandonedRuns, deps.logger, deps.onAbandonLimit);
-  }
-
-  /** Finished attempts are logged at debug: skipped (with their per-task logger) when it is off. */
-  private get debugEnabled(): boolean {
-    return isLevelEnabled(this.deps.logger, "debug");
+    this.host = this.makeHost();
+    this.claimedBy = { workerId: deps.workerId, leaseMs: deps.options.leaseMs };
   }
 
   /** Outcomes started but not yet written: run() over, the completer busy with them. */
@@ -252,8 +242,7 @@ export class HeldTasks {
   }
 
   private start(row: TaskRow): void {
-    const { typeByKey, completer, options } = this.deps;
-    const { dataSource } = options;
+    const { typeByKey, options } = this.deps;
     this.deps.prepareDataSource(); // in case it was busy in a transaction when the worker started
     let task: BaseTaskEntity;
     let type: TaskType | undefined;
@@ -261,7 +250,7 @@ export class HeldTasks {
       type = typeByKey.get(String(row.type));
       // The claim filters by type, so this is a bug, but it must not strand the row.
       if (!type) throw new Error(`claimed a task of type ${String(row.type)} that this worker does not run`);
-      task = hydrate(type.metadata, dataSource.driver, row);
+      task = hydrateClaimed(type.metadata, options.dataSource.driver, row, this.claimedBy);
     } catch (err) {
       // A row that cannot be loaded (bad JSON, a transformer that throws) fails for good, alone;
       // the rest of the batch runs.
@@ -269,102 +258,52 @@ export class HeldTasks {
       return;
     }
     this.lastTaskId = task.id;
-    const abort = new AttemptAbort();
-    // Made on first use: most attempts log nothing.
-    let taskLogger: Logger | undefined;
-    const logger = () => (taskLogger ??= this.deps.logger.child({ taskId: task.id, type: type.key, queue: task.queue, attempt: task.attempts }));
-    const ctx = createTaskContext({
-      attempt: task.attempts,
-      taskId: task.id,
-      progress: this.progressReporter,
-      signal: () => abort.signal,
-      logger,
-      dataSource,
-      workerId: this.deps.workerId,
-      scheduledFor: scheduledForOf(task),
-      container: options.container,
-      resolver: options.resolver,
-      task,
-      commit: this.attemptCommit,
-      dependencies: this.readDependencies,
-      dependencyCounts: this.countDependencies,
-    });
-    const cls = type.cls;
+    const { executor } = type.cls;
+    const remote = executor === "thread" || executor === "process";
     const { events, middleware } = this.deps;
-    const executorRun =
-      cls.executor === "thread"
-        ? (t: BaseTaskEntity) => this.threads().run(t, row, ctx)
-        : cls.executor === "process"
-          ? (t: BaseTaskEntity) => this.processes().run(t, row, ctx)
-          : undefined;
+    const executorRun = remote ? (t: BaseTaskEntity, c: TaskContext) => (executor === "thread" ? this.threads() : this.processes()).run(t, fullClaimedRow(row, t), c) : undefined;
     // Without run middleware (nearly always), run() is called directly: no chain per attempt.
     const runTask = middleware.hasRun
-      ? (t: BaseTaskEntity, c: typeof ctx) => middleware.run(t, c, () => (executorRun ? executorRun(t) : t.run(c)))
+      ? (t: BaseTaskEntity, c: TaskContext) => middleware.run(t, c, () => (executorRun ? executorRun(t, c) : t.run(c)))
       : executorRun;
-    const entry: RunningTask = { attempt: attemptOf(task), abort, finished: false, runOver: false, abandoned: false, slotFreed: false, done: NOT_STARTED, ctx };
-    /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
-    let requeued = false;
+    // A thread or process run that ignores its abort is ended by its pool: not abandoned.
+    const attempt = new StartedAttempt(this.host, task, type, runTask, remote ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined);
     if (events.listening("task:started")) events.emit("task:started", { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts });
-    // Held before the attempt begins: its finally (below) may run before the first await.
+    // Held before the attempt begins: it may end before begin() returns.
     this.busySlots++;
-    this.running.add(entry);
-    // One promise per attempt: the catch and finally are inside it, not two more links of a chain.
-    entry.done = (async () => {
-      try {
-        const startedAt = performance.now();
-        // A task never inherits a transaction owner's context from whoever started the worker.
-        const { completion, kind, abandonedRun } = await outsideTransactions(() =>
-          executeAttempt(task, ctx, abort, {
-            onRunOver: () => (entry.runOver = true),
-            runTask,
-            hookTimeoutMs: options.hookTimeoutMs,
-            // A thread or process run that ignores its abort is ended by its pool: not abandoned.
-            settleAfterAbortMs: executorRun ? REMOTE_SETTLE_AFTER_ABORT_MS : undefined,
-          }),
-        );
-        if (abandonedRun) this.abandoned.track(abandonedRun, logger());
-        // The last progress reported is written before the outcome, while the attempt still holds the task.
-        const flushing = flushProgress(ctx);
-        if (flushing) await flushing;
-        if (entry.abandoned) return;
-        this.deps.onRunTime?.(performance.now() - startedAt);
-        entry.finished = true;
-        this.freeSlot(entry); // the outcome is written in a group meanwhile; the task stays held
-        // ctx.transaction (or run()'s children) committed the success already: nothing to write.
-        const commit = attemptCommitOf(ctx);
-        if (commit?.committed && kind === "succeeded" && completion.result !== null && completion.result !== JSON.stringify(commit.result ?? null)) {
-          logger().warn({}, "run() returned a value after ctx.transaction committed; the task's result is what the transaction returned");
-        }
-        const status = commit?.committed ? "succeeded" : await completer.submit(completion);
-        requeued = status === "pending";
-        const durationMs = Math.round(performance.now() - startedAt);
-        if (status === null) {
-          logger().warn({ durationMs, outcome: kind }, "the task's lease was lost before its outcome was written; outcome dropped");
-          return;
-        }
-        if (status !== "pending") this.deps.onFinished?.(task.id, status);
-        if (this.debugEnabled) logger().debug({ durationMs, outcome: kind, status }, "task attempt finished");
-        if (kind === "handedBack" && status === "pending") return;
-        this.summary.processed++;
-        // A cancel request made while it ran wins over a retry, a snooze or a hand-back; a success
-        // the database refused to store was written as a failure (see Completer).
-        const outcome = status === "cancelled" ? "cancelled" : kind === "handedBack" ? null : kind === "succeeded" && status === "failed" ? "failed" : kind;
-        if (outcome === null) return;
-        this.summary[outcome]++;
-        const outcomeEvent = OUTCOME_EVENTS[outcome];
-        if (events.listening("task:finished") || events.listening(outcomeEvent)) {
-          const event = { taskId: task.id, type: type.key, queue: task.queue, workerId: this.deps.workerId, attempt: task.attempts, outcome, durationMs };
-          events.emit("task:finished", event);
-          events.emit(outcomeEvent, event);
-        }
-      } catch (err) {
-        logger().error({ err }, "internal error while finishing a task");
-      } finally {
-        this.freeSlot(entry);
-        this.running.delete(entry);
+    this.running.add(attempt);
+    attempt.begin();
+  }
+
+  /** What the attempts this worker starts need of it: made once, shared by every attempt. */
+  private makeHost(): AttemptHost {
+    return {
+      logger: this.deps.logger,
+      workerId: this.deps.workerId,
+      dataSource: this.deps.options.dataSource,
+      hookTimeoutMs: this.deps.options.hookTimeoutMs,
+      container: this.deps.options.container,
+      resolver: this.deps.options.resolver,
+      events: this.deps.events,
+      completer: this.deps.completer,
+      debugEnabled: () => isLevelEnabled(this.deps.logger, "debug"),
+      freeSlot: (attempt) => this.freeSlot(attempt),
+      ended: (attempt, requeued) => {
+        this.running.delete(attempt);
         this.deps.wake(requeued ? "work" : "room");
-      }
-    })();
+      },
+      count: (outcome) => {
+        this.summary.processed++;
+        if (outcome !== null) this.summary[outcome]++;
+      },
+      ranFor: (ms) => this.deps.onRunTime?.(ms),
+      finished: (taskId, status) => this.deps.onFinished?.(taskId, status),
+      abandonedRun: (run, logger) => this.abandoned.track(run, logger),
+      progress: (owner) => this.progressReporter(owner),
+      commit: (task) => this.attemptCommit(task),
+      dependencies: (taskId) => this.readDependencies(taskId),
+      dependencyCounts: (taskId) => this.countDependencies(taskId),
+    };
   }
 
   /** A task's dependencies, for ctx.dependencies(), and their counts, for ctx.dependencyCounts(). */

@@ -165,14 +165,17 @@ function guardRunner(runner: QueryRunner): boolean {
  * Runs `fn` outside any transaction owner's context: a task's run() starts here, so it never
  * inherits the context of whoever started the worker.
  */
-export function outsideTransactions<T>(fn: () => T): T {
+export function outsideTransactions<T>(fn: () => T): T;
+/** As above, calling `fn(arg)`: a module-level function and its argument, no closure per call. */
+export function outsideTransactions<A, T>(fn: (arg: A) => T, arg: A): T;
+export function outsideTransactions<A, T>(fn: (arg?: A) => T, arg?: A): T {
   // Only a guarded connection reads the context. Without one (PostgreSQL) there is nothing to
   // leave, and the first AsyncLocalStorage.run() would turn on promise hooks for the whole
   // process: every promise of every task would pay for them.
-  if (!anyGuarded) return fn();
+  if (!anyGuarded) return fn(arg);
   // A fresh store each time: run() with the store already current skips restoring it afterwards,
   // and an enterWith() inside would then leak into the caller's context.
-  return context.run({ outside: true }, fn);
+  return context.run({ outside: true }, fn, arg);
 }
 
 /** The last transaction queued per file (see inFileTurn). */

@@ -48,7 +48,7 @@ export class RemoteRuntime {
       }
       const task = hydrate(type.metadata, dataSource.driver, message.row);
       const ctx = createTaskContext({
-        attempt: message.attempt,
+        attemptNumber: message.attempt,
         taskId: task.id,
         dependencies: (id) => dependenciesOf(dataSource.manager, id),
         dependencyCounts: (id) => dependencyCounts(dataSource.manager, id),
