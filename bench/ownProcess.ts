@@ -59,14 +59,15 @@ function machineTicks(): { busy: number; total: number } | null {
 }
 
 /**
- * Waits until the machine is quiet (under 10% busy over half a second; at most 30 s) before a
+ * Waits until the machine is quiet (under 10% busy over half a second; at most 30 s, or
+ * ORMQ_BENCH_QUIET_MS: the smoke test, run beside the other suites, sets 0) before a
  * drain starts. Without it a drain could start while a database server still wrote back what the
  * scenario before had written (the head-to-head follows the MariaDB scenarios): in the run of
  * 2026-12-08 02:17Z every side's three rounds rose from first to last (ormq at its defaults 22,957,
  * 26,444, 28,127), and with eight sides in a round, the side that came first paid most. A user's
  * drain does not start amid another benchmark's background writes.
  */
-async function untilQuiet(maxMs = 30_000): Promise<void> {
+async function untilQuiet(maxMs = Number(process.env.ORMQ_BENCH_QUIET_MS ?? 30_000)): Promise<void> {
   const started = performance.now();
   let before = machineTicks();
   while (before && performance.now() - started < maxMs) {

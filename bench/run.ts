@@ -8,7 +8,8 @@
  * with a table, and a full run (or ORMQ_BENCH_RESULTS=path) writes bench/RESULTS.md.
  * Environment: ORMQ_BENCH_TASKS (default 20000: drain size; the backlog scenario also runs ten
  * times that), ORMQ_BENCH_SAMPLES (latency and scheduled samples, default 500 / 200),
- * ORMQ_BENCH_ROUNDS (alternating rounds of the head-to-head, default 3),
+ * ORMQ_BENCH_ROUNDS (alternating rounds of the head-to-head, default 3), ORMQ_BENCH_QUIET_MS (how
+ * long each head-to-head drain may wait for a quiet machine, default 30,000; 0: no wait),
  * ORMQ_BENCH_HUGE=1 (backlog of 1,000,000 too), ORMQ_BENCH_PG_URL (a server to use instead of an
  * embedded one started here), ORMQ_BENCH_MARIADB_URL (the same for MariaDB; else one is started
  * here when mariadb-server is installed, and MariaDB is left out when it is not).
