@@ -77,7 +77,7 @@ export function startRun(task: BaseTaskEntity, ctx: TaskContext, runTask: ((task
  * as its error. Without this the task would sit `running` until its lease expired, its real error
  * lost. Only the simplest constructors are used, and they cannot throw on any error.
  */
-function lastResort(task: BaseTaskEntity, internal: unknown, ctx: TaskContext): AttemptResult {
+export function lastResort(task: BaseTaskEntity, internal: unknown, ctx: TaskContext): AttemptResult {
   const err = toError(internal);
   try {
     ctx.logger.error({ err }, "internal error while building a task's outcome; the attempt counts as failed");

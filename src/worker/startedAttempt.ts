@@ -22,7 +22,7 @@ import {
   type TaskContext,
   type TaskInstance,
 } from "./context";
-import { endedOf, SETTLE_AFTER_ABORT_MS, startRun, successOf, type AttemptResult } from "./executor";
+import { endedOf, lastResort, SETTLE_AFTER_ABORT_MS, startRun, successOf, type AttemptResult } from "./executor";
 import { attemptOf, type Attempt } from "./outcome";
 import type { RunningTask } from "./running";
 
@@ -95,7 +95,10 @@ export class StartedAttempt implements RunningTask, ContextFields, Waiting, Abor
   slotFreed = false;
   readonly ctx: TaskContext;
   readonly scheduledFor: Date | null;
-  /** The outcome's write, once run() is over (the completer reads it: this is its entry). */
+  /**
+   * The outcome's write, once run() is over (the completer reads it: this is its entry). Set
+   * before the completer sees it; given a value here so that every attempt has one shape in V8.
+   */
   completion: Completion = undefined as unknown as Completion;
   private kind: AttemptResult["kind"] = "succeeded";
   private startedAt = 0;
@@ -108,7 +111,9 @@ export class StartedAttempt implements RunningTask, ContextFields, Waiting, Abor
   private decided = false;
   /** The completer answered (resolve is called once; a second call is ignored). */
   private answered = false;
+  /** The outcome put the task back in the queue (a retry, a snooze, a hand-back): it may be ready. */
   private requeued = false;
+  /** No longer held (see end). */
   private over = false;
   private whenDone: Promise<void> | undefined;
   private resolveDone: (() => void) | undefined;
@@ -224,27 +229,32 @@ export class StartedAttempt implements RunningTask, ContextFields, Waiting, Abor
   /** The plain success: nearly every attempt, with no promise of its own. */
   private succeed(value: unknown): void {
     this.decided = true;
+    let result: AttemptResult | Promise<AttemptResult>;
     try {
       this.stopTimer();
       this.runOver = true;
-      const result = successOf(this.task, this.attempt, value, this.ctx, this.host.hookTimeoutMs);
-      if (result instanceof Promise) void result.then((r) => this.outcome(r));
-      else this.outcome(result);
-    } catch (err) {
-      this.internalError(err);
+      result = successOf(this.task, this.attempt, value, this.ctx, this.host.hookTimeoutMs);
+    } catch (internal) {
+      // Building the outcome failed: the attempt still ends with one (see lastResort).
+      result = lastResort(this.task, internal, this.ctx);
     }
+    if (result instanceof Promise) void result.then((r) => this.outcome(r));
+    else this.outcome(result);
   }
 
   /** Ended by a throw, a timeout or a cancel (the shutdown abort waits for run() to settle). */
   private decide(thrown: unknown): void {
     this.decided = true;
+    let result: Promise<AttemptResult> | AttemptResult;
     try {
       this.stopTimer();
       const run = { running: this.running!, settled: () => this.runSettled, onRunOver: () => (this.runOver = true) };
-      void endedOf(this.task, thrown, this.ctx, this.abort, run, this.host.hookTimeoutMs, this.settleAfterAbortMs).then((r) => this.outcome(r));
-    } catch (err) {
-      this.internalError(err);
+      result = endedOf(this.task, thrown, this.ctx, this.abort, run, this.host.hookTimeoutMs, this.settleAfterAbortMs);
+    } catch (internal) {
+      result = lastResort(this.task, internal, this.ctx);
     }
+    if (result instanceof Promise) void result.then((r) => this.outcome(r));
+    else this.outcome(result);
   }
 
   /** The attempt is over: the timer must not abort the signal the hooks may still use. */
