@@ -205,8 +205,14 @@ export class StartedAttempt implements RunningTask, ContextFields, Waiting, Abor
 
   /** run() returned: its children (ctx.enqueue) commit with the success, a failure there is run()'s. */
   private returned(value: unknown): void {
-    // Not once a timeout or a cancel has ended the attempt: its outcome is that.
-    const committing = this.decided ? undefined : commitChildren(this.ctx, value);
+    let committing: Promise<unknown> | undefined;
+    try {
+      // Not once a timeout or a cancel has ended the attempt: its outcome is that.
+      committing = this.decided ? undefined : commitChildren(this.ctx, value);
+    } catch (err) {
+      // Nothing here may throw into run()'s `then`: its rejection would be unhandled.
+      return this.threw(err);
+    }
     if (!committing) {
       this.runSettled = true;
       if (!this.decided) this.succeed(value);
