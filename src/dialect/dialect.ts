@@ -35,6 +35,10 @@ export interface ClaimRequest {
    * column when absent. A worker asks for its types' columns only, not the ones it never reads
    * (progress, the unique window, other classes' columns): measured, `t.*` of a 24-column row
    * cost a default PostgreSQL drain 11 µs of worker CPU per task and a tenth of its rate.
+   * Every dialect's claim must write `locked_by` (its worker id), `started_at` and `updated_at`
+   * (the database's now) and `locked_until` (that now plus `leaseMs`) alike, on every row: the
+   * worker does not read those three back but sets them (hydrateClaimed; the conformance suite
+   * checks it).
    */
   columns?: readonly string[];
 }

@@ -114,6 +114,18 @@ describe.each(WITH_MARIADB)("the dialect contract on %s", (dialect) => {
       expect(started).toEqual([task]);
     });
 
+    it("writes on every claimed row its worker, its now as started_at and updated_at, and that now plus the lease as locked_until (the worker sets these without reading them back)", async () => {
+      await ds.getRepository(ConfA).save(Array.from({ length: 3 }, () => ConfA.create({})));
+      const claimed = await claimAll(worker);
+      expect(claimed.length).toBe(3);
+      const stored = (await ds.query(`SELECT locked_by, started_at, updated_at, locked_until FROM ormq_tasks ORDER BY id`)) as Record<string, unknown>[];
+      for (const row of stored) {
+        expect(row.locked_by).toBe("worker-1");
+        expect(Number(row.updated_at)).toBe(Number(row.started_at));
+        expect(Number(row.locked_until)).toBe(Number(row.started_at) + LEASE);
+      }
+    });
+
     it("never hands one task to two workers", async () => {
       await ds.getRepository(ConfA).save(Array.from({ length: 50 }, () => ConfA.create({})));
       const [mine, theirs] = await Promise.all([claimAll(worker, 30), claimAll(other, 30)]);
