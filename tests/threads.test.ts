@@ -69,7 +69,13 @@ describe.each(WITH_MARIADB)("%s: thread tasks", (dialect) => {
     const logged = exited.stderr.split("\n").find((l) => l.includes("logged in a thread"));
     expect(JSON.parse(logged!)).toMatchObject({ taskId: resolver.id, type: "thread_job", attempt: 1, mode: "resolve" });
     expect(await reload<ThreadJob>(ds, resolver)).toMatchObject({
-      result: { greeting: "hello from the bootstrap container", attempt: 1, refused: ["AttemptCommitError", "AttemptCommitError"] },
+      result: {
+        greeting: "hello from the bootstrap container",
+        attempt: 1,
+        refused: ["AttemptCommitError", "AttemptCommitError"],
+        // The task in the thread holds its claim's state too (its row carries what the claim did not read back; lease 3 s).
+        held: { lockedBy: expect.stringMatching(/./) as unknown, updatedIsStart: true, leaseMs: 3000 },
+      },
       // Its progress came back too, and was written before its outcome.
       progress: 0.5,
       progressMessage: "reported from a thread",
